@@ -1,0 +1,37 @@
+/*
+ * filters - the table of compiled-in checks, in the order they run.
+ * A new check is one struct filter_ops in its own file and one line here.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "filters/filter.h"
+
+extern const struct filter_ops filter_helo;
+extern const struct filter_ops filter_batv;
+
+const struct filter_ops *const filter_table[] = {
+	&filter_helo,
+	&filter_batv,
+};
+const size_t filter_table_len = sizeof filter_table / sizeof filter_table[0];
+
+int filters_init(const struct config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < filter_table_len; i++) {
+		char why[512] = "";
+		if (filter_table[i]->init && filter_table[i]->init(cfg, why, sizeof why) < 0) {
+			snprintf(err, errlen, "%s: %s", filter_table[i]->name, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+const char *filter_stage_name(enum filter_stage stage)
+{
+	static const char *const names[FILTER_STAGE_COUNT] = {
+		"connect", "helo", "mail", "rcpt", "data", "eoh", "eod",
+	};
+	return (unsigned)stage < FILTER_STAGE_COUNT ? names[stage] : "?";
+}

@@ -1,0 +1,8 @@
+# filters/ - the checks, each behind struct filter_ops (filters/filter.h).
+noinst_LIBRARIES += libfilters.a
+libfilters_a_SOURCES = \
+	filters/filter.h filters/filters.c \
+	filters/helo.c \
+	filters/batv_tag.c filters/batv_tag.h \
+	filters/batv.c filters/batv.h
+EXTRA_DIST += filters/README.md

@@ -1,0 +1,765 @@
+/*
+ * backend - the SMTP client towards the backend MTA (see backend.h).
+ *
+ * Dialogue states follow nginx's mail proxy: each state knows which reply
+ * it waits for. Every wait has a timer ([backend] connect_timeout,
+ * command_timeout, data_timeout); every failure ends the connection and is
+ * reported once to the waiting callback. The struct is freed when both its
+ * handles are closed; the session's handle count covers them too, so the
+ * session outlives its backend's callbacks.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/backend.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "proxy/session.h"
+#include "smtp/smtp_line.h"
+
+#define BACKEND_IN_MAX 8192
+
+enum be_state {
+	BE_CONNECTING,
+	BE_GREETING,
+	BE_EHLO,
+	BE_XCLIENT,
+	BE_EHLO_AGAIN,
+	BE_READY,       /* idle, transaction commands may be sent */
+	BE_COMMAND,     /* a command's reply is awaited */
+	BE_QUIT,
+	BE_DEAD,
+};
+
+struct backend {
+	struct session *s;
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_connect_t creq;
+	uv_getaddrinfo_t gai;
+	int handles;
+	enum be_state state;
+	bool dead;
+	bool xclient_done;
+	bool via_xclient;
+	struct backend_caps caps;
+	struct buf in;
+	struct smtp_line_reader lr;
+	struct smtp_reply reply;
+	backend_cb cb;
+	uint64_t timeout;       /* of the current wait */
+	char host[256];
+	unsigned port;
+};
+
+struct be_write {
+	uv_write_t req;
+	struct backend *be;
+	char *data;
+};
+
+struct backend_caps backend_last_caps;
+bool backend_last_caps_known;
+
+static void be_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
+static void be_fail(struct backend *be, int err);
+
+const char *backend_err_text(int err)
+{
+	switch (err) {
+	case BACKEND_ECONNECT: return "unreachable";
+	case BACKEND_ETIMEOUT: return "timed out";
+	case BACKEND_ELOST: return "closed the connection";
+	case BACKEND_EPROTO: return "protocol error";
+	case BACKEND_EGREET: return "refused the connection";
+	case BACKEND_ETLS: return "TLS failure";
+	default: return "error";
+	}
+}
+
+static void be_handle_closed(uv_handle_t *h)
+{
+	struct backend *be = h->data;
+	struct session *s = be->s;
+	if (--be->handles == 0) {
+		buf_free(&be->in);
+		free(be);
+	}
+	session_release(s);
+}
+
+/* be_close - end the connection; callbacks are not called any more. */
+static void be_close(struct backend *be)
+{
+	if (be->dead)
+		return;
+	be->dead = true;
+	be->state = BE_DEAD;
+	be->cb = NULL;
+	if (be->s->be == be)
+		be->s->be = NULL;
+	uv_timer_stop(&be->timer);
+	uv_close((uv_handle_t *)&be->timer, be_handle_closed);
+	uv_close((uv_handle_t *)&be->tcp, be_handle_closed);
+}
+
+static void be_fail(struct backend *be, int err)
+{
+	backend_cb cb = be->cb;
+	struct session *s = be->s;
+	be_close(be);
+	if (cb)
+		cb(s, NULL, err);
+}
+
+static void be_on_timer(uv_timer_t *t)
+{
+	struct backend *be = t->data;
+	log_warn("%s: backend %s:%u timed out (state %d)", be->s->sid, be->host, be->port, be->state);
+	be_fail(be, BACKEND_ETIMEOUT);
+}
+
+static void be_wait(struct backend *be, uint64_t ms)
+{
+	uv_timer_start(&be->timer, be_on_timer, ms, 0);
+}
+
+static void be_on_write(uv_write_t *req, int status)
+{
+	struct be_write *w = (struct be_write *)req;
+	struct backend *be = w->be;
+	free(w->data);
+	free(w);
+	if (be->dead)
+		return;
+	if (status < 0) {
+		log_warn("%s: write to backend failed: %s", be->s->sid, uv_strerror(status));
+		be_fail(be, BACKEND_ELOST);
+		return;
+	}
+	/* the session may be waiting for the backend to take more content */
+	if (be->s->wait == WAIT_DRAIN &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&be->tcp) <= be->s->cfg->limits.data_buffer / 2)
+		session_resume(be->s);
+}
+
+/* be_write - queue data (ownership taken). */
+static int be_write(struct backend *be, char *data, size_t len)
+{
+	struct be_write *w;
+	uv_buf_t b;
+
+	if (be->dead) {
+		free(data);
+		return BACKEND_ELOST;
+	}
+	if ((w = malloc(sizeof *w)) == NULL) {
+		free(data);
+		return BACKEND_ELOST;
+	}
+	w->be = be;
+	w->data = data;
+	b = uv_buf_init(data, (unsigned)len);
+	if (uv_write(&w->req, (uv_stream_t *)&be->tcp, &b, 1, be_on_write) != 0) {
+		free(data);
+		free(w);
+		return BACKEND_ELOST;
+	}
+	return 0;
+}
+
+static int be_send_line(struct backend *be, const char *line)
+{
+	size_t len = strlen(line);
+	char *d = malloc(len + 2);
+	if (d == NULL)
+		return BACKEND_ELOST;
+	memcpy(d, line, len);
+	memcpy(d + len, "\r\n", 2);
+	log_debug("%s: backend <- %s", be->s->sid, line);
+	return be_write(be, d, len + 2);
+}
+
+static void caps_parse(struct backend_caps *caps, const char *text)
+{
+	const char *line = strchr(text, '\n');   /* skip the greeting line */
+	memset(caps, 0, sizeof *caps);
+	while (line) {
+		const char *kw = line + 1, *end = strchr(kw, '\n');
+		size_t len = end ? (size_t)(end - kw) : strlen(kw), wl = 0;
+		while (wl < len && kw[wl] != ' ')
+			wl++;
+#define KW(name) (wl == sizeof(name) - 1 && strncasecmp(kw, name, wl) == 0)
+		if (KW("PIPELINING")) caps->pipelining = true;
+		else if (KW("8BITMIME")) caps->eightbitmime = true;
+		else if (KW("SMTPUTF8")) caps->smtputf8 = true;
+		else if (KW("DSN")) caps->dsn = true;
+		else if (KW("XCLIENT")) caps->xclient = true;
+		else if (KW("XFORWARD")) caps->xforward = true;
+		else if (KW("STARTTLS")) caps->starttls = true;
+		else if (KW("ENHANCEDSTATUSCODES")) caps->enhancedstatuscodes = true;
+		else if (KW("SIZE")) {
+			caps->size = true;
+			caps->max_size = wl < len ? strtoull(kw + wl + 1, NULL, 10) : 0;
+		}
+#undef KW
+		line = end;
+	}
+}
+
+static void be_send_xclient(struct backend *be)
+{
+	struct session *s = be->s;
+	char helo[600], line[1100];
+
+	if (smtp_xtext_encode(s->helo, strlen(s->helo), helo, sizeof helo) < 0 || helo[0] == '\0')
+		strcpy(helo, "[UNAVAILABLE]");
+	/* XCLIENT_README: ADDR goes last, a line stays within 512 bytes */
+	for (int pass = 0; pass < 2; pass++) {
+		snprintf(line, sizeof line, "XCLIENT NAME=%s HELO=%s PROTO=%s PORT=%u ADDR=%s%s",
+		    strcmp(s->client_name, "unknown") ? s->client_name : "[UNAVAILABLE]", helo,
+		    s->esmtp ? "ESMTP" : "SMTP", s->port, strchr(s->ip, ':') ? "IPV6:" : "", s->ip);
+		if (strlen(line) <= 510)
+			break;
+		strcpy(helo, "[UNAVAILABLE]");
+	}
+	be->state = BE_XCLIENT;
+	be_wait(be, s->cfg->backend.connect_timeout);
+	if (be_send_line(be, line) != 0)
+		be_fail(be, BACKEND_ELOST);
+}
+
+static void be_send_ehlo(struct backend *be, enum be_state next)
+{
+	char line[300];
+	snprintf(line, sizeof line, "EHLO %s", be->s->cfg->backend.helo);
+	be->state = next;
+	be_wait(be, be->s->cfg->backend.connect_timeout);
+	if (be_send_line(be, line) != 0)
+		be_fail(be, BACKEND_ELOST);
+}
+
+static void be_ready(struct backend *be)
+{
+	backend_cb cb = be->cb;
+	be->state = BE_READY;
+	be->cb = NULL;
+	uv_timer_stop(&be->timer);
+	if (cb)
+		cb(be->s, NULL, 0);
+}
+
+/* be_reply - a complete reply arrived: move the dialogue on. */
+static void be_reply(struct backend *be)
+{
+	struct smtp_reply *r = &be->reply;
+	const struct config *c = be->s->cfg;
+
+	log_debug("%s: backend -> %d %s %s", be->s->sid, r->code, r->esc, r->text);
+	switch (be->state) {
+	case BE_GREETING:
+		if (r->code != 220) {
+			log_warn("%s: backend %s:%u greeted with %d %s", be->s->sid, be->host, be->port, r->code, r->text);
+			be_fail(be, BACKEND_EGREET);
+			return;
+		}
+		be_send_ehlo(be, BE_EHLO);
+		return;
+	case BE_EHLO:
+	case BE_EHLO_AGAIN:
+		if (r->code / 100 != 2) {
+			log_warn("%s: backend refused EHLO: %d %s", be->s->sid, r->code, r->text);
+			be_fail(be, BACKEND_EGREET);
+			return;
+		}
+		caps_parse(&be->caps, r->text);
+		if (be->state == BE_EHLO) {
+			backend_last_caps = be->caps;
+			backend_last_caps_known = true;
+		}
+		if (be->state == BE_EHLO && c->backend.xclient != XCLIENT_OFF) {
+			if (be->caps.xclient) {
+				be_send_xclient(be);
+				return;
+			}
+			if (c->backend.xclient == XCLIENT_ON) {
+				log_error("%s: backend %s:%u does not offer XCLIENT but [backend] xclient = on "
+				    "(allow backstop in smtpd_authorized_xclient_hosts)", be->s->sid, be->host, be->port);
+				be_fail(be, BACKEND_EGREET);
+				return;
+			}
+		}
+		be_ready(be);
+		return;
+	case BE_XCLIENT:
+		if (r->code == 220) {
+			/* XCLIENT resets the backend to the greeting: EHLO again */
+			be->via_xclient = true;
+			be_send_ehlo(be, BE_EHLO_AGAIN);
+			return;
+		}
+		if (r->code / 100 == 2) {
+			/* smtp-sink and some others answer 250 and stay as they are */
+			be->via_xclient = true;
+			be_ready(be);
+			return;
+		}
+		if (c->backend.xclient == XCLIENT_ON) {
+			log_error("%s: backend refused XCLIENT: %d %s (allow backstop in smtpd_authorized_xclient_hosts)",
+			    be->s->sid, r->code, r->text);
+			be_fail(be, BACKEND_EGREET);
+			return;
+		}
+		log_warn("%s: backend refused XCLIENT: %d %s; it will see backstop's address (allow backstop in "
+		    "smtpd_authorized_xclient_hosts, or set [backend] xclient = off)", be->s->sid, r->code, r->text);
+		be->caps.xclient = false;
+		be_ready(be);
+		return;
+	case BE_COMMAND: {
+		backend_cb cb = be->cb;
+		be->cb = NULL;
+		be->state = BE_READY;
+		uv_timer_stop(&be->timer);
+		if (r->code == 421) {
+			/* the backend is closing: this connection is finished */
+			struct session *s = be->s;
+			struct smtp_reply copy = *r;
+			be_close(be);
+			if (cb)
+				cb(s, &copy, 0);
+			return;
+		}
+		if (cb)
+			cb(be->s, r, 0);
+		return;
+	}
+	case BE_QUIT:
+		be_close(be);
+		return;
+	default:
+		/* a reply nobody asked for (e.g. an idle timeout 421) */
+		log_info("%s: backend said %d %s while idle; closing it", be->s->sid, r->code, r->text);
+		be_close(be);
+		return;
+	}
+}
+
+static void be_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct backend *be = h->data;
+	(void)suggested;
+	if (buf_reserve(&be->in, BACKEND_IN_MAX - be->in.len, BACKEND_IN_MAX) < 0 || be->in.len >= BACKEND_IN_MAX) {
+		b->base = NULL;
+		b->len = 0;
+		return;
+	}
+	b->base = be->in.data + be->in.len;
+	b->len = BACKEND_IN_MAX - be->in.len;
+}
+
+static void be_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct backend *be = st->data;
+	size_t pos = 0;
+	(void)b;
+
+	if (be->dead)
+		return;
+	if (n < 0) {
+		if (be->state == BE_QUIT) {
+			be_close(be);
+			return;
+		}
+		log_info("%s: backend %s:%u closed the connection%s%s", be->s->sid, be->host, be->port,
+		    n == UV_EOF ? "" : ": ", n == UV_EOF ? "" : uv_strerror((int)n));
+		be_fail(be, BACKEND_ELOST);
+		return;
+	}
+	be->in.len += (size_t)n;
+	while (!be->dead && pos < be->in.len) {
+		struct smtp_line line;
+		struct smtp_reply_line rl;
+		size_t used = smtp_line_next(&be->lr, be->in.data + pos, be->in.len - pos, SMTP_REPLY_LINE_MAX * 2, &line);
+		int rc;
+		if (used == 0)
+			break;
+		pos += used;
+		if ((line.flags & SMTP_LINE_PARTIAL) || smtp_reply_line_parse(line.data, line.len, &rl) < 0) {
+			char esc[120];
+			log_warn("%s: backend sent garbage: %s", be->s->sid,
+			    log_escape(line.data, line.len < 80 ? line.len : 80, esc, sizeof esc));
+			be_fail(be, BACKEND_EPROTO);
+			return;
+		}
+		rc = smtp_reply_add(&be->reply, &rl);
+		if (rc < 0) {
+			be_fail(be, BACKEND_EPROTO);
+			return;
+		}
+		if (rc == 1) {
+			be_reply(be);
+			memset(&be->reply, 0, sizeof be->reply);
+		}
+	}
+	if (!be->dead)
+		buf_consume(&be->in, pos);
+}
+
+static void be_on_connect(uv_connect_t *req, int status)
+{
+	struct backend *be = req->data;
+	if (be->dead)
+		return;
+	if (status < 0) {
+		log_warn("%s: cannot connect to backend %s:%u: %s", be->s->sid, be->host, be->port, uv_strerror(status));
+		be_fail(be, BACKEND_ECONNECT);
+		return;
+	}
+	stat_backend_connects++;
+	/* Nagle plus delayed ACKs would add ~40 ms to each small write */
+	uv_tcp_nodelay(&be->tcp, 1);
+	be->state = BE_GREETING;
+	be_wait(be, be->s->cfg->backend.connect_timeout);
+	if (uv_read_start((uv_stream_t *)&be->tcp, be_alloc, be_on_read) != 0)
+		be_fail(be, BACKEND_ECONNECT);
+}
+
+static void be_connect_addr(struct backend *be, const struct sockaddr *sa)
+{
+	be->creq.data = be;
+	if (uv_tcp_connect(&be->creq, &be->tcp, sa, be_on_connect) != 0)
+		be_fail(be, BACKEND_ECONNECT);
+}
+
+static void be_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct backend *be = req->data;
+	be->handles--;   /* the lookup held the struct */
+	if (be->dead) {
+		uv_freeaddrinfo(res);
+		if (be->handles == 0) {
+			buf_free(&be->in);
+			free(be);
+		}
+		return;
+	}
+	if (status < 0 || res == NULL) {
+		log_warn("%s: cannot resolve backend %s: %s", be->s->sid, be->host, uv_strerror(status));
+		uv_freeaddrinfo(res);
+		be_fail(be, BACKEND_ECONNECT);
+		return;
+	}
+	be_connect_addr(be, res->ai_addr);
+	uv_freeaddrinfo(res);
+}
+
+int backend_open(struct session *s, backend_cb cb)
+{
+	struct backend *be;
+	const char *addr = s->outbound ? s->cfg->outbound.relay : s->cfg->backend.address;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} sa;
+
+	if (s->be)
+		return 0;
+	if ((be = calloc(1, sizeof *be)) == NULL)
+		return -1;
+	if (hostport_split(addr, be->host, sizeof be->host, &be->port) < 0) {
+		free(be);
+		return -1;
+	}
+	be->s = s;
+	be->cb = cb;
+	be->state = BE_CONNECTING;
+	uv_tcp_init(uv_default_loop(), &be->tcp);
+	uv_timer_init(uv_default_loop(), &be->timer);
+	be->tcp.data = be->timer.data = be;
+	be->handles = 2;
+	s->open_handles += 2;
+	s->be = be;
+	s->be_rset_pending = false;
+	be_wait(be, s->cfg->backend.connect_timeout);
+	memset(&sa, 0, sizeof sa);
+	if (uv_ip4_addr(be->host, (int)be->port, &sa.in4) == 0) {
+		be_connect_addr(be, &sa.sa);
+	} else if (uv_ip6_addr(be->host, (int)be->port, &sa.in6) == 0) {
+		be_connect_addr(be, &sa.sa);
+	} else {
+		/* a host name (e.g. a container's service name): resolved on
+		 * libuv's thread pool, never on the loop */
+		struct addrinfo hints;
+		char port[8];
+		memset(&hints, 0, sizeof hints);
+		hints.ai_socktype = SOCK_STREAM;
+		snprintf(port, sizeof port, "%u", be->port);
+		be->gai.data = be;
+		be->handles++;
+		if (uv_getaddrinfo(uv_default_loop(), &be->gai, be_on_resolved, be->host, port, &hints) != 0) {
+			be->handles--;
+			be_fail(be, BACKEND_ECONNECT);
+		}
+	}
+	return 0;
+}
+
+bool backend_ready(const struct session *s)
+{
+	return s->be != NULL && !s->be->dead && s->be->state == BE_READY;
+}
+
+const struct backend_caps *backend_caps(const struct session *s)
+{
+	return s->be ? &s->be->caps : NULL;
+}
+
+bool backend_wants_xforward(const struct session *s)
+{
+	return s->be && !s->be->via_xclient && s->be->caps.xforward &&
+	    s->cfg->backend.xclient != XCLIENT_OFF;
+}
+
+void backend_command(struct session *s, const char *line, backend_cb cb)
+{
+	struct backend *be = s->be;
+	if (be == NULL || be->dead || be->state != BE_READY) {
+		cb(s, NULL, BACKEND_ELOST);
+		return;
+	}
+	be->cb = cb;
+	be->state = BE_COMMAND;
+	be_wait(be, s->cfg->backend.command_timeout);
+	if (be_send_line(be, line) != 0)
+		be_fail(be, BACKEND_ELOST);
+}
+
+int backend_data_send(struct session *s, struct buf *b)
+{
+	size_t len;
+	char *data;
+	if (s->be == NULL || s->be->dead) {
+		b->len = 0;
+		return BACKEND_ELOST;
+	}
+	if (b->len == 0)
+		return 0;
+	data = buf_steal(b, &len);
+	/* while content flows, the backend has data_timeout to take it */
+	be_wait(s->be, s->cfg->backend.data_timeout);
+	return be_write(s->be, data, len);
+}
+
+size_t backend_queued(const struct session *s)
+{
+	if (s->be == NULL || s->be->dead)
+		return 0;
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&s->be->tcp);
+}
+
+void backend_data_end(struct session *s, struct buf *b, backend_cb cb)
+{
+	struct backend *be = s->be;
+	size_t len;
+	char *data;
+
+	if (be == NULL || be->dead || buf_append(b, ".\r\n", 3, (size_t)-1) < 0) {
+		cb(s, NULL, BACKEND_ELOST);
+		return;
+	}
+	be->cb = cb;
+	be->state = BE_COMMAND;
+	/* RFC 5321 4.5.3.2.6: up to 10 minutes for the reply to the dot */
+	be_wait(be, s->cfg->backend.data_timeout);
+	data = buf_steal(b, &len);
+	if (be_write(be, data, len) != 0)
+		be_fail(be, BACKEND_ELOST);
+}
+
+void backend_abort(struct session *s)
+{
+	if (s->be) {
+		log_debug("%s: aborting the backend connection", s->sid);
+		be_close(s->be);
+	}
+}
+
+void backend_quit(struct session *s)
+{
+	struct backend *be = s->be;
+	if (be == NULL || be->dead)
+		return;
+	if (be->state != BE_READY) {
+		be_close(be);
+		return;
+	}
+	be->cb = NULL;
+	be->state = BE_QUIT;
+	s->be = NULL;   /* the session is done with it; it closes itself */
+	be_wait(be, 5000);
+	if (be_send_line(be, "QUIT") != 0)
+		be_close(be);
+}
+
+/* ---- the startup probe ---- */
+
+struct probe {
+	uv_tcp_t tcp;
+	uv_connect_t creq;
+	uv_timer_t timer;
+	struct buf in;
+	struct smtp_line_reader lr;
+	struct smtp_reply reply;
+	int step;      /* 0 greeting, 1 EHLO reply */
+	int handles;
+	char helo[256];
+};
+
+static void probe_closed(uv_handle_t *h)
+{
+	struct probe *p = h->data;
+	if (--p->handles == 0) {
+		buf_free(&p->in);
+		free(p);
+	}
+}
+
+static void probe_end(struct probe *p)
+{
+	if (uv_is_closing((uv_handle_t *)&p->tcp))
+		return;
+	uv_close((uv_handle_t *)&p->tcp, probe_closed);
+	uv_close((uv_handle_t *)&p->timer, probe_closed);
+}
+
+static void probe_timer(uv_timer_t *t)
+{
+	log_warn("backend probe: no answer in time; EHLO will not offer SMTPUTF8/DSN until a backend connection succeeds");
+	probe_end(t->data);
+}
+
+static void probe_write_done(uv_write_t *req, int status)
+{
+	(void)status;
+	free(req->data);
+	free(req);
+}
+
+static void probe_send(struct probe *p, const char *text)
+{
+	uv_write_t *w = malloc(sizeof *w);
+	char *d = strdup(text);
+	uv_buf_t b;
+	if (!w || !d) {
+		free(w);
+		free(d);
+		probe_end(p);
+		return;
+	}
+	w->data = d;
+	b = uv_buf_init(d, (unsigned)strlen(d));
+	if (uv_write(w, (uv_stream_t *)&p->tcp, &b, 1, probe_write_done) != 0) {
+		free(d);
+		free(w);
+		probe_end(p);
+	}
+}
+
+static void probe_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+	struct probe *p = h->data;
+	(void)sz;
+	if (buf_reserve(&p->in, BACKEND_IN_MAX - p->in.len, BACKEND_IN_MAX) < 0 || p->in.len >= BACKEND_IN_MAX) {
+		b->base = NULL;
+		b->len = 0;
+		return;
+	}
+	b->base = p->in.data + p->in.len;
+	b->len = BACKEND_IN_MAX - p->in.len;
+}
+
+static void probe_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct probe *p = st->data;
+	size_t pos = 0;
+	(void)b;
+	if (n < 0) {
+		probe_end(p);
+		return;
+	}
+	p->in.len += (size_t)n;
+	while (pos < p->in.len) {
+		struct smtp_line line;
+		struct smtp_reply_line rl;
+		size_t used = smtp_line_next(&p->lr, p->in.data + pos, p->in.len - pos, BACKEND_IN_MAX, &line);
+		if (used == 0)
+			break;
+		pos += used;
+		if (smtp_reply_line_parse(line.data, line.len, &rl) < 0 || smtp_reply_add(&p->reply, &rl) < 0) {
+			probe_end(p);
+			return;
+		}
+		if (!p->reply.complete)
+			continue;
+		if (p->step == 0 && p->reply.code == 220) {
+			char ehlo[300];
+			snprintf(ehlo, sizeof ehlo, "EHLO %s\r\n", p->helo);
+			probe_send(p, ehlo);
+			p->step = 1;
+		} else if (p->step == 1 && p->reply.code / 100 == 2) {
+			caps_parse(&backend_last_caps, p->reply.text);
+			backend_last_caps_known = true;
+			log_info("backend probe: EHLO answered; SMTPUTF8 %s, DSN %s, XCLIENT %s",
+			    backend_last_caps.smtputf8 ? "yes" : "no", backend_last_caps.dsn ? "yes" : "no",
+			    backend_last_caps.xclient ? "yes" : "no");
+			probe_send(p, "QUIT\r\n");
+			p->step = 2;
+		} else if (p->step != 2) {
+			probe_end(p);
+			return;
+		}
+		memset(&p->reply, 0, sizeof p->reply);
+	}
+	buf_consume(&p->in, pos);
+}
+
+static void probe_connected(uv_connect_t *req, int status)
+{
+	struct probe *p = req->data;
+	if (status < 0) {
+		log_warn("backend probe: cannot connect: %s (mail will get 4xx until the backend is up)",
+		    uv_strerror(status));
+		probe_end(p);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&p->tcp, probe_alloc, probe_read);
+}
+
+void backend_probe(const struct config *cfg)
+{
+	struct probe *p;
+	char host[256];
+	unsigned port;
+	struct sockaddr_storage ss;
+
+	if (hostport_split(cfg->backend.address, host, sizeof host, &port) < 0)
+		return;
+	memset(&ss, 0, sizeof ss);
+	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss) != 0 &&
+	    uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss) != 0)
+		return;   /* names are learnt at the first real connection */
+	if ((p = calloc(1, sizeof *p)) == NULL)
+		return;
+	snprintf(p->helo, sizeof p->helo, "%s", cfg->backend.helo);
+	uv_tcp_init(uv_default_loop(), &p->tcp);
+	uv_timer_init(uv_default_loop(), &p->timer);
+	p->tcp.data = p->timer.data = p->creq.data = p;
+	p->handles = 2;
+	uv_timer_start(&p->timer, probe_timer, cfg->backend.connect_timeout, 0);
+	if (uv_tcp_connect(&p->creq, &p->tcp, (struct sockaddr *)&ss, probe_connected) != 0)
+		probe_end(p);
+}

@@ -1,0 +1,75 @@
+/*
+ * backend - backstop's client connection to the backend MTA.
+ *
+ * Opened lazily for the first transaction of a session and reused for the
+ * next ones. Opening means: connect, 220, EHLO, then XCLIENT with the real
+ * client's attributes and EHLO again (Postfix), or XFORWARD before each
+ * MAIL as the fallback. Each command has one completion callback that
+ * gets the backend's whole reply, or an error (connect failure, timeout,
+ * disconnect, garbage) with reply NULL.
+ *
+ * Content: backend_data_write() queues message bytes; backend_data_end()
+ * appends the final dot in the same write, so the backend commits only
+ * when backstop decides to (checks at end of data can still refuse:
+ * backend_abort() closes the connection without the dot, and the backend
+ * discards the message).
+ */
+#ifndef BACKEND_H
+#define BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proxy/buf.h"
+#include "smtp/smtp_reply.h"
+
+struct session;
+struct config;
+
+enum backend_err {
+	BACKEND_OK = 0,
+	BACKEND_ECONNECT = -1,   /* could not connect */
+	BACKEND_ETIMEOUT = -2,
+	BACKEND_ELOST = -3,      /* disconnected */
+	BACKEND_EPROTO = -4,     /* not SMTP, or an unexpected reply */
+	BACKEND_EGREET = -5,     /* refused us at greeting/EHLO/XCLIENT */
+	BACKEND_ETLS = -6,       /* STARTTLS required and failed */
+};
+
+struct backend_caps {
+	bool pipelining, size, eightbitmime, smtputf8, dsn, xclient, xforward,
+	    starttls, enhancedstatuscodes;
+	unsigned long long max_size;
+};
+
+typedef void (*backend_cb)(struct session *s, const struct smtp_reply *r, int err);
+
+/* The capabilities seen at the latest EHLO of any backend connection:
+ * what EHLO to clients may promise (SMTPUTF8, DSN). */
+extern struct backend_caps backend_last_caps;
+extern bool backend_last_caps_known;
+
+int backend_open(struct session *s, backend_cb cb);
+bool backend_ready(const struct session *s);
+const struct backend_caps *backend_caps(const struct session *s);
+/* one command line (CRLF appended here) and its reply */
+void backend_command(struct session *s, const char *line, backend_cb cb);
+/* before MAIL, when the backend only offers XFORWARD */
+bool backend_wants_xforward(const struct session *s);
+/* backend_data_send - write the content in b (its storage is taken over,
+ * b is left empty). Returns 0 or a backend_err. */
+int backend_data_send(struct session *s, struct buf *b);
+size_t backend_queued(const struct session *s);   /* bytes not yet written */
+/* backend_data_end - append ".\r\n" to b, send it in one write, wait for
+ * the reply to the whole message. */
+void backend_data_end(struct session *s, struct buf *b, backend_cb cb);
+/* close without QUIT: discards an unfinished transaction */
+void backend_abort(struct session *s);
+/* QUIT and close (after the session's last transaction) */
+void backend_quit(struct session *s);
+const char *backend_err_text(int err);
+/* startup probe: learn the capabilities once, so the first client's EHLO
+ * is right; never blocks, failure only logged */
+void backend_probe(const struct config *cfg);
+
+#endif

@@ -1,0 +1,862 @@
+/*
+ * config - the key table, the typed value parsers and the inih glue.
+ *
+ * Contract: config_load() either returns a complete, validated config or
+ * NULL with every error as "file:line: message". Unknown sections and keys,
+ * bad values, duplicate keys and over-long lines are errors: a postmaster
+ * never runs on a half-understood file.
+ *
+ * inih (Debian's libinih) silently truncates lines over 200 bytes and does
+ * not report line numbers to the handler, so the file is fed through a
+ * reader that counts lines and refuses over-long ones itself.
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "proxy/config.h"
+#include "smtp/smtp_data.h"
+
+enum cfg_type {
+	CFG_STR,       /* any text, may be empty */
+	CFG_BOOL,      /* yes/no/true/false/on/off/1/0 */
+	CFG_UINT,      /* decimal, within min..max */
+	CFG_SIZE,      /* bytes, suffix k/m/g (1024-based) */
+	CFG_DURATION,  /* ms; suffix ms/s/m/h, bare number = seconds */
+	CFG_ENUM,      /* one of names */
+	CFG_HOSTPORT,  /* host:port or [v6]:port; may be empty if min == 0 */
+	CFG_LISTEN,    /* list of host:port */
+	CFG_WORDS,     /* list of words */
+	CFG_CIDRS,     /* list of address[/prefix] */
+};
+
+struct cfg_key {
+	const char *section;
+	const char *name;
+	enum cfg_type type;
+	const char *def;           /* default, as text */
+	size_t offset;
+	unsigned long long min, max;
+	const char *const *names;  /* CFG_ENUM */
+};
+
+static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
+static const char *const log_dests[] = {"stderr", "syslog", NULL};
+static const char *const xclient_modes[] = {"auto", "on", "off", NULL};
+static const char *const backend_tls_modes[] = {"none", "opportunistic", "required", NULL};
+static const char *const newline_policies[] = {"reject", "normalise", NULL};
+static const char *const spf_modes[] = {"off", "annotate", "enforce", NULL};
+static const char *const spf_permerrors[] = {"mark", "reject", NULL};
+static const char *const batv_modes[] = {"off", "observe", "enforce", NULL};
+static const char *const batv_refuse[] = {"data", "rcpt", NULL};
+
+#define O(field) offsetof(struct config, field)
+#define DAY_MS (24ULL * 3600 * 1000)
+
+static const struct cfg_key cfg_keys[] = {
+	{"server", "listen", CFG_LISTEN, "127.0.0.1:2525", O(server.listen), 1, 0, NULL},
+	{"server", "hostname", CFG_STR, "", O(server.hostname), 0, 255, NULL},
+	{"server", "banner", CFG_STR, "ESMTP", O(server.banner), 0, 200, NULL},
+	{"server", "greet_pause", CFG_DURATION, "0s", O(server.greet_pause), 0, 60000, NULL},
+	{"server", "bare_newline", CFG_ENUM, "reject", O(server.bare_newline), 0, 0, newline_policies},
+	{"server", "drain_time", CFG_DURATION, "30s", O(server.drain_time), 0, DAY_MS, NULL},
+
+	{"backend", "address", CFG_HOSTPORT, NULL, O(backend.address), 1, 0, NULL},
+	{"backend", "helo", CFG_STR, "", O(backend.helo), 0, 255, NULL},
+	{"backend", "connect_timeout", CFG_DURATION, "10s", O(backend.connect_timeout), 100, 600000, NULL},
+	{"backend", "command_timeout", CFG_DURATION, "60s", O(backend.command_timeout), 100, 3600000, NULL},
+	{"backend", "data_timeout", CFG_DURATION, "600s", O(backend.data_timeout), 100, 3600000, NULL},
+	{"backend", "xclient", CFG_ENUM, "auto", O(backend.xclient), 0, 0, xclient_modes},
+	{"backend", "tls", CFG_ENUM, "none", O(backend.tls), 0, 0, backend_tls_modes},
+	{"backend", "ca_file", CFG_STR, "", O(backend.ca_file), 0, 4096, NULL},
+	{"backend", "verify_name", CFG_STR, "", O(backend.verify_name), 0, 255, NULL},
+
+	{"limits", "max_connections", CFG_UINT, "1000", O(limits.max_connections), 1, 1000000, NULL},
+	{"limits", "max_connections_per_ip", CFG_UINT, "20", O(limits.max_connections_per_ip), 1, 1000000, NULL},
+	{"limits", "max_recipients", CFG_UINT, "100", O(limits.max_recipients), 1, 100000, NULL},
+	{"limits", "max_message_size", CFG_SIZE, "25m", O(limits.max_message_size), 1024, 1ULL << 40, NULL},
+	{"limits", "max_errors", CFG_UINT, "10", O(limits.max_errors), 1, 1000, NULL},
+	{"limits", "greeting_timeout", CFG_DURATION, "60s", O(limits.greeting_timeout), 100, DAY_MS, NULL},
+	{"limits", "command_timeout", CFG_DURATION, "300s", O(limits.command_timeout), 100, DAY_MS, NULL},
+	{"limits", "data_timeout", CFG_DURATION, "180s", O(limits.data_timeout), 100, DAY_MS, NULL},
+	{"limits", "session_timeout", CFG_DURATION, "3600s", O(limits.session_timeout), 1000, DAY_MS, NULL},
+	{"limits", "data_buffer", CFG_SIZE, "64k", O(limits.data_buffer), 4096, 64ULL << 20, NULL},
+
+	{"log", "level", CFG_ENUM, "info", O(log.level), 0, 0, log_levels},
+	{"log", "destination", CFG_ENUM, "stderr", O(log.destination), 0, 0, log_dests},
+
+	{"helo", "reject_invalid", CFG_BOOL, "yes", O(helo.reject_invalid), 0, 0, NULL},
+	{"helo", "reject_own_name", CFG_BOOL, "yes", O(helo.reject_own_name), 0, 0, NULL},
+
+	{"tls", "certificate", CFG_STR, "", O(tls.certificate), 0, 4096, NULL},
+	{"tls", "key", CFG_STR, "", O(tls.key), 0, 4096, NULL},
+	{"tls", "protocols", CFG_STR, "TLSv1.2 TLSv1.3", O(tls.protocols), 0, 100, NULL},
+	{"tls", "ciphers", CFG_STR,
+	    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+	    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+	    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+	    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384",
+	    O(tls.ciphers), 0, 1000, NULL},
+	{"tls", "ciphersuites", CFG_STR,
+	    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
+	    O(tls.ciphersuites), 0, 1000, NULL},
+	{"tls", "groups", CFG_STR, "X25519:prime256v1:secp384r1", O(tls.groups), 0, 200, NULL},
+	{"tls", "sni", CFG_WORDS, "", O(tls.sni), 0, 0, NULL},
+	{"tls", "require", CFG_BOOL, "no", O(tls.require), 0, 0, NULL},
+	{"tls", "handshake_timeout", CFG_DURATION, "30s", O(tls.handshake_timeout), 100, 600000, NULL},
+
+	{"dns", "servers", CFG_LISTEN, "", O(dns.servers), 0, 0, NULL},
+	{"dns", "timeout", CFG_DURATION, "5s", O(dns.timeout), 100, 120000, NULL},
+	{"dns", "max_queries", CFG_UINT, "1000", O(dns.max_queries), 1, 1000000, NULL},
+
+	{"spf", "mode", CFG_ENUM, "annotate", O(spf.mode), 0, 0, spf_modes},
+	{"spf", "permerror", CFG_ENUM, "mark", O(spf.permerror), 0, 0, spf_permerrors},
+	{"spf", "trusted", CFG_CIDRS, "", O(spf.trusted), 0, 0, NULL},
+
+	{"batv", "mode", CFG_ENUM, "off", O(batv.mode), 0, 0, batv_modes},
+	{"batv", "domains", CFG_WORDS, "", O(batv.domains), 0, 0, NULL},
+	{"batv", "keys_file", CFG_STR, "", O(batv.keys_file), 0, 4096, NULL},
+	{"batv", "sign_key", CFG_UINT, "0", O(batv.sign_key), 0, 9, NULL},
+	{"batv", "validity_days", CFG_UINT, "7", O(batv.validity_days), 1, 999, NULL},
+	{"batv", "refuse_at", CFG_ENUM, "data", O(batv.refuse_at), 0, 0, batv_refuse},
+	{"batv", "exempt", CFG_WORDS, "", O(batv.exempt), 0, 0, NULL},
+	{"batv", "bounce_senders", CFG_WORDS, "", O(batv.bounce_senders), 0, 0, NULL},
+	{"batv", "sign_exempt", CFG_WORDS, "", O(batv.sign_exempt), 0, 0, NULL},
+
+	{"outbound", "listen", CFG_LISTEN, "", O(outbound.listen), 0, 0, NULL},
+	{"outbound", "relay", CFG_HOSTPORT, "", O(outbound.relay), 0, 0, NULL},
+	{"outbound", "allow", CFG_CIDRS, "127.0.0.0/8 ::1/128", O(outbound.allow), 0, 0, NULL},
+};
+#define NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
+
+/* Parse state: errors accumulate; seen[] detects duplicates. */
+struct cfg_parse {
+	struct config *cfg;
+	const char *file;
+	unsigned line;
+	char *err;
+	size_t errlen, errused;
+	int nerrors;
+	bool seen[NKEYS];
+	FILE *fp;
+};
+
+static void cfg_error(struct cfg_parse *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void cfg_error(struct cfg_parse *p, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	p->nerrors++;
+	if (p->err == NULL || p->errused + 1 >= p->errlen)
+		return;
+	n = snprintf(p->err + p->errused, p->errlen - p->errused, "%s:%u: ",
+	    p->file, p->line);
+	if (n > 0)
+		p->errused += (size_t)n;
+	if (p->errused + 1 >= p->errlen) {
+		p->errused = p->errlen - 1;
+		return;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(p->err + p->errused, p->errlen - p->errused, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		p->errused += (size_t)n;
+	if (p->errused + 2 < p->errlen) {
+		p->err[p->errused++] = '\n';
+		p->err[p->errused] = '\0';
+	} else {
+		p->errused = p->errlen - 1;
+	}
+}
+
+static void words_free(struct cfg_words *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		free(w->v[i]);
+	free(w->v);
+	w->v = NULL;
+	w->n = 0;
+}
+
+static int words_add(struct cfg_words *w, const char *s, size_t len)
+{
+	char **nv = realloc(w->v, (w->n + 1) * sizeof *nv);
+	if (nv == NULL)
+		return -1;
+	w->v = nv;
+	if ((w->v[w->n] = strndup(s, len)) == NULL)
+		return -1;
+	w->n++;
+	return 0;
+}
+
+bool words_contains_ci(const struct cfg_words *w, const char *s)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (strcasecmp(w->v[i], s) == 0)
+			return true;
+	return false;
+}
+
+int hostport_split(const char *s, char *host, size_t hostlen, unsigned *port)
+{
+	const char *colon, *hs, *he;
+	char *end;
+	unsigned long v;
+
+	if (s[0] == '[') {
+		he = strchr(s, ']');
+		if (he == NULL || he[1] != ':')
+			return -1;
+		hs = s + 1;
+		colon = he + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (colon == NULL || strchr(s, ':') != colon)
+			return -1;
+		hs = s;
+		he = colon;
+	}
+	if (he == hs || (size_t)(he - hs) >= hostlen)
+		return -1;
+	errno = 0;
+	v = strtoul(colon + 1, &end, 10);
+	if (colon[1] == '\0' || *end != '\0' || errno != 0 || v == 0 || v > 65535)
+		return -1;
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	*port = (unsigned)v;
+	return 0;
+}
+
+static int hostport_check(const char *s)
+{
+	char host[256];
+	unsigned port;
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (hostport_split(s, host, sizeof host, &port) < 0)
+		return -1;
+	if (s[0] == '[')
+		return inet_pton(AF_INET6, host, &a6) == 1 ? 0 : -1;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return 0;
+	/* a host name: letters, digits, '-', '.' */
+	for (const char *c = host; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.')
+			return -1;
+	return 0;
+}
+
+static int cidr_parse(const char *s, struct cidr *c)
+{
+	char buf[64];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned maxp;
+
+	if (alen == 0 || alen >= sizeof buf)
+		return -1;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	memset(c, 0, sizeof *c);
+	if (inet_pton(AF_INET, buf, c->addr) == 1) {
+		c->family = AF_INET;
+		maxp = 32;
+	} else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
+		c->family = AF_INET6;
+		maxp = 128;
+	} else {
+		return -1;
+	}
+	c->prefix = maxp;
+	if (slash) {
+		char *end;
+		unsigned long v;
+		errno = 0;
+		v = strtoul(slash + 1, &end, 10);
+		if (slash[1] == '\0' || *end != '\0' || errno || v > maxp)
+			return -1;
+		c->prefix = (unsigned)v;
+	}
+	return 0;
+}
+
+static bool prefix_match(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+	unsigned bytes = bits / 8, rest = bits % 8;
+	if (memcmp(a, b, bytes) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
+bool cidrs_match(const struct cfg_cidrs *list, const struct sockaddr *sa)
+{
+	unsigned char a[16];
+	int family;
+
+	if (sa->sa_family == AF_INET) {
+		family = AF_INET;
+		memcpy(a, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			family = AF_INET;
+			memcpy(a, a6->s6_addr + 12, 4);
+		} else {
+			family = AF_INET6;
+			memcpy(a, a6->s6_addr, 16);
+		}
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < list->n; i++)
+		if (list->v[i].family == family &&
+		    prefix_match(a, list->v[i].addr, list->v[i].prefix))
+			return true;
+	return false;
+}
+
+static int parse_uint(const char *v, unsigned long long *out)
+{
+	char *end;
+	if (!isdigit((unsigned char)v[0]))
+		return -1;
+	errno = 0;
+	*out = strtoull(v, &end, 10);
+	if (errno || *end)
+		return -1;
+	return 0;
+}
+
+static int parse_scaled(const char *v, unsigned long long *out, bool duration)
+{
+	char *end;
+	unsigned long long n, mul;
+
+	if (!isdigit((unsigned char)v[0]))
+		return -1;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno)
+		return -1;
+	if (duration) {
+		if (*end == '\0' || strcmp(end, "s") == 0)
+			mul = 1000;
+		else if (strcmp(end, "ms") == 0)
+			mul = 1;
+		else if (strcmp(end, "m") == 0)
+			mul = 60000;
+		else if (strcmp(end, "h") == 0)
+			mul = 3600000;
+		else if (strcmp(end, "d") == 0)
+			mul = DAY_MS;
+		else
+			return -1;
+	} else {
+		if (*end == '\0')
+			mul = 1;
+		else if (strcasecmp(end, "k") == 0)
+			mul = 1024;
+		else if (strcasecmp(end, "m") == 0)
+			mul = 1024 * 1024;
+		else if (strcasecmp(end, "g") == 0)
+			mul = 1024ULL * 1024 * 1024;
+		else
+			return -1;
+	}
+	if (n > ~0ULL / mul)
+		return -1;
+	*out = n * mul;
+	return 0;
+}
+
+/* Splits value at whitespace; calls fn for each word. */
+static int for_each_word(const char *v, int (*fn)(void *, const char *), void *arg)
+{
+	char word[512];
+	while (*v) {
+		while (isspace((unsigned char)*v) || *v == ',')
+			v++;
+		if (!*v)
+			break;
+		size_t n = 0;
+		while (v[n] && !isspace((unsigned char)v[n]) && v[n] != ',')
+			n++;
+		if (n >= sizeof word)
+			return -1;
+		memcpy(word, v, n);
+		word[n] = '\0';
+		if (fn(arg, word) < 0)
+			return -1;
+		v += n;
+	}
+	return 0;
+}
+
+static int add_listen(void *arg, const char *w)
+{
+	if (hostport_check(w) < 0)
+		return -1;
+	return words_add(arg, w, strlen(w));
+}
+
+static int add_word(void *arg, const char *w)
+{
+	return words_add(arg, w, strlen(w));
+}
+
+static int add_cidr(void *arg, const char *w)
+{
+	struct cfg_cidrs *l = arg;
+	struct cidr c, *nv;
+	if (cidr_parse(w, &c) < 0)
+		return -1;
+	nv = realloc(l->v, (l->n + 1) * sizeof *nv);
+	if (nv == NULL)
+		return -1;
+	l->v = nv;
+	l->v[l->n++] = c;
+	return 0;
+}
+
+static const char *type_hint(const struct cfg_key *k)
+{
+	switch (k->type) {
+	case CFG_BOOL: return "yes or no";
+	case CFG_UINT: return "a whole number";
+	case CFG_SIZE: return "a size such as 512k or 25m";
+	case CFG_DURATION: return "a duration such as 500ms, 30s, 5m or 1h";
+	case CFG_HOSTPORT: return "host:port, or [IPv6]:port";
+	case CFG_LISTEN: return "one or more host:port, or [IPv6]:port";
+	case CFG_CIDRS: return "addresses or networks such as 192.0.2.0/24 2001:db8::/32";
+	default: return "text";
+	}
+}
+
+/* set_value - parse text for key k into cfg. Returns 0 or -1 (message in why). */
+static int set_value(struct config *cfg, const struct cfg_key *k, const char *v,
+    bool append, char *why, size_t whylen)
+{
+	char *field = (char *)cfg + k->offset;
+	unsigned long long n;
+
+	why[0] = '\0';
+	switch (k->type) {
+	case CFG_STR: {
+		if (k->max && strlen(v) > k->max) {
+			snprintf(why, whylen, "value longer than %llu characters", k->max);
+			return -1;
+		}
+		char *s = strdup(v);
+		if (s == NULL)
+			return -1;
+		free(*(char **)field);
+		*(char **)field = s;
+		return 0;
+	}
+	case CFG_BOOL:
+		if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") || !strcmp(v, "1"))
+			*(bool *)field = true;
+		else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") || !strcmp(v, "0"))
+			*(bool *)field = false;
+		else
+			goto bad;
+		return 0;
+	case CFG_UINT:
+		if (parse_uint(v, &n) < 0)
+			goto bad;
+		if (n < k->min || n > k->max) {
+			snprintf(why, whylen, "must be between %llu and %llu", k->min, k->max);
+			return -1;
+		}
+		*(unsigned long *)field = (unsigned long)n;
+		return 0;
+	case CFG_SIZE:
+	case CFG_DURATION:
+		if (parse_scaled(v, &n, k->type == CFG_DURATION) < 0)
+			goto bad;
+		if (n < k->min || n > k->max) {
+			if (k->type == CFG_DURATION)
+				snprintf(why, whylen, "must be between %llums and %llums", k->min, k->max);
+			else
+				snprintf(why, whylen, "must be between %llu and %llu bytes", k->min, k->max);
+			return -1;
+		}
+		*(uint64_t *)field = n;
+		return 0;
+	case CFG_ENUM:
+		for (int i = 0; k->names[i]; i++) {
+			if (strcasecmp(v, k->names[i]) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		}
+		{
+			size_t used = (size_t)snprintf(why, whylen, "must be one of:");
+			for (int i = 0; k->names[i] && used < whylen; i++)
+				used += (size_t)snprintf(why + used, whylen - used, " %s", k->names[i]);
+		}
+		return -1;
+	case CFG_HOSTPORT:
+		if (v[0] == '\0' && k->min == 0) {
+			free(*(char **)field);
+			*(char **)field = strdup("");
+			return 0;
+		}
+		if (hostport_check(v) < 0)
+			goto bad;
+		free(*(char **)field);
+		*(char **)field = strdup(v);
+		return 0;
+	case CFG_LISTEN:
+	case CFG_WORDS: {
+		struct cfg_words *w = (struct cfg_words *)field;
+		if (!append)
+			words_free(w);
+		if (for_each_word(v, k->type == CFG_LISTEN ? add_listen : add_word, w) < 0)
+			goto bad;
+		return 0;
+	}
+	case CFG_CIDRS: {
+		struct cfg_cidrs *l = (struct cfg_cidrs *)field;
+		if (!append) {
+			free(l->v);
+			l->v = NULL;
+			l->n = 0;
+		}
+		if (for_each_word(v, add_cidr, l) < 0)
+			goto bad;
+		return 0;
+	}
+	}
+bad:
+	snprintf(why, whylen, "'%s' is not %s", v, type_hint(k));
+	return -1;
+}
+
+static const struct cfg_key *key_find(const char *section, const char *name, size_t *idx)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (strcmp(cfg_keys[i].section, section) == 0 && strcmp(cfg_keys[i].name, name) == 0) {
+			*idx = i;
+			return &cfg_keys[i];
+		}
+	}
+	return NULL;
+}
+
+static bool section_known(const char *section)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(cfg_keys[i].section, section) == 0)
+			return true;
+	return false;
+}
+
+static bool is_list(enum cfg_type t)
+{
+	return t == CFG_LISTEN || t == CFG_WORDS || t == CFG_CIDRS;
+}
+
+static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct cfg_parse *p = user;
+	const struct cfg_key *k;
+	size_t idx;
+	char why[256];
+
+	if (!section_known(section)) {
+		cfg_error(p, "unknown section [%s]", section);
+		return 1;
+	}
+	if ((k = key_find(section, name, &idx)) == NULL) {
+		cfg_error(p, "unknown key '%s' in section [%s]", name, section);
+		return 1;
+	}
+	if (p->seen[idx] && !is_list(k->type)) {
+		cfg_error(p, "duplicate key '%s' in section [%s]", name, section);
+		return 1;
+	}
+	if (set_value(p->cfg, k, value, p->seen[idx], why, sizeof why) < 0)
+		cfg_error(p, "[%s] %s: %s", section, name, why[0] ? why : "out of memory");
+	p->seen[idx] = true;
+	return 1;
+}
+
+/* A line reader for ini_parse_stream that counts lines and refuses the
+ * lines inih would silently truncate. */
+static char *counting_reader(char *str, int num, void *stream)
+{
+	struct cfg_parse *p = stream;
+	char *r = fgets(str, num, p->fp);
+	size_t len;
+
+	if (r == NULL)
+		return NULL;
+	p->line++;
+	len = strlen(str);
+	if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(p->fp)) {
+		int c;
+		cfg_error(p, "line longer than %d characters (split a list over several lines with the same key)", num - 2);
+		while ((c = fgetc(p->fp)) != EOF && c != '\n')
+			;
+		str[0] = '\0';
+		return str;
+	}
+	/* Detect unknown (and empty) sections here, since inih only reports a
+	 * section when a key follows it. */
+	{
+		const char *s = str;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '[') {
+			const char *e = strchr(s, ']');
+			if (e != NULL && e - s - 1 < 64) {
+				char sec[64];
+				memcpy(sec, s + 1, (size_t)(e - s - 1));
+				sec[e - s - 1] = '\0';
+				if (!section_known(sec)) {
+					cfg_error(p, "unknown section [%s]", sec);
+					/* keep inih from reporting the keys of this section again */
+				}
+			}
+		}
+	}
+	return str;
+}
+
+static void config_free(struct config *cfg)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		char *field = (char *)cfg + cfg_keys[i].offset;
+		switch (cfg_keys[i].type) {
+		case CFG_STR:
+		case CFG_HOSTPORT:
+			free(*(char **)field);
+			break;
+		case CFG_LISTEN:
+		case CFG_WORDS:
+			words_free((struct cfg_words *)field);
+			break;
+		case CFG_CIDRS:
+			free(((struct cfg_cidrs *)field)->v);
+			break;
+		default:
+			break;
+		}
+	}
+	free(cfg->path);
+	free(cfg);
+}
+
+static struct config *config_new_defaults(struct cfg_parse *p)
+{
+	struct config *cfg = calloc(1, sizeof *cfg);
+	char why[256];
+
+	if (cfg == NULL)
+		return NULL;
+	cfg->refs = 1;
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (cfg_keys[i].def == NULL)
+			continue;
+		if (set_value(cfg, &cfg_keys[i], cfg_keys[i].def, false, why, sizeof why) < 0) {
+			/* a bad default is our bug */
+			fprintf(stderr, "backstop: bad default for %s.%s: %s\n",
+			    cfg_keys[i].section, cfg_keys[i].name, why);
+			abort();
+		}
+	}
+	(void)p;
+	return cfg;
+}
+
+/* Cross-key checks and derived defaults. */
+static void config_finish(struct cfg_parse *p)
+{
+	struct config *cfg = p->cfg;
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (cfg_keys[i].def == NULL && !p->seen[i])
+			cfg_error(p, "missing required key '%s' in section [%s]",
+			    cfg_keys[i].name, cfg_keys[i].section);
+		if (cfg_keys[i].type == CFG_LISTEN && cfg_keys[i].min > 0 &&
+		    ((struct cfg_words *)((char *)cfg + cfg_keys[i].offset))->n == 0)
+			cfg_error(p, "[%s] %s: at least one address is required",
+			    cfg_keys[i].section, cfg_keys[i].name);
+	}
+	if (cfg->server.hostname[0] == '\0') {
+		char host[256];
+		if (gethostname(host, sizeof host) < 0 || host[0] == '\0')
+			strcpy(host, "localhost");
+		host[sizeof host - 1] = '\0';
+		free(cfg->server.hostname);
+		cfg->server.hostname = strdup(host);
+	}
+	if (cfg->backend.helo[0] == '\0') {
+		free(cfg->backend.helo);
+		cfg->backend.helo = strdup(cfg->server.hostname);
+	}
+	if ((cfg->tls.certificate[0] == '\0') != (cfg->tls.key[0] == '\0'))
+		cfg_error(p, "[tls] certificate and key must be set together");
+	if (cfg->tls.require && cfg->tls.certificate[0] == '\0')
+		cfg_error(p, "[tls] require = yes needs a certificate and key");
+	if (cfg->backend.tls == BACKEND_TLS_REQUIRED && cfg->backend.ca_file[0] == '\0')
+		cfg_error(p, "[backend] tls = required needs ca_file to verify the backend");
+	if (cfg->batv.mode != BATV_MODE_OFF) {
+		if (cfg->batv.domains.n == 0)
+			cfg_error(p, "[batv] mode is %s but domains is empty", cfg->batv.mode == BATV_MODE_OBSERVE ? "observe" : "enforce");
+		if (cfg->batv.keys_file[0] == '\0')
+			cfg_error(p, "[batv] mode is on but keys_file is not set");
+	}
+	if (cfg->outbound.listen.n > 0 && cfg->batv.keys_file[0] == '\0')
+		cfg_error(p, "[outbound] listen is set but [batv] keys_file is not: nothing to sign with");
+	if (cfg->outbound.relay[0] == '\0') {
+		free(cfg->outbound.relay);
+		cfg->outbound.relay = strdup(cfg->backend.address ? cfg->backend.address : "");
+	}
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+	struct cfg_parse p;
+	int rc;
+
+	memset(&p, 0, sizeof p);
+	p.file = path;
+	p.err = err;
+	p.errlen = errlen;
+	if (errlen)
+		err[0] = '\0';
+	if ((p.cfg = config_new_defaults(&p)) == NULL)
+		return NULL;
+	if ((p.fp = fopen(path, "r")) == NULL) {
+		cfg_error(&p, "cannot open: %s", strerror(errno));
+		config_free(p.cfg);
+		return NULL;
+	}
+	rc = ini_parse_stream(counting_reader, &p, cfg_ini_handler, &p);
+	fclose(p.fp);
+	if (rc > 0 && p.nerrors == 0) {
+		p.line = (unsigned)rc;
+		cfg_error(&p, "syntax error (expected [section] or key = value)");
+	} else if (rc < 0 && p.nerrors == 0) {
+		cfg_error(&p, "cannot read the file");
+	}
+	p.line = 0;
+	if (p.nerrors == 0)
+		config_finish(&p);
+	if (p.nerrors) {
+		config_free(p.cfg);
+		return NULL;
+	}
+	p.cfg->path = strdup(path);
+	return p.cfg;
+}
+
+struct config *config_defaults(void)
+{
+	struct cfg_parse p;
+	memset(&p, 0, sizeof p);
+	p.file = "(defaults)";
+	p.cfg = config_new_defaults(&p);
+	if (p.cfg == NULL)
+		return NULL;
+	free(p.cfg->backend.address);
+	p.cfg->backend.address = strdup("127.0.0.1:25");
+	p.seen[0] = true;
+	for (size_t i = 0; i < NKEYS; i++)
+		p.seen[i] = true;
+	config_finish(&p);
+	return p.cfg;
+}
+
+struct config *config_ref(struct config *cfg)
+{
+	cfg->refs++;
+	return cfg;
+}
+
+void config_unref(struct config *cfg)
+{
+	if (cfg != NULL && --cfg->refs == 0)
+		config_free(cfg);
+}
+
+const char *config_key_name(size_t i)
+{
+	static char buf[128];
+	if (i >= NKEYS)
+		return NULL;
+	snprintf(buf, sizeof buf, "%s.%s", cfg_keys[i].section, cfg_keys[i].name);
+	return buf;
+}
+
+void config_dump(const struct config *cfg, FILE *out)
+{
+	const char *section = "";
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct cfg_key *k = &cfg_keys[i];
+		const char *field = (const char *)cfg + k->offset;
+		if (strcmp(section, k->section) != 0) {
+			fprintf(out, "%s[%s]\n", i ? "\n" : "", k->section);
+			section = k->section;
+		}
+		fprintf(out, "%s = ", k->name);
+		switch (k->type) {
+		case CFG_STR:
+		case CFG_HOSTPORT:
+			fputs(*(char *const *)field ? *(char *const *)field : "", out);
+			break;
+		case CFG_BOOL:
+			fputs(*(const bool *)field ? "yes" : "no", out);
+			break;
+		case CFG_UINT:
+			fprintf(out, "%lu", *(const unsigned long *)field);
+			break;
+		case CFG_SIZE:
+			fprintf(out, "%llu", (unsigned long long)*(const uint64_t *)field);
+			break;
+		case CFG_DURATION:
+			fprintf(out, "%llums", (unsigned long long)*(const uint64_t *)field);
+			break;
+		case CFG_ENUM:
+			fputs(k->names[*(const int *)field], out);
+			break;
+		case CFG_LISTEN:
+		case CFG_WORDS: {
+			const struct cfg_words *w = (const struct cfg_words *)field;
+			for (size_t j = 0; j < w->n; j++)
+				fprintf(out, "%s%s", j ? " " : "", w->v[j]);
+			break;
+		}
+		case CFG_CIDRS: {
+			const struct cfg_cidrs *l = (const struct cfg_cidrs *)field;
+			for (size_t j = 0; j < l->n; j++) {
+				char a[INET6_ADDRSTRLEN];
+				inet_ntop(l->v[j].family, l->v[j].addr, a, sizeof a);
+				fprintf(out, "%s%s/%u", j ? " " : "", a, l->v[j].prefix);
+			}
+			break;
+		}
+		}
+		fputc('\n', out);
+	}
+}

@@ -1,0 +1,159 @@
+/*
+ * config - backstop's configuration: one INI file, one table of keys.
+ *
+ * Every key has exactly one default, written as text in the table in
+ * config.c and parsed by the same code as the file. A loaded config is
+ * immutable and reference-counted: each session holds the config it started
+ * with, so a SIGHUP reload never changes limits under a running transaction.
+ */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+struct cfg_words {     /* space-separated list; a list key may repeat to extend */
+	size_t n;
+	char **v;
+};
+
+struct cidr {
+	int family;                 /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+struct cfg_cidrs {
+	size_t n;
+	struct cidr *v;
+};
+
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+enum log_dest { LOG_DEST_STDERR, LOG_DEST_SYSLOG };
+enum xclient_mode { XCLIENT_AUTO, XCLIENT_ON, XCLIENT_OFF };
+enum backend_tls { BACKEND_TLS_NONE, BACKEND_TLS_OPPORTUNISTIC, BACKEND_TLS_REQUIRED };
+enum spf_mode { SPF_MODE_OFF, SPF_MODE_ANNOTATE, SPF_MODE_ENFORCE };
+enum spf_permerror { SPF_PERMERROR_MARK, SPF_PERMERROR_REJECT };
+enum batv_mode { BATV_MODE_OFF, BATV_MODE_OBSERVE, BATV_MODE_ENFORCE };
+enum batv_refuse_at { BATV_REFUSE_DATA, BATV_REFUSE_RCPT };
+
+struct config {
+	char *path;
+	int refs;
+
+	struct {
+		struct cfg_words listen;
+		char *hostname;
+		char *banner;
+		uint64_t greet_pause;     /* ms */
+		int bare_newline;         /* enum smtp_newline_policy */
+		uint64_t drain_time;      /* ms */
+	} server;
+
+	struct {
+		char *address;            /* host:port */
+		char *helo;
+		uint64_t connect_timeout; /* ms */
+		uint64_t command_timeout;
+		uint64_t data_timeout;
+		int xclient;              /* enum xclient_mode */
+		int tls;                  /* enum backend_tls */
+		char *ca_file;
+		char *verify_name;
+	} backend;
+
+	struct {
+		unsigned long max_connections;
+		unsigned long max_connections_per_ip;
+		unsigned long max_recipients;
+		uint64_t max_message_size;
+		unsigned long max_errors;
+		uint64_t greeting_timeout;  /* ms; time for the first command */
+		uint64_t command_timeout;
+		uint64_t data_timeout;
+		uint64_t session_timeout;
+		uint64_t data_buffer;       /* bytes held before writing to the backend */
+	} limits;
+
+	struct {
+		int level;                /* enum log_level */
+		int destination;          /* enum log_dest */
+	} log;
+
+	struct {
+		bool reject_invalid;
+		bool reject_own_name;
+	} helo;
+
+	struct {
+		char *certificate;
+		char *key;
+		char *protocols;
+		char *ciphers;
+		char *ciphersuites;
+		char *groups;
+		struct cfg_words sni;     /* "name:certfile:keyfile" each */
+		bool require;
+		uint64_t handshake_timeout;
+	} tls;
+
+	struct {
+		struct cfg_words servers; /* "127.0.0.1:5353"; empty = resolv.conf */
+		uint64_t timeout;         /* ms per query */
+		unsigned long max_queries;/* in flight */
+	} dns;
+
+	struct {
+		int mode;                 /* enum spf_mode */
+		int permerror;            /* enum spf_permerror */
+		struct cfg_cidrs trusted;
+	} spf;
+
+	struct {
+		int mode;                 /* enum batv_mode */
+		struct cfg_words domains;
+		char *keys_file;
+		unsigned long sign_key;
+		unsigned long validity_days;
+		int refuse_at;            /* enum batv_refuse_at */
+		struct cfg_words exempt;
+		struct cfg_words bounce_senders;
+		struct cfg_words sign_exempt;
+	} batv;
+
+	struct {
+		struct cfg_words listen;
+		char *relay;              /* host:port; empty = [backend] address */
+		struct cfg_cidrs allow;
+	} outbound;
+};
+
+/*
+ * config_load - parse path. On error returns NULL and writes every problem,
+ * one per line as "file:line: message", to err (errlen bytes).
+ */
+struct config *config_load(const char *path, char *err, size_t errlen);
+
+/* config_defaults - a config with every default (for tools and tests). */
+struct config *config_defaults(void);
+
+struct config *config_ref(struct config *cfg);
+void config_unref(struct config *cfg);
+
+/* config_dump - write every key with its effective value (backstop -n). */
+void config_dump(const struct config *cfg, FILE *out);
+
+/* Table access for the test that checks the example config documents
+ * every key. Returns "section.key" for i < count, NULL after. */
+const char *config_key_name(size_t i);
+
+/* Helpers used by modules that handle addresses and lists. */
+bool cidrs_match(const struct cfg_cidrs *list, const struct sockaddr *sa);
+bool words_contains_ci(const struct cfg_words *w, const char *s);
+/* parse "host:port", "[v6]:port"; returns 0 or -1 */
+int hostport_split(const char *s, char *host, size_t hostlen, unsigned *port);
+
+#endif

@@ -1,0 +1,15 @@
+# proxy/ - the daemon: sockets, loop, config, sessions, relaying.
+noinst_LIBRARIES += libproxy.a
+libproxy_a_SOURCES = \
+	proxy/config.c proxy/config.h \
+	proxy/log.c proxy/log.h \
+	proxy/buf.c proxy/buf.h \
+	proxy/server.c proxy/server.h \
+	proxy/session.c proxy/session.h \
+	proxy/session_cmd.c proxy/session_data.c \
+	proxy/backend.c proxy/backend.h \
+	proxy/tls.c proxy/tls.h
+
+bin_PROGRAMS += backstop
+backstop_SOURCES = proxy/main.c
+backstop_LDADD = $(BACKSTOP_LIBS)

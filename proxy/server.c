@@ -1,0 +1,289 @@
+/*
+ * server - listeners, configuration ownership, signals, per-IP counts.
+ *
+ * SIGTERM: listeners close at once; idle sessions get 421 at once; sessions
+ * in a transaction finish it (drain_after_txn) until [server] drain_time,
+ * then everyone left gets 421. SIGHUP: the new file is loaded and checked
+ * in full before anything changes; an invalid one is logged and ignored.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/backend.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "proxy/session.h"
+#include "proxy/tls.h"
+
+#define IPCOUNT_BUCKETS 4096
+
+struct ipcount {
+	char key[20];
+	unsigned n;
+	struct ipcount *next;
+};
+
+static struct config *current;
+static struct tls_server *current_tls;
+static struct listener *listeners;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t drain_timer;
+static bool draining, stopped;
+static struct ipcount *ipcounts[IPCOUNT_BUCKETS];
+unsigned long long stat_backend_connects;
+
+struct config *server_config(void)
+{
+	return current;
+}
+
+struct tls_server *server_tls(void)
+{
+	return current_tls;
+}
+
+bool server_draining(void)
+{
+	return draining;
+}
+
+static size_t ipkey_hash(const char *key)
+{
+	size_t h = 5381;
+	for (int i = 0; i < 20; i++)
+		h = h * 33 + (unsigned char)key[i];
+	return h % IPCOUNT_BUCKETS;
+}
+
+unsigned ipcount_add(const char *key, int delta)
+{
+	struct ipcount **pp = &ipcounts[ipkey_hash(key)], *e;
+	for (; (e = *pp) != NULL; pp = &e->next)
+		if (memcmp(e->key, key, 20) == 0)
+			break;
+	if (e == NULL) {
+		if (delta <= 0)
+			return 0;
+		if ((e = calloc(1, sizeof *e)) == NULL)
+			return 0;
+		memcpy(e->key, key, 20);
+		e->next = ipcounts[ipkey_hash(key)];
+		ipcounts[ipkey_hash(key)] = e;
+		pp = &ipcounts[ipkey_hash(key)];
+	}
+	if (delta < 0 && e->n < (unsigned)-delta)
+		e->n = 0;
+	else
+		e->n = (unsigned)((int)e->n + delta);
+	if (e->n == 0) {
+		/* forget addresses that have no connection left */
+		for (pp = &ipcounts[ipkey_hash(key)]; *pp != e; pp = &(*pp)->next)
+			;
+		*pp = e->next;
+		free(e);
+		return 0;
+	}
+	return e->n;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct listener *l = server->data;
+	if (status < 0) {
+		/* EMFILE and friends: shed load, keep listening */
+		log_warn("accept on %s failed: %s", l->addr, uv_strerror(status));
+		return;
+	}
+	if (draining)
+		return;
+	session_accept(l, server);
+}
+
+static int listen_one(const char *addr, bool outbound)
+{
+	char host[128];
+	unsigned port;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in4;
+		struct sockaddr_in6 in6;
+	} sa;
+	struct listener *l;
+	int rc;
+
+	if (hostport_split(addr, host, sizeof host, &port) < 0) {
+		log_error("bad listen address %s", addr);
+		return -1;
+	}
+	memset(&sa, 0, sizeof sa);
+	if (uv_ip4_addr(host, (int)port, &sa.in4) != 0 && uv_ip6_addr(host, (int)port, &sa.in6) != 0) {
+		log_error("listen address %s: not an IP address", addr);
+		return -1;
+	}
+	if ((l = calloc(1, sizeof *l)) == NULL)
+		return -1;
+	snprintf(l->addr, sizeof l->addr, "%s", addr);
+	l->outbound = outbound;
+	uv_tcp_init(uv_default_loop(), &l->tcp);
+	l->tcp.data = l;
+	rc = uv_tcp_bind(&l->tcp, &sa.sa, sa.sa.sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+	if (rc != 0) {
+		log_error("cannot listen on %s: %s", addr, uv_strerror(rc));
+		uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+		return -1;
+	}
+	l->next = listeners;
+	listeners = l;
+	log_info("listening on %s%s", addr, outbound ? " (outbound: signing, relay to next hop)" : "");
+	return 0;
+}
+
+static void listeners_close(void)
+{
+	struct listener *l = listeners, *next;
+	for (; l; l = next) {
+		next = l->next;
+		uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+	}
+	listeners = NULL;
+}
+
+static void on_drain_timer(uv_timer_t *t)
+{
+	(void)t;
+	log_info("drain time over: closing %u remaining session(s)", sessions_count());
+	sessions_close_all("shutdown");
+	server_stop();
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+/* server_stop - last step of a shutdown: close what is left so uv_run ends. */
+void server_stop(void)
+{
+	if (stopped)
+		return;
+	if (sessions_count() > 0)
+		return;
+	stopped = true;
+	uv_signal_stop(&sig_term);
+	uv_signal_stop(&sig_int);
+	uv_signal_stop(&sig_hup);
+	uv_close((uv_handle_t *)&sig_term, NULL);
+	uv_close((uv_handle_t *)&sig_int, NULL);
+	uv_close((uv_handle_t *)&sig_hup, NULL);
+	if (!uv_is_closing((uv_handle_t *)&drain_timer))
+		uv_close((uv_handle_t *)&drain_timer, NULL);
+	(void)close_walk;
+}
+
+static void on_sigterm(uv_signal_t *h, int signum)
+{
+	(void)h;
+	if (draining) {
+		log_info("second signal %d: closing all sessions now", signum);
+		sessions_close_all("shutdown");
+		server_stop();
+		return;
+	}
+	draining = true;
+	log_info("signal %d: stopping; %u session(s) get up to %llums to finish", signum, sessions_count(),
+	    (unsigned long long)current->server.drain_time);
+	listeners_close();
+	sessions_drain();
+	if (sessions_count() == 0) {
+		server_stop();
+		return;
+	}
+	uv_timer_start(&drain_timer, on_drain_timer, current->server.drain_time, 0);
+}
+
+static bool words_equal(const struct cfg_words *a, const struct cfg_words *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return false;
+	return true;
+}
+
+void server_reload(void)
+{
+	char err[4096], ferr[512];
+	struct config *next = config_load(current->path, err, sizeof err);
+	struct tls_server *tls = NULL;
+
+	if (next == NULL) {
+		log_error("reload: %s has errors, keeping the running configuration:\n%s", current->path, err);
+		return;
+	}
+	tls = tls_server_new(next, ferr, sizeof ferr);
+	if (tls == NULL && ferr[0]) {
+		log_error("reload: TLS: %s; keeping the running configuration", ferr);
+		config_unref(next);
+		return;
+	}
+	if (filters_init(next, ferr, sizeof ferr) < 0) {
+		log_error("reload: %s; keeping the running configuration", ferr);
+		filters_init(current, ferr, sizeof ferr);
+		if (tls)
+			tls_server_unref(tls);
+		config_unref(next);
+		return;
+	}
+	if (!words_equal(&next->server.listen, &current->server.listen) ||
+	    !words_equal(&next->outbound.listen, &current->outbound.listen))
+		log_warn("reload: listen addresses changed; they take effect at the next restart");
+	log_open(next->log.destination, next->log.level);
+	config_unref(current);
+	current = next;
+	if (current_tls)
+		tls_server_unref(current_tls);
+	current_tls = tls;
+	backend_probe(current);
+	log_info("reload: configuration %s loaded; new sessions use it", current->path);
+}
+
+static void on_sighup(uv_signal_t *h, int signum)
+{
+	(void)h;
+	(void)signum;
+	server_reload();
+}
+
+int server_start(struct config *cfg)
+{
+	char err[512];
+	uv_loop_t *loop = uv_default_loop();
+
+	current = cfg;
+	current_tls = tls_server_new(cfg, err, sizeof err);
+	if (current_tls == NULL && err[0]) {
+		log_error("TLS: %s", err);
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->server.listen.n; i++)
+		if (listen_one(cfg->server.listen.v[i], false) < 0)
+			return -1;
+	for (size_t i = 0; i < cfg->outbound.listen.n; i++)
+		if (listen_one(cfg->outbound.listen.v[i], true) < 0)
+			return -1;
+	uv_signal_init(loop, &sig_term);
+	uv_signal_init(loop, &sig_int);
+	uv_signal_init(loop, &sig_hup);
+	uv_timer_init(loop, &drain_timer);
+	uv_signal_start(&sig_term, on_sigterm, SIGTERM);
+	uv_signal_start(&sig_int, on_sigterm, SIGINT);
+	uv_signal_start(&sig_hup, on_sighup, SIGHUP);
+	backend_probe(cfg);
+	return 0;
+}

@@ -1,0 +1,623 @@
+/*
+ * session - a client connection's lifecycle: accept, read, reply, time out,
+ * close. The SMTP dialogue itself is in session_cmd.c and session_data.c.
+ *
+ * Contract: the only way out is session_close(), which flushes pending
+ * replies, aborts an unfinished backend transaction, unregisters the
+ * session (so late asynchronous verdicts find nothing) and closes its
+ * handles; the memory goes in the last close callback (libuv rule: free
+ * only in or after close_cb).
+ */
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/backend.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "proxy/session.h"
+#include "proxy/tls.h"
+
+#define REGISTRY_BUCKETS 4096
+#define TLS_SCRATCH 16384
+
+static struct session *registry[REGISTRY_BUCKETS];
+static struct session *all_sessions;
+static unsigned nsessions;
+static uint64_t next_id;
+static uint64_t id_base;
+static char tls_scratch[TLS_SCRATCH];
+
+struct write_req {
+	uv_write_t req;
+	struct session *s;
+	char *data;
+};
+
+static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b);
+static void on_timer(uv_timer_t *t);
+
+unsigned sessions_count(void)
+{
+	return nsessions;
+}
+
+static void registry_add(struct session *s)
+{
+	size_t b = s->id % REGISTRY_BUCKETS;
+	s->hnext = registry[b];
+	registry[b] = s;
+	s->next = all_sessions;
+	if (all_sessions)
+		all_sessions->prev = s;
+	all_sessions = s;
+	nsessions++;
+}
+
+static void registry_del(struct session *s)
+{
+	struct session **pp = &registry[s->id % REGISTRY_BUCKETS];
+	while (*pp && *pp != s)
+		pp = &(*pp)->hnext;
+	if (*pp == NULL)
+		return;
+	*pp = s->hnext;
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		all_sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	nsessions--;
+}
+
+struct session *session_find(uint64_t id)
+{
+	for (struct session *s = registry[id % REGISTRY_BUCKETS]; s; s = s->hnext)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+void session_release(struct session *s)
+{
+	if (--s->open_handles > 0)
+		return;
+	txn_free(s);
+	buf_free(&s->in);
+	buf_free(&s->out);
+	buf_free(&s->dbuf);
+	if (s->tls)
+		tls_conn_free(s->tls);
+	if (s->tls_server)
+		tls_server_unref(s->tls_server);
+	config_unref(s->cfg);
+	free(s);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	session_release(h->data);
+}
+
+/* peer_describe - fill ip, port and the per-IP key, unmapping IPv4-mapped
+ * IPv6 addresses (a dual-stack listener reports them; SPF and logs want
+ * the IPv4 form). */
+static void peer_describe(struct session *s)
+{
+	struct sockaddr_storage *ss = &s->peer;
+	memset(s->ipkey, 0, sizeof s->ipkey);
+	if (ss->ss_family == AF_INET6) {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr)) {
+			struct sockaddr_in a4;
+			memset(&a4, 0, sizeof a4);
+			a4.sin_family = AF_INET;
+			a4.sin_port = a6->sin6_port;
+			memcpy(&a4.sin_addr, a6->sin6_addr.s6_addr + 12, 4);
+			memcpy(ss, &a4, sizeof a4);
+		}
+	}
+	if (ss->ss_family == AF_INET) {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a4->sin_addr, s->ip, sizeof s->ip);
+		s->port = ntohs(a4->sin_port);
+		s->ipkey[0] = 4;
+		memcpy(s->ipkey + 1, &a4->sin_addr, 4);
+	} else {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &a6->sin6_addr, s->ip, sizeof s->ip);
+		s->port = ntohs(a6->sin6_port);
+		s->ipkey[0] = 6;
+		memcpy(s->ipkey + 1, &a6->sin6_addr, 16);
+	}
+}
+
+static void connect_filtered(struct session *s, const struct filter_verdict *v)
+{
+	if (v->result != FILTER_CONTINUE) {
+		/* RFC 5321 3.1: a 554 greeting refuses the connection */
+		session_reply(s, v->result == FILTER_TEMPFAIL ? 421 : 554,
+		    v->esc[0] ? v->esc : NULL, "%s", v->text[0] ? v->text : "Access denied");
+		session_close(s, "refused at connect");
+		return;
+	}
+	session_banner(s);
+}
+
+void session_accept(struct listener *l, uv_stream_t *server)
+{
+	struct session *s = calloc(1, sizeof *s);
+	uv_loop_t *loop = uv_default_loop();
+	int namelen = sizeof s->peer;
+
+	if (s == NULL) {
+		log_error("out of memory accepting a connection");
+		return;
+	}
+	s->cfg = config_ref(server_config());
+	s->listener = l;
+	s->outbound = l->outbound;
+	uv_tcp_init(loop, &s->tcp);
+	s->tcp.data = s;
+	s->open_handles = 1;
+	if (uv_accept(server, (uv_stream_t *)&s->tcp) != 0) {
+		uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+		return;
+	}
+	uv_timer_init(loop, &s->timer);
+	s->timer.data = s;
+	s->open_handles++;
+	uv_tcp_nodelay(&s->tcp, 1);
+	if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&s->peer, &namelen) != 0) {
+		s->closing = true;
+		uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+		return;
+	}
+	peer_describe(s);
+	if (id_base == 0)
+		id_base = ((uint64_t)uv_hrtime() & 0xffffff) << 24;
+	s->id = ++next_id;
+	snprintf(s->sid, sizeof s->sid, "%012llX",
+	    (unsigned long long)((id_base + s->id) & 0xffffffffffffULL));
+	strcpy(s->client_name, "unknown");
+	s->started_ms = uv_now(loop);
+	s->state = SMTP_STATE_CONNECTED;
+	if ((s->tls_server = server_tls()) != NULL)
+		tls_server_ref(s->tls_server);
+	registry_add(s);
+	ipcount_add(s->ipkey, +1);
+	log_info("%s: connect from [%s]:%u to %s%s", s->sid, s->ip, s->port, l->addr,
+	    s->outbound ? " (outbound)" : "");
+
+	if (nsessions > s->cfg->limits.max_connections) {
+		log_warn("%s: refused [%s]:%u: too many connections (max_connections = %lu)",
+		    s->sid, s->ip, s->port, s->cfg->limits.max_connections);
+		session_reply(s, 421, "4.3.2", "%s Too many connections, try again later",
+		    s->cfg->server.hostname);
+		session_close(s, "max_connections");
+		return;
+	}
+	if (ipcount_add(s->ipkey, 0) > s->cfg->limits.max_connections_per_ip) {
+		log_warn("%s: refused [%s]:%u: too many connections from this address (max_connections_per_ip = %lu)",
+		    s->sid, s->ip, s->port, s->cfg->limits.max_connections_per_ip);
+		session_reply(s, 421, "4.7.0", "%s Too many connections from your address, try again later",
+		    s->cfg->server.hostname);
+		session_close(s, "max_connections_per_ip");
+		return;
+	}
+	session_read_start(s);
+	if (s->cfg->server.greet_pause > 0) {
+		/* postscreen's pregreet test: a client that talks before the
+		 * banner is a bot that does not wait for the server (RFC 5321 3.1). */
+		s->wait = WAIT_GREET;
+		uv_timer_start(&s->timer, on_timer, s->cfg->server.greet_pause, 0);
+		return;
+	}
+	filters_run(s, FILTER_CONNECT, connect_filtered);
+	session_flush(s);
+	session_timer_arm(s);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+	struct session *s = h->data;
+	(void)suggested;
+
+	if (s->tls) {
+		b->base = tls_scratch;
+		b->len = sizeof tls_scratch;
+		return;
+	}
+	/* The input buffer is allocated at the first byte a client sends: an
+	 * idle connection costs no buffer. */
+	if (s->in.size < SESSION_IN_MAX && buf_reserve(&s->in, SESSION_IN_MAX - s->in.len, SESSION_IN_MAX) < 0) {
+		b->base = NULL;
+		b->len = 0;
+		return;
+	}
+	b->base = s->in.data + s->in.len;
+	b->len = SESSION_IN_MAX - s->in.len;
+}
+
+void session_read_start(struct session *s)
+{
+	if (!s->reading && !s->closing) {
+		if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
+			s->reading = true;
+	}
+}
+
+void session_read_stop(struct session *s)
+{
+	if (s->reading) {
+		uv_read_stop((uv_stream_t *)&s->tcp);
+		s->reading = false;
+	}
+}
+
+static void tls_send_pending(struct session *s);
+
+/* tls_pump - decrypt what the TLS engine holds into the input buffer. */
+static void tls_pump(struct session *s)
+{
+	bool was_done = tls_conn_handshake_done(s->tls);
+
+	if (s->in.size < SESSION_IN_MAX &&
+	    buf_reserve(&s->in, SESSION_IN_MAX - s->in.len, SESSION_IN_MAX) < 0) {
+		session_close(s, "out of memory");
+		return;
+	}
+	for (;;) {
+		size_t room = SESSION_IN_MAX - s->in.len, got = 0;
+		int rc;
+		if (room == 0)
+			break;
+		rc = tls_conn_read(s->tls, s->in.data + s->in.len, room, &got);
+		s->in.len += got;
+		if (!was_done && tls_conn_handshake_done(s->tls)) {
+			was_done = true;
+			tls_send_pending(s);
+			session_starttls_done(s, true);
+		}
+		if (rc == TLS_WANT)
+			break;
+		if (rc == TLS_CLOSED) {
+			session_close(s, "TLS closed by client");
+			return;
+		}
+		if (rc == TLS_ERROR) {
+			if (!was_done) {
+				log_info("%s: TLS handshake failed with [%s]:%u: %s", s->sid, s->ip, s->port,
+				    tls_conn_error(s->tls));
+				session_starttls_done(s, false);
+			} else {
+				log_info("%s: TLS error with [%s]:%u: %s", s->sid, s->ip, s->port,
+				    tls_conn_error(s->tls));
+			}
+			tls_send_pending(s);
+			session_close(s, "TLS error");
+			return;
+		}
+		if (got == 0 && rc == TLS_OK && was_done)
+			continue;
+	}
+	tls_send_pending(s);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
+{
+	struct session *s = stream->data;
+
+	if (s->closing)
+		return;
+	if (n < 0) {
+		if (n == UV_ENOBUFS) {
+			session_read_stop(s);
+			return;
+		}
+		log_info("%s: lost connection from [%s]:%u after %s%s%s", s->sid, s->ip, s->port,
+		    smtp_state_name(s->state), n == UV_EOF ? "" : ": ", n == UV_EOF ? "" : uv_strerror((int)n));
+		if (s->txn.active)
+			session_summary(s, "lost connection");
+		session_close(s, NULL);
+		return;
+	}
+	if (n == 0)
+		return;
+	if (s->tls) {
+		if (tls_conn_feed(s->tls, b->base, (size_t)n) != 0) {
+			session_close(s, "TLS input error");
+			return;
+		}
+		tls_pump(s);
+		if (s->closing)
+			return;
+	} else {
+		s->in.len += (size_t)n;
+	}
+	if (s->wait == WAIT_GREET) {
+		char esc[128];
+		log_info("%s: PREGREET %zd bytes from [%s]:%u: %s", s->sid, n, s->ip, s->port,
+		    log_escape(s->in.data, s->in.len < 64 ? s->in.len : 64, esc, sizeof esc));
+		session_reply(s, 554, "5.5.1", "%s Error: SMTP protocol violation: talked before the greeting",
+		    s->cfg->server.hostname);
+		session_close(s, "pregreet");
+		return;
+	}
+	session_process(s);
+}
+
+void session_process(struct session *s)
+{
+	if (s->in_process)
+		return;
+	s->in_process = true;
+again:
+	while (!s->closing && s->wait == WAIT_NONE) {
+		struct smtp_line line;
+		size_t n;
+
+		if (s->state == SMTP_STATE_DATA) {
+			if (!session_data_process(s))
+				break;
+			continue;
+		}
+		if (s->inpos >= s->in.len)
+			break;
+		n = smtp_line_next(&s->lr, s->in.data + s->inpos, s->in.len - s->inpos,
+		    SESSION_CMD_MAX, &line);
+		if (n == 0)
+			break;
+		s->inpos += n;
+		if (s->skip_to_eol) {
+			if (!(line.flags & SMTP_LINE_PARTIAL))
+				s->skip_to_eol = false;
+			continue;
+		}
+		if (line.flags & SMTP_LINE_PARTIAL) {
+			s->skip_to_eol = true;
+			s->errors++;
+			session_reply(s, 500, "5.5.2", "Error: line too long (limit %d)", SESSION_CMD_MAX);
+			continue;
+		}
+		session_command(s, &line);
+	}
+	if (s->inpos > 0) {
+		buf_consume(&s->in, s->inpos);
+		s->inpos = 0;
+	}
+	if (s->tls && !s->closing && s->in.len < SESSION_IN_MAX && s->wait == WAIT_NONE) {
+		size_t before = s->in.len;
+		tls_pump(s);
+		if (s->in.len > before && !s->closing)
+			goto again;
+	}
+	s->in_process = false;
+	if (s->closing)
+		return;
+	session_flush(s);
+	if (s->in.len >= SESSION_IN_MAX)
+		session_read_stop(s);
+	else
+		session_read_start(s);
+	session_timer_arm(s);
+}
+
+void session_resume(struct session *s)
+{
+	s->wait = WAIT_NONE;
+	session_process(s);
+}
+
+void session_timer_arm(struct session *s)
+{
+	const struct config *c = s->cfg;
+	uint64_t now = uv_now(uv_default_loop()), t, left;
+
+	if (s->closing || s->wait == WAIT_GREET)
+		return;
+	if (s->state == SMTP_STATE_DATA)
+		t = c->limits.data_timeout;
+	else if (s->state == SMTP_STATE_CONNECTED)
+		t = c->limits.greeting_timeout;
+	else
+		t = c->limits.command_timeout;
+	if (s->wait == WAIT_TLS)
+		t = c->tls.handshake_timeout;
+	left = now - s->started_ms >= c->limits.session_timeout ? 1 :
+	    c->limits.session_timeout - (now - s->started_ms);
+	if (s->wait == WAIT_BACKEND || s->wait == WAIT_FILTER || s->wait == WAIT_DRAIN)
+		t = left;    /* the backend and the filters keep their own time */
+	uv_timer_start(&s->timer, on_timer, t < left ? t : left, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct session *s = t->data;
+
+	if (s->closing) {
+		/* the peer does not read our last reply: stop waiting for it */
+		if (!uv_is_closing((uv_handle_t *)&s->tcp))
+			uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+		if (!uv_is_closing((uv_handle_t *)&s->timer))
+			uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+		return;
+	}
+	if (s->wait == WAIT_GREET) {
+		s->wait = WAIT_NONE;
+		filters_run(s, FILTER_CONNECT, connect_filtered);
+		session_process(s);
+		return;
+	}
+	log_info("%s: timeout after %s from [%s]:%u", s->sid,
+	    s->wait == WAIT_TLS ? "STARTTLS handshake" : smtp_state_name(s->state), s->ip, s->port);
+	if (s->txn.active)
+		session_summary(s, "timeout");
+	if (!s->tls || tls_conn_handshake_done(s->tls))
+		session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", s->cfg->server.hostname);
+	session_close(s, "timeout");
+}
+
+/* ---- output ---- */
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct write_req *w = (struct write_req *)req;
+	struct session *s = w->s;
+	free(w->data);
+	free(w);
+	if (status < 0 && !s->closing) {
+		log_info("%s: write to [%s]:%u failed: %s", s->sid, s->ip, s->port, uv_strerror(status));
+		session_close(s, NULL);
+	}
+}
+
+static void write_raw(struct session *s, char *data, size_t len)
+{
+	struct write_req *w = malloc(sizeof *w);
+	uv_buf_t b;
+
+	if (w == NULL) {
+		free(data);
+		return;
+	}
+	w->s = s;
+	w->data = data;
+	b = uv_buf_init(data, (unsigned)len);
+	if (uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_write) != 0) {
+		free(data);
+		free(w);
+	}
+}
+
+static void tls_send_pending(struct session *s)
+{
+	const char *p;
+	size_t n;
+	while ((n = tls_conn_pending(s->tls, &p)) > 0) {
+		char *copy = malloc(n);
+		if (copy == NULL)
+			return;
+		memcpy(copy, p, n);
+		tls_conn_consume(s->tls, n);
+		write_raw(s, copy, n);
+	}
+}
+
+void session_flush(struct session *s)
+{
+	size_t len;
+	char *data;
+
+	if (s->out.len == 0 || uv_is_closing((uv_handle_t *)&s->tcp))
+		return;
+	if (s->tls) {
+		tls_conn_write(s->tls, s->out.data, s->out.len);
+		s->out.len = 0;
+		tls_send_pending(s);
+		return;
+	}
+	data = buf_steal(&s->out, &len);
+	write_raw(s, data, len);
+}
+
+void session_reply(struct session *s, int code, const char *esc, const char *fmt, ...)
+{
+	char text[1024], wire[2048];
+	va_list ap;
+	long n;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	n = smtp_reply_format(wire, sizeof wire, code, esc, text);
+	if (n < 0)
+		n = smtp_reply_format(wire, sizeof wire, code, esc, "Error");
+	if (code >= 400)
+		s->errors++;
+	if (buf_append(&s->out, wire, (size_t)n, SESSION_OUT_MAX) < 0) {
+		/* the client sends commands but does not read the replies */
+		log_warn("%s: [%s]:%u does not read its replies; closing", s->sid, s->ip, s->port);
+		session_close(s, NULL);
+	}
+}
+
+void session_reply_smtp(struct session *s, const struct smtp_reply *r)
+{
+	session_reply(s, r->code, r->esc[0] ? r->esc : NULL, "%s", r->text);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct session *s = req->data;
+	(void)status;
+	if (!uv_is_closing((uv_handle_t *)&s->tcp))
+		uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
+	if (!uv_is_closing((uv_handle_t *)&s->timer))
+		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+}
+
+void session_close(struct session *s, const char *why)
+{
+	if (s->closing)
+		return;
+	if (why)
+		log_info("%s: disconnect from [%s]:%u after %s (%s)", s->sid, s->ip, s->port,
+		    smtp_state_name(s->state), why);
+	session_flush(s);
+	s->closing = true;
+	if (s->tls) {
+		tls_conn_shutdown(s->tls);
+		tls_send_pending(s);
+	}
+	registry_del(s);
+	ipcount_add(s->ipkey, -1);
+	if (s->be) {
+		if (s->txn.active || s->state == SMTP_STATE_DATA)
+			backend_abort(s);
+		else
+			backend_quit(s);
+	}
+	session_read_stop(s);
+	/* give the last reply 5 s to leave, then close regardless */
+	uv_timer_start(&s->timer, on_timer, 5000, 0);
+	s->shutdown_req.data = s;
+	if (uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->tcp, on_shutdown) != 0)
+		on_shutdown(&s->shutdown_req, 0);
+	if (server_draining() && nsessions == 0)
+		server_stop();
+}
+
+/* ---- server-wide ---- */
+
+void sessions_drain(void)
+{
+	struct session *s, *next;
+	for (s = all_sessions; s; s = next) {
+		next = s->next;
+		if (!s->txn.active && s->wait == WAIT_NONE && s->state != SMTP_STATE_DATA) {
+			session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later",
+			    s->cfg->server.hostname);
+			session_close(s, "shutdown");
+		} else {
+			s->drain_after_txn = true;
+		}
+	}
+}
+
+void sessions_close_all(const char *why)
+{
+	struct session *s, *next;
+	for (s = all_sessions; s; s = next) {
+		next = s->next;
+		if (s->txn.active)
+			session_summary(s, "shutdown");
+		session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later",
+		    s->cfg->server.hostname);
+		session_close(s, why);
+	}
+}

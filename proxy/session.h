@@ -1,0 +1,185 @@
+/*
+ * session - one client connection: the SMTP server side of backstop.
+ *
+ * A session owns its client socket, its timer, its transaction and (lazily)
+ * its backend connection. Commands are taken from the input buffer one at a
+ * time: a command that needs a filter verdict or a backend reply makes the
+ * session "wait"; pipelined commands stay in the buffer until the answer
+ * arrives, so replies always go out in order (RFC 2920 3.1).
+ *
+ * Lifetime: a session is freed only after the close callbacks of all its
+ * handles ran (session_release). Asynchronous verdicts find it by id
+ * (session_find), never by a pointer kept elsewhere.
+ *
+ * Split over files by concern: session.c (I/O, lifecycle, timers, replies),
+ * session_cmd.c (commands), session_data.c (message content),
+ * backend.c (the client side towards the backend MTA).
+ */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "filters/filter.h"
+#include "proxy/buf.h"
+#include "proxy/config.h"
+#include "smtp/smtp_addr.h"
+#include "smtp/smtp_data.h"
+#include "smtp/smtp_line.h"
+#include "smtp/smtp_reply.h"
+#include "smtp/smtp_server.h"
+
+struct backend;
+struct listener;
+struct tls_conn;
+struct tls_server;
+
+#define SESSION_IN_MAX 16384      /* input held at most: commands or content */
+#define SESSION_CMD_MAX 2048      /* command line limit (Postfix line_length_limit) */
+#define SESSION_OUT_MAX 65536     /* replies held before the client reads them */
+#define SESSION_HEADER_MAX 65536  /* one header field, when filters inspect it */
+#define SESSION_NOTES_MAX 512
+
+enum session_wait {
+	WAIT_NONE = 0,
+	WAIT_FILTER,    /* a filter's asynchronous verdict */
+	WAIT_BACKEND,   /* the backend's reply */
+	WAIT_DRAIN,     /* the backend's write queue to drain (DATA) */
+	WAIT_GREET,     /* greet_pause before the banner */
+	WAIT_TLS,       /* STARTTLS handshake */
+};
+
+/* Recipient as the client gave it and as relayed (after filter rewrites). */
+struct txn_rcpt {
+	char *orig;
+	char *relayed;
+};
+
+/* One mail transaction: from MAIL to end of data, RSET or HELO. */
+struct txn {
+	bool active;             /* MAIL accepted */
+	unsigned number;         /* per session, for ids */
+	struct smtp_path from;   /* as given */
+	char from_relayed[SMTP_ADDR_MAX + 1];
+	char mail_params[512];   /* parameters passed on to the backend */
+	uint64_t declared_size;
+	bool mail_relayed;       /* the backend has seen MAIL */
+	struct txn_rcpt *rcpts;
+	size_t nrcpts;
+	const char **rcpt_view;      /* for struct filter_env */
+	const char **rcpt_orig_view;
+	unsigned rcpts_refused;
+	struct buf headers;      /* prepended header fields from filters */
+	char notes[SESSION_NOTES_MAX]; /* "spf=pass batv=pass" */
+	/* content */
+	struct smtp_data data;
+	struct buf field;        /* header field being collected */
+	bool field_open;
+	bool eoh_done;
+	int failed_code;         /* content refused: reply at end of data */
+	char failed_esc[16];
+	char failed_text[FILTER_TEXT_MAX];
+	uint64_t started_ms;
+	/* current command (RCPT) */
+	struct smtp_path rcpt;
+	char rcpt_params[512];
+};
+
+struct session {
+	uint64_t id;
+	char sid[24];
+	struct config *cfg;         /* reference held for the whole session */
+	struct listener *listener;
+	bool outbound;              /* the listener's role */
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	int open_handles;           /* freed when the last close_cb ran */
+	struct session *hnext;      /* registry hash chain */
+	struct session *prev, *next;/* list of all sessions */
+
+	struct sockaddr_storage peer;
+	char ip[INET6_ADDRSTRLEN];
+	unsigned port;
+	char ipkey[20];             /* 16 address bytes + family: per-IP counting */
+	char client_name[256];
+
+	enum smtp_state state;
+	enum session_wait wait;
+	char helo[256];
+	bool esmtp;
+	bool greeted;               /* banner sent */
+	bool closing;
+	bool reading;
+	bool drain_after_txn;       /* SIGTERM: close after this transaction */
+	bool skip_to_eol;           /* discarding the rest of an over-long line */
+	unsigned errors;
+	uint32_t call_seq;          /* filter calls; stale verdicts are dropped */
+	size_t filter_next;         /* next filter to run at the current stage */
+	enum filter_stage filter_stage;
+	void (*filter_then)(struct session *, const struct filter_verdict *);
+	struct filter_verdict verdict;
+	uint64_t started_ms;
+	unsigned txn_count;
+
+	uv_shutdown_t shutdown_req;
+	bool in_process;            /* session_process() is on the stack */
+	bool be_rset_pending;       /* the backend still holds an ended transaction */
+	bool xforward_sent;         /* for the current transaction */
+	/* what to do with the backend's reply to MAIL */
+	void (*mail_then)(struct session *, const struct smtp_reply *, int);
+	char rewrite[FILTER_ADDR_MAX]; /* address rewrite from the filters */
+	size_t inpos;               /* processed bytes at the front of in */
+	struct buf in;              /* client bytes not yet processed */
+	struct smtp_line_reader lr;
+	struct buf out;             /* replies not yet written */
+
+	struct tls_conn *tls;
+	struct tls_server *tls_server;
+
+	struct txn txn;
+	struct buf dbuf;            /* message content not yet sent to the backend */
+	struct backend *be;
+};
+
+/* session_accept - take a new connection from listener. */
+void session_accept(struct listener *l, uv_stream_t *server);
+
+/* session_reply - the one place replies are built (smtp_reply_format). */
+void session_reply(struct session *s, int code, const char *esc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void session_reply_smtp(struct session *s, const struct smtp_reply *r);
+/* session_close - flush replies, then close (and abort the backend). */
+void session_close(struct session *s, const char *why);
+void session_process(struct session *s);
+void session_resume(struct session *s);
+void session_timer_arm(struct session *s);
+void session_read_start(struct session *s);
+void session_read_stop(struct session *s);
+void session_flush(struct session *s);
+struct session *session_find(uint64_t id);
+void session_release(struct session *s);    /* a handle closed */
+
+/* server-wide shutdown: SIGTERM */
+void sessions_drain(void);
+void sessions_close_all(const char *why);
+unsigned sessions_count(void);
+
+/* session_cmd.c */
+void session_command(struct session *s, const struct smtp_line *line);
+void session_banner(struct session *s);
+void txn_reset(struct session *s);
+void txn_free(struct session *s);
+void filters_run(struct session *s, enum filter_stage stage,
+    void (*then)(struct session *, const struct filter_verdict *));
+void session_summary(struct session *s, const char *result);
+void session_starttls_done(struct session *s, bool ok);
+
+/* session_data.c */
+void session_data_start(struct session *s);
+/* returns true when it consumed input and may be called again */
+bool session_data_process(struct session *s);
+
+#endif

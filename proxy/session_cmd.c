@@ -1,0 +1,895 @@
+/*
+ * session_cmd - the SMTP commands: check -> filters -> relay -> reply
+ * (OpenSMTPD's check/filter/proceed). Sequencing rules come from
+ * smtp/smtp_server.c, parsing from smtp/, every reply goes through
+ * session_reply().
+ *
+ * A command that waits (filter verdict, backend reply) sets s->wait; its
+ * continuation replies and calls session_resume(), which carries on with
+ * the commands the client pipelined meanwhile.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "proxy/backend.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "proxy/session.h"
+#include "proxy/tls.h"
+
+#define MAX_ESMTP_PARAMS SMTP_PARAMS_MAX
+
+/* ---- transaction state ---- */
+
+void txn_free(struct session *s)
+{
+	struct txn *t = &s->txn;
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		free(t->rcpts[i].orig);
+		free(t->rcpts[i].relayed);
+	}
+	free(t->rcpts);
+	free(t->rcpt_view);
+	free(t->rcpt_orig_view);
+	buf_free(&t->headers);
+	buf_free(&t->field);
+	t->rcpts = NULL;
+	t->rcpt_view = t->rcpt_orig_view = NULL;
+	t->nrcpts = 0;
+}
+
+/* txn_reset - forget the transaction. The backend is told lazily (RSET
+ * before its next MAIL), which saves a round trip per RSET. */
+void txn_reset(struct session *s)
+{
+	unsigned number = s->txn.number;
+	if (s->txn.mail_relayed)
+		s->be_rset_pending = true;
+	txn_free(s);
+	memset(&s->txn, 0, sizeof s->txn);
+	s->txn.number = number;
+	s->dbuf.len = 0;
+	if (s->state != SMTP_STATE_CONNECTED)
+		s->state = SMTP_STATE_READY;
+}
+
+static int txn_add_rcpt(struct session *s, const char *orig, const char *relayed)
+{
+	struct txn *t = &s->txn;
+	struct txn_rcpt *nr = realloc(t->rcpts, (t->nrcpts + 1) * sizeof *nr);
+	const char **v1, **v2;
+	if (nr == NULL)
+		return -1;
+	t->rcpts = nr;
+	v1 = realloc(t->rcpt_view, (t->nrcpts + 2) * sizeof *v1);
+	if (v1 == NULL)
+		return -1;
+	t->rcpt_view = v1;
+	v2 = realloc(t->rcpt_orig_view, (t->nrcpts + 2) * sizeof *v2);
+	if (v2 == NULL)
+		return -1;
+	t->rcpt_orig_view = v2;
+	nr[t->nrcpts].orig = strdup(orig);
+	nr[t->nrcpts].relayed = strdup(relayed);
+	if (!nr[t->nrcpts].orig || !nr[t->nrcpts].relayed)
+		return -1;
+	t->nrcpts++;
+	for (size_t i = 0; i < t->nrcpts; i++) {
+		v1[i] = nr[i].relayed;
+		v2[i] = nr[i].orig;
+	}
+	v1[t->nrcpts] = v2[t->nrcpts] = NULL;
+	return 0;
+}
+
+static void notes_add(struct session *s, const char *note)
+{
+	size_t len = strlen(s->txn.notes);
+	if (!note[0])
+		return;
+	snprintf(s->txn.notes + len, sizeof s->txn.notes - len, "%s%s", len ? " " : "", note);
+}
+
+/* ---- filters ---- */
+
+static void build_env(struct session *s, struct filter_env *e)
+{
+	memset(e, 0, sizeof *e);
+	e->session_id = s->id;
+	e->sid = s->sid;
+	e->listener = s->outbound ? "outbound" : "inbound";
+	e->client_sa = (const struct sockaddr *)&s->peer;
+	e->client_ip = s->ip;
+	e->client_port = s->port;
+	e->client_name = s->client_name;
+	e->helo = s->helo;
+	e->esmtp = s->esmtp;
+	e->tls = s->tls != NULL && tls_conn_handshake_done(s->tls);
+	e->mail_from = s->txn.from_relayed[0] ? s->txn.from_relayed : s->txn.from.addr;
+	e->null_sender = s->txn.from.is_null;
+	e->rcpt = s->txn.rcpt.addr[0] ? s->txn.rcpt.addr : NULL;
+	e->rcpts = s->txn.rcpt_view;
+	e->rcpts_orig = s->txn.rcpt_orig_view;
+	e->nrcpts = s->txn.nrcpts;
+	e->cfg = s->cfg;
+}
+
+static bool filter_on(const struct filter_ops *f, const struct config *cfg)
+{
+	return f->enabled == NULL || f->enabled(cfg);
+}
+
+/* apply_verdict - merge what a hook decided; true when it ends the stage. */
+static bool apply_verdict(struct session *s, const char *name)
+{
+	struct filter_verdict *v = &s->verdict;
+	size_t hl = strnlen(v->headers, sizeof v->headers);
+
+	if (hl && buf_append(&s->txn.headers, v->headers, hl, 16 * FILTER_HEADERS_MAX) < 0)
+		log_warn("%s: headers of filter %s dropped: too many", s->sid, name);
+	notes_add(s, v->note);
+	if (v->rewrite[0])
+		snprintf(s->rewrite, sizeof s->rewrite, "%s", v->rewrite);
+	if (v->result == FILTER_CONTINUE)
+		return false;
+	if (v->result == FILTER_TEMPFAIL) {
+		if (v->code < 400 || v->code > 499)
+			v->code = 451;
+		if (!v->esc[0])
+			strcpy(v->esc, "4.7.1");
+	} else {
+		v->result = FILTER_REJECT;
+		if (v->code < 500 || v->code > 599)
+			v->code = 550;
+		if (!v->esc[0])
+			strcpy(v->esc, "5.7.1");
+	}
+	if (!v->text[0])
+		snprintf(v->text, sizeof v->text, "Error: refused by policy (%s)", name);
+	log_info("%s: %s %s from [%s]:%u: %d %s %s", s->sid, name,
+	    v->result == FILTER_TEMPFAIL ? "tempfail" : "reject", s->ip, s->port,
+	    v->code, v->esc, v->text);
+	return true;
+}
+
+static void filters_continue(struct session *s)
+{
+	enum filter_stage stage = s->filter_stage;
+	struct filter_env env;
+
+	while (s->filter_next < filter_table_len) {
+		const struct filter_ops *f = filter_table[s->filter_next++];
+		struct filter_async token;
+		enum filter_result r;
+
+		if (f->hook[stage] == NULL || !filter_on(f, s->cfg))
+			continue;
+		memset(&s->verdict, 0, sizeof s->verdict);
+		build_env(s, &env);
+		token.session_id = s->id;
+		token.call_seq = ++s->call_seq;
+		r = f->hook[stage](&env, &s->verdict, &token);
+		if (r == FILTER_ASYNC) {
+			s->wait = WAIT_FILTER;
+			session_timer_arm(s);
+			return;
+		}
+		s->verdict.result = r;
+		if (apply_verdict(s, f->name)) {
+			s->filter_then(s, &s->verdict);
+			return;
+		}
+	}
+	memset(&s->verdict, 0, sizeof s->verdict);
+	s->filter_then(s, &s->verdict);
+}
+
+void filters_run(struct session *s, enum filter_stage stage,
+    void (*then)(struct session *, const struct filter_verdict *))
+{
+	s->filter_stage = stage;
+	s->filter_next = 0;
+	s->filter_then = then;
+	s->rewrite[0] = '\0';
+	filters_continue(s);
+}
+
+void filter_async_done(const struct filter_async *async, const struct filter_verdict *v)
+{
+	struct session *s = session_find(async->session_id);
+	const struct filter_ops *f;
+
+	if (s == NULL || s->closing || s->wait != WAIT_FILTER || async->call_seq != s->call_seq) {
+		log_debug("late filter verdict for session %llu dropped",
+		    (unsigned long long)async->session_id);
+		return;
+	}
+	f = filter_table[s->filter_next - 1];
+	s->verdict = *v;
+	s->wait = WAIT_NONE;
+	if (!apply_verdict(s, f->name))
+		filters_continue(s);
+	else
+		s->filter_then(s, &s->verdict);
+	session_process(s);
+}
+
+static void reply_verdict(struct session *s, const struct filter_verdict *v)
+{
+	session_reply(s, v->code, v->esc, "%s", v->text);
+}
+
+/* ---- logging ---- */
+
+void session_summary(struct session *s, const char *result)
+{
+	char from[300], rcpts[1200], helo[300];
+	size_t used = 0;
+	uint64_t ms = uv_now(uv_default_loop()) - s->txn.started_ms;
+
+	log_escape(s->txn.from.addr, strlen(s->txn.from.addr), from, sizeof from);
+	log_escape(s->helo, strlen(s->helo), helo, sizeof helo);
+	rcpts[0] = '\0';
+	for (size_t i = 0; i < s->txn.nrcpts && used + 8 < sizeof rcpts; i++) {
+		char one[300];
+		log_escape(s->txn.rcpts[i].orig, strlen(s->txn.rcpts[i].orig), one, sizeof one);
+		used += (size_t)snprintf(rcpts + used, sizeof rcpts - used, "%s<%s>", i ? "," : "", one);
+		if (used >= sizeof rcpts)
+			used = sizeof rcpts - 1;
+	}
+	log_info("%s: txn %u from [%s]:%u helo=<%s> from=<%s> to=%s checks=[%s] size=%llu "
+	    "duration=%llums result: %s", s->sid, s->txn.number, s->ip, s->port, helo, from,
+	    rcpts[0] ? rcpts : "none", s->txn.notes, (unsigned long long)s->txn.data.bytes,
+	    (unsigned long long)ms, result);
+}
+
+/* ---- backend helpers ---- */
+
+static int backend_fail_code(int err)
+{
+	return err == BACKEND_ETIMEOUT ? 2 : err == BACKEND_ECONNECT ? 1 : 0;
+}
+
+/* Backend trouble during a transaction: the client is asked to come back
+ * (4xx), never told yes. */
+static void backend_trouble(struct session *s, int err, bool fatal)
+{
+	log_warn("%s: backend %s during %s for [%s]:%u", s->sid, backend_err_text(err),
+	    smtp_state_name(s->state), s->ip, s->port);
+	if (fatal) {
+		session_summary(s, "backend failure");
+		session_reply(s, 421, "4.4.2", "%s Error: backend %s, try again later",
+		    s->cfg->server.hostname, backend_err_text(err));
+		session_close(s, "backend failure");
+		return;
+	}
+	session_reply(s, 451, backend_fail_code(err) == 1 ? "4.4.1" : "4.4.2",
+	    "Error: backend %s, try again later", backend_err_text(err));
+}
+
+/* relay_reply - pass a backend reply on; a reply of a class the command
+ * cannot have (e.g. 354 to MAIL) becomes a generic 451 (Postfix
+ * smtpd_proxy). Returns the class (2, 4, 5) or 0 for a replaced reply. */
+static int relay_reply(struct session *s, const struct smtp_reply *r, bool allow3)
+{
+	int cls = r->code / 100;
+	if (cls == 2 || cls == 4 || cls == 5 || (allow3 && cls == 3)) {
+		session_reply_smtp(s, r);
+		return cls;
+	}
+	log_warn("%s: backend gave an unexpected reply %d: %s", s->sid, r->code, r->text);
+	session_reply(s, 451, "4.3.0", "Error: unexpected reply from the backend, try again later");
+	return 0;
+}
+
+/* ---- HELO / EHLO ---- */
+
+static void helo_filtered(struct session *s, const struct filter_verdict *v)
+{
+	const struct config *c = s->cfg;
+
+	if (v->result != FILTER_CONTINUE) {
+		s->helo[0] = '\0';
+		reply_verdict(s, v);
+		return;
+	}
+	if (s->state == SMTP_STATE_CONNECTED)
+		s->state = SMTP_STATE_READY;
+	if (!s->esmtp) {
+		session_reply(s, 250, "", "%s", c->server.hostname);
+		return;
+	}
+	char text[1024];
+	int n = snprintf(text, sizeof text, "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES",
+	    c->server.hostname, (unsigned long long)c->limits.max_message_size);
+	if (s->tls_server && !s->tls)
+		n += snprintf(text + n, sizeof text - (size_t)n, "\nSTARTTLS");
+	if (backend_last_caps_known && backend_last_caps.dsn)
+		n += snprintf(text + n, sizeof text - (size_t)n, "\nDSN");
+	if (backend_last_caps_known && backend_last_caps.smtputf8)
+		snprintf(text + n, sizeof text - (size_t)n, "\nSMTPUTF8");
+	/* the EHLO reply lines carry no enhanced codes (RFC 2034 is about
+	 * status replies; keywords must stay parseable) */
+	session_reply(s, 250, "", "%s", text);
+}
+
+static void cmd_helo(struct session *s, const struct smtp_cmd *cmd, bool esmtp)
+{
+	for (size_t i = 0; i < cmd->arg_len; i++) {
+		if (cmd->arg[i] == ' ') {
+			session_reply(s, 501, "5.5.4", "Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+			return;
+		}
+	}
+	if (s->txn.active)
+		txn_reset(s);
+	if (s->state != SMTP_STATE_CONNECTED)
+		s->state = SMTP_STATE_READY;
+	snprintf(s->helo, sizeof s->helo, "%.*s", (int)(cmd->arg_len < 255 ? cmd->arg_len : 255), cmd->arg);
+	s->esmtp = esmtp;
+	filters_run(s, FILTER_HELO, helo_filtered);
+}
+
+void session_banner(struct session *s)
+{
+	s->greeted = true;
+	session_reply(s, 220, "", "%s %s", s->cfg->server.hostname, s->cfg->server.banner);
+}
+
+/* ---- MAIL ---- */
+
+static void mail_relay(struct session *s, void (*then)(struct session *, const struct smtp_reply *, int));
+static void rcpt_relay(struct session *s);
+
+/* mail_params - check the client's MAIL parameters and build the ones
+ * passed to the backend. Returns 0, or replies and returns -1. */
+static int mail_params(struct session *s, const struct smtp_param *p, size_t np)
+{
+	const struct backend_caps *caps = backend_last_caps_known ? &backend_last_caps : NULL;
+	char *out = s->txn.mail_params;
+	size_t used = 0, cap = sizeof s->txn.mail_params;
+	bool seen_size = false, seen_body = false, seen_utf8 = false, seen_ret = false, seen_envid = false;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < np; i++) {
+		bool *seen = NULL, pass = true;
+		if (smtp_param_is(&p[i], "SIZE")) {
+			unsigned long long v = 0;
+			seen = &seen_size;
+			if (p[i].value == NULL || p[i].value_len == 0 || p[i].value_len > 20) {
+				session_reply(s, 501, "5.5.4", "Error: bad SIZE parameter");
+				return -1;
+			}
+			for (size_t j = 0; j < p[i].value_len; j++) {
+				if (p[i].value[j] < '0' || p[i].value[j] > '9') {
+					session_reply(s, 501, "5.5.4", "Error: bad SIZE parameter");
+					return -1;
+				}
+				v = v * 10 + (unsigned)(p[i].value[j] - '0');
+			}
+			/* RFC 1870 6.1: refuse at MAIL what will not fit */
+			if (v > s->cfg->limits.max_message_size) {
+				session_reply(s, 552, "5.3.4", "Error: message size exceeds fixed maximum message size");
+				return -1;
+			}
+			s->txn.declared_size = v;
+		} else if (smtp_param_is(&p[i], "BODY")) {
+			seen = &seen_body;
+			if (!p[i].value || (!(p[i].value_len == 4 && !strncasecmp(p[i].value, "7BIT", 4)) &&
+			    !(p[i].value_len == 8 && !strncasecmp(p[i].value, "8BITMIME", 8)))) {
+				session_reply(s, 501, "5.5.4", "Error: BODY must be 7BIT or 8BITMIME");
+				return -1;
+			}
+		} else if (smtp_param_is(&p[i], "SMTPUTF8")) {
+			seen = &seen_utf8;
+			if (!caps || !caps->smtputf8) {
+				session_reply(s, 555, "5.5.4", "Error: SMTPUTF8 is not supported");
+				return -1;
+			}
+		} else if (smtp_param_is(&p[i], "RET") || smtp_param_is(&p[i], "ENVID")) {
+			seen = smtp_param_is(&p[i], "RET") ? &seen_ret : &seen_envid;
+			if (!caps || !caps->dsn) {
+				session_reply(s, 555, "5.5.4", "Error: DSN is not supported");
+				return -1;
+			}
+		} else if (smtp_param_is(&p[i], "AUTH")) {
+			pass = false;   /* we offer no AUTH; RFC 4954 5: ignore it */
+		} else {
+			session_reply(s, 555, "5.5.4", "Error: unsupported parameter %.*s",
+			    (int)(p[i].key_len > 40 ? 40 : p[i].key_len), p[i].key);
+			return -1;
+		}
+		if (seen && *seen) {
+			session_reply(s, 501, "5.5.4", "Error: duplicate parameter %.*s", (int)p[i].key_len, p[i].key);
+			return -1;
+		}
+		if (seen)
+			*seen = true;
+		if (pass) {
+			int n = snprintf(out + used, cap - used, " %.*s%s%.*s", (int)p[i].key_len, p[i].key,
+			    p[i].value ? "=" : "", p[i].value ? (int)p[i].value_len : 0, p[i].value ? p[i].value : "");
+			if (n < 0 || (size_t)n >= cap - used) {
+				session_reply(s, 501, "5.5.4", "Error: parameters too long");
+				return -1;
+			}
+			used += (size_t)n;
+		}
+	}
+	if (s->txn.from.has_8bit && !seen_utf8) {
+		session_reply(s, 553, "5.6.7", "Error: non-ASCII address without SMTPUTF8");
+		return -1;
+	}
+	return 0;
+}
+
+static void mail_relayed(struct session *s, const struct smtp_reply *r, int err)
+{
+	if (err) {
+		backend_trouble(s, err, false);
+		session_summary(s, "backend failure at MAIL");
+		txn_reset(s);
+		session_resume(s);
+		return;
+	}
+	if (relay_reply(s, r, false) == 2) {
+		s->txn.active = true;
+		s->txn.mail_relayed = true;
+		s->state = SMTP_STATE_MAIL;
+	} else {
+		txn_reset(s);
+	}
+	session_resume(s);
+}
+
+static void mail_filtered(struct session *s, const struct filter_verdict *v)
+{
+	if (v->result != FILTER_CONTINUE) {
+		reply_verdict(s, v);
+		txn_reset(s);
+		return;
+	}
+	if (s->rewrite[0])
+		snprintf(s->txn.from_relayed, sizeof s->txn.from_relayed, "%s", s->rewrite);
+	mail_relay(s, mail_relayed);
+}
+
+static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
+{
+	struct smtp_param params[MAX_ESMTP_PARAMS];
+	size_t np = MAX_ESMTP_PARAMS;
+	enum smtp_path_status st;
+
+	if (server_draining()) {
+		session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later", s->cfg->server.hostname);
+		session_close(s, "shutdown");
+		return;
+	}
+	txn_reset(s);
+	st = smtp_path_parse(cmd->arg, cmd->arg_len, SMTP_PATH_ALLOW_NULL | SMTP_PATH_ALLOW_UTF8,
+	    &s->txn.from, params, &np);
+	switch (st) {
+	case SMTP_PATH_OK:
+		break;
+	case SMTP_PATH_BAD_PARAM:
+	case SMTP_PATH_TOO_MANY_PARAMS:
+		session_reply(s, 501, "5.5.4", "Error: bad parameters");
+		return;
+	case SMTP_PATH_8BIT:
+		session_reply(s, 553, "5.6.7", "Error: non-ASCII address without SMTPUTF8");
+		return;
+	default:
+		session_reply(s, 501, "5.1.7", "Error: bad sender address syntax");
+		return;
+	}
+	if (mail_params(s, params, np) < 0) {
+		txn_reset(s);
+		return;
+	}
+	s->txn.number = ++s->txn_count;
+	s->txn.started_ms = uv_now(uv_default_loop());
+	if (s->outbound) {
+		/* the outbound listener decides how to sign the sender by the
+		 * first recipient: MAIL goes to the next hop with it */
+		s->txn.active = true;
+		s->state = SMTP_STATE_MAIL;
+		session_reply(s, 250, "2.1.0", "Ok");
+		return;
+	}
+	filters_run(s, FILTER_MAIL, mail_filtered);
+}
+
+/* ---- getting the backend ready for a transaction ---- */
+
+static void mail_send(struct session *s);
+
+static void prepare_step(struct session *s, const struct smtp_reply *r, int err)
+{
+	if (err) {
+		s->wait = WAIT_NONE;
+		s->txn.mail_relayed = false;
+		s->mail_then(s, NULL, err);
+		return;
+	}
+	(void)r;  /* RSET and XFORWARD replies: 250 expected, anything else is
+	             judged by the MAIL that follows */
+	mail_send(s);
+}
+
+static void mail_send(struct session *s)
+{
+	char line[1024];
+	const char *from = s->txn.from_relayed[0] ? s->txn.from_relayed : s->txn.from.addr;
+
+	if (!backend_ready(s)) {
+		s->wait = WAIT_BACKEND;
+		if (backend_open(s, prepare_step) != 0)
+			s->mail_then(s, NULL, BACKEND_ECONNECT);
+		return;
+	}
+	if (s->be_rset_pending) {
+		s->be_rset_pending = false;
+		s->wait = WAIT_BACKEND;
+		backend_command(s, "RSET", prepare_step);
+		return;
+	}
+	if (backend_wants_xforward(s) && !s->xforward_sent) {
+		/* XFORWARD attributes last one transaction: send before each MAIL */
+		char helo[600], xf[1024];
+		s->xforward_sent = true;
+		if (smtp_xtext_encode(s->helo, strlen(s->helo), helo, sizeof helo) < 0 || strlen(helo) > 255)
+			strcpy(helo, "[UNAVAILABLE]");
+		snprintf(xf, sizeof xf, "XFORWARD NAME=%s ADDR=%s%s PORT=%u PROTO=%s HELO=%s SOURCE=REMOTE",
+		    strcmp(s->client_name, "unknown") ? s->client_name : "[UNAVAILABLE]",
+		    strchr(s->ip, ':') ? "IPV6:" : "", s->ip, s->port, s->esmtp ? "ESMTP" : "SMTP", helo);
+		s->wait = WAIT_BACKEND;
+		backend_command(s, xf, prepare_step);
+		return;
+	}
+	s->xforward_sent = false;
+	snprintf(line, sizeof line, "MAIL FROM:<%s>%s", from, s->txn.mail_params);
+	s->wait = WAIT_BACKEND;
+	backend_command(s, line, s->mail_then);
+}
+
+static void mail_relay(struct session *s, void (*then)(struct session *, const struct smtp_reply *, int))
+{
+	s->mail_then = then;
+	mail_send(s);
+}
+
+/* ---- RCPT ---- */
+
+static void rcpt_relayed(struct session *s, const struct smtp_reply *r, int err)
+{
+	if (err) {
+		backend_trouble(s, err, true);
+		return;
+	}
+	if (relay_reply(s, r, false) == 2) {
+		const char *relayed = s->rewrite[0] ? s->rewrite : s->txn.rcpt.addr;
+		if (txn_add_rcpt(s, s->txn.rcpt.addr, relayed) < 0) {
+			session_reply(s, 451, "4.3.0", "Error: out of memory");
+		} else {
+			s->state = SMTP_STATE_RCPT;
+		}
+	} else {
+		s->txn.rcpts_refused++;
+	}
+	s->txn.rcpt.addr[0] = '\0';
+	session_resume(s);
+}
+
+static void rcpt_relay(struct session *s)
+{
+	char line[1024];
+	const char *to = s->rewrite[0] ? s->rewrite : s->txn.rcpt.addr;
+	snprintf(line, sizeof line, "RCPT TO:<%s>%s", to, s->txn.rcpt_params);
+	s->wait = WAIT_BACKEND;
+	backend_command(s, line, rcpt_relayed);
+}
+
+static void rcpt_filtered(struct session *s, const struct filter_verdict *v)
+{
+	if (v->result != FILTER_CONTINUE) {
+		reply_verdict(s, v);
+		s->txn.rcpts_refused++;
+		s->txn.rcpt.addr[0] = '\0';
+		return;
+	}
+	rcpt_relay(s);
+}
+
+static void outbound_mail_relayed(struct session *s, const struct smtp_reply *r, int err)
+{
+	if (err) {
+		backend_trouble(s, err, true);
+		return;
+	}
+	if (r->code / 100 != 2) {
+		/* the next hop refused the sender: say so at this first RCPT,
+		 * and end the transaction */
+		relay_reply(s, r, false);
+		session_summary(s, "sender refused by next hop");
+		txn_reset(s);
+		session_resume(s);
+		return;
+	}
+	s->txn.mail_relayed = true;
+	s->wait = WAIT_NONE;
+	filters_run(s, FILTER_RCPT, rcpt_filtered);
+	session_process(s);
+}
+
+static void outbound_mail_filtered(struct session *s, const struct filter_verdict *v)
+{
+	if (v->result != FILTER_CONTINUE) {
+		reply_verdict(s, v);
+		session_summary(s, "sender refused");
+		txn_reset(s);
+		return;
+	}
+	if (s->rewrite[0])
+		snprintf(s->txn.from_relayed, sizeof s->txn.from_relayed, "%s", s->rewrite);
+	mail_relay(s, outbound_mail_relayed);
+}
+
+static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
+{
+	struct smtp_param params[MAX_ESMTP_PARAMS];
+	size_t np = MAX_ESMTP_PARAMS, used = 0;
+	enum smtp_path_status st;
+	const struct backend_caps *caps = backend_last_caps_known ? &backend_last_caps : NULL;
+
+	if (s->txn.nrcpts >= s->cfg->limits.max_recipients) {
+		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
+		session_reply(s, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	st = smtp_path_parse(cmd->arg, cmd->arg_len, SMTP_PATH_ALLOW_POSTMASTER | SMTP_PATH_ALLOW_UTF8,
+	    &s->txn.rcpt, params, &np);
+	if (st == SMTP_PATH_BAD_PARAM || st == SMTP_PATH_TOO_MANY_PARAMS) {
+		session_reply(s, 501, "5.5.4", "Error: bad parameters");
+		return;
+	}
+	if (st == SMTP_PATH_8BIT || (st == SMTP_PATH_OK && s->txn.rcpt.has_8bit &&
+	    !strstr(s->txn.mail_params, "SMTPUTF8") && !strstr(s->txn.mail_params, "smtputf8"))) {
+		session_reply(s, 553, "5.6.7", "Error: non-ASCII address without SMTPUTF8");
+		s->txn.rcpt.addr[0] = '\0';
+		return;
+	}
+	if (st != SMTP_PATH_OK) {
+		session_reply(s, 501, "5.1.3", "Error: bad recipient address syntax");
+		s->txn.rcpt.addr[0] = '\0';
+		return;
+	}
+	s->txn.rcpt_params[0] = '\0';
+	for (size_t i = 0; i < np; i++) {
+		if ((smtp_param_is(&params[i], "NOTIFY") || smtp_param_is(&params[i], "ORCPT"))) {
+			if (!caps || !caps->dsn) {
+				session_reply(s, 555, "5.5.4", "Error: DSN is not supported");
+				s->txn.rcpt.addr[0] = '\0';
+				return;
+			}
+		} else {
+			session_reply(s, 555, "5.5.4", "Error: unsupported parameter %.*s",
+			    (int)(params[i].key_len > 40 ? 40 : params[i].key_len), params[i].key);
+			s->txn.rcpt.addr[0] = '\0';
+			return;
+		}
+		int n = snprintf(s->txn.rcpt_params + used, sizeof s->txn.rcpt_params - used, " %.*s%s%.*s",
+		    (int)params[i].key_len, params[i].key, params[i].value ? "=" : "",
+		    params[i].value ? (int)params[i].value_len : 0, params[i].value ? params[i].value : "");
+		if (n < 0 || (size_t)n >= sizeof s->txn.rcpt_params - used) {
+			session_reply(s, 501, "5.5.4", "Error: parameters too long");
+			s->txn.rcpt.addr[0] = '\0';
+			return;
+		}
+		used += (size_t)n;
+	}
+	if (s->outbound && !s->txn.mail_relayed) {
+		filters_run(s, FILTER_MAIL, outbound_mail_filtered);
+		return;
+	}
+	filters_run(s, FILTER_RCPT, rcpt_filtered);
+}
+
+/* ---- DATA ---- */
+
+static void data_relayed(struct session *s, const struct smtp_reply *r, int err)
+{
+	if (err) {
+		backend_trouble(s, err, true);
+		return;
+	}
+	if (r->code == 354) {
+		session_data_start(s);
+		session_reply(s, 354, "", "End data with <CR><LF>.<CR><LF>");
+	} else {
+		relay_reply(s, r, false);
+		session_summary(s, "refused at DATA by backend");
+		txn_reset(s);
+	}
+	session_resume(s);
+}
+
+static void data_filtered(struct session *s, const struct filter_verdict *v)
+{
+	if (v->result != FILTER_CONTINUE) {
+		reply_verdict(s, v);
+		session_summary(s, v->result == FILTER_TEMPFAIL ? "tempfail at DATA" : "rejected at DATA");
+		/* the backend holds MAIL and RCPTs: RSET it before the next MAIL */
+		txn_reset(s);
+		return;
+	}
+	s->wait = WAIT_BACKEND;
+	backend_command(s, "DATA", data_relayed);
+}
+
+static void cmd_data(struct session *s)
+{
+	if (s->txn.nrcpts == 0) {
+		session_reply(s, s->txn.rcpts_refused ? 554 : 503, "5.5.1",
+		    s->txn.rcpts_refused ? "Error: no valid recipients" : "Error: need RCPT command");
+		return;
+	}
+	filters_run(s, FILTER_DATA, data_filtered);
+}
+
+/* ---- STARTTLS ---- */
+
+static void cmd_starttls(struct session *s)
+{
+	if (s->tls_server == NULL || s->tls) {
+		session_reply(s, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+	session_reply(s, 220, "2.0.0", "Ready to start TLS");
+	session_flush(s);
+	/* RFC 3207 4, CVE-2011-0411: whatever the client pipelined after
+	 * STARTTLS was sent in plaintext and must not be taken as commands. */
+	if (s->in.len > s->inpos)
+		log_info("%s: discarding %zu plaintext bytes pipelined after STARTTLS from [%s]:%u",
+		    s->sid, s->in.len - s->inpos, s->ip, s->port);
+	s->inpos = s->in.len;
+	smtp_line_reset(&s->lr);
+	s->tls = tls_conn_new_server(s->tls_server);
+	if (s->tls == NULL) {
+		session_close(s, "TLS setup failed");
+		return;
+	}
+	s->wait = WAIT_TLS;
+	session_timer_arm(s);
+}
+
+void session_starttls_done(struct session *s, bool ok)
+{
+	char subject[256] = "";
+	if (!ok)
+		return;
+	tls_conn_peer_subject(s->tls, subject, sizeof subject);
+	log_info("%s: TLS established with [%s]:%u: %s %s%s%s", s->sid, s->ip, s->port,
+	    tls_conn_version(s->tls), tls_conn_cipher(s->tls), subject[0] ? " subject=" : "", subject);
+	/* RFC 3207 4.2: forget everything learnt before TLS */
+	txn_reset(s);
+	s->state = SMTP_STATE_CONNECTED;
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	s->wait = WAIT_NONE;
+}
+
+/* ---- dispatch ---- */
+
+void session_command(struct session *s, const struct smtp_line *line)
+{
+	struct smtp_cmd cmd;
+	enum smtp_cmd_status st;
+	enum smtp_seq seq;
+	const struct config *c = s->cfg;
+
+	if (s->errors >= c->limits.max_errors) {
+		log_info("%s: too many errors from [%s]:%u after %s", s->sid, s->ip, s->port,
+		    smtp_state_name(s->state));
+		session_reply(s, 421, "4.7.0", "%s Error: too many errors", c->server.hostname);
+		session_close(s, "too many errors");
+		return;
+	}
+	if ((line->flags & (SMTP_LINE_BARE_LF | SMTP_LINE_BARE_CR)) &&
+	    c->server.bare_newline == SMTP_NEWLINE_REJECT) {
+		/* RFC 5321 2.3.8: only CRLF ends a line; a client that sends
+		 * bare LF or CR could smuggle commands (CVE-2023-51764) */
+		log_info("%s: bare <CR> or <LF> in a command from [%s]:%u", s->sid, s->ip, s->port);
+		session_reply(s, 500, "5.5.2", "Error: bare <CR> or <LF> received");
+		session_close(s, "bare newline");
+		return;
+	}
+	st = smtp_cmd_parse(line->data, line->len, &cmd);
+	if (st == SMTP_CMD_EMPTY) {
+		session_reply(s, 500, "5.5.2", "Error: empty command");
+		return;
+	}
+	if (st == SMTP_CMD_BAD_CHAR || (line->flags & SMTP_LINE_NUL)) {
+		session_reply(s, 500, "5.5.2", "Error: invalid character in command");
+		return;
+	}
+	if (st == SMTP_CMD_UNKNOWN) {
+		char esc[64];
+		log_info("%s: unknown command from [%s]:%u: %s", s->sid, s->ip, s->port,
+		    log_escape(line->data, line->len < 40 ? line->len : 40, esc, sizeof esc));
+		session_reply(s, 500, "5.5.1", "Error: command not recognized");
+		return;
+	}
+	if (st == SMTP_CMD_SYNTAX) {
+		session_reply(s, 501, "5.5.4", "Syntax error in parameters or arguments to %s",
+		    smtp_verb_name(cmd.verb));
+		return;
+	}
+	if (c->tls.require && !s->tls && s->tls_server &&
+	    cmd.verb != SMTP_VERB_EHLO && cmd.verb != SMTP_VERB_HELO && cmd.verb != SMTP_VERB_STARTTLS &&
+	    cmd.verb != SMTP_VERB_NOOP && cmd.verb != SMTP_VERB_QUIT && cmd.verb != SMTP_VERB_RSET) {
+		session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+		return;
+	}
+	seq = smtp_server_check(s->state, cmd.verb);
+	if (seq != SMTP_SEQ_OK) {
+		session_reply(s, 503, "5.5.1", "%s", smtp_seq_text(seq));
+		return;
+	}
+	switch (cmd.verb) {
+	case SMTP_VERB_HELO:
+		cmd_helo(s, &cmd, false);
+		break;
+	case SMTP_VERB_EHLO:
+		cmd_helo(s, &cmd, true);
+		break;
+	case SMTP_VERB_MAIL:
+		cmd_mail(s, &cmd);
+		break;
+	case SMTP_VERB_RCPT:
+		cmd_rcpt(s, &cmd);
+		break;
+	case SMTP_VERB_DATA:
+		cmd_data(s);
+		break;
+	case SMTP_VERB_RSET:
+		if (s->txn.active)
+			session_summary(s, "reset by client");
+		txn_reset(s);
+		session_reply(s, 250, "2.0.0", "Ok");
+		break;
+	case SMTP_VERB_NOOP:
+		session_reply(s, 250, "2.0.0", "Ok");
+		break;
+	case SMTP_VERB_QUIT:
+		if (s->txn.active)
+			session_summary(s, "quit during transaction");
+		session_reply(s, 221, "2.0.0", "Bye");
+		session_close(s, "QUIT");
+		break;
+	case SMTP_VERB_VRFY:
+		/* RFC 5321 3.5.3: 252 when we will not verify but accept */
+		session_reply(s, 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
+		break;
+	case SMTP_VERB_EXPN:
+		session_reply(s, 502, "5.5.1", "Error: EXPN not supported");
+		break;
+	case SMTP_VERB_HELP:
+		session_reply(s, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s",
+		    s->tls_server && !s->tls ? " STARTTLS" : "");
+		break;
+	case SMTP_VERB_STARTTLS:
+		cmd_starttls(s);
+		break;
+	case SMTP_VERB_AUTH:
+	case SMTP_VERB_BDAT:
+	default:
+		session_reply(s, 502, "5.5.1", "Error: command not implemented");
+		break;
+	}
+	if (s->drain_after_txn && !s->closing && !s->txn.active && s->wait == WAIT_NONE) {
+		session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later", c->server.hostname);
+		session_close(s, "shutdown");
+	}
+}

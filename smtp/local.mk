@@ -1,0 +1,9 @@
+# smtp/ - the protocol library: parsers and rules, no I/O.
+noinst_LIBRARIES += libsmtp.a
+libsmtp_a_SOURCES = \
+	smtp/smtp_line.c smtp/smtp_line.h \
+	smtp/smtp_cmd.c smtp/smtp_cmd.h \
+	smtp/smtp_addr.c smtp/smtp_addr.h \
+	smtp/smtp_reply.c smtp/smtp_reply.h \
+	smtp/smtp_data.c smtp/smtp_data.h \
+	smtp/smtp_server.c smtp/smtp_server.h

@@ -1,0 +1,21 @@
+# Integration tests: real backstop, real backends, real clients.
+# Each is a standalone python3 script (exit 0 pass, 1 fail, 77 skip) using
+# tests/lib/harness.py; run one by hand with
+#   BACKSTOP_BIN=./backstop PYTHONPATH=tests/lib /usr/bin/python3 tests/integration/NAME.py
+INTEGRATION_TESTS = \
+	tests/integration/config_check.py \
+	tests/integration/relay_basic.py \
+	tests/integration/backend_refusal.py \
+	tests/integration/backend_down.py \
+	tests/integration/size_limit.py \
+	tests/integration/pipelining.py \
+	tests/integration/smuggling.py \
+	tests/integration/bare_newline.py \
+	tests/integration/errors_and_sequence.py \
+	tests/integration/timeouts.py \
+	tests/integration/conn_limits.py \
+	tests/integration/xclient.py \
+	tests/integration/signals.py \
+	tests/integration/smtp_source.py
+TESTS += $(INTEGRATION_TESTS)
+EXTRA_DIST += $(INTEGRATION_TESTS) tests/lib

@@ -1,0 +1,23 @@
+# Unit tests: one program per module, named test_<module>.
+UNIT_TESTS = \
+	tests/unit/test_smtp_line \
+	tests/unit/test_smtp_cmd \
+	tests/unit/test_smtp_addr \
+	tests/unit/test_smtp_reply \
+	tests/unit/test_smtp_data \
+	tests/unit/test_smtp_server \
+	tests/unit/test_tls \
+	tests/unit/test_batv_filter \
+	tests/unit/test_batv_tag
+check_PROGRAMS += $(UNIT_TESTS)
+TESTS += $(UNIT_TESTS)
+tests_unit_test_smtp_line_LDADD = $(UNIT_LDADD)
+tests_unit_test_smtp_cmd_LDADD = $(UNIT_LDADD)
+tests_unit_test_smtp_addr_LDADD = $(UNIT_LDADD)
+tests_unit_test_smtp_reply_LDADD = $(UNIT_LDADD)
+tests_unit_test_smtp_data_LDADD = $(UNIT_LDADD)
+tests_unit_test_smtp_server_LDADD = $(UNIT_LDADD)
+tests_unit_test_tls_LDADD = $(UNIT_LDADD)
+tests_unit_test_batv_filter_LDADD = $(UNIT_LDADD)
+tests_unit_test_batv_tag_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/unit/check.h
