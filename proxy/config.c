@@ -36,6 +36,8 @@ enum cfg_type {
 	CFG_LISTEN,    /* list of host:port */
 	CFG_WORDS,     /* list of words */
 	CFG_CIDRS,     /* list of address[/prefix] */
+	CFG_COLON,     /* text; a repeated key appends ":value" (cipher lists
+	                  outgrow one INI line) */
 };
 
 struct cfg_key {
@@ -99,16 +101,16 @@ static const struct cfg_key cfg_keys[] = {
 	{"tls", "certificate", CFG_STR, "", O(tls.certificate), 0, 4096, NULL},
 	{"tls", "key", CFG_STR, "", O(tls.key), 0, 4096, NULL},
 	{"tls", "protocols", CFG_STR, "TLSv1.2 TLSv1.3", O(tls.protocols), 0, 100, NULL},
-	{"tls", "ciphers", CFG_STR,
+	{"tls", "ciphers", CFG_COLON,
 	    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
 	    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 	    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
 	    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384",
 	    O(tls.ciphers), 0, 1000, NULL},
-	{"tls", "ciphersuites", CFG_STR,
+	{"tls", "ciphersuites", CFG_COLON,
 	    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256",
 	    O(tls.ciphersuites), 0, 1000, NULL},
-	{"tls", "groups", CFG_STR, "X25519:prime256v1:secp384r1", O(tls.groups), 0, 200, NULL},
+	{"tls", "groups", CFG_COLON, "X25519:prime256v1:secp384r1", O(tls.groups), 0, 200, NULL},
 	{"tls", "sni", CFG_WORDS, "", O(tls.sni), 0, 0, NULL},
 	{"tls", "require", CFG_BOOL, "no", O(tls.require), 0, 0, NULL},
 	{"tls", "handshake_timeout", CFG_DURATION, "30s", O(tls.handshake_timeout), 100, 600000, NULL},
@@ -160,8 +162,11 @@ static void cfg_error(struct cfg_parse *p, const char *fmt, ...)
 	p->nerrors++;
 	if (p->err == NULL || p->errused + 1 >= p->errlen)
 		return;
-	n = snprintf(p->err + p->errused, p->errlen - p->errused, "%s:%u: ",
-	    p->file, p->line);
+	if (p->line)
+		n = snprintf(p->err + p->errused, p->errlen - p->errused, "%s:%u: ",
+		    p->file, p->line);
+	else
+		n = snprintf(p->err + p->errused, p->errlen - p->errused, "%s: ", p->file);
 	if (n > 0)
 		p->errused += (size_t)n;
 	if (p->errused + 1 >= p->errlen) {
@@ -459,6 +464,22 @@ static int set_value(struct config *cfg, const struct cfg_key *k, const char *v,
 
 	why[0] = '\0';
 	switch (k->type) {
+	case CFG_COLON:
+		if (append) {
+			char *old = *(char **)field, *s;
+			size_t total = strlen(old) + strlen(v) + 2;
+			if (total > k->max + 1) {
+				snprintf(why, whylen, "value longer than %llu characters", k->max);
+				return -1;
+			}
+			if ((s = malloc(total)) == NULL)
+				return -1;
+			snprintf(s, total, "%s:%s", old, v);
+			free(old);
+			*(char **)field = s;
+			return 0;
+		}
+		/* fall through */
 	case CFG_STR: {
 		if (k->max && strlen(v) > k->max) {
 			snprintf(why, whylen, "value longer than %llu characters", k->max);
@@ -572,7 +593,7 @@ static bool section_known(const char *section)
 
 static bool is_list(enum cfg_type t)
 {
-	return t == CFG_LISTEN || t == CFG_WORDS || t == CFG_CIDRS;
+	return t == CFG_LISTEN || t == CFG_WORDS || t == CFG_CIDRS || t == CFG_COLON;
 }
 
 static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
@@ -582,10 +603,8 @@ static int cfg_ini_handler(void *user, const char *section, const char *name, co
 	size_t idx;
 	char why[256];
 
-	if (!section_known(section)) {
-		cfg_error(p, "unknown section [%s]", section);
-		return 1;
-	}
+	if (!section_known(section))
+		return 1;   /* reported by counting_reader at the section line */
 	if ((k = key_find(section, name, &idx)) == NULL) {
 		cfg_error(p, "unknown key '%s' in section [%s]", name, section);
 		return 1;
@@ -648,6 +667,7 @@ static void config_free(struct config *cfg)
 		char *field = (char *)cfg + cfg_keys[i].offset;
 		switch (cfg_keys[i].type) {
 		case CFG_STR:
+		case CFG_COLON:
 		case CFG_HOSTPORT:
 			free(*(char **)field);
 			break;
@@ -694,9 +714,6 @@ static void config_finish(struct cfg_parse *p)
 	struct config *cfg = p->cfg;
 
 	for (size_t i = 0; i < NKEYS; i++) {
-		if (cfg_keys[i].def == NULL && !p->seen[i])
-			cfg_error(p, "missing required key '%s' in section [%s]",
-			    cfg_keys[i].name, cfg_keys[i].section);
 		if (cfg_keys[i].type == CFG_LISTEN && cfg_keys[i].min > 0 &&
 		    ((struct cfg_words *)((char *)cfg + cfg_keys[i].offset))->n == 0)
 			cfg_error(p, "[%s] %s: at least one address is required",
@@ -761,6 +778,10 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		cfg_error(&p, "cannot read the file");
 	}
 	p.line = 0;
+	for (size_t i = 0; i < NKEYS; i++)
+		if (cfg_keys[i].def == NULL && !p.seen[i])
+			cfg_error(&p, "missing required key '%s' in section [%s]",
+			    cfg_keys[i].name, cfg_keys[i].section);
 	if (p.nerrors == 0)
 		config_finish(&p);
 	if (p.nerrors) {
@@ -822,6 +843,7 @@ void config_dump(const struct config *cfg, FILE *out)
 		fprintf(out, "%s = ", k->name);
 		switch (k->type) {
 		case CFG_STR:
+		case CFG_COLON:
 		case CFG_HOSTPORT:
 			fputs(*(char *const *)field ? *(char *const *)field : "", out);
 			break;

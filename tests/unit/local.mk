@@ -6,6 +6,7 @@ UNIT_TESTS = \
 	tests/unit/test_smtp_reply \
 	tests/unit/test_smtp_data \
 	tests/unit/test_smtp_server \
+	tests/unit/test_config \
 	tests/unit/test_tls \
 	tests/unit/test_batv_filter \
 	tests/unit/test_batv_tag
@@ -17,6 +18,7 @@ tests_unit_test_smtp_addr_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_reply_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_data_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_server_LDADD = $(UNIT_LDADD)
+tests_unit_test_config_LDADD = $(UNIT_LDADD)
 tests_unit_test_tls_LDADD = $(UNIT_LDADD)
 tests_unit_test_batv_filter_LDADD = $(UNIT_LDADD)
 tests_unit_test_batv_tag_LDADD = $(UNIT_LDADD)
