@@ -16,6 +16,7 @@ INTEGRATION_TESTS = \
 	tests/integration/conn_limits.py \
 	tests/integration/xclient.py \
 	tests/integration/signals.py \
-	tests/integration/smtp_source.py
+	tests/integration/smtp_source.py \
+	tests/integration/batv_exim.sh
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/lib
