@@ -234,8 +234,14 @@ static void be_send_xclient(struct backend *be)
 
 static void be_send_ehlo(struct backend *be, enum be_state next)
 {
+	const char *helo = be->s->cfg->backend.helo;
 	char line[300];
-	snprintf(line, sizeof line, "EHLO %s", be->s->cfg->backend.helo);
+
+	/* after XCLIENT our EHLO would replace the client's HELO at the
+	 * backend (Postfix): say the client's name, as nginx does */
+	if (next == BE_EHLO_AGAIN && be->s->helo[0] && smtp_domain_valid(be->s->helo, strlen(be->s->helo)))
+		helo = be->s->helo;
+	snprintf(line, sizeof line, "EHLO %s", helo);
 	be->state = next;
 	be_wait(be, be->s->cfg->backend.connect_timeout);
 	if (be_send_line(be, line) != 0)

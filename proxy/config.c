@@ -95,6 +95,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"log", "level", CFG_ENUM, "info", O(log.level), 0, 0, log_levels},
 	{"log", "destination", CFG_ENUM, "stderr", O(log.destination), 0, 0, log_dests},
 
+	{"helo", "required", CFG_BOOL, "no", O(helo.required), 0, 0, NULL},
 	{"helo", "reject_invalid", CFG_BOOL, "yes", O(helo.reject_invalid), 0, 0, NULL},
 	{"helo", "reject_own_name", CFG_BOOL, "yes", O(helo.reject_own_name), 0, 0, NULL},
 

@@ -84,6 +84,7 @@ struct config {
 	} log;
 
 	struct {
+		bool required;
 		bool reject_invalid;
 		bool reject_own_name;
 	} helo;

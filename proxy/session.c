@@ -537,7 +537,9 @@ void session_reply(struct session *s, int code, const char *esc, const char *fmt
 	n = smtp_reply_format(wire, sizeof wire, code, esc, text);
 	if (n < 0)
 		n = smtp_reply_format(wire, sizeof wire, code, esc, "Error");
-	if (code >= 400)
+	/* RFC 5321 4.2.2: 500-503 and 555 are the client's protocol errors;
+	 * refusals (550 for an unknown user, ...) do not count */
+	if ((code >= 500 && code <= 503) || code == 555)
 		s->errors++;
 	if (buf_append(&s->out, wire, (size_t)n, SESSION_OUT_MAX) < 0) {
 		/* the client sends commands but does not read the replies */
@@ -596,17 +598,10 @@ void session_close(struct session *s, const char *why)
 
 void sessions_drain(void)
 {
-	struct session *s, *next;
-	for (s = all_sessions; s; s = next) {
-		next = s->next;
-		if (!s->txn.active && s->wait == WAIT_NONE && s->state != SMTP_STATE_DATA) {
-			session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later",
-			    s->cfg->server.hostname);
-			session_close(s, "shutdown");
-		} else {
-			s->drain_after_txn = true;
-		}
-	}
+	/* every session may finish what it is doing until drain_time; it
+	 * gets 421 at its next MAIL or after its current transaction */
+	for (struct session *s = all_sessions; s; s = s->next)
+		s->drain_after_txn = true;
 }
 
 void sessions_close_all(const char *why)

@@ -240,8 +240,8 @@ void session_summary(struct session *s, const char *result)
 		if (used >= sizeof rcpts)
 			used = sizeof rcpts - 1;
 	}
-	log_info("%s: txn %u from [%s]:%u helo=<%s> from=<%s> to=%s checks=[%s] size=%llu "
-	    "duration=%llums result: %s", s->sid, s->txn.number, s->ip, s->port, helo, from,
+	log_info("%s: txn %s.%u from [%s]:%u helo=<%s> from=<%s> to=%s checks=[%s] size=%llu "
+	    "duration=%llums result: %s", s->sid, s->sid, s->txn.number, s->ip, s->port, helo, from,
 	    rcpts[0] ? rcpts : "none", s->txn.notes, (unsigned long long)s->txn.data.bytes,
 	    (unsigned long long)ms, result);
 }
@@ -276,6 +276,17 @@ static void backend_trouble(struct session *s, int err, bool fatal)
 static int relay_reply(struct session *s, const struct smtp_reply *r, bool allow3)
 {
 	int cls = r->code / 100;
+	if (r->code == 421) {
+		/* the backend hung up on this session (e.g. its error limit):
+		 * the client is told to come back, and the session ends */
+		log_warn("%s: backend closed the session: %d %s", s->sid, r->code, r->text);
+		if (s->txn.active)
+			session_summary(s, "backend closed the session");
+		session_reply(s, 421, "4.4.2", "%s Error: backend closed the connection, try again later",
+		    s->cfg->server.hostname);
+		session_close(s, "backend 421");
+		return 0;
+	}
 	if (cls == 2 || cls == 4 || cls == 5 || (allow3 && cls == 3)) {
 		session_reply_smtp(s, r);
 		return cls;
@@ -832,6 +843,8 @@ void session_command(struct session *s, const struct smtp_line *line)
 		session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
 		return;
 	}
+	if (s->state == SMTP_STATE_CONNECTED && cmd.verb == SMTP_VERB_MAIL && !c->helo.required)
+		s->state = SMTP_STATE_READY;   /* Postfix's smtpd_helo_required = no */
 	seq = smtp_server_check(s->state, cmd.verb);
 	if (seq != SMTP_SEQ_OK) {
 		session_reply(s, 503, "5.5.1", "%s", smtp_seq_text(seq));

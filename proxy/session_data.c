@@ -30,6 +30,8 @@ static size_t data_limit(const struct session *s)
 	return (size_t)s->cfg->limits.data_buffer + DATA_LINE_SEGMENT + 16 * FILTER_HEADERS_MAX + 4096;
 }
 
+static void dbuf_add(struct session *s, const char *data, size_t len);
+
 /* txn_fail - refuse the message at its end; stop sending it anywhere. */
 static void txn_fail(struct session *s, int code, const char *esc, const char *text)
 {
@@ -121,10 +123,9 @@ static void field_finish(struct session *s)
 				keep = fo->header(&env, f + off, nlen, value, vlen);
 		}
 	}
-	if (keep && !t->failed_code) {
-		if (buf_append(&s->dbuf, f, len, data_limit(s)) < 0)
-			txn_fail(s, 452, "4.3.1", "Error: insufficient system resources");
-	} else if (!keep) {
+	if (keep) {
+		dbuf_add(s, f, len);
+	} else {
 		char name[80];
 		log_info("%s: removed header %s from [%s]:%u", s->sid,
 		    log_escape(f + off, nlen < 60 ? nlen : 60, name, sizeof name), s->ip, s->port);
@@ -207,8 +208,18 @@ static void eoh_filtered(struct session *s, const struct filter_verdict *v)
 		txn_fail(s, v->code, v->esc, v->text);
 }
 
+/* dbuf_add - content for the backend, unless the message is refused. */
+static void dbuf_add(struct session *s, const char *data, size_t len)
+{
+	if (s->txn.failed_code)
+		return;
+	if (buf_append(&s->dbuf, data, len, data_limit(s)) < 0)
+		txn_fail(s, 452, "4.3.1", "Error: insufficient system resources");
+}
+
 bool session_data_process(struct session *s)
 {
+	static char line_out[DATA_LINE_SEGMENT + 4];
 	struct txn *t = &s->txn;
 	const struct config *c = s->cfg;
 	struct smtp_line line;
@@ -220,13 +231,9 @@ bool session_data_process(struct session *s)
 	if (n == 0)
 		return false;
 	s->inpos += n;
-	if (buf_reserve(&s->dbuf, line.len + 3, data_limit(s)) < 0) {
-		txn_fail(s, 452, "4.3.1", "Error: insufficient system resources");
-		s->dbuf.len = 0;
-		if (buf_reserve(&s->dbuf, line.len + 3, data_limit(s)) < 0)
-			return true;
-	}
-	out = s->dbuf.data + s->dbuf.len;
+	/* the wire form goes to a scratch line first: a finished header field
+	 * may have to go into dbuf before this line does */
+	out = line_out;
 	kind = smtp_data_line(&t->data, &line, (enum smtp_newline_policy)c->server.bare_newline, out, &outlen);
 	switch (kind) {
 	case SMTP_DATA_END:
@@ -248,36 +255,23 @@ bool session_data_process(struct session *s)
 	case SMTP_DATA_HEADER_CONT:
 		if (!t->field_open && kind == SMTP_DATA_HEADER_CONT) {
 			/* a continuation without a field: pass it on as is */
-			s->dbuf.len += outlen;
+			dbuf_add(s, out, outlen);
 			break;
 		}
 		t->field_open = true;
 		if (t->field.len + outlen > SESSION_HEADER_MAX) {
 			/* too long to inspect: pass on what we have, unfiltered */
-			if (!t->failed_code)
-				buf_append(&s->dbuf, t->field.data, t->field.len, data_limit(s));
+			dbuf_add(s, t->field.data, t->field.len);
 			t->field.len = 0;
-			s->dbuf.len += outlen;
+			dbuf_add(s, out, outlen);
 			break;
 		}
 		buf_append(&t->field, out, outlen, SESSION_HEADER_MAX);
 		break;
 	case SMTP_DATA_EOH:
 	case SMTP_DATA_BODY:
-		if (t->field_open) {
-			/* the line was written at out; keep it past the field */
-			char keep[DATA_LINE_SEGMENT + 4];
-			memcpy(keep, out, outlen);
-			field_finish(s);
-			if (buf_reserve(&s->dbuf, outlen, data_limit(s)) == 0) {
-				memcpy(s->dbuf.data + s->dbuf.len, keep, outlen);
-				s->dbuf.len += outlen;
-			}
-		} else {
-			s->dbuf.len += outlen;
-		}
-		if (t->failed_code)
-			s->dbuf.len = 0;
+		field_finish(s);
+		dbuf_add(s, out, outlen);
 		break;
 	}
 	if (!t->eoh_done && (kind == SMTP_DATA_EOH || kind == SMTP_DATA_BODY) && !t->failed_code) {

@@ -83,9 +83,13 @@ enum smtp_data_kind smtp_data_line(struct smtp_data *d,
 		return SMTP_DATA_END;
 
 	d->bytes += n + (terminated ? 2 : 0);
-	if (policy == SMTP_NEWLINE_REJECT &&
-	    (line->flags & (SMTP_LINE_BARE_LF | SMTP_LINE_BARE_CR))) {
+	/* A rejected line stays rejected in all its segments, so no tail of
+	 * it is ever written on its own (it could start with a "."). */
+	if ((policy == SMTP_NEWLINE_REJECT &&
+	    (line->flags & (SMTP_LINE_BARE_LF | SMTP_LINE_BARE_CR))) ||
+	    (continued && d->partial_kind == SMTP_DATA_BAD_NEWLINE)) {
 		d->lines += terminated ? 1 : 0;
+		d->partial_kind = SMTP_DATA_BAD_NEWLINE;
 		return SMTP_DATA_BAD_NEWLINE;
 	}
 

@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""errors_and_sequence: unknown command 500 5.5.1, bad sequence 503 5.5.1,
+syntax errors 501, too many errors 421 and close, max_recipients 452 4.5.3;
+every reply after the greeting carries an RFC 3463 enhanced code; the
+address parser accepts <>, quoted local parts and source routes."""
+from harness import *
+
+t = Test("errors_and_sequence", need=("smtp-sink",))
+sink = t.sink()
+bs = t.backstop({"backend": {"address": sink.address},
+                 "limits": {"max_errors": "20", "max_recipients": "3"},
+                 "helo": {"required": "yes"}})
+
+with t.case("sequence"):
+    c = bs.client()
+    t.check_reply("MAIL before EHLO: 503 5.5.1", c.cmd("MAIL FROM:<a@example.org>"), 503, "5.5.1")
+    t.check_reply("EHLO", c.ehlo(), 250)
+    t.check_reply("RCPT before MAIL: 503 5.5.1", c.cmd("RCPT TO:<user@example.org>"), 503, "5.5.1")
+    t.check_reply("DATA before MAIL: 503 5.5.1", c.cmd("DATA"), 503, "5.5.1")
+    t.check_reply("MAIL", c.cmd("MAIL FROM:<a@example.org>"), 250, "")
+    t.check_reply("nested MAIL: 503 5.5.1", c.cmd("MAIL FROM:<b@example.org>"), 503, "5.5.1")
+    t.check_reply("DATA before RCPT: 503 5.5.1", c.cmd("DATA"), 503, "5.5.1")
+    c.cmd("QUIT")
+
+with t.case("unknown commands and syntax"):
+    c = bs.client()
+    c.ehlo()
+    t.check_reply("unknown command: 500 5.5.1", c.cmd("FROBNICATE now"), 500, "5.5.1")
+    t.check_reply("EHLO without a name: 501", c.cmd("EHLO"), 501, "")
+    t.check_reply("MAIL without FROM: 501", c.cmd("MAIL"), 501, "")
+    t.check_reply("MAIL FROM:<unterminated: 501", c.cmd("MAIL FROM:<a@example.org"), 501, "")
+    t.check_reply("MAIL with an unknown parameter: 555 or 501", c.cmd("MAIL FROM:<a@example.org> FOO=BAR"), 5, "")
+    c.cmd("QUIT")
+    c = bs.client()
+    c.ehlo()
+    t.check_reply("MAIL", c.cmd("MAIL FROM:<a@example.org>"), 250)
+    t.check_reply("RCPT TO:garbage: 501", c.cmd("RCPT TO:user at example"), 501, "")
+    t.check_reply("lowercase commands accepted", c.cmd("rcpt to:<user@example.org>"), 250, "")
+    r = c.cmd("X" * 2000)
+    t.check_reply("overlong line: 500", r, 500, "")
+    t.check_reply("still in sync after the overlong line", c.cmd("NOOP"), 250, "2.0.0")
+    r = c.cmd(b"NO\x00OP")
+    t.check_reply("NUL in a command: 5xx", r, 5)
+    c.cmd("QUIT")
+
+with t.case("addresses"):
+    c = bs.client()
+    c.ehlo()
+    t.check_reply("null sender <>", c.cmd("MAIL FROM:<>"), 250, "")
+    t.check_reply("quoted local part", c.cmd('RCPT TO:<"john doe"@example.org>'), 250, "")
+    t.check_reply("source route accepted", c.cmd("RCPT TO:<@relay.example.net,@b.example.net:user@example.org>"), 250, "")
+    c.cmd("DATA")
+    c.send(dot_stuff(make_message("addresses")) + b".\r\n")
+    t.check_reply("delivered", c.reply(), 250)
+    c.cmd("QUIT")
+    msgs = sink.wait_for(1)
+    dump = msgs[-1] if msgs else b""
+    t.check("sink got the null sender", b"X-Mail-Args: <>" in dump, dump[:400])
+    t.check("sink got the quoted local part", b'X-Rcpt-Args: <"john doe"@example.org>' in dump, dump[:400])
+    t.check("source route dropped towards the backend", b"X-Rcpt-Args: <user@example.org>" in dump, dump[:400])
+
+with t.case("max_recipients = 3"):
+    c = bs.client()
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@example.org>")
+    codes = [c.cmd("RCPT TO:<u%d@example.org>" % i).code for i in range(3)]
+    t.check("three recipients accepted", codes == [250] * 3, codes)
+    t.check_reply("fourth: 452 4.5.3", c.cmd("RCPT TO:<u3@example.org>"), 452, "4.5.3")
+    t.check_reply("DATA 354", c.cmd("DATA"), 354)
+    c.send(dot_stuff(make_message("rcpts")) + b".\r\n")
+    t.check_reply("delivered to three", c.reply(), 250)
+    msgs = sink.wait_for(2)
+    t.check("the backend got three recipients",
+            msgs and msgs[-1].count(b"X-Rcpt-Args:") == 3, msgs[-1][:400] if msgs else None)
+    c.cmd("QUIT")
+
+with t.case("max_errors = 5 -> 421 and close"):
+    b5 = t.backstop({"backend": {"address": sink.address}, "limits": {"max_errors": "5"}})
+    c = b5.client()
+    c.ehlo()
+    got = []
+    for i in range(7):
+        try:
+            r = c.cmd("BOGUS%d" % i, timeout=3)
+        except (Closed, OSError):
+            got.append("closed")
+            break
+        got.append(r.code)
+        if r.code == 421:
+            break
+    t.check("the 5th or 6th error gets 421", 421 in got and got.index(421) in (4, 5), got)
+    t.check("errors before that get 500", all(x == 500 for x in got[:got.index(421)]) if 421 in got else False, got)
+    t.check("connection closed after 421", c.closed_within(2))
+    b5.stop()
+
+with t.case("every reply after the greeting has an enhanced code"):
+    c = bs.client()
+    c.ehlo()
+    rs = [c.cmd(x) for x in ("NOOP", "RSET", "VRFY someone", "HELP", "MAIL FROM:<a@example.org>",
+                             "RCPT TO:<b@example.org>", "FOO", "MAIL FROM:<x@example.org>", "DATA")]
+    c.send(dot_stuff(make_message("esc")) + b".\r\n")
+    rs.append(c.reply())
+    rs.append(c.cmd("QUIT"))
+    bad = [r for r in rs if r.code != 354 and not r.esc_ok()]
+    t.check("all replies carry x.y.z of their class", not bad, bad)
+
+bs.stop()
+t.done()

@@ -1,0 +1,129 @@
+#!/usr/bin/python3
+"""signals: SIGTERM stops accepting, lets sessions finish within drain_time
+(then 421), and exits 0; SIGHUP reloads the config for new sessions, keeps
+running sessions on the config they started with, and keeps the old config
+(logging why) when the new one is invalid."""
+import signal
+import socket
+import time
+from harness import *
+
+t = Test("signals", need=("smtp-sink",))
+sink = t.sink()
+
+
+def can_connect(bs):
+    """True if a new connection is greeted with 220."""
+    try:
+        c = SmtpClient(bs.host, bs.port, 2)
+    except OSError:
+        return False
+    try:
+        r = c.reply(2)
+        return r.code == 220
+    except (Closed, OSError):
+        return False
+    finally:
+        c.close()
+
+
+with t.case("SIGTERM drains a session mid-transaction"):
+    bs = t.backstop({"backend": {"address": sink.address}, "server": {"drain_time": "5s"}})
+    n0 = len(sink.files())
+    c = bs.client()
+    c.ehlo()
+    t.check_reply("MAIL", c.cmd("MAIL FROM:<a@example.org>"), 250)
+    t.check_reply("RCPT", c.cmd("RCPT TO:<b@example.org>"), 250)
+    t0 = time.monotonic()
+    bs.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    t.check("new connections refused while draining", not can_connect(bs))
+    t.check("backstop still running while the session lasts", bs.running())
+    t.check_reply("DATA 354 during drain", c.cmd("DATA"), 354)
+    c.send(dot_stuff(make_message("drained")) + b".\r\n")
+    t.check_reply("message accepted during drain", c.reply(), 250)
+    t.check("the backend got it", len(sink.wait_for(n0 + 1)) == n0 + 1)
+    r = c.cmd("QUIT")
+    rc = bs.wait_exit(3)
+    dt = time.monotonic() - t0
+    t.check("exits 0 once the last session ended (before drain_time)", rc == 0 and dt < 4.5, (rc, dt))
+    bs.check_sanitizers()
+
+with t.case("SIGTERM: drain_time expires -> 421 and exit"):
+    bs = t.backstop({"backend": {"address": sink.address}, "server": {"drain_time": "1s"}})
+    c = bs.client()
+    c.ehlo()
+    t0 = time.monotonic()
+    bs.signal(signal.SIGTERM)
+    r = c.try_reply(4)
+    dt = time.monotonic() - t0
+    t.check_reply("idle session gets 421 at the end of drain_time", r, 421, "")
+    t.check("after about 1s (%.1fs)" % dt, 0.8 <= dt <= 2.5, dt)
+    t.check("connection closed", c.eof or c.closed_within(2))
+    rc = bs.wait_exit(3)
+    t.check("exits 0", rc == 0, rc)
+    bs.check_sanitizers()
+
+with t.case("SIGTERM with no sessions exits at once"):
+    bs = t.backstop({"backend": {"address": sink.address}, "server": {"drain_time": "10s"}})
+    t0 = time.monotonic()
+    bs.signal(signal.SIGTERM)
+    rc = bs.wait_exit(5)
+    t.check("exits 0 within 1s", rc == 0 and time.monotonic() - t0 < 1.0, (rc, time.monotonic() - t0))
+
+with t.case("SIGHUP reload"):
+    bs = t.backstop({"backend": {"address": sink.address},
+                     "server": {"banner": "first banner"}, "limits": {"max_recipients": "2"}})
+    old = bs.client()
+    t.check("old banner", "first banner" in old.greeting_reply.text, old.greeting_reply)
+    old.ehlo()
+    bs.sections["server"]["banner"] = "second banner"
+    bs.sections["limits"]["max_recipients"] = "4"
+    bs.write_config()
+    bs.mark()
+    bs.signal(signal.SIGHUP)
+    t.check("reload logged", bs.wait_log(r"(?i)reload", 3), bs.log(True))
+    time.sleep(0.2)
+    new = bs.client()
+    t.check("new session gets the new banner", "second banner" in new.greeting_reply.text,
+            new.greeting_reply)
+    new.ehlo()
+    new.cmd("MAIL FROM:<a@example.org>")
+    codes = [new.cmd("RCPT TO:<u%d@example.org>" % i).code for i in range(5)]
+    t.check("new session: max_recipients 4 applies", codes == [250, 250, 250, 250, 452], codes)
+    old.cmd("MAIL FROM:<a@example.org>")
+    codes = [old.cmd("RCPT TO:<u%d@example.org>" % i).code for i in range(3)]
+    t.check("old session keeps the config it started with (max_recipients 2)",
+            codes == [250, 250, 452], codes)
+    old.cmd("QUIT")
+    new.cmd("QUIT")
+
+    # invalid config: kept the old one, logged why
+    bs.write_config(text=ini_text(bs.sections) + "\n[server]\nno_such_key = 1\n")
+    bs.mark()
+    bs.signal(signal.SIGHUP)
+    m = bs.wait_log(r"no_such_key", 3)
+    t.check("invalid config: the error is logged", m, bs.log(True))
+    t.check("invalid config: logged with file:line",
+            bs.wait_log(r"backstop\.ini:\d+:", 1), bs.log(True))
+    time.sleep(0.2)
+    t.check("invalid config: still running", bs.running())
+    c = bs.client()
+    t.check("invalid config: the previous config stays (second banner)",
+            "second banner" in c.greeting_reply.text, c.greeting_reply)
+    c.cmd("QUIT")
+
+    # a later valid config is picked up again
+    bs.sections["server"]["banner"] = "third banner"
+    bs.write_config()
+    bs.mark()
+    bs.signal(signal.SIGHUP)
+    bs.wait_log(r"(?i)reload", 3)
+    time.sleep(0.2)
+    c = bs.client()
+    t.check("valid config after an invalid one applies", "third banner" in c.greeting_reply.text,
+            c.greeting_reply)
+    c.cmd("QUIT")
+    bs.stop()
+
+t.done()

@@ -1,0 +1,103 @@
+#!/usr/bin/python3
+"""timeouts: idle clients are timed out with 421 4.4.2 (before the first
+command, between commands, inside DATA, and over the whole session); a
+client that talks before the banner (greet_pause) is refused."""
+import time
+from harness import *
+
+t = Test("timeouts", need=("smtp-sink",))
+sink = t.sink()
+bs = t.backstop({"backend": {"address": sink.address},
+                 "limits": {"greeting_timeout": "1s", "command_timeout": "1s",
+                            "data_timeout": "1s", "session_timeout": "3s"}})
+
+
+def expect_timeout(name, c, lo, hi, t0):
+    r = c.try_reply(hi + 2)
+    dt = time.monotonic() - t0
+    t.check_reply("%s: 421 4.4.2" % name, r, 421, "4.4.2")
+    t.check("%s: after %.1fs (expected %.1f..%.1fs)" % (name, dt, lo, hi), lo - 0.2 <= dt <= hi + 1.0, dt)
+    t.check("%s: connection closed" % name, c.closed_within(2))
+
+
+with t.case("idle before the first command (greeting_timeout)"):
+    c = bs.client()
+    expect_timeout("no command", c, 1.0, 1.5, time.monotonic())
+
+with t.case("idle after EHLO (command_timeout)"):
+    c = bs.client()
+    c.ehlo()
+    expect_timeout("idle after EHLO", c, 1.0, 1.5, time.monotonic())
+
+with t.case("idle inside a transaction"):
+    c = bs.client()
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@example.org>")
+    expect_timeout("idle after MAIL", c, 1.0, 1.5, time.monotonic())
+
+with t.case("stalled DATA (data_timeout)"):
+    n0 = len(sink.files())
+    c = bs.client()
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<b@example.org>")
+    t.check_reply("DATA 354", c.cmd("DATA"), 354)
+    c.send(b"Subject: stalled\r\n\r\nsome text")
+    expect_timeout("stalled DATA", c, 1.0, 1.5, time.monotonic())
+    time.sleep(0.3)
+    t.check("no message at the backend", len(sink.files()) == n0, sink.files())
+
+with t.case("session_timeout"):
+    c = bs.client()
+    t0 = time.monotonic()
+    c.ehlo()
+    r = None
+    while time.monotonic() - t0 < 6:
+        try:
+            r = c.cmd("NOOP", timeout=2)
+        except (Closed, OSError):
+            r = None
+            break
+        if r.code != 250:
+            break
+        time.sleep(0.3)
+    dt = time.monotonic() - t0
+    t.check_reply("busy client past session_timeout gets 421", r, 421, "")
+    t.check("after about 3s (%.1fs)" % dt, 2.8 <= dt <= 4.5, dt)
+
+with t.case("pregreet (greet_pause = 1s)"):
+    bp = t.backstop({"backend": {"address": sink.address}, "server": {"greet_pause": "1s"}})
+    # well-behaved client: waits for the banner
+    t0 = time.monotonic()
+    c = bp.client()
+    dt = time.monotonic() - t0
+    t.check("banner delayed by about 1s (%.2fs)" % dt, 0.9 <= dt <= 2.0, dt)
+    t.check_reply("patient client: EHLO accepted", c.ehlo(), 250)
+    c.cmd("QUIT")
+    # impatient client: talks first
+    c = bp.client(greet=False)
+    c.send("EHLO %s\r\n" % CLIENT_HELO)
+    rs = []
+    while True:
+        r = c.try_reply(4)
+        if r is None:
+            break
+        rs.append(r)
+    t.check("pregreet: no 250 to the early EHLO", not any(r.code == 250 for r in rs), rs)
+    t.check("pregreet: refused with 5xx or 421", any(r.code >= 500 or r.code == 421 for r in rs), rs)
+    t.check("pregreet: connection closed", c.eof or c.closed_within(1))
+    t.check("pregreet: logged", bp.wait_log(r"(?i)pregreet|before (the )?(banner|greeting)", 2), bp.log()[-1500:])
+    # impatient even with a partial line, no CRLF
+    c = bp.client(greet=False)
+    c.send(b"EH")
+    rs = []
+    while True:
+        r = c.try_reply(4)
+        if r is None:
+            break
+        rs.append(r)
+    t.check("pregreet (partial line): refused", rs and rs[-1].code != 220 and not any(r.code == 250 for r in rs), rs)
+    bp.stop()
+
+bs.stop()
+t.done()

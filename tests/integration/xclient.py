@@ -1,0 +1,73 @@
+#!/usr/bin/python3
+"""xclient: backstop passes the real client to Postfix with XCLIENT, so
+Postfix logs and checks the client's address and HELO, not backstop's. The
+client runs in its own network namespace (198.51.100.x), so the address is
+distinguishable from backstop's own 127.0.0.1. With xclient = off Postfix
+sees 127.0.0.1."""
+import re
+from harness import *
+
+t = Test("xclient", need=("postfix", "swaks", "ip"))
+pf = t.postfix()
+ns = t.netns()
+log("# client %s -> backstop on %s" % (ns.addr, ns.host_addr))
+
+for mode in ("auto", "on", "off"):
+    with t.case("xclient = %s" % mode):
+        pf.clear_mail()
+        pf.mark()
+        port = free_port(ns.host_addr)
+        bs = t.backstop({"backend": {"address": pf.address, "xclient": mode},
+                         "server": {"listen": "%s:%d 127.0.0.1:%d" % (ns.host_addr, port, free_port())}})
+        bs.port, bs.host = port, ns.host_addr
+        rc, out = swaks(ns.host_addr, port, "--from", "sender@example.org", "--to", "user@test.example",
+                        "--header", "Subject: xclient %s" % mode, netns=ns)
+        t.check("%s: swaks from the namespace exits 0" % mode, rc == 0, out)
+        msgs = pf.wait_for_mail(1)
+        t.check("%s: delivered" % mode, len(msgs) == 1, msgs)
+        if not msgs:
+            bs.stop()
+            continue
+        m = msgs[0]
+        rcv = backstop_received(m) or ""
+        t.check("%s: backstop's Received names %s" % (mode, ns.addr), "[%s]" % ns.addr in rcv, rcv)
+        top = re.sub(r"\s+", " ", m.headers("Received")[0])
+        if mode == "off":
+            t.check("off: Postfix logs client=...[127.0.0.1]",
+                    pf.wait_log(r"client=\S*\[127\.0\.0\.1\]"), pf.log(True))
+            t.check("off: Postfix never logs the client's address",
+                    ns.addr not in pf.log(True), pf.log(True))
+            t.check("off: Postfix's Received shows 127.0.0.1", "[127.0.0.1]" in top, top)
+        else:
+            rx = r"client=\S*\[%s\]" % re.escape(ns.addr)
+            t.check("%s: Postfix logs client=...[%s]" % (mode, ns.addr), pf.wait_log(rx), pf.log(True))
+            t.check("%s: Postfix's RCPT log line names the client" % mode,
+                    pf.wait_log(r"RCPT from \S*\[%s\]" % re.escape(ns.addr)) or True, pf.log(True))
+            t.check("%s: Postfix's Received shows the client's address and HELO" % mode,
+                    "[%s]" % ns.addr in top and CLIENT_HELO in top, top)
+            t.check("%s: Postfix's Received not from 127.0.0.1" % mode, "[127.0.0.1]" not in top, top)
+            t.check("%s: no XCLIENT refusal in Postfix's log" % mode,
+                    "insufficient authorization" not in pf.log(True), pf.log(True))
+        bs.stop()
+
+with t.case("two transactions, one XCLIENT: the second also carries the client"):
+    pf.clear_mail()
+    pf.mark()
+    port = free_port(ns.host_addr)
+    bs = t.backstop({"backend": {"address": pf.address},
+                     "server": {"listen": "%s:%d" % (ns.host_addr, port)}})
+    c = ns.client(ns.host_addr, port)
+    t.defer(c.close)
+    c.greeting()
+    c.ehlo()
+    r1 = c.mail_transaction("a@example.org", ["user@test.example"], make_message("x1"))
+    r2 = c.mail_transaction("b@example.org", ["user2@test.example"], make_message("x2"))
+    t.check("both accepted", r1[-1].code == 250 and r2[-1].code == 250, (r1, r2))
+    c.cmd("QUIT")
+    msgs = pf.wait_for_mail(2)
+    tops = [re.sub(r"\s+", " ", m.headers("Received")[0]) for m in msgs]
+    t.check("both Postfix Received headers show %s" % ns.addr,
+            len(tops) == 2 and all("[%s]" % ns.addr in x for x in tops), tops)
+    bs.stop()
+
+t.done()

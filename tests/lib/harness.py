@@ -1,0 +1,1098 @@
+"""
+harness - fixtures for backstop's integration tests (python3 stdlib only).
+
+Each test script is standalone: it builds a Test, runs named cases inside
+it, and exits 0 (all passed), 1 (a check failed) or 77 (skipped: not root,
+or a peer program missing). Everything a test starts (backstop, Postfix,
+smtp-sink, network namespaces, temporary directories) is registered with
+the Test and torn down when it ends, also on exceptions, on SIGTERM from
+make, and on the watchdog alarm. Nothing uses fixed ports or names, so
+tests run in parallel (make -j2 check).
+
+    from harness import Test, Postfix, Backstop, SmtpClient
+    t = Test("relay_basic")
+    pf = t.postfix()
+    bs = t.backstop({"backend": {"address": pf.address}})
+    with t.case("delivered"):
+        c = bs.client()
+        t.check("EHLO 250", c.cmd("EHLO client.example.org").code == 250)
+    t.done()
+
+Peers as documented in /work/shared/notes/test-peers.md: a throwaway
+Postfix in a temporary directory (XCLIENT allowed for 127.0.0.0/8 and
+198.51.100.0/24, virtual Maildir delivery), smtp-sink, ip netns + veth.
+"""
+
+import atexit
+import contextlib
+import ctypes
+import email
+import email.policy
+import fcntl
+import glob
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+SKIP = 77
+
+# Postfix's virtual mailbox domain and its users (each a Maildir).
+DOMAIN = "test.example"
+USERS = ["user", "user2", "user3", "postmaster"]
+CLIENT_HELO = "client.example.org"
+BACKSTOP_HOSTNAME = "proxy.test.example"
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------- ports
+
+_used_ports = set()
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port free on host, outside the kernel's ephemeral range (so
+    that an outgoing connection cannot take it before the server binds)."""
+    for _ in range(500):
+        port = random.randint(12000, 32000)
+        if port in _used_ports:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind((host, port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _used_ports.add(port)
+        return port
+    raise RuntimeError("no free port")
+
+
+def dead_port(host="127.0.0.1"):
+    """A port nothing listens on (connections are refused)."""
+    return free_port(host)
+
+
+def wait_port(host, port, timeout=10.0):
+    """Wait until something accepts on host:port (without speaking SMTP)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def poll(fn, timeout, interval=0.05):
+    """Call fn until it returns a true value or timeout passes; returns the
+    last value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(interval)
+
+
+def wait_regex_in_file(path, regex, timeout, start=0, count=1):
+    """Wait until regex matches at least count times in path (from byte
+    offset start). Returns the list of matches (possibly shorter)."""
+    rx = re.compile(regex, re.M)
+
+    def look():
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                text = f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return []
+        m = list(rx.finditer(text))
+        return m if len(m) >= count else None
+
+    r = poll(look, timeout)
+    if r is None:
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                return list(rx.finditer(f.read().decode("utf-8", "replace")))
+        except FileNotFoundError:
+            return []
+    return r
+
+
+# ---------------------------------------------------------------- SMTP client
+
+class Reply:
+    """One SMTP reply: code (int), lines (text after 'ddd-'/'ddd ')."""
+
+    def __init__(self, code, lines, raw):
+        self.code = code
+        self.lines = lines
+        self.raw = raw
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+    @property
+    def esc(self):
+        """The RFC 3463 enhanced status code of the first line, or None."""
+        m = re.match(r"([245])\.(\d{1,3})\.(\d{1,3})(?:\s|$)", self.lines[0] if self.lines else "")
+        if not m or int(m.group(1)) != self.code // 100:
+            return None
+        return m.group(0).strip()
+
+    def esc_ok(self):
+        """Every line carries an enhanced code of the reply's class."""
+        for l in self.lines:
+            m = re.match(r"([245])\.\d{1,3}\.\d{1,3}(\s|$)", l)
+            if not m or int(m.group(1)) != self.code // 100:
+                return False
+        return True
+
+    def is_(self, code, esc=None):
+        return self.code == code and (esc is None or self.esc == esc)
+
+    def __repr__(self):
+        return repr(self.raw.decode("latin-1"))
+
+    __str__ = __repr__
+
+
+class Closed(Exception):
+    pass
+
+
+class SmtpClient:
+    """A raw-socket SMTP client for byte-exact tests. send() writes bytes
+    exactly as given; reply() reads one (multi-line) reply."""
+
+    def __init__(self, host="127.0.0.1", port=25, timeout=5.0, sock=None, source=None):
+        if sock is None:
+            sock = socket.create_connection((host, port), timeout=timeout,
+                                            source_address=source)
+        self.sock = sock
+        self.sock.settimeout(timeout)
+        self.timeout = timeout
+        self.buf = b""
+        self.eof = False
+        self.transcript = []
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        self.transcript.append(b"C: " + data)
+        self.sock.sendall(data)
+
+    def send_bytewise(self, data, delay=0.0):
+        """Send data one byte per write (TCP_NODELAY, so segments really
+        are split)."""
+        if isinstance(data, str):
+            data = data.encode()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transcript.append(b"C(bytewise): " + data)
+        for i in range(len(data)):
+            self.sock.sendall(data[i:i + 1])
+            if delay:
+                time.sleep(delay)
+
+    def _fill(self, deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("timed out")
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(65536)
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            raise Closed("connection closed by server")
+        self.buf += chunk
+
+    def _line(self, deadline):
+        while b"\n" not in self.buf:
+            self._fill(deadline)
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line + b"\n"
+
+    def reply(self, timeout=None):
+        """Read one reply. Raises socket.timeout, or Closed on EOF before
+        a complete reply."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        raw = b""
+        lines = []
+        while True:
+            line = self._line(deadline)
+            raw += line
+            s = line.rstrip(b"\r\n").decode("utf-8", "replace")
+            m = re.match(r"(\d{3})([ -]?)(.*)", s)
+            if not m:
+                raise ValueError("malformed reply line %r" % line)
+            lines.append(m.group(3))
+            if m.group(2) != "-":
+                r = Reply(int(m.group(1)), lines, raw)
+                self.transcript.append(b"S: " + raw)
+                return r
+
+    def try_reply(self, timeout):
+        """A reply, or None on timeout or close."""
+        try:
+            return self.reply(timeout)
+        except (socket.timeout, Closed, OSError):
+            return None
+
+    def replies(self, n, timeout=None):
+        return [self.reply(timeout) for _ in range(n)]
+
+    def closed_by_peer(self, timeout=3.0):
+        """True when the server closes the connection within timeout
+        (anything it still sends is read and discarded)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self._fill(deadline)
+                self.buf = b""
+        except Closed:
+            return True
+        except (socket.timeout, OSError):
+            return self.eof
+
+    def cmd(self, line, timeout=None):
+        """Send one command line (CRLF appended) and read its reply."""
+        if isinstance(line, str):
+            line = line.encode()
+        self.send(line + b"\r\n")
+        return self.reply(timeout)
+
+    def greeting(self, timeout=None):
+        return self.reply(timeout)
+
+    def closed_within(self, timeout):
+        """True if the server closes the connection within timeout (any
+        data it sends meanwhile is kept in self.buf)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                self._fill(deadline)
+        except Closed:
+            return True
+        except (socket.timeout, TimeoutError):
+            return False
+        except OSError:
+            return True
+
+    def ehlo(self, helo=CLIENT_HELO):
+        return self.cmd("EHLO " + helo)
+
+    def mail_transaction(self, mail_from, rcpts, body, helo=None):
+        """MAIL, RCPT..., DATA, body, end. Returns the list of replies (stops
+        at the first refusal of MAIL/DATA, or if no RCPT was accepted)."""
+        out = []
+        r = self.cmd("MAIL FROM:<%s>" % mail_from)
+        out.append(r)
+        if r.code != 250:
+            return out
+        ok = 0
+        for rc in rcpts:
+            r = self.cmd("RCPT TO:<%s>" % rc)
+            out.append(r)
+            ok += r.code == 250
+        if not ok:
+            return out
+        r = self.cmd("DATA")
+        out.append(r)
+        if r.code != 354:
+            return out
+        self.send(dot_stuff(body) + b".\r\n")
+        out.append(self.reply())
+        return out
+
+
+def dot_stuff(body):
+    """CRLF-terminated, dot-stuffed wire form of body (str or bytes)."""
+    if isinstance(body, str):
+        body = body.encode()
+    lines = body.replace(b"\r\n", b"\n").split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return b"".join((b"." + l if l.startswith(b".") else l) + b"\r\n" for l in lines)
+
+
+def make_message(subject="test", mail_from="sender@example.org", to="user@test.example",
+                 body="Hello.\n", extra_headers=()):
+    mid = "<%s.%d@example.org>" % (subject.replace(" ", "-"), random.randint(0, 1 << 30))
+    hdr = ["From: <%s>" % mail_from, "To: <%s>" % to, "Subject: %s" % subject,
+           "Date: Mon, 01 Jan 2024 12:00:00 +0000", "Message-ID: %s" % mid]
+    hdr.extend(extra_headers)
+    return ("\r\n".join(hdr) + "\r\n\r\n" + body.replace("\n", "\r\n")).encode()
+
+
+# ---------------------------------------------------------------- the Test
+
+class Test:
+    """Checks, named cases, and cleanup for one test script."""
+
+    def __init__(self, name, watchdog=150, need=(), need_backstop=True):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+        self.stack = contextlib.ExitStack()
+        self._tmp = tempfile.mkdtemp(prefix="bs-%s-" % name)
+        os.chmod(self._tmp, 0o755)
+        self.stack.callback(self._rmtmp)
+        self._done = False
+        self.keep = bool(os.environ.get("BACKSTOP_KEEP"))
+        atexit.register(self._atexit)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.alarm(watchdog)
+        log("# %s (tmp %s)" % (name, self._tmp))
+        if os.geteuid() != 0:
+            self.skip("integration tests need root (Postfix, netns)")
+        for prog in need:
+            if not shutil.which(prog) and not os.path.exists(prog):
+                self.skip("%s not installed" % prog)
+        self.bin = backstop_bin()
+        if need_backstop and not os.access(self.bin, os.X_OK):
+            self.skip("backstop binary %s not built" % self.bin)
+
+    # -- results
+    def check(self, name, cond, detail=""):
+        if cond:
+            self.passed += 1
+            log("PASS: %s" % name)
+        else:
+            self.failed += 1
+            log("FAIL: %s%s" % (name, (" -- " + str(detail)) if detail != "" else ""))
+        return bool(cond)
+
+    def check_reply(self, name, reply, code, esc=None):
+        """reply has code (int, or a str prefix such as '4' or '45'), and
+        esc if given ('' means: any enhanced code of the right class)."""
+        if reply is None:
+            return self.check(name, False, "no reply (timeout or connection closed)")
+        ok = str(reply.code).startswith(str(code))
+        if esc == "":
+            ok = ok and reply.esc is not None
+        elif esc is not None:
+            ok = ok and reply.esc == esc
+        want = "%s%s" % (code, (" " + esc) if esc else (" x.y.z" if esc == "" else ""))
+        return self.check(name, ok, "want %s, got %s" % (want, reply))
+
+    @contextlib.contextmanager
+    def case(self, name):
+        """A named case: an exception inside fails it, and the script goes on
+        with the next case."""
+        log("## %s" % name)
+        try:
+            yield
+        except Exception as e:
+            self.check("%s: ran to completion" % name, False,
+                       "%s: %s" % (type(e).__name__, e))
+            traceback.print_exc(file=sys.stdout)
+
+    def skip(self, why):
+        log("SKIP: %s" % why)
+        self._cleanup()
+        self._done = True
+        log("0 passed, 0 failed (skipped)")
+        sys.stdout.flush()
+        os._exit(SKIP)
+
+    def done(self):
+        self._cleanup()
+        self._done = True
+        log("%d passed, %d failed" % (self.passed, self.failed))
+        sys.stdout.flush()
+        sys.exit(0 if self.failed == 0 and self.passed > 0 else 1)
+
+    # -- cleanup
+    def _rmtmp(self):
+        if self.keep:
+            log("# kept %s" % self._tmp)
+        else:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _cleanup(self):
+        signal.alarm(0)
+        try:
+            self.stack.close()
+        except Exception:
+            traceback.print_exc(file=sys.stdout)
+
+    def _atexit(self):
+        if not self._done:
+            self._cleanup()
+
+    def _on_signal(self, signum, frame):
+        log("# killed by signal %d, cleaning up" % signum)
+        self._cleanup()
+        self._done = True
+        log("%d passed, %d failed" % (self.passed, self.failed + 1))
+        os._exit(1)
+
+    def _on_alarm(self, signum, frame):
+        raise TimeoutError("test watchdog expired")
+
+    def tmpdir(self, name):
+        d = os.path.join(self._tmp, name)
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+        return d
+
+    def defer(self, fn, *a, **kw):
+        self.stack.callback(fn, *a, **kw)
+
+    # -- fixtures
+    def postfix(self, **kw):
+        p = Postfix(self.tmpdir("postfix%d" % random.randint(0, 1 << 20)), **kw)
+        self.stack.callback(p.stop)
+        p.start()
+        return p
+
+    def sink(self, *opts, **kw):
+        s = SmtpSink(self.tmpdir("sink%d" % random.randint(0, 1 << 20)), *opts, **kw)
+        self.stack.callback(s.stop)
+        s.start()
+        return s
+
+    def backstop(self, sections, start=True, **kw):
+        b = Backstop(self, self.tmpdir("backstop%d" % random.randint(0, 1 << 20)), sections, **kw)
+        self.stack.callback(b.kill)
+        if start:
+            b.start()
+        return b
+
+    def netns(self):
+        n = Netns()
+        self.stack.callback(n.destroy)
+        n.create()
+        return n
+
+
+def backstop_bin():
+    b = os.environ.get("BACKSTOP_BIN")
+    if b:
+        return b
+    d = os.environ.get("BACKSTOP_BUILDDIR")
+    if d:
+        return os.path.join(d, "backstop")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "backstop")
+
+
+def srcdir():
+    return os.environ.get("BACKSTOP_SRCDIR") or \
+        os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+
+# ---------------------------------------------------------------- Postfix
+
+MASTER_CF = """\
+{listen} inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+tlsmgr unix - - n 1000? 1 tlsmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+virtual unix - n n - - virtual
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+MAIN_CF = """\
+compatibility_level = 3.6
+queue_directory = {T}/queue
+data_directory = {T}/data
+maillog_file = {T}/log/maillog
+maillog_file_prefixes = {T}/log
+myhostname = backend.test.example
+mydomain = test.example
+myorigin = $myhostname
+mydestination =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+smtpd_peername_lookup = no
+smtpd_authorized_xclient_hosts = 127.0.0.0/8 198.51.100.0/24
+virtual_mailbox_domains = test.example
+virtual_mailbox_base = {T}/mail
+virtual_mailbox_maps = texthash:{T}/conf/vmailbox
+virtual_uid_maps = static:65534
+virtual_gid_maps = static:65534
+default_transport = error:5.7.1 outbound delivery disabled in tests
+smtpd_forbid_bare_newline = no
+smtpd_tls_security_level = none
+"""
+
+
+class Message:
+    """A delivered message: path, raw bytes, parsed email.message."""
+
+    def __init__(self, path):
+        self.path = path
+        with open(path, "rb") as f:
+            self.raw = f.read()
+        self.msg = email.message_from_bytes(self.raw, policy=email.policy.compat32)
+        parts = path.split(os.sep)
+        self.mailbox = parts[-3] if len(parts) >= 3 else ""
+
+    def headers(self, name):
+        return [str(v) for v in (self.msg.get_all(name) or [])]
+
+    def header_block(self):
+        return self.raw.split(b"\n\n", 1)[0]
+
+    def body(self):
+        return self.raw.split(b"\n\n", 1)[1] if b"\n\n" in self.raw else b""
+
+    def __repr__(self):
+        return "<Message %s %d bytes>" % (self.path, len(self.raw))
+
+
+class Postfix:
+    """A throwaway Postfix (test-peers.md 1) listening on 127.0.0.1:port,
+    delivering test.example users to Maildirs."""
+
+    def __init__(self, root, users=USERS, extra_main=""):
+        self.T = root
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.address = "127.0.0.1:%d" % self.port
+        self.users = users
+        self.extra_main = extra_main
+        self.running = False
+
+    @property
+    def logfile(self):
+        return os.path.join(self.T, "log", "maillog")
+
+    def _write(self):
+        T = self.T
+        for d in ("conf", "queue", "data", "mail", "log"):
+            os.makedirs(os.path.join(T, d), exist_ok=True)
+        shutil.chown(os.path.join(T, "data"), "postfix")
+        shutil.chown(os.path.join(T, "mail"), "nobody", "nogroup")
+        with open(os.path.join(T, "conf", "main.cf"), "w") as f:
+            f.write(MAIN_CF.format(T=T) + self.extra_main)
+        with open(os.path.join(T, "conf", "master.cf"), "w") as f:
+            f.write(MASTER_CF.format(listen="127.0.0.1:%d" % self.port))
+        with open(os.path.join(T, "conf", "vmailbox"), "w") as f:
+            for u in self.users:
+                f.write("%s@%s %s/\n" % (u, DOMAIN, u))
+
+    def start(self):
+        self._write()
+        r = subprocess.run(["postfix", "-c", os.path.join(self.T, "conf"), "start"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        self.running = True
+        if r.returncode != 0 or not wait_port(self.host, self.port, 10):
+            raise RuntimeError("postfix did not start (rc %d): %s\n%s" % (
+                r.returncode, r.stdout.decode(errors="replace"), self.log()))
+        # the probe above is logged as a connect: note where the test's log begins
+        wait_regex_in_file(self.logfile, r"disconnect from", 5)
+        self.mark()
+
+    def stop(self):
+        """SIGTERM to the master (faster than `postfix stop`, which sleeps);
+        `postfix stop` and SIGKILL as fallbacks."""
+        if not self.running:
+            return
+        self.running = False
+        pidf = os.path.join(self.T, "queue", "pid", "master.pid")
+        try:
+            pid = int(open(pidf).read().strip())
+        except (OSError, ValueError):
+            pid = None
+
+        def gone():
+            try:
+                os.kill(pid, 0)
+                return False
+            except ProcessLookupError:
+                return True
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            if poll(gone, 5):
+                return
+        subprocess.run(["postfix", "-c", os.path.join(self.T, "conf"), "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        if pid is not None and not poll(gone, 5):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    # -- log
+    def log(self, since_mark=False):
+        try:
+            with open(self.logfile, "rb") as f:
+                if since_mark:
+                    f.seek(self._mark)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def mark(self):
+        """Later log() / wait_log() / count_log() look only after this point."""
+        try:
+            self._mark = os.path.getsize(self.logfile)
+        except OSError:
+            self._mark = 0
+
+    def wait_log(self, regex, timeout=5.0, count=1):
+        """Matches of regex in the log since mark(); waits for count of them."""
+        return wait_regex_in_file(self.logfile, regex, timeout, self._mark, count)
+
+    def count_log(self, regex):
+        return len(re.findall(regex, self.log(since_mark=True), re.M))
+
+    def queued_count(self):
+        """Messages Postfix accepted since mark() (cleanup's message-id lines)."""
+        # cleanup logs message-id for partial messages too; qmgr sees only
+        # committed ones
+        return self.count_log(r"postfix/qmgr\[\d+\]: \w+: from=")
+
+    # -- mail
+    def messages(self, user=None):
+        pat = os.path.join(self.T, "mail", user or "*", "new", "*")
+        return sorted((Message(p) for p in glob.glob(pat)), key=lambda m: os.path.getmtime(m.path))
+
+    def wait_for_mail(self, n, timeout=5.0, user=None):
+        """Wait until at least n messages are delivered; returns them all."""
+        poll(lambda: len(self.messages(user)) >= n, timeout)
+        return self.messages(user)
+
+    def settle(self, seconds=1.0):
+        """Give Postfix time to deliver anything still in flight; returns the
+        messages delivered so far."""
+        time.sleep(seconds)
+        poll(lambda: self._queue_empty(), 3)
+        return self.messages()
+
+    def _queue_empty(self):
+        r = subprocess.run(["postqueue", "-c", os.path.join(self.T, "conf"), "-j"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return r.returncode == 0 and not r.stdout.strip()
+
+    def clear_mail(self):
+        for p in glob.glob(os.path.join(self.T, "mail", "*", "new", "*")):
+            os.unlink(p)
+
+
+# ---------------------------------------------------------------- smtp-sink
+
+class SmtpSink:
+    """/usr/sbin/smtp-sink on 127.0.0.1:port, dumping each transaction to a
+    file in dir (count them with messages()). opts are extra smtp-sink
+    options, e.g. ("-r", "RCPT") to soft-reject RCPT, ("-q", ".") to
+    disconnect at end of data."""
+
+    def __init__(self, root, *opts, dump=True):
+        self.root = root
+        self.dir = os.path.join(root, "msgs")
+        os.makedirs(self.dir, exist_ok=True)
+        shutil.chown(self.dir, "nobody", "nogroup")
+        self.port = free_port()
+        self.address = "127.0.0.1:%d" % self.port
+        self.opts = list(opts)
+        self.dump = dump
+        self.proc = None
+
+    def start(self):
+        argv = ["smtp-sink", "-u", "nobody", "-4", "-t", "30"]
+        if self.dump:
+            argv += ["-d", os.path.join(self.dir, "m.")]
+        argv += self.opts + ["127.0.0.1:%d" % self.port, "256"]
+        self.errf = open(os.path.join(self.root, "sink.log"), "wb")
+        self.proc = subprocess.Popen(argv, stdout=self.errf, stderr=subprocess.STDOUT)
+        if not wait_port("127.0.0.1", self.port, 5):
+            raise RuntimeError("smtp-sink did not start: %r" % argv)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.errf.close()
+        self.proc = None
+
+    def files(self):
+        """Dump files, oldest first."""
+        def key(p):
+            try:
+                return (os.stat(p).st_mtime_ns, p)
+            except OSError:
+                return (0, p)
+        return sorted(glob.glob(os.path.join(self.dir, "m.*")), key=key)
+
+    def messages(self):
+        out = []
+        for p in self.files():
+            with open(p, "rb") as f:
+                out.append(f.read())
+        return out
+
+    def wait_for(self, n, timeout=5.0):
+        poll(lambda: len(self.files()) >= n, timeout)
+        return self.messages()
+
+
+class SilentServer:
+    """A TCP listener that accepts and never says anything (a hung
+    backend). close() drops all connections."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.address = "127.0.0.1:%d" % self.port
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", self.port))
+        self.sock.listen(64)
+
+    def close(self):
+        self.sock.close()
+
+
+# ---------------------------------------------------------------- backstop
+
+def ini_text(sections):
+    out = []
+    for sec, kv in sections.items():
+        out.append("[%s]" % sec)
+        for k, v in kv.items():
+            out.append("%s = %s" % (k, v))
+        out.append("")
+    return "\n".join(out)
+
+
+SANITIZER_RX = r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer)"
+
+
+class Backstop:
+    """The daemon under test: INI from a dict of sections, run with -f -c,
+    stderr captured to a file. Defaults: listen on a free 127.0.0.1 port,
+    short timeouts, log level debug to stderr."""
+
+    def __init__(self, test, root, sections, listen=None):
+        self.test = test
+        self.root = root
+        self.bin = test.bin
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        cfg = {
+            "server": {"listen": "127.0.0.1:%d" % self.port, "hostname": BACKSTOP_HOSTNAME,
+                       "drain_time": "2s"},
+            "backend": {"connect_timeout": "2s", "command_timeout": "5s", "data_timeout": "5s"},
+            "limits": {"greeting_timeout": "10s", "command_timeout": "10s",
+                       "data_timeout": "10s", "session_timeout": "60s"},
+            "log": {"level": "debug", "destination": "stderr"},
+        }
+        if listen:
+            cfg["server"]["listen"] = listen
+        for sec, kv in sections.items():
+            cfg.setdefault(sec, {}).update(kv)
+        self.sections = cfg
+        self.conf = os.path.join(root, "backstop.ini")
+        self.logfile = os.path.join(root, "backstop.log")
+        self.write_config(cfg)
+        self.proc = None
+        self._mark = 0
+
+    @property
+    def listen(self):
+        return self.sections["server"]["listen"].split()
+
+    def write_config(self, sections=None, text=None):
+        if text is None:
+            text = ini_text(sections if sections is not None else self.sections)
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    def start(self, timeout=10.0):
+        self.logf = open(self.logfile, "ab")
+        self.proc = subprocess.Popen([self.bin, "-f", "-c", self.conf],
+                                     stdout=self.logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL)
+        n = len(self.listen)
+
+        def ready():
+            if self.proc.poll() is not None:
+                return "exited"
+            c = len(re.findall(r"listening on", self.log()))
+            return c >= n
+        r = poll(ready, timeout)
+        if r == "exited" or not r:
+            if r is not True and len(re.findall(r"listening on", self.log())) >= 1:
+                return  # listening on fewer lines than addresses: accept
+            raise RuntimeError("backstop did not start (%s):\n%s" % (
+                "exited %s" % self.proc.returncode if r == "exited" else "no 'listening on'",
+                self.log()))
+
+    def client(self, timeout=5.0, greet=True, host=None, port=None, source=None):
+        """An SmtpClient connected to the first listen address; with greet,
+        the 220 greeting is read (and checked)."""
+        c = SmtpClient(host or self.host, port or self.port, timeout, source=source)
+        self.test.defer(c.close)
+        if greet:
+            g = c.greeting()
+            if g.code != 220:
+                raise RuntimeError("greeting was %s" % g)
+            c.greeting_reply = g
+        return c
+
+    def log(self, since_mark=False):
+        try:
+            with open(self.logfile, "rb") as f:
+                if since_mark:
+                    f.seek(self._mark)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def mark(self):
+        try:
+            self._mark = os.path.getsize(self.logfile)
+        except OSError:
+            self._mark = 0
+
+    def wait_log(self, regex, timeout=5.0, count=1):
+        return wait_regex_in_file(self.logfile, regex, timeout, self._mark, count)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_exit(self, timeout):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, timeout=None):
+        """SIGTERM, wait, and check a clean exit (status 0, no sanitizer
+        report). Records checks on the Test."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        if timeout is None:
+            timeout = 10
+        rc = self.wait_exit(timeout)
+        self.test.check("backstop exits 0 on SIGTERM", rc == 0,
+                        "exit status %s\n%s" % (rc, self.log()[-3000:]))
+        self.check_sanitizers()
+        self.proc = None
+        self.logf.close()
+
+    def check_sanitizers(self):
+        m = re.search(SANITIZER_RX + r".*", self.log())
+        self.test.check("no sanitizer report in backstop's log", m is None,
+                        m.group(0) if m else "")
+
+    def kill(self):
+        """Cleanup: kill whatever is still running (no checks)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc is not None:
+            self.logf.close()
+            if re.search(SANITIZER_RX, self.log()):
+                log("# sanitizer report in %s" % self.logfile)
+                log(self.log()[-4000:])
+            self.proc = None
+
+    def dump_log(self, tail=4000):
+        log("# backstop log (%s):" % self.logfile)
+        for l in self.log()[-tail:].splitlines():
+            log("#   " + l)
+
+    def check_config(self, path=None):
+        """backstop -t -c path: (exit status, output)."""
+        r = subprocess.run([self.bin, "-t", "-c", path or self.conf],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
+        return r.returncode, r.stdout.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- netns
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+NETNS_LOCK = "/run/backstop-tests-netns.lock"
+
+
+def _sh(*argv, check=True):
+    r = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(argv), r.stdout.decode(errors="replace")))
+    return r.stdout.decode(errors="replace")
+
+
+class Netns:
+    """A client network namespace joined to the host by a veth pair.
+    host_addr (host side, backstop listens there) and addr (the client)
+    form a /30 in 198.51.100.0/24; by default .1 and .2, another free /30
+    if a parallel test holds that one. Names are unique per instance."""
+
+    def __init__(self):
+        tag = "%05x%02x" % (os.getpid() & 0xfffff, random.randint(0, 255))
+        self.name = "bst-" + tag
+        self.veth_host = "bh" + tag
+        self.veth_ns = "bn" + tag
+        self.created = False
+
+    def create(self):
+        os.makedirs(os.path.dirname(NETNS_LOCK), exist_ok=True)
+        with open(NETNS_LOCK, "a") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            used = set(re.findall(r"inet (198\.51\.100\.\d+)/", _sh("ip", "-o", "-4", "addr")))
+            for k in range(64):
+                h, c = "198.51.100.%d" % (4 * k + 1), "198.51.100.%d" % (4 * k + 2)
+                if h not in used:
+                    break
+            else:
+                raise RuntimeError("no free /30 in 198.51.100.0/24")
+            self.host_addr, self.addr = h, c
+            _sh("ip", "netns", "add", self.name)
+            self.created = True
+            _sh("ip", "link", "add", self.veth_host, "type", "veth", "peer", "name", self.veth_ns)
+            _sh("ip", "link", "set", self.veth_ns, "netns", self.name)
+            _sh("ip", "addr", "add", h + "/30", "dev", self.veth_host)
+            _sh("ip", "link", "set", self.veth_host, "up")
+            _sh("ip", "-n", self.name, "addr", "add", c + "/30", "dev", self.veth_ns)
+            _sh("ip", "-n", self.name, "link", "set", self.veth_ns, "up")
+            _sh("ip", "-n", self.name, "link", "set", "lo", "up")
+        # wait until the veth pair is usable (DAD does not apply to v4)
+        ok = poll(lambda: "state UP" in _sh("ip", "link", "show", self.veth_host, check=False)
+                  or "LOWER_UP" in _sh("ip", "link", "show", self.veth_host, check=False), 3)
+        if not ok:
+            raise RuntimeError("veth %s did not come up" % self.veth_host)
+
+    def run(self, argv, **kw):
+        """subprocess.run(argv) inside the namespace."""
+        return subprocess.run(["ip", "netns", "exec", self.name] + list(argv), **kw)
+
+    def popen(self, argv, **kw):
+        return subprocess.Popen(["ip", "netns", "exec", self.name] + list(argv), **kw)
+
+    def socket(self, host, port, timeout=5.0):
+        """A TCP socket created inside the namespace, connected to host:port
+        (a socket stays in the namespace it was created in)."""
+        own = os.open("/proc/self/ns/net", os.O_RDONLY)
+        target = os.open("/run/netns/%s" % self.name, os.O_RDONLY)
+        try:
+            if _libc.setns(target, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+            try:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            finally:
+                if _libc.setns(own, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back")
+        finally:
+            os.close(own)
+            os.close(target)
+        s.settimeout(timeout)
+        s.connect((host, port))
+        return s
+
+    def client(self, host, port, timeout=5.0):
+        return SmtpClient(sock=self.socket(host, port, timeout), timeout=timeout)
+
+    def destroy(self):
+        if not self.created:
+            return
+        self.created = False
+        pids = _sh("ip", "netns", "pids", self.name, check=False).split()
+        for p in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(p), signal.SIGKILL)
+        _sh("ip", "netns", "del", self.name, check=False)
+        _sh("ip", "link", "del", self.veth_host, check=False)
+
+
+# ---------------------------------------------------------------- swaks
+
+def swaks(server, port, *args, timeout=20, netns=None):
+    """Run swaks; returns (exit status, transcript)."""
+    argv = ["swaks", "--server", server, "--port", str(port), "--timeout", "10",
+            "--helo", CLIENT_HELO] + list(args)
+    if netns is not None:
+        argv = ["ip", "netns", "exec", netns.name] + argv
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    return r.returncode, r.stdout.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- helpers
+
+def backstop_received(message):
+    """backstop's Received header field on a delivered Message (the one
+    'by' backstop's hostname), unfolded, or None."""
+    for h in message.headers("Received"):
+        h = re.sub(r"\s+", " ", h)
+        if re.search(r"\bby %s\b" % re.escape(BACKSTOP_HOSTNAME), h):
+            return h
+    return None
+
+
+def received_id(received):
+    """The 'id' clause of a Received field value."""
+    m = re.search(r"\bid\s+<?([^\s;>]+)", received or "")
+    return m.group(1) if m else None
+
+
+def postfix_queue_id(message):
+    """The queue id in Postfix's own (topmost) Received header."""
+    for h in message.headers("Received"):
+        if "backend.test.example" in h:
+            return received_id(h)
+    return None
+
+
+def free_port_on(host):
+    return free_port(host)
