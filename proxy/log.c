@@ -51,6 +51,11 @@ void log_msg(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
+	/* one event, one line: multi-line texts (backend replies, config
+	 * errors) are joined */
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = (p[1] == '\0') ? '\0' : ' ';
 	if (log_destination == LOG_DEST_SYSLOG) {
 		syslog(syslog_prio[level], "%s", line);
 		return;

@@ -86,6 +86,7 @@ void session_release(struct session *s)
 	if (--s->open_handles > 0)
 		return;
 	txn_free(s);
+	free(s->verdict);
 	buf_free(&s->in);
 	buf_free(&s->out);
 	buf_free(&s->dbuf);

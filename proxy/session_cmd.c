@@ -125,7 +125,7 @@ static bool filter_on(const struct filter_ops *f, const struct config *cfg)
 /* apply_verdict - merge what a hook decided; true when it ends the stage. */
 static bool apply_verdict(struct session *s, const char *name)
 {
-	struct filter_verdict *v = &s->verdict;
+	struct filter_verdict *v = s->verdict;
 	size_t hl = strnlen(v->headers, sizeof v->headers);
 
 	if (hl && buf_append(&s->txn.headers, v->headers, hl, 16 * FILTER_HEADERS_MAX) < 0)
@@ -167,29 +167,45 @@ static void filters_continue(struct session *s)
 
 		if (f->hook[stage] == NULL || !filter_on(f, s->cfg))
 			continue;
-		memset(&s->verdict, 0, sizeof s->verdict);
+		memset(s->verdict, 0, sizeof *s->verdict);
 		build_env(s, &env);
 		token.session_id = s->id;
 		token.call_seq = ++s->call_seq;
-		r = f->hook[stage](&env, &s->verdict, &token);
+		r = f->hook[stage](&env, s->verdict, &token);
 		if (r == FILTER_ASYNC) {
 			s->wait = WAIT_FILTER;
 			session_timer_arm(s);
 			return;
 		}
-		s->verdict.result = r;
+		s->verdict->result = r;
 		if (apply_verdict(s, f->name)) {
-			s->filter_then(s, &s->verdict);
+			s->filter_then(s, s->verdict);
 			return;
 		}
 	}
-	memset(&s->verdict, 0, sizeof s->verdict);
-	s->filter_then(s, &s->verdict);
+	memset(s->verdict, 0, sizeof *s->verdict);
+	s->filter_then(s, s->verdict);
 }
 
 void filters_run(struct session *s, enum filter_stage stage,
     void (*then)(struct session *, const struct filter_verdict *))
 {
+	static const struct filter_verdict pass;
+	bool any = false;
+
+	for (size_t i = 0; i < filter_table_len && !any; i++)
+		any = filter_table[i]->hook[stage] != NULL && filter_on(filter_table[i], s->cfg);
+	if (!any) {
+		s->rewrite[0] = '\0';
+		then(s, &pass);
+		return;
+	}
+	/* allocated at the first use: an idle connection does not pay for it */
+	if (s->verdict == NULL && (s->verdict = malloc(sizeof *s->verdict)) == NULL) {
+		session_reply(s, 421, "4.3.0", "%s Error: out of memory", s->cfg->server.hostname);
+		session_close(s, "out of memory");
+		return;
+	}
 	s->filter_stage = stage;
 	s->filter_next = 0;
 	s->filter_then = then;
@@ -208,12 +224,12 @@ void filter_async_done(const struct filter_async *async, const struct filter_ver
 		return;
 	}
 	f = filter_table[s->filter_next - 1];
-	s->verdict = *v;
+	*s->verdict = *v;
 	s->wait = WAIT_NONE;
 	if (!apply_verdict(s, f->name))
 		filters_continue(s);
 	else
-		s->filter_then(s, &s->verdict);
+		s->filter_then(s, s->verdict);
 	session_process(s);
 }
 
@@ -226,7 +242,7 @@ static void reply_verdict(struct session *s, const struct filter_verdict *v)
 
 void session_summary(struct session *s, const char *result)
 {
-	char from[300], rcpts[1200], helo[300];
+	char from[300], rcpts[1200], helo[300], tlsinfo[400] = "";
 	size_t used = 0;
 	uint64_t ms = uv_now(uv_default_loop()) - s->txn.started_ms;
 
@@ -240,9 +256,19 @@ void session_summary(struct session *s, const char *result)
 		if (used >= sizeof rcpts)
 			used = sizeof rcpts - 1;
 	}
-	log_info("%s: txn %s.%u from [%s]:%u helo=<%s> from=<%s> to=%s checks=[%s] size=%llu "
-	    "duration=%llums result: %s", s->sid, s->sid, s->txn.number, s->ip, s->port, helo, from,
-	    rcpts[0] ? rcpts : "none", s->txn.notes, (unsigned long long)s->txn.data.bytes,
+	if (s->tls && tls_conn_handshake_done(s->tls)) {
+		/* the peer chose its subject: escaped (RFC 2253 form, then log_escape) */
+		char subject[256], subj_esc[300];
+		size_t n = (size_t)snprintf(tlsinfo, sizeof tlsinfo, " tls=%s/%s",
+		    tls_conn_version(s->tls), tls_conn_cipher(s->tls));
+		if (tls_conn_peer_subject(s->tls, subject, sizeof subject) > 0 && n < sizeof tlsinfo) {
+			log_escape(subject, strlen(subject), subj_esc, sizeof subj_esc);
+			snprintf(tlsinfo + n, sizeof tlsinfo - n, " tls_subject=<%s>", subj_esc);
+		}
+	}
+	log_info("%s: txn %s.%u from [%s]:%u helo=<%s>%s from=<%s> to=%s checks=[%s] size=%llu "
+	    "duration=%llums result: %s", s->sid, s->sid, s->txn.number, s->ip, s->port, helo, tlsinfo,
+	    from, rcpts[0] ? rcpts : "none", s->txn.notes, (unsigned long long)s->txn.data.bytes,
 	    (unsigned long long)ms, result);
 }
 

@@ -10,6 +10,7 @@ fuzz: $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
 
 tests/fuzz/fuzz_%: $(srcdir)/tests/fuzz/fuzz_%.c $(FUZZ_SMTP_SRCS)
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SMTP_SRCS) \
 		$(if $(findstring batv,$*),$(srcdir)/filters/batv_tag.c $(OPENSSL_LIBS))
 
