@@ -3,6 +3,7 @@
 syntax errors 501, too many errors 421 and close, max_recipients 452 4.5.3;
 every reply after the greeting carries an RFC 3463 enhanced code; the
 address parser accepts <>, quoted local parts and source routes."""
+import re
 from harness import *
 
 t = Test("errors_and_sequence", need=("smtp-sink",))
@@ -58,6 +59,34 @@ with t.case("addresses"):
     t.check("sink got the null sender", b"X-Mail-Args: <>" in dump, dump[:400])
     t.check("sink got the quoted local part", b'X-Rcpt-Args: <"john doe"@example.org>' in dump, dump[:400])
     t.check("source route dropped towards the backend", b"X-Rcpt-Args: <user@example.org>" in dump, dump[:400])
+
+with t.case("extensions follow the backend: smtp-sink offers DSN, not SMTPUTF8"):
+    c = bs.client()
+    kw = [l.upper() for l in c.ehlo().lines[1:]]
+    t.check("DSN advertised", "DSN" in kw, kw)
+    t.check("SMTPUTF8 not advertised", "SMTPUTF8" not in kw, kw)
+    t.check_reply("MAIL ... SMTPUTF8 refused (555/501)", c.cmd("MAIL FROM:<a@example.org> SMTPUTF8"), 5, "")
+    t.check_reply("MAIL with DSN parameters", c.cmd("MAIL FROM:<a@example.org> RET=HDRS ENVID=env42"), 250)
+    t.check_reply("RCPT with DSN parameters",
+                  c.cmd("RCPT TO:<b@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@example.org"), 250)
+    c.cmd("DATA")
+    c.send(dot_stuff(make_message("dsn")) + b".\r\n")
+    t.check_reply("delivered", c.reply(), 250)
+    c.cmd("QUIT")
+    n = len(sink.files())
+    dump = sink.messages()[-1] if n else b""
+    t.check("sink got MAIL's RET and ENVID", re.search(rb"X-Mail-Args: <a@example.org> .*RET=HDRS", dump)
+            and b"ENVID=env42" in dump, dump[:500])
+    t.check("sink got RCPT's NOTIFY and ORCPT", re.search(
+        rb"X-Rcpt-Args: <b@example.org> .*NOTIFY=SUCCESS,FAILURE", dump) and
+        b"ORCPT=rfc822;b@example.org" in dump, dump[:500])
+    bn = t.sink("-N")
+    b2 = t.backstop({"backend": {"address": bn.address}})
+    c = b2.client()
+    kw = [l.upper() for l in c.ehlo().lines[1:]]
+    t.check("backend without DSN (smtp-sink -N): DSN not advertised", "DSN" not in kw, kw)
+    c.cmd("QUIT")
+    b2.stop()
 
 with t.case("max_recipients = 3"):
     c = bs.client()

@@ -23,6 +23,8 @@ with t.case("greeting and EHLO"):
     for ext in ("PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"):
         t.check("EHLO advertises %s" % ext, ext in kw, r)
     t.check("EHLO advertises SIZE 1048576", "SIZE 1048576" in kw, r)
+    t.check("EHLO advertises SMTPUTF8 (Postfix offers it)", "SMTPUTF8" in kw, r)
+    t.check("EHLO advertises DSN (Postfix offers it)", "DSN" in kw, r)
     t.check("EHLO does not advertise XCLIENT/XFORWARD to clients",
             not any(k.startswith(("XCLIENT", "XFORWARD")) for k in kw), r)
     t.check_reply("NOOP 250 2.0.0", c.cmd("NOOP"), 250, "2.0.0")
@@ -31,6 +33,17 @@ with t.case("greeting and EHLO"):
     t.check_reply("HELP 214", c.cmd("HELP"), 214, "")
     t.check_reply("QUIT 221 2.0.0", c.cmd("QUIT"), 221, "2.0.0")
     t.check("connection closed after QUIT", c.closed_within(2))
+
+with t.case("listens on IPv4 and IPv6 at once"):
+    p4, p6 = free_port("127.0.0.1"), free_port("::1")
+    b2 = t.backstop({"backend": {"address": pf.address},
+                     "server": {"listen": "127.0.0.1:%d [::1]:%d" % (p4, p6)}})
+    for host, port in (("127.0.0.1", p4), ("::1", p6)):
+        c = SmtpClient(host, port)
+        t.defer(c.close)
+        t.check_reply("greeting on %s port %d" % (host, port), c.greeting(), 220)
+        c.cmd("QUIT")
+    b2.stop()
 
 with t.case("lazy backend connection: no transaction, no backend connect"):
     pf.mark()
@@ -69,6 +82,13 @@ with t.case("swaks: delivered with backstop's Received header"):
             bool(dot250) and sid is not None and sid in dot250[0], "\n".join(final))
     t.check("backstop log mentions the session id", sid is not None and sid in bs.log(True),
             bs.log(True)[-2000:])
+    summary = [l for l in bs.log(True).splitlines()
+               if qid and qid in l and "sender@example.org" in l and "user@test.example" in l]
+    t.check("one summary line for the transaction", len(summary) == 1, bs.log(True)[-3000:])
+    sl = summary[0] if summary else ""
+    for what, val in (("session id", sid or "?"), ("client address", "127.0.0.1"), ("HELO", CLIENT_HELO),
+                      ("size", "size="), ("duration", "duration=")):
+        t.check("summary line has the %s" % what, val in sl, sl)
 
 with t.case("smtplib: three transactions on one session share one backend connection"):
     pf.clear_mail()
@@ -116,6 +136,27 @@ with t.case("dot-stuffing and 8-bit content arrive intact"):
     want = body.encode()
     t.check("body arrives byte-identical (unstuffed)", m and m[0].body() == want,
             (m[0].body() if m else None, want))
+
+with t.case("SMTPUTF8 and DSN parameters pass through to Postfix"):
+    pf.clear_mail()
+    pf.mark()
+    c = bs.client()
+    c.ehlo()
+    t.check_reply("MAIL ... SMTPUTF8 RET=HDRS ENVID",
+                  c.cmd("MAIL FROM:<sender@example.org> SMTPUTF8 RET=HDRS ENVID=env123"), 250)
+    t.check_reply("RCPT ... NOTIFY ORCPT",
+                  c.cmd("RCPT TO:<user@test.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;user@test.example"), 250)
+    t.check_reply("DATA", c.cmd("DATA"), 354)
+    c.send(dot_stuff(make_message("utf8", body="gr\u00fc\u00dfe \u2603\n")) + b".\r\n")
+    t.check_reply("accepted", c.reply(), 250)
+    c.cmd("QUIT")
+    m = pf.wait_for_mail(1)
+    t.check("UTF-8 body intact", m and "gr\u00fc\u00dfe \u2603".encode() in m[0].body(), m and m[0].body())
+
+with t.case("log lines all have the one log form (no raw newlines from peers)"):
+    bad = [l for l in bs.log().splitlines()
+           if l and not re.match(r"^\S+ backstop\[\d+\]: ", l)]
+    t.check("every log line starts with 'time backstop[pid]: '", not bad, bad[:5])
 
 with t.case("message larger than data_buffer arrives intact"):
     pf.clear_mail()

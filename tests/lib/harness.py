@@ -67,7 +67,7 @@ def free_port(host="127.0.0.1"):
         port = random.randint(12000, 32000)
         if port in _used_ports:
             continue
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         try:
             s.bind((host, port))
         except OSError:
@@ -457,6 +457,12 @@ class Test:
         os._exit(1)
 
     def _on_alarm(self, signum, frame):
+        """First expiry: fail the running case where it hangs (traceback);
+        if the script still has not finished 15s later, clean up and exit."""
+        if getattr(self, "_alarmed", False):
+            self._on_signal(signum, frame)
+        self._alarmed = True
+        signal.alarm(15)
         raise TimeoutError("test watchdog expired")
 
     def tmpdir(self, name):
