@@ -18,14 +18,18 @@
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
+#include "proxy/tls.h"
 #include "smtp/smtp_line.h"
 
 #define BACKEND_IN_MAX 8192
+#define BACKEND_TLS_SCRATCH 16384
 
 enum be_state {
 	BE_CONNECTING,
 	BE_GREETING,
 	BE_EHLO,
+	BE_STARTTLS,    /* 220 to STARTTLS awaited */
+	BE_TLS,         /* TLS handshake in progress */
 	BE_XCLIENT,
 	BE_EHLO_AGAIN,
 	BE_READY,       /* idle, transaction commands may be sent */
@@ -46,6 +50,7 @@ struct backend {
 	bool xclient_done;
 	bool via_xclient;
 	struct backend_caps caps;
+	struct tls_conn *tls;   /* after STARTTLS: all traffic goes through it */
 	struct buf in;
 	struct smtp_line_reader lr;
 	struct smtp_reply reply;
@@ -64,6 +69,13 @@ struct be_write {
 struct backend_caps backend_last_caps;
 bool backend_last_caps_known;
 
+/* The client TLS context for [backend] tls, built at the first STARTTLS
+ * to a backend and rebuilt when the configuration changes (SIGHUP). The
+ * config reference keeps the pointer comparison meaningful. */
+static struct config *tls_cli_cfg;
+static struct tls_client *tls_cli;
+static char tls_scratch[BACKEND_TLS_SCRATCH];
+
 static void be_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 static void be_fail(struct backend *be, int err);
 
@@ -80,14 +92,20 @@ const char *backend_err_text(int err)
 	}
 }
 
+static void be_free(struct backend *be)
+{
+	if (be->tls)
+		tls_conn_free(be->tls);
+	buf_free(&be->in);
+	free(be);
+}
+
 static void be_handle_closed(uv_handle_t *h)
 {
 	struct backend *be = h->data;
 	struct session *s = be->s;
-	if (--be->handles == 0) {
-		buf_free(&be->in);
-		free(be);
-	}
+	if (--be->handles == 0)
+		be_free(be);
 	session_release(s);
 }
 
@@ -146,8 +164,44 @@ static void be_on_write(uv_write_t *req, int status)
 		session_resume(be->s);
 }
 
-/* be_write - queue data (ownership taken). */
+static int be_write_raw(struct backend *be, char *data, size_t len);
+
+/* be_tls_flush - write the ciphertext the TLS engine holds. */
+static int be_tls_flush(struct backend *be)
+{
+	const char *p;
+	size_t n;
+	while ((n = tls_conn_pending(be->tls, &p)) > 0) {
+		char *copy = malloc(n);
+		int rc;
+		if (copy == NULL)
+			return BACKEND_ELOST;
+		memcpy(copy, p, n);
+		tls_conn_consume(be->tls, n);
+		if ((rc = be_write_raw(be, copy, n)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* be_write - queue data (ownership taken); encrypted once TLS is on. */
 static int be_write(struct backend *be, char *data, size_t len)
+{
+	int rc;
+	if (be->tls == NULL || be->dead)
+		return be_write_raw(be, data, len);
+	rc = tls_conn_write(be->tls, data, len);
+	free(data);
+	if (rc != TLS_OK) {
+		log_warn("%s: TLS write to backend %s:%u failed: %s", be->s->sid, be->host, be->port,
+		    tls_conn_error(be->tls));
+		be_tls_flush(be);
+		return BACKEND_ELOST;
+	}
+	return be_tls_flush(be);
+}
+
+static int be_write_raw(struct backend *be, char *data, size_t len)
 {
 	struct be_write *w;
 	uv_buf_t b;
@@ -248,6 +302,127 @@ static void be_send_ehlo(struct backend *be, enum be_state next)
 		be_fail(be, BACKEND_ELOST);
 }
 
+static void be_ready(struct backend *be);
+
+/* tls_client_for - the client context for config c; NULL when [backend]
+ * tls = none or it cannot be built (logged once per config: at startup and
+ * reload, from backend_probe, or at the first STARTTLS). */
+static struct tls_client *tls_client_for(struct config *c)
+{
+	char err[320];
+
+	if (tls_cli_cfg != c) {
+		if (tls_cli)
+			tls_client_unref(tls_cli);
+		if (tls_cli_cfg)
+			config_unref(tls_cli_cfg);
+		tls_cli = tls_client_new(c, err, sizeof err);
+		tls_cli_cfg = config_ref(c);
+		if (tls_cli == NULL && err[0])
+			log_error("backend TLS context: %s; %s", err,
+			    c->backend.tls == BACKEND_TLS_REQUIRED ? "mail will get 4xx" :
+			    "STARTTLS to the backend is off");
+	}
+	return tls_cli;
+}
+
+static struct tls_client *be_tls_client(struct backend *be)
+{
+	return tls_client_for(be->s->cfg);
+}
+
+/* be_after_ehlo - EHLO (or STARTTLS) done: XCLIENT, or ready. */
+static void be_after_ehlo(struct backend *be)
+{
+	const struct config *c = be->s->cfg;
+	if (be->state != BE_EHLO_AGAIN && !be->via_xclient && c->backend.xclient != XCLIENT_OFF) {
+		if (be->caps.xclient) {
+			be_send_xclient(be);
+			return;
+		}
+		if (c->backend.xclient == XCLIENT_ON) {
+			log_error("%s: backend %s:%u does not offer XCLIENT but [backend] xclient = on "
+			    "(allow backstop in smtpd_authorized_xclient_hosts)", be->s->sid, be->host, be->port);
+			be_fail(be, BACKEND_EGREET);
+			return;
+		}
+	}
+	be_ready(be);
+}
+
+/* be_starttls - the backend offers STARTTLS and [backend] tls wants it:
+ * returns true when STARTTLS was sent (or the connection failed). */
+static bool be_starttls(struct backend *be)
+{
+	const struct config *c = be->s->cfg;
+	bool required = c->backend.tls == BACKEND_TLS_REQUIRED;
+
+	if (be->tls != NULL || c->backend.tls == BACKEND_TLS_NONE)
+		return false;
+	if (!be->caps.starttls) {
+		if (!required) {
+			log_debug("%s: backend %s:%u does not offer STARTTLS; continuing in plaintext",
+			    be->s->sid, be->host, be->port);
+			return false;
+		}
+		log_error("%s: backend %s:%u does not offer STARTTLS but [backend] tls = required",
+		    be->s->sid, be->host, be->port);
+		be_fail(be, BACKEND_ETLS);
+		return true;
+	}
+	if (be_tls_client(be) == NULL) {
+		if (!required)
+			return false;
+		be_fail(be, BACKEND_ETLS);
+		return true;
+	}
+	be->state = BE_STARTTLS;
+	be_wait(be, c->backend.connect_timeout);
+	if (be_send_line(be, "STARTTLS") != 0)
+		be_fail(be, BACKEND_ELOST);
+	return true;
+}
+
+/* be_tls_begin - 220 to STARTTLS: start the handshake (the ClientHello). */
+static void be_tls_begin(struct backend *be)
+{
+	const struct config *c = be->s->cfg;
+	bool required = c->backend.tls == BACKEND_TLS_REQUIRED;
+	size_t got;
+
+	be->tls = tls_conn_new_client(tls_cli, c->backend.verify_name, required);
+	if (be->tls == NULL) {
+		log_error("%s: backend TLS: cannot make a connection (out of memory, or a bad "
+		    "[backend] verify_name)", be->s->sid);
+		be_fail(be, BACKEND_ETLS);
+		return;
+	}
+	be->state = BE_TLS;
+	be_wait(be, c->backend.connect_timeout);
+	if (tls_conn_read(be->tls, NULL, 0, &got) == TLS_ERROR) {
+		log_warn("%s: TLS handshake with backend %s:%u failed: %s", be->s->sid, be->host, be->port,
+		    tls_conn_error(be->tls));
+		be_tls_flush(be);
+		be_fail(be, BACKEND_ETLS);
+		return;
+	}
+	if (be_tls_flush(be) != 0)
+		be_fail(be, BACKEND_ELOST);
+}
+
+/* be_tls_established - handshake complete: log it, EHLO again (RFC 3207
+ * 4.2: the backend forgot everything, and its capabilities may differ). */
+static void be_tls_established(struct backend *be)
+{
+	char subject[256];
+	tls_conn_peer_subject(be->tls, subject, sizeof subject);
+	log_info("%s: TLS to backend %s:%u: %s %s, certificate %s%s%s", be->s->sid, be->host, be->port,
+	    tls_conn_version(be->tls), tls_conn_cipher(be->tls),
+	    tls_conn_verified(be->tls) ? "verified" : "not verified",
+	    subject[0] ? ", subject=" : "", subject);
+	be_send_ehlo(be, BE_EHLO);
+}
+
 static void be_ready(struct backend *be)
 {
 	backend_cb cb = be->cb;
@@ -264,7 +439,7 @@ static void be_reply(struct backend *be)
 	struct smtp_reply *r = &be->reply;
 	const struct config *c = be->s->cfg;
 
-	log_debug("%s: backend -> %d %s %s", be->s->sid, r->code, r->esc, r->text);
+	log_debug("%s: backend -> %d%s%s %s", be->s->sid, r->code, r->esc[0] ? " " : "", r->esc, r->text);
 	switch (be->state) {
 	case BE_GREETING:
 		if (r->code != 220) {
@@ -285,20 +460,26 @@ static void be_reply(struct backend *be)
 		if (be->state == BE_EHLO) {
 			backend_last_caps = be->caps;
 			backend_last_caps_known = true;
-		}
-		if (be->state == BE_EHLO && c->backend.xclient != XCLIENT_OFF) {
-			if (be->caps.xclient) {
-				be_send_xclient(be);
+			if (be_starttls(be))
 				return;
-			}
-			if (c->backend.xclient == XCLIENT_ON) {
-				log_error("%s: backend %s:%u does not offer XCLIENT but [backend] xclient = on "
-				    "(allow backstop in smtpd_authorized_xclient_hosts)", be->s->sid, be->host, be->port);
-				be_fail(be, BACKEND_EGREET);
-				return;
-			}
 		}
-		be_ready(be);
+		be_after_ehlo(be);
+		return;
+	case BE_STARTTLS:
+		if (r->code == 220) {
+			be_tls_begin(be);
+			return;
+		}
+		if (c->backend.tls == BACKEND_TLS_REQUIRED) {
+			log_error("%s: backend %s:%u refused STARTTLS: %d %s ([backend] tls = required)",
+			    be->s->sid, be->host, be->port, r->code, r->text);
+			be_fail(be, BACKEND_ETLS);
+			return;
+		}
+		log_warn("%s: backend %s:%u refused STARTTLS: %d %s; continuing in plaintext",
+		    be->s->sid, be->host, be->port, r->code, r->text);
+		be->state = BE_EHLO;
+		be_after_ehlo(be);
 		return;
 	case BE_XCLIENT:
 		if (r->code == 220) {
@@ -357,6 +538,12 @@ static void be_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
 	struct backend *be = h->data;
 	(void)suggested;
+	if (be->tls) {
+		/* ciphertext: the engine copies it at once */
+		b->base = tls_scratch;
+		b->len = sizeof tls_scratch;
+		return;
+	}
 	if (buf_reserve(&be->in, BACKEND_IN_MAX - be->in.len, BACKEND_IN_MAX) < 0 || be->in.len >= BACKEND_IN_MAX) {
 		b->base = NULL;
 		b->len = 0;
@@ -366,25 +553,11 @@ static void be_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	b->len = BACKEND_IN_MAX - be->in.len;
 }
 
-static void be_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+/* be_parse - take the complete replies in be->in. */
+static void be_parse(struct backend *be)
 {
-	struct backend *be = st->data;
 	size_t pos = 0;
-	(void)b;
 
-	if (be->dead)
-		return;
-	if (n < 0) {
-		if (be->state == BE_QUIT) {
-			be_close(be);
-			return;
-		}
-		log_info("%s: backend %s:%u closed the connection%s%s", be->s->sid, be->host, be->port,
-		    n == UV_EOF ? "" : ": ", n == UV_EOF ? "" : uv_strerror((int)n));
-		be_fail(be, BACKEND_ELOST);
-		return;
-	}
-	be->in.len += (size_t)n;
 	while (!be->dead && pos < be->in.len) {
 		struct smtp_line line;
 		struct smtp_reply_line rl;
@@ -406,12 +579,104 @@ static void be_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 			return;
 		}
 		if (rc == 1) {
+			bool plain = be->tls == NULL;
 			be_reply(be);
 			memset(&be->reply, 0, sizeof be->reply);
+			if (plain && be->tls != NULL) {
+				/* STARTTLS response injection: what the backend
+				 * (or a man in the middle) sent after its 220 in
+				 * plaintext must not count as a TLS-protected reply */
+				if (be->in.len > pos)
+					log_warn("%s: discarding %zu plaintext bytes the backend %s:%u sent after "
+					    "220 to STARTTLS", be->s->sid, be->in.len - pos, be->host, be->port);
+				pos = be->in.len;
+				smtp_line_reset(&be->lr);
+				break;
+			}
 		}
 	}
 	if (!be->dead)
 		buf_consume(&be->in, pos);
+}
+
+/* be_tls_pump - decrypt what the engine holds, drive the handshake. */
+static void be_tls_pump(struct backend *be)
+{
+	while (!be->dead) {
+		bool was_done = tls_conn_handshake_done(be->tls);
+		size_t got = 0;
+		int rc;
+
+		if (buf_reserve(&be->in, BACKEND_IN_MAX - be->in.len, BACKEND_IN_MAX) < 0 ||
+		    be->in.len >= BACKEND_IN_MAX) {
+			be_fail(be, BACKEND_EPROTO);
+			return;
+		}
+		rc = tls_conn_read(be->tls, be->in.data + be->in.len, BACKEND_IN_MAX - be->in.len, &got);
+		be->in.len += got;
+		if (be_tls_flush(be) != 0) {
+			be_fail(be, BACKEND_ELOST);
+			return;
+		}
+		if (rc == TLS_ERROR) {
+			log_warn("%s: TLS %s backend %s:%u failed: %s", be->s->sid,
+			    was_done ? "connection to" : "handshake with", be->host, be->port,
+			    tls_conn_error(be->tls));
+			be_fail(be, was_done ? BACKEND_ELOST : BACKEND_ETLS);
+			return;
+		}
+		if (!was_done && tls_conn_handshake_done(be->tls)) {
+			be_tls_established(be);
+			if (be->dead)
+				return;
+		}
+		if (got > 0)
+			be_parse(be);
+		if (rc == TLS_CLOSED) {
+			if (be->dead)
+				return;
+			if (be->state == BE_QUIT) {
+				be_close(be);
+				return;
+			}
+			log_info("%s: backend %s:%u closed the TLS connection", be->s->sid, be->host, be->port);
+			be_fail(be, BACKEND_ELOST);
+			return;
+		}
+		if (rc == TLS_WANT)
+			return;
+	}
+}
+
+static void be_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+	struct backend *be = st->data;
+
+	if (be->dead)
+		return;
+	if (n < 0) {
+		if (be->state == BE_QUIT) {
+			be_close(be);
+			return;
+		}
+		log_info("%s: backend %s:%u closed the connection%s%s%s", be->s->sid, be->host, be->port,
+		    n == UV_EOF ? "" : ": ", n == UV_EOF ? "" : uv_strerror((int)n),
+		    be->state == BE_TLS ? " during the TLS handshake" : "");
+		be_fail(be, be->state == BE_TLS ? BACKEND_ETLS : BACKEND_ELOST);
+		return;
+	}
+	if (n == 0)
+		return;
+	if (be->tls) {
+		if (tls_conn_feed(be->tls, b->base, (size_t)n) != TLS_OK) {
+			be_fail(be, BACKEND_ELOST);
+			return;
+		}
+		be_tls_pump(be);
+		return;
+	}
+	be->in.len += (size_t)n;
+	be_parse(be);
 }
 
 static void be_on_connect(uv_connect_t *req, int status)
@@ -446,10 +711,8 @@ static void be_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
 	be->handles--;   /* the lookup held the struct */
 	if (be->dead) {
 		uv_freeaddrinfo(res);
-		if (be->handles == 0) {
-			buf_free(&be->in);
-			free(be);
-		}
+		if (be->handles == 0)
+			be_free(be);
 		return;
 	}
 	if (status < 0 || res == NULL) {
@@ -752,6 +1015,9 @@ void backend_probe(const struct config *cfg)
 	unsigned port;
 	struct sockaddr_storage ss;
 
+	/* the backend TLS context is made now, so that a bad ca_file is
+	 * reported at startup and reload rather than at the first mail */
+	(void)tls_client_for((struct config *)cfg);
 	if (hostport_split(cfg->backend.address, host, sizeof host, &port) < 0)
 		return;
 	memset(&ss, 0, sizeof ss);

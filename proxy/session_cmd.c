@@ -87,9 +87,17 @@ static int txn_add_rcpt(struct session *s, const char *orig, const char *relayed
 
 static void notes_add(struct session *s, const char *note)
 {
-	size_t len = strlen(s->txn.notes);
+	size_t len = strlen(s->txn.notes), nl = strlen(note);
+	const char *p = s->txn.notes;
+
 	if (!note[0])
 		return;
+	/* the same verdict from several stages is noted once */
+	while ((p = strstr(p, note)) != NULL) {
+		if ((p == s->txn.notes || p[-1] == ' ') && (p[nl] == ' ' || p[nl] == '\0'))
+			return;
+		p += nl;
+	}
 	snprintf(s->txn.notes + len, sizeof s->txn.notes - len, "%s%s", len ? " " : "", note);
 }
 
@@ -869,8 +877,15 @@ void session_command(struct session *s, const struct smtp_line *line)
 		session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
 		return;
 	}
-	if (s->state == SMTP_STATE_CONNECTED && cmd.verb == SMTP_VERB_MAIL && !c->helo.required)
-		s->state = SMTP_STATE_READY;   /* Postfix's smtpd_helo_required = no */
+	/* Postfix's smtpd_helo_required = no; but after STARTTLS the client
+	 * must EHLO again (RFC 3207 4.2) */
+	if (s->state == SMTP_STATE_CONNECTED && cmd.verb == SMTP_VERB_MAIL && !c->helo.required && !s->tls)
+		s->state = SMTP_STATE_READY;
+	if (cmd.verb == SMTP_VERB_DATA && s->state == SMTP_STATE_MAIL && s->txn.rcpts_refused) {
+		/* RFC 5321 3.3: every recipient refused; 554 rather than 503 */
+		cmd_data(s);
+		return;
+	}
 	seq = smtp_server_check(s->state, cmd.verb);
 	if (seq != SMTP_SEQ_OK) {
 		session_reply(s, 503, "5.5.1", "%s", smtp_seq_text(seq));

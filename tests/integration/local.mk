@@ -18,6 +18,8 @@ INTEGRATION_TESTS = \
 	tests/integration/xclient.py \
 	tests/integration/signals.py \
 	tests/integration/smtp_source.py \
-	tests/integration/batv_exim.sh
+	tests/integration/batv_exim.sh \
+	tests/integration/batv_inbound.py \
+	tests/integration/batv_outbound.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/lib
