@@ -302,7 +302,7 @@ with t.case("refuse_at = rcpt: 550 5.7.1 at RCPT, Postfix never sees the recipie
         t.check_reply("%s: RCPT 550 5.7.1" % name, r, 550, "5.7.1")
         t.check("%s: the reply says '%s'" % (name, reason),
                 "<%s>: address did not send this mail (%s)" % (rcpt, reason) in r.text, r)
-        t.check_reply("%s: DATA then 5xx 5.5.1 (no recipient)" % name, c.cmd("DATA"), 5, "5.5.1")
+        t.check_reply("%s: DATA then 554 5.5.1 (no valid recipients)" % name, c.cmd("DATA"), 554, "5.5.1")
         c.cmd("RSET")
     c.cmd("MAIL FROM:<>")
     t.check_reply("callout to an untagged address is refused at RCPT too", c.cmd("RCPT TO:<user2@test.example>"),
