@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """batv_outbound: BATV signing on the [outbound] listener, with real Postfix
 instances as the internal MTA (issue 5). This test is the tested Postfix
-snippet of filters/README-batv.md: RELAYHOST_* and LOOPBACK_* below are
+snippet of README.md ("BATV" section): RELAYHOST_* and LOOPBACK_* below are
 what that README shows; keep the two in step.
 
 1. relayhost: one Postfix is both the inbound backend (its smtpd behind
