@@ -9,10 +9,12 @@
 
 extern const struct filter_ops filter_helo;
 extern const struct filter_ops filter_batv;
+extern const struct filter_ops filter_spf;
 
 const struct filter_ops *const filter_table[] = {
 	&filter_helo,
 	&filter_batv,
+	&filter_spf,
 };
 const size_t filter_table_len = sizeof filter_table / sizeof filter_table[0];
 

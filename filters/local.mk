@@ -4,5 +4,6 @@ libfilters_a_SOURCES = \
 	filters/filter.h filters/filters.c \
 	filters/helo.c \
 	filters/batv_tag.c filters/batv_tag.h \
-	filters/batv.c filters/batv.h
+	filters/batv.c filters/batv.h \
+	filters/spf.c filters/spf.h
 EXTRA_DIST += filters/README.md

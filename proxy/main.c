@@ -16,6 +16,7 @@
 
 #include "filters/batv.h"
 #include "proxy/config.h"
+#include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 
@@ -94,6 +95,11 @@ int main(int argc, char **argv)
 		perror("backstop: daemon");
 		return 1;
 	}
+	/* after daemon(): the resolver starts threads, which a fork loses */
+	if (dns_init(cfg, err, sizeof err) < 0) {
+		log_error("DNS: %s", err);
+		return 1;
+	}
 	if (server_start(cfg) < 0) {
 		log_error("not starting");
 		return 1;
@@ -101,6 +107,8 @@ int main(int argc, char **argv)
 	log_info("backstop %s started; backend %s", PACKAGE_VERSION, cfg->backend.address);
 	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 	log_info("stopped; %llu backend connection(s) opened in total", stat_backend_connects);
+	dns_shutdown();
+	uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* the resolver's handle */
 	config_unref(server_config());
 	rc = uv_loop_close(uv_default_loop());
 	return rc == 0 ? 0 : 0;

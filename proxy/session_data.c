@@ -85,9 +85,11 @@ void session_data_start(struct session *s)
 	s->txn.failed_code = 0;
 	s->dbuf.len = 0;
 	smtp_line_reset(&s->lr);
-	received_header(s);
+	/* RFC 7208 9.1: Received-SPF (and the other trace fields the filters
+	 * add) go above the Received: field of this receiver */
 	if (s->txn.headers.len)
 		buf_append(&s->dbuf, s->txn.headers.data, s->txn.headers.len, data_limit(s));
+	received_header(s);
 }
 
 /* field_finish - a header field is complete: ask the filters whether it

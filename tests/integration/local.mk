@@ -23,3 +23,6 @@ INTEGRATION_TESTS = \
 	tests/integration/batv_outbound.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/lib
+INTEGRATION_TESTS += tests/integration/spf_policy.py tests/integration/spf_slow_dns.py \
+	tests/integration/spf_hostile.py
+EXTRA_DIST += tests/data/dns

@@ -10,7 +10,8 @@ UNIT_TESTS = \
 	tests/unit/test_tls \
 	tests/unit/test_batv_filter \
 	tests/unit/test_batv_tag \
-	tests/unit/test_filter_helo
+	tests/unit/test_filter_helo \
+	tests/unit/test_spf
 check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 tests_unit_test_smtp_line_LDADD = $(UNIT_LDADD)
@@ -25,3 +26,4 @@ tests_unit_test_batv_filter_LDADD = $(UNIT_LDADD)
 tests_unit_test_batv_tag_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/unit/check.h
 tests_unit_test_filter_helo_LDADD = $(UNIT_LDADD)
+tests_unit_test_spf_LDADD = $(UNIT_LDADD)

@@ -1,0 +1,883 @@
+/*
+ * spf - SPF (RFC 7208) at MAIL FROM with libspf2.
+ *
+ * Flow: the FILTER_MAIL hook (inbound listener, mode != off, client not in
+ * [spf] trusted) copies what the check needs into a job, queues it on
+ * libuv's thread pool and returns FILTER_ASYNC. The worker runs libspf2,
+ * whose DNS layer (spf_layer_lookup) asks proxy/dns.c synchronously under
+ * a per-check deadline. The after-work callback, on the loop thread, turns
+ * the result into a verdict and hands it to filter_async_done() with the
+ * token copied at submission: if the session has closed or moved on, the
+ * proxy drops it; the job never touches a session.
+ *
+ * libspf2 is used defensively (see /work/shared/notes/dependencies.md 1):
+ *   - SPF_RESULT_INVALID is mapped here (spf_result_map), every getter may
+ *     return NULL;
+ *   - IPv4-mapped IPv6 clients are checked as IPv4 (ip4: would never match);
+ *   - the DNS layer never returns NULL (libspf2 aborts on NULL), concatenates
+ *     TXT strings, and answers type SPF (99) with NO_DATA without asking;
+ *   - the domain's explanation is DNS data: cleaned of CR/LF/CTLs and
+ *     bounded before it reaches a reply;
+ *   - the Received-SPF and Authentication-Results fields are built here,
+ *     folded and quoted, not taken from libspf2 (480-byte, unfolded);
+ *   - libspf2's default explanation (openspf.org) is replaced by a marker so
+ *     that "the domain gave no explanation" can be told apart.
+ * libspf2 1.2.10 in Debian 12 lacks the candidate fix for CVE-2023-42118
+ * (macro parsing); filters/README-spf.md says what that means to operators.
+ *
+ * Threading: one SPF_server_t per configuration (spf_srv), shared by the
+ * workers (libspf2 keeps no mutable state in it with our layer), reference-
+ * counted on the loop thread so a reload never frees it under a job.
+ */
+#ifndef _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* clock_gettime, pthread_condattr_setclock, strdup under -std=c17 */
+#endif
+#endif
+#include <netinet/in.h>          /* before spf2: its headers need in_addr */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <spf2/spf.h>
+#include <spf2/spf_dns.h>
+#include <uv.h>
+
+#include "filters/filter.h"
+#include "filters/spf.h"
+#include "proxy/config.h"
+#include "proxy/dns.h"
+#include "proxy/log.h"
+
+/* RFC 7208 4.6.4 suggests a 20 s limit for the whole evaluation. */
+#define SPF_CHECK_BUDGET_MS 20000
+/* DNS lookups one evaluation may make. libspf2 bounds mechanisms (10), MX
+ * (10 each) and PTR names (10); 10 x (MX + 10 A) + includes + exp stays
+ * under this. It only stops a runaway evaluation (answered temperror). */
+#define SPF_MAX_LOOKUPS 150
+/*
+ * Explanation records libspf2 may see. Debian 12's libspf2 1.2.10-7.2
+ * overflows a stack buffer in SPF_record_compile_macro() when it compiles
+ * an explanation with many macro/literal alternations (reproduced: 43 x
+ * "%{i}x", 215 bytes, "stack smashing detected"; no crash below 215 bytes
+ * in a sweep of 11,340 shaped and 24,000 random strings). The compile
+ * buffer's remaining size is computed as data_avail - data_used and
+ * underflows - consistent with CVE-2023-42118, whose candidate fix
+ * (shevek/libspf2 d14abff) Debian does not carry. So an explanation over
+ * these limits is replaced by "" before libspf2 sees it (the reply then
+ * uses backstop's own text). Legitimate explanations are short sentences.
+ */
+#define SPF_EXP_MAX_LEN 160       /* bytes, after escaping spaces as %_ */
+#define SPF_EXP_MAX_MACROS 8
+/* Set as libspf2's default explanation: recognises "no exp= given". */
+#define SPF_NO_EXP_MARKER "backstop-no-explanation"
+
+struct spf_srv {
+	SPF_server_t *spf;
+	SPF_dns_server_t *layer;
+	int refs;                 /* loop thread only */
+};
+
+static struct spf_srv *spf_cur;
+
+/* Per worker thread: the evaluation in progress. */
+static _Thread_local struct {
+	uint64_t deadline;
+	unsigned lookups;
+} spf_tls;
+
+const char *spf_outcome_name(enum spf_outcome r)
+{
+	switch (r) {
+	case SPF_OUT_NONE: return "none";
+	case SPF_OUT_NEUTRAL: return "neutral";
+	case SPF_OUT_PASS: return "pass";
+	case SPF_OUT_FAIL: return "fail";
+	case SPF_OUT_SOFTFAIL: return "softfail";
+	case SPF_OUT_TEMPERROR: return "temperror";
+	case SPF_OUT_PERMERROR: return "permerror";
+	}
+	return "none";
+}
+
+enum spf_outcome spf_result_map(int spf_result, int spf_errcode)
+{
+	switch ((SPF_result_t)spf_result) {
+	case SPF_RESULT_NEUTRAL: return SPF_OUT_NEUTRAL;
+	case SPF_RESULT_PASS: return SPF_OUT_PASS;
+	case SPF_RESULT_FAIL: return SPF_OUT_FAIL;
+	case SPF_RESULT_SOFTFAIL: return SPF_OUT_SOFTFAIL;
+	case SPF_RESULT_NONE: return SPF_OUT_NONE;
+	case SPF_RESULT_TEMPERROR: return SPF_OUT_TEMPERROR;
+	case SPF_RESULT_PERMERROR: return SPF_OUT_PERMERROR;
+	case SPF_RESULT_INVALID:
+	default:
+		/* RFC 7208 4.4: a DNS error fetching the record is temperror;
+		 * 4.6: a record that does not parse is permerror. */
+		if (spf_errcode == SPF_E_DNS_ERROR)
+			return SPF_OUT_TEMPERROR;
+		if (spf_errcode == SPF_E_NO_MEMORY)
+			return SPF_OUT_TEMPERROR;
+		return SPF_OUT_PERMERROR;
+	}
+}
+
+size_t spf_text_clean(char *out, size_t cap, const char *in)
+{
+	size_t o = 0;
+
+	if (cap == 0)
+		return 0;
+	for (; in != NULL && *in != '\0' && o + 1 < cap; in++) {
+		unsigned char c = (unsigned char)*in;
+		out[o++] = (c < 0x20 || c >= 0x7f) ? '?' : (char)c;
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* ---- header building ---- */
+
+struct sbuf {
+	char *p;
+	size_t cap, len;
+	bool overflow;
+};
+
+static void sb_putn(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->overflow || b->len + n + 1 > b->cap) {
+		b->overflow = true;
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void sb_puts(struct sbuf *b, const char *s)
+{
+	sb_putn(b, s, strlen(s));
+}
+
+static void sb_putc(struct sbuf *b, char c)
+{
+	sb_putn(b, &c, 1);
+}
+
+/* sb_comment - text for inside "( )": ctext only (RFC 5322 3.2.2). */
+static void sb_comment(struct sbuf *b, const char *s, size_t max)
+{
+	for (size_t i = 0; s[i] != '\0' && i < max; i++) {
+		unsigned char c = (unsigned char)s[i];
+		sb_putc(b, (c < 0x20 || c >= 0x7f || c == '(' || c == ')' || c == '\\')
+		    ? '?' : (char)c);
+	}
+}
+
+static bool is_atext(unsigned char c)
+{
+	return isalnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
+
+/* is_dot_atom - RFC 5322 dot-atom-text (what may stay unquoted). */
+static bool is_dot_atom(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > max || s[0] == '.' || s[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '.' ? s[i + 1] == '.' : !is_atext(c))
+			return false;
+	}
+	return true;
+}
+
+/* sb_value - dot-atom as is, else a quoted-string (RFC 7208 9.1,
+ * RFC 8601 2.2); controls and non-ASCII become '?'. */
+static void sb_value(struct sbuf *b, const char *s, size_t max)
+{
+	if (is_dot_atom(s, max)) {
+		sb_puts(b, s);
+		return;
+	}
+	sb_putc(b, '"');
+	for (size_t i = 0; s[i] != '\0' && i < max; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			sb_putc(b, '\\');
+		sb_putc(b, (c < 0x20 || c >= 0x7f) ? '?' : (char)c);
+	}
+	sb_putc(b, '"');
+}
+
+/* spf_comment - RFC 7208 9.1's human-readable part, libspf2's wording. */
+static void spf_comment(struct sbuf *b, const struct spf_report *r, size_t max)
+{
+	sb_comment(b, r->receiver, max);
+	sb_puts(b, ": ");
+	switch (r->result) {
+	case SPF_OUT_PASS:
+	case SPF_OUT_FAIL:
+	case SPF_OUT_SOFTFAIL:
+		if (r->result == SPF_OUT_SOFTFAIL)
+			sb_puts(b, "transitioning ");
+		sb_puts(b, "domain of ");
+		sb_comment(b, r->sender, max);
+		sb_puts(b, r->result == SPF_OUT_PASS ? " designates " : " does not designate ");
+		sb_comment(b, r->ip, max);
+		sb_puts(b, " as permitted sender");
+		break;
+	case SPF_OUT_NEUTRAL:
+		sb_comment(b, r->ip, max);
+		sb_puts(b, " is neither permitted nor denied by domain of ");
+		sb_comment(b, r->sender, max);
+		break;
+	case SPF_OUT_NONE:
+		sb_puts(b, "domain of ");
+		sb_comment(b, r->sender, max);
+		sb_puts(b, " does not provide an SPF record");
+		break;
+	case SPF_OUT_TEMPERROR:
+		sb_puts(b, "temporary error in processing during lookup of ");
+		sb_comment(b, r->sender, max);
+		break;
+	case SPF_OUT_PERMERROR:
+		sb_puts(b, "permanent error in processing domain of ");
+		sb_comment(b, r->sender, max);
+		break;
+	}
+}
+
+static int headers_try(const struct spf_report *r, char *out, size_t cap, size_t max)
+{
+	struct sbuf b = {out, cap, 0, false};
+	const char *res = spf_outcome_name(r->result);
+
+	if (cap > 0)
+		out[0] = '\0';
+	/* RFC 7208 9.1: result FWS [comment FWS] key-value-list */
+	sb_puts(&b, "Received-SPF: ");
+	sb_puts(&b, res);
+	sb_puts(&b, " (");
+	spf_comment(&b, r, max);
+	sb_puts(&b, ")\r\n\treceiver=");
+	sb_value(&b, r->receiver, max);
+	sb_puts(&b, ";\r\n\tclient-ip=");
+	sb_value(&b, r->ip, max);
+	sb_puts(&b, ";\r\n\tenvelope-from=");
+	sb_value(&b, r->helo_identity ? "" : r->sender, max);
+	sb_puts(&b, ";\r\n\thelo=");
+	sb_value(&b, r->helo, max);
+	sb_puts(&b, ";\r\n\tidentity=");
+	sb_puts(&b, r->helo_identity ? "helo" : "mailfrom");
+	if ((r->result == SPF_OUT_TEMPERROR || r->result == SPF_OUT_PERMERROR) &&
+	    r->problem[0] != '\0') {
+		sb_puts(&b, ";\r\n\tproblem=");
+		sb_value(&b, r->problem, max);
+	}
+	sb_puts(&b, "\r\n");
+
+	/* RFC 8601 2.2 / 2.7.2: authserv-id; spf=result smtp.mailfrom=domain */
+	sb_puts(&b, "Authentication-Results: ");
+	sb_value(&b, r->receiver, max);
+	sb_puts(&b, ";\r\n\tspf=");
+	sb_puts(&b, res);
+	if (r->helo_identity) {
+		sb_puts(&b, " smtp.helo=");
+		sb_value(&b, r->helo, max);
+	} else {
+		sb_puts(&b, " smtp.mailfrom=");
+		sb_value(&b, r->domain, max);
+	}
+	sb_puts(&b, "\r\n");
+	return b.overflow ? -1 : (int)b.len;
+}
+
+int spf_headers_build(const struct spf_report *r, char *out, size_t cap)
+{
+	int n = headers_try(r, out, cap, 255);
+
+	if (n < 0)   /* hostile lengths: shorten every untrusted value */
+		n = headers_try(r, out, cap, 64);
+	if (n < 0 && cap > 0)
+		out[0] = '\0';
+	return n;
+}
+
+void spf_verdict_build(const struct spf_report *r, int mode, int permerror,
+    struct filter_verdict *v)
+{
+	char dom[80], ip[64];
+
+	memset(v, 0, sizeof *v);
+	v->result = FILTER_CONTINUE;
+	snprintf(v->note, sizeof v->note, "spf=%s", spf_outcome_name(r->result));
+	if (spf_headers_build(r, v->headers, sizeof v->headers) < 0)
+		v->headers[0] = '\0';
+	if (mode != SPF_MODE_ENFORCE)
+		return;   /* annotate: never refuse */
+
+	spf_text_clean(dom, sizeof dom, r->domain);
+	spf_text_clean(ip, sizeof ip, r->ip);
+	switch (r->result) {
+	case SPF_OUT_FAIL:
+		/* RFC 7372 3.2: 5.7.23 SPF validation failed */
+		v->result = FILTER_REJECT;
+		v->code = 550;
+		snprintf(v->esc, sizeof v->esc, "5.7.23");
+		if (r->explanation[0] != '\0')
+			snprintf(v->text, sizeof v->text, "SPF fail: %s explains: %s",
+			    dom, r->explanation);
+		else
+			snprintf(v->text, sizeof v->text,
+			    "SPF fail: %s does not designate %s as permitted sender", dom, ip);
+		break;
+	case SPF_OUT_TEMPERROR:
+		/* RFC 7372 3.3: 4.7.24 SPF validation error */
+		v->result = FILTER_TEMPFAIL;
+		v->code = 451;
+		snprintf(v->esc, sizeof v->esc, "4.7.24");
+		snprintf(v->text, sizeof v->text,
+		    "Temporary SPF error checking %s, try again later", dom);
+		break;
+	case SPF_OUT_PERMERROR:
+		if (permerror != SPF_PERMERROR_REJECT)
+			break;
+		v->result = FILTER_REJECT;
+		v->code = 550;
+		snprintf(v->esc, sizeof v->esc, "5.7.24");
+		snprintf(v->text, sizeof v->text, "SPF record of %s is invalid%s%s", dom,
+		    r->problem[0] ? ": " : "", r->problem);
+		break;
+	default:
+		break;   /* pass, softfail (marked), neutral, none: accept */
+	}
+}
+
+/* skip_cfws - whitespace and (nested) comments, RFC 5322 3.2.2 */
+static size_t skip_cfws(const char *s, size_t len, size_t i)
+{
+	while (i < len) {
+		if (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n') {
+			i++;
+		} else if (s[i] == '(') {
+			int depth = 0;
+			for (; i < len; i++) {
+				if (s[i] == '\\' && i + 1 < len)
+					i++;
+				else if (s[i] == '(')
+					depth++;
+				else if (s[i] == ')' && --depth == 0) {
+					i++;
+					break;
+				}
+			}
+		} else {
+			break;
+		}
+	}
+	return i;
+}
+
+bool spf_ar_is_ours(const char *value, size_t len, const char *hostname)
+{
+	char id[SPF_DOMAIN_MAX + 2];
+	size_t i = skip_cfws(value, len, 0), n = 0;
+
+	if (hostname == NULL || hostname[0] == '\0')
+		return false;
+	if (i < len && value[i] == '"') {
+		for (i++; i < len && value[i] != '"'; i++) {
+			if (value[i] == '\\' && i + 1 < len)
+				i++;
+			if (n + 1 >= sizeof id)
+				return false;
+			id[n++] = value[i];
+		}
+	} else {
+		for (; i < len && value[i] != ';' && value[i] != '(' &&
+		    !isspace((unsigned char)value[i]); i++) {
+			if (n + 1 >= sizeof id)
+				return false;
+			id[n++] = value[i];
+		}
+	}
+	id[n] = '\0';
+	/* a trailing dot names the same host */
+	if (n > 1 && id[n - 1] == '.')
+		id[--n] = '\0';
+	size_t hl = strlen(hostname);
+	if (hl > 1 && hostname[hl - 1] == '.')
+		hl--;
+	return n == hl && strncasecmp(id, hostname, hl) == 0;
+}
+
+/* ---- libspf2 DNS layer over proxy/dns.c ---- */
+
+static size_t macros(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += s[0] == '%' && s[1] == '{';
+	return n;
+}
+
+static size_t spaces(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == ' ';
+	return n;
+}
+
+/*
+ * exp_escape - write s with every space as "%_". libspf2 1.2.10 compiles an
+ * explanation (RFC 7208 6.2: explain-string = *( macro-string / SP )) with
+ * its domain-spec parser, which turns a space into '%' and then skips the
+ * next macro ("Mail from %{o}" comes out "Mail%from%{o}"). "%_" is the
+ * macro for a space, so the text means the same and compiles correctly.
+ * Only TXT records that are not SPF records get here: libspf2 uses those
+ * solely as explanations. dst holds strlen(s) + 2 * spaces(s) + 1 bytes.
+ */
+static void exp_escape(char *dst, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == ' ') {
+			*dst++ = '%';
+			*dst++ = '_';
+		} else {
+			*dst++ = *s;
+		}
+	}
+	*dst = '\0';
+}
+
+static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *s, const char *domain,
+    ns_type type, int should_cache)
+{
+	SPF_dns_rr_t *rr;
+	struct dns_answer a;
+	int herrno, cnt = 0;
+
+	/* The SPF RR type is obsolete (RFC 7208 3.1): never asked. */
+	if (type == ns_t_spf)
+		return SPF_dns_rr_new_init(s, domain, type, 0, NO_DATA);
+	if (type != ns_t_a && type != ns_t_aaaa && type != ns_t_txt &&
+	    type != ns_t_mx && type != ns_t_ptr)
+		return SPF_dns_rr_new_init(s, domain, type, 0, NO_DATA);
+	if (++spf_tls.lookups > SPF_MAX_LOOKUPS || dns_now_ms() >= spf_tls.deadline)
+		return SPF_dns_rr_new_init(s, domain, type, 0, TRY_AGAIN);
+
+	a = dns_query_sync((int)type, domain, spf_tls.deadline);
+	switch (a.status) {
+	case DNS_OK: herrno = NETDB_SUCCESS; break;
+	case DNS_NODATA: herrno = NO_DATA; break;
+	case DNS_NXDOMAIN: herrno = HOST_NOT_FOUND; break;
+	default: herrno = TRY_AGAIN; break;
+	}
+	rr = SPF_dns_rr_new_init(s, domain, type, (int)a.ttl, herrno);
+	if (rr == NULL || herrno != NETDB_SUCCESS) {
+		dns_answer_free(&a);
+		return rr;   /* NULL only when out of memory: libspf2 aborts */
+	}
+	for (size_t i = 0; i < a.n; i++) {
+		const struct dns_rr *d = &a.rr[i];
+		size_t need;
+		switch (type) {
+		case ns_t_a: need = sizeof(struct in_addr); break;
+		case ns_t_aaaa: need = sizeof(struct in6_addr); break;
+		default: need = d->text_len + 1; break;
+		}
+		bool exp_text = type == ns_t_txt && strncasecmp(d->text, "v=spf1", 6) != 0;
+		if (exp_text) {
+			need += 2 * spaces(d->text);
+			if (need > SPF_EXP_MAX_LEN + 1 || macros(d->text) > SPF_EXP_MAX_MACROS)
+				need = 1;   /* unsafe for libspf2: an empty string */
+		}
+		if (SPF_dns_rr_buf_realloc(rr, cnt, need) != SPF_E_SUCCESS)
+			break;
+		switch (type) {
+		case ns_t_a: memcpy(&rr->rr[cnt]->a, d->data, need); break;
+		case ns_t_aaaa: memcpy(&rr->rr[cnt]->aaaa, d->data, need); break;
+		default:
+			if (exp_text && need == 1)
+				rr->rr[cnt]->txt[0] = '\0';
+			else if (exp_text)
+				exp_escape(rr->rr[cnt]->txt, d->text);
+			else
+				memcpy(rr->rr[cnt]->txt, d->text, need);
+			break;
+		}
+		cnt++;
+	}
+	rr->num_rr = cnt;
+	if (cnt == 0)
+		rr->herrno = NO_DATA;
+	dns_answer_free(&a);
+	return rr;
+}
+
+/* ---- libspf2 diagnostics ---- */
+
+__attribute__((noreturn))
+static void spf_log_error(const char *file, int line, const char *msg)
+{
+	/* libspf2 abort()s after this: say why first. */
+	log_error("spf: libspf2 fatal error at %s:%d: %s", file ? file : "?", line,
+	    msg ? msg : "");
+	abort();
+}
+
+static void spf_log_warning(const char *file, int line, const char *msg)
+{
+	log_debug("spf: libspf2: %s", msg ? msg : "");
+}
+
+static void spf_log_info(const char *file, int line, const char *msg)
+{
+	log_debug("spf: libspf2: %s", msg ? msg : "");
+}
+
+/* ---- evaluation ---- */
+
+static void srv_unref(struct spf_srv *srv)
+{
+	if (srv == NULL || --srv->refs > 0)
+		return;
+	SPF_server_free(srv->spf);
+	free(srv->layer);   /* SPF_server_new_dns() does not own the layer */
+	free(srv);
+}
+
+static struct spf_srv *srv_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct spf_srv *srv = calloc(1, sizeof *srv);
+	SPF_response_t *resp = NULL;
+
+	if (srv == NULL)
+		goto oom;
+	srv->layer = calloc(1, sizeof *srv->layer);
+	if (srv->layer == NULL)
+		goto oom;
+	srv->layer->destroy = NULL;   /* freed by srv_unref */
+	srv->layer->lookup = spf_layer_lookup;
+	srv->layer->name = "backstop";
+	srv->spf = SPF_server_new_dns(srv->layer, 0);
+	if (srv->spf == NULL)
+		goto oom;
+	srv->refs = 1;
+	SPF_server_set_rec_dom(srv->spf, cfg->server.hostname);
+	SPF_server_set_sanitize(srv->spf, 1);
+	if (SPF_server_set_explanation(srv->spf, SPF_NO_EXP_MARKER, &resp) != SPF_E_SUCCESS) {
+		snprintf(err, errlen, "spf: cannot set the default explanation");
+		if (resp)
+			SPF_response_free(resp);
+		srv_unref(srv);
+		return NULL;
+	}
+	if (resp)
+		SPF_response_free(resp);
+	return srv;
+oom:
+	snprintf(err, errlen, "spf: out of memory");
+	if (srv) {
+		free(srv->layer);
+		free(srv);
+	}
+	return NULL;
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	snprintf(dst, cap, "%s", src ? src : "");
+}
+
+static void evaluate(SPF_server_t *spf, const char *ip, const char *helo,
+    const char *mail_from, uint64_t deadline, struct spf_report *r)
+{
+	SPF_request_t *req;
+	SPF_response_t *resp = NULL;
+	SPF_errcode_t e;
+	struct in_addr a4;
+	struct in6_addr a6;
+	const char *at;
+
+	copy_str(r->ip, sizeof r->ip, ip);
+	copy_str(r->helo, sizeof r->helo, helo);
+	r->result = SPF_OUT_NONE;
+	r->problem[0] = r->explanation[0] = '\0';
+	if (mail_from == NULL || mail_from[0] == '\0') {
+		/* RFC 7208 2.4: the null sender is checked as postmaster@HELO */
+		r->helo_identity = true;
+		snprintf(r->sender, sizeof r->sender, "postmaster@%s", r->helo);
+		copy_str(r->domain, sizeof r->domain, r->helo);
+	} else {
+		r->helo_identity = false;
+		copy_str(r->sender, sizeof r->sender, mail_from);
+		at = strrchr(mail_from, '@');
+		copy_str(r->domain, sizeof r->domain, at ? at + 1 : mail_from);
+	}
+	if (r->domain[0] == '\0') {
+		copy_str(r->problem, sizeof r->problem, "no domain to check");
+		return;
+	}
+
+	req = SPF_request_new(spf);
+	if (req == NULL) {
+		r->result = SPF_OUT_TEMPERROR;
+		copy_str(r->problem, sizeof r->problem, "out of memory");
+		return;
+	}
+	if (inet_pton(AF_INET, ip, &a4) == 1) {
+		SPF_request_set_ipv4(req, a4);
+	} else if (inet_pton(AF_INET6, ip, &a6) == 1) {
+		if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+			/* ::ffff:a.b.c.d is an IPv4 client (ip4: must match) */
+			memcpy(&a4, &a6.s6_addr[12], 4);
+			SPF_request_set_ipv4(req, a4);
+			inet_ntop(AF_INET, &a4, r->ip, sizeof r->ip);
+		} else {
+			SPF_request_set_ipv6(req, a6);
+		}
+	} else {
+		SPF_request_free(req);
+		copy_str(r->problem, sizeof r->problem, "no client IP address");
+		return;
+	}
+	/* HELO first: an empty env_from then means postmaster@HELO */
+	if (r->helo[0] != '\0')
+		SPF_request_set_helo_dom(req, r->helo);
+	if (SPF_request_set_env_from(req, r->helo_identity ? r->helo : mail_from) != 0) {
+		SPF_request_free(req);
+		r->result = SPF_OUT_PERMERROR;
+		copy_str(r->problem, sizeof r->problem, "invalid sender identity");
+		return;
+	}
+
+	spf_tls.deadline = deadline;
+	spf_tls.lookups = 0;
+	e = SPF_request_query_mailfrom(req, &resp);
+	r->result = spf_result_map(resp ? (int)SPF_response_result(resp) : SPF_RESULT_INVALID, e);
+	if (r->result == SPF_OUT_TEMPERROR || r->result == SPF_OUT_PERMERROR) {
+		SPF_errcode_t re = resp ? SPF_response_errcode(resp) : e;
+		if (r->result == SPF_OUT_TEMPERROR && dns_now_ms() >= deadline)
+			copy_str(r->problem, sizeof r->problem, "DNS timeout");
+		else
+			spf_text_clean(r->problem, sizeof r->problem,
+			    SPF_strerror(re != SPF_E_SUCCESS ? re : e));
+	}
+	if (r->result == SPF_OUT_FAIL && resp != NULL) {
+		const char *exp = SPF_response_get_explanation(resp);
+		if (exp != NULL && strcmp(exp, SPF_NO_EXP_MARKER) != 0)
+			spf_text_clean(r->explanation, sizeof r->explanation, exp);
+	}
+	if (resp)
+		SPF_response_free(resp);
+	SPF_request_free(req);
+}
+
+void spf_evaluate(const char *ip, const char *helo, const char *mail_from,
+    uint64_t deadline, struct spf_report *r)
+{
+	memset(r, 0, sizeof *r);
+	if (spf_cur == NULL) {
+		r->result = SPF_OUT_TEMPERROR;
+		copy_str(r->problem, sizeof r->problem, "SPF not initialised");
+		return;
+	}
+	evaluate(spf_cur->spf, ip, helo, mail_from, deadline, r);
+}
+
+/* ---- the filter ---- */
+
+struct spf_job {
+	uv_work_t req;
+	struct filter_async token;
+	struct spf_srv *srv;
+	int mode, permerror;
+	uint64_t start, deadline;
+	char sid[64];
+	char ip[64];
+	char helo[SPF_DOMAIN_MAX];
+	char mail_from[FILTER_ADDR_MAX + 1];
+	char receiver[SPF_DOMAIN_MAX];
+	struct spf_report rep;
+};
+
+static void spf_work(uv_work_t *req)
+{
+	struct spf_job *job = req->data;
+
+	evaluate(job->srv->spf, job->ip, job->helo, job->mail_from, job->deadline,
+	    &job->rep);
+	copy_str(job->rep.receiver, sizeof job->rep.receiver, job->receiver);
+}
+
+static void spf_log_result(const char *sid, const struct spf_report *r, uint64_t ms)
+{
+	char dom[128], prob[160];
+
+	log_escape(r->domain, strlen(r->domain), dom, sizeof dom);
+	log_escape(r->problem, strlen(r->problem), prob, sizeof prob);
+	log_info("%s: spf: result=%s identity=%s domain=%s ip=%s ms=%llu%s%s", sid,
+	    spf_outcome_name(r->result), r->helo_identity ? "helo" : "mailfrom",
+	    dom, r->ip, (unsigned long long)ms, r->problem[0] ? " problem=" : "",
+	    r->problem[0] ? prob : "");
+}
+
+static void spf_after_work(uv_work_t *req, int status)
+{
+	struct spf_job *job = req->data;
+	struct filter_verdict v;
+
+	if (status != 0) {   /* UV_ECANCELED: never ran */
+		job->rep.result = SPF_OUT_TEMPERROR;
+		copy_str(job->rep.problem, sizeof job->rep.problem, "check cancelled");
+	}
+	spf_log_result(job->sid, &job->rep, dns_now_ms() - job->start);
+	spf_verdict_build(&job->rep, job->mode, job->permerror, &v);
+	filter_async_done(&job->token, &v);
+	srv_unref(job->srv);
+	free(job);
+}
+
+/* client_addr - env->client_ip as a sockaddr (it is the real client, after
+ * PROXY/XCLIENT handling), for the [spf] trusted match. */
+static bool client_addr(const struct filter_env *env, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof *ss);
+	if (env->client_ip == NULL)
+		return false;
+	if (inet_pton(AF_INET, env->client_ip, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, env->client_ip, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+static uint64_t check_budget(const struct config *cfg)
+{
+	uint64_t b = 4 * cfg->dns.timeout;
+
+	return b < SPF_CHECK_BUDGET_MS ? b : SPF_CHECK_BUDGET_MS;
+}
+
+static enum filter_result spf_mail(const struct filter_env *env,
+    struct filter_verdict *v, const struct filter_async *async)
+{
+	const struct config *cfg = env->cfg;
+	struct sockaddr_storage ss;
+	struct spf_job *job;
+	int r;
+
+	if (cfg->spf.mode == SPF_MODE_OFF || env->listener == NULL ||
+	    strcmp(env->listener, "inbound") != 0)
+		return FILTER_CONTINUE;
+	if (client_addr(env, &ss) && cidrs_match(&cfg->spf.trusted, (struct sockaddr *)&ss)) {
+		snprintf(v->note, sizeof v->note, "spf=skipped");
+		log_debug("%s: spf: skipped, trusted client %s", env->sid, env->client_ip);
+		return FILTER_CONTINUE;
+	}
+
+	job = calloc(1, sizeof *job);
+	if (job == NULL || spf_cur == NULL) {
+		struct spf_report rep = {.result = SPF_OUT_TEMPERROR};
+		free(job);
+		copy_str(rep.problem, sizeof rep.problem, "internal error");
+		copy_str(rep.receiver, sizeof rep.receiver, cfg->server.hostname);
+		copy_str(rep.ip, sizeof rep.ip, env->client_ip);
+		copy_str(rep.helo, sizeof rep.helo, env->helo);
+		copy_str(rep.sender, sizeof rep.sender, env->mail_from);
+		spf_verdict_build(&rep, cfg->spf.mode, cfg->spf.permerror, v);
+		return v->result;
+	}
+	job->req.data = job;
+	job->token = *async;
+	job->mode = cfg->spf.mode;
+	job->permerror = cfg->spf.permerror;
+	job->start = dns_now_ms();
+	job->deadline = job->start + check_budget(cfg);
+	copy_str(job->sid, sizeof job->sid, env->sid);
+	copy_str(job->ip, sizeof job->ip, env->client_ip);
+	copy_str(job->helo, sizeof job->helo, env->helo);
+	copy_str(job->mail_from, sizeof job->mail_from,
+	    env->null_sender ? "" : env->mail_from);
+	copy_str(job->receiver, sizeof job->receiver, cfg->server.hostname);
+	job->srv = spf_cur;
+	job->srv->refs++;
+	r = uv_queue_work(uv_default_loop(), &job->req, spf_work, spf_after_work);
+	if (r != 0) {
+		log_warn("%s: spf: uv_queue_work: %s", env->sid, uv_strerror(r));
+		srv_unref(job->srv);
+		free(job);
+		struct spf_report rep = {.result = SPF_OUT_TEMPERROR};
+		copy_str(rep.problem, sizeof rep.problem, "internal error");
+		copy_str(rep.receiver, sizeof rep.receiver, cfg->server.hostname);
+		spf_verdict_build(&rep, cfg->spf.mode, cfg->spf.permerror, v);
+		return v->result;
+	}
+	return FILTER_ASYNC;
+}
+
+/* spf_header - drop Authentication-Results fields that claim to be ours
+ * (RFC 8601 5: a forged field with our authserv-id must not survive). */
+static bool spf_header(const struct filter_env *env, const char *name,
+    size_t name_len, const char *value, size_t value_len)
+{
+	static const char ar[] = "Authentication-Results";
+
+	if (name_len != sizeof ar - 1 || strncasecmp(name, ar, name_len) != 0)
+		return true;
+	if (!spf_ar_is_ours(value, value_len, env->cfg->server.hostname))
+		return true;
+	log_info("%s: spf: removed forged Authentication-Results", env->sid);
+	return false;
+}
+
+static int spf_init(const struct config *cfg, char *err, size_t errlen)
+{
+	struct spf_srv *srv;
+
+	/* libspf2's handlers are process globals: set before any worker runs */
+	SPF_error_handler = spf_log_error;
+	SPF_warning_handler = spf_log_warning;
+	SPF_info_handler = spf_log_info;
+	SPF_debug_handler = NULL;
+	srv = srv_new(cfg, err, errlen);
+	if (srv == NULL)
+		return -1;
+	srv_unref(spf_cur);   /* a reload: running jobs keep the old one */
+	spf_cur = srv;
+	return 0;
+}
+
+static void spf_shutdown(void)
+{
+	srv_unref(spf_cur);
+	spf_cur = NULL;
+}
+
+const struct filter_ops filter_spf = {
+	.name = "spf",
+	.enabled = NULL,   /* always: forged A-R removal does not depend on mode */
+	.init = spf_init,
+	.shutdown = spf_shutdown,
+	.hook = {[FILTER_MAIL] = spf_mail},
+	.header = spf_header,
+};

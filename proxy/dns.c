@@ -1,0 +1,681 @@
+/*
+ * dns - one shared libunbound context behind a blocking API for worker
+ * threads and a callback API for the loop thread.
+ *
+ * The choice, and why:
+ *   - libunbound rather than c-ares: it caches answers for their TTL,
+ *     negative answers included (c-ares 1.18 has no cache), one cache is
+ *     shared by every thread, and it can validate DNSSEC later. c-ares
+ *     channels are not thread-safe, and libspf2 needs a blocking lookup on
+ *     a worker thread (its API is synchronous).
+ *   - Every query, blocking or not, goes through ub_resolve_async() on a
+ *     context running in threaded mode (ub_ctx_async(ctx, 1)). Plain
+ *     ub_resolve() has no timeout of its own (unbound retries a slow server
+ *     for up to minutes), and a thread blocked inside it cannot be woken.
+ *     So one dispatcher thread owns ub_process(): it polls ub_fd(), runs
+ *     the completion callbacks, and cancels (ub_cancel) every query whose
+ *     deadline has passed, completing it as DNS_TIMEOUT. Because answers
+ *     and timeouts are both decided on that one thread, each query
+ *     completes exactly once: after ub_cancel() libunbound never calls the
+ *     callback (it marks the query cancelled and drops the late answer).
+ *   - A blocking caller waits on its own condition variable; a loop caller
+ *     gets its callback through a uv_async_t. Neither holds the event loop.
+ *   - max_queries bounds queries submitted to libunbound: a blocking caller
+ *     waits for a slot until its deadline, a loop caller gets DNS_ERROR at
+ *     once (shedding load rather than queueing without bound).
+ *
+ * Locking: dns.mu protects the in-flight list, counters and completion
+ * queue. It is never held while calling into libunbound except ub_cancel()
+ * from the dispatcher, and libunbound calls our callback without its own
+ * lock held, so there is no lock-order cycle.
+ */
+#ifndef _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* clock_gettime, pthread_condattr_setclock, strdup under -std=c17 */
+#endif
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unbound.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "proxy/config.h"
+#include "proxy/dns.h"
+#include "proxy/log.h"
+
+#define DNS_CLASS_IN 1
+#define DNS_NAME_MAX 1025     /* presentation form incl. NUL */
+
+struct dns_q {
+	struct dns_q *prev, *next;   /* in-flight list */
+	struct dns_q *done_next;     /* async completion queue */
+	uint64_t deadline;
+	int type;
+	int ub_id;
+	bool submitted;              /* ub_id valid: the dispatcher may cancel */
+	bool done;
+	struct dns_answer ans;
+	pthread_cond_t *cv;          /* blocking caller; NULL for async */
+	dns_cb cb;
+	void *arg;
+};
+
+static struct {
+	bool inited;
+	pthread_mutex_t mu;
+	pthread_cond_t slot_cv;
+	struct ub_ctx *ctx;
+	pthread_t thread;
+	int wake[2];
+	bool stop;
+	struct dns_q *inflight;
+	size_t n_inflight;
+	size_t max_inflight;
+	uint64_t timeout_ms;
+	struct dns_q *done_head, *done_tail;
+	uv_async_t async;
+	bool async_inited;
+} dns = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = {-1, -1}};
+
+uint64_t dns_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void ms_to_timespec(uint64_t ms, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(ms / 1000);
+	ts->tv_nsec = (long)(ms % 1000) * 1000000;
+}
+
+const char *dns_status_name(enum dns_status s)
+{
+	switch (s) {
+	case DNS_OK: return "ok";
+	case DNS_NODATA: return "nodata";
+	case DNS_NXDOMAIN: return "nxdomain";
+	case DNS_SERVFAIL: return "servfail";
+	case DNS_TIMEOUT: return "timeout";
+	case DNS_ERROR: return "error";
+	}
+	return "?";
+}
+
+void dns_answer_free(struct dns_answer *a)
+{
+	for (size_t i = 0; i < a->n; i++) {
+		free(a->rr[i].data);
+		free(a->rr[i].text);
+	}
+	free(a->rr);
+	a->rr = NULL;
+	a->n = 0;
+}
+
+static struct dns_answer answer_status(enum dns_status s)
+{
+	struct dns_answer a = {.status = s, .rcode = -1};
+	return a;
+}
+
+/*
+ * name_decode - uncompressed wire name -> "a.b.c" (no final dot; "." for
+ * the root). Labels holding '.', controls, spaces or non-ASCII bytes are
+ * refused: every consumer wants host names, and a name that cannot be
+ * written back unambiguously must not reach a policy engine.
+ */
+static char *name_decode(const unsigned char *p, size_t len)
+{
+	char out[DNS_NAME_MAX];
+	size_t o = 0, i = 0;
+
+	while (i < len) {
+		size_t l = p[i++];
+		if (l == 0) {
+			if (o == 0)
+				out[o++] = '.';
+			out[o] = '\0';
+			return strdup(out);
+		}
+		if (l > 63 || i + l > len || o + l + 2 > sizeof out)
+			return NULL;
+		if (o > 0)
+			out[o++] = '.';
+		for (size_t k = 0; k < l; k++) {
+			unsigned char c = p[i + k];
+			if (c <= 0x20 || c >= 0x7f || c == '.')
+				return NULL;
+			out[o++] = (char)c;
+		}
+		i += l;
+	}
+	return NULL;
+}
+
+/* txt_decode - concatenate the character-strings (RFC 7208 3.3). */
+static char *txt_decode(const unsigned char *p, size_t len, size_t *outlen)
+{
+	char *out = malloc(len + 1);
+	size_t o = 0, i = 0;
+
+	if (out == NULL)
+		return NULL;
+	while (i < len) {
+		size_t l = p[i++];
+		if (l > len - i)
+			l = len - i;     /* malformed: keep what is there */
+		memcpy(out + o, p + i, l);
+		o += l;
+		i += l;
+	}
+	out[o] = '\0';
+	*outlen = o;
+	return out;
+}
+
+static bool rr_fill(struct dns_rr *rr, int type, const unsigned char *p, size_t len)
+{
+	rr->data = malloc(len ? len : 1);
+	if (rr->data == NULL)
+		return false;
+	memcpy(rr->data, p, len);
+	rr->len = len;
+	switch (type) {
+	case DNS_T_TXT:
+		rr->text = txt_decode(p, len, &rr->text_len);
+		return rr->text != NULL;
+	case DNS_T_MX:
+		if (len < 3)
+			return false;
+		rr->pref = (unsigned)p[0] << 8 | p[1];
+		rr->text = name_decode(p + 2, len - 2);
+		break;
+	case DNS_T_PTR:
+	case DNS_T_CNAME:
+	case DNS_T_NS:
+		rr->text = name_decode(p, len);
+		break;
+	case DNS_T_A:
+		return len == 4;
+	case DNS_T_AAAA:
+		return len == 16;
+	default:
+		return true;
+	}
+	if (rr->text == NULL)
+		return false;
+	rr->text_len = strlen(rr->text);
+	return true;
+}
+
+/* answer_from_ub - convert (and free) a libunbound result. */
+static struct dns_answer answer_from_ub(int type, int err, struct ub_result *res)
+{
+	struct dns_answer a = answer_status(DNS_ERROR);
+	size_t n = 0;
+
+	if (err != 0 || res == NULL) {
+		if (res)
+			ub_resolve_free(res);
+		return a;
+	}
+	a.rcode = res->rcode;
+	a.ttl = res->ttl > 0 ? (uint32_t)res->ttl : 0;
+	a.secure = res->secure != 0;
+	if (res->bogus)
+		a.status = DNS_SERVFAIL;
+	else if (res->rcode == 3)
+		a.status = DNS_NXDOMAIN;
+	else if (res->rcode != 0)
+		a.status = DNS_SERVFAIL;
+	else if (!res->havedata)
+		a.status = DNS_NODATA;
+	else
+		a.status = DNS_OK;
+	if (a.status == DNS_OK) {
+		while (res->data[n] != NULL)
+			n++;
+		a.rr = calloc(n, sizeof *a.rr);
+		if (a.rr == NULL) {
+			ub_resolve_free(res);
+			return answer_status(DNS_ERROR);
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct dns_rr *rr = &a.rr[a.n];
+			if (rr_fill(rr, type, (const unsigned char *)res->data[i],
+			    (size_t)res->len[i])) {
+				a.n++;
+			} else {
+				free(rr->data);
+				free(rr->text);
+				memset(rr, 0, sizeof *rr);
+			}
+		}
+		if (a.n == 0)
+			a.status = DNS_NODATA;   /* every record was malformed */
+	}
+	ub_resolve_free(res);
+	return a;
+}
+
+static void wake_dispatcher(void)
+{
+	char c = 0;
+
+	if (dns.wake[1] >= 0 && write(dns.wake[1], &c, 1) < 0 && errno != EAGAIN)
+		log_warn("dns: wake: %s", strerror(errno));
+}
+
+/* list_remove - take q off the in-flight list and free its slot. mu held. */
+static void list_remove(struct dns_q *q)
+{
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		dns.inflight = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	q->prev = q->next = NULL;
+	dns.n_inflight--;
+	pthread_cond_signal(&dns.slot_cv);
+}
+
+/* complete - hand q's answer to its owner. mu held; q already removed.
+ * Returns true when the loop must be woken. */
+static bool complete(struct dns_q *q, struct dns_answer ans)
+{
+	q->ans = ans;
+	q->done = true;
+	if (q->cv != NULL) {
+		pthread_cond_signal(q->cv);
+		return false;
+	}
+	q->done_next = NULL;
+	if (dns.done_tail)
+		dns.done_tail->done_next = q;
+	else
+		dns.done_head = q;
+	dns.done_tail = q;
+	return true;
+}
+
+/* ub_done_cb - libunbound's callback; runs on the dispatcher thread inside
+ * ub_process(). Never called for a cancelled query. */
+static void ub_done_cb(void *arg, int err, struct ub_result *res)
+{
+	struct dns_q *q = arg;
+	struct dns_answer a = answer_from_ub(q->type, err, res);
+	bool wake_loop;
+
+	pthread_mutex_lock(&dns.mu);
+	list_remove(q);
+	wake_loop = complete(q, a);
+	pthread_mutex_unlock(&dns.mu);
+	if (wake_loop)
+		uv_async_send(&dns.async);
+}
+
+/* expire - cancel and complete every submitted query past its deadline;
+ * returns the next deadline (0 = none). Dispatcher thread. */
+static uint64_t expire(void)
+{
+	struct dns_q *expired = NULL, *q, *next;
+	uint64_t now = dns_now_ms(), soonest = 0;
+	bool wake_loop = false;
+
+	pthread_mutex_lock(&dns.mu);
+	for (q = dns.inflight; q != NULL; q = next) {
+		next = q->next;
+		if (!q->submitted)
+			continue;
+		if (q->deadline <= now) {
+			list_remove(q);
+			q->done_next = expired;
+			expired = q;
+		} else if (soonest == 0 || q->deadline < soonest) {
+			soonest = q->deadline;
+		}
+	}
+	pthread_mutex_unlock(&dns.mu);
+
+	/* ub_cancel() before completing: once it returns, libunbound will not
+	 * call ub_done_cb for the query, so q may be freed by its owner. */
+	for (q = expired; q != NULL; q = q->done_next)
+		ub_cancel(dns.ctx, q->ub_id);
+
+	pthread_mutex_lock(&dns.mu);
+	for (q = expired; q != NULL; q = next) {
+		next = q->done_next;
+		wake_loop |= complete(q, answer_status(DNS_TIMEOUT));
+	}
+	pthread_mutex_unlock(&dns.mu);
+	if (wake_loop)
+		uv_async_send(&dns.async);
+	return soonest;
+}
+
+static void *dispatcher_main(void *unused)
+{
+	struct pollfd pfd[2];
+	char buf[64];
+
+	pfd[0].fd = ub_fd(dns.ctx);
+	pfd[0].events = POLLIN;
+	pfd[1].fd = dns.wake[0];
+	pfd[1].events = POLLIN;
+	for (;;) {
+		uint64_t next = expire(), now;
+		int timeout = -1;
+		bool stop;
+
+		pthread_mutex_lock(&dns.mu);
+		stop = dns.stop;
+		pthread_mutex_unlock(&dns.mu);
+		if (stop)
+			break;
+		if (next != 0) {
+			now = dns_now_ms();
+			timeout = next > now ? (int)(next - now) : 0;
+		}
+		if (poll(pfd, 2, timeout) < 0 && errno != EINTR) {
+			log_error("dns: poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[1].revents & POLLIN)
+			while (read(dns.wake[0], buf, sizeof buf) > 0)
+				;
+		if (pfd[0].revents & POLLIN) {
+			int r = ub_process(dns.ctx);
+			if (r != 0)
+				log_warn("dns: ub_process: %s", ub_strerror(r));
+		}
+	}
+	return NULL;
+}
+
+/* async_cb - loop thread: run the callbacks of completed async queries. */
+static void async_cb(uv_async_t *h)
+{
+	struct dns_q *q, *next;
+
+	pthread_mutex_lock(&dns.mu);
+	q = dns.done_head;
+	dns.done_head = dns.done_tail = NULL;
+	pthread_mutex_unlock(&dns.mu);
+	for (; q != NULL; q = next) {
+		next = q->done_next;
+		q->cb(q->arg, &q->ans);
+		dns_answer_free(&q->ans);
+		free(q);
+	}
+}
+
+/*
+ * submit - take a slot (waiting until the deadline if wait), register q and
+ * hand it to libunbound. Returns false with q->ans set if it never went in
+ * flight; true if it completes (or has completed) through the dispatcher.
+ */
+static bool submit(struct dns_q *q, int type, const char *name, bool wait)
+{
+	struct timespec ts;
+	int r, id = 0;
+
+	q->type = type;
+	if (name == NULL || name[0] == '\0' || strlen(name) >= DNS_NAME_MAX) {
+		q->ans = answer_status(DNS_ERROR);
+		return false;
+	}
+	pthread_mutex_lock(&dns.mu);
+	if (!dns.inited || dns.stop) {
+		pthread_mutex_unlock(&dns.mu);
+		q->ans = answer_status(DNS_ERROR);
+		return false;
+	}
+	while (dns.n_inflight >= dns.max_inflight) {
+		if (!wait || dns_now_ms() >= q->deadline) {
+			pthread_mutex_unlock(&dns.mu);
+			q->ans = answer_status(wait ? DNS_TIMEOUT : DNS_ERROR);
+			return false;
+		}
+		ms_to_timespec(q->deadline, &ts);
+		pthread_cond_timedwait(&dns.slot_cv, &dns.mu, &ts);
+		if (dns.stop) {
+			pthread_mutex_unlock(&dns.mu);
+			q->ans = answer_status(DNS_ERROR);
+			return false;
+		}
+	}
+	dns.n_inflight++;
+	q->prev = NULL;
+	q->next = dns.inflight;
+	if (dns.inflight)
+		dns.inflight->prev = q;
+	dns.inflight = q;
+	pthread_mutex_unlock(&dns.mu);
+
+	r = ub_resolve_async(dns.ctx, name, type, DNS_CLASS_IN, q, ub_done_cb, &id);
+
+	pthread_mutex_lock(&dns.mu);
+	if (r != 0) {
+		list_remove(q);
+		pthread_mutex_unlock(&dns.mu);
+		log_warn("dns: %s: %s", name, ub_strerror(r));
+		q->ans = answer_status(DNS_ERROR);
+		return false;
+	}
+	if (!q->done) {
+		q->ub_id = id;
+		q->submitted = true;
+	}
+	pthread_mutex_unlock(&dns.mu);
+	wake_dispatcher();   /* it may need an earlier poll timeout now */
+	return true;
+}
+
+static uint64_t effective_deadline(uint64_t deadline)
+{
+	uint64_t d = dns_now_ms() + dns.timeout_ms;
+
+	return (deadline != 0 && deadline < d) ? deadline : d;
+}
+
+struct dns_answer dns_query_sync(int type, const char *name, uint64_t deadline)
+{
+	struct dns_q q;
+	pthread_cond_t cv;
+	pthread_condattr_t ca;
+
+	memset(&q, 0, sizeof q);
+	q.deadline = effective_deadline(deadline);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&cv, &ca);
+	pthread_condattr_destroy(&ca);
+	q.cv = &cv;
+	if (submit(&q, type, name, true)) {
+		pthread_mutex_lock(&dns.mu);
+		while (!q.done)
+			pthread_cond_wait(&cv, &dns.mu);
+		pthread_mutex_unlock(&dns.mu);
+	}
+	pthread_cond_destroy(&cv);
+	return q.ans;
+}
+
+/* An immediate failure is still delivered from the loop, later: no callback
+ * ever runs inside dns_query_async(). */
+int dns_query_async(int type, const char *name, uint64_t deadline,
+    dns_cb cb, void *arg)
+{
+	struct dns_q *q;
+
+	if (!dns.inited || !dns.async_inited)
+		return -1;
+	q = calloc(1, sizeof *q);
+	if (q == NULL)
+		return -1;
+	q->deadline = effective_deadline(deadline);
+	q->cb = cb;
+	q->arg = arg;
+	if (!submit(q, type, name, false)) {
+		pthread_mutex_lock(&dns.mu);
+		complete(q, q->ans);
+		pthread_mutex_unlock(&dns.mu);
+		uv_async_send(&dns.async);
+	}
+	return 0;
+}
+
+static int set_forwarders(const struct config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->dns.servers.n; i++) {
+		const char *s = cfg->dns.servers.v[i];
+		char host[256], fwd[300];
+		unsigned port;
+		int r;
+
+		if (hostport_split(s, host, sizeof host, &port) < 0) {
+			snprintf(err, errlen, "[dns] servers: bad address %s", s);
+			return -1;
+		}
+		snprintf(fwd, sizeof fwd, "%s@%u", host, port);
+		r = ub_ctx_set_fwd(dns.ctx, fwd);
+		if (r != 0) {
+			snprintf(err, errlen, "[dns] servers: %s: %s (an IP address is required)",
+			    s, ub_strerror(r));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int dns_init(const struct config *cfg, char *err, size_t errlen)
+{
+	pthread_condattr_t ca;
+	char num[32];
+	int r;
+
+	if (dns.inited) {
+		snprintf(err, errlen, "dns: already initialised");
+		return -1;
+	}
+	dns.stop = false;
+	dns.timeout_ms = cfg->dns.timeout;
+	dns.max_inflight = cfg->dns.max_queries;
+	dns.ctx = ub_ctx_create();
+	if (dns.ctx == NULL) {
+		snprintf(err, errlen, "dns: cannot create resolver context");
+		return -1;
+	}
+	/* threaded, not forked: the background resolver shares our memory */
+	r = ub_ctx_async(dns.ctx, 1);
+	snprintf(num, sizeof num, "%zu", dns.max_inflight < 1024 ? (size_t)1024 : dns.max_inflight);
+	if (r == 0)
+		r = ub_ctx_set_option(dns.ctx, "num-queries-per-thread:", num);
+	/* libunbound always forwards here (to [dns] servers or to the
+	 * resolv.conf nameservers), and those servers answer for private and
+	 * documentation reverse zones (10.in-addr.arpa, 100.51.198.in-addr.arpa,
+	 * ...): without this, libunbound answers them NXDOMAIN itself and SPF
+	 * ptr/%{p} never sees a local PTR record. */
+	if (r == 0)
+		r = ub_ctx_set_option(dns.ctx, "unblock-lan-zones:", "yes");
+	if (r != 0) {
+		snprintf(err, errlen, "dns: %s", ub_strerror(r));
+		goto fail;
+	}
+	if (cfg->dns.servers.n > 0) {
+		if (set_forwarders(cfg, err, errlen) < 0)
+			goto fail;
+	} else if ((r = ub_ctx_resolvconf(dns.ctx, NULL)) != 0) {
+		snprintf(err, errlen, "dns: /etc/resolv.conf: %s", ub_strerror(r));
+		goto fail;
+	}
+	if (pipe(dns.wake) < 0) {
+		snprintf(err, errlen, "dns: pipe: %s", strerror(errno));
+		goto fail;
+	}
+	for (int i = 0; i < 2; i++) {
+		fcntl(dns.wake[i], F_SETFL, fcntl(dns.wake[i], F_GETFL) | O_NONBLOCK);
+		fcntl(dns.wake[i], F_SETFD, FD_CLOEXEC);
+	}
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&dns.slot_cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	if (uv_async_init(uv_default_loop(), &dns.async, async_cb) == 0) {
+		uv_unref((uv_handle_t *)&dns.async);  /* idle resolver keeps no loop alive */
+		dns.async_inited = true;
+	}
+	dns.inited = true;
+	/* ub_fd() exists from creation; the context finalises on first use */
+	if ((r = pthread_create(&dns.thread, NULL, dispatcher_main, NULL)) != 0) {
+		snprintf(err, errlen, "dns: pthread_create: %s", strerror(r));
+		dns.inited = false;
+		if (dns.async_inited) {
+			uv_close((uv_handle_t *)&dns.async, NULL);
+			dns.async_inited = false;
+		}
+		pthread_cond_destroy(&dns.slot_cv);
+		goto fail;
+	}
+	return 0;
+
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (dns.wake[i] >= 0)
+			close(dns.wake[i]);
+		dns.wake[i] = -1;
+	}
+	ub_ctx_delete(dns.ctx);
+	dns.ctx = NULL;
+	return -1;
+}
+
+void dns_shutdown(void)
+{
+	struct dns_q *q, *next;
+
+	if (!dns.inited)
+		return;
+	pthread_mutex_lock(&dns.mu);
+	dns.stop = true;
+	pthread_cond_broadcast(&dns.slot_cv);
+	pthread_mutex_unlock(&dns.mu);
+	wake_dispatcher();
+	pthread_join(dns.thread, NULL);
+
+	/* what is still in flight ends now (cancelled: no libunbound callback) */
+	pthread_mutex_lock(&dns.mu);
+	for (q = dns.inflight; q != NULL; q = next) {
+		next = q->next;
+		if (q->submitted)
+			ub_cancel(dns.ctx, q->ub_id);
+		list_remove(q);
+		complete(q, answer_status(DNS_ERROR));
+	}
+	pthread_mutex_unlock(&dns.mu);
+	if (dns.async_inited) {
+		async_cb(&dns.async);
+		uv_close((uv_handle_t *)&dns.async, NULL);
+		dns.async_inited = false;
+	}
+	ub_ctx_delete(dns.ctx);
+	dns.ctx = NULL;
+	for (int i = 0; i < 2; i++) {
+		close(dns.wake[i]);
+		dns.wake[i] = -1;
+	}
+	pthread_cond_destroy(&dns.slot_cv);
+	dns.inited = false;
+}

@@ -1,0 +1,106 @@
+/*
+ * dns - the one resolver every check uses (SPF, later DKIM keys, DMARC
+ * records, DNS blocklists).
+ *
+ * Two ways in, one cache:
+ *   dns_query_sync()  - blocking; for worker threads only (libspf2's DNS
+ *                       layer runs inside uv_queue_work jobs). Never call it
+ *                       on the event-loop thread.
+ *   dns_query_async() - loop thread only; the callback runs later on the
+ *                       loop thread (never inside dns_query_async itself).
+ *
+ * Both honour [dns] timeout per query (or the caller's earlier deadline)
+ * and [dns] max_queries in flight, and return a struct dns_answer that the
+ * caller owns and releases with dns_answer_free().
+ *
+ * Lifetime: dns_init() once on the loop thread before the first query (it
+ * starts one dispatcher thread); dns_shutdown() after every user is gone,
+ * on the loop thread, before the loop's final uv_run()/uv_loop_close().
+ * [dns] settings are read at dns_init() only: a reload does not change them.
+ */
+#ifndef DNS_H
+#define DNS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct config;
+
+/* RR types used by backstop (values from RFC 1035 / 3596). */
+enum {
+	DNS_T_A = 1,
+	DNS_T_NS = 2,
+	DNS_T_CNAME = 5,
+	DNS_T_PTR = 12,
+	DNS_T_MX = 15,
+	DNS_T_TXT = 16,
+	DNS_T_AAAA = 28,
+};
+
+enum dns_status {
+	DNS_OK = 0,      /* NOERROR with at least one record of the type */
+	DNS_NODATA,      /* NOERROR, no record of that type */
+	DNS_NXDOMAIN,    /* the name does not exist */
+	DNS_SERVFAIL,    /* SERVFAIL, REFUSED, other rcodes, DNSSEC bogus */
+	DNS_TIMEOUT,     /* no answer before the deadline */
+	DNS_ERROR,       /* local: overload, bad name, resolver failure */
+};
+
+struct dns_rr {
+	unsigned char *data;  /* raw RDATA (uncompressed names) */
+	size_t len;
+	/* decoded, NUL-terminated, or NULL for other types:
+	 * TXT: the character-strings concatenated (RFC 7208 3.3);
+	 * MX/PTR/CNAME/NS: the target name without the final dot. */
+	char *text;
+	size_t text_len;
+	unsigned pref;        /* MX preference */
+};
+
+struct dns_answer {
+	enum dns_status status;
+	int rcode;            /* as received; -1 when there was none */
+	uint32_t ttl;         /* of the answer (0 when none) */
+	bool secure;          /* DNSSEC-validated (only with a trust anchor) */
+	size_t n;
+	struct dns_rr *rr;
+};
+
+/*
+ * dns_init - create the shared resolver from [dns]: servers (forwarders,
+ * "addr:port"), else /etc/resolv.conf; timeout; max_queries. Returns 0, or
+ * -1 with a message in err.
+ */
+int dns_init(const struct config *cfg, char *err, size_t errlen);
+
+/* dns_shutdown - cancel what is in flight (callbacks get DNS_ERROR), stop
+ * the dispatcher thread, close the loop handle. Safe without dns_init. */
+void dns_shutdown(void);
+
+/* dns_now_ms - the monotonic clock deadlines are expressed in. */
+uint64_t dns_now_ms(void);
+
+/*
+ * dns_query_sync - look up (name, type), class IN. deadline is an absolute
+ * dns_now_ms() value (0 = none); the query ends at the earlier of it and
+ * [dns] timeout from now. Thread-safe. Blocks: worker threads only.
+ */
+struct dns_answer dns_query_sync(int type, const char *name, uint64_t deadline);
+
+typedef void (*dns_cb)(void *arg, const struct dns_answer *answer);
+
+/*
+ * dns_query_async - the same from the loop thread: cb(arg, answer) runs on
+ * the loop thread later; answer is freed after cb returns. Returns 0, or -1
+ * if dns_init() was not called (cb is then never called).
+ */
+int dns_query_async(int type, const char *name, uint64_t deadline,
+    dns_cb cb, void *arg);
+
+void dns_answer_free(struct dns_answer *a);
+
+/* dns_status_name - "ok", "nodata", "nxdomain", ... */
+const char *dns_status_name(enum dns_status s);
+
+#endif
