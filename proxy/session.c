@@ -479,10 +479,26 @@ static void on_write(uv_write_t *req, int status)
 
 static void write_raw(struct session *s, char *data, size_t len)
 {
-	struct write_req *w = malloc(sizeof *w);
-	uv_buf_t b;
+	struct write_req *w;
+	uv_buf_t b = uv_buf_init(data, (unsigned)len);
+	int n;
 
-	if (w == NULL) {
+	/* most replies fit the socket buffer at once: no request, no epoll
+	 * re-arm (libuv queues nothing when there is nothing left) */
+	n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+	if (n == (int)len) {
+		free(data);
+		return;
+	}
+	if (n > 0) {
+		memmove(data, data + n, len - (size_t)n);
+		len -= (size_t)n;
+	} else if (n != UV_EAGAIN) {
+		/* the connection is broken: the read side reports it */
+		free(data);
+		return;
+	}
+	if ((w = malloc(sizeof *w)) == NULL) {
 		free(data);
 		return;
 	}
