@@ -310,19 +310,28 @@ static void be_ready(struct backend *be);
 static struct tls_client *tls_client_for(struct config *c)
 {
 	char err[320];
+	struct tls_client *cli;
 
-	if (tls_cli_cfg != c) {
-		if (tls_cli)
-			tls_client_unref(tls_cli);
-		if (tls_cli_cfg)
-			config_unref(tls_cli_cfg);
-		tls_cli = tls_client_new(c, err, sizeof err);
-		tls_cli_cfg = config_ref(c);
-		if (tls_cli == NULL && err[0])
-			log_error("backend TLS context: %s; %s", err,
-			    c->backend.tls == BACKEND_TLS_REQUIRED ? "mail will get 4xx" :
-			    "STARTTLS to the backend is off");
+	if (tls_cli_cfg == c)
+		return tls_cli;
+	cli = tls_client_new(c, err, sizeof err);
+	if (cli == NULL && err[0] && tls_cli != NULL) {
+		/* like the listener's context on SIGHUP: a bad new ca_file
+		 * keeps the one that worked */
+		log_error("backend TLS context: %s; keeping the previous one", err);
+		cli = tls_cli;
+		tls_client_ref(cli);
+	} else if (cli == NULL && err[0]) {
+		log_error("backend TLS context: %s; %s", err,
+		    c->backend.tls == BACKEND_TLS_REQUIRED ? "mail will get 4xx" :
+		    "STARTTLS to the backend is off");
 	}
+	if (tls_cli)
+		tls_client_unref(tls_cli);
+	if (tls_cli_cfg)
+		config_unref(tls_cli_cfg);
+	tls_cli = cli;
+	tls_cli_cfg = config_ref(c);
 	return tls_cli;
 }
 

@@ -47,7 +47,7 @@ static void txn_fail(struct session *s, int code, const char *esc, const char *t
 
 static void received_header(struct session *s)
 {
-	char date[64], helo[300], tlsinfo[200] = "";
+	char date[64], helo[300], tlsinfo[512] = "";
 	time_t now = time(NULL);
 	struct tm tm;
 	const char *proto;
@@ -62,9 +62,22 @@ static void received_header(struct session *s)
 		if (*p == '(' || *p == ')' || *p == ';')
 			*p = '_';
 	proto = s->esmtp ? (tls ? "ESMTPS" : "ESMTP") : "SMTP";
-	if (tls)
-		snprintf(tlsinfo, sizeof tlsinfo, "\r\n\t(using %s with cipher %s)",
+	if (tls) {
+		char subject[256], esc[200];
+		int n2 = snprintf(tlsinfo, sizeof tlsinfo, "\r\n\t(using %s with cipher %s)",
 		    tls_conn_version(s->tls), tls_conn_cipher(s->tls));
+		if (tls_conn_peer_subject(s->tls, subject, sizeof subject) > 0 && n2 > 0 &&
+		    (size_t)n2 < sizeof tlsinfo) {
+			/* the subject is the client's text: escaped, and kept out of
+			 * the comment syntax */
+			log_escape(subject, strlen(subject), esc, sizeof esc);
+			for (char *p = esc; *p; p++)
+				if (*p == '(' || *p == ')' || *p == ';' || *p == '"' || *p == '\\')
+					*p = '_';
+			snprintf(tlsinfo + n2, sizeof tlsinfo - (size_t)n2,
+			    "\r\n\t(client certificate \"%s\")", esc);
+		}
+	}
 	if (buf_reserve(&s->dbuf, 1024, data_limit(s)) < 0)
 		return;
 	/* RFC 5321 4.4: from (HELO, reverse name, address), by, with, id, date */

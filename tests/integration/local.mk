@@ -26,3 +26,5 @@ EXTRA_DIST += $(INTEGRATION_TESTS) tests/lib
 INTEGRATION_TESTS += tests/integration/spf_policy.py tests/integration/spf_slow_dns.py \
 	tests/integration/spf_hostile.py
 EXTRA_DIST += tests/data/dns
+INTEGRATION_TESTS += tests/integration/tls_client.py tests/integration/tls_backend.py \
+	tests/integration/tls_testssl.py
