@@ -48,6 +48,7 @@ struct backend {
 	enum be_state state;
 	bool dead;
 	bool xclient_done;
+	bool xclient_early;     /* XCLIENT sent right after the greeting */
 	bool via_xclient;
 	struct backend_caps caps;
 	struct tls_conn *tls;   /* after STARTTLS: all traffic goes through it */
@@ -206,7 +207,24 @@ static int be_write_raw(struct backend *be, char *data, size_t len)
 	struct be_write *w;
 	uv_buf_t b;
 
+	int n;
+
 	if (be->dead) {
+		free(data);
+		return BACKEND_ELOST;
+	}
+	/* a whole small message usually fits the socket buffer: no request,
+	 * no epoll re-arm */
+	b = uv_buf_init(data, (unsigned)len);
+	n = uv_try_write((uv_stream_t *)&be->tcp, &b, 1);
+	if (n == (int)len) {
+		free(data);
+		return 0;
+	}
+	if (n > 0) {
+		memmove(data, data + n, len - (size_t)n);
+		len -= (size_t)n;
+	} else if (n != UV_EAGAIN) {
 		free(data);
 		return BACKEND_ELOST;
 	}
@@ -456,6 +474,16 @@ static void be_reply(struct backend *be)
 			be_fail(be, BACKEND_EGREET);
 			return;
 		}
+		/* XCLIENT_README: XCLIENT may come at any time outside a
+		 * transaction. A backend known to offer it gets it at once,
+		 * which saves the EHLO before it (one round trip per
+		 * connection); with STARTTLS to do, the usual order stays. */
+		if (c->backend.xclient != XCLIENT_OFF && c->backend.tls == BACKEND_TLS_NONE &&
+		    backend_last_caps_known && backend_last_caps.xclient) {
+			be->xclient_early = true;
+			be_send_xclient(be);
+			return;
+		}
 		be_send_ehlo(be, BE_EHLO);
 		return;
 	case BE_EHLO:
@@ -500,7 +528,20 @@ static void be_reply(struct backend *be)
 		if (r->code / 100 == 2) {
 			/* smtp-sink and some others answer 250 and stay as they are */
 			be->via_xclient = true;
-			be_ready(be);
+			if (be->xclient_early)
+				be_send_ehlo(be, BE_EHLO_AGAIN);
+			else
+				be_ready(be);
+			return;
+		}
+		if (be->xclient_early && c->backend.xclient != XCLIENT_ON) {
+			/* the backend changed since we learnt its capabilities:
+			 * greet it the usual way */
+			log_warn("%s: backend refused XCLIENT before EHLO: %d %s; trying after EHLO", be->s->sid,
+			    r->code, r->text);
+			be->xclient_early = false;
+			backend_last_caps.xclient = false;
+			be_send_ehlo(be, BE_EHLO);
 			return;
 		}
 		if (c->backend.xclient == XCLIENT_ON) {
