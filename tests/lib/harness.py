@@ -833,6 +833,11 @@ class Backstop:
             "limits": {"greeting_timeout": "10s", "command_timeout": "10s",
                        "data_timeout": "10s", "session_timeout": "60s"},
             "log": {"level": "debug", "destination": "stderr"},
+            # Never the machine's resolver (/etc/resolv.conf names an address
+            # outside this sandbox): a loopback port nobody answers on, and
+            # no DNS-using check unless a test turns it on with its own server.
+            "dns": {"servers": "127.0.0.1:%d" % free_port(), "timeout": "1s"},
+            "spf": {"mode": "off"},
         }
         if listen:
             cfg["server"]["listen"] = listen
