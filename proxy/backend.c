@@ -292,7 +292,8 @@ static void be_send_xclient(struct backend *be)
 	/* XCLIENT_README: ADDR goes last, a line stays within 512 bytes */
 	for (int pass = 0; pass < 2; pass++) {
 		snprintf(line, sizeof line, "XCLIENT NAME=%s HELO=%s PROTO=%s PORT=%u ADDR=%s%s",
-		    strcmp(s->client_name, "unknown") ? s->client_name : "[UNAVAILABLE]", helo,
+		    strcmp(s->client_name, "unknown") ? s->client_name :
+		    s->rdns_temporary ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]", helo,
 		    s->esmtp ? "ESMTP" : "SMTP", s->port, strchr(s->ip, ':') ? "IPV6:" : "", s->ip);
 		if (strlen(line) <= 510)
 			break;

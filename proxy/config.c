@@ -118,6 +118,7 @@ static const struct cfg_key cfg_keys[] = {
 
 	{"dns", "servers", CFG_LISTEN, "", O(dns.servers), 0, 0, NULL},
 	{"dns", "timeout", CFG_DURATION, "5s", O(dns.timeout), 100, 120000, NULL},
+	{"dns", "reverse_lookup", CFG_BOOL, "yes", O(dns.reverse_lookup), 0, 0, NULL},
 	{"dns", "max_queries", CFG_UINT, "1000", O(dns.max_queries), 1, 1000000, NULL},
 
 	{"spf", "mode", CFG_ENUM, "annotate", O(spf.mode), 0, 0, spf_modes},

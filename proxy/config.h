@@ -105,6 +105,7 @@ struct config {
 		struct cfg_words servers; /* "127.0.0.1:5353"; empty = resolv.conf */
 		uint64_t timeout;         /* ms per query */
 		unsigned long max_queries;/* in flight */
+		bool reverse_lookup;      /* the client's name (FCrDNS) */
 	} dns;
 
 	struct {

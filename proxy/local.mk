@@ -3,6 +3,7 @@ noinst_LIBRARIES += libproxy.a
 libproxy_a_SOURCES = \
 	proxy/config.c proxy/config.h \
 	proxy/dns.c proxy/dns.h \
+	proxy/rdns.c proxy/rdns.h \
 	proxy/log.c proxy/log.h \
 	proxy/buf.c proxy/buf.h \
 	proxy/server.c proxy/server.h \

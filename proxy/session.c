@@ -16,6 +16,7 @@
 
 #include "proxy/backend.h"
 #include "proxy/log.h"
+#include "proxy/rdns.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
@@ -210,6 +211,7 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		session_close(s, "max_connections_per_ip");
 		return;
 	}
+	rdns_start(s);
 	session_read_start(s);
 	if (s->cfg->server.greet_pause > 0) {
 		/* postscreen's pregreet test: a client that talks before the
@@ -431,7 +433,7 @@ void session_timer_arm(struct session *s)
 		t = c->tls.handshake_timeout;
 	left = now - s->started_ms >= c->limits.session_timeout ? 1 :
 	    c->limits.session_timeout - (now - s->started_ms);
-	if (s->wait == WAIT_BACKEND || s->wait == WAIT_FILTER || s->wait == WAIT_DRAIN)
+	if (s->wait == WAIT_BACKEND || s->wait == WAIT_FILTER || s->wait == WAIT_DRAIN || s->wait == WAIT_RDNS)
 		t = left;    /* the backend and the filters keep their own time */
 	uv_timer_start(&s->timer, on_timer, t < left ? t : left, 0);
 }

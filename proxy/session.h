@@ -43,6 +43,8 @@ struct tls_server;
 #define SESSION_HEADER_MAX 65536  /* one header field, when filters inspect it */
 #define SESSION_NOTES_MAX 512
 
+enum session_rdns { RDNS_NONE = 0, RDNS_PENDING, RDNS_DONE };
+
 enum session_wait {
 	WAIT_NONE = 0,
 	WAIT_FILTER,    /* a filter's asynchronous verdict */
@@ -50,6 +52,7 @@ enum session_wait {
 	WAIT_DRAIN,     /* the backend's write queue to drain (DATA) */
 	WAIT_GREET,     /* greet_pause before the banner */
 	WAIT_TLS,       /* STARTTLS handshake */
+	WAIT_RDNS,      /* the client's name, before the backend needs it */
 };
 
 /* Recipient as the client gave it and as relayed (after filter rewrites). */
@@ -104,7 +107,9 @@ struct session {
 	char ip[INET6_ADDRSTRLEN];
 	unsigned port;
 	char ipkey[20];             /* 16 address bytes + family: per-IP counting */
-	char client_name[256];
+	char client_name[256];      /* forward-confirmed, or "unknown" */
+	enum session_rdns rdns;
+	bool rdns_temporary;        /* the lookup failed temporarily */
 
 	enum smtp_state state;
 	enum session_wait wait;
@@ -176,6 +181,7 @@ void filters_run(struct session *s, enum filter_stage stage,
     void (*then)(struct session *, const struct filter_verdict *));
 void session_summary(struct session *s, const char *result);
 void session_starttls_done(struct session *s, bool ok);
+void session_rdns_done(struct session *s);
 
 /* session_data.c */
 void session_data_start(struct session *s);

@@ -568,6 +568,12 @@ static void mail_send(struct session *s)
 	char line[1024];
 	const char *from = s->txn.from_relayed[0] ? s->txn.from_relayed : s->txn.from.addr;
 
+	if (!backend_ready(s) && s->rdns == RDNS_PENDING) {
+		/* XCLIENT NAME needs the client's name */
+		s->wait = WAIT_RDNS;
+		session_timer_arm(s);
+		return;
+	}
 	if (!backend_ready(s)) {
 		s->wait = WAIT_BACKEND;
 		if (backend_open(s, prepare_step) != 0)
@@ -587,7 +593,8 @@ static void mail_send(struct session *s)
 		if (smtp_xtext_encode(s->helo, strlen(s->helo), helo, sizeof helo) < 0 || strlen(helo) > 255)
 			strcpy(helo, "[UNAVAILABLE]");
 		snprintf(xf, sizeof xf, "XFORWARD NAME=%s ADDR=%s%s PORT=%u PROTO=%s HELO=%s SOURCE=REMOTE",
-		    strcmp(s->client_name, "unknown") ? s->client_name : "[UNAVAILABLE]",
+		    strcmp(s->client_name, "unknown") ? s->client_name :
+		    s->rdns_temporary ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]",
 		    strchr(s->ip, ':') ? "IPV6:" : "", s->ip, s->port, s->esmtp ? "ESMTP" : "SMTP", helo);
 		s->wait = WAIT_BACKEND;
 		backend_command(s, xf, prepare_step);
@@ -603,6 +610,15 @@ static void mail_relay(struct session *s, void (*then)(struct session *, const s
 {
 	s->mail_then = then;
 	mail_send(s);
+}
+
+void session_rdns_done(struct session *s)
+{
+	if (s->wait == WAIT_RDNS) {
+		s->wait = WAIT_NONE;
+		mail_send(s);
+		session_process(s);
+	}
 }
 
 /* ---- RCPT ---- */

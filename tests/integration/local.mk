@@ -4,6 +4,7 @@
 #   BACKSTOP_BIN=./backstop PYTHONPATH=tests/lib /usr/bin/python3 tests/integration/NAME.py
 INTEGRATION_TESTS = \
 	tests/integration/config_check.py \
+	tests/integration/rdns.py \
 	tests/integration/helo_filter.py \
 	tests/integration/relay_basic.py \
 	tests/integration/backend_refusal.py \

@@ -836,7 +836,8 @@ class Backstop:
             # Never the machine's resolver (/etc/resolv.conf names an address
             # outside this sandbox): a loopback port nobody answers on, and
             # no DNS-using check unless a test turns it on with its own server.
-            "dns": {"servers": "127.0.0.1:%d" % free_port(), "timeout": "1s"},
+            "dns": {"servers": "127.0.0.1:%d" % free_port(), "timeout": "1s",
+                    "reverse_lookup": "no"},
             "spf": {"mode": "off"},
         }
         if listen:
