@@ -753,6 +753,48 @@ static void config_finish(struct cfg_parse *p)
 	}
 }
 
+static const char *const *overrides;
+static size_t noverrides;
+
+void config_set_overrides(const char *const *ov, size_t n)
+{
+	overrides = ov;
+	noverrides = n;
+}
+
+/* apply_overrides - the -o settings, each reported as "-o TEXT: reason". */
+static void apply_overrides(struct cfg_parse *p)
+{
+	const char *file = p->file;
+
+	p->line = 0;
+	for (size_t i = 0; i < noverrides; i++) {
+		const char *o = overrides[i], *dot = strchr(o, '.'), *eq = strchr(o, '=');
+		char section[64], name[64], why[256];
+		const struct cfg_key *k;
+		size_t idx;
+
+		p->file = "-o";
+		if (dot == NULL || eq == NULL || dot > eq || dot - o >= (long)sizeof section ||
+		    eq - dot - 1 >= (long)sizeof name || dot == o || eq == dot + 1) {
+			cfg_error(p, "'%s': expected section.key=value", o);
+			continue;
+		}
+		memcpy(section, o, (size_t)(dot - o));
+		section[dot - o] = '\0';
+		memcpy(name, dot + 1, (size_t)(eq - dot - 1));
+		name[eq - dot - 1] = '\0';
+		if ((k = key_find(section, name, &idx)) == NULL) {
+			cfg_error(p, "'%s': no key '%s' in section [%s]", o, name, section);
+			continue;
+		}
+		if (set_value(p->cfg, k, eq + 1, false, why, sizeof why) < 0)
+			cfg_error(p, "'%s': %s", o, why[0] ? why : "out of memory");
+		p->seen[idx] = true;
+	}
+	p->file = file;
+}
+
 struct config *config_load(const char *path, char *err, size_t errlen)
 {
 	struct cfg_parse p;
@@ -779,6 +821,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 	} else if (rc < 0 && p.nerrors == 0) {
 		cfg_error(&p, "cannot read the file");
 	}
+	apply_overrides(&p);
 	p.line = 0;
 	for (size_t i = 0; i < NKEYS; i++)
 		if (cfg_keys[i].def == NULL && !p.seen[i])

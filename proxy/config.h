@@ -139,6 +139,14 @@ struct config {
  */
 struct config *config_load(const char *path, char *err, size_t errlen);
 
+/*
+ * config_set_overrides - "section.key=value" settings from the command line
+ * (-o, as Postfix's): applied after the file by every config_load(), so
+ * they survive a SIGHUP reload. A list key given with -o is replaced, not
+ * extended. The strings must outlive every load (argv does).
+ */
+void config_set_overrides(const char *const *overrides, size_t n);
+
 /* config_defaults - a config with every default (for tools and tests). */
 struct config *config_defaults(void);
 

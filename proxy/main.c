@@ -1,7 +1,9 @@
 /*
  * main - command line, startup, the event loop.
  *
- *   backstop [-f] [-c FILE]     run (-f: stay in the foreground)
+ *   backstop [-f] [-c FILE] [-o section.key=value]...
+ *                               run (-f: stay in the foreground; -o sets a
+ *                               key over the file's value, as Postfix's -o)
  *   backstop -t [-c FILE]       check the configuration, exit 0 or 1
  *   backstop -n [-c FILE]       print the effective configuration
  *   backstop -V                 version
@@ -19,6 +21,7 @@
 #include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "proxy/tls.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -28,7 +31,7 @@
 static void usage(void)
 {
 	fprintf(stderr,
-	    "usage: backstop [-f] [-c FILE]        run the proxy\n"
+	    "usage: backstop [-f] [-c FILE] [-o section.key=value ...]   run the proxy\n"
 	    "       backstop -t [-c FILE]          check the configuration\n"
 	    "       backstop -n [-c FILE]          print the effective configuration\n"
 	    "       backstop [-c FILE] batv sign|verify ADDRESS\n"
@@ -48,9 +51,19 @@ int main(int argc, char **argv)
 	 * a few slow DNS servers must not starve the others (invariant 3) */
 	if (getenv("UV_THREADPOOL_SIZE") == NULL)
 		setenv("UV_THREADPOOL_SIZE", "16", 1);
-	while ((opt = getopt(argc, argv, "c:ftnVh")) != -1) {
+	static const char *ov[64];
+	size_t nov = 0;
+
+	while ((opt = getopt(argc, argv, "c:o:ftnVh")) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;
+		case 'o':
+			if (nov == sizeof ov / sizeof ov[0]) {
+				fprintf(stderr, "backstop: too many -o options\n");
+				return 2;
+			}
+			ov[nov++] = optarg;
+			break;
 		case 'f': foreground = true; break;
 		case 't': check = true; break;
 		case 'n': dump = true; break;
@@ -58,6 +71,7 @@ int main(int argc, char **argv)
 		default: usage(); return 2;
 		}
 	}
+	config_set_overrides(ov, nov);
 	cfg = config_load(path, err, sizeof err);
 	if (cfg == NULL) {
 		fputs(err, stderr);
@@ -71,6 +85,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
+		/* the certificate and key must load too, not only parse */
+		struct tls_server *tls = tls_server_new(cfg, err, sizeof err);
+		if (tls == NULL && err[0]) {
+			fprintf(stderr, "%s: %s\n", path, err);
+			config_unref(cfg);
+			return 1;
+		}
+		if (tls)
+			tls_server_unref(tls);
 		printf("%s: configuration OK\n", path);
 		config_unref(cfg);
 		return 0;

@@ -13,10 +13,14 @@ mkdir -p build && cd build
 make -j"$(nproc)" backstop
 cd "$top"
 
+# a self-signed certificate for STARTTLS (kept if it exists already)
+host=$(sed -n 's/^hostname *= *//p' backstop.ini | head -1)
+bash certs/make-self-signed.sh "${host:-localhost}" certs/demo >/dev/null
+
 backend=$(sed -n 's/^address *= *//p' backstop.ini | head -1)
 listen=$(sed -n 's/^listen *= *//p' backstop.ini | head -1 | cut -d' ' -f1)
 mkdir -p demo-mail && chmod 1777 demo-mail
-/usr/sbin/smtp-sink -u nobody -d "$top/demo-mail/%Y%m%d%H/%M." "$backend" 100 &
+/usr/sbin/smtp-sink -u nobody -d "$top/demo-mail/%H%M." "$backend" 100 &
 sink=$!
 trap 'kill $sink 2>/dev/null; exit 0' INT TERM EXIT
 cat <<MSG
@@ -25,9 +29,13 @@ backstop listens on $listen and relays to a local backend (smtp-sink) on $backen
 Send a message through it from another terminal:
 
     swaks --server $listen --from you@example.net --to someone@example.org
+    swaks --server $listen --from you@example.net --to someone@example.org --tls
+
+(the second with STARTTLS, on the self-signed certificate in certs/demo/).
 
 Every message the backend receives lands as a file under $top/demo-mail/
 (look for backstop's Received: header). Stop with Ctrl-C.
 
 MSG
-./build/backstop -f -c backstop.ini
+./build/backstop -f -c backstop.ini \
+	-o tls.certificate="$top/certs/demo/backstop.crt" -o tls.key="$top/certs/demo/backstop.key"
