@@ -1,0 +1,54 @@
+#!/bin/bash
+# backstop-healthcheck - the image's HEALTHCHECK: connect to backstop's first [server] listen
+# address and expect the 220 greeting, then say QUIT. Bash only (/dev/tcp): the image has no
+# nc or curl.
+#
+# The address comes from the effective configuration (`backstop -n`), so a mounted config with
+# another port needs no change here; BACKSTOP_HEALTHCHECK_ADDRESS=host:port overrides it.
+# The greeting is awaited for up to 10 s, which covers any sensible [server] greet_pause.
+# Each probe is one short session in the log ("connect from [127.0.0.1]", then QUIT).
+set -u
+conf=${BACKSTOP_CONFIG:-/etc/backstop/backstop.ini}
+addr=${BACKSTOP_HEALTHCHECK_ADDRESS:-}
+
+if [[ -z $addr ]]; then
+	section=
+	while IFS= read -r line; do
+		case $line in
+		'['*']') section=$line ;;
+		'listen = '*)
+			if [[ $section == '[server]' ]]; then
+				read -r addr _ <<<"${line#listen = }"
+				break
+			fi
+			;;
+		esac
+	done < <(backstop -n -c "$conf" 2>/dev/null)
+	[[ -n $addr ]] || { echo "unhealthy: no [server] listen address in $conf (backstop -t -c $conf)"; exit 1; }
+fi
+
+host=${addr%:*}
+port=${addr##*:}
+host=${host#[}
+host=${host%]}
+case $host in
+'' | 0.0.0.0) host=127.0.0.1 ;;
+::) host=::1 ;;
+esac
+
+if ! exec 3<>"/dev/tcp/$host/$port"; then
+	echo "unhealthy: cannot connect to $host port $port"
+	exit 1
+fi
+if ! IFS= read -r -t 10 greeting <&3; then
+	echo "unhealthy: no greeting from $host port $port within 10s"
+	exit 1
+fi
+greeting=${greeting%$'\r'}
+printf 'QUIT\r\n' >&3
+IFS= read -r -t 2 _ <&3
+exec 3>&-
+case $greeting in
+'220 '* | '220-'*) echo "healthy: $greeting"; exit 0 ;;
+*) echo "unhealthy: greeting was: $greeting"; exit 1 ;;
+esac
