@@ -5,7 +5,6 @@ backstop's Received header and reaches Postfix through XCLIENT NAME;
 otherwise both say unknown. The client runs in a network namespace, the
 names come from the test's own DNS server (tests/lib/dns_server.py)."""
 import re
-import subprocess
 from harness import *
 
 t = Test("rdns", need=("postfix", "swaks", "ip"))
@@ -21,14 +20,7 @@ def dns_server(records):
         f.write("example.org. 60 IN SOA ns.example.org. hostmaster.example.org. 1 60 60 600 30\n")
         f.write("%s 60 IN SOA ns.example.org. hostmaster.example.org. 1 60 60 600 30\n" % arpa)
         f.write(records)
-    script = os.path.join(srcdir(), "tests", "lib", "dns_server.py")
-    p = subprocess.Popen(["/usr/bin/python3", script, "--port", "0", zone],
-                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    t.defer(lambda: (p.terminate(), p.wait()))
-    line = p.stdout.readline().decode()
-    if not line.startswith("ready "):
-        t.skip("tests/lib/dns_server.py did not start (python3-dnslib missing?)")
-    return int(line.split()[1])
+    return t.dns_server(zone)
 
 
 CASES = [

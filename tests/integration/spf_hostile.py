@@ -11,14 +11,7 @@ from harness import *
 
 
 def dns_server(t, *zones):
-    script = os.path.join(srcdir(), "tests", "lib", "dns_server.py")
-    p = subprocess.Popen(["/usr/bin/python3", script, "--port", "0", *zones],
-                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    t.defer(lambda: (p.terminate(), p.wait()))
-    line = p.stdout.readline().decode()
-    if not line.startswith("ready "):
-        t.skip("tests/lib/dns_server.py did not start (python3-dnslib missing?)")
-    return int(line.split()[1])
+    return t.dns_server(*zones)
 
 
 t = Test("spf_hostile", need=("postfix", "ip"), watchdog=400)

@@ -16,14 +16,7 @@ HOST = BACKSTOP_HOSTNAME
 def dns_server(t, *extra):
     """Start the test DNS server; returns its port (stopped at the end)."""
     zone = os.path.join(srcdir(), "tests", "data", "dns", "spf.zone")
-    script = os.path.join(srcdir(), "tests", "lib", "dns_server.py")
-    p = subprocess.Popen(["/usr/bin/python3", script, "--port", "0", *extra, zone],
-                         stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    t.defer(lambda: (p.terminate(), p.wait()))
-    line = p.stdout.readline().decode()
-    if not line.startswith("ready "):
-        t.skip("tests/lib/dns_server.py did not start (python3-dnslib missing?)")
-    return int(line.split()[1])
+    return t.dns_server(*extra, zone)
 
 
 def unfold(v):

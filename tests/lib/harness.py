@@ -30,6 +30,7 @@ import email
 import email.policy
 import fcntl
 import glob
+import ipaddress
 import os
 import random
 import re
@@ -465,6 +466,19 @@ class Test:
         signal.alarm(15)
         raise TimeoutError("test watchdog expired")
 
+    def dns_server(self, *args):
+        """Start tests/lib/dns_server.py (zone files, --delay NAME=S,
+        --servfail NAME, --log FILE) on a free loopback port and return the
+        port; it stops with the test. Skips the test without python3-dnslib."""
+        script = os.path.join(srcdir(), "tests", "lib", "dns_server.py")
+        p = subprocess.Popen(["/usr/bin/python3", script, "--port", "0", *args],
+                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        self.defer(lambda: (p.terminate(), p.wait()))
+        line = p.stdout.readline().decode()
+        if not line.startswith("ready "):
+            self.skip("tests/lib/dns_server.py did not start (python3-dnslib missing?)")
+        return int(line.split()[1])
+
     def tmpdir(self, name):
         d = os.path.join(self._tmp, name)
         os.makedirs(d, exist_ok=True)
@@ -494,8 +508,8 @@ class Test:
             b.start()
         return b
 
-    def netns(self):
-        n = Netns()
+    def netns(self, ipv6=False):
+        n = Netns(ipv6=ipv6)
         self.stack.callback(n.destroy)
         n.create()
         return n
@@ -990,14 +1004,22 @@ class Netns:
     """A client network namespace joined to the host by a veth pair.
     host_addr (host side, backstop listens there) and addr (the client)
     form a /30 in 198.51.100.0/24; by default .1 and .2, another free /30
-    if a parallel test holds that one. Names are unique per instance."""
+    if a parallel test holds that one. Names are unique per instance.
 
-    def __init__(self):
+    With ipv6=True the pair also gets IPv6 documentation addresses:
+    host_addr6 and addr6 are ::1 and ::2 of net6, a /64 2001:db8:0:K::/64
+    (K = 0, i.e. 2001:db8::1 and 2001:db8::2, unless a parallel test holds
+    it), added with nodad so they are usable at once (no duplicate address
+    detection delay). Without it host_addr6 = addr6 = net6 = None."""
+
+    def __init__(self, ipv6=False):
         tag = "%05x%02x" % (os.getpid() & 0xfffff, random.randint(0, 255))
         self.name = "bst-" + tag
         self.veth_host = "bh" + tag
         self.veth_ns = "bn" + tag
         self.created = False
+        self.ipv6 = ipv6
+        self.host_addr6 = self.addr6 = self.net6 = None
 
     def create(self):
         os.makedirs(os.path.dirname(NETNS_LOCK), exist_ok=True)
@@ -1020,11 +1042,33 @@ class Netns:
             _sh("ip", "-n", self.name, "addr", "add", c + "/30", "dev", self.veth_ns)
             _sh("ip", "-n", self.name, "link", "set", self.veth_ns, "up")
             _sh("ip", "-n", self.name, "link", "set", "lo", "up")
+            if self.ipv6:
+                self._add_ipv6()
         # wait until the veth pair is usable (DAD does not apply to v4)
         ok = poll(lambda: "state UP" in _sh("ip", "link", "show", self.veth_host, check=False)
                   or "LOWER_UP" in _sh("ip", "link", "show", self.veth_host, check=False), 3)
         if not ok:
             raise RuntimeError("veth %s did not come up" % self.veth_host)
+
+    def _add_ipv6(self):
+        """Under NETNS_LOCK: the first 2001:db8:0:K::/64 no host interface
+        holds, ::1 on the host side, ::2 in the namespace (nodad)."""
+        used = set(str(ipaddress.ip_address(a)) for a in
+                   re.findall(r"inet6 (2001:db8:[0-9a-f:]*)/", _sh("ip", "-o", "-6", "addr")))
+        for k in range(256):
+            net = ipaddress.ip_network("2001:db8:0:%x::/64" % k)
+            h, c = str(net[1]), str(net[2])
+            if h not in used:
+                break
+        else:
+            raise RuntimeError("no free /64 in 2001:db8::/48")
+        _sh("sysctl", "-q", "-w", "net.ipv6.conf.%s.disable_ipv6=0" % self.veth_host)
+        for knob in ("all", "default", "lo", self.veth_ns):
+            _sh("ip", "netns", "exec", self.name, "sysctl", "-q", "-w",
+                "net.ipv6.conf.%s.disable_ipv6=0" % knob)
+        _sh("ip", "-6", "addr", "add", h + "/64", "dev", self.veth_host, "nodad")
+        _sh("ip", "-n", self.name, "-6", "addr", "add", c + "/64", "dev", self.veth_ns, "nodad")
+        self.host_addr6, self.addr6, self.net6 = h, c, str(net)
 
     def run(self, argv, **kw):
         """subprocess.run(argv) inside the namespace."""
@@ -1035,14 +1079,16 @@ class Netns:
 
     def socket(self, host, port, timeout=5.0):
         """A TCP socket created inside the namespace, connected to host:port
-        (a socket stays in the namespace it was created in)."""
+        (a socket stays in the namespace it was created in). host is an
+        IPv4 or a bare IPv6 address (no brackets)."""
         own = os.open("/proc/self/ns/net", os.O_RDONLY)
         target = os.open("/run/netns/%s" % self.name, os.O_RDONLY)
         try:
             if _libc.setns(target, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns")
             try:
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                  socket.SOCK_STREAM)
             finally:
                 if _libc.setns(own, CLONE_NEWNET) != 0:
                     raise OSError(ctypes.get_errno(), "setns back")
