@@ -374,6 +374,17 @@ static void be_after_ehlo(struct backend *be)
 			be_fail(be, BACKEND_EGREET);
 			return;
 		}
+		if (!be->caps.xforward) {
+			static bool warned;
+			/* Postfix offers XCLIENT only to authorized clients: this is
+			 * what a missing smtpd_authorized_xclient_hosts looks like */
+			if (!warned)
+				log_warn("backend %s:%u offers neither XCLIENT nor XFORWARD: it sees every client as "
+				    "backstop's own address (allow backstop in smtpd_authorized_xclient_hosts and set "
+				    "[backend] xclient = on, or make sure the backend does not trust that address)",
+				    be->host, be->port);
+			warned = true;
+		}
 	}
 	be_ready(be);
 }
@@ -535,26 +546,26 @@ static void be_reply(struct backend *be)
 				be_ready(be);
 			return;
 		}
-		if (be->xclient_early && c->backend.xclient != XCLIENT_ON) {
-			/* the backend changed since we learnt its capabilities:
-			 * greet it the usual way */
-			log_warn("%s: backend refused XCLIENT before EHLO: %d %s; trying after EHLO", be->s->sid,
-			    r->code, r->text);
+		if (be->xclient_early && (r->code == 500 || r->code == 502)) {
+			/* the backend no longer knows XCLIENT (it changed since
+			 * we learnt its capabilities): greet it the usual way */
+			log_warn("%s: backend does not know XCLIENT any more: %d %s; greeting it with EHLO",
+			    be->s->sid, r->code, r->text);
 			be->xclient_early = false;
 			backend_last_caps.xclient = false;
 			be_send_ehlo(be, BE_EHLO);
 			return;
 		}
-		if (c->backend.xclient == XCLIENT_ON) {
-			log_error("%s: backend refused XCLIENT: %d %s (allow backstop in smtpd_authorized_xclient_hosts)",
-			    be->s->sid, r->code, r->text);
-			be_fail(be, BACKEND_EGREET);
-			return;
-		}
-		log_warn("%s: backend refused XCLIENT: %d %s; it will see backstop's address (allow backstop in "
-		    "smtpd_authorized_xclient_hosts, or set [backend] xclient = off)", be->s->sid, r->code, r->text);
-		be->caps.xclient = false;
-		be_ready(be);
+		/* Offered but refused: never relay as backstop's own address,
+		 * which a backend usually trusts (mynetworks) -- that would make
+		 * every client a trusted local one. Fail closed: the client gets
+		 * 4xx until the backend is fixed or [backend] xclient = off. */
+		log_error("%s: backend refused XCLIENT: %d %s (%s); not relaying as backstop's own address",
+		    be->s->sid, r->code, r->text,
+		    r->code == 501 && strchr(be->s->ip, ':') ?
+		    "the backend cannot take IPv6 client addresses: with Postfix, inet_protocols must include ipv6" :
+		    "allow backstop in Postfix's smtpd_authorized_xclient_hosts, or set [backend] xclient = off");
+		be_fail(be, BACKEND_EGREET);
 		return;
 	case BE_COMMAND: {
 		backend_cb cb = be->cb;

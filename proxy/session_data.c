@@ -82,8 +82,10 @@ static void received_header(struct session *s)
 		return;
 	/* RFC 5321 4.4: from (HELO, reverse name, address), by, with, id, date */
 	n = snprintf(s->dbuf.data + s->dbuf.len, s->dbuf.size - s->dbuf.len,
-	    "Received: from %s (%s [%s])%s\r\n\tby %s (backstop) with %s id %s.%u;\r\n\t%s\r\n",
-	    helo[0] ? helo : "unknown", s->client_name, s->ip, tlsinfo, s->cfg->server.hostname,
+	    "Received: from %s (%s [%s%s])%s\r\n\tby %s (backstop) with %s id %s.%u;\r\n\t%s\r\n",
+	    helo[0] ? helo : "unknown", s->client_name,
+	    strchr(s->ip, ':') ? "IPv6:" : "", s->ip,   /* RFC 5321 4.1.3 address literal */
+	    tlsinfo, s->cfg->server.hostname,
 	    proto, s->sid, s->txn.number, date);
 	if (n > 0 && (size_t)n < s->dbuf.size - s->dbuf.len)
 		s->dbuf.len += (size_t)n;

@@ -29,3 +29,4 @@ INTEGRATION_TESTS += tests/integration/spf_policy.py tests/integration/spf_slow_
 EXTRA_DIST += tests/data/dns
 INTEGRATION_TESTS += tests/integration/tls_client.py tests/integration/tls_backend.py \
 	tests/integration/tls_testssl.py
+INTEGRATION_TESTS += tests/integration/spf_ipv6.py

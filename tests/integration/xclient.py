@@ -48,6 +48,32 @@ for mode in ("auto", "on", "off"):
                     "insufficient authorization" not in pf.log(True), pf.log(True))
         bs.stop()
 
+with t.case("backend does not authorize backstop for XCLIENT"):
+    # Postfix offers XCLIENT only to smtpd_authorized_xclient_hosts
+    pf2 = t.postfix(extra_main="smtpd_authorized_xclient_hosts =\n")
+    pf2.mark()
+    bs = t.backstop({"backend": {"address": pf2.address, "xclient": "on"}})
+    c = bs.client()
+    c.ehlo()
+    t.check_reply("xclient = on: MAIL gets 451 4.4.x", c.cmd("MAIL FROM:<sender@example.org>"), 451, None)
+    t.check("xclient = on: the log says what to fix",
+            bs.wait_log(r"does not offer XCLIENT but \[backend\] xclient = on .*smtpd_authorized_xclient_hosts", 2),
+            bs.log()[-1500:])
+    c.cmd("QUIT")
+    t.check("xclient = on: Postfix never took a MAIL from backstop's address",
+            not re.search(r"client=\S*\[127\.0\.0\.1\]", pf2.log(True)), pf2.log(True))
+    bs.stop()
+    bs = t.backstop({"backend": {"address": pf2.address, "xclient": "auto"}})
+    c = bs.client()
+    c.ehlo()
+    rs = c.mail_transaction("sender@example.org", ["user@test.example"], make_message("auto, no xclient"))
+    t.check_reply("xclient = auto: relayed as backstop", rs[-1], 250)
+    c.cmd("QUIT")
+    t.check("xclient = auto: a warning says the backend sees backstop's address",
+            bs.wait_log(r"offers neither XCLIENT nor XFORWARD: it sees every client as backstop's own address", 2),
+            bs.log()[-1500:])
+    bs.stop()
+
 with t.case("XFORWARD fallback (smtp-sink -C offers XFORWARD only)"):
     sink = t.sink("-C")
     port = free_port(ns.host_addr)
