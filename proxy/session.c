@@ -88,6 +88,7 @@ void session_release(struct session *s)
 		return;
 	txn_free(s);
 	free(s->verdict);
+	free(s->refusal);
 	buf_free(&s->in);
 	buf_free(&s->out);
 	buf_free(&s->dbuf);
@@ -139,12 +140,23 @@ static void peer_describe(struct session *s)
 
 static void connect_filtered(struct session *s, const struct filter_verdict *v)
 {
-	if (v->result != FILTER_CONTINUE) {
-		/* RFC 5321 3.1: a 554 greeting refuses the connection */
-		session_reply(s, v->result == FILTER_TEMPFAIL ? 421 : 554,
-		    v->esc[0] ? v->esc : NULL, "%s", v->text[0] ? v->text : "Access denied");
-		session_close(s, "refused at connect");
+	if (v->result == FILTER_TEMPFAIL) {
+		session_reply(s, 421, v->esc[0] ? v->esc : NULL, "%s %s", s->cfg->server.hostname,
+		    v->text[0] ? v->text : "Service not available");
+		session_close(s, "tempfail at connect");
 		return;
+	}
+	if (v->result == FILTER_REJECT) {
+		/* Refuse at MAIL, RCPT and DATA with the check's own reply rather
+		 * than with a 554 greeting (which is the only refusal a greeting
+		 * may carry): clients log a 5xx to a command better than one to
+		 * the greeting, as Postfix's smtpd_delay_reject argues. */
+		s->refusal = malloc(sizeof *s->refusal);
+		if (s->refusal == NULL) {
+			session_close(s, "out of memory");
+			return;
+		}
+		*s->refusal = *v;
 	}
 	session_banner(s);
 }

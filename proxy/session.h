@@ -144,6 +144,10 @@ struct session {
 	struct tls_conn *tls;
 	struct tls_server *tls_server;
 
+	/* a connect-stage refusal, given to every MAIL/RCPT/DATA (Postfix's
+	 * smtpd_delay_reject): allocated only for refused clients */
+	struct filter_verdict *refusal;
+
 	struct txn txn;
 	struct buf dbuf;            /* message content not yet sent to the backend */
 	struct backend *be;

@@ -897,6 +897,11 @@ void session_command(struct session *s, const struct smtp_line *line)
 	 * must EHLO again (RFC 3207 4.2) */
 	if (s->state == SMTP_STATE_CONNECTED && cmd.verb == SMTP_VERB_MAIL && !c->helo.required && !s->tls)
 		s->state = SMTP_STATE_READY;
+	if (s->refusal && (cmd.verb == SMTP_VERB_MAIL || cmd.verb == SMTP_VERB_RCPT ||
+	    cmd.verb == SMTP_VERB_DATA || cmd.verb == SMTP_VERB_VRFY || cmd.verb == SMTP_VERB_EXPN)) {
+		reply_verdict(s, s->refusal);
+		return;
+	}
 	if (cmd.verb == SMTP_VERB_DATA && s->state == SMTP_STATE_MAIL && s->txn.rcpts_refused) {
 		/* RFC 5321 3.3: every recipient refused; 554 rather than 503 */
 		cmd_data(s);
