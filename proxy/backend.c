@@ -129,9 +129,13 @@ static void be_fail(struct backend *be, int err)
 {
 	backend_cb cb = be->cb;
 	struct session *s = be->s;
+	bool draining = s->be == be && s->wait == WAIT_DRAIN;
+
 	be_close(be);
 	if (cb)
 		cb(s, NULL, err);
+	else if (draining)
+		session_resume(s);   /* the next send finds no backend: 451 at the end */
 }
 
 static void be_on_timer(uv_timer_t *t)
@@ -642,6 +646,16 @@ static void be_parse(struct backend *be)
 		}
 		if (rc == 1) {
 			bool plain = be->tls == NULL;
+			if (pos < be->in.len && be->state != BE_STARTTLS) {
+				/* backstop never pipelines to the backend: bytes after a
+				 * complete reply answer nothing we asked, and must not be
+				 * taken for the reply to our next command (a stale 250
+				 * could accept a message the backend never saw) */
+				log_warn("%s: backend %s:%u sent %zu bytes more than the reply to our command",
+				    be->s->sid, be->host, be->port, be->in.len - pos);
+				be_fail(be, BACKEND_EPROTO);
+				return;
+			}
 			be_reply(be);
 			memset(&be->reply, 0, sizeof be->reply);
 			if (plain && be->tls != NULL) {

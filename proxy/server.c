@@ -1,9 +1,9 @@
 /*
  * server - listeners, configuration ownership, signals, per-IP counts.
  *
- * SIGTERM: listeners close at once; idle sessions get 421 at once; sessions
- * in a transaction finish it (drain_after_txn) until [server] drain_time,
- * then everyone left gets 421. SIGHUP: the new file is loaded and checked
+ * SIGTERM: listeners close at once; every session may go on until [server]
+ * drain_time (it gets 421 at its next MAIL, or after its current
+ * transaction), then everyone left gets 421. SIGHUP: the new file is loaded and checked
  * in full before anything changes; an invalid one is logged and ignored.
  */
 #include <stdio.h>

@@ -376,6 +376,13 @@ again:
 		struct smtp_line line;
 		size_t n;
 
+		/* a client that sends commands without reading the replies waits
+		 * until it reads them: replies never pile up without bound */
+		if (s->out.len + uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) > SESSION_OUT_MAX) {
+			s->out_blocked = true;
+			break;
+		}
+
 		if (s->state == SMTP_STATE_DATA) {
 			if (!session_data_process(s))
 				break;
@@ -415,7 +422,7 @@ again:
 	if (s->closing)
 		return;
 	session_flush(s);
-	if (s->in.len >= SESSION_IN_MAX)
+	if (s->in.len >= SESSION_IN_MAX || s->out_blocked)
 		session_read_stop(s);
 	else
 		session_read_start(s);
@@ -445,7 +452,7 @@ void session_timer_arm(struct session *s)
 		t = c->tls.handshake_timeout;
 	left = now - s->started_ms >= c->limits.session_timeout ? 1 :
 	    c->limits.session_timeout - (now - s->started_ms);
-	if (s->wait == WAIT_BACKEND || s->wait == WAIT_FILTER || s->wait == WAIT_DRAIN || s->wait == WAIT_RDNS)
+	if (s->wait == WAIT_BACKEND || s->wait == WAIT_FILTER || s->wait == WAIT_RDNS)
 		t = left;    /* the backend and the filters keep their own time */
 	uv_timer_start(&s->timer, on_timer, t < left ? t : left, 0);
 }
@@ -488,6 +495,12 @@ static void on_write(uv_write_t *req, int status)
 	if (status < 0 && !s->closing) {
 		log_info("%s: write to [%s]:%u failed: %s", s->sid, s->ip, s->port, uv_strerror(status));
 		session_close(s, NULL);
+		return;
+	}
+	if (s->out_blocked && !s->closing &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) <= SESSION_OUT_MAX / 2) {
+		s->out_blocked = false;
+		session_process(s);
 	}
 }
 

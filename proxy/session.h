@@ -120,6 +120,7 @@ struct session {
 	bool reading;
 	bool drain_after_txn;       /* SIGTERM: close after this transaction */
 	bool skip_to_eol;           /* discarding the rest of an over-long line */
+	bool out_blocked;           /* the client does not read its replies */
 	unsigned errors;
 	uint32_t call_seq;          /* filter calls; stale verdicts are dropped */
 	size_t filter_next;         /* next filter to run at the current stage */

@@ -558,8 +558,17 @@ static void prepare_step(struct session *s, const struct smtp_reply *r, int err)
 		s->mail_then(s, NULL, err);
 		return;
 	}
-	(void)r;  /* RSET and XFORWARD replies: 250 expected, anything else is
-	             judged by the MAIL that follows */
+	if (r != NULL && r->code / 100 != 2) {
+		/* RSET or XFORWARD refused: never go on as backstop's own address
+		 * or inside a transaction the backend still holds */
+		log_warn("%s: backend refused %s: %d %s", s->sid, s->xforward_sent ? "XFORWARD" : "RSET",
+		    r->code, r->text);
+		s->wait = WAIT_NONE;
+		s->xforward_sent = false;
+		backend_abort(s);
+		s->mail_then(s, NULL, BACKEND_EPROTO);
+		return;
+	}
 	mail_send(s);
 }
 
@@ -632,7 +641,12 @@ static void rcpt_relayed(struct session *s, const struct smtp_reply *r, int err)
 	if (relay_reply(s, r, false) == 2) {
 		const char *relayed = s->rewrite[0] ? s->rewrite : s->txn.rcpt.addr;
 		if (txn_add_rcpt(s, s->txn.rcpt.addr, relayed) < 0) {
-			session_reply(s, 451, "4.3.0", "Error: out of memory");
+			/* the backend holds a recipient we cannot account for:
+			 * end everything, the client retries the whole message */
+			session_summary(s, "out of memory");
+			session_reply(s, 421, "4.3.0", "%s Error: out of memory", s->cfg->server.hostname);
+			session_close(s, "out of memory");
+			return;
 		} else {
 			s->state = SMTP_STATE_RCPT;
 		}
@@ -768,6 +782,14 @@ static void data_relayed(struct session *s, const struct smtp_reply *r, int err)
 	if (r->code == 354) {
 		session_data_start(s);
 		session_reply(s, 354, "", "End data with <CR><LF>.<CR><LF>");
+	} else if (r->code / 100 != 4 && r->code / 100 != 5) {
+		/* a backend that "accepts" DATA without 354 is confused */
+		log_warn("%s: backend answered DATA with %d %s", s->sid, r->code, r->text);
+		session_reply(s, 451, "4.3.0", "Error: unexpected reply from the backend, try again later");
+		session_summary(s, "unexpected backend reply to DATA");
+		backend_abort(s);
+		txn_reset(s);
+		s->be_rset_pending = false;
 	} else {
 		relay_reply(s, r, false);
 		session_summary(s, "refused at DATA by backend");

@@ -27,7 +27,9 @@
 
 static size_t data_limit(const struct session *s)
 {
-	return (size_t)s->cfg->limits.data_buffer + DATA_LINE_SEGMENT + 16 * FILTER_HEADERS_MAX + 4096;
+	/* unsent content, plus a whole header field that can join it at once */
+	return (size_t)s->cfg->limits.data_buffer + DATA_LINE_SEGMENT + SESSION_HEADER_MAX +
+	    16 * FILTER_HEADERS_MAX + 4096;
 }
 
 static void dbuf_add(struct session *s, const char *data, size_t len);

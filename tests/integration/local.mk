@@ -30,3 +30,4 @@ EXTRA_DIST += tests/data/dns
 INTEGRATION_TESTS += tests/integration/tls_client.py tests/integration/tls_backend.py \
 	tests/integration/tls_testssl.py
 INTEGRATION_TESTS += tests/integration/spf_ipv6.py
+INTEGRATION_TESTS += tests/integration/hostile_peers.py

@@ -1,0 +1,154 @@
+#!/usr/bin/python3
+"""hostile_peers: regressions for a client that never reads its replies
+(memory stays bounded), a backend that answers more than it was asked (a
+stale 250 must never accept the next message), a backend that stalls in the
+middle of DATA (the client gets 4xx, the session does not hang), and a
+legitimate message with a very large header section (accepted)."""
+import socket
+import threading
+from harness import *
+
+t = Test("hostile_peers", need=("smtp-sink",))
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+class FakeBackend:
+    """A scripted SMTP server on a free loopback port: after the dot it
+    answers `after_dot` (bytes); with stall, it stops reading in DATA."""
+
+    def __init__(self, after_dot=b"250 2.0.0 queued\r\n", stall=False):
+        self.after_dot, self.stall = after_dot, stall
+        self.port = free_port()
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.ls.bind(("127.0.0.1", self.port))
+        self.ls.listen(8)
+        self.conns = []
+        threading.Thread(target=self.serve, daemon=True).start()
+        t.defer(self.close)
+
+    def close(self):
+        for c in self.conns + [self.ls]:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self.session, args=(c,), daemon=True).start()
+
+    def session(self, c):
+        try:
+            f = c.makefile("rb")
+            c.sendall(b"220 fake ESMTP\r\n")
+            data = False
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                if data:
+                    if line == b".\r\n":
+                        data = False
+                        c.sendall(self.after_dot)
+                    continue
+                u = line.strip().upper()
+                if u.startswith(b"EHLO"):
+                    c.sendall(b"250-fake\r\n250 PIPELINING\r\n")
+                elif u == b"DATA":
+                    c.sendall(b"354 go\r\n")
+                    data = True
+                    if self.stall:
+                        time.sleep(30)
+                        return
+                elif u == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    c.sendall(b"250 2.0.0 ok\r\n")
+        except OSError:
+            return
+
+
+with t.case("a client that never reads its replies"):
+    sink = t.sink()
+    bs = t.backstop({"backend": {"address": sink.address}})
+    base = rss_kb(bs.proc.pid)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((bs.host, bs.port))
+    s.settimeout(0.5)
+    t0, sent, chunk = time.monotonic(), 0, b"NOOP\r\n" * 2000
+    while time.monotonic() - t0 < 4:
+        try:
+            sent += s.send(chunk)
+        except (socket.timeout, OSError):
+            pass
+    rss = rss_kb(bs.proc.pid)
+    log("# sent %d bytes of NOOPs without reading; backstop RSS %d kB (%d kB before)" % (sent, rss, base))
+    t.check("backstop stops reading (sent less than 8 MB in 4 s)", sent < 8 << 20, sent)
+    t.check("backstop's memory stays bounded (RSS grew < 16 MB)", rss - base < 16 * 1024, (base, rss))
+    s.close()
+    bs.stop()
+
+with t.case("a backend that answers more than it was asked"):
+    be = FakeBackend(after_dot=b"250 2.0.0 queued\r\n250 2.0.0 STALE\r\n")
+    bs = t.backstop({"backend": {"address": "127.0.0.1:%d" % be.port, "xclient": "off"}})
+    c = bs.client()
+    c.ehlo()
+    r1 = c.mail_transaction("a@example.org", ["b@example.org"], make_message("one"))[-1]
+    r2 = c.mail_transaction("a@example.org", ["b@example.org"], make_message("two"))
+    t.check_reply("first message: 4xx (the backend is confused)", r1, 4, "")
+    t.check("second message never gets the stale 250", not any(r.code == 250 and "STALE" in r.text for r in r2),
+            r2)
+    t.check("logged", bs.wait_log(r"sent \d+ bytes more than the reply to our command", 2), bs.log()[-1500:])
+    c.close()
+    bs.stop()
+
+with t.case("a backend that stalls in the middle of DATA"):
+    be = FakeBackend(stall=True)
+    bs = t.backstop({"backend": {"address": "127.0.0.1:%d" % be.port, "xclient": "off",
+                                 "data_timeout": "2s"},
+                     "limits": {"data_buffer": "16k"}})
+    c = bs.client(timeout=15)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<b@example.org>")
+    t.check_reply("DATA 354", c.cmd("DATA"), 354)
+    body = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 2000 + b".\r\n"
+    t0 = time.monotonic()
+    threading.Thread(target=lambda: c.sock.sendall(body), daemon=True).start()
+    r = c.try_reply(12)
+    dt = time.monotonic() - t0
+    t.check_reply("the client gets 4xx", r, 4, "")
+    t.check("within the backend's data_timeout, not the session's (%.1fs)" % dt, dt < 8, dt)
+    c.close()
+    bs.stop()
+
+with t.case("a legitimate message with a 140 KB header section"):
+    sink = t.sink()
+    bs = t.backstop({"backend": {"address": sink.address}})
+    pad = "".join("X-Pad-%d: %s\r\n" % (i, "p" * 80) for i in range(620))
+    to = "To: a@example.org" + "".join(",\r\n b%d@example.org" % i for i in range(4000))
+    msg = (pad + to + "\r\nSubject: big header\r\n\r\nbody\r\n").encode()
+    c = bs.client()
+    c.ehlo()
+    rs = c.mail_transaction("a@example.org", ["b@example.org"], msg)
+    t.check_reply("accepted", rs[-1], 250)
+    c.cmd("QUIT")
+    bs.stop()
+
+t.done()
