@@ -259,7 +259,7 @@ static int be_send_line(struct backend *be, const char *line)
 	return be_write(be, d, len + 2);
 }
 
-static void caps_parse(struct backend_caps *caps, const char *text)
+void backend__caps_parse(struct backend_caps *caps, const char *text)
 {
 	const char *line = strchr(text, '\n');   /* skip the greeting line */
 	memset(caps, 0, sizeof *caps);
@@ -327,10 +327,10 @@ static void be_send_ehlo(struct backend *be, enum be_state next)
 
 static void be_ready(struct backend *be);
 
-/* tls_client_for - the client context for config c; NULL when [backend]
+/* backend__tls_client_for - the client context for config c; NULL when [backend]
  * tls = none or it cannot be built (logged once per config: at startup and
  * reload, from backend_probe, or at the first STARTTLS). */
-static struct tls_client *tls_client_for(struct config *c)
+struct tls_client *backend__tls_client_for(struct config *c)
 {
 	char err[320];
 	struct tls_client *cli;
@@ -360,7 +360,7 @@ static struct tls_client *tls_client_for(struct config *c)
 
 static struct tls_client *be_tls_client(struct backend *be)
 {
-	return tls_client_for(be->s->cfg);
+	return backend__tls_client_for(be->s->cfg);
 }
 
 /* be_after_ehlo - EHLO (or STARTTLS) done: XCLIENT, or ready. */
@@ -509,7 +509,7 @@ static void be_reply(struct backend *be)
 			be_fail(be, BACKEND_EGREET);
 			return;
 		}
-		caps_parse(&be->caps, r->text);
+		backend__caps_parse(&be->caps, r->text);
 		if (be->state == BE_EHLO) {
 			backend_last_caps = be->caps;
 			backend_last_caps_known = true;
@@ -948,166 +948,4 @@ void backend_quit(struct session *s)
 	be_wait(be, 5000);
 	if (be_send_line(be, "QUIT") != 0)
 		be_close(be);
-}
-
-/* ---- the startup probe ---- */
-
-struct probe {
-	uv_tcp_t tcp;
-	uv_connect_t creq;
-	uv_timer_t timer;
-	struct buf in;
-	struct smtp_line_reader lr;
-	struct smtp_reply reply;
-	int step;      /* 0 greeting, 1 EHLO reply */
-	int handles;
-	char helo[256];
-};
-
-static void probe_closed(uv_handle_t *h)
-{
-	struct probe *p = h->data;
-	if (--p->handles == 0) {
-		buf_free(&p->in);
-		free(p);
-	}
-}
-
-static void probe_end(struct probe *p)
-{
-	if (uv_is_closing((uv_handle_t *)&p->tcp))
-		return;
-	uv_close((uv_handle_t *)&p->tcp, probe_closed);
-	uv_close((uv_handle_t *)&p->timer, probe_closed);
-}
-
-static void probe_timer(uv_timer_t *t)
-{
-	log_warn("backend probe: no answer in time; EHLO will not offer SMTPUTF8/DSN until a backend connection succeeds");
-	probe_end(t->data);
-}
-
-static void probe_write_done(uv_write_t *req, int status)
-{
-	(void)status;
-	free(req->data);
-	free(req);
-}
-
-static void probe_send(struct probe *p, const char *text)
-{
-	uv_write_t *w = malloc(sizeof *w);
-	char *d = strdup(text);
-	uv_buf_t b;
-	if (!w || !d) {
-		free(w);
-		free(d);
-		probe_end(p);
-		return;
-	}
-	w->data = d;
-	b = uv_buf_init(d, (unsigned)strlen(d));
-	if (uv_write(w, (uv_stream_t *)&p->tcp, &b, 1, probe_write_done) != 0) {
-		free(d);
-		free(w);
-		probe_end(p);
-	}
-}
-
-static void probe_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
-{
-	struct probe *p = h->data;
-	(void)sz;
-	if (buf_reserve(&p->in, BACKEND_IN_MAX - p->in.len, BACKEND_IN_MAX) < 0 || p->in.len >= BACKEND_IN_MAX) {
-		b->base = NULL;
-		b->len = 0;
-		return;
-	}
-	b->base = p->in.data + p->in.len;
-	b->len = BACKEND_IN_MAX - p->in.len;
-}
-
-static void probe_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
-{
-	struct probe *p = st->data;
-	size_t pos = 0;
-	(void)b;
-	if (n < 0) {
-		probe_end(p);
-		return;
-	}
-	p->in.len += (size_t)n;
-	while (pos < p->in.len) {
-		struct smtp_line line;
-		struct smtp_reply_line rl;
-		size_t used = smtp_line_next(&p->lr, p->in.data + pos, p->in.len - pos, BACKEND_IN_MAX, &line);
-		if (used == 0)
-			break;
-		pos += used;
-		if (smtp_reply_line_parse(line.data, line.len, &rl) < 0 || smtp_reply_add(&p->reply, &rl) < 0) {
-			probe_end(p);
-			return;
-		}
-		if (!p->reply.complete)
-			continue;
-		if (p->step == 0 && p->reply.code == 220) {
-			char ehlo[300];
-			snprintf(ehlo, sizeof ehlo, "EHLO %s\r\n", p->helo);
-			probe_send(p, ehlo);
-			p->step = 1;
-		} else if (p->step == 1 && p->reply.code / 100 == 2) {
-			caps_parse(&backend_last_caps, p->reply.text);
-			backend_last_caps_known = true;
-			log_info("backend probe: EHLO answered; SMTPUTF8 %s, DSN %s, XCLIENT %s",
-			    backend_last_caps.smtputf8 ? "yes" : "no", backend_last_caps.dsn ? "yes" : "no",
-			    backend_last_caps.xclient ? "yes" : "no");
-			probe_send(p, "QUIT\r\n");
-			p->step = 2;
-		} else if (p->step != 2) {
-			probe_end(p);
-			return;
-		}
-		memset(&p->reply, 0, sizeof p->reply);
-	}
-	buf_consume(&p->in, pos);
-}
-
-static void probe_connected(uv_connect_t *req, int status)
-{
-	struct probe *p = req->data;
-	if (status < 0) {
-		log_warn("backend probe: cannot connect: %s (mail will get 4xx until the backend is up)",
-		    uv_strerror(status));
-		probe_end(p);
-		return;
-	}
-	uv_read_start((uv_stream_t *)&p->tcp, probe_alloc, probe_read);
-}
-
-void backend_probe(const struct config *cfg)
-{
-	struct probe *p;
-	char host[256];
-	unsigned port;
-	struct sockaddr_storage ss;
-
-	/* the backend TLS context is made now, so that a bad ca_file is
-	 * reported at startup and reload rather than at the first mail */
-	(void)tls_client_for((struct config *)cfg);
-	if (hostport_split(cfg->backend.address, host, sizeof host, &port) < 0)
-		return;
-	memset(&ss, 0, sizeof ss);
-	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss) != 0 &&
-	    uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss) != 0)
-		return;   /* names are learnt at the first real connection */
-	if ((p = calloc(1, sizeof *p)) == NULL)
-		return;
-	snprintf(p->helo, sizeof p->helo, "%s", cfg->backend.helo);
-	uv_tcp_init(uv_default_loop(), &p->tcp);
-	uv_timer_init(uv_default_loop(), &p->timer);
-	p->tcp.data = p->timer.data = p->creq.data = p;
-	p->handles = 2;
-	uv_timer_start(&p->timer, probe_timer, cfg->backend.connect_timeout, 0);
-	if (uv_tcp_connect(&p->creq, &p->tcp, (struct sockaddr *)&ss, probe_connected) != 0)
-		probe_end(p);
 }

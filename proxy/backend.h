@@ -72,4 +72,13 @@ const char *backend_err_text(int err);
  * is right; never blocks, failure only logged */
 void backend_probe(const struct config *cfg);
 
+/* backend__caps_parse - EHLO reply text (lines joined by '\n') to caps;
+ * shared by backend.c and backend_probe.c */
+void backend__caps_parse(struct backend_caps *caps, const char *text);
+
+/* backend__tls_client_for - the backend TLS context for a configuration
+ * (built once per config; backend.c and the probe) */
+struct tls_client;
+struct tls_client *backend__tls_client_for(struct config *c);
+
 #endif

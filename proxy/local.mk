@@ -8,8 +8,8 @@ libproxy_a_SOURCES = \
 	proxy/buf.c proxy/buf.h \
 	proxy/server.c proxy/server.h \
 	proxy/session.c proxy/session.h \
-	proxy/session_cmd.c proxy/session_data.c \
-	proxy/backend.c proxy/backend.h \
+	proxy/session_cmd.c proxy/session_data.c proxy/session_filter.c \
+	proxy/backend.c proxy/backend.h proxy/backend_probe.c \
 	proxy/tls.c proxy/tls.h
 
 bin_PROGRAMS += backstop
