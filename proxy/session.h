@@ -13,7 +13,8 @@
  *
  * Split over files by concern: session.c (I/O, lifecycle, timers, replies),
  * session_cmd.c (commands), session_data.c (message content),
- * backend.c (the client side towards the backend MTA).
+ * session_filter.c (the filter chain), rdns.c (the client's name),
+ * backend.c and backend_probe.c (the client side towards the backend MTA).
  */
 #ifndef SESSION_H
 #define SESSION_H
