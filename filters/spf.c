@@ -498,6 +498,19 @@ static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *s, const char *domain,
 		default: need = d->text_len + 1; break;
 		}
 		bool exp_text = type == ns_t_txt && strncasecmp(d->text, "v=spf1", 6) != 0;
+		bool spf_unsafe = type == ns_t_txt && !exp_text && macros(d->text) > SPF_EXP_MAX_MACROS;
+		if (spf_unsafe) {
+			/* libspf2 compiles whatever TXT an exp= names as an
+			 * explanation, "v=spf1" prefix or not, so the macro cap
+			 * holds for records too. A record this macro-heavy is
+			 * replaced by one that fails to parse: permerror. */
+			static const char refused[] = "v=spf1 backstop-refused-too-many-macros";
+			if (SPF_dns_rr_buf_realloc(rr, cnt, sizeof refused) != SPF_E_SUCCESS)
+				break;
+			memcpy(rr->rr[cnt]->txt, refused, sizeof refused);
+			cnt++;
+			continue;
+		}
 		if (exp_text) {
 			need += 2 * spaces(d->text);
 			if (need > SPF_EXP_MAX_LEN + 1 || macros(d->text) > SPF_EXP_MAX_MACROS)

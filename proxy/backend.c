@@ -52,6 +52,8 @@ struct backend {
 	bool via_xclient;
 	struct backend_caps caps;
 	struct tls_conn *tls;   /* after STARTTLS: all traffic goes through it */
+	struct tls_client *cli; /* the context chosen at STARTTLS (a reload
+	                           may change the shared one meanwhile) */
 	struct buf in;
 	struct smtp_line_reader lr;
 	struct smtp_reply reply;
@@ -97,6 +99,8 @@ static void be_free(struct backend *be)
 {
 	if (be->tls)
 		tls_conn_free(be->tls);
+	if (be->cli)
+		tls_client_unref(be->cli);
 	buf_free(&be->in);
 	free(be);
 }
@@ -413,12 +417,13 @@ static bool be_starttls(struct backend *be)
 		be_fail(be, BACKEND_ETLS);
 		return true;
 	}
-	if (be_tls_client(be) == NULL) {
+	if ((be->cli = be_tls_client(be)) == NULL) {
 		if (!required)
 			return false;
 		be_fail(be, BACKEND_ETLS);
 		return true;
 	}
+	tls_client_ref(be->cli);
 	be->state = BE_STARTTLS;
 	be_wait(be, c->backend.connect_timeout);
 	if (be_send_line(be, "STARTTLS") != 0)
@@ -433,7 +438,10 @@ static void be_tls_begin(struct backend *be)
 	bool required = c->backend.tls == BACKEND_TLS_REQUIRED;
 	size_t got;
 
-	be->tls = tls_conn_new_client(tls_cli, c->backend.verify_name, required);
+	/* without [backend] verify_name the certificate must name the host
+	 * we connect to: a chain alone proves nothing with a public CA file */
+	be->tls = tls_conn_new_client(be->cli, c->backend.verify_name[0] ? c->backend.verify_name : be->host,
+	    required);
 	if (be->tls == NULL) {
 		log_error("%s: backend TLS: cannot make a connection (out of memory, or a bad "
 		    "[backend] verify_name)", be->s->sid);
@@ -646,7 +654,7 @@ static void be_parse(struct backend *be)
 		}
 		if (rc == 1) {
 			bool plain = be->tls == NULL;
-			if (pos < be->in.len && be->state != BE_STARTTLS) {
+			if (pos < be->in.len && !(be->state == BE_STARTTLS && be->reply.code == 220)) {
 				/* backstop never pipelines to the backend: bytes after a
 				 * complete reply answer nothing we asked, and must not be
 				 * taken for the reply to our next command (a stale 250

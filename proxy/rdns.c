@@ -61,7 +61,7 @@ static void forward_done(void *arg, const struct dns_answer *a)
 	}
 	log_info("client name %s does not resolve back to the client's address (%s)", job->name,
 	    dns_status_name(a->status));
-	rdns_finish(job, NULL, a->status == DNS_TIMEOUT || a->status == DNS_SERVFAIL);
+	rdns_finish(job, NULL, a->status == DNS_TIMEOUT || a->status == DNS_SERVFAIL || a->status == DNS_ERROR);
 }
 
 static void ptr_done(void *arg, const struct dns_answer *a)
@@ -69,7 +69,7 @@ static void ptr_done(void *arg, const struct dns_answer *a)
 	struct rdns_job *job = arg;
 
 	if (a->status != DNS_OK || a->n == 0 || a->rr[0].text == NULL || !hostname_ok(a->rr[0].text)) {
-		rdns_finish(job, NULL, a->status == DNS_TIMEOUT || a->status == DNS_SERVFAIL);
+		rdns_finish(job, NULL, a->status == DNS_TIMEOUT || a->status == DNS_SERVFAIL || a->status == DNS_ERROR);
 		return;
 	}
 	snprintf(job->name, sizeof job->name, "%s", a->rr[0].text);

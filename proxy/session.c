@@ -422,6 +422,10 @@ again:
 	if (s->closing)
 		return;
 	session_flush(s);
+	/* also while waiting: TLS records that only make output (KeyUpdate
+	 * requests, renegotiation refusals) must not pile up either */
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) > SESSION_OUT_MAX)
+		s->out_blocked = true;
 	if (s->in.len >= SESSION_IN_MAX || s->out_blocked)
 		session_read_stop(s);
 	else
@@ -448,8 +452,8 @@ void session_timer_arm(struct session *s)
 		t = c->limits.greeting_timeout;
 	else
 		t = c->limits.command_timeout;
-	if (s->wait == WAIT_TLS)
-		t = c->tls.handshake_timeout;
+	if (s->wait == WAIT_TLS)   /* a deadline, not an idle time */
+		t = s->tls_deadline > now ? s->tls_deadline - now : 1;
 	left = now - s->started_ms >= c->limits.session_timeout ? 1 :
 	    c->limits.session_timeout - (now - s->started_ms);
 	if (s->wait == WAIT_BACKEND || s->wait == WAIT_FILTER || s->wait == WAIT_RDNS)

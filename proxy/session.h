@@ -144,6 +144,7 @@ struct session {
 	struct buf out;             /* replies not yet written */
 
 	struct tls_conn *tls;
+	uint64_t tls_deadline;      /* the handshake must be over by then (ms) */
 	struct tls_server *tls_server;
 
 	/* a connect-stage refusal, given to every MAIL/RCPT/DATA (Postfix's

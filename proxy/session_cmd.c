@@ -689,6 +689,7 @@ static void cmd_starttls(struct session *s)
 		return;
 	}
 	s->wait = WAIT_TLS;
+	s->tls_deadline = uv_now(uv_default_loop()) + s->cfg->tls.handshake_timeout;
 	session_timer_arm(s);
 }
 
@@ -700,8 +701,11 @@ void session_starttls_done(struct session *s, bool ok)
 	tls_conn_peer_subject(s->tls, subject, sizeof subject);
 	log_info("%s: TLS established with [%s]:%u: %s %s%s%s", s->sid, s->ip, s->port,
 	    tls_conn_version(s->tls), tls_conn_cipher(s->tls), subject[0] ? " subject=" : "", subject);
-	/* RFC 3207 4.2: forget everything learnt before TLS */
+	/* RFC 3207 4.2: forget everything learnt before TLS -- the backend
+	 * connection too, which carries the old HELO and PROTO (XCLIENT) */
 	txn_reset(s);
+	if (s->be)
+		backend_quit(s);
 	s->state = SMTP_STATE_CONNECTED;
 	s->helo[0] = '\0';
 	s->esmtp = false;

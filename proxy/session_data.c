@@ -125,9 +125,12 @@ static void field_finish(struct session *s)
 	if (len >= 2 && f[0] == '.' && f[1] == '.')
 		off = 1;    /* the wire form is dot-stuffed */
 	nlen = smtp_header_name_len(f + off, len - off);
-	if (nlen > 0) {
-		const char *value = f + off + nlen + 1;
-		size_t vlen = len - off - nlen - 1;
+	/* the value starts after the colon, which may follow blanks
+	 * (RFC 5322 4.5.3 obsolete syntax "Name : value") */
+	const char *colon = nlen > 0 ? memchr(f + off + nlen, ':', len - off - nlen) : NULL;
+	if (colon != NULL) {
+		const char *value = colon + 1;
+		size_t vlen = len - (size_t)(value - f);
 		if (vlen >= 2)
 			vlen -= 2;  /* final CRLF */
 		memset(&env, 0, sizeof env);

@@ -192,7 +192,10 @@ with t.case("forged Authentication-Results with our authserv-id are removed"):
     forged = ["Authentication-Results: %s; spf=pass smtp.mailfrom=fail.example.org" % HOST,
               "Authentication-Results: (sneaky)\r\n %s; dkim=pass" % HOST.upper(),
               "Authentication-Results: \"%s\"; dmarc=pass" % HOST,
-              "Authentication-Results: other.example.net; spf=fail smtp.mailfrom=x.example"]
+              "Authentication-Results: other.example.net; spf=fail smtp.mailfrom=x.example",
+              # RFC 5322 4.5.3 obsolete syntax: blanks before the colon
+              "Authentication-Results : %s; spf=pass smtp.mailfrom=space-before-colon.example" % HOST,
+              "Authentication-Results\t: %s; spf=pass smtp.mailfrom=tab-before-colon.example" % HOST]
     out, _ = send(bs, "sender@pass.example.org", "forged-ar", extra_headers=forged)
     t.check("forged: accepted", out[-1].code == 250, out)
     m = delivered("forged-ar")
@@ -200,6 +203,8 @@ with t.case("forged Authentication-Results with our authserv-id are removed"):
     t.check("forged: exactly ours and the foreign one remain",
             sorted(ar) == sorted(["%s; spf=pass smtp.mailfrom=pass.example.org" % HOST,
                                   "other.example.net; spf=fail smtp.mailfrom=x.example"]), ar)
+    t.check("forged: the obsolete-syntax forgeries are gone too",
+            m is not None and b"before-colon" not in m.raw, m.raw[:800] if m else None)
     t.check("forged: removal logged", bs.wait_log(r"removed forged Authentication-Results"), bs.log()[-2000:])
     bs.stop()
 

@@ -91,6 +91,14 @@ for i in range(30):
 names.append(f"chain0.{Z}".rstrip("."))
 spf("expand253", "v=spf1 exists:%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d}.%{d} -all")
 
+# explanations that start like SPF records: libspf2 compiles whatever TXT
+# the exp= target holds as an explanation, whatever its prefix
+for n in (43, 49, 64):
+    spf(f"vexp{n}", f"v=spf1 -all exp=vexp{n}e.{Z.rstrip('.')}")
+    rec(f"vexp{n}e", "v=spf1" + "%{i}x" * n)
+    spf(f"vexps{n}", f"v=spf1 -all exp=vexps{n}e.{Z.rstrip('.')}")
+    rec(f"vexps{n}e", "v=spf1 " + "x%{i}" * n)
+
 # control bytes, NUL, high bytes
 spf("nul", "v=spf1 ip4:198.51.100.0/24\x00 -all")
 spf("ctl", "v=spf1 \x01\x7f\xff exists:%{d}\r\n -all")
