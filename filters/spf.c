@@ -714,6 +714,8 @@ void spf_evaluate(const char *ip, const char *helo, const char *mail_from,
 
 struct spf_job {
 	uv_work_t req;
+	struct spf_job *next;       /* in the wait queue */
+	char domain[SPF_DOMAIN_MAX];/* checked domain, for the per-domain cap */
 	struct filter_async token;
 	struct spf_srv *srv;
 	int mode, permerror;
@@ -747,20 +749,95 @@ static void spf_log_result(const char *sid, const struct spf_report *r, uint64_t
 	    r->problem[0] ? prob : "");
 }
 
-static void spf_after_work(uv_work_t *req, int status)
+/*
+ * The scheduler. A check can hold a worker thread for its whole budget
+ * (a nameserver that never answers), and libuv's pool is shared (16
+ * threads, set in main): so at most SPF_MAX_RUNNING checks run at once,
+ * at most SPF_MAX_PER_DOMAIN of them for one domain, and the others wait
+ * here, on the loop, in order. One slow domain then holds 4 threads, not
+ * the pool, and other domains' checks go on (invariant 3).
+ */
+#define SPF_MAX_RUNNING 12
+#define SPF_MAX_PER_DOMAIN 4
+#define SPF_MAX_WAITING 5000
+
+static struct spf_job *waiting_head, *waiting_tail;
+static unsigned n_running, n_waiting;
+static struct spf_job *running[SPF_MAX_RUNNING];
+
+static unsigned running_for(const char *domain)
 {
-	struct spf_job *job = req->data;
+	unsigned n = 0;
+	for (unsigned i = 0; i < SPF_MAX_RUNNING; i++)
+		n += running[i] != NULL && strcasecmp(running[i]->domain, domain) == 0;
+	return n;
+}
+
+static void job_finish(struct spf_job *job)
+{
 	struct filter_verdict v;
 
-	if (status != 0) {   /* UV_ECANCELED: never ran */
-		job->rep.result = SPF_OUT_TEMPERROR;
-		copy_str(job->rep.problem, sizeof job->rep.problem, "check cancelled");
-	}
 	spf_log_result(job->sid, &job->rep, dns_now_ms() - job->start);
 	spf_verdict_build(&job->rep, job->mode, job->permerror, &v);
 	filter_async_done(&job->token, &v);
 	srv_unref(job->srv);
 	free(job);
+}
+
+static void spf_after_work(uv_work_t *req, int status);
+
+/* schedule - start waiting checks while there is room; expire the ones
+ * whose budget ran out while they waited. */
+static void schedule(void)
+{
+	struct spf_job **pp = &waiting_head, *job, *prev = NULL;
+	uint64_t now = dns_now_ms();
+
+	while ((job = *pp) != NULL && n_running < SPF_MAX_RUNNING) {
+		bool expired = now >= job->deadline;
+		if (!expired && running_for(job->domain) >= SPF_MAX_PER_DOMAIN) {
+			prev = job;
+			pp = &job->next;
+			continue;
+		}
+		*pp = job->next;
+		if (waiting_tail == job)
+			waiting_tail = prev;
+		n_waiting--;
+		job->next = NULL;
+		if (expired) {
+			job->rep.result = SPF_OUT_TEMPERROR;
+			copy_str(job->rep.problem, sizeof job->rep.problem,
+			    "no time left: waited behind other checks of the domain");
+			job_finish(job);
+			continue;
+		}
+		for (unsigned i = 0; i < SPF_MAX_RUNNING; i++) {
+			if (running[i] == NULL) {
+				running[i] = job;
+				break;
+			}
+		}
+		n_running++;
+		if (uv_queue_work(uv_default_loop(), &job->req, spf_work, spf_after_work) != 0)
+			spf_after_work(&job->req, UV_ECANCELED);
+	}
+}
+
+static void spf_after_work(uv_work_t *req, int status)
+{
+	struct spf_job *job = req->data;
+
+	if (status != 0) {   /* UV_ECANCELED: never ran */
+		job->rep.result = SPF_OUT_TEMPERROR;
+		copy_str(job->rep.problem, sizeof job->rep.problem, "check cancelled");
+	}
+	for (unsigned i = 0; i < SPF_MAX_RUNNING; i++)
+		if (running[i] == job)
+			running[i] = NULL;
+	n_running--;
+	job_finish(job);
+	schedule();
 }
 
 /* client_addr - env->client_ip as a sockaddr (it is the real client, after
@@ -797,7 +874,6 @@ static enum filter_result spf_mail(const struct filter_env *env,
 	const struct config *cfg = env->cfg;
 	struct sockaddr_storage ss;
 	struct spf_job *job;
-	int r;
 
 	if (cfg->spf.mode == SPF_MODE_OFF || env->listener == NULL ||
 	    strcmp(env->listener, "inbound") != 0)
@@ -832,19 +908,30 @@ static enum filter_result spf_mail(const struct filter_env *env,
 	copy_str(job->mail_from, sizeof job->mail_from,
 	    env->null_sender ? "" : env->mail_from);
 	copy_str(job->receiver, sizeof job->receiver, cfg->server.hostname);
-	job->srv = spf_cur;
-	job->srv->refs++;
-	r = uv_queue_work(uv_default_loop(), &job->req, spf_work, spf_after_work);
-	if (r != 0) {
-		log_warn("%s: spf: uv_queue_work: %s", env->sid, uv_strerror(r));
-		srv_unref(job->srv);
-		free(job);
+	{
+		const char *at = env->null_sender ? NULL : strrchr(env->mail_from, '@');
+		copy_str(job->domain, sizeof job->domain, at ? at + 1 : env->helo);
+	}
+	if (n_waiting >= SPF_MAX_WAITING) {
 		struct spf_report rep = {.result = SPF_OUT_TEMPERROR};
-		copy_str(rep.problem, sizeof rep.problem, "internal error");
+		log_warn("%s: spf: %u checks waiting already; answering temperror", env->sid, n_waiting);
+		free(job);
+		copy_str(rep.problem, sizeof rep.problem, "too many checks waiting");
 		copy_str(rep.receiver, sizeof rep.receiver, cfg->server.hostname);
 		spf_verdict_build(&rep, cfg->spf.mode, cfg->spf.permerror, v);
 		return v->result;
 	}
+	job->srv = spf_cur;
+	job->srv->refs++;
+	/* every check goes through the queue: the verdict always comes later,
+	 * from a callback, never from inside this hook */
+	if (waiting_tail)
+		waiting_tail->next = job;
+	else
+		waiting_head = job;
+	waiting_tail = job;
+	n_waiting++;
+	schedule();
 	return FILTER_ASYNC;
 }
 

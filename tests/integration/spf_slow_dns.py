@@ -10,7 +10,8 @@ import subprocess
 import threading
 from harness import *
 
-STALLED = 8          # concurrent stalled checks (libuv pool: 16 threads)
+STALLED = 20         # concurrent stalled checks of one domain: more than the
+                     # libuv pool's 16 threads; spf.c runs 4 of a domain at once
 FAST = 40            # full transactions measured beside them
 
 
@@ -69,12 +70,12 @@ with t.case("%d checks stalled on the nameserver, %d other transactions meanwhil
     stalled = [None] * STALLED
 
     def stall(k):
-        c = ns.client(ns.host_addr, port, timeout=15)
+        c = ns.client(ns.host_addr, port, timeout=20)
         try:
             c.greeting()
             c.ehlo()
             t0 = time.monotonic()
-            r = c.cmd("MAIL FROM:<sender%d@stall.example.org>" % k, timeout=15)
+            r = c.cmd("MAIL FROM:<sender%d@stall.example.org>" % k, timeout=20)
             stalled[k] = (time.monotonic() - t0, r, time.monotonic())
         finally:
             c.close()
@@ -98,9 +99,13 @@ with t.case("%d checks stalled on the nameserver, %d other transactions meanwhil
     t.check("p95 beside stalled checks %.1f ms <= %.1f ms (5 x baseline p95, at least 250 ms)" % (
         p95(fast_s) * 1000, limit * 1000), p95(fast_s) <= limit)
     for k, s in enumerate(stalled):
-        t.check("stalled %d: 451 4.7.24 after %.2fs (timeout 3s)" % (k, s[0] if s else -1),
-                s is not None and s[1].code == 451 and s[1].esc == "4.7.24" and 2.7 < s[0] < 4.5,
-                s and str(s[1]))
+        t.check("stalled %d: 451 4.7.24 within the check budget (%.2fs; 4 x timeout = 12s)" % (
+            k, s[0] if s else -1),
+            s is not None and s[1].code == 451 and s[1].esc == "4.7.24" and 2.7 < s[0] < 13.5,
+            s and str(s[1]))
+    waves = sorted(round(s[0] / 3.0) for s in stalled if s)
+    t.check("at most 4 checks of the stalled domain ran at once (first wave of 4 at ~3 s)",
+            waves.count(1) == 4, waves)
 
 with t.case("the nameserver is not shunned after the timeouts"):
     after = timings(10)
