@@ -607,7 +607,35 @@ class Message:
         return "<Message %s %d bytes>" % (self.path, len(self.raw))
 
 
-class Postfix:
+class LogFile:
+    """A fixture's log file (self.logfile), read since a mark."""
+    _mark = 0
+
+    def log(self, since_mark=False):
+        try:
+            with open(self.logfile, "rb") as f:
+                if since_mark:
+                    f.seek(self._mark)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def mark(self):
+        """Later log() / wait_log() / count_log() look only after this point."""
+        try:
+            self._mark = os.path.getsize(self.logfile)
+        except OSError:
+            self._mark = 0
+
+    def wait_log(self, regex, timeout=5.0, count=1):
+        """Matches of regex in the log since mark(); waits for count of them."""
+        return wait_regex_in_file(self.logfile, regex, timeout, self._mark, count)
+
+    def count_log(self, regex):
+        return len(re.findall(regex, self.log(since_mark=True), re.M))
+
+
+class Postfix(LogFile):
     """A throwaway Postfix (test-peers.md 1) listening on 127.0.0.1:port,
     delivering test.example users to Maildirs."""
 
@@ -679,29 +707,6 @@ class Postfix:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    # -- log
-    def log(self, since_mark=False):
-        try:
-            with open(self.logfile, "rb") as f:
-                if since_mark:
-                    f.seek(self._mark)
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def mark(self):
-        """Later log() / wait_log() / count_log() look only after this point."""
-        try:
-            self._mark = os.path.getsize(self.logfile)
-        except OSError:
-            self._mark = 0
-
-    def wait_log(self, regex, timeout=5.0, count=1):
-        """Matches of regex in the log since mark(); waits for count of them."""
-        return wait_regex_in_file(self.logfile, regex, timeout, self._mark, count)
-
-    def count_log(self, regex):
-        return len(re.findall(regex, self.log(since_mark=True), re.M))
 
     def queued_count(self):
         """Messages Postfix accepted since mark() (cleanup's message-id lines)."""
@@ -829,7 +834,7 @@ def ini_text(sections):
 SANITIZER_RX = r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer)"
 
 
-class Backstop:
+class Backstop(LogFile):
     """The daemon under test: INI from a dict of sections, run with -f -c,
     stderr captured to a file. Defaults: listen on a free 127.0.0.1 port,
     short timeouts, log level debug to stderr."""
@@ -907,23 +912,6 @@ class Backstop:
             c.greeting_reply = g
         return c
 
-    def log(self, since_mark=False):
-        try:
-            with open(self.logfile, "rb") as f:
-                if since_mark:
-                    f.seek(self._mark)
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def mark(self):
-        try:
-            self._mark = os.path.getsize(self.logfile)
-        except OSError:
-            self._mark = 0
-
-    def wait_log(self, regex, timeout=5.0, count=1):
-        return wait_regex_in_file(self.logfile, regex, timeout, self._mark, count)
 
     def signal(self, sig):
         self.proc.send_signal(sig)
