@@ -920,7 +920,9 @@ void backend_data_end(struct session *s, struct buf *b, backend_cb cb)
 	size_t len;
 	char *data;
 
-	if (be == NULL || be->dead || buf_append(b, ".\r\n", 3, (size_t)-1) < 0) {
+	/* b ends with the final dot, written by the session's smtp_wire:
+	 * the one writer of content owns the end of data too */
+	if (be == NULL || be->dead) {
 		cb(s, NULL, BACKEND_ELOST);
 		return;
 	}

@@ -60,7 +60,8 @@ bool backend_wants_xforward(const struct session *s);
  * b is left empty). Returns 0 or a backend_err. */
 int backend_data_send(struct session *s, struct buf *b);
 size_t backend_queued(const struct session *s);   /* bytes not yet written */
-/* backend_data_end - append ".\r\n" to b, send it in one write, wait for
+/* backend_data_end - send b, which ends with the final dot written by the
+ * session's smtp_wire, in one write; wait for
  * the reply to the whole message. */
 void backend_data_end(struct session *s, struct buf *b, backend_cb cb);
 /* close without QUIT: discards an unfinished transaction */

@@ -28,6 +28,8 @@ int buf_reserve(struct buf *b, size_t extra, size_t limit)
 
 int buf_append(struct buf *b, const void *data, size_t len, size_t limit)
 {
+	if (len == 0)
+		return 0;   /* memcpy(NULL, ..., 0) is undefined (C17 7.24.1) */
 	if (buf_reserve(b, len, limit) < 0)
 		return -1;
 	memcpy(b->data + b->len, data, len);

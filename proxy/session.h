@@ -32,6 +32,7 @@
 #include "smtp/smtp_line.h"
 #include "smtp/smtp_reply.h"
 #include "smtp/smtp_server.h"
+#include "smtp/smtp_wire.h"
 
 struct backend;
 struct listener;
@@ -80,8 +81,16 @@ struct txn {
 	char notes[SESSION_NOTES_MAX]; /* "spf=pass batv=pass" */
 	/* content */
 	struct smtp_data data;
-	struct buf field;        /* header field being collected */
-	bool field_open;
+	struct smtp_wire wire;   /* the one writer of content to the backend */
+	struct buf field;        /* header field being collected: its content
+	                            as received, unstuffed, lines CRLF-joined */
+	enum txn_field {
+		FIELD_NONE = 0,
+		FIELD_COLLECTING,    /* held whole until it ends */
+		FIELD_PASSING,       /* over SESSION_HEADER_MAX, judged and kept:
+		                        the rest goes out as it comes */
+		FIELD_DROPPING,      /* judged and removed: so is the rest */
+	} field_state;
 	bool eoh_done;
 	int failed_code;         /* content refused: reply at end of data */
 	char failed_esc[16];

@@ -22,17 +22,17 @@
 #include "proxy/server.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
+#include "smtp/smtp_wire.h"
 
 #define DATA_LINE_SEGMENT 8192   /* longer lines pass in segments */
+#define RECEIVED_MAX 4096        /* our Received field; its parts are capped */
 
 static size_t data_limit(const struct session *s)
 {
 	/* unsent content, plus a whole header field that can join it at once */
 	return (size_t)s->cfg->limits.data_buffer + DATA_LINE_SEGMENT + SESSION_HEADER_MAX +
-	    16 * FILTER_HEADERS_MAX + 4096;
+	    16 * FILTER_HEADERS_MAX + RECEIVED_MAX + 4096;
 }
-
-static void dbuf_add(struct session *s, const char *data, size_t len);
 
 /* txn_fail - refuse the message at its end; stop sending it anywhere. */
 static void txn_fail(struct session *s, int code, const char *esc, const char *text)
@@ -47,9 +47,27 @@ static void txn_fail(struct session *s, int code, const char *esc, const char *t
 	s->dbuf.len = 0;
 }
 
-static void received_header(struct session *s)
+/* wire_emit - where smtp_wire puts the backend's bytes: the content
+ * buffer, flushed to the backend in large writes. Nothing else appends to
+ * s->dbuf during DATA. A refused message is dropped here. */
+static int wire_emit(void *ctx, const char *data, size_t len)
 {
-	char date[64], helo[300], tlsinfo[512] = "";
+	struct session *s = ctx;
+
+	if (s->txn.failed_code)
+		return 0;
+	if (buf_append(&s->dbuf, data, len, data_limit(s)) < 0) {
+		txn_fail(s, 452, "4.3.1", "Error: insufficient system resources");
+		return 0;   /* the failure is the transaction's, not the writer's */
+	}
+	return 0;
+}
+
+/* received_header - our trace field (RFC 5321 4.4). Every part is capped
+ * so that it always fits: a message never leaves without it. */
+static int received_header(struct session *s)
+{
+	char date[64], helo[300], name[300], field[RECEIVED_MAX], tlsinfo[600] = "";
 	time_t now = time(NULL);
 	struct tm tm;
 	const char *proto;
@@ -58,10 +76,16 @@ static void received_header(struct session *s)
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S %z", &tm);
-	/* the HELO is the client's text: keep it printable and unfoldable */
+	/* the HELO and the reverse name are the client's text (the name is
+	 * forward-confirmed, but a DNS label may hold any byte): printable,
+	 * unfoldable and outside the comment syntax */
 	log_escape(s->helo, strlen(s->helo), helo, sizeof helo);
+	log_escape(s->client_name, strlen(s->client_name), name, sizeof name);
 	for (char *p = helo; *p; p++)
 		if (*p == '(' || *p == ')' || *p == ';')
+			*p = '_';
+	for (char *p = name; *p; p++)
+		if (*p == '(' || *p == ')' || *p == ';' || *p == '[' || *p == ']')
 			*p = '_';
 	proto = s->esmtp ? (tls ? "ESMTPS" : "ESMTP") : "SMTP";
 	if (tls) {
@@ -80,81 +104,121 @@ static void received_header(struct session *s)
 			    "\r\n\t(client certificate \"%s\")", esc);
 		}
 	}
-	if (buf_reserve(&s->dbuf, 1024, data_limit(s)) < 0)
-		return;
 	/* RFC 5321 4.4: from (HELO, reverse name, address), by, with, id, date */
-	n = snprintf(s->dbuf.data + s->dbuf.len, s->dbuf.size - s->dbuf.len,
+	n = snprintf(field, sizeof field,
 	    "Received: from %s (%s [%s%s])%s\r\n\tby %s (backstop) with %s id %s.%u;\r\n\t%s\r\n",
-	    helo[0] ? helo : "unknown", s->client_name,
+	    helo[0] ? helo : "unknown", name,
 	    strchr(s->ip, ':') ? "IPv6:" : "", s->ip,   /* RFC 5321 4.1.3 address literal */
 	    tlsinfo, s->cfg->server.hostname,
 	    proto, s->sid, s->txn.number, date);
-	if (n > 0 && (size_t)n < s->dbuf.size - s->dbuf.len)
-		s->dbuf.len += (size_t)n;
+	if (n < 0 || (size_t)n >= sizeof field) {
+		/* cannot happen with the caps above; never send without it */
+		log_warn("%s: Received header does not fit (%d bytes)", s->sid, n);
+		return -1;
+	}
+	return smtp_wire_lines(&s->txn.wire, field, (size_t)n);
 }
 
 void session_data_start(struct session *s)
 {
+	struct txn *t = &s->txn;
+
 	s->state = SMTP_STATE_DATA;
-	memset(&s->txn.data, 0, sizeof s->txn.data);
-	s->txn.field.len = 0;
-	s->txn.field_open = false;
-	s->txn.failed_code = 0;
+	memset(&t->data, 0, sizeof t->data);
+	t->field.len = 0;
+	t->field_state = FIELD_NONE;
+	t->failed_code = 0;
 	s->dbuf.len = 0;
 	smtp_line_reset(&s->lr);
+	smtp_wire_init(&t->wire, wire_emit, s);
 	/* RFC 7208 9.1: Received-SPF (and the other trace fields the filters
 	 * add) go above the Received: field of this receiver */
-	if (s->txn.headers.len)
-		buf_append(&s->dbuf, s->txn.headers.data, s->txn.headers.len, data_limit(s));
-	received_header(s);
+	if (t->headers.len)
+		smtp_wire_lines(&t->wire, t->headers.data, t->headers.len);
+	if (received_header(s) != 0)
+		txn_fail(s, 451, "4.3.0", "Error: internal error adding the trace header, try again later");
 }
 
-/* field_finish - a header field is complete: ask the filters whether it
- * stays (e.g. a forged Authentication-Results), then pass it on. */
-static void field_finish(struct session *s)
+/* field_judge - ask the filters whether the field in t->field stays (e.g.
+ * a forged Authentication-Results goes). A field over SESSION_HEADER_MAX
+ * is judged on its first SESSION_HEADER_MAX bytes: name and first line. */
+static bool field_judge(struct session *s)
 {
 	struct txn *t = &s->txn;
 	const char *f = t->field.data;
-	size_t len = t->field.len, off = 0, nlen;
-	bool keep = true;
+	size_t len = t->field.len, nlen = smtp_header_name_len(f, len);
 	struct filter_env env;
+	bool keep = true;
 
-	if (!t->field_open)
-		return;
-	t->field_open = false;
-	if (len >= 2 && f[0] == '.' && f[1] == '.')
-		off = 1;    /* the wire form is dot-stuffed */
-	nlen = smtp_header_name_len(f + off, len - off);
 	/* the value starts after the colon, which may follow blanks
 	 * (RFC 5322 4.5.3 obsolete syntax "Name : value") */
-	const char *colon = nlen > 0 ? memchr(f + off + nlen, ':', len - off - nlen) : NULL;
-	if (colon != NULL) {
-		const char *value = colon + 1;
-		size_t vlen = len - (size_t)(value - f);
-		if (vlen >= 2)
-			vlen -= 2;  /* final CRLF */
-		memset(&env, 0, sizeof env);
-		env.session_id = s->id;
-		env.sid = s->sid;
-		env.listener = s->outbound ? "outbound" : "inbound";
-		env.client_ip = s->ip;
-		env.cfg = s->cfg;
-		for (size_t i = 0; i < filter_table_len && keep; i++) {
-			const struct filter_ops *fo = filter_table[i];
-			if (fo->header && (fo->enabled == NULL || fo->enabled(s->cfg)))
-				keep = fo->header(&env, f + off, nlen, value, vlen);
-		}
+	const char *colon = nlen > 0 ? memchr(f + nlen, ':', len - nlen) : NULL;
+	if (colon == NULL)
+		return true;
+	const char *value = colon + 1;
+	size_t vlen = len - (size_t)(value - f);
+	if (vlen >= 2 && value[vlen - 2] == '\r' && value[vlen - 1] == '\n')
+		vlen -= 2;  /* final CRLF */
+	memset(&env, 0, sizeof env);
+	env.session_id = s->id;
+	env.sid = s->sid;
+	env.listener = s->outbound ? "outbound" : "inbound";
+	env.client_ip = s->ip;
+	env.cfg = s->cfg;
+	for (size_t i = 0; i < filter_table_len && keep; i++) {
+		const struct filter_ops *fo = filter_table[i];
+		if (fo->header && (fo->enabled == NULL || fo->enabled(s->cfg)))
+			keep = fo->header(&env, f, nlen, value, vlen);
 	}
-	if (keep) {
-		dbuf_add(s, f, len);
-	} else {
+	if (!keep) {
 		char name[80];
-		log_info("%s: removed header %s from [%s]:%u", s->sid,
-		    log_escape(f + off, nlen < 60 ? nlen : 60, name, sizeof name), s->ip, s->port);
+		log_info("%s: removed header %s (%zu%s bytes) from [%s]:%u", s->sid,
+		    log_escape(f, nlen < 60 ? nlen : 60, name, sizeof name), len,
+		    t->field_state == FIELD_COLLECTING ? "" : "+", s->ip, s->port);
 	}
+	return keep;
+}
+
+/* field_finish - the current header field is complete: judged whole, then
+ * written (or not) as a whole. */
+static void field_finish(struct session *s)
+{
+	struct txn *t = &s->txn;
+
+	if (t->field_state == FIELD_COLLECTING && field_judge(s))
+		smtp_wire_lines(&t->wire, t->field.data, t->field.len);
+	t->field_state = FIELD_NONE;
 	t->field.len = 0;
 }
 
+/* field_add - a piece of the current header field: a line, a segment of a
+ * long line, or a folded continuation line. */
+static void field_add(struct session *s, const char *data, size_t len, bool eol)
+{
+	struct txn *t = &s->txn;
+
+	if (t->field_state == FIELD_COLLECTING) {
+		if (t->field.len + len + 2 <= SESSION_HEADER_MAX) {
+			if (buf_append(&t->field, data, len, SESSION_HEADER_MAX) < 0 ||
+			    (eol && buf_append(&t->field, "\r\n", 2, SESSION_HEADER_MAX) < 0))
+				txn_fail(s, 452, "4.3.1", "Error: insufficient system resources");
+			return;
+		}
+		/* Too long to hold whole: judge it on what we have (its name
+		 * and first line), and let that decide for all of it. */
+		t->field_state = FIELD_PASSING;
+		if (field_judge(s))
+			smtp_wire_lines(&t->wire, t->field.data, t->field.len);
+		else
+			t->field_state = FIELD_DROPPING;
+		t->field.len = 0;
+	}
+	if (t->field_state == FIELD_PASSING) {
+		smtp_wire_text(&t->wire, data, len);
+		if (eol)
+			smtp_wire_eol(&t->wire);
+	}
+}
 static void dot_relayed(struct session *s, const struct smtp_reply *r, int err)
 {
 	char result[2600];
@@ -203,6 +267,16 @@ static void eod_filtered(struct session *s, const struct filter_verdict *v)
 		s->be_rset_pending = false;
 		return;
 	}
+	if (smtp_wire_end(&s->txn.wire) != 0 || s->txn.failed_code) {
+		/* no room for the final dot: the backend never sees an end */
+		txn_fail(s, 451, "4.3.0", "Error: internal error, try again later");
+		session_reply(s, 451, "4.3.0", "Error: internal error at end of data, try again later");
+		session_summary(s, "451 4.3.0 no room for the end of data");
+		s->state = SMTP_STATE_READY;
+		txn_reset(s);
+		s->be_rset_pending = false;
+		return;
+	}
 	s->wait = WAIT_BACKEND;
 	backend_data_end(s, &s->dbuf, dot_relayed);
 }
@@ -230,33 +304,23 @@ static void eoh_filtered(struct session *s, const struct filter_verdict *v)
 		txn_fail(s, v->code, v->esc, v->text);
 }
 
-/* dbuf_add - content for the backend, unless the message is refused. */
-static void dbuf_add(struct session *s, const char *data, size_t len)
-{
-	if (s->txn.failed_code)
-		return;
-	if (buf_append(&s->dbuf, data, len, data_limit(s)) < 0)
-		txn_fail(s, 452, "4.3.1", "Error: insufficient system resources");
-}
-
 bool session_data_process(struct session *s)
 {
-	static char line_out[DATA_LINE_SEGMENT + 4];
+	char content[DATA_LINE_SEGMENT];
 	struct txn *t = &s->txn;
 	const struct config *c = s->cfg;
 	struct smtp_line line;
-	size_t n, outlen;
+	size_t n, len;
+	bool eol, starts_line;
 	enum smtp_data_kind kind;
-	char *out;
 
 	n = smtp_line_next(&s->lr, s->in.data + s->inpos, s->in.len - s->inpos, DATA_LINE_SEGMENT, &line);
 	if (n == 0)
 		return false;
 	s->inpos += n;
-	/* the wire form goes to a scratch line first: a finished header field
-	 * may have to go into dbuf before this line does */
-	out = line_out;
-	kind = smtp_data_line(&t->data, &line, (enum smtp_newline_policy)c->server.bare_newline, out, &outlen);
+	starts_line = !(line.flags & SMTP_LINE_CONTINUED);
+	kind = smtp_data_line(&t->data, &line, (enum smtp_newline_policy)c->server.bare_newline,
+	    content, &len, &eol);
 	switch (kind) {
 	case SMTP_DATA_END:
 		data_end(s);
@@ -268,32 +332,31 @@ bool session_data_process(struct session *s)
 		log_info("%s: bare <CR> or <LF> in message content from [%s]:%u", s->sid, s->ip, s->port);
 		txn_fail(s, 550, "5.5.2", "Error: bare <CR> or <LF> received");
 		session_reply(s, 550, "5.5.2", "Error: bare <CR> or <LF> received (RFC 5321 section 2.3.8)");
-		session_summary(s, "refused: bare CR or LF in content");
+		session_summary(s, "550 5.5.2 bare <CR> or <LF> in content");
 		session_close(s, "bare newline in content");
 		return false;
 	case SMTP_DATA_HEADER:
-		field_finish(s);
-		/* fall through */
-	case SMTP_DATA_HEADER_CONT:
-		if (!t->field_open && kind == SMTP_DATA_HEADER_CONT) {
-			/* a continuation without a field: pass it on as is */
-			dbuf_add(s, out, outlen);
-			break;
+		if (starts_line) {
+			/* a new field: the previous one is complete */
+			field_finish(s);
+			t->field_state = FIELD_COLLECTING;
 		}
-		t->field_open = true;
-		if (t->field.len + outlen > SESSION_HEADER_MAX) {
-			/* too long to inspect: pass on what we have, unfiltered */
-			dbuf_add(s, t->field.data, t->field.len);
-			t->field.len = 0;
-			dbuf_add(s, out, outlen);
-			break;
-		}
-		buf_append(&t->field, out, outlen, SESSION_HEADER_MAX);
+		field_add(s, content, len, eol);
 		break;
+	case SMTP_DATA_HEADER_CONT:
+		if (t->field_state != FIELD_NONE) {
+			field_add(s, content, len, eol);
+			break;
+		}
+		/* not reached (a continuation always follows a field); written
+		 * as content all the same */
+		/* fall through */
 	case SMTP_DATA_EOH:
 	case SMTP_DATA_BODY:
 		field_finish(s);
-		dbuf_add(s, out, outlen);
+		smtp_wire_text(&t->wire, content, len);
+		if (eol)
+			smtp_wire_eol(&t->wire);
 		break;
 	}
 	if (!t->eoh_done && (kind == SMTP_DATA_EOH || kind == SMTP_DATA_BODY) && !t->failed_code) {

@@ -6,4 +6,5 @@ libsmtp_a_SOURCES = \
 	smtp/smtp_addr.c smtp/smtp_addr.h \
 	smtp/smtp_reply.c smtp/smtp_reply.h \
 	smtp/smtp_data.c smtp/smtp_data.h \
+	smtp/smtp_wire.c smtp/smtp_wire.h \
 	smtp/smtp_server.c smtp/smtp_server.h

@@ -3,10 +3,8 @@
  * message ends, and what the backend receives.
  *
  * Contract (see smtp_data.h): one call per line from smtp_line_next(); the
- * wire form (at most line->len + 3 bytes) is rebuilt from the content:
- * one leading dot removed (RFC 5321 4.5.2) and put back when the content
- * still starts with a dot, CRLF appended unless the segment is PARTIAL. The
- * end of data is exactly "." + CRLF on a line that starts after a CRLF (or
+ * content (at most line->len bytes) has one leading dot removed (RFC 5321
+ * 4.5.2); smtp_wire puts it back for the backend. The end of data is exactly "." + CRLF on a line that starts after a CRLF (or
  * is the first line), so that no variant of the SMTP smuggling terminators
  * (CVE-2023-51764 class: <LF>.<LF>, <LF>.<CR><LF>, <CR><LF>.<LF>,
  * <CR>.<CR>, <CR><LF>.<CR><CR><LF>, ...) ends a message here, and the
@@ -62,7 +60,7 @@ static enum smtp_data_kind classify(struct smtp_data *d, const char *c,
 /* smtp_data_line - classify one line and write its wire form to out. */
 enum smtp_data_kind smtp_data_line(struct smtp_data *d,
     const struct smtp_line *line, enum smtp_newline_policy policy,
-    char *out, size_t *out_len)
+    char *out, size_t *out_len, bool *eol)
 {
 	bool continued = d->continuing || (line->flags & SMTP_LINE_CONTINUED);
 	bool partial = (line->flags & SMTP_LINE_PARTIAL) != 0;
@@ -73,6 +71,7 @@ enum smtp_data_kind smtp_data_line(struct smtp_data *d,
 	enum smtp_data_kind kind;
 
 	*out_len = 0;
+	*eol = false;
 	d->continuing = partial;
 	if (terminated)
 		d->after_bare_lf = (line->flags & SMTP_LINE_BARE_LF) != 0;
@@ -105,18 +104,16 @@ enum smtp_data_kind smtp_data_line(struct smtp_data *d,
 		}
 		kind = classify(d, c, n, terminated);
 		d->partial_kind = kind;
-		if (n > 0 && c[0] == '.')
-			out[o++] = '.'; /* RFC 5321 4.5.2: stuff it again */
 	}
 
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		/* Postfix cleanup_replace_stray_cr_lf: a bare CR becomes a space
 		 * (smtp_line flags every CR left in the content as bare). */
-		out[o++] = c[i] == '\r' ? ' ' : c[i];
-	if (terminated) {
-		out[o++] = '\r'; /* a bare LF goes out as CRLF */
-		out[o++] = '\n';
+		out[o] = c[i] == '\r' || c[i] == '\0' ? ' ' : c[i];
+		d->nul_replaced += c[i] == '\0';
+		o++;
 	}
+	*eol = terminated; /* a bare LF (normalise) ends the line as CRLF */
 	d->lines += terminated ? 1 : 0;
 	*out_len = o;
 	return kind;

@@ -2,12 +2,14 @@
  * smtp_data - the DATA content scanner: the only place that decides where a
  * message ends, and what the backend receives.
  *
- * Input: lines from smtp_line_next() read after the 354. Output, per line:
- * its kind, and its canonical wire form written to the caller's buffer:
- * dot-stuffed (RFC 5321 4.5.2) and CRLF-terminated (unless PARTIAL). The
- * wire form is regenerated from the content, never spliced from the client's
- * bytes, so nothing ambiguous reaches the backend (SMTP smuggling,
- * CVE-2023-51764 class).
+ * Input: lines from smtp_line_next() read after the 354. Output, per line
+ * (or per segment of a line longer than the reader's max): its kind, its
+ * content with the transparency dot removed (RFC 5321 4.5.2) and no line
+ * terminator, and whether the line ends with this segment. The content is
+ * what checks see and what goes to smtp_wire (smtp_wire.h), the one writer
+ * that re-stuffs and re-terminates it for the backend: no client byte is
+ * spliced through, so nothing ambiguous reaches the backend (SMTP
+ * smuggling, CVE-2023-51764 class).
  *
  * The only end of data is a line "." terminated by CRLF, preceded by a CRLF
  * (or first after the 354). Policy for a bare LF or bare CR anywhere:
@@ -17,6 +19,9 @@
  *                           "." line ended by a bare LF is content, not the
  *                           end, as in Postfix's "normalize"), and a bare CR
  *                           is replaced by a space.
+ * A NUL byte is replaced by a space under both policies (counted in
+ * nul_replaced): a backend that dropped NULs could otherwise see a line
+ * start where the client sent "\0." (smuggling through a stripping MTA).
  */
 #ifndef SMTP_DATA_H
 #define SMTP_DATA_H
@@ -54,17 +59,20 @@ struct smtp_data {
 	bool after_bare_lf;    /* previous line ended by a bare LF: the next
 	                          line does not follow a CRLF, so a "." there
 	                          is content, never the end (smuggling) */
+	uint64_t nul_replaced; /* NUL bytes sent as spaces */
 };
 
 /*
- * smtp_data_line - classify one line and write its wire form to out
- * (room for line->len + 3 bytes is enough), setting *out_len.
- * A PARTIAL segment keeps the kind of the line it starts, CONTINUED
- * segments are never dot-unstuffed nor taken for a header or the end.
+ * smtp_data_line - classify one line (segment) and write its content to
+ * out (room for line->len bytes is enough), setting *out_len, and *eol
+ * when the line ends with this segment. A PARTIAL segment keeps the kind
+ * of the line it starts; CONTINUED segments are never dot-unstuffed nor
+ * taken for a header or the end. Nothing is written for END and
+ * BAD_NEWLINE.
  */
 enum smtp_data_kind smtp_data_line(struct smtp_data *d,
     const struct smtp_line *line, enum smtp_newline_policy policy,
-    char *out, size_t *out_len);
+    char *out, size_t *out_len, bool *eol);
 
 /* smtp_header_name_len - length of the field name if line[0..len) starts a
  * header field ("Name:" with printable ASCII name), else 0. */

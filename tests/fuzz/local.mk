@@ -3,7 +3,8 @@
 FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
-	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c
+	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
+	$(srcdir)/smtp/smtp_wire.c
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -I$(srcdir) -I$(builddir) $(OPENSSL_CFLAGS)
 
 fuzz: $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)

@@ -12,6 +12,7 @@ INTEGRATION_TESTS = \
 	tests/integration/size_limit.py \
 	tests/integration/pipelining.py \
 	tests/integration/smuggling.py \
+	tests/integration/smuggling_headers.py \
 	tests/integration/bare_newline.py \
 	tests/integration/errors_and_sequence.py \
 	tests/integration/timeouts.py \

@@ -3,11 +3,13 @@
  * classification, both newline policies, every published SMTP smuggling
  * terminator, and a message split at every byte position.
  * Kinds are written as one letter per line: H header, C continuation,
- * E end of header, B body, . end of data, X bad newline.
+ * E end of header, B body, . end of data, X bad newline. The output is
+ * what the backend would get: the scanner's content through smtp_wire.
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS for guarded_copy */
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_line.h"
+#include "smtp/smtp_wire.h"
 #include "tests/unit/check.h"
 
 #define OUT_MAX 16384
@@ -19,7 +21,34 @@ struct run {
 	size_t nkinds;
 	size_t end_at; /* bytes consumed up to and including END; 0: none */
 	struct smtp_data d;
+	struct smtp_wire w;
 };
+
+struct sink {
+	char *out;
+	size_t *len;
+	size_t cap;
+};
+
+static int sink_emit(void *ctx, const char *data, size_t len)
+{
+	struct sink *k = ctx;
+	if (len > k->cap - *k->len)
+		return -1;
+	memcpy(k->out + *k->len, data, len);
+	*k->len += len;
+	return 0;
+}
+
+/* feed - one scanned segment through the writer, as the proxy does. */
+static void feed(struct smtp_wire *w, enum smtp_data_kind k, const char *c, size_t n, bool eol)
+{
+	if (k == SMTP_DATA_END || k == SMTP_DATA_BAD_NEWLINE)
+		return;
+	smtp_wire_text(w, c, n);
+	if (eol)
+		smtp_wire_eol(w);
+}
 
 static char kind_letter(enum smtp_data_kind k)
 {
@@ -34,22 +63,24 @@ static void run_data(const char *in, size_t len, size_t max,
 	struct smtp_line_reader lr = { 0 };
 	size_t off = 0;
 
+	struct sink sink;
+
 	memset(r, 0, sizeof(*r));
+	sink = (struct sink){ r->out, &r->out_len, OUT_MAX };
+	smtp_wire_init(&r->w, sink_emit, &sink);
 	for (;;) {
 		struct smtp_line l;
 		char tmp[2048];
+		bool eol = true;
 		size_t n = smtp_line_next(&lr, buf + off, len - off, max, &l), olen = 99;
 		if (n == 0)
 			break;
 		off += n;
-		enum smtp_data_kind k = smtp_data_line(&r->d, &l, pol, tmp, &olen);
-		CHECK(olen <= l.len + 3);
+		enum smtp_data_kind k = smtp_data_line(&r->d, &l, pol, tmp, &olen, &eol);
+		CHECK(olen <= l.len);
 		if (r->nkinds < sizeof(r->kinds) - 1)
 			r->kinds[r->nkinds++] = kind_letter(k);
-		if (olen <= OUT_MAX - r->out_len) {
-			memcpy(r->out + r->out_len, tmp, olen);
-			r->out_len += olen;
-		}
+		feed(&r->w, k, tmp, olen, eol);
 		if (k == SMTP_DATA_END) {
 			CHECK_INT(olen, 0);
 			r->end_at = off;
@@ -86,7 +117,8 @@ static const struct data_case cases[] = {
 	{ "..x\r\n.\r\n", 0, REJ, "..x\r\n", "B.", "double dot restuffed" },
 	{ "...\r\n.\r\n", 0, REJ, "...\r\n", "B.", "three dots" },
 	{ "x\r\n.\r\nMAIL FROM:<a@b>\r\n", 0, REJ, "x\r\n", "B.", "stops at the end" },
-	{ "A: b\0c\r\n.\r\n", 11, REJ, "A: b\0c\r\n", "H.", "NUL passed through" },
+	{ "A: b\0c\r\n.\r\n", 11, REJ, "A: b c\r\n", "H.", "NUL sent as a space" },
+	{ "\0.\r\n.\r\n", 7, REJ, " .\r\n", "B.", "NUL before a dot: no line starts with the dot" },
 	{ "\x80\xff\r\n.\r\n", 0, REJ, "\x80\xff\r\n", "B.", "8-bit passed through" },
 	{ "a\nb\r\n.\r\n", 0, REJ, "b\r\n", "XB.", "bare LF rejected" },
 	{ "a\nb\r\n.\r\n", 0, NORM, "a\r\nb\r\n", "BB.", "bare LF normalised" },
@@ -106,7 +138,7 @@ static void run_cases(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct data_case *t = &cases[i];
 		size_t len = t->in_len ? t->in_len : strlen(t->in);
-		size_t olen = t->in_len ? t->in_len - 3 : strlen(t->out);
+		size_t olen = strlen(t->out);
 		int before = check_failed;
 		run_data(t->in, len, 1000, t->pol, &r);
 		CHECK_INT(r.out_len, olen);
@@ -204,8 +236,11 @@ static void test_split(void)
 			for (size_t split = 0; split <= len; split++) {
 				struct smtp_line_reader lr = { 0 };
 				struct smtp_data d = { 0 };
+				struct smtp_wire w;
 				char out[OUT_MAX];
 				size_t have = 0, off = 0, olen = 0, end_at = 0;
+				struct sink sink = { out, &olen, OUT_MAX };
+				smtp_wire_init(&w, sink_emit, &sink);
 				for (int rd = 0; rd < 2 && !end_at; rd++) {
 					size_t chunk = rd == 0 ? split : len - split;
 					memcpy(acc + have, msg + (rd ? split : 0), chunk);
@@ -213,15 +248,18 @@ static void test_split(void)
 					char *g = guarded_copy(acc, have);
 					for (;;) {
 						struct smtp_line l;
-						size_t n = smtp_line_next(&lr, g + off, have - off, max, &l), w;
+						char c[OUT_MAX];
+						size_t n = smtp_line_next(&lr, g + off, have - off, max, &l), cl;
+						bool eol;
 						if (n == 0)
 							break;
 						off += n;
-						if (smtp_data_line(&d, &l, pol, out + olen, &w) == SMTP_DATA_END) {
+						enum smtp_data_kind k = smtp_data_line(&d, &l, pol, c, &cl, &eol);
+						if (k == SMTP_DATA_END) {
 							end_at = off;
 							break;
 						}
-						olen += w;
+						feed(&w, k, c, cl, eol);
 					}
 					guarded_free(g, have);
 				}
