@@ -303,10 +303,14 @@ int batv_keys_load(const char *path, struct batv_keys *keys, char *err,
 		close(fd);
 		return keys_error(err, errlen, path, 0, "not a regular file");
 	}
-	if (st.st_mode & 007) {
+	/* others must have no access, and the group no write access (one
+	 * who can write the keys can make tags that pass); a group may read,
+	 * so that keys can be shared with the user backstop runs as */
+	if (st.st_mode & (S_IWGRP | S_IRWXO)) {
 		close(fd);
-		snprintf(why, sizeof why, "mode %04o gives others access to the "
-		    "secrets; chmod o-rwx it", (unsigned)(st.st_mode & 07777));
+		snprintf(why, sizeof why, "mode %04o gives %s access to the "
+		    "secrets; chmod g-w,o-rwx it", (unsigned)(st.st_mode & 07777),
+		    st.st_mode & S_IRWXO ? "others" : "the group write");
 		return keys_error(err, errlen, path, 0, why);
 	}
 	if ((fp = fdopen(fd, "r")) == NULL) {

@@ -8,6 +8,7 @@
  * continuation replies and calls session_resume(), which carries on with
  * the commands the client pipelined meanwhile.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,7 +259,9 @@ static int mail_params(struct session *s, const struct smtp_param *p, size_t np)
 					session_reply(s, 501, "5.5.4", "Error: bad SIZE parameter");
 					return -1;
 				}
-				v = v * 10 + (unsigned)(p[i].value[j] - '0');
+				/* saturate: a 20-digit value must not wrap to a small one */
+				unsigned digit = (unsigned)(p[i].value[j] - '0');
+				v = v > (ULLONG_MAX - digit) / 10 ? ULLONG_MAX : v * 10 + digit;
 			}
 			/* RFC 1870 6.1: refuse at MAIL what will not fit */
 			if (v > s->cfg->limits.max_message_size) {

@@ -24,6 +24,9 @@ with t.case("SIZE at MAIL"):
     t.check_reply("SIZE=limit+1 refused 552 5.3.4", r, 552, "5.3.4")
     r = c.cmd("MAIL FROM:<sender@example.org> SIZE=99999999999999999999")
     t.check_reply("SIZE=huge refused 552 5.3.4 (or 501/555)", r, 5)
+    # 2^64 + 1000: a parser that wraps would take it for SIZE=1000
+    r = c.cmd("MAIL FROM:<sender@example.org> SIZE=18446744073709552616")
+    t.check_reply("SIZE=2^64+1000 refused 552 5.3.4 (no wrap)", r, 552, "5.3.4")
     r = c.cmd("MAIL FROM:<sender@example.org> SIZE=abc")
     t.check_reply("SIZE=abc refused 501/555", r, 5)
     r = c.cmd("MAIL FROM:<sender@example.org> SIZE=1000")

@@ -148,4 +148,35 @@ with t.case("a 100 KB folded field that is kept"):
                 b"X-Long: start\r\n" + value in raw)
         t.check("long kept: the 20 KB line arrived whole", long_line + b"\r\n" in raw)
 
+# 6. NUL bytes: a backend that dropped them would see "\0." as a "."
+#    line; backstop sends them as spaces, so no line starts with the dot
+with t.case("NUL before a dot"):
+    pf.clear_mail()
+    data = (b"Subject: nul dot\r\n\r\nbefore\r\n\x00.\r\n" + smuggled(b"nul") +
+            b"\x00\x00.\r\n.\r\n")
+    send_data(t, bs, "NUL dot", data)
+    msgs = pf.settle(1.0)
+    t.check("NUL dot: one message, to user only",
+            len(msgs) == 1 and msgs[0].mailbox == "user", [m.path for m in msgs])
+    if msgs:
+        t.check("NUL dot: no NUL byte reached the backend", b"\x00" not in msgs[0].raw)
+        t.check("NUL dot: the NULs arrived as spaces", b"\n .\n" in msgs[0].raw and b"\n  .\n" in msgs[0].raw)
+
+# 7. our Received field is never left out, however long its parts are
+with t.case("Received with a 250-byte HELO"):
+    pf.clear_mail()
+    helo = "h" * 60 + "." + "e" * 60 + "." + "l" * 60 + "." + "o" * 60 + ".example"
+    c = bs.client()
+    t.check_reply("long HELO: EHLO 250", c.cmd("EHLO " + helo), 250)
+    c.cmd("MAIL FROM:<sender@example.org>")
+    c.cmd("RCPT TO:<user@test.example>")
+    c.cmd("DATA")
+    c.send(dot_stuff(make_message("long helo")) + b".\r\n")
+    t.check_reply("long HELO: accepted", c.reply(10), 250)
+    c.close()
+    msgs = pf.settle(1.0)
+    t.check("long HELO: our Received field names the HELO",
+            len(msgs) == 1 and helo in (backstop_received(msgs[0]) or ""),
+            [backstop_received(m) for m in msgs])
+
 t.done()

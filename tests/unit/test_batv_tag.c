@@ -330,7 +330,9 @@ static void test_keys_file(void)
 	CHECK_INT(k.len[1], 64);
 
 	expect_err("1 s3cr3t\n", 0644, 0, "mode 0644");
-	expect_err("1 s3cr3t\n", 0601, 0, "chmod o-rwx");
+	expect_err("1 s3cr3t\n", 0601, 0, "chmod g-w,o-rwx");
+	expect_err("1 s3cr3t\n", 0620, 0, "the group write access");
+	expect_err("1 s3cr3t\n", 0660, 0, "mode 0660");
 	expect_err("1 s3cr3t\n", 0602, 0, "mode 0602");
 	expect_err("1 s3cr3t0123456789012345678901234567890123456789012345678901234567890\n",
 	    0600, 1, "longer than 64");
