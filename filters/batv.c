@@ -256,7 +256,7 @@ static enum filter_result inbound_rcpt(const struct filter_env *env,
 	snprintf(v->esc, sizeof v->esc, "5.7.1");
 	refusal_text(v, env->rcpt, st);
 	snprintf(v->note, sizeof v->note, "batv=fail(%s)", fail_token(st));
-	log_info("%s: batv: refused bounce to %s at RCPT: %s", env->sid,
+	log_debug("%s: batv: refused bounce to %s at RCPT: %s", env->sid,
 	    esc(env->rcpt, e, sizeof e), batv_status_text(st));
 	return FILTER_REJECT;
 }
@@ -336,7 +336,7 @@ static enum filter_result inbound_data(const struct filter_env *env,
 	snprintf(v->esc, sizeof v->esc, "5.7.1");
 	snprintf(v->text, sizeof v->text, "<%s>: address did not send this mail (%s)",
 	    esc(bad, e, sizeof e), reason);
-	log_info("%s: batv: refused bounce to %s at DATA: %s", env->sid,
+	log_debug("%s: batv: refused bounce to %s at DATA: %s", env->sid,
 	    esc(bad, e, sizeof e), reason);
 	return FILTER_REJECT;
 }

@@ -585,6 +585,13 @@ void session_reply(struct session *s, int code, const char *esc, const char *fmt
 	n = smtp_reply_format(wire, sizeof wire, code, esc, text);
 	if (n < 0)
 		n = smtp_reply_format(wire, sizeof wire, code, esc, "Error");
+	if (code >= 400) {
+		/* the summary log line quotes the reply as the client got it */
+		char esc_text[SESSION_REPLY_LOG_MAX - 32];
+		log_escape(text, strcspn(text, "\n"), esc_text, sizeof esc_text);
+		snprintf(s->last_refusal, sizeof s->last_refusal, "%d%s%s %s", code,
+		    esc && esc[0] ? " " : "", esc ? esc : "", esc_text);
+	}
 	/* RFC 5321 4.2.2: 500-503 and 555 are the client's protocol errors;
 	 * refusals (550 for an unknown user, ...) do not count */
 	if ((code >= 500 && code <= 503) || code == 555)

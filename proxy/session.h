@@ -44,6 +44,8 @@ struct tls_server;
 #define SESSION_OUT_MAX 65536     /* replies held before the client reads them */
 #define SESSION_HEADER_MAX 65536  /* one header field, when filters inspect it */
 #define SESSION_NOTES_MAX 512
+#define SESSION_REFUSALS_MAX 1024
+#define SESSION_REPLY_LOG_MAX 300
 
 enum session_rdns { RDNS_NONE = 0, RDNS_PENDING, RDNS_DONE };
 
@@ -79,6 +81,8 @@ struct txn {
 	unsigned rcpts_refused;
 	struct buf headers;      /* prepended header fields from filters */
 	char notes[SESSION_NOTES_MAX]; /* "spf=pass batv=pass" */
+	char refusals[SESSION_REFUSALS_MAX]; /* "<rcpt> 550 5.1.1 text; ..." */
+	bool summarized;         /* its one summary line is written */
 	/* content */
 	struct smtp_data data;
 	struct smtp_wire wire;   /* the one writer of content to the backend */
@@ -132,6 +136,8 @@ struct session {
 	bool skip_to_eol;           /* discarding the rest of an over-long line */
 	bool out_blocked;           /* the client does not read its replies */
 	unsigned errors;
+	char last_refusal[SESSION_REPLY_LOG_MAX]; /* "550 5.7.1 text" of the
+	                                          last 4xx/5xx reply, for logs */
 	uint32_t call_seq;          /* filter calls; stale verdicts are dropped */
 	size_t filter_next;         /* next filter to run at the current stage */
 	enum filter_stage filter_stage;
@@ -195,7 +201,15 @@ void txn_reset(struct session *s);
 void txn_free(struct session *s);
 void filters_run(struct session *s, enum filter_stage stage,
     void (*then)(struct session *, const struct filter_verdict *));
+/* session_summary - the transaction's one summary line (later calls for
+ * the same transaction write nothing); result says how it ended. */
 void session_summary(struct session *s, const char *result);
+/* session_summary_refused - the summary of a transaction refused at stage:
+ * "refused at STAGE: <the reply given>". */
+void session_summary_refused(struct session *s, const char *stage);
+/* txn_refusal - note a refused command of the transaction (a recipient,
+ * DATA) with the reply given, for its summary line. */
+void txn_refusal(struct session *s, const char *what);
 void session_starttls_done(struct session *s, bool ok);
 void session_rdns_done(struct session *s);
 

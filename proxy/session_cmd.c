@@ -47,6 +47,9 @@ void txn_free(struct session *s)
 void txn_reset(struct session *s)
 {
 	unsigned number = s->txn.number;
+	/* every transaction gets its one summary line, however it ends */
+	if (s->txn.active)
+		session_summary(s, "ended without a message");
 	if (s->txn.mail_relayed)
 		s->be_rset_pending = true;
 	txn_free(s);
@@ -94,11 +97,35 @@ static void reply_verdict(struct session *s, const struct filter_verdict *v)
 
 /* ---- logging ---- */
 
+void txn_refusal(struct session *s, const char *what)
+{
+	char *r = s->txn.refusals;
+	size_t used = strlen(r), cap = sizeof s->txn.refusals;
+	int n;
+
+	if (used + 4 >= cap)
+		return;   /* full: the "..." below already says so */
+	n = snprintf(r + used, cap - used, "%s%s: %s", used ? "; " : "", what, s->last_refusal);
+	if (n < 0 || (size_t)n >= cap - used)
+		memcpy(r + cap - 4, "...", 4);
+}
+
+void session_summary_refused(struct session *s, const char *stage)
+{
+	char result[SESSION_REPLY_LOG_MAX + 64];
+	snprintf(result, sizeof result, "refused at %s: %s", stage, s->last_refusal);
+	session_summary(s, result);
+}
+
 void session_summary(struct session *s, const char *result)
 {
 	char from[300], rcpts[1200], helo[300], tlsinfo[400] = "";
 	size_t used = 0;
-	uint64_t ms = uv_now(uv_default_loop()) - s->txn.started_ms;
+	uint64_t ms = s->txn.started_ms ? uv_now(uv_default_loop()) - s->txn.started_ms : 0;
+
+	if (s->txn.summarized)
+		return;
+	s->txn.summarized = true;
 
 	log_escape(s->txn.from.addr, strlen(s->txn.from.addr), from, sizeof from);
 	log_escape(s->helo, strlen(s->helo), helo, sizeof helo);
@@ -120,10 +147,11 @@ void session_summary(struct session *s, const char *result)
 			snprintf(tlsinfo + n, sizeof tlsinfo - n, " tls_subject=<%s>", subj_esc);
 		}
 	}
-	log_info("%s: txn %s.%u from [%s]:%u helo=<%s>%s from=<%s> to=%s checks=[%s] size=%llu "
+	log_info("%s: txn %s.%u from [%s]:%u helo=<%s>%s from=<%s> to=%s checks=[%s]%s%s%s size=%llu "
 	    "duration=%llums result: %s", s->sid, s->sid, s->txn.number, s->ip, s->port, helo, tlsinfo,
-	    from, rcpts[0] ? rcpts : "none", s->txn.notes, (unsigned long long)s->txn.data.bytes,
-	    (unsigned long long)ms, result);
+	    from, rcpts[0] ? rcpts : "none", s->txn.notes,
+	    s->txn.refusals[0] ? " refused=[" : "", s->txn.refusals, s->txn.refusals[0] ? "]" : "",
+	    (unsigned long long)s->txn.data.bytes, (unsigned long long)ms, result);
 }
 
 /* ---- backend helpers ---- */
@@ -318,6 +346,9 @@ static int mail_params(struct session *s, const struct smtp_param *p, size_t np)
 	return 0;
 }
 
+static void mail_refused(struct session *s, const struct smtp_cmd *cmd);
+static void rcpt_refused(struct session *s, const struct smtp_cmd *cmd);
+
 static void mail_relayed(struct session *s, const struct smtp_reply *r, int err)
 {
 	if (err) {
@@ -331,8 +362,10 @@ static void mail_relayed(struct session *s, const struct smtp_reply *r, int err)
 		s->txn.active = true;
 		s->txn.mail_relayed = true;
 		s->state = SMTP_STATE_MAIL;
-	} else {
-		txn_reset(s);
+	} else if (!s->closing) {
+		/* the backend never started this transaction: nothing to RSET */
+		s->txn.mail_relayed = false;
+		mail_refused(s, NULL);
 	}
 	session_resume(s);
 }
@@ -341,12 +374,25 @@ static void mail_filtered(struct session *s, const struct filter_verdict *v)
 {
 	if (v->result != FILTER_CONTINUE) {
 		reply_verdict(s, v);
-		txn_reset(s);
+		mail_refused(s, NULL);
 		return;
 	}
 	if (s->rewrite[0])
 		snprintf(s->txn.from_relayed, sizeof s->txn.from_relayed, "%s", s->rewrite);
 	mail_relay(s, mail_relayed);
+}
+
+/* mail_refused - the one summary line of a MAIL refused before any
+ * transaction began: the sender as the client wrote it, and the reply. */
+static void mail_refused(struct session *s, const struct smtp_cmd *cmd)
+{
+	if (cmd != NULL && !s->txn.from.addr[0] && !s->txn.from.is_null) {
+		char raw[SMTP_ADDR_MAX + 1];
+		log_escape(cmd->arg, cmd->arg_len, raw, sizeof raw);
+		snprintf(s->txn.from.addr, sizeof s->txn.from.addr, "%s", raw);
+	}
+	session_summary_refused(s, "MAIL");
+	txn_reset(s);
 }
 
 static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
@@ -369,16 +415,19 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 	case SMTP_PATH_BAD_PARAM:
 	case SMTP_PATH_TOO_MANY_PARAMS:
 		session_reply(s, 501, "5.5.4", "Error: bad parameters");
+		mail_refused(s, cmd);
 		return;
 	case SMTP_PATH_8BIT:
 		session_reply(s, 553, "5.6.7", "Error: non-ASCII address without SMTPUTF8");
+		mail_refused(s, cmd);
 		return;
 	default:
 		session_reply(s, 501, "5.1.7", "Error: bad sender address syntax");
+		mail_refused(s, cmd);
 		return;
 	}
 	if (mail_params(s, params, np) < 0) {
-		txn_reset(s);
+		mail_refused(s, cmd);
 		return;
 	}
 	s->txn.number = ++s->txn_count;
@@ -500,9 +549,27 @@ static void rcpt_relayed(struct session *s, const struct smtp_reply *r, int err)
 		}
 	} else {
 		s->txn.rcpts_refused++;
+		rcpt_refused(s, NULL);
 	}
 	s->txn.rcpt.addr[0] = '\0';
 	session_resume(s);
+}
+
+/* rcpt_refused - note the refused recipient (as parsed, or as the client
+ * wrote it) with the reply given, for the transaction's summary. */
+static void rcpt_refused(struct session *s, const struct smtp_cmd *cmd)
+{
+	char what[SMTP_ADDR_MAX + 8], addr[SMTP_ADDR_MAX + 1];
+
+	if (s->txn.rcpt.addr[0])
+		log_escape(s->txn.rcpt.addr, strlen(s->txn.rcpt.addr), addr, sizeof addr);
+	else if (cmd != NULL)
+		log_escape(cmd->arg, cmd->arg_len > 200 ? 200 : cmd->arg_len, addr, sizeof addr);
+	else
+		addr[0] = '\0';
+	/* the client's own text keeps its own brackets, if any */
+	snprintf(what, sizeof what, addr[0] == '<' ? "%s" : "<%s>", addr);
+	txn_refusal(s, what);
 }
 
 static void rcpt_relay(struct session *s)
@@ -519,6 +586,7 @@ static void rcpt_filtered(struct session *s, const struct filter_verdict *v)
 	if (v->result != FILTER_CONTINUE) {
 		reply_verdict(s, v);
 		s->txn.rcpts_refused++;
+		rcpt_refused(s, NULL);
 		s->txn.rcpt.addr[0] = '\0';
 		return;
 	}
@@ -535,7 +603,7 @@ static void outbound_mail_relayed(struct session *s, const struct smtp_reply *r,
 		/* the next hop refused the sender: say so at this first RCPT,
 		 * and end the transaction */
 		relay_reply(s, r, false);
-		session_summary(s, "sender refused by next hop");
+		session_summary_refused(s, "MAIL by the next hop");
 		txn_reset(s);
 		session_resume(s);
 		return;
@@ -550,7 +618,7 @@ static void outbound_mail_filtered(struct session *s, const struct filter_verdic
 {
 	if (v->result != FILTER_CONTINUE) {
 		reply_verdict(s, v);
-		session_summary(s, "sender refused");
+		session_summary_refused(s, "MAIL");
 		txn_reset(s);
 		return;
 	}
@@ -569,22 +637,27 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	if (s->txn.nrcpts >= s->cfg->limits.max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
 		session_reply(s, 452, "4.5.3", "Error: too many recipients");
+		s->txn.rcpt.addr[0] = '\0';
+		rcpt_refused(s, cmd);
 		return;
 	}
 	st = smtp_path_parse(cmd->arg, cmd->arg_len, SMTP_PATH_ALLOW_POSTMASTER | SMTP_PATH_ALLOW_UTF8,
 	    &s->txn.rcpt, params, &np);
 	if (st == SMTP_PATH_BAD_PARAM || st == SMTP_PATH_TOO_MANY_PARAMS) {
 		session_reply(s, 501, "5.5.4", "Error: bad parameters");
+		rcpt_refused(s, cmd);
 		return;
 	}
 	if (st == SMTP_PATH_8BIT || (st == SMTP_PATH_OK && s->txn.rcpt.has_8bit &&
 	    !strstr(s->txn.mail_params, "SMTPUTF8") && !strstr(s->txn.mail_params, "smtputf8"))) {
 		session_reply(s, 553, "5.6.7", "Error: non-ASCII address without SMTPUTF8");
+		rcpt_refused(s, cmd);
 		s->txn.rcpt.addr[0] = '\0';
 		return;
 	}
 	if (st != SMTP_PATH_OK) {
 		session_reply(s, 501, "5.1.3", "Error: bad recipient address syntax");
+		rcpt_refused(s, cmd);
 		s->txn.rcpt.addr[0] = '\0';
 		return;
 	}
@@ -593,12 +666,14 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		if ((smtp_param_is(&params[i], "NOTIFY") || smtp_param_is(&params[i], "ORCPT"))) {
 			if (!caps || !caps->dsn) {
 				session_reply(s, 555, "5.5.4", "Error: DSN is not supported");
+				rcpt_refused(s, cmd);
 				s->txn.rcpt.addr[0] = '\0';
 				return;
 			}
 		} else {
 			session_reply(s, 555, "5.5.4", "Error: unsupported parameter %.*s",
 			    (int)(params[i].key_len > 40 ? 40 : params[i].key_len), params[i].key);
+			rcpt_refused(s, cmd);
 			s->txn.rcpt.addr[0] = '\0';
 			return;
 		}
@@ -607,6 +682,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		    params[i].value ? (int)params[i].value_len : 0, params[i].value ? params[i].value : "");
 		if (n < 0 || (size_t)n >= sizeof s->txn.rcpt_params - used) {
 			session_reply(s, 501, "5.5.4", "Error: parameters too long");
+			rcpt_refused(s, cmd);
 			s->txn.rcpt.addr[0] = '\0';
 			return;
 		}
@@ -634,13 +710,13 @@ static void data_relayed(struct session *s, const struct smtp_reply *r, int err)
 		/* a backend that "accepts" DATA without 354 is confused */
 		log_warn("%s: backend answered DATA with %d %s", s->sid, r->code, r->text);
 		session_reply(s, 451, "4.3.0", "Error: unexpected reply from the backend, try again later");
-		session_summary(s, "unexpected backend reply to DATA");
+		session_summary_refused(s, "DATA (unexpected backend reply)");
 		backend_abort(s);
 		txn_reset(s);
 		s->be_rset_pending = false;
 	} else {
 		relay_reply(s, r, false);
-		session_summary(s, "refused at DATA by backend");
+		session_summary_refused(s, "DATA by the backend");
 		txn_reset(s);
 	}
 	session_resume(s);
@@ -650,7 +726,7 @@ static void data_filtered(struct session *s, const struct filter_verdict *v)
 {
 	if (v->result != FILTER_CONTINUE) {
 		reply_verdict(s, v);
-		session_summary(s, v->result == FILTER_TEMPFAIL ? "tempfail at DATA" : "rejected at DATA");
+		session_summary_refused(s, "DATA");
 		/* the backend holds MAIL and RCPTs: RSET it before the next MAIL */
 		txn_reset(s);
 		return;
@@ -664,6 +740,7 @@ static void cmd_data(struct session *s)
 	if (s->txn.nrcpts == 0) {
 		session_reply(s, s->txn.rcpts_refused ? 554 : 503, "5.5.1",
 		    s->txn.rcpts_refused ? "Error: no valid recipients" : "Error: need RCPT command");
+		txn_refusal(s, "DATA");
 		return;
 	}
 	filters_run(s, FILTER_DATA, data_filtered);

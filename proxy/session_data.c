@@ -261,7 +261,7 @@ static void eod_filtered(struct session *s, const struct filter_verdict *v)
 	if (v->result != FILTER_CONTINUE) {
 		txn_fail(s, v->code, v->esc, v->text);
 		session_reply(s, v->code, v->esc, "%s", v->text);
-		session_summary(s, "refused at end of data");
+		session_summary_refused(s, "end of data");
 		s->state = SMTP_STATE_READY;
 		txn_reset(s);
 		s->be_rset_pending = false;
@@ -271,7 +271,7 @@ static void eod_filtered(struct session *s, const struct filter_verdict *v)
 		/* no room for the final dot: the backend never sees an end */
 		txn_fail(s, 451, "4.3.0", "Error: internal error, try again later");
 		session_reply(s, 451, "4.3.0", "Error: internal error at end of data, try again later");
-		session_summary(s, "451 4.3.0 no room for the end of data");
+		session_summary_refused(s, "end of data");
 		s->state = SMTP_STATE_READY;
 		txn_reset(s);
 		s->be_rset_pending = false;
@@ -285,11 +285,8 @@ static void data_end(struct session *s)
 {
 	field_finish(s);
 	if (s->txn.failed_code) {
-		char result[2600];
 		session_reply(s, s->txn.failed_code, s->txn.failed_esc, "%s", s->txn.failed_text);
-		snprintf(result, sizeof result, "refused: %d %s %s", s->txn.failed_code,
-		    s->txn.failed_esc, s->txn.failed_text);
-		session_summary(s, result);
+		session_summary_refused(s, "end of data");
 		s->state = SMTP_STATE_READY;
 		txn_reset(s);
 		s->be_rset_pending = false;
@@ -332,7 +329,7 @@ bool session_data_process(struct session *s)
 		log_info("%s: bare <CR> or <LF> in message content from [%s]:%u", s->sid, s->ip, s->port);
 		txn_fail(s, 550, "5.5.2", "Error: bare <CR> or <LF> received");
 		session_reply(s, 550, "5.5.2", "Error: bare <CR> or <LF> received (RFC 5321 section 2.3.8)");
-		session_summary(s, "550 5.5.2 bare <CR> or <LF> in content");
+		session_summary_refused(s, "DATA content");
 		session_close(s, "bare newline in content");
 		return false;
 	case SMTP_DATA_HEADER:

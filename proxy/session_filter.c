@@ -87,7 +87,8 @@ static bool apply_verdict(struct session *s, const char *name)
 	}
 	if (!v->text[0])
 		snprintf(v->text, sizeof v->text, "Error: refused by policy (%s)", name);
-	log_info("%s: %s %s from [%s]:%u: %d %s %s", s->sid, name,
+	/* the transaction's summary line carries the reply; this is detail */
+	log_debug("%s: %s %s from [%s]:%u: %d %s %s", s->sid, name,
 	    v->result == FILTER_TEMPFAIL ? "tempfail" : "reject", s->ip, s->port,
 	    v->code, v->esc, v->text);
 	return true;

@@ -367,7 +367,7 @@ with t.case("a world-readable keys file is refused by -t with a clear message"):
     rc, out = bs.check_config(conf)
     t.check("backstop -t exits non-zero", rc != 0, out)
     t.check("message names the file, the mode and the fix",
-            bad in out and "0644" in out and "chmod o-rwx" in out, out)
+            bad in out and "0644" in out and "chmod g-w,o-rwx" in out, out)
     t.check("message does not show a secret", not any(s in out for s in SECRETS.values()), out)
     rc, out = bs.check_config()
     t.check("the same config with the 0600 file passes -t", rc == 0, out)

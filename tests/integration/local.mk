@@ -13,6 +13,7 @@ INTEGRATION_TESTS = \
 	tests/integration/pipelining.py \
 	tests/integration/smuggling.py \
 	tests/integration/smuggling_headers.py \
+	tests/integration/summary_log.py \
 	tests/integration/bare_newline.py \
 	tests/integration/errors_and_sequence.py \
 	tests/integration/timeouts.py \
