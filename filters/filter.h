@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "filters/authres.h"
+
 struct config;
 
 enum filter_stage {
@@ -56,8 +58,9 @@ enum filter_result {
  * does nothing continues. code/esc/text are the SMTP reply (defaults by
  * result when 0/""), note is a short "name=value" for the transaction's
  * summary log line (e.g. "spf=fail"); headers are complete header fields
- * ("Name: value\r\n"...) to prepend to the message; rewrite, when not empty,
- * replaces the address of the current MAIL FROM or RCPT TO (BATV).
+ * ("Name: value\r\n"...) to prepend to the message (at EOH and EOD only by
+ * a filter that holds, see hold below); rewrite, when not empty, replaces
+ * the address of the current MAIL FROM or RCPT TO (BATV).
  */
 struct filter_verdict {
 	enum filter_result result;
@@ -67,9 +70,34 @@ struct filter_verdict {
 	char note[FILTER_NOTE_MAX];
 	char headers[FILTER_HEADERS_MAX];
 	char rewrite[FILTER_ADDR_MAX];
+	/* an authentication result for the message's record (method "" =
+	 * none): the way an asynchronous check reports one */
+	struct auth_result auth;
 };
 
-/* The read-only view of a session that hooks get. */
+/* How a transaction ended, for the txn_end hook. */
+enum filter_outcome {
+	FILTER_TXN_ACCEPTED = 0, /* the backend took the message */
+	FILTER_TXN_REFUSED,      /* refused by a check, by the backend, or on error */
+	FILTER_TXN_RESET,        /* RSET, HELO, STARTTLS, or no message sent */
+	FILTER_TXN_ABORTED,      /* the client went away mid-transaction */
+};
+
+/* A whole header field as received (un-dot-stuffed, CRLF between folded
+ * lines, no final CRLF). A field longer than SESSION_HEADER_MAX (64 KiB)
+ * is given once, cut: name and the first 64 KiB; the verdict covers all
+ * of it. */
+struct filter_header {
+	const char *name;      /* without the colon */
+	size_t name_len;
+	const char *value;     /* after the colon, inner folding kept */
+	size_t value_len;
+	const char *field;     /* the whole field, "Name: value..." */
+	size_t field_len;
+	bool cut;
+};
+
+/* The view of a session that hooks get: the same at every stage. */
 struct filter_env {
 	uint64_t session_id;
 	const char *sid;           /* printable session id, for log lines */
@@ -89,6 +117,13 @@ struct filter_env {
 	const char *const *rcpts_orig; /* same recipients as the client gave them */
 	size_t nrcpts;
 	const struct config *cfg;  /* the configuration this session runs on */
+	/* per transaction (NULL outside one) */
+	unsigned txn_number;
+	void **txn_state;          /* this filter's per-message slot: allocate on
+	                              first use, free in txn_end */
+	struct auth_results *auth; /* the message's authentication results:
+	                              checks write theirs, read the others' */
+	bool hold;                 /* the message is held until end of data */
 };
 
 /* Token for an asynchronous verdict. Copy it; it holds no pointers. */
@@ -108,21 +143,41 @@ struct filter_ops {
 	/* per stage; NULL = not interested */
 	enum filter_result (*hook[FILTER_STAGE_COUNT])(const struct filter_env *env,
 	    struct filter_verdict *v, const struct filter_async *async);
-	/* header fields as received, during DATA: return false to drop the
-	 * field (e.g. a forged Authentication-Results). name/value exclude the
-	 * colon and the final CRLF; value keeps inner folding. May be NULL. */
-	bool (*header)(const struct filter_env *env, const char *name,
-	    size_t name_len, const char *value, size_t value_len);
+	/* Content, during DATA. header: every field, whole; return false to
+	 * drop it (every filter sees every field; one false drops it). body:
+	 * the body as received, un-dot-stuffed, CRLF line ends, in chunks as
+	 * they arrive. Both synchronous; may be NULL. */
+	bool (*header)(const struct filter_env *env, const struct filter_header *h);
+	void (*body)(const struct filter_env *env, const char *data, size_t len);
+	/* txn_end: the transaction is over, however it ended; always runs for
+	 * a filter whose txn_state slot is set (free it here). disconnect:
+	 * the session ends. May be NULL. */
+	void (*txn_end)(const struct filter_env *env, enum filter_outcome outcome);
+	void (*disconnect)(const struct filter_env *env);
+	/* hold: the filter adds header fields or decides only at end of data
+	 * and needs the message held (spooled) until then, so its fields go
+	 * on top. NULL = never. */
+	bool (*hold)(const struct config *cfg);
+	/* The runner's deadline for FILTER_ASYNC (0: 10 s); when it passes,
+	 * the filter's verdict is a tempfail (451 4.7.1), or CONTINUE when
+	 * timeout_continues is set, and the log names the filter. */
+	unsigned async_timeout_ms;
+	bool timeout_continues;
 };
+
+#define FILTER_ASYNC_TIMEOUT_DEFAULT 10000
 
 /*
  * filter_async_done - deliver a verdict for a hook that returned
- * FILTER_ASYNC. Loop thread only. Implemented by proxy/ (session.c).
+ * FILTER_ASYNC. Loop thread only; may be called from inside the hook
+ * itself: the session resumes from the loop's run queue, never on the
+ * caller's stack. Implemented by proxy/ (session_filter.c).
  */
 void filter_async_done(const struct filter_async *async,
     const struct filter_verdict *v);
 
 /* The filters compiled in, in the order they run (filters/filters.c). */
+#define FILTER_TABLE_MAX 16
 extern const struct filter_ops *const filter_table[];
 extern const size_t filter_table_len;
 

@@ -2,6 +2,7 @@
 noinst_LIBRARIES += libfilters.a
 libfilters_a_SOURCES = \
 	filters/filter.h filters/filters.c \
+	filters/authres.c filters/authres.h \
 	filters/helo.c \
 	filters/batv_tag.c filters/batv_tag.h \
 	filters/batv.c filters/batv.h \

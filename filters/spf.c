@@ -48,6 +48,7 @@
 #include <uv.h>
 
 #include "filters/filter.h"
+#include "filters/authres.h"
 #include "filters/spf.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
@@ -283,21 +284,25 @@ static int headers_try(const struct spf_report *r, char *out, size_t cap, size_t
 		sb_value(&b, r->problem, max);
 	}
 	sb_puts(&b, "\r\n");
-
-	/* RFC 8601 2.2 / 2.7.2: authserv-id; spf=result smtp.mailfrom=domain */
-	sb_puts(&b, "Authentication-Results: ");
-	sb_value(&b, r->receiver, max);
-	sb_puts(&b, ";\r\n\tspf=");
-	sb_puts(&b, res);
-	if (r->helo_identity) {
-		sb_puts(&b, " smtp.helo=");
-		sb_value(&b, r->helo, max);
-	} else {
-		sb_puts(&b, " smtp.mailfrom=");
-		sb_value(&b, r->domain, max);
-	}
-	sb_puts(&b, "\r\n");
 	return b.overflow ? -1 : (int)b.len;
+}
+
+/* spf_auth_result - the spf= part of the message's Authentication-Results
+ * (RFC 8601 2.7.2): spf=result smtp.mailfrom=domain (or smtp.helo=). */
+void spf_auth_result(const struct spf_report *r, struct auth_result *a)
+{
+	const char *id = r->helo_identity ? r->helo : r->domain;
+
+	memset(a, 0, sizeof *a);
+	snprintf(a->method, sizeof a->method, "spf");
+	snprintf(a->result, sizeof a->result, "%s", spf_outcome_name(r->result));
+	for (size_t i = 0; id[i] != '\0' && i + 1 < sizeof a->domain; i++)
+		a->domain[i] = (char)tolower((unsigned char)id[i]);
+	snprintf(a->props, sizeof a->props, "%s", r->helo_identity ? "smtp.helo=" : "smtp.mailfrom=");
+	if (!authres_value(a->props, sizeof a->props, id, 255)) {
+		a->props[0] = '\0';   /* hostile length: the result alone */
+		a->domain[0] = '\0';
+	}
 }
 
 int spf_headers_build(const struct spf_report *r, char *out, size_t cap)
@@ -321,6 +326,7 @@ void spf_verdict_build(const struct spf_report *r, int mode, int permerror,
 	snprintf(v->note, sizeof v->note, "spf=%s", spf_outcome_name(r->result));
 	if (spf_headers_build(r, v->headers, sizeof v->headers) < 0)
 		v->headers[0] = '\0';
+	spf_auth_result(r, &v->auth);
 	if (mode != SPF_MODE_ENFORCE)
 		return;   /* annotate: never refuse */
 
@@ -361,62 +367,9 @@ void spf_verdict_build(const struct spf_report *r, int mode, int permerror,
 	}
 }
 
-/* skip_cfws - whitespace and (nested) comments, RFC 5322 3.2.2 */
-static size_t skip_cfws(const char *s, size_t len, size_t i)
-{
-	while (i < len) {
-		if (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n') {
-			i++;
-		} else if (s[i] == '(') {
-			int depth = 0;
-			for (; i < len; i++) {
-				if (s[i] == '\\' && i + 1 < len)
-					i++;
-				else if (s[i] == '(')
-					depth++;
-				else if (s[i] == ')' && --depth == 0) {
-					i++;
-					break;
-				}
-			}
-		} else {
-			break;
-		}
-	}
-	return i;
-}
-
 bool spf_ar_is_ours(const char *value, size_t len, const char *hostname)
 {
-	char id[SPF_DOMAIN_MAX + 2];
-	size_t i = skip_cfws(value, len, 0), n = 0;
-
-	if (hostname == NULL || hostname[0] == '\0')
-		return false;
-	if (i < len && value[i] == '"') {
-		for (i++; i < len && value[i] != '"'; i++) {
-			if (value[i] == '\\' && i + 1 < len)
-				i++;
-			if (n + 1 >= sizeof id)
-				return false;
-			id[n++] = value[i];
-		}
-	} else {
-		for (; i < len && value[i] != ';' && value[i] != '(' &&
-		    !isspace((unsigned char)value[i]); i++) {
-			if (n + 1 >= sizeof id)
-				return false;
-			id[n++] = value[i];
-		}
-	}
-	id[n] = '\0';
-	/* a trailing dot names the same host */
-	if (n > 1 && id[n - 1] == '.')
-		id[--n] = '\0';
-	size_t hl = strlen(hostname);
-	if (hl > 1 && hostname[hl - 1] == '.')
-		hl--;
-	return n == hl && strncasecmp(id, hostname, hl) == 0;
+	return authres_is_ours(value, len, hostname);   /* moved: the A-R owner decides */
 }
 
 /* ---- libspf2 DNS layer over proxy/dns.c ---- */
@@ -935,20 +888,6 @@ static enum filter_result spf_mail(const struct filter_env *env,
 	return FILTER_ASYNC;
 }
 
-/* spf_header - drop Authentication-Results fields that claim to be ours
- * (RFC 8601 5: a forged field with our authserv-id must not survive). */
-static bool spf_header(const struct filter_env *env, const char *name,
-    size_t name_len, const char *value, size_t value_len)
-{
-	static const char ar[] = "Authentication-Results";
-
-	if (name_len != sizeof ar - 1 || strncasecmp(name, ar, name_len) != 0)
-		return true;
-	if (!spf_ar_is_ours(value, value_len, env->cfg->server.hostname))
-		return true;
-	log_info("%s: spf: removed forged Authentication-Results", env->sid);
-	return false;
-}
 
 static int spf_init(const struct config *cfg, char *err, size_t errlen)
 {
@@ -979,5 +918,4 @@ const struct filter_ops filter_spf = {
 	.init = spf_init,
 	.shutdown = spf_shutdown,
 	.hook = {[FILTER_MAIL] = spf_mail},
-	.header = spf_header,
 };

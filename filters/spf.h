@@ -76,6 +76,10 @@ int spf_headers_build(const struct spf_report *r, char *out, size_t cap);
 void spf_verdict_build(const struct spf_report *r, int mode, int permerror,
     struct filter_verdict *v);
 
+/* spf_auth_result - the spf= result for the message's authentication
+ * record (written once, by proxy/, into Authentication-Results). */
+void spf_auth_result(const struct spf_report *r, struct auth_result *a);
+
 /*
  * spf_ar_is_ours - does an Authentication-Results field value (as
  * received, without the name) carry authserv-id hostname? Case-insensitive;

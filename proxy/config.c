@@ -59,6 +59,7 @@ static const char *const spf_modes[] = {"off", "annotate", "enforce", NULL};
 static const char *const spf_permerrors[] = {"mark", "reject", NULL};
 static const char *const batv_modes[] = {"off", "observe", "enforce", NULL};
 static const char *const batv_refuse[] = {"data", "rcpt", NULL};
+static const char *const dkim_modes[] = {"off", "annotate", "enforce", NULL};
 
 #define O(field) offsetof(struct config, field)
 #define DAY_MS (24ULL * 3600 * 1000)
@@ -138,6 +139,14 @@ static const struct cfg_key cfg_keys[] = {
 	{"outbound", "listen", CFG_LISTEN, "", O(outbound.listen), 0, 0, NULL},
 	{"outbound", "relay", CFG_HOSTPORT, "", O(outbound.relay), 0, 0, NULL},
 	{"outbound", "allow", CFG_CIDRS, "127.0.0.0/8 ::1/128", O(outbound.allow), 0, 0, NULL},
+
+	{"server", "spool_dir", CFG_STR, "/var/tmp", O(spool.directory), 1, 4096, NULL},
+	{"limits", "spool_max", CFG_SIZE, "1g", O(spool.max_size), 1 << 20, 1ULL << 50, NULL},
+
+	{"dkim", "mode", CFG_ENUM, "annotate", O(dkim.mode), 0, 0, dkim_modes},
+	{"dkim", "require_signed_by", CFG_WORDS, "", O(dkim.require_signed_by), 0, 0, NULL},
+	{"dkim", "max_signatures", CFG_UINT, "5", O(dkim.max_signatures), 1, 50, NULL},
+	{"dkim", "timeout", CFG_DURATION, "5s", O(dkim.timeout), 100, 120000, NULL},
 };
 #define NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 

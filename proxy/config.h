@@ -39,6 +39,7 @@ enum spf_mode { SPF_MODE_OFF, SPF_MODE_ANNOTATE, SPF_MODE_ENFORCE };
 enum spf_permerror { SPF_PERMERROR_MARK, SPF_PERMERROR_REJECT };
 enum batv_mode { BATV_MODE_OFF, BATV_MODE_OBSERVE, BATV_MODE_ENFORCE };
 enum batv_refuse_at { BATV_REFUSE_DATA, BATV_REFUSE_RCPT };
+enum dkim_mode { DKIM_MODE_OFF, DKIM_MODE_ANNOTATE, DKIM_MODE_ENFORCE };
 
 struct config {
 	char *path;
@@ -131,6 +132,18 @@ struct config {
 		char *relay;              /* host:port; empty = [backend] address */
 		struct cfg_cidrs allow;
 	} outbound;
+
+	struct {                      /* [server] spool_dir, [limits] spool_max */
+		char *directory;          /* held messages over data_buffer */
+		uint64_t max_size;        /* bytes in spool files at once */
+	} spool;
+
+	struct {
+		int mode;                 /* enum dkim_mode */
+		struct cfg_words require_signed_by;
+		unsigned long max_signatures;
+		uint64_t timeout;         /* ms: key lookups of one message */
+	} dkim;
 };
 
 /*

@@ -456,8 +456,10 @@ void session_timer_arm(struct session *s)
 		t = s->tls_deadline > now ? s->tls_deadline - now : 1;
 	left = now - s->started_ms >= c->limits.session_timeout ? 1 :
 	    c->limits.session_timeout - (now - s->started_ms);
-	if (s->wait == WAIT_BACKEND || s->wait == WAIT_FILTER || s->wait == WAIT_RDNS)
-		t = left;    /* the backend and the filters keep their own time */
+	if (s->wait == WAIT_BACKEND || s->wait == WAIT_RDNS)
+		t = left;    /* the backend keeps its own time */
+	if (s->wait == WAIT_FILTER)   /* the runner's deadline for the filter */
+		t = s->filter_deadline > now ? s->filter_deadline - now : 1;
 	uv_timer_start(&s->timer, on_timer, t < left ? t : left, 0);
 }
 
@@ -477,6 +479,10 @@ static void on_timer(uv_timer_t *t)
 		s->wait = WAIT_NONE;
 		filters_run(s, FILTER_CONNECT, connect_filtered);
 		session_process(s);
+		return;
+	}
+	if (s->wait == WAIT_FILTER && uv_now(uv_default_loop()) >= s->filter_deadline) {
+		filters_timed_out(s);
 		return;
 	}
 	log_info("%s: timeout after %s from [%s]:%u", s->sid,
@@ -631,6 +637,7 @@ void session_close(struct session *s, const char *why)
 		tls_conn_shutdown(s->tls);
 		tls_send_pending(s);
 	}
+	filters_session_end(s);
 	registry_del(s);
 	ipcount_add(s->ipkey, -1);
 	if (s->be) {

@@ -27,6 +27,7 @@
 #include "filters/filter.h"
 #include "proxy/buf.h"
 #include "proxy/config.h"
+#include "proxy/spool.h"
 #include "smtp/smtp_addr.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_line.h"
@@ -83,7 +84,18 @@ struct txn {
 	char notes[SESSION_NOTES_MAX]; /* "spf=pass batv=pass" */
 	char refusals[SESSION_REFUSALS_MAX]; /* "<rcpt> 550 5.1.1 text; ..." */
 	bool summarized;         /* its one summary line is written */
+	/* checks */
+	void *filter_state[FILTER_TABLE_MAX]; /* per filter, per message */
+	struct auth_results auth;    /* spf, dkim, dmarc: one A-R field */
+	enum filter_outcome outcome; /* for txn_end: how it ended */
 	/* content */
+	bool hold;               /* held in the spool until end of data */
+	struct spool spool;      /* the held message (wire form) */
+	uint64_t spool_sent;     /* bytes of it sent to the backend */
+	bool spool_sending;      /* end of data agreed: sending the spool */
+	struct buf late_headers; /* fields the checks add at EOH/EOD (hold) */
+	struct buf body_chunk;   /* body for the body hooks, in chunks */
+	bool feed_body;          /* some enabled check has a body hook */
 	struct smtp_data data;
 	struct smtp_wire wire;   /* the one writer of content to the backend */
 	struct buf field;        /* header field being collected: its content
@@ -139,6 +151,8 @@ struct session {
 	char last_refusal[SESSION_REPLY_LOG_MAX]; /* "550 5.7.1 text" of the
 	                                          last 4xx/5xx reply, for logs */
 	uint32_t call_seq;          /* filter calls; stale verdicts are dropped */
+	uint64_t filter_deadline;   /* ms: the async filter call must answer by then */
+	bool verdict_ready;         /* an async verdict waits in the run queue */
 	size_t filter_next;         /* next filter to run at the current stage */
 	enum filter_stage filter_stage;
 	void (*filter_then)(struct session *, const struct filter_verdict *);
@@ -204,6 +218,14 @@ void filters_run(struct session *s, enum filter_stage stage,
 /* session_summary - the transaction's one summary line (later calls for
  * the same transaction write nothing); result says how it ended. */
 void session_summary(struct session *s, const char *result);
+/* session_filter.c: the v2 hooks (filters/filter.h) */
+bool filters_header(struct session *s, const struct filter_header *h);
+void filters_body(struct session *s, const char *data, size_t len);
+bool filters_hold(const struct session *s);
+bool filters_body_wanted(const struct session *s);
+void filters_txn_end(struct session *s);
+void filters_session_end(struct session *s);
+void filters_timed_out(struct session *s);
 /* session_summary_refused - the summary of a transaction refused at stage:
  * "refused at STAGE: <the reply given>". */
 void session_summary_refused(struct session *s, const char *stage);

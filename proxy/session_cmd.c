@@ -37,6 +37,9 @@ void txn_free(struct session *s)
 	free(t->rcpt_orig_view);
 	buf_free(&t->headers);
 	buf_free(&t->field);
+	buf_free(&t->late_headers);
+	buf_free(&t->body_chunk);
+	spool_close(&t->spool);
 	t->rcpts = NULL;
 	t->rcpt_view = t->rcpt_orig_view = NULL;
 	t->nrcpts = 0;
@@ -50,6 +53,7 @@ void txn_reset(struct session *s)
 	/* every transaction gets its one summary line, however it ends */
 	if (s->txn.active)
 		session_summary(s, "ended without a message");
+	filters_txn_end(s);
 	if (s->txn.mail_relayed)
 		s->be_rset_pending = true;
 	txn_free(s);
@@ -114,6 +118,7 @@ void session_summary_refused(struct session *s, const char *stage)
 {
 	char result[SESSION_REPLY_LOG_MAX + 64];
 	snprintf(result, sizeof result, "refused at %s: %s", stage, s->last_refusal);
+	s->txn.outcome = FILTER_TXN_REFUSED;
 	session_summary(s, result);
 }
 
@@ -740,6 +745,15 @@ static void cmd_data(struct session *s)
 	if (s->txn.nrcpts == 0) {
 		session_reply(s, s->txn.rcpts_refused ? 554 : 503, "5.5.1",
 		    s->txn.rcpts_refused ? "Error: no valid recipients" : "Error: need RCPT command");
+		txn_refusal(s, "DATA");
+		return;
+	}
+	spool_set_limit(s->cfg->spool.max_size);   /* as configured for this session */
+	if (filters_hold(s) && !spool_has_room()) {
+		/* never a silent drop: the client keeps the message and retries */
+		log_warn("%s: spool full (%llu bytes in use, [limits] spool_max)", s->sid,
+		    (unsigned long long)spool_bytes_in_use());
+		session_reply(s, 452, "4.3.1", "Error: insufficient system resources, try again later");
 		txn_refusal(s, "DATA");
 		return;
 	}

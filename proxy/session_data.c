@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "proxy/backend.h"
@@ -22,6 +23,7 @@
 #include "proxy/server.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
+#include "filters/authres.h"
 #include "smtp/smtp_wire.h"
 
 #define DATA_LINE_SEGMENT 8192   /* longer lines pass in segments */
@@ -33,6 +35,9 @@ static size_t data_limit(const struct session *s)
 	return (size_t)s->cfg->limits.data_buffer + DATA_LINE_SEGMENT + SESSION_HEADER_MAX +
 	    16 * FILTER_HEADERS_MAX + RECEIVED_MAX + 4096;
 }
+
+static bool spool_pump(struct session *s);
+static void dot_relayed(struct session *s, const struct smtp_reply *r, int err);
 
 /* txn_fail - refuse the message at its end; stop sending it anywhere. */
 static void txn_fail(struct session *s, int code, const char *esc, const char *text)
@@ -56,6 +61,11 @@ static int wire_emit(void *ctx, const char *data, size_t len)
 
 	if (s->txn.failed_code)
 		return 0;
+	if (s->txn.hold && !s->txn.spool_sending) {
+		if (spool_write(&s->txn.spool, data, len) < 0)
+			txn_fail(s, 452, "4.3.1", "Error: insufficient system resources (message spool)");
+		return 0;
+	}
 	if (buf_append(&s->dbuf, data, len, data_limit(s)) < 0) {
 		txn_fail(s, 452, "4.3.1", "Error: insufficient system resources");
 		return 0;   /* the failure is the transaction's, not the writer's */
@@ -119,6 +129,23 @@ static int received_header(struct session *s)
 	return smtp_wire_lines(&s->txn.wire, field, (size_t)n);
 }
 
+/* authres_header - the message's one Authentication-Results field, from
+ * the transaction's record, with our authserv-id (RFC 8601). */
+static void authres_header(struct session *s, struct smtp_wire *w)
+{
+	char field[AUTHRES_MAX * (AUTHRES_PROPS_MAX + 160) + 512];
+	int n;
+
+	if (s->txn.auth.n == 0)
+		return;   /* no method ran (SPF off, a trusted client): no field */
+	n = authres_format(&s->txn.auth, s->cfg->server.hostname, field, sizeof field);
+	if (n < 0) {
+		log_warn("%s: Authentication-Results does not fit; left out", s->sid);
+		return;
+	}
+	smtp_wire_lines(w, field, (size_t)n);
+}
+
 void session_data_start(struct session *s)
 {
 	struct txn *t = &s->txn;
@@ -130,7 +157,16 @@ void session_data_start(struct session *s)
 	t->failed_code = 0;
 	s->dbuf.len = 0;
 	smtp_line_reset(&s->lr);
+	/* hold or stream: a check that adds its fields or decides only at
+	 * the end needs the message held; otherwise it streams */
+	t->hold = filters_hold(s);
+	t->feed_body = filters_body_wanted(s);
+	if (t->hold)
+		spool_open(&t->spool, s->cfg->spool.directory, (size_t)s->cfg->limits.data_buffer);
 	smtp_wire_init(&t->wire, wire_emit, s);
+	/* streaming: every authentication result is known now (SPF) */
+	if (!t->hold)
+		authres_header(s, &t->wire);
 	/* RFC 7208 9.1: Received-SPF (and the other trace fields the filters
 	 * add) go above the Received: field of this receiver */
 	if (t->headers.len)
@@ -139,42 +175,49 @@ void session_data_start(struct session *s)
 		txn_fail(s, 451, "4.3.0", "Error: internal error adding the trace header, try again later");
 }
 
-/* field_judge - ask the filters whether the field in t->field stays (e.g.
- * a forged Authentication-Results goes). A field over SESSION_HEADER_MAX
- * is judged on its first SESSION_HEADER_MAX bytes: name and first line. */
+/* field_judge - is the field in t->field kept? The Authentication-Results
+ * owner (this file) removes every field that claims our authserv-id
+ * (RFC 8601 5), then every check sees the field and may drop it. A field
+ * over SESSION_HEADER_MAX is judged on its first SESSION_HEADER_MAX bytes
+ * (name and first line); the verdict covers all of it. */
 static bool field_judge(struct session *s)
 {
+	static const char ar[] = "Authentication-Results";
 	struct txn *t = &s->txn;
 	const char *f = t->field.data;
 	size_t len = t->field.len, nlen = smtp_header_name_len(f, len);
-	struct filter_env env;
-	bool keep = true;
+	struct filter_header h;
+	bool keep;
 
 	/* the value starts after the colon, which may follow blanks
 	 * (RFC 5322 4.5.3 obsolete syntax "Name : value") */
 	const char *colon = nlen > 0 ? memchr(f + nlen, ':', len - nlen) : NULL;
 	if (colon == NULL)
 		return true;
-	const char *value = colon + 1;
-	size_t vlen = len - (size_t)(value - f);
-	if (vlen >= 2 && value[vlen - 2] == '\r' && value[vlen - 1] == '\n')
-		vlen -= 2;  /* final CRLF */
-	memset(&env, 0, sizeof env);
-	env.session_id = s->id;
-	env.sid = s->sid;
-	env.listener = s->outbound ? "outbound" : "inbound";
-	env.client_ip = s->ip;
-	env.cfg = s->cfg;
-	for (size_t i = 0; i < filter_table_len && keep; i++) {
-		const struct filter_ops *fo = filter_table[i];
-		if (fo->header && (fo->enabled == NULL || fo->enabled(s->cfg)))
-			keep = fo->header(&env, f, nlen, value, vlen);
+	memset(&h, 0, sizeof h);
+	h.name = f;
+	h.name_len = nlen;
+	h.value = colon + 1;
+	h.value_len = len - (size_t)(h.value - f);
+	h.field = f;
+	h.field_len = len;
+	if (h.value_len >= 2 && h.value[h.value_len - 2] == '\r' && h.value[h.value_len - 1] == '\n') {
+		h.value_len -= 2;  /* final CRLF */
+		h.field_len -= 2;
 	}
+	h.cut = t->field_state != FIELD_COLLECTING;
+	if (nlen == sizeof ar - 1 && strncasecmp(f, ar, nlen) == 0 &&
+	    authres_is_ours(h.value, h.value_len, s->cfg->server.hostname)) {
+		log_info("%s: removed forged Authentication-Results (%zu%s bytes, our authserv-id) "
+		    "from [%s]:%u", s->sid, len, h.cut ? "+" : "", s->ip, s->port);
+		return false;
+	}
+	keep = filters_header(s, &h);
 	if (!keep) {
 		char name[80];
 		log_info("%s: removed header %s (%zu%s bytes) from [%s]:%u", s->sid,
 		    log_escape(f, nlen < 60 ? nlen : 60, name, sizeof name), len,
-		    t->field_state == FIELD_COLLECTING ? "" : "+", s->ip, s->port);
+		    h.cut ? "+" : "", s->ip, s->port);
 	}
 	return keep;
 }
@@ -233,6 +276,7 @@ static void dot_relayed(struct session *s, const struct smtp_reply *r, int err)
 		    backend_err_text(err));
 		snprintf(result, sizeof result, "451 backend %s", backend_err_text(err));
 	} else if (r->code / 100 == 2) {
+		s->txn.outcome = FILTER_TXN_ACCEPTED;
 		session_reply(s, 250, r->esc[0] ? r->esc : "2.0.0", "%s (backstop id %s.%u)", r->text,
 		    s->sid, s->txn.number);
 		snprintf(result, sizeof result, "accepted: backend said %d %s %s", r->code, r->esc, r->text);
@@ -244,6 +288,8 @@ static void dot_relayed(struct session *s, const struct smtp_reply *r, int err)
 		snprintf(result, sizeof result, "451 unexpected backend reply %d", r->code);
 		backend_abort(s);
 	}
+	if (s->txn.outcome != FILTER_TXN_ACCEPTED)
+		s->txn.outcome = FILTER_TXN_REFUSED;
 	session_summary(s, result);
 	txn_reset(s);
 	s->be_rset_pending = false;   /* the dot ended the backend's transaction */
@@ -256,6 +302,60 @@ static void dot_relayed(struct session *s, const struct smtp_reply *r, int err)
 	session_resume(s);
 }
 
+/* head_emit - our fields on top of a held message: into the content
+ * buffer, before the spool's bytes (the held content ends at a line end:
+ * our Received field comes first in it). */
+static int head_emit(void *ctx, const char *data, size_t len)
+{
+	struct session *s = ctx;
+	return buf_append(&s->dbuf, data, len, data_limit(s)) < 0 ? -1 : 0;
+}
+
+#define SPOOL_CHUNK 65536
+
+/* spool_pump - send the held message to the backend in large writes,
+ * waiting for the backend to take each data_buffer's worth; then the
+ * final dot. Returns false: the session waits (drain or the reply). */
+static bool spool_pump(struct session *s)
+{
+	struct txn *t = &s->txn;
+	uint64_t total = spool_size(&t->spool);
+
+	while (t->spool_sent < total) {
+		size_t want = total - t->spool_sent < SPOOL_CHUNK ? (size_t)(total - t->spool_sent) : SPOOL_CHUNK;
+		long n;
+		if (buf_reserve(&s->dbuf, want, data_limit(s) + SPOOL_CHUNK) < 0 ||
+		    (n = spool_read(&t->spool, t->spool_sent, s->dbuf.data + s->dbuf.len, want)) <= 0) {
+			log_warn("%s: reading the held message failed", s->sid);
+			backend_abort(s);
+			dot_relayed(s, NULL, BACKEND_ELOST);
+			return false;
+		}
+		s->dbuf.len += (size_t)n;
+		t->spool_sent += (uint64_t)n;
+		if (s->dbuf.len >= s->cfg->limits.data_buffer) {
+			if (backend_data_send(s, &s->dbuf) != 0) {
+				dot_relayed(s, NULL, BACKEND_ELOST);
+				return false;
+			}
+			if (backend_queued(s) > s->cfg->limits.data_buffer) {
+				s->wait = WAIT_DRAIN;
+				return false;
+			}
+		}
+	}
+	/* the content writer ends the data: it knows whether a line is open */
+	if (smtp_wire_end(&t->wire) != 0) {
+		backend_abort(s);
+		dot_relayed(s, NULL, BACKEND_ELOST);
+		return false;
+	}
+	spool_close(&t->spool);
+	s->wait = WAIT_BACKEND;
+	backend_data_end(s, &s->dbuf, dot_relayed);
+	return false;
+}
+
 static void eod_filtered(struct session *s, const struct filter_verdict *v)
 {
 	if (v->result != FILTER_CONTINUE) {
@@ -265,6 +365,24 @@ static void eod_filtered(struct session *s, const struct filter_verdict *v)
 		s->state = SMTP_STATE_READY;
 		txn_reset(s);
 		s->be_rset_pending = false;
+		return;
+	}
+	if (s->txn.hold) {
+		/* the checks' fields go on top, then the held message */
+		struct smtp_wire head;
+		smtp_wire_init(&head, head_emit, s);
+		authres_header(s, &head);
+		if (s->txn.late_headers.len)
+			smtp_wire_lines(&head, s->txn.late_headers.data, s->txn.late_headers.len);
+		if (head.mid_line)
+			smtp_wire_eol(&head);
+		s->txn.spool_sending = true;
+		s->txn.spool_sent = 0;
+		if (head.error || s->txn.spool.error) {
+			dot_relayed(s, NULL, BACKEND_ELOST);
+			return;
+		}
+		spool_pump(s);
 		return;
 	}
 	if (smtp_wire_end(&s->txn.wire) != 0 || s->txn.failed_code) {
@@ -281,9 +399,16 @@ static void eod_filtered(struct session *s, const struct filter_verdict *v)
 	backend_data_end(s, &s->dbuf, dot_relayed);
 }
 
-static void data_end(struct session *s)
+static void body_flush(struct session *s)
 {
-	field_finish(s);
+	struct buf *b = &s->txn.body_chunk;
+	if (b->len > 0 && !s->txn.failed_code)
+		filters_body(s, b->data, b->len);
+	b->len = 0;
+}
+
+static void eod_checks(struct session *s)
+{
 	if (s->txn.failed_code) {
 		session_reply(s, s->txn.failed_code, s->txn.failed_esc, "%s", s->txn.failed_text);
 		session_summary_refused(s, "end of data");
@@ -301,6 +426,49 @@ static void eoh_filtered(struct session *s, const struct filter_verdict *v)
 		txn_fail(s, v->code, v->esc, v->text);
 }
 
+/* eoh_then_eod - a message that ended inside its header section still
+ * has an end of header for the checks, then its end of data. */
+static void eoh_then_eod(struct session *s, const struct filter_verdict *v)
+{
+	eoh_filtered(s, v);
+	eod_checks(s);
+}
+
+static void data_end(struct session *s)
+{
+	field_finish(s);
+	body_flush(s);
+	if (!s->txn.eoh_done && !s->txn.failed_code) {
+		s->txn.eoh_done = true;
+		filters_run(s, FILTER_EOH, eoh_then_eod);
+		return;
+	}
+	eod_checks(s);
+}
+
+#define BODY_CHUNK 16384
+
+/* body_add - body content for the checks' body hooks, un-dot-stuffed with
+ * CRLF line ends, handed over in chunks of BODY_CHUNK. */
+static void body_add(struct session *s, const char *data, size_t len, bool eol)
+{
+	struct buf *b = &s->txn.body_chunk;
+
+	if (s->txn.failed_code)
+		return;
+	if (b->len + len + 2 > BODY_CHUNK)
+		body_flush(s);
+	if (len + 2 > BODY_CHUNK) {
+		filters_body(s, data, len);   /* a long segment goes as it is */
+		if (eol)
+			filters_body(s, "\r\n", 2);
+		return;
+	}
+	if (buf_append(b, data, len, BODY_CHUNK) < 0 ||
+	    (eol && buf_append(b, "\r\n", 2, BODY_CHUNK) < 0))
+		txn_fail(s, 452, "4.3.1", "Error: insufficient system resources");
+}
+
 bool session_data_process(struct session *s)
 {
 	char content[DATA_LINE_SEGMENT];
@@ -311,6 +479,8 @@ bool session_data_process(struct session *s)
 	bool eol, starts_line;
 	enum smtp_data_kind kind;
 
+	if (t->spool_sending)
+		return spool_pump(s);   /* resumed after the backend drained */
 	n = smtp_line_next(&s->lr, s->in.data + s->inpos, s->in.len - s->inpos, DATA_LINE_SEGMENT, &line);
 	if (n == 0)
 		return false;
@@ -354,6 +524,8 @@ bool session_data_process(struct session *s)
 		smtp_wire_text(&t->wire, content, len);
 		if (eol)
 			smtp_wire_eol(&t->wire);
+		if (kind == SMTP_DATA_BODY && t->feed_body)
+			body_add(s, content, len, eol);
 		break;
 	}
 	if (!t->eoh_done && (kind == SMTP_DATA_EOH || kind == SMTP_DATA_BODY) && !t->failed_code) {

@@ -33,9 +33,13 @@ static void notes_add(struct session *s, const char *note)
 }
 
 
-static void build_env(struct session *s, struct filter_env *e)
+static void build_env(struct session *s, struct filter_env *e, size_t index)
 {
 	memset(e, 0, sizeof *e);
+	e->txn_number = s->txn.number;
+	e->txn_state = index < FILTER_TABLE_MAX ? &s->txn.filter_state[index] : NULL;
+	e->auth = &s->txn.auth;
+	e->hold = s->txn.hold;
 	e->session_id = s->id;
 	e->sid = s->sid;
 	e->listener = s->outbound ? "outbound" : "inbound";
@@ -66,8 +70,20 @@ static bool apply_verdict(struct session *s, const char *name)
 	struct filter_verdict *v = s->verdict;
 	size_t hl = strnlen(v->headers, sizeof v->headers);
 
-	if (hl && buf_append(&s->txn.headers, v->headers, hl, 16 * FILTER_HEADERS_MAX) < 0)
+	if (hl && (s->filter_stage == FILTER_EOH || s->filter_stage == FILTER_EOD)) {
+		/* content has begun: only a held message can still take a field
+		 * on top; a filter that adds one must declare hold */
+		if (!s->txn.hold)
+			log_warn("%s: header field of filter %s at %s dropped: the message is not held",
+			    s->sid, name, filter_stage_name(s->filter_stage));
+		else if (buf_append(&s->txn.late_headers, v->headers, hl, 16 * FILTER_HEADERS_MAX) < 0)
+			log_warn("%s: headers of filter %s dropped: too many", s->sid, name);
+	} else if (hl && buf_append(&s->txn.headers, v->headers, hl, 16 * FILTER_HEADERS_MAX) < 0) {
 		log_warn("%s: headers of filter %s dropped: too many", s->sid, name);
+	}
+	if (v->auth.method[0] && !authres_add(&s->txn.auth, &v->auth))
+		log_warn("%s: %s result of filter %s left out: too many results", s->sid,
+		    v->auth.method, name);
 	notes_add(s, v->note);
 	if (v->rewrite[0])
 		snprintf(s->rewrite, sizeof s->rewrite, "%s", v->rewrite);
@@ -107,12 +123,17 @@ static void filters_continue(struct session *s)
 		if (f->hook[stage] == NULL || !filter_on(f, s->cfg))
 			continue;
 		memset(s->verdict, 0, sizeof *s->verdict);
-		build_env(s, &env);
+		build_env(s, &env, s->filter_next - 1);
 		token.session_id = s->id;
 		token.call_seq = ++s->call_seq;
+		s->verdict_ready = false;
 		r = f->hook[stage](&env, s->verdict, &token);
 		if (r == FILTER_ASYNC) {
+			/* the runner keeps the time: a lost callback cannot park
+			 * the session beyond the filter's deadline */
 			s->wait = WAIT_FILTER;
+			s->filter_deadline = uv_now(uv_default_loop()) +
+			    (f->async_timeout_ms ? f->async_timeout_ms : FILTER_ASYNC_TIMEOUT_DEFAULT);
 			session_timer_arm(s);
 			return;
 		}
@@ -152,18 +173,100 @@ void filters_run(struct session *s, enum filter_stage stage,
 	filters_continue(s);
 }
 
+/*
+ * The run queue: asynchronous verdicts resume their session from the
+ * loop (a zero timer), never on the stack of the filter that delivered
+ * them, which may be inside its own hook or inside a library callback.
+ * Sessions are queued by id. One queue per loop; with one loop today it
+ * is file-scope (it moves into the loop's own struct with the issue on
+ * worker loops).
+ */
+static struct {
+	uv_timer_t timer;
+	bool init;
+	uint64_t *ids;
+	size_t n, cap;
+} runq;
+
+static void runq_run(uv_timer_t *t)
+{
+	(void)t;
+	while (runq.n > 0) {
+		uint64_t *ids = runq.ids;
+		size_t n = runq.n;
+		runq.ids = NULL;
+		runq.n = runq.cap = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct session *s = session_find(ids[i]);
+			const struct filter_ops *f;
+			if (s == NULL || s->closing || s->wait != WAIT_FILTER || !s->verdict_ready)
+				continue;
+			s->verdict_ready = false;
+			s->wait = WAIT_NONE;
+			f = filter_table[s->filter_next - 1];
+			if (!apply_verdict(s, f->name))
+				filters_continue(s);
+			else
+				s->filter_then(s, s->verdict);
+			session_process(s);
+		}
+		free(ids);
+	}
+}
+
+static void runq_push(uint64_t id)
+{
+	if (!runq.init) {
+		uv_timer_init(uv_default_loop(), &runq.timer);
+		uv_unref((uv_handle_t *)&runq.timer);   /* never keeps the loop alive */
+		runq.init = true;
+	}
+	if (runq.n == runq.cap) {
+		size_t cap = runq.cap ? runq.cap * 2 : 16;
+		uint64_t *ids = realloc(runq.ids, cap * sizeof *ids);
+		if (ids == NULL)
+			return;   /* the filter deadline still ends the wait */
+		runq.ids = ids;
+		runq.cap = cap;
+	}
+	runq.ids[runq.n++] = id;
+	if (!uv_is_closing((uv_handle_t *)&runq.timer) && !uv_is_active((uv_handle_t *)&runq.timer))
+		uv_timer_start(&runq.timer, runq_run, 0, 0);
+}
+
 void filter_async_done(const struct filter_async *async, const struct filter_verdict *v)
 {
 	struct session *s = session_find(async->session_id);
-	const struct filter_ops *f;
 
-	if (s == NULL || s->closing || s->wait != WAIT_FILTER || async->call_seq != s->call_seq) {
+	if (s == NULL || s->closing || s->wait != WAIT_FILTER || async->call_seq != s->call_seq ||
+	    s->verdict_ready) {
 		log_debug("late filter verdict for session %llu dropped",
 		    (unsigned long long)async->session_id);
 		return;
 	}
-	f = filter_table[s->filter_next - 1];
 	*s->verdict = *v;
+	s->verdict_ready = true;
+	runq_push(s->id);
+}
+
+void filters_timed_out(struct session *s)
+{
+	const struct filter_ops *f = filter_table[s->filter_next - 1];
+	unsigned ms = f->async_timeout_ms ? f->async_timeout_ms : FILTER_ASYNC_TIMEOUT_DEFAULT;
+
+	log_warn("%s: check %s did not answer within %u ms at %s; %s", s->sid, f->name, ms,
+	    filter_stage_name(s->filter_stage), f->timeout_continues ? "going on without it" :
+	    "temporary failure");
+	s->call_seq++;   /* its verdict, if it ever comes, is dropped */
+	s->verdict_ready = false;
+	memset(s->verdict, 0, sizeof *s->verdict);
+	if (!f->timeout_continues) {
+		s->verdict->result = FILTER_TEMPFAIL;
+		s->verdict->code = 451;
+		snprintf(s->verdict->esc, sizeof s->verdict->esc, "4.7.1");
+		snprintf(s->verdict->text, sizeof s->verdict->text,
+		    "Error: the %s check timed out, try again later", f->name);
+	}
 	s->wait = WAIT_NONE;
 	if (!apply_verdict(s, f->name))
 		filters_continue(s);
@@ -172,4 +275,87 @@ void filter_async_done(const struct filter_async *async, const struct filter_ver
 	session_process(s);
 }
 
+/* ---- content hooks (synchronous) ---- */
 
+bool filters_header(struct session *s, const struct filter_header *h)
+{
+	struct filter_env env;
+	bool keep = true;
+
+	for (size_t i = 0; i < filter_table_len; i++) {
+		const struct filter_ops *f = filter_table[i];
+		if (f->header == NULL || !filter_on(f, s->cfg))
+			continue;
+		build_env(s, &env, i);
+		/* every filter sees every field (DKIM hashes what arrived) */
+		if (!f->header(&env, h))
+			keep = false;
+	}
+	return keep;
+}
+
+void filters_body(struct session *s, const char *data, size_t len)
+{
+	struct filter_env env;
+
+	for (size_t i = 0; i < filter_table_len; i++) {
+		const struct filter_ops *f = filter_table[i];
+		if (f->body == NULL || !filter_on(f, s->cfg))
+			continue;
+		build_env(s, &env, i);
+		f->body(&env, data, len);
+	}
+}
+
+bool filters_body_wanted(const struct session *s)
+{
+	for (size_t i = 0; i < filter_table_len; i++)
+		if (filter_table[i]->body != NULL && filter_on(filter_table[i], s->cfg))
+			return true;
+	return false;
+}
+
+bool filters_hold(const struct session *s)
+{
+	for (size_t i = 0; i < filter_table_len; i++) {
+		const struct filter_ops *f = filter_table[i];
+		if (f->hold != NULL && filter_on(f, s->cfg) && f->hold(s->cfg))
+			return true;
+	}
+	return false;
+}
+
+void filters_txn_end(struct session *s)
+{
+	struct filter_env env;
+
+	for (size_t i = 0; i < filter_table_len && i < FILTER_TABLE_MAX; i++) {
+		const struct filter_ops *f = filter_table[i];
+		if (f->txn_end != NULL && (s->txn.filter_state[i] != NULL || s->txn.active)) {
+			build_env(s, &env, i);
+			f->txn_end(&env, s->txn.outcome);
+		}
+		/* the filter freed its state; a slot left set is a leak to
+		 * report, never memory to reuse */
+		if (s->txn.filter_state[i] != NULL) {
+			log_warn("%s: filter %s left per-message state after txn_end", s->sid, f->name);
+			s->txn.filter_state[i] = NULL;
+		}
+	}
+}
+
+void filters_session_end(struct session *s)
+{
+	struct filter_env env;
+
+	if (s->txn.active || s->state == SMTP_STATE_DATA)
+		s->txn.outcome = FILTER_TXN_ABORTED;
+	filters_txn_end(s);
+	for (size_t i = 0; i < filter_table_len; i++) {
+		const struct filter_ops *f = filter_table[i];
+		if (f->disconnect != NULL && filter_on(f, s->cfg)) {
+			build_env(s, &env, i);
+			f->disconnect(&env);
+		}
+	}
+}

@@ -6,6 +6,7 @@ UNIT_TESTS = \
 	tests/unit/test_smtp_reply \
 	tests/unit/test_smtp_data \
 	tests/unit/test_smtp_wire \
+	tests/unit/test_authres \
 	tests/unit/test_smtp_server \
 	tests/unit/test_config \
 	tests/unit/test_tls \
@@ -21,6 +22,7 @@ tests_unit_test_smtp_addr_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_reply_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_data_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_wire_LDADD = $(UNIT_LDADD)
+tests_unit_test_authres_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_server_LDADD = $(UNIT_LDADD)
 tests_unit_test_config_LDADD = $(UNIT_LDADD)
 tests_unit_test_tls_LDADD = $(UNIT_LDADD)

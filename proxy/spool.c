@@ -1,0 +1,162 @@
+/*
+ * spool - held messages: memory first, then an unlinked file; see spool.h.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE   /* O_TMPFILE, mkostemp */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "proxy/log.h"
+#include "proxy/spool.h"
+
+/* Process-wide accounting of spool files. With more than one loop (issue
+ * "every core") this becomes an atomic; today one loop thread owns it. */
+static uint64_t spool_in_use, spool_limit = UINT64_MAX;
+
+void spool_set_limit(uint64_t max_bytes)
+{
+	spool_limit = max_bytes;
+}
+
+uint64_t spool_bytes_in_use(void)
+{
+	return spool_in_use;
+}
+
+int spool_has_room(void)
+{
+	return spool_in_use < spool_limit;
+}
+
+void spool_open(struct spool *sp, const char *dir, size_t mem_max)
+{
+	memset(sp, 0, sizeof *sp);
+	sp->dir = dir;
+	sp->mem_max = mem_max;
+}
+
+/* file_open - an anonymous file in dir: O_TMPFILE where the file system
+ * has it, else a named one unlinked at once. Mode 0600 either way. */
+static int file_open(const char *dir)
+{
+	char path[4096];
+	int fd;
+
+#ifdef O_TMPFILE
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC | O_EXCL, 0600);
+	if (fd >= 0)
+		return fd;
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
+		return -1;
+#endif
+	if (snprintf(path, sizeof path, "%s/backstop-spool.XXXXXX", dir) >= (int)sizeof path) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(path);   /* gone from the directory; ours until close */
+	return fd;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int spool_write(struct spool *sp, const char *data, size_t len)
+{
+	if (sp->error)
+		return -1;
+	if (len == 0)
+		return 0;
+	if (!sp->file && sp->mem.len + len <= sp->mem_max) {
+		if (buf_append(&sp->mem, data, len, sp->mem_max) < 0) {
+			sp->error = ENOMEM;
+			return -1;
+		}
+		return 0;
+	}
+	if (spool_in_use + len > spool_limit) {
+		sp->error = ENOSPC;
+		return -1;
+	}
+	if (!sp->file) {
+		if (sp->dir == NULL || (sp->fd = file_open(sp->dir)) < 0) {
+			sp->error = sp->dir ? errno : EINVAL;
+			log_warn("spool: cannot create a file in %s: %s", sp->dir ? sp->dir : "(none)",
+			    strerror(sp->error));
+			return -1;
+		}
+		sp->file = true;
+	}
+	if (write_all(sp->fd, data, len) < 0) {
+		sp->error = errno ? errno : EIO;
+		log_warn("spool: write failed in %s: %s", sp->dir, strerror(sp->error));
+		return -1;
+	}
+	sp->file_bytes += len;
+	spool_in_use += len;
+	return 0;
+}
+
+uint64_t spool_size(const struct spool *sp)
+{
+	return sp->mem.len + sp->file_bytes;
+}
+
+long spool_read(struct spool *sp, uint64_t offset, char *out, size_t len)
+{
+	size_t done = 0;
+
+	if (offset < sp->mem.len) {
+		size_t n = sp->mem.len - (size_t)offset;
+		if (n > len)
+			n = len;
+		memcpy(out, sp->mem.data + offset, n);
+		done = n;
+		offset += n;
+	}
+	if (done < len && sp->file && offset - sp->mem.len < sp->file_bytes) {
+		uint64_t foff = offset - sp->mem.len;
+		size_t want = len - done;
+		if (want > sp->file_bytes - foff)
+			want = (size_t)(sp->file_bytes - foff);
+		while (want > 0) {
+			ssize_t n = pread(sp->fd, out + done, want, (off_t)foff);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return -1;
+			done += (size_t)n;
+			foff += (uint64_t)n;
+			want -= (size_t)n;
+		}
+	}
+	return (long)done;
+}
+
+void spool_close(struct spool *sp)
+{
+	buf_free(&sp->mem);
+	if (sp->file)
+		close(sp->fd);
+	sp->file = false;
+	spool_in_use -= sp->file_bytes;
+	sp->file_bytes = 0;
+}
