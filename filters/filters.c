@@ -10,11 +10,13 @@
 extern const struct filter_ops filter_helo;
 extern const struct filter_ops filter_batv;
 extern const struct filter_ops filter_spf;
+extern const struct filter_ops filter_dkim;
 
 const struct filter_ops *const filter_table[] = {
 	&filter_helo,
 	&filter_batv,
 	&filter_spf,
+	&filter_dkim,   /* after SPF: DMARC will read both */
 };
 const size_t filter_table_len = sizeof filter_table / sizeof filter_table[0];
 

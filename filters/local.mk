@@ -6,5 +6,6 @@ libfilters_a_SOURCES = \
 	filters/helo.c \
 	filters/batv_tag.c filters/batv_tag.h \
 	filters/batv.c filters/batv.h \
-	filters/spf.c filters/spf.h
+	filters/spf.c filters/spf.h \
+	filters/dkim.c
 EXTRA_DIST += filters/README.md

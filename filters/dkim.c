@@ -1,0 +1,566 @@
+/*
+ * dkim - DKIM verification (RFC 6376) with libopendkim, fed as the message
+ * arrives, so the verdict is ready at end of data without re-reading.
+ *
+ * Flow per message (filter interface v2, filters/filter.h):
+ *   header hook  - dkim_verify() on the first field, then dkim_header() per
+ *                  whole field as received;
+ *   FILTER_EOH   - dkim_eoh(). The library asks for each signature's key
+ *                  through key_lookup(); a key not yet known starts a
+ *                  query on the shared resolver and answers TRYAGAIN, so
+ *                  dkim_eoh() returns CBTRYAGAIN and the hook goes
+ *                  asynchronous; when every query has answered, dkim_eoh()
+ *                  runs again (re-entry is supported at EOH only; see
+ *                  ../shared/notes/dependencies.md, libopendkim 2.3). The
+ *                  prescreen callback starts every lookup at once and
+ *                  ignores signatures beyond [dkim] max_signatures;
+ *   body hook    - dkim_body();
+ *   FILTER_EOD   - dkim_eom(), one result per signature into the message's
+ *                  authentication record (Authentication-Results is written
+ *                  by proxy/), and in enforce mode require_signed_by.
+ *   txn_end      - dkim_free(); queries still in flight are orphaned.
+ *
+ * Holding: the results go in a field on top of the message, so the filter
+ * holds the message (hold hook) whenever it is on.
+ *
+ * Results (RFC 8601 2.7.1): pass when the header signature and the body
+ * hash verify; permerror for a missing or revoked key and for an RSA key
+ * under 1024 bits (RFC 6376 6.1.2 and 3.6.1 PERMFAIL; RFC 8301 3.2), and
+ * for signatures that do not parse; temperror when the key lookup failed
+ * or timed out; fail when the signature or body hash does not verify;
+ * neutral otherwise. libopendkim sets PROCESSED even without a key, so the
+ * key errors are mapped before the fail test (the milter's mapping would
+ * say "fail" for a missing key).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <opendkim/dkim.h>
+
+#include "filters/authres.h"
+#include "filters/filter.h"
+#include "proxy/config.h"
+#include "proxy/dns.h"
+#include "proxy/log.h"
+
+#define DKIM_QNAME_MAX 320
+#define DKIM_KEY_MAX 1024   /* the library's key buffer is BUFRSZ + 1 */
+
+enum key_state { KEY_PENDING, KEY_FOUND, KEY_NOTFOUND, KEY_TEMPFAIL };
+
+struct dkim_key {
+	struct dkim_key *next;
+	char qname[DKIM_QNAME_MAX];
+	enum key_state state;
+	char *txt;
+};
+
+struct dkim_msg;
+
+/* A query in flight. It outlives the message when the transaction ends
+ * first: then msg is NULL and the answer is dropped. */
+struct dkim_query {
+	struct dkim_query *next;   /* the message's list of queries */
+	struct dkim_msg *msg;
+	struct dkim_key *key;
+};
+
+struct dkim_msg {
+	DKIM *d;
+	const struct config *cfg;
+	char sid[40];
+	struct dkim_key *keys;
+	struct dkim_query *queries;
+	unsigned pending;
+	unsigned nkeys;
+	bool waiting;              /* FILTER_EOH is waiting for keys */
+	struct filter_async token;
+	bool feeding;              /* headers accepted: feed the body */
+	bool nosig;                /* no signature: dkim=none */
+	bool broken;               /* the library refused the message */
+	char broken_why[64];
+	uint64_t deadline;         /* dns_now_ms(): the key lookups' end */
+};
+
+/* The library handle: process-wide, options set before first use. */
+static DKIM_LIB *dkim_lib;
+
+static bool dkim_enabled(const struct config *cfg)
+{
+	return cfg->dkim.mode != DKIM_MODE_OFF;
+}
+
+static bool dkim_hold(const struct config *cfg)
+{
+	return dkim_enabled(cfg);
+}
+
+static struct dkim_key *key_find(struct dkim_msg *m, const char *qname)
+{
+	for (struct dkim_key *k = m->keys; k; k = k->next)
+		if (strcasecmp(k->qname, qname) == 0)
+			return k;
+	return NULL;
+}
+
+static void eoh_resume(struct dkim_msg *m);
+
+static void key_answered(void *arg, const struct dns_answer *a)
+{
+	struct dkim_query *q = arg, **pp;
+	struct dkim_msg *m = q->msg;
+	struct dkim_key *k = q->key;
+
+	if (m == NULL) {          /* the transaction is over */
+		free(q);
+		return;
+	}
+	for (pp = &m->queries; *pp && *pp != q; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = q->next;
+	free(q);
+	if (a->status == DNS_OK && a->n == 1 && a->rr[0].text != NULL &&
+	    a->rr[0].text_len < DKIM_KEY_MAX) {
+		k->txt = strdup(a->rr[0].text);
+		k->state = k->txt ? KEY_FOUND : KEY_TEMPFAIL;
+	} else if (a->status == DNS_OK && a->n > 1) {
+		k->state = KEY_TEMPFAIL;   /* RFC 6376 3.6.2.2: more than one key */
+	} else if (a->status == DNS_OK || a->status == DNS_NXDOMAIN || a->status == DNS_NODATA) {
+		k->state = KEY_NOTFOUND;   /* incl. a key record over 1 KB */
+	} else {
+		k->state = KEY_TEMPFAIL;
+	}
+	log_debug("%s: dkim: key %s: %s", m->sid, k->qname,
+	    k->state == KEY_FOUND ? "found" : k->state == KEY_NOTFOUND ? "not found" :
+	    dns_status_name(a->status));
+	if (m->pending > 0)
+		m->pending--;
+	if (m->pending == 0 && m->waiting)
+		eoh_resume(m);
+}
+
+/* key_start - ask the resolver for qname once per message. */
+static struct dkim_key *key_start(struct dkim_msg *m, const char *qname)
+{
+	struct dkim_key *k = key_find(m, qname);
+	struct dkim_query *q;
+
+	if (k != NULL)
+		return k;
+	if (m->nkeys >= 2 * m->cfg->dkim.max_signatures + 2 || strlen(qname) >= DKIM_QNAME_MAX)
+		return NULL;
+	if ((k = calloc(1, sizeof *k)) == NULL || (q = calloc(1, sizeof *q)) == NULL) {
+		free(k);
+		return NULL;
+	}
+	snprintf(k->qname, sizeof k->qname, "%s", qname);
+	k->state = KEY_PENDING;
+	k->next = m->keys;
+	m->keys = k;
+	m->nkeys++;
+	q->msg = m;
+	q->key = k;
+	if (dns_query_async(DNS_T_TXT, qname, m->deadline, key_answered, q) != 0) {
+		k->state = KEY_TEMPFAIL;
+		free(q);
+		return k;
+	}
+	q->next = m->queries;
+	m->queries = q;
+	m->pending++;
+	return k;
+}
+
+static bool sig_qname(DKIM_SIGINFO *sig, char *out, size_t cap)
+{
+	const char *sel = (const char *)dkim_sig_getselector(sig);
+	const char *dom = (const char *)dkim_sig_getdomain(sig);
+	int n;
+
+	if (sel == NULL || dom == NULL)
+		return false;
+	n = snprintf(out, cap, "%s._domainkey.%s", sel, dom);
+	return n > 0 && (size_t)n < cap;
+}
+
+/* prescreen - every key lookup at once; signatures over the limit are
+ * ignored (each costs a query and an RSA verification). */
+static DKIM_CBSTAT prescreen(DKIM *d, DKIM_SIGINFO **sigs, int nsigs)
+{
+	struct dkim_msg *m = dkim_get_user_context(d);
+	char qname[DKIM_QNAME_MAX];
+
+	for (int i = 0; i < nsigs; i++) {
+		if (m == NULL || (unsigned long)i >= m->cfg->dkim.max_signatures) {
+			dkim_sig_ignore(sigs[i]);
+			continue;
+		}
+		if (sig_qname(sigs[i], qname, sizeof qname))
+			key_start(m, qname);
+	}
+	if (m != NULL && (unsigned long)nsigs > m->cfg->dkim.max_signatures)
+		log_info("%s: dkim: %d signatures, %lu checked ([dkim] max_signatures)", m->sid,
+		    nsigs, m->cfg->dkim.max_signatures);
+	return DKIM_CBSTAT_CONTINUE;
+}
+
+static DKIM_CBSTAT key_lookup(DKIM *d, DKIM_SIGINFO *sig, u_char *buf, size_t buflen)
+{
+	struct dkim_msg *m = dkim_get_user_context(d);
+	char qname[DKIM_QNAME_MAX];
+	struct dkim_key *k;
+
+	if (m == NULL || !sig_qname(sig, qname, sizeof qname))
+		return DKIM_CBSTAT_ERROR;
+	if ((k = key_start(m, qname)) == NULL)
+		return DKIM_CBSTAT_ERROR;
+	switch (k->state) {
+	case KEY_PENDING:
+		return DKIM_CBSTAT_TRYAGAIN;
+	case KEY_NOTFOUND:
+		return DKIM_CBSTAT_NOTFOUND;
+	case KEY_TEMPFAIL:
+		return DKIM_CBSTAT_ERROR;
+	case KEY_FOUND:
+		break;
+	}
+	if (strlen(k->txt) + 1 > buflen)
+		return DKIM_CBSTAT_NOTFOUND;
+	memcpy(buf, k->txt, strlen(k->txt) + 1);
+	return DKIM_CBSTAT_CONTINUE;
+}
+
+static struct dkim_msg *msg_get(const struct filter_env *env)
+{
+	struct dkim_msg *m;
+	char id[64];
+	DKIM_STAT st;
+
+	if (env->txn_state == NULL)
+		return NULL;
+	if (*env->txn_state != NULL)
+		return *env->txn_state;
+	if (dkim_lib == NULL || (m = calloc(1, sizeof *m)) == NULL)
+		return NULL;
+	m->cfg = env->cfg;
+	snprintf(m->sid, sizeof m->sid, "%s", env->sid ? env->sid : "-");
+	snprintf(id, sizeof id, "%s.%u", m->sid, env->txn_number);
+	m->d = dkim_verify(dkim_lib, (const unsigned char *)id, NULL, &st);
+	if (m->d == NULL) {
+		m->broken = true;
+		snprintf(m->broken_why, sizeof m->broken_why, "internal error %d", st);
+	} else {
+		dkim_set_user_context(m->d, m);
+	}
+	m->deadline = dns_now_ms() + env->cfg->dkim.timeout;
+	*env->txn_state = m;
+	return m;
+}
+
+static void msg_free(struct dkim_msg *m)
+{
+	struct dkim_key *k, *kn;
+
+	for (struct dkim_query *q = m->queries; q; q = q->next)
+		q->msg = NULL;   /* key_answered frees it */
+	for (k = m->keys; k; k = kn) {
+		kn = k->next;
+		free(k->txt);
+		free(k);
+	}
+	if (m->d)
+		dkim_free(m->d);
+	free(m);
+}
+
+static bool dkim_header_hook(const struct filter_env *env, const struct filter_header *h)
+{
+	struct dkim_msg *m = msg_get(env);
+
+	if (m == NULL || m->broken || m->nosig)
+		return true;
+	if (h->cut) {
+		/* over 64 KiB: a signature over it cannot verify here */
+		log_info("%s: dkim: a header field over 64 KiB is not hashed", m->sid);
+		return true;
+	}
+	if (dkim_header(m->d, (u_char *)h->field, h->field_len) != DKIM_STAT_OK) {
+		m->broken = true;
+		snprintf(m->broken_why, sizeof m->broken_why, "header not accepted");
+	}
+	return true;   /* DKIM never removes a field */
+}
+
+/* eoh_step - run (or re-run) dkim_eoh; true when it is finished. */
+static bool eoh_step(struct dkim_msg *m)
+{
+	DKIM_STAT st = dkim_eoh(m->d);
+
+	if (st == DKIM_STAT_CBTRYAGAIN && m->pending > 0)
+		return false;
+	if (st == DKIM_STAT_OK) {
+		m->feeding = true;
+	} else if (st == DKIM_STAT_NOSIG) {
+		m->nosig = true;
+	} else {
+		m->broken = true;
+		snprintf(m->broken_why, sizeof m->broken_why, "%s", dkim_getresultstr(st));
+	}
+	return true;
+}
+
+static void eoh_resume(struct dkim_msg *m)
+{
+	struct filter_verdict v;
+
+	if (!eoh_step(m))
+		return;   /* the library asked for another key */
+	m->waiting = false;
+	memset(&v, 0, sizeof v);
+	filter_async_done(&m->token, &v);
+}
+
+static enum filter_result dkim_eoh_hook(const struct filter_env *env,
+    struct filter_verdict *v, const struct filter_async *async)
+{
+	struct dkim_msg *m = msg_get(env);
+
+	(void)v;
+	if (m == NULL || m->broken)
+		return FILTER_CONTINUE;
+	if (eoh_step(m))
+		return FILTER_CONTINUE;
+	m->waiting = true;
+	m->token = *async;
+	return FILTER_ASYNC;
+}
+
+static void dkim_body_hook(const struct filter_env *env, const char *data, size_t len)
+{
+	struct dkim_msg *m = msg_get(env);
+
+	if (m == NULL || !m->feeding || m->broken)
+		return;
+	if (dkim_body(m->d, (u_char *)data, len) != DKIM_STAT_OK) {
+		m->broken = true;
+		snprintf(m->broken_why, sizeof m->broken_why, "body not accepted");
+	}
+}
+
+/* sig_result - the RFC 8601 word for one signature, and a reason. */
+static const char *sig_result(DKIM_SIGINFO *sig, const char **reason)
+{
+	int err = dkim_sig_geterror(sig);
+	unsigned flags = dkim_sig_getflags(sig);
+
+	*reason = "";
+	if (DKIM_SIG_CHECK(sig))
+		return "pass";
+	switch (err) {
+	case DKIM_SIGERROR_KEYFAIL:
+	case DKIM_SIGERROR_DNSSYNTAX:
+	case DKIM_SIGERROR_MULTIREPLY:
+		*reason = "key lookup failed";
+		return "temperror";
+	case DKIM_SIGERROR_NOKEY:
+		*reason = "no key";
+		return "permerror";
+	case DKIM_SIGERROR_KEYREVOKED:
+		*reason = "key revoked";
+		return "permerror";
+	case DKIM_SIGERROR_KEYTOOSMALL:
+		*reason = "key too small";
+		return "permerror";
+	default:
+		break;
+	}
+	if ((flags & DKIM_SIGFLAG_PROCESSED) &&
+	    (!(flags & DKIM_SIGFLAG_PASSED) || dkim_sig_getbh(sig) != DKIM_SIGBH_MATCH)) {
+		*reason = (flags & DKIM_SIGFLAG_PASSED) ? "body hash mismatch" : "signature mismatch";
+		return "fail";
+	}
+	if (err != DKIM_SIGERROR_OK) {
+		*reason = dkim_sig_geterrorstr(err);
+		return "permerror";
+	}
+	return "neutral";
+}
+
+/* sig_b8 - the first 8 characters of b= (RFC 6008 header.b), folding
+ * whitespace left out. */
+static void sig_b8(DKIM_SIGINFO *sig, char *out)
+{
+	const u_char *b = dkim_sig_gettagvalue(sig, false, (u_char *)"b");
+	size_t n = 0;
+
+	for (; b != NULL && *b && n < 8; b++)
+		if (isalnum(*b) || *b == '+' || *b == '/' || *b == '=')
+			out[n++] = (char)*b;
+	out[n] = '\0';
+}
+
+static void add_result(const struct filter_env *env, const char *result, const char *reason,
+    const char *domain, const char *selector, const char *b8)
+{
+	struct auth_result a;
+
+	memset(&a, 0, sizeof a);
+	snprintf(a.method, sizeof a.method, "dkim");
+	snprintf(a.result, sizeof a.result, "%s", result);
+	for (size_t i = 0; i < sizeof a.reason - 1 && reason[i]; i++)
+		a.reason[i] = (reason[i] == '(' || reason[i] == ')' || reason[i] == '\\' ||
+		    (unsigned char)reason[i] < 0x20 || (unsigned char)reason[i] >= 0x7f) ? '?' : reason[i];
+	if (domain != NULL) {
+		for (size_t i = 0; domain[i] && i + 1 < sizeof a.domain; i++)
+			a.domain[i] = (char)tolower((unsigned char)domain[i]);
+		strcpy(a.props, "header.d=");
+		if (!authres_value(a.props, sizeof a.props, domain, 253) ||
+		    (selector && (strlen(a.props) + 11 < sizeof a.props) &&
+		    (strcat(a.props, " header.s="), !authres_value(a.props, sizeof a.props, selector, 63))) ||
+		    (b8 && b8[0] && strlen(a.props) + 20 < sizeof a.props &&
+		    (strcat(a.props, " header.b="), !authres_value(a.props, sizeof a.props, b8, 8))))
+			a.props[0] = '\0';
+	}
+	if (!authres_add(env->auth, &a))
+		log_warn("%s: dkim: result left out: too many results", env->sid);
+}
+
+static bool domain_listed(const struct cfg_words *w, const char *domain)
+{
+	for (size_t i = 0; domain && i < w->n; i++)
+		if (strcasecmp(w->v[i], domain) == 0)
+			return true;
+	return false;
+}
+
+static enum filter_result dkim_eod_hook(const struct filter_env *env,
+    struct filter_verdict *v, const struct filter_async *async)
+{
+	struct dkim_msg *m = msg_get(env);
+	const struct config *cfg = env->cfg;
+	DKIM_SIGINFO **sigs = NULL;
+	int nsigs = 0;
+	const char *from_domain = NULL;
+	bool required, required_pass = false, required_temp = false;
+	char summary[FILTER_NOTE_MAX] = "dkim=";
+
+	(void)async;
+	if (m == NULL) {
+		add_result(env, "temperror", "internal error", NULL, NULL, NULL);
+		snprintf(v->note, sizeof v->note, "dkim=temperror");
+		return FILTER_CONTINUE;
+	}
+	if (m->d != NULL && !m->broken && !m->nosig && m->feeding) {
+		DKIM_STAT st = dkim_eom(m->d, NULL);
+		if (st != DKIM_STAT_OK && st != DKIM_STAT_BADSIG && st != DKIM_STAT_NOKEY &&
+		    st != DKIM_STAT_CANTVRFY && st != DKIM_STAT_REVOKED && st != DKIM_STAT_KEYFAIL &&
+		    st != DKIM_STAT_NOSIG)
+			log_info("%s: dkim: end of message: %s", m->sid, dkim_getresultstr(st));
+		if (dkim_getsiglist(m->d, &sigs, &nsigs) != DKIM_STAT_OK)
+			nsigs = 0;
+	}
+	if (m->d != NULL && !m->nosig)
+		from_domain = (const char *)dkim_getdomain(m->d);
+	if (m->broken && !m->nosig) {
+		add_result(env, "permerror", m->broken_why, NULL, NULL, NULL);
+		strncat(summary, "permerror", sizeof summary - strlen(summary) - 1);
+	}
+	for (int i = 0; i < nsigs; i++) {
+		const char *reason, *res, *d;
+		char b8[9];
+		if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
+			continue;
+		res = sig_result(sigs[i], &reason);
+		d = (const char *)dkim_sig_getdomain(sigs[i]);
+		sig_b8(sigs[i], b8);
+		add_result(env, res, reason, d, (const char *)dkim_sig_getselector(sigs[i]), b8);
+		if (d != NULL && from_domain != NULL && strcasecmp(d, from_domain) == 0) {
+			required_pass |= strcmp(res, "pass") == 0;
+			required_temp |= strcmp(res, "temperror") == 0;
+		}
+		snprintf(summary + strlen(summary), sizeof summary - strlen(summary), "%s%s",
+		    summary[5] ? "," : "", res);
+	}
+	if (!summary[5]) {
+		add_result(env, "none", "", NULL, NULL, NULL);
+		strcpy(summary, "dkim=none");
+	}
+	snprintf(v->note, sizeof v->note, "%s", summary);
+
+	required = cfg->dkim.mode == DKIM_MODE_ENFORCE &&
+	    domain_listed(&cfg->dkim.require_signed_by, from_domain);
+	if (!required || required_pass)
+		return FILTER_CONTINUE;
+	if (required_temp) {
+		v->code = 451;
+		snprintf(v->esc, sizeof v->esc, "4.7.5");
+		snprintf(v->text, sizeof v->text,
+		    "DKIM key lookup for %s failed temporarily, try again later", from_domain);
+		return FILTER_TEMPFAIL;
+	}
+	/* RFC 7372 3.1: no valid signature by a required domain */
+	v->code = 550;
+	snprintf(v->esc, sizeof v->esc, "5.7.20");
+	snprintf(v->text, sizeof v->text, "No valid DKIM signature by %s, which signs all its mail",
+	    from_domain);
+	return FILTER_REJECT;
+}
+
+static void dkim_txn_end(const struct filter_env *env, enum filter_outcome outcome)
+{
+	(void)outcome;
+	if (env->txn_state != NULL && *env->txn_state != NULL) {
+		msg_free(*env->txn_state);
+		*env->txn_state = NULL;
+	}
+}
+
+static int dkim_init_lib(const struct config *cfg, char *err, size_t errlen)
+{
+	unsigned int bits = 1024;   /* RFC 8301 3.2 */
+	unsigned int flags = DKIM_LIBFLAGS_NONE;
+
+	(void)cfg;
+	if (dkim_lib != NULL)
+		return 0;   /* options are set once, before the first message */
+	if ((dkim_lib = dkim_init(NULL, NULL)) == NULL) {
+		snprintf(err, errlen, "libopendkim: dkim_init failed");
+		return -1;
+	}
+	if (dkim_options(dkim_lib, DKIM_OP_SETOPT, DKIM_OPTS_MINKEYBITS, &bits, sizeof bits) != DKIM_STAT_OK ||
+	    dkim_options(dkim_lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags, sizeof flags) != DKIM_STAT_OK ||
+	    dkim_set_key_lookup(dkim_lib, key_lookup) != DKIM_STAT_OK ||
+	    dkim_set_prescreen(dkim_lib, prescreen) != DKIM_STAT_OK) {
+		snprintf(err, errlen, "libopendkim: cannot set options");
+		dkim_close(dkim_lib);
+		dkim_lib = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void dkim_shutdown_lib(void)
+{
+	if (dkim_lib != NULL)
+		dkim_close(dkim_lib);
+	dkim_lib = NULL;
+}
+
+const struct filter_ops filter_dkim = {
+	.name = "dkim",
+	.enabled = dkim_enabled,
+	.init = dkim_init_lib,
+	.shutdown = dkim_shutdown_lib,
+	.hook = {[FILTER_EOH] = dkim_eoh_hook, [FILTER_EOD] = dkim_eod_hook},
+	.header = dkim_header_hook,
+	.body = dkim_body_hook,
+	.txn_end = dkim_txn_end,
+	.hold = dkim_hold,
+	/* key lookups end at [dkim] timeout (at most 120 s) through the
+	 * resolver; this is the runner's backstop if an answer is lost */
+	.async_timeout_ms = 125000,
+};
