@@ -40,6 +40,7 @@ except ImportError as e:
 t.check("python3-dkim is the module imported, not this script",
         os.path.dirname(os.path.abspath(dkim.__file__)) != HERE, dkim.__file__)
 sys.path.insert(0, FIXSRC)
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 import make_fixtures  # noqa: E402
 
 fixdir = t.tmpdir("fixtures")
