@@ -50,7 +50,9 @@ SLOW_NAME = "slow._domainkey.example.org"
 #   RFC 6376 6.1.2/6.1.3: no key record (NXDOMAIN), an empty p= (revoked,
 #   3.6.1) and an unusable key are PERMFAIL -> permerror (RFC 8601 2.7.1);
 #   a body hash or signature mismatch is fail; a key lookup that does not
-#   finish is TEMPFAIL -> temperror.
+#   finish is TEMPFAIL -> temperror. (libopendkim sets SIGFLAG_PROCESSED on
+#   NOKEY and KEYREVOKED signatures too, so the opendkim milter's mapping
+#   says "fail" for them: map sig errors 22/42/46 to permerror first.)
 #   RFC 8301 3.2: RSA keys under 1024 bits MUST NOT be considered valid; the
 #   issue says permerror (libopendkim says KEYTOOSMALL, which the opendkim
 #   milter maps to "policy": the filter must map it to permerror).
