@@ -68,8 +68,18 @@ struct dkim_query {
 	struct dkim_key *key;
 };
 
+/* What the prescreen saw of a signature: enough to report it when the
+ * library gives up on the message (a failed key lookup). */
+struct dkim_seen {
+	char domain[254];
+	char selector[64];
+	char b8[9];
+};
+
 struct dkim_msg {
 	DKIM *d;
+	struct dkim_seen *seen;
+	unsigned nseen;
 	const struct config *cfg;
 	char sid[40];
 	struct dkim_key *keys;
@@ -80,6 +90,8 @@ struct dkim_msg {
 	struct filter_async token;
 	bool feeding;              /* headers accepted: feed the body */
 	bool nosig;                /* no signature: dkim=none */
+	bool keyfail;              /* a key lookup failed: the signatures
+	                              cannot be verified now (temperror) */
 	bool broken;               /* the library refused the message */
 	char broken_why[64];
 	uint64_t deadline;         /* dns_now_ms(): the key lookups' end */
@@ -187,6 +199,8 @@ static bool sig_qname(DKIM_SIGINFO *sig, char *out, size_t cap)
 	return n > 0 && (size_t)n < cap;
 }
 
+static void sig_b8(DKIM_SIGINFO *sig, char *out);
+
 /* prescreen - every key lookup at once; signatures over the limit are
  * ignored (each costs a query and an RSA verification). */
 static DKIM_CBSTAT prescreen(DKIM *d, DKIM_SIGINFO **sigs, int nsigs)
@@ -201,6 +215,16 @@ static DKIM_CBSTAT prescreen(DKIM *d, DKIM_SIGINFO **sigs, int nsigs)
 		}
 		if (sig_qname(sigs[i], qname, sizeof qname))
 			key_start(m, qname);
+		if (m->seen == NULL)
+			m->seen = calloc(m->cfg->dkim.max_signatures, sizeof *m->seen);
+		if (m->seen != NULL) {
+			struct dkim_seen *e = &m->seen[m->nseen++];
+			const char *dom = (const char *)dkim_sig_getdomain(sigs[i]);
+			const char *sel = (const char *)dkim_sig_getselector(sigs[i]);
+			snprintf(e->domain, sizeof e->domain, "%s", dom ? dom : "");
+			snprintf(e->selector, sizeof e->selector, "%s", sel ? sel : "");
+			sig_b8(sigs[i], e->b8);
+		}
 	}
 	if (m != NULL && (unsigned long)nsigs > m->cfg->dkim.max_signatures)
 		log_info("%s: dkim: %d signatures, %lu checked ([dkim] max_signatures)", m->sid,
@@ -274,6 +298,7 @@ static void msg_free(struct dkim_msg *m)
 	}
 	if (m->d)
 		dkim_free(m->d);
+	free(m->seen);
 	free(m);
 }
 
@@ -300,12 +325,18 @@ static bool eoh_step(struct dkim_msg *m)
 {
 	DKIM_STAT st = dkim_eoh(m->d);
 
+	log_debug("%s: dkim: end of header: %s (%u lookups pending)", m->sid,
+	    st == DKIM_STAT_CBTRYAGAIN ? "waiting for keys" : dkim_getresultstr(st), m->pending);
 	if (st == DKIM_STAT_CBTRYAGAIN && m->pending > 0)
 		return false;
 	if (st == DKIM_STAT_OK) {
 		m->feeding = true;
 	} else if (st == DKIM_STAT_NOSIG) {
 		m->nosig = true;
+	} else if (st == DKIM_STAT_CBERROR) {
+		/* key_lookup said ERROR: a lookup failed or timed out; the
+		 * library gives up on the whole message, we report temperror */
+		m->keyfail = true;
 	} else {
 		m->broken = true;
 		snprintf(m->broken_why, sizeof m->broken_why, "%s", dkim_getresultstr(st));
@@ -463,11 +494,26 @@ static enum filter_result dkim_eod_hook(const struct filter_env *env,
 		if (dkim_getsiglist(m->d, &sigs, &nsigs) != DKIM_STAT_OK)
 			nsigs = 0;
 	}
-	if (m->d != NULL && !m->nosig)
+	if (m->d != NULL)
 		from_domain = (const char *)dkim_getdomain(m->d);
 	if (m->broken && !m->nosig) {
 		add_result(env, "permerror", m->broken_why, NULL, NULL, NULL);
 		strncat(summary, "permerror", sizeof summary - strlen(summary) - 1);
+	}
+	for (unsigned i = 0; m->keyfail && i < m->nseen; i++) {
+		/* the library gave up at a failed key lookup: every signature is
+		 * unverified for now (RFC 8601 temperror) */
+		const struct dkim_seen *e = &m->seen[i];
+		char qname[DKIM_QNAME_MAX];
+		struct dkim_key *k = NULL;
+		if (snprintf(qname, sizeof qname, "%s._domainkey.%s", e->selector, e->domain) < (int)sizeof qname)
+			k = key_find(m, qname);
+		add_result(env, "temperror", k != NULL && k->state == KEY_TEMPFAIL ? "key lookup failed" :
+		    "not verified: another key lookup failed", e->domain, e->selector, e->b8);
+		if (from_domain != NULL && strcasecmp(e->domain, from_domain) == 0)
+			required_temp = true;
+		snprintf(summary + strlen(summary), sizeof summary - strlen(summary), "%stemperror",
+		    summary[5] ? "," : "");
 	}
 	for (int i = 0; i < nsigs; i++) {
 		const char *reason, *res, *d;
