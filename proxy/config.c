@@ -134,6 +134,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"batv", "exempt", CFG_WORDS, "", O(batv.exempt), 0, 0, NULL},
 	{"batv", "bounce_senders", CFG_WORDS, "", O(batv.bounce_senders), 0, 0, NULL},
 	{"batv", "sign_exempt", CFG_WORDS, "", O(batv.sign_exempt), 0, 0, NULL},
+	{"batv", "refuse_routed", CFG_BOOL, "yes", O(batv.refuse_routed), 0, 0, NULL},
 
 	{"outbound", "listen", CFG_LISTEN, "", O(outbound.listen), 0, 0, NULL},
 	{"outbound", "relay", CFG_HOSTPORT, "", O(outbound.relay), 0, 0, NULL},

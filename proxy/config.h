@@ -124,6 +124,7 @@ struct config {
 		struct cfg_words exempt;
 		struct cfg_words bounce_senders;
 		struct cfg_words sign_exempt;
+		bool refuse_routed;       /* bounces to %/!/literal recipients */
 	} batv;
 
 	struct {
