@@ -290,13 +290,53 @@ void backend__caps_parse(struct backend_caps *caps, const char *text)
 	}
 }
 
+/*
+ * backend_client_helo - the client's HELO/EHLO name as the backend is told
+ * it: in XCLIENT/XFORWARD HELO and in the EHLO after XCLIENT (which
+ * replaces XCLIENT's HELO at Postfix). What the client said, never a name
+ * of backstop's; "" when it said nothing. Bytes outside '!'..'~' become
+ * '?' (what Postfix's own neuter() does to XCLIENT values), so the name is
+ * one token on a command line. XCLIENT_README and XFORWARD_README reserve
+ * "[UNAVAILABLE]" and "[TEMPUNAVAIL]" in any case: the backend would read a
+ * client that greeted with one of them as "no HELO" (or as a lookup
+ * failure), so their brackets become '?' too ("?UNAVAILABLE?"): still
+ * visibly the client's word, and no longer a protocol token.
+ */
+void backend_client_helo(const char *helo, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (cap == 0)
+		return;
+	for (; helo[n] != '\0' && n + 1 < cap && n < SMTP_DOMAIN_MAX; n++)
+		out[n] = helo[n] >= '!' && helo[n] <= '~' ? helo[n] : '?';
+	out[n] = '\0';
+	if (strcasecmp(out, "[UNAVAILABLE]") == 0 || strcasecmp(out, "[TEMPUNAVAIL]") == 0) {
+		out[0] = '?';
+		out[n - 1] = '?';
+	}
+}
+
+/* backend_helo_attr - the client's HELO as an XCLIENT/XFORWARD attribute
+ * value: the xtext of backend_client_helo(), or [UNAVAILABLE] when the
+ * client said nothing or the value would exceed the 255 characters both
+ * READMEs allow. */
+void backend_helo_attr(const char *helo, char *out, size_t cap)
+{
+	char name[SMTP_DOMAIN_MAX + 1];
+
+	backend_client_helo(helo, name, sizeof name);
+	if (name[0] == '\0' || smtp_xtext_encode(name, strlen(name), out, cap) < 0 ||
+	    strlen(out) > 255)
+		snprintf(out, cap, "[UNAVAILABLE]");
+}
+
 static void be_send_xclient(struct backend *be)
 {
 	struct session *s = be->s;
 	char helo[600], line[1100];
 
-	if (smtp_xtext_encode(s->helo, strlen(s->helo), helo, sizeof helo) < 0 || helo[0] == '\0')
-		strcpy(helo, "[UNAVAILABLE]");
+	backend_helo_attr(s->helo, helo, sizeof helo);
 	/* XCLIENT_README: ADDR goes last, a line stays within 512 bytes */
 	for (int pass = 0; pass < 2; pass++) {
 		snprintf(line, sizeof line, "XCLIENT NAME=%s HELO=%s PROTO=%s PORT=%u ADDR=%s%s",
@@ -316,12 +356,15 @@ static void be_send_xclient(struct backend *be)
 static void be_send_ehlo(struct backend *be, enum be_state next)
 {
 	const char *helo = be->s->cfg->backend.helo;
-	char line[300];
+	char line[300], client[SMTP_DOMAIN_MAX + 1];
 
-	/* after XCLIENT our EHLO would replace the client's HELO at the
-	 * backend (Postfix): say the client's name, as nginx does */
-	if (next == BE_EHLO_AGAIN && be->s->helo[0] && smtp_domain_valid(be->s->helo, strlen(be->s->helo)))
-		helo = be->s->helo;
+	/* after XCLIENT our EHLO replaces the client's HELO at the backend
+	 * (Postfix): say the client's name, as nginx does - the same one
+	 * XCLIENT gave, valid or not, so the backend's own HELO checks judge
+	 * what the client said. Only a client that said nothing gets ours. */
+	backend_client_helo(be->s->helo, client, sizeof client);
+	if (next == BE_EHLO_AGAIN && client[0] != '\0')
+		helo = client;
 	snprintf(line, sizeof line, "EHLO %s", helo);
 	be->state = next;
 	be_wait(be, be->s->cfg->backend.connect_timeout);

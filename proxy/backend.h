@@ -68,6 +68,13 @@ void backend_abort(struct session *s);
 /* QUIT and close (after the session's last transaction) */
 void backend_quit(struct session *s);
 const char *backend_err_text(int err);
+/* backend_client_helo - the client's HELO name as the backend is told it
+ * (cap >= 256): bytes outside '!'..'~' and the brackets of the reserved
+ * [UNAVAILABLE]/[TEMPUNAVAIL] become '?'; "" when the client said nothing */
+void backend_client_helo(const char *helo, char *out, size_t cap);
+/* backend_helo_attr - the same as an XCLIENT/XFORWARD HELO value (xtext,
+ * or [UNAVAILABLE] when there is none or it is over 255 characters) */
+void backend_helo_attr(const char *helo, char *out, size_t cap);
 /* startup probe: learn the capabilities once, so the first client's EHLO
  * is right; never blocks, failure only logged */
 void backend_probe(const struct config *cfg);

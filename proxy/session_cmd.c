@@ -444,8 +444,7 @@ static void mail_send(struct session *s)
 		/* XFORWARD attributes last one transaction: send before each MAIL */
 		char helo[600], xf[1024];
 		s->xforward_sent = true;
-		if (smtp_xtext_encode(s->helo, strlen(s->helo), helo, sizeof helo) < 0 || strlen(helo) > 255)
-			strcpy(helo, "[UNAVAILABLE]");
+		backend_helo_attr(s->helo, helo, sizeof helo);
 		snprintf(xf, sizeof xf, "XFORWARD NAME=%s ADDR=%s%s PORT=%u PROTO=%s HELO=%s SOURCE=REMOTE",
 		    strcmp(s->client_name, "unknown") ? s->client_name :
 		    s->rdns_temporary ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]",
