@@ -61,6 +61,7 @@ struct backend {
 	uint64_t timeout;       /* of the current wait */
 	char host[256];
 	unsigned port;
+	bool counted;           /* in be_count ([backend] max_connections) */
 };
 
 struct be_write {
@@ -71,6 +72,10 @@ struct be_write {
 
 struct backend_caps backend_last_caps;
 bool backend_last_caps_known;
+
+/* Inbound connections to [backend] address, from backend_open() until the
+ * connection is closed (QUIT included): what [backend] max_connections caps. */
+static unsigned long be_count;
 
 /* The client TLS context for [backend] tls, built at the first STARTTLS
  * to a backend and rebuilt when the configuration changes (SIGHUP). The
@@ -91,6 +96,7 @@ const char *backend_err_text(int err)
 	case BACKEND_EPROTO: return "protocol error";
 	case BACKEND_EGREET: return "refused the connection";
 	case BACKEND_ETLS: return "TLS failure";
+	case BACKEND_EBUSY: return "has too many connections";
 	default: return "error";
 	}
 }
@@ -121,6 +127,10 @@ static void be_close(struct backend *be)
 		return;
 	be->dead = true;
 	be->state = BE_DEAD;
+	if (be->counted) {
+		be->counted = false;
+		be_count--;
+	}
 	be->cb = NULL;
 	if (be->s->be == be)
 		be->s->be = NULL;
@@ -864,11 +874,23 @@ int backend_open(struct session *s, backend_cb cb)
 
 	if (s->be)
 		return 0;
+	/* Postfix's default_process_limit is 100 and its per-client limits
+	 * exempt backstop: without a cap of our own, clients that hold
+	 * transactions open would take every backend process */
+	if (!s->outbound && be_count >= s->cfg->backend.max_connections) {
+		log_warn("%s: refused a backend connection for [%s]:%u: %lu open ([backend] max_connections = %lu)",
+		    s->sid, s->ip, s->port, be_count, s->cfg->backend.max_connections);
+		return BACKEND_EBUSY;
+	}
 	if ((be = calloc(1, sizeof *be)) == NULL)
-		return -1;
+		return BACKEND_ECONNECT;
 	if (hostport_split(addr, be->host, sizeof be->host, &be->port) < 0) {
 		free(be);
-		return -1;
+		return BACKEND_ECONNECT;
+	}
+	if (!s->outbound) {
+		be->counted = true;
+		be_count++;
 	}
 	be->s = s;
 	be->cb = cb;
@@ -982,6 +1004,34 @@ void backend_abort(struct session *s)
 		log_debug("%s: aborting the backend connection", s->sid);
 		be_close(s->be);
 	}
+}
+
+unsigned long backend_connections(void)
+{
+	return be_count;
+}
+
+static void be_on_idle(uv_timer_t *t)
+{
+	struct backend *be = t->data;
+	struct session *s = be->s;
+
+	if (be->dead || be->state != BE_READY || s->be != be || s->txn.active)
+		return;
+	log_info("%s: backend connection idle for %llums outside a transaction; closing it",
+	    s->sid, (unsigned long long)s->cfg->backend.idle_timeout);
+	backend_quit(s);
+}
+
+void backend_idle(struct session *s)
+{
+	struct backend *be = s->be;
+
+	if (be == NULL || be->dead || be->state != BE_READY || s->cfg->backend.idle_timeout == 0)
+		return;
+	/* the timer is free while READY: every command re-arms it with its
+	 * own timeout (be_wait) */
+	uv_timer_start(&be->timer, be_on_idle, s->cfg->backend.idle_timeout, 0);
 }
 
 void backend_quit(struct session *s)

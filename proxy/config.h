@@ -63,6 +63,8 @@ struct config {
 		int tls;                  /* enum backend_tls */
 		char *ca_file;
 		char *verify_name;
+		unsigned long max_connections; /* open at once (inbound) */
+		uint64_t idle_timeout;    /* ms; 0 = never close an idle one */
 	} backend;
 
 	struct {
@@ -76,6 +78,8 @@ struct config {
 		uint64_t data_timeout;
 		uint64_t session_timeout;
 		uint64_t data_buffer;       /* bytes held before writing to the backend */
+		unsigned long ipv4_prefix;  /* max_connections_per_ip counts per network */
+		unsigned long ipv6_prefix;
 	} limits;
 
 	struct {

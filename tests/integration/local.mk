@@ -34,3 +34,4 @@ INTEGRATION_TESTS += tests/integration/hostile_peers.py
 INTEGRATION_TESTS += tests/integration/tls_slowloris.py
 INTEGRATION_TESTS += tests/integration/batv_routing.py
 INTEGRATION_TESTS += tests/integration/helo_reserved.py
+INTEGRATION_TESTS += tests/integration/backend_limits.py
