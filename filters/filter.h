@@ -113,6 +113,11 @@ struct filter_ops {
 	 * colon and the final CRLF; value keeps inner folding. May be NULL. */
 	bool (*header)(const struct filter_env *env, const char *name,
 	    size_t name_len, const char *value, size_t value_len);
+	/* the session has closed: drop its asynchronous work (queued checks,
+	 * the worker threads of running ones); verdicts for it would be
+	 * dropped anyway. Loop thread. May be NULL. Interim: the v2 filter
+	 * interface will carry a disconnect stage. */
+	void (*session_closed)(uint64_t session_id);
 };
 
 /*
@@ -129,6 +134,10 @@ extern const size_t filter_table_len;
 /* filters_init - (re)initialise every filter for cfg, in table order;
  * 0, or -1 with "filter: reason" in err. */
 int filters_init(const struct config *cfg, char *err, size_t errlen);
+
+/* filters_session_closed - call every filter's session_closed hook;
+ * proxy/ calls it once per session, when it closes. */
+void filters_session_closed(uint64_t session_id);
 
 /* filter_stage_name - "connect", "helo", "mail", ... */
 const char *filter_stage_name(enum filter_stage stage);

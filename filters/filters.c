@@ -30,6 +30,13 @@ int filters_init(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+void filters_session_closed(uint64_t session_id)
+{
+	for (size_t i = 0; i < filter_table_len; i++)
+		if (filter_table[i]->session_closed)
+			filter_table[i]->session_closed(session_id);
+}
+
 const char *filter_stage_name(enum filter_stage stage)
 {
 	static const char *const names[FILTER_STAGE_COUNT] = {

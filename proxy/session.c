@@ -643,6 +643,7 @@ void session_close(struct session *s, const char *why)
 		tls_send_pending(s);
 	}
 	registry_del(s);
+	filters_session_closed(s->id);
 	ipcount_add(s->ipkey, -1);
 	if (s->be) {
 		if (s->txn.active || s->state == SMTP_STATE_DATA)

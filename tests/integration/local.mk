@@ -35,3 +35,4 @@ INTEGRATION_TESTS += tests/integration/tls_slowloris.py
 INTEGRATION_TESTS += tests/integration/batv_routing.py
 INTEGRATION_TESTS += tests/integration/helo_reserved.py
 INTEGRATION_TESTS += tests/integration/backend_limits.py
+INTEGRATION_TESTS += tests/integration/spf_slot_release.py
