@@ -19,6 +19,18 @@
  *         (observe: X-Backstop-BATV header, log line).
  *   Exempt: postmaster@ and abuse@ of every domain (RFC 5321 4.5.1,
  *   RFC 2142) and [batv] exempt ("user@domain" or "local@*", '*' globs).
+ *   Routed recipients ([batv] refuse_routed): the backend may deliver a
+ *   recipient outside [batv] domains to a protected mailbox by rewriting
+ *   it - Postfix turns user%example.com@[192.0.2.1] and
+ *   example.com!user@[192.0.2.1] into user@example.com when the domain
+ *   is local to it (an address literal of its own, a mydestination name).
+ *   So a bounce to a recipient outside [batv] domains whose local part
+ *   holds a routing operator ('%', '!', and '@' or ':' inside quotes), or
+ *   whose domain is an address literal, is refused at RCPT in enforce
+ *   mode (550 5.7.1, whatever refuse_at says: no callout has a reason to
+ *   verify such an address) and marked in observe mode. Source routes
+ *   ("@a,@b:user@d") never get here: smtp_addr drops them, and the rest
+ *   is judged like any other address.
  * Outbound listener:
  *   CONNECT  clients outside [outbound] allow get 550 5.7.1.
  *   MAIL     a non-null, untagged sender in [batv] domains is rewritten to
@@ -61,6 +73,8 @@ enum rcpt_class {
 	RCPT_EXEMPT,       /* postmaster@, abuse@, [batv] exempt */
 	RCPT_PASS,         /* protected, VALID tag */
 	RCPT_FAIL,         /* protected, not exempt, no VALID tag */
+	RCPT_ROUTED,       /* unprotected, but the backend may route it to a
+	                      protected mailbox (refuse_routed) */
 };
 
 /* fail_token - the short reason in "batv=fail(...)" notes. */
@@ -87,6 +101,22 @@ static const char *addr_domain(const char *addr)
 {
 	const char *at = addr ? strrchr(addr, '@') : NULL;
 	return at != NULL && at[1] != '\0' ? at + 1 : NULL;
+}
+
+/*
+ * local_part_routed - does the local part hold a routing operator the
+ * backend may act on? '%' (Postfix allow_percent_hack), '!' (swap_bangpath);
+ * '@' and ':' can only be there inside quotes, which Postfix opens
+ * (resolve_dequoted) to find a further address or a source route.
+ */
+static bool local_part_routed(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	for (const char *p = addr; at != NULL && p < at; p++)
+		if (*p == '%' || *p == '!' || *p == '@' || *p == ':')
+			return true;
+	return false;
 }
 
 /* has_tag - does the local part start with a prvs tag (any form)? */
@@ -184,6 +214,24 @@ static char *esc(const char *s, char *out, size_t cap)
 	return log_escape(s ? s : "", s ? strlen(s) : 0, out, cap);
 }
 
+/*
+ * routed_elsewhere - a recipient outside [batv] domains that the backend
+ * may still deliver to a protected mailbox: a routing operator in the
+ * local part, or an address literal as the domain (the backend's own
+ * address is local to it: user@[192.0.2.1] is its local user). postmaster@
+ * and abuse@ of a literal are their own exemption, as everywhere.
+ */
+static bool routed_elsewhere(const struct config *cfg, const char *rcpt)
+{
+	const char *d = addr_domain(rcpt);
+
+	if (!cfg->batv.refuse_routed)
+		return false;
+	if (local_part_routed(rcpt))
+		return true;
+	return d != NULL && d[0] == '[' && !is_exempt(cfg, rcpt);
+}
+
 /* classify - verify one bounce recipient; stripped gets the bare address. */
 static enum rcpt_class classify(const struct config *cfg, const char *rcpt,
     enum batv_status *st, char *stripped, size_t cap)
@@ -191,7 +239,7 @@ static enum rcpt_class classify(const struct config *cfg, const char *rcpt,
 	*st = batv_check(&batv_keys, rcpt, batv_today(),
 	    (unsigned)cfg->batv.validity_days, stripped, cap);
 	if (!domain_protected(cfg, rcpt))
-		return RCPT_UNPROTECTED;
+		return routed_elsewhere(cfg, rcpt) ? RCPT_ROUTED : RCPT_UNPROTECTED;
 	if (*st == BATV_VALID)
 		return RCPT_PASS;
 	if (is_exempt(cfg, stripped))
@@ -208,6 +256,36 @@ static void refusal_text(struct filter_verdict *v, const char *rcpt,
 	    esc(rcpt, e, sizeof e), batv_status_text(st));
 }
 
+#define ROUTED_REASON "routed recipient address"
+
+/*
+ * inbound_routed - a bounce to a recipient the backend may route to a
+ * protected mailbox (routed_elsewhere): enforce refuses it here, at RCPT,
+ * whatever refuse_at says; observe lets it on to the mark at DATA.
+ * 550 5.7.1 rather than 553 5.1.3: the address is valid syntax, its use
+ * for a bounce is what policy refuses (RFC 3463 X.7.1).
+ */
+static enum filter_result inbound_routed(const struct filter_env *env,
+    struct filter_verdict *v)
+{
+	char e[BATV_ESC_ADDR];
+
+	esc(env->rcpt, e, sizeof e);
+	if (env->cfg->batv.mode != BATV_MODE_ENFORCE) {
+		log_info("%s: batv: observe: bounce to %s would be refused: %s", env->sid, e,
+		    ROUTED_REASON);
+		return FILTER_CONTINUE;
+	}
+	v->code = 550;
+	snprintf(v->esc, sizeof v->esc, "5.7.1");
+	snprintf(v->text, sizeof v->text,
+	    "<%s>: bounces to routed addresses (%%, !, quoted @ or :, address literals) "
+	    "are not accepted", e);
+	snprintf(v->note, sizeof v->note, "batv=fail(routed)");
+	log_info("%s: batv: refused bounce to %s at RCPT: %s", env->sid, e, ROUTED_REASON);
+	return FILTER_REJECT;
+}
+
 /* inbound_rcpt - strip tags; refuse a failing bounce when refuse_at = rcpt. */
 static enum filter_result inbound_rcpt(const struct filter_env *env,
     struct filter_verdict *v)
@@ -217,8 +295,11 @@ static enum filter_result inbound_rcpt(const struct filter_env *env,
 	enum batv_status st;
 	enum rcpt_class c;
 
-	if (env->rcpt == NULL || !domain_protected(cfg, env->rcpt))
+	if (env->rcpt == NULL)
 		return FILTER_CONTINUE;
+	if (!domain_protected(cfg, env->rcpt))
+		return is_bounce(env) && routed_elsewhere(cfg, env->rcpt) ?
+		    inbound_routed(env, v) : FILTER_CONTINUE;
 	c = classify(cfg, env->rcpt, &st, stripped, sizeof stripped);
 	/* a well-formed tag is stripped, whatever its status: the backend
 	 * knows local@domain, not the tagged form */
@@ -241,6 +322,7 @@ static enum filter_result inbound_rcpt(const struct filter_env *env,
 		snprintf(v->note, sizeof v->note, "batv=exempt");
 		return FILTER_CONTINUE;
 	case RCPT_UNPROTECTED:
+	case RCPT_ROUTED:      /* not for a protected domain: handled above */
 		return FILTER_CONTINUE;
 	case RCPT_FAIL:
 		break;
@@ -280,8 +362,9 @@ static enum filter_result inbound_data(const struct filter_env *env,
 	const struct config *cfg = env->cfg;
 	const char *const *rcpts = env->rcpts_orig ? env->rcpts_orig : env->rcpts;
 	char stripped[FILTER_ADDR_MAX], e[BATV_ESC_ADDR], reason[96];
-	const char *bad = NULL;
+	const char *bad = NULL, *bad_reason = "";
 	enum batv_status bad_st = BATV_VALID;
+	bool bad_routed = false;
 	const char *other = NULL;   /* first unprotected or exempt recipient */
 	size_t npass = 0, nexempt = 0, nfail = 0;
 
@@ -295,13 +378,16 @@ static enum filter_result inbound_data(const struct filter_env *env,
 			continue;
 		}
 		nexempt += c == RCPT_EXEMPT;
-		if (c == RCPT_FAIL) {
+		if (c == RCPT_FAIL || c == RCPT_ROUTED) {
+			const char *why = c == RCPT_ROUTED ? ROUTED_REASON : batv_status_text(st);
 			if (nfail++ == 0) {
 				bad = rcpts[i];
 				bad_st = st;
+				bad_reason = why;
+				bad_routed = c == RCPT_ROUTED;
 			}
 			if (cfg->batv.mode == BATV_MODE_OBSERVE)
-				add_header(v, batv_status_text(st), rcpts[i]);
+				add_header(v, why, rcpts[i]);
 		} else if (other == NULL) {
 			other = rcpts[i];
 		}
@@ -324,8 +410,9 @@ static enum filter_result inbound_data(const struct filter_env *env,
 		if (cfg->batv.mode == BATV_MODE_OBSERVE)
 			add_header(v, reason, bad);
 	} else {
-		snprintf(reason, sizeof reason, "%s", batv_status_text(bad_st));
-		snprintf(v->note, sizeof v->note, "batv=fail(%s)", fail_token(bad_st));
+		snprintf(reason, sizeof reason, "%s", bad_reason);
+		snprintf(v->note, sizeof v->note, "batv=fail(%s)",
+		    bad_routed ? "routed" : fail_token(bad_st));
 	}
 	if (cfg->batv.mode == BATV_MODE_OBSERVE) {
 		log_info("%s: batv: observe: bounce to %s would be refused: %s", env->sid,

@@ -185,6 +185,7 @@ extern const size_t filter_table_len;
  * 0, or -1 with "filter: reason" in err. */
 int filters_init(const struct config *cfg, char *err, size_t errlen);
 
+
 /* filter_stage_name - "connect", "helo", "mail", ... */
 const char *filter_stage_name(enum filter_stage stage);
 

@@ -39,6 +39,7 @@
 #include <ctype.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,7 @@ static struct spf_srv *spf_cur;
 static _Thread_local struct {
 	uint64_t deadline;
 	unsigned lookups;
+	const atomic_bool *abandoned;   /* the job's session has closed */
 } spf_tls;
 
 const char *spf_outcome_name(enum spf_outcome r)
@@ -427,10 +429,11 @@ static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *s, const char *domain,
 	if (type != ns_t_a && type != ns_t_aaaa && type != ns_t_txt &&
 	    type != ns_t_mx && type != ns_t_ptr)
 		return SPF_dns_rr_new_init(s, domain, type, 0, NO_DATA);
-	if (++spf_tls.lookups > SPF_MAX_LOOKUPS || dns_now_ms() >= spf_tls.deadline)
+	if (++spf_tls.lookups > SPF_MAX_LOOKUPS || dns_now_ms() >= spf_tls.deadline ||
+	    (spf_tls.abandoned != NULL && atomic_load(spf_tls.abandoned)))
 		return SPF_dns_rr_new_init(s, domain, type, 0, TRY_AGAIN);
 
-	a = dns_query_sync((int)type, domain, spf_tls.deadline);
+	a = dns_query_sync_cancel((int)type, domain, spf_tls.deadline, spf_tls.abandoned);
 	switch (a.status) {
 	case DNS_OK: herrno = NETDB_SUCCESS; break;
 	case DNS_NODATA: herrno = NO_DATA; break;
@@ -679,14 +682,17 @@ struct spf_job {
 	char mail_from[FILTER_ADDR_MAX + 1];
 	char receiver[SPF_DOMAIN_MAX];
 	struct spf_report rep;
+	atomic_bool abandoned;      /* set on the loop when the session closes */
 };
 
 static void spf_work(uv_work_t *req)
 {
 	struct spf_job *job = req->data;
 
+	spf_tls.abandoned = &job->abandoned;
 	evaluate(job->srv->spf, job->ip, job->helo, job->mail_from, job->deadline,
 	    &job->rep);
+	spf_tls.abandoned = NULL;
 	copy_str(job->rep.receiver, sizeof job->rep.receiver, job->receiver);
 }
 
@@ -781,6 +787,19 @@ static void spf_after_work(uv_work_t *req, int status)
 {
 	struct spf_job *job = req->data;
 
+	if (atomic_load(&job->abandoned)) {
+		/* the session closed: nobody waits for this verdict */
+		for (unsigned i = 0; i < SPF_MAX_RUNNING; i++)
+			if (running[i] == job)
+				running[i] = NULL;
+		n_running--;
+		log_debug("%s: spf: check of a closed session ended after %llums", job->sid,
+		    (unsigned long long)(dns_now_ms() - job->start));
+		srv_unref(job->srv);
+		free(job);
+		schedule();
+		return;
+	}
 	if (status != 0) {   /* UV_ECANCELED: never ran */
 		job->rep.result = SPF_OUT_TEMPERROR;
 		copy_str(job->rep.problem, sizeof job->rep.problem, "check cancelled");
@@ -791,6 +810,48 @@ static void spf_after_work(uv_work_t *req, int status)
 	n_running--;
 	job_finish(job);
 	schedule();
+}
+
+/*
+ * spf_disconnect - the session's queued checks leave the queue at once;
+ * its running checks are told to stop (their DNS queries end now, further
+ * lookups are not made), so their worker threads and slots come back
+ * within milliseconds instead of at their deadline. A slot is given back
+ * only when its thread is: the scheduler's count stays the truth about
+ * the pool.
+ */
+static void spf_disconnect(const struct filter_env *env)
+{
+	uint64_t session_id = env->session_id;
+	struct spf_job **pp = &waiting_head, *job, *prev = NULL;
+	unsigned dropped = 0, stopped = 0;
+
+	while ((job = *pp) != NULL) {
+		if (job->token.session_id != session_id) {
+			prev = job;
+			pp = &job->next;
+			continue;
+		}
+		*pp = job->next;
+		if (waiting_tail == job)
+			waiting_tail = prev;
+		n_waiting--;
+		dropped++;
+		srv_unref(job->srv);
+		free(job);
+	}
+	for (unsigned i = 0; i < SPF_MAX_RUNNING; i++) {
+		if (running[i] != NULL && running[i]->token.session_id == session_id &&
+		    !atomic_load(&running[i]->abandoned)) {
+			atomic_store(&running[i]->abandoned, true);
+			stopped++;
+		}
+	}
+	if (stopped > 0)
+		dns_cancel_wake();
+	if (dropped + stopped > 0)
+		log_debug("spf: session closed: %u queued check(s) dropped, %u running stopped",
+		    dropped, stopped);
 }
 
 /* client_addr - env->client_ip as a sockaddr (it is the real client, after
@@ -850,6 +911,7 @@ static enum filter_result spf_mail(const struct filter_env *env,
 		return v->result;
 	}
 	job->req.data = job;
+	atomic_init(&job->abandoned, false);
 	job->token = *async;
 	job->mode = cfg->spf.mode;
 	job->permerror = cfg->spf.permerror;
@@ -914,8 +976,9 @@ static void spf_shutdown(void)
 
 const struct filter_ops filter_spf = {
 	.name = "spf",
-	.enabled = NULL,   /* always: forged A-R removal does not depend on mode */
+	.enabled = NULL,   /* spf_mail reads [spf] mode */
 	.init = spf_init,
 	.shutdown = spf_shutdown,
 	.hook = {[FILTER_MAIL] = spf_mail},
+	.disconnect = spf_disconnect,
 };

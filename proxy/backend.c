@@ -61,6 +61,7 @@ struct backend {
 	uint64_t timeout;       /* of the current wait */
 	char host[256];
 	unsigned port;
+	bool counted;           /* in be_count ([backend] max_connections) */
 };
 
 struct be_write {
@@ -71,6 +72,10 @@ struct be_write {
 
 struct backend_caps backend_last_caps;
 bool backend_last_caps_known;
+
+/* Inbound connections to [backend] address, from backend_open() until the
+ * connection is closed (QUIT included): what [backend] max_connections caps. */
+static unsigned long be_count;
 
 /* The client TLS context for [backend] tls, built at the first STARTTLS
  * to a backend and rebuilt when the configuration changes (SIGHUP). The
@@ -91,6 +96,7 @@ const char *backend_err_text(int err)
 	case BACKEND_EPROTO: return "protocol error";
 	case BACKEND_EGREET: return "refused the connection";
 	case BACKEND_ETLS: return "TLS failure";
+	case BACKEND_EBUSY: return "has too many connections";
 	default: return "error";
 	}
 }
@@ -121,6 +127,10 @@ static void be_close(struct backend *be)
 		return;
 	be->dead = true;
 	be->state = BE_DEAD;
+	if (be->counted) {
+		be->counted = false;
+		be_count--;
+	}
 	be->cb = NULL;
 	if (be->s->be == be)
 		be->s->be = NULL;
@@ -290,13 +300,53 @@ void backend__caps_parse(struct backend_caps *caps, const char *text)
 	}
 }
 
+/*
+ * backend_client_helo - the client's HELO/EHLO name as the backend is told
+ * it: in XCLIENT/XFORWARD HELO and in the EHLO after XCLIENT (which
+ * replaces XCLIENT's HELO at Postfix). What the client said, never a name
+ * of backstop's; "" when it said nothing. Bytes outside '!'..'~' become
+ * '?' (what Postfix's own neuter() does to XCLIENT values), so the name is
+ * one token on a command line. XCLIENT_README and XFORWARD_README reserve
+ * "[UNAVAILABLE]" and "[TEMPUNAVAIL]" in any case: the backend would read a
+ * client that greeted with one of them as "no HELO" (or as a lookup
+ * failure), so their brackets become '?' too ("?UNAVAILABLE?"): still
+ * visibly the client's word, and no longer a protocol token.
+ */
+void backend_client_helo(const char *helo, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	if (cap == 0)
+		return;
+	for (; helo[n] != '\0' && n + 1 < cap && n < SMTP_DOMAIN_MAX; n++)
+		out[n] = helo[n] >= '!' && helo[n] <= '~' ? helo[n] : '?';
+	out[n] = '\0';
+	if (strcasecmp(out, "[UNAVAILABLE]") == 0 || strcasecmp(out, "[TEMPUNAVAIL]") == 0) {
+		out[0] = '?';
+		out[n - 1] = '?';
+	}
+}
+
+/* backend_helo_attr - the client's HELO as an XCLIENT/XFORWARD attribute
+ * value: the xtext of backend_client_helo(), or [UNAVAILABLE] when the
+ * client said nothing or the value would exceed the 255 characters both
+ * READMEs allow. */
+void backend_helo_attr(const char *helo, char *out, size_t cap)
+{
+	char name[SMTP_DOMAIN_MAX + 1];
+
+	backend_client_helo(helo, name, sizeof name);
+	if (name[0] == '\0' || smtp_xtext_encode(name, strlen(name), out, cap) < 0 ||
+	    strlen(out) > 255)
+		snprintf(out, cap, "[UNAVAILABLE]");
+}
+
 static void be_send_xclient(struct backend *be)
 {
 	struct session *s = be->s;
 	char helo[600], line[1100];
 
-	if (smtp_xtext_encode(s->helo, strlen(s->helo), helo, sizeof helo) < 0 || helo[0] == '\0')
-		strcpy(helo, "[UNAVAILABLE]");
+	backend_helo_attr(s->helo, helo, sizeof helo);
 	/* XCLIENT_README: ADDR goes last, a line stays within 512 bytes */
 	for (int pass = 0; pass < 2; pass++) {
 		snprintf(line, sizeof line, "XCLIENT NAME=%s HELO=%s PROTO=%s PORT=%u ADDR=%s%s",
@@ -316,12 +366,15 @@ static void be_send_xclient(struct backend *be)
 static void be_send_ehlo(struct backend *be, enum be_state next)
 {
 	const char *helo = be->s->cfg->backend.helo;
-	char line[300];
+	char line[300], client[SMTP_DOMAIN_MAX + 1];
 
-	/* after XCLIENT our EHLO would replace the client's HELO at the
-	 * backend (Postfix): say the client's name, as nginx does */
-	if (next == BE_EHLO_AGAIN && be->s->helo[0] && smtp_domain_valid(be->s->helo, strlen(be->s->helo)))
-		helo = be->s->helo;
+	/* after XCLIENT our EHLO replaces the client's HELO at the backend
+	 * (Postfix): say the client's name, as nginx does - the same one
+	 * XCLIENT gave, valid or not, so the backend's own HELO checks judge
+	 * what the client said. Only a client that said nothing gets ours. */
+	backend_client_helo(be->s->helo, client, sizeof client);
+	if (next == BE_EHLO_AGAIN && client[0] != '\0')
+		helo = client;
 	snprintf(line, sizeof line, "EHLO %s", helo);
 	be->state = next;
 	be_wait(be, be->s->cfg->backend.connect_timeout);
@@ -821,11 +874,23 @@ int backend_open(struct session *s, backend_cb cb)
 
 	if (s->be)
 		return 0;
+	/* Postfix's default_process_limit is 100 and its per-client limits
+	 * exempt backstop: without a cap of our own, clients that hold
+	 * transactions open would take every backend process */
+	if (!s->outbound && be_count >= s->cfg->backend.max_connections) {
+		log_warn("%s: refused a backend connection for [%s]:%u: %lu open ([backend] max_connections = %lu)",
+		    s->sid, s->ip, s->port, be_count, s->cfg->backend.max_connections);
+		return BACKEND_EBUSY;
+	}
 	if ((be = calloc(1, sizeof *be)) == NULL)
-		return -1;
+		return BACKEND_ECONNECT;
 	if (hostport_split(addr, be->host, sizeof be->host, &be->port) < 0) {
 		free(be);
-		return -1;
+		return BACKEND_ECONNECT;
+	}
+	if (!s->outbound) {
+		be->counted = true;
+		be_count++;
 	}
 	be->s = s;
 	be->cb = cb;
@@ -941,6 +1006,34 @@ void backend_abort(struct session *s)
 		log_debug("%s: aborting the backend connection", s->sid);
 		be_close(s->be);
 	}
+}
+
+unsigned long backend_connections(void)
+{
+	return be_count;
+}
+
+static void be_on_idle(uv_timer_t *t)
+{
+	struct backend *be = t->data;
+	struct session *s = be->s;
+
+	if (be->dead || be->state != BE_READY || s->be != be || s->txn.active)
+		return;
+	log_info("%s: backend connection idle for %llums outside a transaction; closing it",
+	    s->sid, (unsigned long long)s->cfg->backend.idle_timeout);
+	backend_quit(s);
+}
+
+void backend_idle(struct session *s)
+{
+	struct backend *be = s->be;
+
+	if (be == NULL || be->dead || be->state != BE_READY || s->cfg->backend.idle_timeout == 0)
+		return;
+	/* the timer is free while READY: every command re-arms it with its
+	 * own timeout (be_wait) */
+	uv_timer_start(&be->timer, be_on_idle, s->cfg->backend.idle_timeout, 0);
 }
 
 void backend_quit(struct session *s)

@@ -34,6 +34,7 @@ enum backend_err {
 	BACKEND_EPROTO = -4,     /* not SMTP, or an unexpected reply */
 	BACKEND_EGREET = -5,     /* refused us at greeting/EHLO/XCLIENT */
 	BACKEND_ETLS = -6,       /* STARTTLS required and failed */
+	BACKEND_EBUSY = -7,      /* [backend] max_connections reached */
 };
 
 struct backend_caps {
@@ -49,7 +50,17 @@ typedef void (*backend_cb)(struct session *s, const struct smtp_reply *r, int er
 extern struct backend_caps backend_last_caps;
 extern bool backend_last_caps_known;
 
+/* backend_open - connect for s (inbound: [backend] address, outbound:
+ * [outbound] relay); cb gets the ready connection or the error. Returns 0,
+ * BACKEND_EBUSY when [backend] max_connections inbound connections are
+ * open already (cb is not called), or BACKEND_ECONNECT. */
 int backend_open(struct session *s, backend_cb cb);
+/* backend_idle - s is outside a transaction: close its backend connection
+ * after [backend] idle_timeout unless a command comes first (the next MAIL
+ * reconnects), so idle clients do not pin the backend's processes */
+void backend_idle(struct session *s);
+/* backend_connections - inbound backend connections open (the cap's count) */
+unsigned long backend_connections(void);
 bool backend_ready(const struct session *s);
 const struct backend_caps *backend_caps(const struct session *s);
 /* one command line (CRLF appended here) and its reply */
@@ -69,6 +80,13 @@ void backend_abort(struct session *s);
 /* QUIT and close (after the session's last transaction) */
 void backend_quit(struct session *s);
 const char *backend_err_text(int err);
+/* backend_client_helo - the client's HELO name as the backend is told it
+ * (cap >= 256): bytes outside '!'..'~' and the brackets of the reserved
+ * [UNAVAILABLE]/[TEMPUNAVAIL] become '?'; "" when the client said nothing */
+void backend_client_helo(const char *helo, char *out, size_t cap);
+/* backend_helo_attr - the same as an XCLIENT/XFORWARD HELO value (xtext,
+ * or [UNAVAILABLE] when there is none or it is over 255 characters) */
+void backend_helo_attr(const char *helo, char *out, size_t cap);
 /* startup probe: learn the capabilities once, so the first client's EHLO
  * is right; never blocks, failure only logged */
 void backend_probe(const struct config *cfg);

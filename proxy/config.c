@@ -81,6 +81,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"backend", "tls", CFG_ENUM, "none", O(backend.tls), 0, 0, backend_tls_modes},
 	{"backend", "ca_file", CFG_STR, "", O(backend.ca_file), 0, 4096, NULL},
 	{"backend", "verify_name", CFG_STR, "", O(backend.verify_name), 0, 255, NULL},
+	{"backend", "max_connections", CFG_UINT, "100", O(backend.max_connections), 1, 1000000, NULL},
+	{"backend", "idle_timeout", CFG_DURATION, "10s", O(backend.idle_timeout), 0, DAY_MS, NULL},
 
 	{"limits", "max_connections", CFG_UINT, "1000", O(limits.max_connections), 1, 1000000, NULL},
 	{"limits", "max_connections_per_ip", CFG_UINT, "20", O(limits.max_connections_per_ip), 1, 1000000, NULL},
@@ -92,6 +94,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"limits", "data_timeout", CFG_DURATION, "180s", O(limits.data_timeout), 100, DAY_MS, NULL},
 	{"limits", "session_timeout", CFG_DURATION, "3600s", O(limits.session_timeout), 1000, DAY_MS, NULL},
 	{"limits", "data_buffer", CFG_SIZE, "64k", O(limits.data_buffer), 4096, 64ULL << 20, NULL},
+	{"limits", "ipv4_prefix", CFG_UINT, "32", O(limits.ipv4_prefix), 8, 32, NULL},
+	{"limits", "ipv6_prefix", CFG_UINT, "64", O(limits.ipv6_prefix), 16, 128, NULL},
 
 	{"log", "level", CFG_ENUM, "info", O(log.level), 0, 0, log_levels},
 	{"log", "destination", CFG_ENUM, "stderr", O(log.destination), 0, 0, log_dests},
@@ -135,6 +139,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"batv", "exempt", CFG_WORDS, "", O(batv.exempt), 0, 0, NULL},
 	{"batv", "bounce_senders", CFG_WORDS, "", O(batv.bounce_senders), 0, 0, NULL},
 	{"batv", "sign_exempt", CFG_WORDS, "", O(batv.sign_exempt), 0, 0, NULL},
+	{"batv", "refuse_routed", CFG_BOOL, "yes", O(batv.refuse_routed), 0, 0, NULL},
 
 	{"outbound", "listen", CFG_LISTEN, "", O(outbound.listen), 0, 0, NULL},
 	{"outbound", "relay", CFG_HOSTPORT, "", O(outbound.relay), 0, 0, NULL},

@@ -64,6 +64,8 @@ struct config {
 		int tls;                  /* enum backend_tls */
 		char *ca_file;
 		char *verify_name;
+		unsigned long max_connections; /* open at once (inbound) */
+		uint64_t idle_timeout;    /* ms; 0 = never close an idle one */
 	} backend;
 
 	struct {
@@ -77,6 +79,8 @@ struct config {
 		uint64_t data_timeout;
 		uint64_t session_timeout;
 		uint64_t data_buffer;       /* bytes held before writing to the backend */
+		unsigned long ipv4_prefix;  /* max_connections_per_ip counts per network */
+		unsigned long ipv6_prefix;
 	} limits;
 
 	struct {
@@ -125,6 +129,7 @@ struct config {
 		struct cfg_words exempt;
 		struct cfg_words bounce_senders;
 		struct cfg_words sign_exempt;
+		bool refuse_routed;       /* bounces to %/!/literal recipients */
 	} batv;
 
 	struct {

@@ -38,6 +38,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,7 @@ struct dns_q {
 	struct dns_q *prev, *next;   /* in-flight list */
 	struct dns_q *done_next;     /* async completion queue */
 	uint64_t deadline;
+	const atomic_bool *cancel;   /* raised: end it now (dns_query_sync_cancel) */
 	int type;
 	int ub_id;
 	bool submitted;              /* ub_id valid: the dispatcher may cancel */
@@ -338,7 +340,7 @@ static uint64_t expire(void)
 		next = q->next;
 		if (!q->submitted)
 			continue;
-		if (q->deadline <= now) {
+		if (q->deadline <= now || (q->cancel != NULL && atomic_load(q->cancel))) {
 			list_remove(q);
 			q->done_next = expired;
 			expired = q;
@@ -491,12 +493,19 @@ static uint64_t effective_deadline(uint64_t deadline)
 
 struct dns_answer dns_query_sync(int type, const char *name, uint64_t deadline)
 {
+	return dns_query_sync_cancel(type, name, deadline, NULL);
+}
+
+struct dns_answer dns_query_sync_cancel(int type, const char *name, uint64_t deadline,
+    const atomic_bool *cancel)
+{
 	struct dns_q q;
 	pthread_cond_t cv;
 	pthread_condattr_t ca;
 
 	memset(&q, 0, sizeof q);
 	q.deadline = effective_deadline(deadline);
+	q.cancel = cancel;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&cv, &ca);
@@ -510,6 +519,16 @@ struct dns_answer dns_query_sync(int type, const char *name, uint64_t deadline)
 	}
 	pthread_cond_destroy(&cv);
 	return q.ans;
+}
+
+/* dns_cancel_wake - a cancel flag was raised: the dispatcher completes the
+ * queries that carry it (as DNS_TIMEOUT, the timeout path, so each still
+ * completes exactly once). A query submitted after the flag was raised is
+ * caught too: submit() wakes the dispatcher. */
+void dns_cancel_wake(void)
+{
+	if (dns.inited)
+		wake_dispatcher();
 }
 
 /* An immediate failure is still delivered from the loop, later: no callback

@@ -21,6 +21,7 @@
 #ifndef DNS_H
 #define DNS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -87,6 +88,16 @@ uint64_t dns_now_ms(void);
  * [dns] timeout from now. Thread-safe. Blocks: worker threads only.
  */
 struct dns_answer dns_query_sync(int type, const char *name, uint64_t deadline);
+
+/*
+ * dns_query_sync_cancel - dns_query_sync() that also ends, as DNS_TIMEOUT,
+ * as soon as *cancel is true and dns_cancel_wake() has been called after
+ * raising it (from any thread): a check whose session has gone frees its
+ * worker thread at once instead of at its deadline. cancel may be NULL.
+ */
+struct dns_answer dns_query_sync_cancel(int type, const char *name, uint64_t deadline,
+    const atomic_bool *cancel);
+void dns_cancel_wake(void);
 
 typedef void (*dns_cb)(void *arg, const struct dns_answer *answer);
 

@@ -29,7 +29,8 @@ bool server_draining(void);
 void server_reload(void);
 void server_stop(void);
 
-/* Per-IP connection counting (key: family + address bytes). */
+/* Per-IP connection counting (key: family, address masked to [limits]
+ * ipv4_prefix / ipv6_prefix, prefix length; see session.c). */
 unsigned ipcount_add(const char *key, int delta);
 
 /* Counters for the benchmark's and operators' eyes (logged on exit). */

@@ -105,9 +105,22 @@ static void on_handle_closed(uv_handle_t *h)
 	session_release(h->data);
 }
 
+/* ipkey_mask - keep the first prefix bits of the address bytes a[0..len) */
+static void ipkey_mask(char *a, size_t len, unsigned prefix)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned keep = prefix > 8 * i ? prefix - 8 * (unsigned)i : 0;
+		if (keep < 8)
+			a[i] = (char)((unsigned char)a[i] & (0xff00u >> keep));
+	}
+}
+
 /* peer_describe - fill ip, port and the per-IP key, unmapping IPv4-mapped
  * IPv6 addresses (a dual-stack listener reports them; SPF and logs want
- * the IPv4 form). */
+ * the IPv4 form, and they count as IPv4). The key is the network of
+ * [limits] ipv4_prefix / ipv6_prefix bits (family, address, prefix): one
+ * IPv6 host usually holds a whole /64, so counting single addresses would
+ * give it 2^64 allowances. */
 static void peer_describe(struct session *s)
 {
 	struct sockaddr_storage *ss = &s->peer;
@@ -129,12 +142,16 @@ static void peer_describe(struct session *s)
 		s->port = ntohs(a4->sin_port);
 		s->ipkey[0] = 4;
 		memcpy(s->ipkey + 1, &a4->sin_addr, 4);
+		ipkey_mask(s->ipkey + 1, 4, (unsigned)s->cfg->limits.ipv4_prefix);
+		s->ipkey[17] = (char)s->cfg->limits.ipv4_prefix;
 	} else {
 		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
 		inet_ntop(AF_INET6, &a6->sin6_addr, s->ip, sizeof s->ip);
 		s->port = ntohs(a6->sin6_port);
 		s->ipkey[0] = 6;
 		memcpy(s->ipkey + 1, &a6->sin6_addr, 16);
+		ipkey_mask(s->ipkey + 1, 16, (unsigned)s->cfg->limits.ipv6_prefix);
+		s->ipkey[17] = (char)s->cfg->limits.ipv6_prefix;
 	}
 }
 
@@ -216,8 +233,9 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		return;
 	}
 	if (ipcount_add(s->ipkey, 0) > s->cfg->limits.max_connections_per_ip) {
-		log_warn("%s: refused [%s]:%u: too many connections from this address (max_connections_per_ip = %lu)",
-		    s->sid, s->ip, s->port, s->cfg->limits.max_connections_per_ip);
+		log_warn("%s: refused [%s]:%u: too many connections from this address (max_connections_per_ip = %lu, "
+		    "counted per /%u)", s->sid, s->ip, s->port, s->cfg->limits.max_connections_per_ip,
+		    (unsigned char)s->ipkey[17]);
 		session_reply(s, 421, "4.7.0", "%s Too many connections from your address, try again later",
 		    s->cfg->server.hostname);
 		session_close(s, "max_connections_per_ip");

@@ -132,7 +132,7 @@ struct session {
 	struct sockaddr_storage peer;
 	char ip[INET6_ADDRSTRLEN];
 	unsigned port;
-	char ipkey[20];             /* 16 address bytes + family: per-IP counting */
+	char ipkey[20];             /* family, network bytes, prefix: per-IP counting */
 	char client_name[256];      /* forward-confirmed, or "unknown" */
 	enum session_rdns rdns;
 	bool rdns_temporary;        /* the lookup failed temporarily */

@@ -62,6 +62,7 @@ void txn_reset(struct session *s)
 	s->dbuf.len = 0;
 	if (s->state != SMTP_STATE_CONNECTED)
 		s->state = SMTP_STATE_READY;
+	backend_idle(s);
 }
 
 static int txn_add_rcpt(struct session *s, const char *orig, const char *relayed)
@@ -172,6 +173,14 @@ static void backend_trouble(struct session *s, int err, bool fatal)
 {
 	log_warn("%s: backend %s during %s for [%s]:%u", s->sid, backend_err_text(err),
 	    smtp_state_name(s->state), s->ip, s->port);
+	if (err == BACKEND_EBUSY) {
+		/* RFC 3463 X.3.2: the system cannot take mail now; the
+		 * client comes back later, and its connection is freed */
+		session_reply(s, 421, "4.3.2", "%s Error: too many connections to the backend, "
+		    "try again later", s->cfg->server.hostname);
+		session_close(s, "backend max_connections");
+		return;
+	}
 	if (fatal) {
 		session_summary(s, "backend failure");
 		session_reply(s, 421, "4.4.2", "%s Error: backend %s, try again later",
@@ -486,9 +495,10 @@ static void mail_send(struct session *s)
 		return;
 	}
 	if (!backend_ready(s)) {
+		int rc;
 		s->wait = WAIT_BACKEND;
-		if (backend_open(s, prepare_step) != 0)
-			s->mail_then(s, NULL, BACKEND_ECONNECT);
+		if ((rc = backend_open(s, prepare_step)) != 0)
+			s->mail_then(s, NULL, rc);
 		return;
 	}
 	if (s->be_rset_pending) {
@@ -501,8 +511,7 @@ static void mail_send(struct session *s)
 		/* XFORWARD attributes last one transaction: send before each MAIL */
 		char helo[600], xf[1024];
 		s->xforward_sent = true;
-		if (smtp_xtext_encode(s->helo, strlen(s->helo), helo, sizeof helo) < 0 || strlen(helo) > 255)
-			strcpy(helo, "[UNAVAILABLE]");
+		backend_helo_attr(s->helo, helo, sizeof helo);
 		snprintf(xf, sizeof xf, "XFORWARD NAME=%s ADDR=%s%s PORT=%u PROTO=%s HELO=%s SOURCE=REMOTE",
 		    strcmp(s->client_name, "unknown") ? s->client_name :
 		    s->rdns_temporary ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]",

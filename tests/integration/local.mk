@@ -36,3 +36,7 @@ INTEGRATION_TESTS += tests/integration/hostile_peers.py
 INTEGRATION_TESTS += tests/integration/tls_slowloris.py
 INTEGRATION_TESTS += tests/integration/dkim.py
 EXTRA_DIST += tests/data/dkim
+INTEGRATION_TESTS += tests/integration/batv_routing.py
+INTEGRATION_TESTS += tests/integration/helo_reserved.py
+INTEGRATION_TESTS += tests/integration/backend_limits.py
+INTEGRATION_TESTS += tests/integration/spf_slot_release.py

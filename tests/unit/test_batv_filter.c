@@ -310,6 +310,91 @@ static struct filter_env env_out(const char *from, const char *to,
 	return e;
 }
 
+/*
+ * test_routed - bounces to recipients outside [batv] domains that the
+ * backend could route to a protected mailbox (% hack, bang path, quoted
+ * '@' or ':', address literals): refused at RCPT in enforce mode whatever
+ * refuse_at says, marked at DATA in observe mode, left alone with
+ * refuse_routed = no and for non-bounces.
+ */
+static void test_routed(void)
+{
+	static const char *const routed[] = {
+		"user%example.com@[127.0.0.1]", "example.com!user@[127.0.0.1]",
+		"\"user%example.com\"@[127.0.0.1]", "\"user@example.com\"@[127.0.0.1]",
+		"\"@example.com:user\"@[127.0.0.1]", "user%example.com@localhost",
+		"USER%EXAMPLE.COM@[127.0.0.1]", "user%example.com@[IPv6:::1]",
+		"user%example.com%[127.0.0.1]@[127.0.0.1]", "example.com!user@mx.other.org",
+		"user@[127.0.0.1]", "User@[IPv6:2001:db8::25]",
+		"prvs=1730000000=user%example.com@[127.0.0.1]", "postmaster%example.com@[127.0.0.1]",
+		NULL};
+	static const char *const fine[] = {
+		"user@other.org", "postmaster@[127.0.0.1]", "Abuse@[IPv6:::1]", "user@localhost",
+		"\"john smith\"@other.org", "user+tag@other.org", NULL};
+	struct filter_verdict v;
+
+	for (int refuse_at = BATV_REFUSE_DATA; refuse_at <= BATV_REFUSE_RCPT; refuse_at++) {
+		set_mode(BATV_MODE_ENFORCE, refuse_at);
+		for (size_t i = 0; routed[i] != NULL; i++) {
+			CHECK_INT(rcpt("", routed[i], &v), FILTER_REJECT);
+			CHECK_INT(v.code, 550);
+			CHECK_STR(v.esc, "5.7.1");
+			CHECK(strstr(v.text, "bounces to routed addresses") != NULL);
+			CHECK_STR(v.note, "batv=fail(routed)");
+			CHECK_STR(v.rewrite, "");
+			/* bounce_senders count as bounces */
+			CHECK_INT(rcpt("MAILER-DAEMON@mx.remote.org", routed[i], &v), FILTER_REJECT);
+			/* not a bounce: routing is the backend's business */
+			CHECK_INT(rcpt("someone@remote.org", routed[i], &v), FILTER_CONTINUE);
+		}
+		for (size_t i = 0; fine[i] != NULL; i++)
+			CHECK_INT(rcpt("", fine[i], &v), FILTER_CONTINUE);
+	}
+	/* a routed address inside a protected domain is BATV's ordinary case */
+	set_mode(BATV_MODE_ENFORCE, BATV_REFUSE_RCPT);
+	CHECK_INT(rcpt("", "user%other.org@example.com", &v), FILTER_REJECT);
+	CHECK_STR(v.note, "batv=fail(no_tag)");
+	CHECK_INT(rcpt("", "postmaster%other.org@example.com", &v), FILTER_REJECT);
+	/* a literal listed in [batv] domains is ours: BATV decides */
+	{
+		static const char *const with_literal[] = {"example.com", "example.net",
+		    "[127.0.0.1]", NULL};
+		static const char *const domains[] = {"example.com", "example.net", NULL};
+		words_set(&cfg->batv.domains, with_literal);
+		CHECK_INT(rcpt("", "user@[127.0.0.1]", &v), FILTER_REJECT);
+		CHECK_STR(v.note, "batv=fail(no_tag)");
+		CHECK_INT(rcpt("", tag("user@[127.0.0.1]", 1, 0), &v), FILTER_CONTINUE);
+		CHECK_STR(v.rewrite, "user@[127.0.0.1]");
+		words_set(&cfg->batv.domains, domains);
+	}
+	/* observe: accepted at RCPT, marked at DATA */
+	set_mode(BATV_MODE_OBSERVE, BATV_REFUSE_RCPT);
+	CHECK_INT(rcpt("", routed[0], &v), FILTER_CONTINUE);
+	{
+		const char *one[] = {routed[0], NULL};
+		CHECK_INT(data("", one, &v), FILTER_CONTINUE);
+		CHECK_STR(v.note, "batv=fail(routed)");
+		CHECK(strstr(v.headers, "X-Backstop-BATV: fail (routed recipient address) rcpt=user%example.com@[127.0.0.1]\r\n") != NULL);
+	}
+	/* enforce at DATA (a recipient that got in some other way): refused */
+	set_mode(BATV_MODE_ENFORCE, BATV_REFUSE_DATA);
+	{
+		const char *one[] = {"example.com!user@[127.0.0.1]", NULL};
+		CHECK_INT(data("", one, &v), FILTER_REJECT);
+		CHECK_STR(v.note, "batv=fail(routed)");
+		CHECK(strstr(v.text, "(routed recipient address)") != NULL);
+	}
+	/* refuse_routed = no: the old behaviour */
+	cfg->batv.refuse_routed = false;
+	for (size_t i = 0; routed[i] != NULL; i++)
+		CHECK_INT(rcpt("", routed[i], &v), FILTER_CONTINUE);
+	cfg->batv.refuse_routed = true;
+	/* mode off: nothing */
+	set_mode(BATV_MODE_OFF, BATV_REFUSE_RCPT);
+	CHECK_INT(rcpt("", routed[0], &v), FILTER_CONTINUE);
+	set_mode(BATV_MODE_ENFORCE, BATV_REFUSE_DATA);
+}
+
 /* test_outbound - allow list, signing, sign_exempt. */
 static void test_outbound(void)
 {
@@ -557,6 +642,7 @@ int main(void)
 
 	test_rcpt_stage();
 	test_data_stage();
+	test_routed();
 	test_outbound();
 	test_reload();
 	test_cli();
