@@ -3,7 +3,7 @@
 # (root). Installs only what is missing; never starts a daemon.
 set -euo pipefail
 pkgs=(build-essential autoconf automake libtool pkg-config
-      libuv1-dev libssl-dev libspf2-dev libopendkim-dev libinih-dev libunbound-dev
+      libuv1-dev libssl-dev libspf2-dev libinih-dev libunbound-dev
       postfix swaks libnet-ssleay-perl unbound python3 python3-dnslib faketime bind9-dnsutils
       clang libclang-rt-14-dev openssl iproute2 procps psmisc util-linux testssl.sh)
 missing=()
