@@ -46,12 +46,12 @@ static void usage(FILE *out)
 }
 
 /* resolver_check - what dns_init() will need, without starting the
- * resolver's thread (which a later daemon() would lose). */
+ * resolver's thread (which a later daemon() would lose). libunbound
+ * forwards to 127.0.0.1 when resolv.conf names no nameserver, but fails
+ * when it cannot read the file. */
 static int resolver_check(const struct config *cfg, char *err, size_t errlen)
 {
 	FILE *f;
-	char line[512];
-	bool any = false;
 
 	if (cfg->dns.servers.n > 0)
 		return 0;   /* IP addresses, checked by the parser */
@@ -60,14 +60,7 @@ static int resolver_check(const struct config *cfg, char *err, size_t errlen)
 		    " (set [dns] servers)", strerror(errno));
 		return -1;
 	}
-	while (!any && fgets(line, sizeof line, f) != NULL)
-		any = strncmp(line, "nameserver", 10) == 0 && (line[10] == ' ' || line[10] == '\t');
 	fclose(f);
-	if (!any) {
-		snprintf(err, errlen, "[dns] servers is empty and /etc/resolv.conf names no nameserver"
-		    " (set [dns] servers)");
-		return -1;
-	}
 	return 0;
 }
 

@@ -33,3 +33,5 @@ INTEGRATION_TESTS += tests/integration/spf_ipv6.py
 INTEGRATION_TESTS += tests/integration/hostile_peers.py
 INTEGRATION_TESTS += tests/integration/tls_slowloris.py
 INTEGRATION_TESTS += tests/integration/spf_loopback.py
+INTEGRATION_TESTS += tests/integration/config_errors.py tests/integration/daemon_mode.py \
+	tests/integration/privdrop.py
