@@ -295,9 +295,20 @@ static void on_sighup(uv_signal_t *h, int signum)
 int server_listen(struct config *cfg)
 {
 	char err[512];
+	uv_loop_t *loop = uv_default_loop();
 
 	current = cfg;
 	bound = config_ref(cfg);
+	/* signals before the first "listening on": a SIGTERM that follows it
+	 * is a drain, never the default action (uv_loop_fork() carries the
+	 * handlers over daemon()) */
+	uv_signal_init(loop, &sig_term);
+	uv_signal_init(loop, &sig_int);
+	uv_signal_init(loop, &sig_hup);
+	uv_timer_init(loop, &drain_timer);
+	uv_signal_start(&sig_term, on_sigterm, SIGTERM);
+	uv_signal_start(&sig_int, on_sigterm, SIGINT);
+	uv_signal_start(&sig_hup, on_sighup, SIGHUP);
 	current_tls = tls_server_new(cfg, err, sizeof err);
 	if (current_tls == NULL && err[0]) {
 		log_error("TLS: %s", err);
@@ -314,18 +325,8 @@ int server_listen(struct config *cfg)
 
 void server_run(bool daemon_mode)
 {
-	uv_loop_t *loop = uv_default_loop();
-	struct config *cfg = current;
-
 	detached = daemon_mode;
-	uv_signal_init(loop, &sig_term);
-	uv_signal_init(loop, &sig_int);
-	uv_signal_init(loop, &sig_hup);
-	uv_timer_init(loop, &drain_timer);
-	uv_signal_start(&sig_term, on_sigterm, SIGTERM);
-	uv_signal_start(&sig_int, on_sigterm, SIGINT);
-	uv_signal_start(&sig_hup, on_sighup, SIGHUP);
-	backend_probe(cfg);
+	backend_probe(current);
 }
 
 void server_release(void)
