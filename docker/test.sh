@@ -6,20 +6,16 @@
 # logs to `docker logs`, that the HEALTHCHECK turns healthy and that SIGTERM stops it cleanly;
 # then tears the stack down. Exits non-zero on the first failure.
 #
-# Engine: an engine that `docker info` reaches is used as is. Otherwise the machine's local
-# engine (../shared/tools/local-docker-engine, or $LOCAL_DOCKER_ENGINE) is started, and stopped
-# again at the end if this script started it. Needs: docker, docker-compose (or `docker
-# compose`), swaks, python3 (to pick a free port). BACKSTOP_PORT=N publishes on 127.0.0.1:N
+# Engine: any Docker engine that `docker info` reaches (DOCKER_HOST is honoured). Needs:
+# docker, docker-compose (or `docker compose`), swaks, python3 (to pick a free port). BACKSTOP_PORT=N publishes on 127.0.0.1:N
 # instead of a free port. The images (backstop:latest, backstop-sink:latest) are kept, so a
 # second run reuses the layer cache; KEEP_STACK=1 leaves the stack running for a look around.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
-engine_tool=${LOCAL_DOCKER_ENGINE:-$top/../shared/tools/local-docker-engine}
 project=backstoptest$$
 token=backstop-docker-test-$$-$RANDOM
 t0=$SECONDS
-started_engine=no
 compose_up=no
 
 say() { echo "docker/test.sh: $*"; }
@@ -37,13 +33,6 @@ cleanup() {
 	if [[ $compose_up == yes && ${KEEP_STACK:-0} != 1 ]]; then
 		dc down -v --remove-orphans >/dev/null 2>&1 || say "warning: compose down failed"
 	fi
-	if [[ $started_engine == yes ]]; then
-		"$engine_tool" stop >/dev/null 2>&1 || say "warning: could not stop the local engine"
-		for _ in $(seq 1 30); do
-			"$engine_tool" status 2>/dev/null | grep -q '^running' || break
-			sleep 1
-		done
-	fi
 	say "$( ((rc == 0)) && echo PASS || echo FAILED) in $((SECONDS - t0))s"
 	exit "$rc"
 }
@@ -54,19 +43,7 @@ for cmd in docker swaks python3; do
 done
 
 # ---- engine
-if ! docker info >/dev/null 2>&1; then
-	[[ -x $engine_tool ]] || fail "no Docker engine reachable and no $engine_tool"
-	for _ in $(seq 1 30); do
-		st=$("$engine_tool" status 2>/dev/null || true)
-		[[ $st == running:* ]] || { started_engine=yes; break; }
-		export DOCKER_HOST=${st#running: DOCKER_HOST=}
-		docker info >/dev/null 2>&1 && break
-		sleep 1 # a dockerd just told to stop still has its pid file: let it go first
-	done
-	say "starting the local engine ($engine_tool)"
-	eval "$("$engine_tool" start)" || fail "the local engine did not start"
-	docker info >/dev/null 2>&1 || fail "the local engine started but docker info fails"
-fi
+docker info >/dev/null 2>&1 || fail "no Docker engine reachable (docker info fails; set DOCKER_HOST?)"
 
 if docker compose version >/dev/null 2>&1; then
 	compose=(docker compose)
@@ -78,26 +55,10 @@ fi
 export BACKSTOP_PORT=${BACKSTOP_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 dc() { "${compose[@]}" -p "$project" -f "$here/docker-compose.yml" "$@"; }
 
-# ---- base image
-# A debian:bookworm-slim made with debootstrap and `docker import` from a `mktemp -d` root has /
-# as mode 0700 (and no PATH): any non-root container then fails with "exec: ...: stat
-# /usr/local/bin/backstop: permission denied". A RUN chmod in a Dockerfile cannot change the
-# root directory of a layer, so re-import such a base once with a 0755 root. Docker Hub's
-# image has 0755 and is left alone.
-mode=$(docker run --rm --user 0 --entrypoint /usr/bin/stat debian:bookworm-slim -c %a / 2>/dev/null) ||
-	fail "cannot run debian:bookworm-slim"
-if [[ $mode != 755 ]]; then
-	say "debian:bookworm-slim has / as mode $mode: re-importing it with 0755 (and PATH)"
-	c=$(docker create debian:bookworm-slim /bin/true)
-	docker export "$c" | docker import \
-		--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-		--change 'CMD ["bash"]' - debian:bookworm-slim >/dev/null
-	docker rm "$c" >/dev/null
-	mode=$(docker run --rm --user 65534 --entrypoint /usr/bin/stat debian:bookworm-slim -c %a / 2>/dev/null) ||
-		fail "the re-imported base is still not usable by a non-root user"
-fi
-
 # ---- build
+# The quick start's key (certs/demo/, made here if missing, as tests/demo.sh does) must stay out
+# of the build context: the Dockerfile fails the build if .dockerignore lets a private key in.
+[[ -e $top/certs/demo/backstop.key ]] || bash "$top/certs/make-self-signed.sh" localhost "$top/certs/demo" >/dev/null
 say "building the images (backstop, backstop-sink)"
 t=$SECONDS
 dc build >"/tmp/$project-build.log" 2>&1 || { tail -40 "/tmp/$project-build.log" >&2; fail "build failed (log: /tmp/$project-build.log)"; }

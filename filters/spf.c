@@ -223,6 +223,11 @@ static void sb_value(struct sbuf *b, const char *s, size_t max)
 /* spf_comment - RFC 7208 9.1's human-readable part, libspf2's wording. */
 static void spf_comment(struct sbuf *b, const struct spf_report *r, size_t max)
 {
+	if (r->not_checked[0] != '\0') {
+		sb_puts(b, "backstop: ");
+		sb_comment(b, r->not_checked, max);
+		return;
+	}
 	sb_comment(b, r->receiver, max);
 	sb_puts(b, ": ");
 	switch (r->result) {
@@ -328,7 +333,8 @@ void spf_verdict_build(const struct spf_report *r, int mode, int permerror,
 	snprintf(v->note, sizeof v->note, "spf=%s", spf_outcome_name(r->result));
 	if (spf_headers_build(r, v->headers, sizeof v->headers) < 0)
 		v->headers[0] = '\0';
-	spf_auth_result(r, &v->auth);
+	if (r->not_checked[0] == '\0')   /* nothing authenticated: no A-R claim */
+		spf_auth_result(r, &v->auth);
 	if (mode != SPF_MODE_ENFORCE)
 		return;   /* annotate: never refuse */
 
@@ -875,6 +881,16 @@ static bool client_addr(const struct filter_env *env, struct sockaddr_storage *s
 	return false;
 }
 
+/* is_loopback - 127.0.0.0/8 or ::1 (IPv4-mapped addresses are unmapped
+ * before they reach env->client_ip). */
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	return ss->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
 static uint64_t check_budget(const struct config *cfg)
 {
 	uint64_t b = 4 * cfg->dns.timeout;
@@ -892,10 +908,36 @@ static enum filter_result spf_mail(const struct filter_env *env,
 	if (cfg->spf.mode == SPF_MODE_OFF || env->listener == NULL ||
 	    strcmp(env->listener, "inbound") != 0)
 		return FILTER_CONTINUE;
-	if (client_addr(env, &ss) && cidrs_match(&cfg->spf.trusted, (struct sockaddr *)&ss)) {
-		snprintf(v->note, sizeof v->note, "spf=skipped");
-		log_debug("%s: spf: skipped, trusted client %s", env->sid, env->client_ip);
-		return FILTER_CONTINUE;
+	/* Loopback: libspf2 passes it without a lookup ("designates
+	 * 127.0.0.1"), a claim nobody checked. Trusted relays: skipped by
+	 * configuration. Either way the header says "none" and why. */
+	{
+		const char *why = NULL, *kind = NULL;
+		bool have = client_addr(env, &ss);
+
+		if (have && is_loopback(&ss)) {
+			kind = "loopback";
+			why = "is a loopback address";
+		} else if (have && cidrs_match(&cfg->spf.trusted, (struct sockaddr *)&ss)) {
+			kind = "trusted";
+			why = "is in [spf] trusted";
+		}
+		if (why != NULL) {
+			struct spf_report rep = {.result = SPF_OUT_NONE};
+			const char *at = env->null_sender ? NULL : strrchr(env->mail_from, '@');
+
+			snprintf(rep.not_checked, sizeof rep.not_checked, "not checked, client %s %s",
+			    env->client_ip, why);
+			copy_str(rep.receiver, sizeof rep.receiver, cfg->server.hostname);
+			copy_str(rep.ip, sizeof rep.ip, env->client_ip);
+			copy_str(rep.helo, sizeof rep.helo, env->helo);
+			copy_str(rep.sender, sizeof rep.sender, env->null_sender ? "" : env->mail_from);
+			copy_str(rep.domain, sizeof rep.domain, at ? at + 1 : env->helo);
+			spf_verdict_build(&rep, cfg->spf.mode, cfg->spf.permerror, v);
+			snprintf(v->note, sizeof v->note, "spf=skipped");
+			log_debug("%s: spf: skipped, %s client %s", env->sid, kind, env->client_ip);
+			return FILTER_CONTINUE;
+		}
 	}
 
 	job = calloc(1, sizeof *job);

@@ -39,6 +39,7 @@ struct spf_report {
 	char receiver[SPF_DOMAIN_MAX];    /* [server] hostname */
 	char problem[128];                /* temperror/permerror detail */
 	char explanation[SPF_EXPLANATION_MAX]; /* the domain's exp=, cleaned; "" if none */
+	char not_checked[96];             /* why no check ran (loopback, trusted); "" if one did */
 };
 
 /* spf_outcome_name - "none", "neutral", "pass", ... (RFC 8601 spf= values) */

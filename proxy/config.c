@@ -33,7 +33,8 @@ enum cfg_type {
 	CFG_DURATION,  /* ms; suffix ms/s/m/h, bare number = seconds */
 	CFG_ENUM,      /* one of names */
 	CFG_HOSTPORT,  /* host:port or [v6]:port; may be empty if min == 0 */
-	CFG_LISTEN,    /* list of host:port */
+	CFG_LISTEN,    /* list of address:port (IP literals: nothing resolves them) */
+	CFG_NAMESERVERS, /* list of address[:port], port 53 if none; kept as address:port */
 	CFG_WORDS,     /* list of words */
 	CFG_CIDRS,     /* list of address[/prefix] */
 	CFG_COLON,     /* text; a repeated key appends ":value" (cipher lists
@@ -71,6 +72,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"server", "greet_pause", CFG_DURATION, "0s", O(server.greet_pause), 0, 60000, NULL},
 	{"server", "bare_newline", CFG_ENUM, "reject", O(server.bare_newline), 0, 0, newline_policies},
 	{"server", "drain_time", CFG_DURATION, "30s", O(server.drain_time), 0, DAY_MS, NULL},
+	{"server", "user", CFG_STR, "", O(server.user), 0, 64, NULL},
+	{"server", "group", CFG_STR, "", O(server.group), 0, 64, NULL},
 
 	{"backend", "address", CFG_HOSTPORT, NULL, O(backend.address), 1, 0, NULL},
 	{"backend", "helo", CFG_STR, "", O(backend.helo), 0, 255, NULL},
@@ -121,7 +124,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"tls", "require", CFG_BOOL, "no", O(tls.require), 0, 0, NULL},
 	{"tls", "handshake_timeout", CFG_DURATION, "30s", O(tls.handshake_timeout), 100, 600000, NULL},
 
-	{"dns", "servers", CFG_LISTEN, "", O(dns.servers), 0, 0, NULL},
+	{"dns", "servers", CFG_NAMESERVERS, "", O(dns.servers), 0, 0, NULL},
 	{"dns", "timeout", CFG_DURATION, "5s", O(dns.timeout), 100, 120000, NULL},
 	{"dns", "reverse_lookup", CFG_BOOL, "yes", O(dns.reverse_lookup), 0, 0, NULL},
 	{"dns", "max_queries", CFG_UINT, "1000", O(dns.max_queries), 1, 1000000, NULL},
@@ -431,11 +434,50 @@ static int for_each_word(const char *v, int (*fn)(void *, const char *), void *a
 	return 0;
 }
 
+/* ip_literal - is host an IPv4 address, or (bracketed) an IPv6 one? */
+static bool ip_literal(const char *host, bool bracketed)
+{
+	unsigned char a[16];
+
+	return inet_pton(bracketed ? AF_INET6 : AF_INET, host, a) == 1;
+}
+
+/* listen addresses are bound as given: a host name would pass here and
+ * fail at start-up, so only IP literals are taken */
 static int add_listen(void *arg, const char *w)
 {
-	if (hostport_check(w) < 0)
+	char host[256];
+	unsigned port;
+
+	if (hostport_split(w, host, sizeof host, &port) < 0 || !ip_literal(host, w[0] == '['))
 		return -1;
 	return words_add(arg, w, strlen(w));
+}
+
+/* add_nameserver - "192.0.2.53", "192.0.2.53:5353", "2001:db8::53",
+ * "[2001:db8::53]:5353"; stored with the port (53 when none is given).
+ * The resolver forwards to addresses only. */
+static int add_nameserver(void *arg, const char *w)
+{
+	char host[256], full[300];
+	unsigned port = 53;
+
+	if (ip_literal(w, false)) {
+		snprintf(full, sizeof full, "%s:53", w);
+	} else if (ip_literal(w, true)) {
+		snprintf(full, sizeof full, "[%s]:53", w);
+	} else if (w[0] == '[' && w[strlen(w) - 1] == ']' && strlen(w) < sizeof host + 2) {
+		memcpy(host, w + 1, strlen(w) - 2);
+		host[strlen(w) - 2] = '\0';
+		if (!ip_literal(host, true))
+			return -1;
+		snprintf(full, sizeof full, "%s:53", w);
+	} else {
+		if (hostport_split(w, host, sizeof host, &port) < 0 || !ip_literal(host, w[0] == '['))
+			return -1;
+		snprintf(full, sizeof full, "%s", w);
+	}
+	return words_add(arg, full, strlen(full));
 }
 
 static int add_word(void *arg, const char *w)
@@ -465,7 +507,8 @@ static const char *type_hint(const struct cfg_key *k)
 	case CFG_SIZE: return "a size such as 512k or 25m";
 	case CFG_DURATION: return "a duration such as 500ms, 30s, 5m or 1h";
 	case CFG_HOSTPORT: return "host:port, or [IPv6]:port";
-	case CFG_LISTEN: return "one or more host:port, or [IPv6]:port";
+	case CFG_LISTEN: return "one or more IP address:port, or [IPv6]:port";
+	case CFG_NAMESERVERS: return "one or more IP addresses, each with an optional :port (default 53)";
 	case CFG_CIDRS: return "addresses or networks such as 192.0.2.0/24 2001:db8::/32";
 	default: return "text";
 	}
@@ -563,11 +606,13 @@ static int set_value(struct config *cfg, const struct cfg_key *k, const char *v,
 		*(char **)field = strdup(v);
 		return 0;
 	case CFG_LISTEN:
+	case CFG_NAMESERVERS:
 	case CFG_WORDS: {
 		struct cfg_words *w = (struct cfg_words *)field;
 		if (!append)
 			words_free(w);
-		if (for_each_word(v, k->type == CFG_LISTEN ? add_listen : add_word, w) < 0)
+		if (for_each_word(v, k->type == CFG_LISTEN ? add_listen :
+		    k->type == CFG_NAMESERVERS ? add_nameserver : add_word, w) < 0)
 			goto bad;
 		return 0;
 	}
@@ -609,7 +654,8 @@ static bool section_known(const char *section)
 
 static bool is_list(enum cfg_type t)
 {
-	return t == CFG_LISTEN || t == CFG_WORDS || t == CFG_CIDRS || t == CFG_COLON;
+	return t == CFG_LISTEN || t == CFG_NAMESERVERS || t == CFG_WORDS || t == CFG_CIDRS ||
+	    t == CFG_COLON;
 }
 
 static int cfg_ini_handler(void *user, const char *section, const char *name, const char *value)
@@ -619,6 +665,19 @@ static int cfg_ini_handler(void *user, const char *section, const char *name, co
 	size_t idx;
 	char why[256];
 
+	if (section[0] == '\0') {
+		/* inih hands keys above the first [section] over with an empty
+		 * section name: say where they belong instead of dropping them */
+		const char *where = NULL;
+		for (size_t i = 0; i < NKEYS && where == NULL; i++)
+			if (strcmp(cfg_keys[i].name, name) == 0)
+				where = cfg_keys[i].section;
+		if (where)
+			cfg_error(p, "'%s' is outside any section: put it under [%s]", name, where);
+		else
+			cfg_error(p, "'%s' is outside any section (and no section has such a key)", name);
+		return 1;
+	}
 	if (!section_known(section))
 		return 1;   /* reported by counting_reader at the section line */
 	if ((k = key_find(section, name, &idx)) == NULL) {
@@ -688,6 +747,7 @@ static void config_free(struct config *cfg)
 			free(*(char **)field);
 			break;
 		case CFG_LISTEN:
+		case CFG_NAMESERVERS:
 		case CFG_WORDS:
 			words_free((struct cfg_words *)field);
 			break;
@@ -724,6 +784,79 @@ static struct config *config_new_defaults(struct cfg_parse *p)
 	return cfg;
 }
 
+/* check_protocols - [tls] protocols names versions this OpenSSL can
+ * serve. TLS 1.0 and 1.1 are refused: OpenSSL 3 at its default security
+ * level 1 cannot sign their handshakes (SHA-1/MD5), so every such
+ * handshake would fail with "no ciphers available" at run time. */
+static void check_protocols(struct cfg_parse *p)
+{
+	const char *v = p->cfg->tls.protocols;
+
+	while (*v) {
+		size_t n;
+		v += strspn(v, " ,\t");
+		n = strcspn(v, " ,\t");
+		if (n == 0)
+			break;
+		if ((n == 7 && strncasecmp(v, "TLSv1.2", 7) == 0) ||
+		    (n == 7 && strncasecmp(v, "TLSv1.3", 7) == 0)) {
+			/* fine */
+		} else if ((n == 5 && strncasecmp(v, "TLSv1", 5) == 0) ||
+		    (n == 7 && (strncasecmp(v, "TLSv1.0", 7) == 0 || strncasecmp(v, "TLSv1.1", 7) == 0))) {
+			cfg_error(p, "[tls] protocols: %.*s is not supported: OpenSSL 3 refuses"
+			    " TLS 1.0 and 1.1 handshakes at its default security level"
+			    " (use TLSv1.2 TLSv1.3)", (int)n, v);
+		} else {
+			cfg_error(p, "[tls] protocols: unknown protocol \"%.*s\" (use TLSv1.2 TLSv1.3)",
+			    (int)n, v);
+		}
+		v += n;
+	}
+}
+
+/* The directory relative paths are taken from: the one backstop was
+ * started in, recorded at the first load, so that a reload after daemon()
+ * (which changes to /) reads the same files. */
+static char basedir[4096];
+
+static void basedir_init(void)
+{
+	if (basedir[0] == '\0' && getcwd(basedir, sizeof basedir) == NULL)
+		strcpy(basedir, "/");
+}
+
+/* absolute - path made absolute against basedir (malloc'd; NULL on OOM). */
+static char *absolute(const char *path)
+{
+	size_t n;
+	char *s;
+
+	if (path[0] == '/' || path[0] == '\0')
+		return strdup(path);
+	basedir_init();
+	n = strlen(basedir) + strlen(path) + 2;
+	if ((s = malloc(n)) == NULL)
+		return NULL;
+	snprintf(s, n, "%s%s%s", basedir, basedir[strlen(basedir) - 1] == '/' ? "" : "/", path);
+	return s;
+}
+
+static void absolute_paths(struct cfg_parse *p)
+{
+	char **paths[] = {&p->cfg->tls.certificate, &p->cfg->tls.key, &p->cfg->backend.ca_file,
+	    &p->cfg->batv.keys_file};
+
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+		char *a = absolute(*paths[i]);
+		if (a == NULL) {
+			cfg_error(p, "out of memory");
+			return;
+		}
+		free(*paths[i]);
+		*paths[i] = a;
+	}
+}
+
 /* Cross-key checks and derived defaults. */
 static void config_finish(struct cfg_parse *p)
 {
@@ -747,6 +880,8 @@ static void config_finish(struct cfg_parse *p)
 		free(cfg->backend.helo);
 		cfg->backend.helo = strdup(cfg->server.hostname);
 	}
+	check_protocols(p);
+	absolute_paths(p);
 	if ((cfg->tls.certificate[0] == '\0') != (cfg->tls.key[0] == '\0'))
 		cfg_error(p, "[tls] certificate and key must be set together");
 	if (cfg->tls.require && cfg->tls.certificate[0] == '\0')
@@ -822,6 +957,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		err[0] = '\0';
 	if ((p.cfg = config_new_defaults(&p)) == NULL)
 		return NULL;
+	basedir_init();
 	if ((p.fp = fopen(path, "r")) == NULL) {
 		cfg_error(&p, "cannot open: %s", strerror(errno));
 		config_free(p.cfg);
@@ -847,7 +983,11 @@ struct config *config_load(const char *path, char *err, size_t errlen)
 		config_free(p.cfg);
 		return NULL;
 	}
-	p.cfg->path = strdup(path);
+	/* absolute: SIGHUP reloads it after daemon() changed to / */
+	if ((p.cfg->path = absolute(path)) == NULL) {
+		config_free(p.cfg);
+		return NULL;
+	}
 	return p.cfg;
 }
 
@@ -922,6 +1062,7 @@ void config_dump(const struct config *cfg, FILE *out)
 			fputs(k->names[*(const int *)field], out);
 			break;
 		case CFG_LISTEN:
+		case CFG_NAMESERVERS:
 		case CFG_WORDS: {
 			const struct cfg_words *w = (const struct cfg_words *)field;
 			for (size_t j = 0; j < w->n; j++)

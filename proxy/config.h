@@ -52,6 +52,8 @@ struct config {
 		uint64_t greet_pause;     /* ms */
 		int bare_newline;         /* enum smtp_newline_policy */
 		uint64_t drain_time;      /* ms */
+		char *user;               /* run as this user after binding; "" = stay */
+		char *group;              /* and group; "" = the user's login group */
 	} server;
 
 	struct {
@@ -107,7 +109,7 @@ struct config {
 	} tls;
 
 	struct {
-		struct cfg_words servers; /* "127.0.0.1:5353"; empty = resolv.conf */
+		struct cfg_words servers; /* "127.0.0.1:53" (port added when missing); empty = resolv.conf */
 		uint64_t timeout;         /* ms per query */
 		unsigned long max_queries;/* in flight */
 		bool reverse_lookup;      /* the client's name (FCrDNS) */

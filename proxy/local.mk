@@ -11,7 +11,8 @@ libproxy_a_SOURCES = \
 	proxy/session.c proxy/session.h \
 	proxy/session_cmd.c proxy/session_data.c proxy/session_filter.c \
 	proxy/backend.c proxy/backend.h proxy/backend_probe.c \
-	proxy/tls.c proxy/tls.h
+	proxy/tls.c proxy/tls.h \
+	proxy/privs.c proxy/privs.h
 
 bin_PROGRAMS += backstop
 backstop_SOURCES = proxy/main.c

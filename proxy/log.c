@@ -16,6 +16,7 @@
 static int log_destination = LOG_DEST_STDERR;
 static int log_level = LOG_LEVEL_INFO;
 static bool log_opened;
+static bool log_echo;   /* syslog lines also on stderr (daemon start-up) */
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 static const int syslog_prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
@@ -29,6 +30,11 @@ void log_open(int destination, int level)
 	if (destination == LOG_DEST_SYSLOG)
 		openlog("backstop", LOG_PID | LOG_NDELAY, LOG_MAIL);
 	log_opened = true;
+}
+
+void log_echo_stderr(bool on)
+{
+	log_echo = on;
 }
 
 void log_set_level(int level)
@@ -58,6 +64,10 @@ void log_msg(int level, const char *fmt, ...)
 			*p = (p[1] == '\0') ? '\0' : ' ';
 	if (log_destination == LOG_DEST_SYSLOG) {
 		syslog(syslog_prio[level], "%s", line);
+		if (log_echo)
+			fprintf(stderr, "backstop: %s%s%s\n",
+			    level <= LOG_LEVEL_WARNING ? level_names[level] : "",
+			    level <= LOG_LEVEL_WARNING ? ": " : "", line);
 		return;
 	}
 	struct timeval tv;

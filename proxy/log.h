@@ -12,6 +12,9 @@
 #include "proxy/config.h"
 
 void log_open(int destination, int level);  /* enum log_dest, enum log_level */
+/* log_echo_stderr - also copy syslog lines to stderr (until daemon()
+ * detaches, so start-up errors reach the terminal that started it) */
+void log_echo_stderr(bool on);
 void log_set_level(int level);
 int log_get_level(void);
 

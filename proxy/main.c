@@ -4,11 +4,14 @@
  *   backstop [-f] [-c FILE] [-o section.key=value]...
  *                               run (-f: stay in the foreground; -o sets a
  *                               key over the file's value, as Postfix's -o)
- *   backstop -t [-c FILE]       check the configuration, exit 0 or 1
+ *   backstop -t [-c FILE]       check the configuration, exit 0 or 1: every
+ *                               check start-up makes except binding
  *   backstop -n [-c FILE]       print the effective configuration
  *   backstop -V                 version
  *   backstop [-c FILE] batv sign|verify ADDRESS
  */
+#include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #include "proxy/config.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
+#include "proxy/privs.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
 
@@ -28,23 +32,72 @@
 #endif
 #define DEFAULT_CONFIG SYSCONFDIR "/backstop/backstop.ini"
 
-static void usage(void)
+static void usage(FILE *out)
 {
-	fprintf(stderr,
+	fprintf(out,
 	    "usage: backstop [-f] [-c FILE] [-o section.key=value ...]   run the proxy\n"
-	    "       backstop -t [-c FILE]          check the configuration\n"
-	    "       backstop -n [-c FILE]          print the effective configuration\n"
+	    "       backstop -t [-c FILE] [-o ...]   check the configuration (every start-up\n"
+	    "                                        check except binding the listeners)\n"
+	    "       backstop -n [-c FILE] [-o ...]   print the effective configuration\n"
 	    "       backstop [-c FILE] batv sign|verify ADDRESS\n"
 	    "       backstop -V                    print the version\n"
+	    "       backstop -h, --help            this text\n"
 	    "default FILE: %s\n", DEFAULT_CONFIG);
+}
+
+/* resolver_check - what dns_init() will need, without starting the
+ * resolver's thread (which a later daemon() would lose). libunbound
+ * forwards to 127.0.0.1 when resolv.conf names no nameserver, but fails
+ * when it cannot read the file. */
+static int resolver_check(const struct config *cfg, char *err, size_t errlen)
+{
+	FILE *f;
+
+	if (cfg->dns.servers.n > 0)
+		return 0;   /* IP addresses, checked by the parser */
+	if ((f = fopen("/etc/resolv.conf", "r")) == NULL) {
+		snprintf(err, errlen, "[dns] servers is empty and /etc/resolv.conf cannot be read: %s"
+		    " (set [dns] servers)", strerror(errno));
+		return -1;
+	}
+	fclose(f);
+	return 0;
+}
+
+/* startup_checks - everything start-up checks before it binds, shared with
+ * -t so that a configuration -t accepts is one the daemon starts with. */
+static int startup_checks(const struct config *cfg, struct privs *pv, char *err, size_t errlen)
+{
+	struct tls_server *tls;
+
+	err[0] = '\0';
+	if (filters_init(cfg, err, errlen) < 0)
+		return -1;
+	/* the certificate and key must load too, not only parse */
+	tls = tls_server_new(cfg, err, errlen);
+	if (tls == NULL && err[0])
+		return -1;
+	if (tls)
+		tls_server_unref(tls);
+	if (resolver_check(cfg, err, errlen) < 0)
+		return -1;
+	if (privs_lookup(cfg, pv, err, errlen) < 0)
+		return -1;
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
 	const char *path = DEFAULT_CONFIG;
 	bool foreground = false, check = false, dump = false;
 	static char err[65536];
 	struct config *cfg;
+	struct privs pv;
 	int opt, rc;
 
 	/* blocking library calls (libspf2, key lookups) run on libuv's pool:
@@ -54,7 +107,7 @@ int main(int argc, char **argv)
 	static const char *ov[64];
 	size_t nov = 0;
 
-	while ((opt = getopt(argc, argv, "c:o:ftnVh")) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:o:ftnVh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;
 		case 'o':
@@ -68,35 +121,19 @@ int main(int argc, char **argv)
 		case 't': check = true; break;
 		case 'n': dump = true; break;
 		case 'V': printf("backstop %s\n", PACKAGE_VERSION); return 0;
-		default: usage(); return 2;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
 		}
 	}
 	config_set_overrides(ov, nov);
+	/* config_load() keeps the path absolute: SIGHUP reloads it after
+	 * daemon() changed to / */
 	cfg = config_load(path, err, sizeof err);
 	if (cfg == NULL) {
 		fputs(err, stderr);
 		if (!check)
 			fprintf(stderr, "backstop: not starting: fix the configuration above\n");
 		return 1;
-	}
-	if (filters_init(cfg, err, sizeof err) < 0) {
-		fprintf(stderr, "%s: %s\n", path, err);
-		config_unref(cfg);
-		return 1;
-	}
-	if (check) {
-		/* the certificate and key must load too, not only parse */
-		struct tls_server *tls = tls_server_new(cfg, err, sizeof err);
-		if (tls == NULL && err[0]) {
-			fprintf(stderr, "%s: %s\n", path, err);
-			config_unref(cfg);
-			return 1;
-		}
-		if (tls)
-			tls_server_unref(tls);
-		printf("%s: configuration OK\n", path);
-		config_unref(cfg);
-		return 0;
 	}
 	if (dump) {
 		config_dump(cfg, stdout);
@@ -105,34 +142,89 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		if (strcmp(argv[optind], "batv") == 0) {
+			if (filters_init(cfg, err, sizeof err) < 0) {
+				fprintf(stderr, "%s: %s\n", cfg->path, err);
+				config_unref(cfg);
+				return 1;
+			}
 			rc = batv_cli(argc - optind - 1, argv + optind + 1, cfg);
 			config_unref(cfg);
 			return rc;
 		}
-		usage();
+		usage(stderr);
+		config_unref(cfg);
 		return 2;
 	}
-	signal(SIGPIPE, SIG_IGN);   /* libuv writes with write(2) on Linux */
-	log_open(foreground ? cfg->log.destination : LOG_DEST_SYSLOG, cfg->log.level);
-	if (!foreground && daemon(0, 0) < 0) {
-		perror("backstop: daemon");
+	if (startup_checks(cfg, &pv, err, sizeof err) < 0) {
+		fprintf(stderr, "%s: %s\n", cfg->path, err);
+		if (!check)
+			fprintf(stderr, "backstop: not starting: fix the configuration above\n");
+		config_unref(cfg);
 		return 1;
+	}
+	if (check) {
+		/* files read again on SIGHUP are read as [server] user */
+		rc = privs_check_as_user(cfg, &pv, err, sizeof err);
+		if (rc < 0) {
+			fprintf(stderr, "%s: [server] user %s: %s\n", cfg->path, pv.user, err);
+			config_unref(cfg);
+			return 1;
+		}
+		if (!pv.drop && geteuid() == 0)
+			fprintf(stderr, "warning: [server] user is not set: backstop would keep running"
+			    " as root after binding\n");
+		printf("%s: configuration OK\n", cfg->path);
+		config_unref(cfg);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);   /* libuv writes with write(2) on Linux */
+	/* Until detached, errors also reach the terminal, and the exit status
+	 * says whether start-up worked: bind and drop first, daemon() last. */
+	log_open(foreground ? cfg->log.destination : LOG_DEST_SYSLOG, cfg->log.level);
+	if (!foreground)
+		log_echo_stderr(true);
+	if (server_listen(cfg) < 0) {
+		log_error("not starting");
+		return 1;
+	}
+	if (pv.drop) {
+		if (privs_drop(&pv, err, sizeof err) < 0) {
+			log_error("%s; not starting", err);
+			return 1;
+		}
+		log_info("running as user %s (uid %lu), group %s (gid %lu)", pv.user,
+		    (unsigned long)pv.uid, pv.group, (unsigned long)pv.gid);
+		if (privs_unreadable(cfg, err, sizeof err) < 0)
+			log_warn("cannot read %s now: a reload (SIGHUP) will fail until that is fixed", err);
+	} else if (geteuid() == 0) {
+		log_warn("running as root: set [server] user (and group) so that backstop drops"
+		    " root after binding");
+	}
+	if (!foreground) {
+		if (daemon(0, 0) < 0) {
+			log_error("daemon: %s; not starting", strerror(errno));
+			return 1;
+		}
+		log_echo_stderr(false);
+		/* the listeners' epoll set and the signal pipe belong to the child now */
+		if ((rc = uv_loop_fork(uv_default_loop())) != 0) {
+			log_error("uv_loop_fork: %s", uv_strerror(rc));
+			return 1;
+		}
 	}
 	/* after daemon(): the resolver starts threads, which a fork loses */
 	if (dns_init(cfg, err, sizeof err) < 0) {
 		log_error("DNS: %s", err);
 		return 1;
 	}
-	if (server_start(cfg) < 0) {
-		log_error("not starting");
-		return 1;
-	}
+	server_run(!foreground);
 	log_info("backstop %s started; backend %s", PACKAGE_VERSION, cfg->backend.address);
 	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 	log_info("stopped; %llu backend connection(s) opened in total", stat_backend_connects);
 	dns_shutdown();
 	uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* the resolver's handle */
-	config_unref(server_config());
+	server_release();
 	rc = uv_loop_close(uv_default_loop());
 	return rc == 0 ? 0 : 0;
 }

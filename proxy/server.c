@@ -12,6 +12,7 @@
 
 #include "proxy/backend.h"
 #include "proxy/log.h"
+#include "proxy/privs.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
@@ -25,6 +26,8 @@ struct ipcount {
 };
 
 static struct config *current;
+static struct config *bound;     /* the config the listeners, resolver and user come from */
+static bool detached;            /* daemon mode: the log stays on syslog */
 static struct tls_server *current_tls;
 static struct listener *listeners;
 static uv_signal_t sig_term, sig_int, sig_hup;
@@ -216,6 +219,29 @@ static bool words_equal(const struct cfg_words *a, const struct cfg_words *b)
 	return true;
 }
 
+static bool str_list_equal(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* restart_needed - warn about each setting a reload cannot apply: what
+ * differs from the configuration the process started with (restoring the
+ * started value is silence, not a warning). */
+static void restart_needed(const struct config *next)
+{
+	if (!words_equal(&next->server.listen, &bound->server.listen) ||
+	    !words_equal(&next->outbound.listen, &bound->outbound.listen))
+		log_warn("reload: listen addresses changed; they take effect at the next restart");
+	if (!words_equal(&next->dns.servers, &bound->dns.servers) ||
+	    next->dns.timeout != bound->dns.timeout ||
+	    next->dns.max_queries != bound->dns.max_queries)
+		log_warn("reload: [dns] servers, timeout or max_queries changed; they take effect at"
+		    " the next restart (the resolver keeps its start-up settings)");
+	if (!str_list_equal(next->server.user, bound->server.user) ||
+	    !str_list_equal(next->server.group, bound->server.group))
+		log_warn("reload: [server] user or group changed; it takes effect at the next restart");
+}
+
 void server_reload(void)
 {
 	char err[4096], ferr[512];
@@ -224,6 +250,14 @@ void server_reload(void)
 
 	if (next == NULL) {
 		log_error("reload: %s has errors, keeping the running configuration:\n%s", current->path, err);
+		return;
+	}
+	/* after the privilege drop files are read as [server] user: name the
+	 * one it cannot read, rather than OpenSSL's "system lib" */
+	if (privs_unreadable(next, ferr, sizeof ferr) < 0) {
+		log_error("reload: cannot read %s; keeping the running configuration"
+		    " (and its certificates and keys)", ferr);
+		config_unref(next);
 		return;
 	}
 	tls = tls_server_new(next, ferr, sizeof ferr);
@@ -240,10 +274,8 @@ void server_reload(void)
 		config_unref(next);
 		return;
 	}
-	if (!words_equal(&next->server.listen, &current->server.listen) ||
-	    !words_equal(&next->outbound.listen, &current->outbound.listen))
-		log_warn("reload: listen addresses changed; they take effect at the next restart");
-	log_open(next->log.destination, next->log.level);
+	restart_needed(next);
+	log_open(detached ? LOG_DEST_SYSLOG : next->log.destination, next->log.level);
 	config_unref(current);
 	current = next;
 	if (current_tls)
@@ -260,12 +292,23 @@ static void on_sighup(uv_signal_t *h, int signum)
 	server_reload();
 }
 
-int server_start(struct config *cfg)
+int server_listen(struct config *cfg)
 {
 	char err[512];
 	uv_loop_t *loop = uv_default_loop();
 
 	current = cfg;
+	bound = config_ref(cfg);
+	/* signals before the first "listening on": a SIGTERM that follows it
+	 * is a drain, never the default action (uv_loop_fork() carries the
+	 * handlers over daemon()) */
+	uv_signal_init(loop, &sig_term);
+	uv_signal_init(loop, &sig_int);
+	uv_signal_init(loop, &sig_hup);
+	uv_timer_init(loop, &drain_timer);
+	uv_signal_start(&sig_term, on_sigterm, SIGTERM);
+	uv_signal_start(&sig_int, on_sigterm, SIGINT);
+	uv_signal_start(&sig_hup, on_sighup, SIGHUP);
 	current_tls = tls_server_new(cfg, err, sizeof err);
 	if (current_tls == NULL && err[0]) {
 		log_error("TLS: %s", err);
@@ -277,13 +320,19 @@ int server_start(struct config *cfg)
 	for (size_t i = 0; i < cfg->outbound.listen.n; i++)
 		if (listen_one(cfg->outbound.listen.v[i], true) < 0)
 			return -1;
-	uv_signal_init(loop, &sig_term);
-	uv_signal_init(loop, &sig_int);
-	uv_signal_init(loop, &sig_hup);
-	uv_timer_init(loop, &drain_timer);
-	uv_signal_start(&sig_term, on_sigterm, SIGTERM);
-	uv_signal_start(&sig_int, on_sigterm, SIGINT);
-	uv_signal_start(&sig_hup, on_sighup, SIGHUP);
-	backend_probe(cfg);
 	return 0;
+}
+
+void server_run(bool daemon_mode)
+{
+	detached = daemon_mode;
+	backend_probe(current);
+}
+
+void server_release(void)
+{
+	config_unref(bound);
+	bound = NULL;
+	config_unref(current);
+	current = NULL;
 }

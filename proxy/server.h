@@ -19,8 +19,16 @@ struct listener {
 	struct listener *next;
 };
 
-/* server_start - bind every listener of cfg, install signals. */
-int server_start(struct config *cfg);
+/* server_listen - install the signal handlers, load cfg's TLS context and
+ * bind every listener (as root, before the privilege drop); takes over the
+ * reference to cfg. */
+int server_listen(struct config *cfg);
+/* server_run - after the drop and daemon(): the backend probe (on the
+ * thread pool, which a fork would lose). daemon_mode keeps the log on
+ * syslog across reloads. */
+void server_run(bool daemon_mode);
+/* server_release - at exit: drop the configurations still held. */
+void server_release(void);
 /* server_config - the configuration new sessions get. */
 struct config *server_config(void);
 struct tls_server *server_tls(void);

@@ -40,3 +40,7 @@ INTEGRATION_TESTS += tests/integration/batv_routing.py
 INTEGRATION_TESTS += tests/integration/helo_reserved.py
 INTEGRATION_TESTS += tests/integration/backend_limits.py
 INTEGRATION_TESTS += tests/integration/spf_slot_release.py
+INTEGRATION_TESTS += tests/integration/spf_loopback.py
+INTEGRATION_TESTS += tests/integration/config_errors.py tests/integration/daemon_mode.py \
+	tests/integration/privdrop.py
+INTEGRATION_TESTS += tests/integration/demo_quickstart.py

@@ -116,6 +116,59 @@ int main(void)
 		snprintf(text, sizeof text, "[backend]\naddress = 127.0.0.1:25\n[batv]\ndomains = %0400d\n", 7);
 		expect_error(text, 4, "line longer than");
 	}
+	/* keys above the first section were dropped silently */
+	expect_error("max_errors = 3\n[backend]\naddress = 127.0.0.1:25\n", 1,
+	    "'max_errors' is outside any section: put it under [limits]");
+	expect_error("\xff\x01 = 3\n[backend]\naddress = 127.0.0.1:25\n", 1, "outside any section");
+	/* listen and [dns] servers: IP literals only, nothing resolves names */
+	expect_error("[server]\nlisten = localhost:25\n[backend]\naddress = 127.0.0.1:25\n", 2, "IP address:port");
+	expect_error("[server]\nlisten = [::1:25\n[backend]\naddress = 127.0.0.1:25\n", 2, "IP address:port");
+	expect_error("[server]\nlisten = [127.0.0.1]:25\n[backend]\naddress = 127.0.0.1:25\n", 2, "IP address:port");
+	{
+		static const char *const bad_ns[] = {"ns.example.net", "ns.example.net:53", "127.0.0.1:0",
+		    "127.0.0.1:65536", "127.0.0.1:", "[::1", "[::1]:", "[]", "[]:53", "::1:53:x",
+		    "[127.0.0.1]", "1.2.3.4.5", "[::1]x", "[%s]", "\xff", "127.0.0.1:53x", "[::1]]:53"};
+		for (size_t i = 0; i < sizeof bad_ns / sizeof bad_ns[0]; i++) {
+			char text[256];
+			snprintf(text, sizeof text, "[backend]\naddress = 127.0.0.1:25\n[dns]\nservers = %s\n",
+			    bad_ns[i]);
+			expect_error(text, 4, "not one or more IP addresses");
+		}
+	}
+	c = load("[backend]\naddress = 127.0.0.1:25\n[dns]\nservers = 192.0.2.1 2001:db8::1\n"
+	    "servers = [2001:db8::2] [2001:db8::3]:5353 192.0.2.4:54\n", err, sizeof err);
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_INT(c->dns.servers.n, 5);
+		CHECK_STR(c->dns.servers.v[0], "192.0.2.1:53");
+		CHECK_STR(c->dns.servers.v[1], "[2001:db8::1]:53");
+		CHECK_STR(c->dns.servers.v[2], "[2001:db8::2]:53");
+		CHECK_STR(c->dns.servers.v[3], "[2001:db8::3]:5353");
+		CHECK_STR(c->dns.servers.v[4], "192.0.2.4:54");
+		/* the config path is absolute, for reloads after daemon() */
+		CHECK(c->path[0] == '/');
+		config_unref(c);
+	}
+	/* TLS 1.0/1.1 would fail every handshake at OpenSSL 3's security level 1 */
+	expect_error("[backend]\naddress = 127.0.0.1:25\n[tls]\nprotocols = TLSv1.0 TLSv1.2\n", 0,
+	    "TLSv1.0 is not supported");
+	expect_error("[backend]\naddress = 127.0.0.1:25\n[tls]\nprotocols = TLSv1\n", 0, "TLSv1 is not supported");
+	expect_error("[backend]\naddress = 127.0.0.1:25\n[tls]\nprotocols = SSLv3\n", 0, "unknown protocol \"SSLv3\"");
+	/* relative file paths are taken from the start directory */
+	c = load("[backend]\naddress = 127.0.0.1:25\nca_file = ca.pem\n[tls]\ncertificate = c.pem\nkey = /k.pem\n",
+	    err, sizeof err);
+	CHECK(c != NULL);
+	if (c) {
+		char cwd[4096], want[4200];
+		CHECK(getcwd(cwd, sizeof cwd) != NULL);
+		snprintf(want, sizeof want, "%s/c.pem", strcmp(cwd, "/") ? cwd : "");
+		CHECK_STR(c->tls.certificate, want);
+		CHECK_STR(c->tls.key, "/k.pem");
+		snprintf(want, sizeof want, "%s/ca.pem", strcmp(cwd, "/") ? cwd : "");
+		CHECK_STR(c->backend.ca_file, want);
+		config_unref(c);
+	}
+
 	/* NUL and 8-bit bytes are values like others: refused where typed */
 	expect_error("[backend]\naddress = 127.0.0.1:25\n[limits]\nmax_errors = \xff\n", 4, "whole number");
 

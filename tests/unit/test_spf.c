@@ -770,10 +770,25 @@ static void test_filter(const struct config *cfg)
 	CHECK_INT(got_verdict.code, 451);
 	CHECK_STR(got_verdict.esc, "4.7.24");
 
-	/* trusted relay (192.0.2.0/24): no check, no header */
+	/* trusted relay (192.0.2.0/24): no check; "none" and why, no A-R */
 	run_hook(cfg, "inbound", "192.0.2.7", "user@fail.example.org", 45, FILTER_CONTINUE);
-	CHECK_STR(got_verdict.headers, "");
+	CHECK(strstr(got_verdict.headers, "Received-SPF: none (backstop: not checked, client"
+	    " 192.0.2.7 is in [spf] trusted)\r\n") == got_verdict.headers);
+	CHECK(strstr(got_verdict.headers, "Authentication-Results") == NULL);
 	CHECK_STR(got_verdict.note, "spf=skipped");
+	/* loopback: libspf2 would "pass" it without a lookup; enforce mode
+	 * must not refuse it either */
+	run_hook(cfg, "inbound", "127.0.0.1", "user@fail.example.org", 47, FILTER_CONTINUE);
+	CHECK(strstr(got_verdict.headers, "Received-SPF: none (backstop: not checked, client"
+	    " 127.0.0.1 is a loopback address)\r\n") == got_verdict.headers);
+	CHECK_STR(got_verdict.note, "spf=skipped");
+	run_hook(cfg, "inbound", "::1", "user@fail.example.org", 48, FILTER_CONTINUE);
+	CHECK(strstr(got_verdict.headers, "client ::1 is a loopback address") != NULL);
+	run_hook(cfg, "inbound", "127.45.6.7", "user@fail.example.org", 49, FILTER_CONTINUE);
+	CHECK(strstr(got_verdict.headers, "127.45.6.7 is a loopback address") != NULL);
+	/* ::ffff:127.0.0.1 reaches filters unmapped; 128.0.0.1 is not loopback */
+	run_hook(cfg, "inbound", "::2", "user@fail.example.org", 50, FILTER_ASYNC);
+	CHECK(strstr(got_verdict.headers, "loopback") == NULL);
 	/* outbound listener: not checked */
 	run_hook(cfg, "outbound", "198.51.100.2", "user@fail.example.org", 46, FILTER_CONTINUE);
 	CHECK_STR(got_verdict.note, "");
