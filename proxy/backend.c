@@ -70,8 +70,22 @@ struct be_write {
 	char *data;
 };
 
-struct backend_caps backend_last_caps;
-bool backend_last_caps_known;
+/* Per relay target: [0] the inbound backend, [1] the outbound relay. */
+static struct {
+	struct backend_caps caps;
+	bool known;
+} known_caps[2];
+
+const struct backend_caps *backend_known_caps(bool outbound)
+{
+	return known_caps[outbound].known ? &known_caps[outbound].caps : NULL;
+}
+
+void backend__caps_learnt(bool outbound, const struct backend_caps *caps)
+{
+	known_caps[outbound].caps = *caps;
+	known_caps[outbound].known = true;
+}
 
 /* Inbound connections to [backend] address, from backend_open() until the
  * connection is closed (QUIT included): what [backend] max_connections caps. */
@@ -556,7 +570,7 @@ static void be_reply(struct backend *be)
 		 * which saves the EHLO before it (one round trip per
 		 * connection); with STARTTLS to do, the usual order stays. */
 		if (c->backend.xclient != XCLIENT_OFF && c->backend.tls == BACKEND_TLS_NONE &&
-		    backend_last_caps_known && backend_last_caps.xclient) {
+		    backend_known_caps(be->s->outbound) && backend_known_caps(be->s->outbound)->xclient) {
 			be->xclient_early = true;
 			be_send_xclient(be);
 			return;
@@ -572,8 +586,7 @@ static void be_reply(struct backend *be)
 		}
 		backend__caps_parse(&be->caps, r->text);
 		if (be->state == BE_EHLO) {
-			backend_last_caps = be->caps;
-			backend_last_caps_known = true;
+			backend__caps_learnt(be->s->outbound, &be->caps);
 			if (be_starttls(be))
 				return;
 		}
@@ -617,7 +630,7 @@ static void be_reply(struct backend *be)
 			log_warn("%s: backend does not know XCLIENT any more: %d %s; greeting it with EHLO",
 			    be->s->sid, r->code, r->text);
 			be->xclient_early = false;
-			backend_last_caps.xclient = false;
+			known_caps[be->s->outbound].caps.xclient = false;
 			be_send_ehlo(be, BE_EHLO);
 			return;
 		}

@@ -45,10 +45,12 @@ struct backend_caps {
 
 typedef void (*backend_cb)(struct session *s, const struct smtp_reply *r, int err);
 
-/* The capabilities seen at the latest EHLO of any backend connection:
- * what EHLO to clients may promise (SMTPUTF8, DSN). */
-extern struct backend_caps backend_last_caps;
-extern bool backend_last_caps_known;
+/* backend_known_caps - the capabilities seen at the latest EHLO of the
+ * inbound backend or of the outbound relay (one record per relay target:
+ * a relay without DSN must not take DSN from the inbound EHLO), or NULL
+ * before the first one. What EHLO to clients may promise (SMTPUTF8, DSN). */
+const struct backend_caps *backend_known_caps(bool outbound);
+void backend__caps_learnt(bool outbound, const struct backend_caps *caps);
 
 /* backend_open - connect for s (inbound: [backend] address, outbound:
  * [outbound] relay); cb gets the ready connection or the error. Returns 0,

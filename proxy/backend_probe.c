@@ -123,11 +123,13 @@ static void probe_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 			probe_send(p, ehlo);
 			p->step = 1;
 		} else if (p->step == 1 && p->reply.code / 100 == 2) {
-			backend__caps_parse(&backend_last_caps, p->reply.text);
-			backend_last_caps_known = true;
+			struct backend_caps caps;
+			memset(&caps, 0, sizeof caps);
+			backend__caps_parse(&caps, p->reply.text);
+			backend__caps_learnt(false, &caps);   /* the probe asks [backend] address */
 			log_info("backend probe: EHLO answered; SMTPUTF8 %s, DSN %s, XCLIENT %s",
-			    backend_last_caps.smtputf8 ? "yes" : "no", backend_last_caps.dsn ? "yes" : "no",
-			    backend_last_caps.xclient ? "yes" : "no");
+			    caps.smtputf8 ? "yes" : "no", caps.dsn ? "yes" : "no",
+			    caps.xclient ? "yes" : "no");
 			probe_send(p, "QUIT\r\n");
 			p->step = 2;
 		} else if (p->step != 2) {

@@ -240,9 +240,9 @@ static void helo_filtered(struct session *s, const struct filter_verdict *v)
 	    c->server.hostname, (unsigned long long)c->limits.max_message_size);
 	if (s->tls_server && !s->tls)
 		n += snprintf(text + n, sizeof text - (size_t)n, "\nSTARTTLS");
-	if (backend_last_caps_known && backend_last_caps.dsn)
+	if (backend_known_caps(s->outbound) && backend_known_caps(s->outbound)->dsn)
 		n += snprintf(text + n, sizeof text - (size_t)n, "\nDSN");
-	if (backend_last_caps_known && backend_last_caps.smtputf8)
+	if (backend_known_caps(s->outbound) && backend_known_caps(s->outbound)->smtputf8)
 		snprintf(text + n, sizeof text - (size_t)n, "\nSMTPUTF8");
 	/* the EHLO reply lines carry no enhanced codes (RFC 2034 is about
 	 * status replies; keywords must stay parseable) */
@@ -281,7 +281,7 @@ static void rcpt_relay(struct session *s);
  * passed to the backend. Returns 0, or replies and returns -1. */
 static int mail_params(struct session *s, const struct smtp_param *p, size_t np)
 {
-	const struct backend_caps *caps = backend_last_caps_known ? &backend_last_caps : NULL;
+	const struct backend_caps *caps = backend_known_caps(s->outbound);
 	char *out = s->txn.mail_params;
 	size_t used = 0, cap = sizeof s->txn.mail_params;
 	bool seen_size = false, seen_body = false, seen_utf8 = false, seen_ret = false, seen_envid = false;
@@ -646,7 +646,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	struct smtp_param params[MAX_ESMTP_PARAMS];
 	size_t np = MAX_ESMTP_PARAMS, used = 0;
 	enum smtp_path_status st;
-	const struct backend_caps *caps = backend_last_caps_known ? &backend_last_caps : NULL;
+	const struct backend_caps *caps = backend_known_caps(s->outbound);
 
 	if (s->txn.nrcpts >= s->cfg->limits.max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
