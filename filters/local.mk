@@ -7,3 +7,6 @@ libfilters_a_SOURCES = \
 	filters/batv.c filters/batv.h \
 	filters/spf.c filters/spf.h
 EXTRA_DIST += filters/README.md
+libfilters_a_SOURCES += filters/dmarc_record.c filters/dmarc_record.h \
+	filters/dmarc_org.c filters/dmarc_org.h \
+	filters/dmarc_eval.c filters/dmarc_eval.h
