@@ -9,3 +9,6 @@ libfilters_a_SOURCES = \
 	filters/spf.c filters/spf.h \
 	filters/dkim.c
 EXTRA_DIST += filters/README.md
+libfilters_a_SOURCES += filters/dmarc_record.c filters/dmarc_record.h \
+	filters/dmarc_org.c filters/dmarc_org.h \
+	filters/dmarc_eval.c filters/dmarc_eval.h

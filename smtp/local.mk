@@ -8,3 +8,4 @@ libsmtp_a_SOURCES = \
 	smtp/smtp_data.c smtp/smtp_data.h \
 	smtp/smtp_wire.c smtp/smtp_wire.h \
 	smtp/smtp_server.c smtp/smtp_server.h
+libsmtp_a_SOURCES += smtp/smtp_from.c smtp/smtp_from.h

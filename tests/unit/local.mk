@@ -31,3 +31,7 @@ tests_unit_test_batv_tag_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/unit/check.h
 tests_unit_test_filter_helo_LDADD = $(UNIT_LDADD)
 tests_unit_test_spf_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_smtp_from
+tests_unit_test_smtp_from_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_dmarc
+tests_unit_test_dmarc_LDADD = $(UNIT_LDADD)
