@@ -90,6 +90,7 @@ struct dkim_msg {
 	struct filter_async token;
 	bool feeding;              /* headers accepted: feed the body */
 	bool nosig;                /* no signature: dkim=none */
+	unsigned sig_fields;       /* DKIM-Signature fields seen */
 	bool keyfail;              /* a key lookup failed: the signatures
 	                              cannot be verified now (temperror) */
 	bool broken;               /* the library refused the message */
@@ -308,6 +309,8 @@ static bool dkim_header_hook(const struct filter_env *env, const struct filter_h
 
 	if (m == NULL || m->broken || m->nosig)
 		return true;
+	if (h->name_len == 14 && strncasecmp(h->name, "DKIM-Signature", 14) == 0)
+		m->sig_fields++;
 	if (h->cut) {
 		/* over 64 KiB: a signature over it cannot verify here */
 		log_info("%s: dkim: a header field over 64 KiB is not hashed", m->sid);
@@ -331,7 +334,9 @@ static bool eoh_step(struct dkim_msg *m)
 		return false;
 	if (st == DKIM_STAT_OK) {
 		m->feeding = true;
-	} else if (st == DKIM_STAT_NOSIG) {
+	} else if (st == DKIM_STAT_NOSIG || m->sig_fields == 0) {
+		/* no signature (the library may also say SYNTAX first, e.g. for
+		 * a message without From:): nothing to verify */
 		m->nosig = true;
 	} else if (st == DKIM_STAT_CBERROR) {
 		/* key_lookup said ERROR: a lookup failed or timed out; the
@@ -596,6 +601,13 @@ static void dkim_shutdown_lib(void)
 	dkim_lib = NULL;
 }
 
+/* key lookups end at [dkim] timeout through the resolver; the runner's
+ * deadline is the backstop for an answer that never comes */
+static uint64_t dkim_async_timeout(const struct config *cfg)
+{
+	return cfg->dkim.timeout + 1000;
+}
+
 const struct filter_ops filter_dkim = {
 	.name = "dkim",
 	.enabled = dkim_enabled,
@@ -606,7 +618,5 @@ const struct filter_ops filter_dkim = {
 	.body = dkim_body_hook,
 	.txn_end = dkim_txn_end,
 	.hold = dkim_hold,
-	/* key lookups end at [dkim] timeout (at most 120 s) through the
-	 * resolver; this is the runner's backstop if an answer is lost */
-	.async_timeout_ms = 125000,
+	.async_timeout = dkim_async_timeout,
 };

@@ -158,10 +158,13 @@ struct filter_ops {
 	 * and needs the message held (spooled) until then, so its fields go
 	 * on top. NULL = never. */
 	bool (*hold)(const struct config *cfg);
-	/* The runner's deadline for FILTER_ASYNC (0: 10 s); when it passes,
-	 * the filter's verdict is a tempfail (451 4.7.1), or CONTINUE when
-	 * timeout_continues is set, and the log names the filter. */
-	unsigned async_timeout_ms;
+	/* The runner's deadline for FILTER_ASYNC under cfg, in ms (NULL or 0:
+	 * 10 s); a filter with its own budget (SPF, DKIM key lookups) returns
+	 * a little more than that budget, so the runner is the backstop for a
+	 * lost callback. When it passes, the verdict is a tempfail (451
+	 * 4.7.1), or CONTINUE when timeout_continues is set, and the log
+	 * names the filter. */
+	uint64_t (*async_timeout)(const struct config *cfg);
 	bool timeout_continues;
 };
 

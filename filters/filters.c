@@ -11,12 +11,14 @@ extern const struct filter_ops filter_helo;
 extern const struct filter_ops filter_batv;
 extern const struct filter_ops filter_spf;
 extern const struct filter_ops filter_dkim;
+extern const struct filter_ops filter_dmarc;
 
 const struct filter_ops *const filter_table[] = {
 	&filter_helo,
 	&filter_batv,
 	&filter_spf,
-	&filter_dkim,   /* after SPF: DMARC will read both */
+	&filter_dkim,
+	&filter_dmarc,  /* after SPF and DKIM: it reads their results */
 };
 const size_t filter_table_len = sizeof filter_table / sizeof filter_table[0];
 

@@ -7,7 +7,8 @@ libfilters_a_SOURCES = \
 	filters/batv_tag.c filters/batv_tag.h \
 	filters/batv.c filters/batv.h \
 	filters/spf.c filters/spf.h \
-	filters/dkim.c
+	filters/dkim.c \
+	filters/dmarc.c
 EXTRA_DIST += filters/README.md
 libfilters_a_SOURCES += filters/dmarc_record.c filters/dmarc_record.h \
 	filters/dmarc_org.c filters/dmarc_org.h \

@@ -61,6 +61,8 @@ static const char *const spf_permerrors[] = {"mark", "reject", NULL};
 static const char *const batv_modes[] = {"off", "observe", "enforce", NULL};
 static const char *const batv_refuse[] = {"data", "rcpt", NULL};
 static const char *const dkim_modes[] = {"off", "annotate", "enforce", NULL};
+static const char *const dmarc_modes[] = {"off", "annotate", "enforce", NULL};
+static const char *const dmarc_malformed[] = {"mark", "reject", NULL};
 
 #define O(field) offsetof(struct config, field)
 #define DAY_MS (24ULL * 3600 * 1000)
@@ -155,6 +157,12 @@ static const struct cfg_key cfg_keys[] = {
 	{"dkim", "require_signed_by", CFG_WORDS, "", O(dkim.require_signed_by), 0, 0, NULL},
 	{"dkim", "max_signatures", CFG_UINT, "5", O(dkim.max_signatures), 1, 50, NULL},
 	{"dkim", "timeout", CFG_DURATION, "5s", O(dkim.timeout), 100, 120000, NULL},
+
+	{"dmarc", "mode", CFG_ENUM, "annotate", O(dmarc.mode), 0, 0, dmarc_modes},
+	{"dmarc", "malformed_from", CFG_ENUM, "mark", O(dmarc.malformed_from), 0, 0, dmarc_malformed},
+	{"dmarc", "psl_file", CFG_STR, "/usr/share/publicsuffix/public_suffix_list.dat",
+	    O(dmarc.psl_file), 0, 4096, NULL},
+	{"dmarc", "pct_seed", CFG_UINT, "0", O(dmarc.pct_seed), 0, 1000000, NULL},
 };
 #define NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 

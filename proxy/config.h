@@ -40,6 +40,8 @@ enum spf_permerror { SPF_PERMERROR_MARK, SPF_PERMERROR_REJECT };
 enum batv_mode { BATV_MODE_OFF, BATV_MODE_OBSERVE, BATV_MODE_ENFORCE };
 enum batv_refuse_at { BATV_REFUSE_DATA, BATV_REFUSE_RCPT };
 enum dkim_mode { DKIM_MODE_OFF, DKIM_MODE_ANNOTATE, DKIM_MODE_ENFORCE };
+enum dmarc_mode { DMARC_MODE_OFF, DMARC_MODE_ANNOTATE, DMARC_MODE_ENFORCE };
+enum dmarc_malformed { DMARC_MALFORMED_MARK, DMARC_MALFORMED_REJECT };
 
 struct config {
 	char *path;
@@ -151,6 +153,13 @@ struct config {
 		unsigned long max_signatures;
 		uint64_t timeout;         /* ms: key lookups of one message */
 	} dkim;
+
+	struct {
+		int mode;                 /* enum dmarc_mode */
+		int malformed_from;       /* enum dmarc_malformed */
+		char *psl_file;           /* "" = libpsl's built-in list */
+		unsigned long pct_seed;   /* 0 = random pct draws */
+	} dmarc;
 };
 
 /*

@@ -59,6 +59,12 @@ static void build_env(struct session *s, struct filter_env *e, size_t index)
 	e->cfg = s->cfg;
 }
 
+static uint64_t filter_deadline_ms(const struct filter_ops *f, const struct config *cfg)
+{
+	uint64_t ms = f->async_timeout ? f->async_timeout(cfg) : 0;
+	return ms ? ms : FILTER_ASYNC_TIMEOUT_DEFAULT;
+}
+
 static bool filter_on(const struct filter_ops *f, const struct config *cfg)
 {
 	return f->enabled == NULL || f->enabled(cfg);
@@ -132,8 +138,7 @@ static void filters_continue(struct session *s)
 			/* the runner keeps the time: a lost callback cannot park
 			 * the session beyond the filter's deadline */
 			s->wait = WAIT_FILTER;
-			s->filter_deadline = uv_now(uv_default_loop()) +
-			    (f->async_timeout_ms ? f->async_timeout_ms : FILTER_ASYNC_TIMEOUT_DEFAULT);
+			s->filter_deadline = uv_now(uv_default_loop()) + filter_deadline_ms(f, s->cfg);
 			session_timer_arm(s);
 			return;
 		}
@@ -252,9 +257,9 @@ void filter_async_done(const struct filter_async *async, const struct filter_ver
 void filters_timed_out(struct session *s)
 {
 	const struct filter_ops *f = filter_table[s->filter_next - 1];
-	unsigned ms = f->async_timeout_ms ? f->async_timeout_ms : FILTER_ASYNC_TIMEOUT_DEFAULT;
+	unsigned long long ms = (unsigned long long)filter_deadline_ms(f, s->cfg);
 
-	log_warn("%s: check %s did not answer within %u ms at %s; %s", s->sid, f->name, ms,
+	log_warn("%s: check %s did not answer within %llu ms at %s; %s", s->sid, f->name, ms,
 	    filter_stage_name(s->filter_stage), f->timeout_continues ? "going on without it" :
 	    "temporary failure");
 	s->call_seq++;   /* its verdict, if it ever comes, is dropped */

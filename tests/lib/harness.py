@@ -858,6 +858,10 @@ class Backstop(LogFile):
             "dns": {"servers": "127.0.0.1:%d" % free_port(), "timeout": "1s",
                     "reverse_lookup": "no"},
             "spf": {"mode": "off"},
+            # DKIM and DMARC look up keys and records: off unless a test
+            # turns them on with its own DNS server (like SPF)
+            "dkim": {"mode": "off"},
+            "dmarc": {"mode": "off"},
         }
         if listen:
             cfg["server"]["listen"] = listen
