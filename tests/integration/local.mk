@@ -24,6 +24,9 @@ INTEGRATION_TESTS = \
 	tests/integration/batv_outbound.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/lib
+# the harness's own rules (a skip in CI, a zero-check test, a swallowed
+# watchdog, a sanitizer report at cleanup: each must fail)
+TESTS += tests/lib/selftest.py
 INTEGRATION_TESTS += tests/integration/spf_policy.py tests/integration/spf_slow_dns.py \
 	tests/integration/spf_hostile.py
 EXTRA_DIST += tests/data/dns
