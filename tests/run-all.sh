@@ -10,6 +10,8 @@
 # Time limits: the whole run SUITE_TIME_LIMIT seconds (default 2400), each
 # `make check` CHECK_TIME_LIMIT (default 1200); each test has its own
 # (unit tests: tests/unit/local.mk; integration tests: their watchdog).
+# SUITE_TESTS="tests/unit/test_x ..." runs only those tests (make check
+# TESTS=...), for trying the suite itself out.
 # With CI=true a skipped test is a failure unless it names a reason that
 # cannot be fixed on the machine (tests/lib/harness.py, Test.skip).
 set -uo pipefail
@@ -76,7 +78,8 @@ run_build() {   # run_build NAME CONFIGURE-ARGS...
 	if ! make -C "$dir" -j"$jobs" >"$dir/make.out" 2>&1; then
 		tail -n 50 "$dir/make.out"; problem "$dir: make"; return
 	fi
-	timeout -k 30 "${CHECK_TIME_LIMIT:-1200}" make -C "$dir" -j"$jobs" check
+	timeout -k 30 "${CHECK_TIME_LIMIT:-1200}" make -C "$dir" -j"$jobs" check \
+		${SUITE_TESTS:+TESTS="$SUITE_TESTS"}
 	rc=$?
 	[ "$rc" -eq 124 ] && echo "run-all.sh: make check in $dir killed after ${CHECK_TIME_LIMIT:-1200}s"
 	[ "$rc" -ne 0 ] && show_failures "$dir"
