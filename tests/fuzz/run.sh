@@ -6,9 +6,16 @@
 # FUZZ_SECONDS (default 60) with its seed corpus tests/fuzz/corpus/<target>/
 # (read only: new inputs go to a scratch directory), prints one line per
 # target and a final "N passed, N failed" line. Exits non-zero when any
-# target crashed or could not run; crash inputs are left in
-# BUILDDIR/tests/fuzz/crash-<target>-*. Builds nothing itself.
+# target crashed, reported a sanitizer error (ASan, UBSan: the targets are
+# built with -fno-sanitize-recover=all and run with halt_on_error=1, and
+# the log is scanned as well) or could not run; crash inputs are left in
+# BUILDDIR/tests/fuzz/crash-<target>-*, a failed target's whole log in
+# BUILDDIR/tests/fuzz/<target>.log. Builds nothing itself.
 set -u
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}abort_on_error=1:halt_on_error=1
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:halt_on_error=1
+# a sanitizer report, whatever the exit status
+SANITIZER_RX='ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|SUMMARY: (Address|Leak|UndefinedBehavior)Sanitizer'
 
 builddir=${1:-.}
 seconds=${FUZZ_SECONDS:-60}
@@ -38,13 +45,14 @@ for bin in "$builddir"/tests/fuzz/fuzz_*; do
 		"$work" $seeds >"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-	if [ "$rc" -eq 0 ]; then
+	if [ "$rc" -eq 0 ] && ! grep -q -E "$SANITIZER_RX" "$log" && [ -n "$runs" ]; then
 		passed=$((passed + 1))
-		echo "PASS $name: ${runs:-?} runs in ${seconds}s"
+		echo "PASS $name: $runs runs in ${seconds}s"
 	else
 		failed=$((failed + 1))
-		echo "FAIL $name: exit $rc after ${runs:-?} runs"
-		grep -E '^(==[0-9]+==ERROR|SUMMARY|artifact_prefix)' "$log" | head -n 5 | sed 's/^/    /'
+		echo "FAIL $name: exit $rc after ${runs:-?} runs (log: $builddir/tests/fuzz/$target.log)"
+		cp "$log" "$builddir/tests/fuzz/$target.log"
+		grep -E "$SANITIZER_RX|^artifact_prefix|^Test unit written" "$log" | head -n 8 | sed 's/^/    /'
 	fi
 done
 

@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """backend_refusal: the backend's verdicts reach the client unchanged (code,
 enhanced code, text): Postfix's 550 5.1.1 for an unknown user and 550 5.7.1
-for a foreign domain at RCPT, smtp-sink's refusals at MAIL and at end of
-data (soft and hard, with custom replies)."""
+for a foreign domain at RCPT, Postfix's refusal at end of data (header_checks:
+the content reached Postfix, which keeps nothing, and the session goes on),
+smtp-sink's refusals at MAIL and at end of data (soft and hard, with custom
+replies)."""
 from harness import *
 
 t = Test("backend_refusal", need=("postfix", "smtp-sink"))
@@ -38,7 +40,7 @@ with t.case("Postfix refusals at RCPT pass through"):
     t.check("Postfix logged the refusal", pf.wait_log(r"reject: RCPT from .*nosuch@test\.example"),
             pf.log(True))
 
-with t.case("refused transaction leaves nothing at the backend"):
+with t.case("only recipient refused: DATA refused, nothing at the backend"):
     pf.clear_mail()
     pf.mark()
     c = bs.client()
@@ -48,6 +50,35 @@ with t.case("refused transaction leaves nothing at the backend"):
     t.check_reply("DATA then refused", c.cmd("DATA"), 5)
     c.cmd("QUIT")
     t.check("no message at Postfix", pf.settle(0.5) == [] and pf.queued_count() == 0)
+
+with t.case("refused at end of data, after the content reached the backend: nothing kept"):
+    # Postfix's cleanup reads the whole content and refuses it at the dot
+    pf2 = t.postfix(extra_main="header_checks = regexp:{ {/^X-Refuse-Me:/ "
+                               "REJECT refused by the backend's header_checks} }\n")
+    bs2 = t.backstop({"backend": {"address": pf2.address}})
+    c = bs2.client()
+    c.ehlo()
+    rs = c.mail_transaction("sender@example.org", ["user@test.example"],
+                            make_message("refused at eod", extra_headers=["X-Refuse-Me: yes"]))
+    t.check("MAIL, RCPT 250, DATA 354: the content went to Postfix",
+            [r.code for r in rs[:-1]] == [250, 250, 354], rs)
+    t.check_reply("end of data: Postfix's 550 5.7.1", rs[-1], 550, "5.7.1")
+    t.check("with Postfix's text", "refused by the backend's header_checks" in rs[-1].text, rs[-1])
+    t.check("Postfix read the content and refused it at the dot",
+            pf2.wait_log(r"reject: header X-Refuse-Me: yes .*refused by the backend's header_checks"),
+            pf2.log(True))
+    # the same session goes on: the next message is delivered, once
+    t.check_reply("RSET 250", c.cmd("RSET"), 250)
+    rs = c.mail_transaction("sender@example.org", ["user@test.example"], make_message("after the refusal"))
+    t.check_reply("the next message in the session: 250", rs[-1], 250)
+    t.check_reply("QUIT 221", c.cmd("QUIT"), 221)
+    pf2.wait_for_mail(1)
+    msgs = pf2.settle(0.5)
+    t.check("only the next message was delivered",
+            [m.headers("Subject") for m in msgs] == [["after the refusal"]], msgs)
+    t.check("Postfix queued exactly one message", pf2.queued_count() == 1, pf2.queued_count())
+    bs2.stop()
+    pf2.stop()
 
 # smtp-sink refusals. -b/-B set the soft/hard reply text.
 cases = [

@@ -92,15 +92,60 @@ with t.case("a client that never reads its replies"):
     s.connect((bs.host, bs.port))
     s.settimeout(0.5)
     t0, sent, chunk = time.monotonic(), 0, b"NOOP\r\n" * 2000
+    send_error = None
     while time.monotonic() - t0 < 4:
         try:
             sent += s.send(chunk)
-        except (socket.timeout, OSError):
-            pass
+        except socket.timeout:
+            pass          # backstop stopped reading: what we want
+        except OSError as e:
+            send_error = e  # reset or broken pipe: backstop dropped us
+            break
     rss = rss_kb(bs.proc.pid)
     log("# sent %d bytes of NOOPs without reading; backstop RSS %d kB (%d kB before)" % (sent, rss, base))
+    t.check("the connection stays up while the client does not read", send_error is None, send_error)
     t.check("backstop stops reading (sent less than 8 MB in 4 s)", sent < 8 << 20, sent)
     t.check("backstop's memory stays bounded (RSS grew < 16 MB)", rss - base < 16 * 1024, (base, rss))
+    # Now read: every NOOP is answered, in order, then the commands after
+    # them (the session is in sync), then QUIT closes.
+    got = []
+
+    def reader():
+        buf = b""
+        s.settimeout(20)
+        try:
+            while True:
+                d = s.recv(1 << 16)
+                if not d:
+                    break
+                buf += d
+        except OSError as e:
+            got.append(e)
+        got.append(buf)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    t1 = time.monotonic()
+    th = threading.Thread(target=reader, daemon=True)
+    th.start()
+    s.settimeout(20)
+    rest = b"NOOP\r\n"[sent % 6:] if sent % 6 else b""   # finish a partly sent NOOP
+    try:
+        s.sendall(rest + b"MAIL FROM:<sync@example.org>\r\nQUIT\r\n")
+    except OSError as e:
+        got.append(e)
+    th.join(60)
+    log("# read the replies in %.1fs" % (time.monotonic() - t1))
+    out = got[-1] if got and isinstance(got[-1], bytes) else b""
+    noops = (sent + 5) // 6
+    want = b"220 " + BACKSTOP_HOSTNAME.encode()
+    lines = out.split(b"\r\n")
+    t.check("no error while reading the replies", not th.is_alive() and len(got) == 1, got[:-1])
+    t.check("greeting first", lines[0].startswith(want), lines[:1])
+    t.check("all %d NOOPs answered 250 2.0.0, in order" % noops,
+            lines[1:1 + noops] == [b"250 2.0.0 Ok"] * noops and len(lines) >= noops + 3,
+            (len(lines), [l for l in lines[1:1 + noops] if l != b"250 2.0.0 Ok"][:3]))
+    t.check("then MAIL 250 2.1.0 and QUIT 221, and the end",
+            [l[:9] for l in lines[1 + noops:]] == [b"250 2.1.0", b"221 2.0.0", b""],
+            lines[1 + noops:])
     s.close()
     bs.stop()
 
@@ -114,6 +159,8 @@ with t.case("a backend that answers more than it was asked"):
     t.check_reply("first message: 4xx (the backend is confused)", r1, 4, "")
     t.check("second message never gets the stale 250", not any(r.code == 250 and "STALE" in r.text for r in r2),
             r2)
+    t.check_reply("second message: also 4xx (the backend adds its stale line again)", r2[-1], 4, "")
+    t.check_reply("the session still answers: NOOP 250", c.cmd("NOOP"), 250, "2.0.0")
     t.check("logged", bs.wait_log(r"sent \d+ bytes more than the reply to our command", 2), bs.log()[-1500:])
     c.close()
     bs.stop()
@@ -130,11 +177,22 @@ with t.case("a backend that stalls in the middle of DATA"):
     t.check_reply("DATA 354", c.cmd("DATA"), 354)
     body = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 2000 + b".\r\n"
     t0 = time.monotonic()
-    threading.Thread(target=lambda: c.sock.sendall(body), daemon=True).start()
+    sender = threading.Thread(target=lambda: c.sock.sendall(body), daemon=True)
+    sender.start()
     r = c.try_reply(12)
     dt = time.monotonic() - t0
     t.check_reply("the client gets 4xx", r, 4, "")
     t.check("within the backend's data_timeout, not the session's (%.1fs)" % dt, dt < 8, dt)
+    log("# after the stall: %s" % r)
+    if r is not None and r.code == 421:
+        t.check("421: then the connection closes", c.closed_within(3))
+    else:
+        # 451: the session goes on; the rest of the body (still being
+        # sent) is read and dropped up to its dot, and the next command
+        # is answered
+        sender.join(10)
+        t.check("the client's whole body was taken", not sender.is_alive())
+        t.check_reply("the session still answers: NOOP 250", c.cmd("NOOP", timeout=10), 250, "2.0.0")
     c.close()
     bs.stop()
 
@@ -148,7 +206,11 @@ with t.case("a legitimate message with a 140 KB header section"):
     c.ehlo()
     rs = c.mail_transaction("a@example.org", ["b@example.org"], msg)
     t.check_reply("accepted", rs[-1], 250)
-    c.cmd("QUIT")
+    dumps = sink.wait_for(1)
+    t.check("the backend got the whole header section",
+            len(dumps) == 1 and b"b3999@example.org" in dumps[0] and b"X-Pad-619:" in dumps[0],
+            len(dumps))
+    t.check_reply("QUIT 221", c.cmd("QUIT"), 221)
     bs.stop()
 
 t.done()

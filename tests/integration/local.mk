@@ -26,6 +26,11 @@ INTEGRATION_TESTS = \
 	tests/integration/batv_outbound.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/lib
+# the harness's own rules (a skip in CI, a zero-check test, a swallowed
+# watchdog, a sanitizer report at cleanup: each must fail)
+TESTS += tests/lib/selftest.py
+# Exim's BATV vectors for batv_exim.sh (and the script that made them)
+EXTRA_DIST += tests/data/batv_exim
 INTEGRATION_TESTS += tests/integration/spf_policy.py tests/integration/spf_slow_dns.py \
 	tests/integration/spf_hostile.py
 EXTRA_DIST += tests/data/dns

@@ -2,11 +2,18 @@
 harness - fixtures for backstop's integration tests (python3 stdlib only).
 
 Each test script is standalone: it builds a Test, runs named cases inside
-it, and exits 0 (all passed), 1 (a check failed) or 77 (skipped: not root,
-or a peer program missing). Everything a test starts (backstop, Postfix,
+it, and exits 0 (all passed), 1 (a check failed, or nothing was checked),
+77 (skipped: not root, or a peer program missing) or 99 (error: a fixture
+such as the DNS server did not start). With CI=true in the environment a
+skip is a failure (exit 1) unless the test says the reason cannot be fixed
+on the machine (skip(why, unfixable=True)); a skip after a failed check is
+a failure everywhere. Everything a test starts (backstop, Postfix,
 smtp-sink, network namespaces, temporary directories) is registered with
 the Test and torn down when it ends, also on exceptions, on SIGTERM from
-make, and on the watchdog alarm. Nothing uses fixed ports or names, so
+make, and on the watchdog alarm. The watchdog cannot be swallowed: it
+raises WatchdogExpired (not an Exception, so no `except Exception` or
+`except OSError` catches it), cleans up and exits 15 s later if the script
+is still running, and a timer thread ends the process 60 s after that. Nothing uses fixed ports or names, so
 tests run in parallel (make -j2 check).
 
     from harness import Test, Postfix, Backstop, SmtpClient
@@ -40,10 +47,35 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
 SKIP = 77
+ERROR = 99
+
+
+def in_ci():
+    """CI=true (or 1/yes): skips that could be fixed on the machine fail."""
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+class WatchdogExpired(BaseException):
+    """The test's watchdog expired. A BaseException, so that the test's own
+    `except Exception` / `except OSError` (socket timeouts) cannot swallow
+    it."""
+
+
+# A sanitizer's report in a process's output (ASan, LSan, UBSan).
+SANITIZER_RX = r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer)"
+
+
+def sanitizer_report(text):
+    """The first line of a sanitizer report in text (str or bytes), or None."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    m = re.search(SANITIZER_RX + r".*", text or "")
+    return m.group(0) if m else None
 
 # Postfix's virtual mailbox domain and its users (each a Maildir).
 DOMAIN = "test.example"
@@ -372,6 +404,12 @@ class Test:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGALRM, self._on_alarm)
         signal.alarm(watchdog)
+        self.watchdog = watchdog
+        # the last resort, if the main thread never returns to the
+        # interpreter or its cleanup hangs
+        self._hard_timer = threading.Timer(watchdog + 75, self._hard_exit)
+        self._hard_timer.daemon = True
+        self._hard_timer.start()
         log("# %s (tmp %s)" % (name, self._tmp))
         if os.geteuid() != 0:
             self.skip("integration tests need root (Postfix, netns)")
@@ -417,17 +455,43 @@ class Test:
                        "%s: %s" % (type(e).__name__, e))
             traceback.print_exc(file=sys.stdout)
 
-    def skip(self, why):
+    def skip(self, why, unfixable=False):
+        """Skip the test (exit 77). unfixable=True says that the reason
+        cannot be fixed on the machine (a kernel without IPv6), not by
+        installing or configuring something: only such a skip stays a
+        skip under CI=true; any other is a failure there (exit 1). A skip
+        after a failed check is a failure (the failure is not discarded)."""
         log("SKIP: %s" % why)
         self._cleanup()
         self._done = True
-        log("0 passed, 0 failed (skipped)")
+        if self.failed:
+            log("%d passed, %d failed (then skipped: %s)" % (self.passed, self.failed, why))
+            sys.stdout.flush()
+            os._exit(1)
+        if in_ci() and not unfixable:
+            log("FAIL: skipped under CI=true, and the reason can be fixed on this machine: %s" % why)
+            log("%d passed, 1 failed (skipped)" % self.passed)
+            sys.stdout.flush()
+            os._exit(1)
+        log("%d passed, 0 failed (skipped)" % self.passed)
         sys.stdout.flush()
         os._exit(SKIP)
+
+    def error(self, why):
+        """A fixture failed (a peer did not start): a hard error (exit 99),
+        never a skip."""
+        log("ERROR: %s" % why)
+        self._cleanup()
+        self._done = True
+        log("%d passed, %d failed (error: %s)" % (self.passed, self.failed + 1, why))
+        sys.stdout.flush()
+        os._exit(ERROR)
 
     def done(self):
         self._cleanup()
         self._done = True
+        if self.passed == 0 and self.failed == 0:
+            log("FAIL: no check ran")
         log("%d passed, %d failed" % (self.passed, self.failed))
         sys.stdout.flush()
         sys.exit(0 if self.failed == 0 and self.passed > 0 else 1)
@@ -445,10 +509,17 @@ class Test:
             self.stack.close()
         except Exception:
             traceback.print_exc(file=sys.stdout)
+        self._hard_timer.cancel()
 
     def _atexit(self):
         if not self._done:
+            self._done = True
             self._cleanup()
+            # the script ended without done() (an exception): never a pass
+            log("%d passed, %d failed (the script did not reach done())" % (
+                self.passed, self.failed + 1))
+            sys.stdout.flush()
+            os._exit(1)
 
     def _on_signal(self, signum, frame):
         log("# killed by signal %d, cleaning up" % signum)
@@ -458,13 +529,22 @@ class Test:
         os._exit(1)
 
     def _on_alarm(self, signum, frame):
-        """First expiry: fail the running case where it hangs (traceback);
+        """First expiry: a failure, and WatchdogExpired raised where the
+        script hangs (traceback; it ends the script, cleanup runs at exit);
         if the script still has not finished 15s later, clean up and exit."""
         if getattr(self, "_alarmed", False):
             self._on_signal(signum, frame)
         self._alarmed = True
         signal.alarm(15)
-        raise TimeoutError("test watchdog expired")
+        self.failed += 1
+        log("FAIL: test watchdog expired after %ds" % self.watchdog)
+        raise WatchdogExpired("test watchdog expired after %ds" % self.watchdog)
+
+    def _hard_exit(self):
+        log("FAIL: the script still runs 75s after its watchdog (%ds) expired: exit" % self.watchdog)
+        log("%d passed, %d failed" % (self.passed, self.failed + 1))
+        sys.stdout.flush()
+        os._exit(1)
 
     def dns_server(self, *args):
         """Start tests/lib/dns_server.py (zone files, --delay NAME=S,
@@ -476,8 +556,24 @@ class Test:
         self.defer(lambda: (p.terminate(), p.wait()))
         line = p.stdout.readline().decode()
         if not line.startswith("ready "):
-            self.skip("tests/lib/dns_server.py did not start (python3-dnslib missing?)")
+            self.error("tests/lib/dns_server.py did not start (exit status %s; needs "
+                       "/usr/bin/python3 with python3-dnslib, which tests/deps.sh installs)"
+                       % p.poll())
         return int(line.split()[1])
+
+    def run_backstop(self, args, timeout=10, **kw):
+        """Run the backstop binary with args to its end: (exit status,
+        stdout and stderr as text). A sanitizer report in its output is a
+        failed check: an ASan build exits 1 after a report, which is also
+        the status of a refused config."""
+        r = subprocess.run([self.bin] + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=timeout, **kw)
+        out = r.stdout.decode("utf-8", "replace")
+        m = sanitizer_report(out)
+        if m:
+            self.check("no sanitizer report from backstop %s" % " ".join(args), False,
+                       out[-4000:])
+        return r.returncode, out
 
     def tmpdir(self, name):
         d = os.path.join(self._tmp, name)
@@ -831,9 +927,6 @@ def ini_text(sections):
     return "\n".join(out)
 
 
-SANITIZER_RX = r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: UndefinedBehaviorSanitizer)"
-
-
 class Backstop(LogFile):
     """The daemon under test: INI from a dict of sections, run with -f -c,
     stderr captured to a file. Defaults: listen on a free 127.0.0.1 port,
@@ -897,9 +990,10 @@ class Backstop(LogFile):
             c = len(re.findall(r"listening on", self.log()))
             return c >= n
         r = poll(ready, timeout)
+        if r != "exited" and not r and self.proc.poll() is None \
+                and len(re.findall(r"listening on", self.log())) >= 1:
+            return  # still running, listening on fewer lines than addresses: accept
         if r == "exited" or not r:
-            if r is not True and len(re.findall(r"listening on", self.log())) >= 1:
-                return  # listening on fewer lines than addresses: accept
             raise RuntimeError("backstop did not start (%s):\n%s" % (
                 "exited %s" % self.proc.returncode if r == "exited" else "no 'listening on'",
                 self.log()))
@@ -950,20 +1044,22 @@ class Backstop(LogFile):
         self.logf.close()
 
     def check_sanitizers(self):
-        m = re.search(SANITIZER_RX + r".*", self.log())
-        self.test.check("no sanitizer report in backstop's log", m is None,
-                        m.group(0) if m else "")
+        m = sanitizer_report(self.log())
+        self.test.check("no sanitizer report in backstop's log", m is None, m or "")
 
     def kill(self):
-        """Cleanup: kill whatever is still running (no checks)."""
+        """Cleanup: kill whatever is still running. A sanitizer report in
+        the log is a failed check (it is not only logged)."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
         if self.proc is not None:
             self.logf.close()
-            if re.search(SANITIZER_RX, self.log()):
+            m = sanitizer_report(self.log())
+            if m:
                 log("# sanitizer report in %s" % self.logfile)
                 log(self.log()[-4000:])
+                self.test.check("no sanitizer report in backstop's log", False, m)
             self.proc = None
 
     def dump_log(self, tail=4000):
@@ -972,10 +1068,9 @@ class Backstop(LogFile):
             log("#   " + l)
 
     def check_config(self, path=None):
-        """backstop -t -c path: (exit status, output)."""
-        r = subprocess.run([self.bin, "-t", "-c", path or self.conf],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=10)
-        return r.returncode, r.stdout.decode("utf-8", "replace")
+        """backstop -t -c path: (exit status, output). A sanitizer report
+        in the output is a failed check."""
+        return self.test.run_backstop(["-t", "-c", path or self.conf])
 
 
 # ---------------------------------------------------------------- netns

@@ -2,7 +2,7 @@
 """Self-test of the harness against the real peers (no backstop needed):
 Postfix in a temp dir with XCLIENT, smtp-sink, a dead port, a netns client.
 Run: /usr/bin/python3 tests/lib/selftest.py"""
-import os, socket, sys, time
+import os, random, socket, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import *
 
@@ -67,5 +67,92 @@ with t.case("netns client reaches a host listener"):
     t.check("second netns gets another /30", n2.host_addr != n.host_addr, (n.host_addr, n2.host_addr))
     n2.destroy(); n.destroy()
     t.check("netns removed", n.name not in subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE).stdout.decode())
+
+
+# ---- the harness's own rules: a run that should fail does fail
+
+def mini(body, env=None, bin=None):
+    """Run a small test script using the harness; returns (exit status, output)."""
+    d = t.tmpdir("mini")
+    path = os.path.join(d, "mini.py")
+    with open(path, "w") as f:
+        f.write("import sys, time\nfrom harness import *\n" + body)
+    e = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.abspath(__file__)))
+    e.pop("CI", None)
+    if bin:
+        e["BACKSTOP_BIN"] = bin
+    e.update(env or {})
+    r = subprocess.run(["/usr/bin/python3", path], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, env=e, timeout=60)
+    return r.returncode, r.stdout.decode("utf-8", "replace")
+
+
+def fake_backstop(script):
+    """An executable standing in for backstop (a shell script)."""
+    d = t.tmpdir("fake")
+    path = os.path.join(d, "fake-backstop-%d" % random.randint(0, 1 << 30))
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n" + script)
+    os.chmod(path, 0o755)
+    return path
+
+
+NB = 'need_backstop=False'
+with t.case("skips: a failure under CI=true unless unfixable"):
+    body = 't = Test("m", %s)\nt.skip("peer not installed")\n' % NB
+    rc, out = mini(body)
+    t.check("without CI: exit 77", rc == 77, (rc, out))
+    rc, out = mini(body, {"CI": "true"})
+    t.check("CI=true: exit 1, says why", rc == 1 and "skipped under CI=true" in out, (rc, out))
+    rc, out = mini('t = Test("m", %s)\nt.skip("no IPv6 in this kernel", unfixable=True)\n' % NB,
+                   {"CI": "true"})
+    t.check("CI=true, unfixable: exit 77", rc == 77, (rc, out))
+    rc, out = mini('t = Test("m", %s)\nt.check("x", False)\nt.skip("later")\n' % NB)
+    t.check("a skip after a failed check: exit 1", rc == 1, (rc, out))
+
+with t.case("no check, an error, an exception: never a pass"):
+    rc, out = mini('t = Test("m", %s)\nt.done()\n' % NB)
+    t.check("zero checks: exit 1", rc == 1 and "no check ran" in out, (rc, out))
+    rc, out = mini('t = Test("m", %s)\nt.check("x", True)\nt.error("fixture broke")\n' % NB)
+    t.check("error(): exit 99", rc == 99, (rc, out))
+    rc, out = mini('t = Test("m", %s)\nt.check("x", True)\nraise RuntimeError("boom")\n' % NB)
+    t.check("uncaught exception after a pass: exit 1", rc == 1, (rc, out))
+    rc, out = mini('t = Test("m", %s)\nt.check("x", True)\nsys.exit(0)\n' % NB)
+    t.check("sys.exit(0) without done(): exit 1", rc == 1, (rc, out))
+    rc, out = mini('t = Test("m", %s)\nt.dns_server("/nonexistent.zone")\nt.check("x", True)\nt.done()\n' % NB)
+    t.check("a DNS server that does not start: exit 99", rc == 99, (rc, out))
+
+with t.case("the watchdog cannot be swallowed"):
+    t0 = time.monotonic()
+    rc, out = mini('t = Test("m", %s, watchdog=1)\n'
+                   'for i in range(3):\n'
+                   '    try:\n        time.sleep(3)\n'
+                   '    except Exception:\n        pass\n'
+                   't.check("x", True)\nt.done()\n' % NB)
+    t.check("except Exception does not catch it: exit 1 at once (%.1fs)" % (time.monotonic() - t0),
+            rc == 1 and "watchdog expired" in out and time.monotonic() - t0 < 5, (rc, out))
+    rc, out = mini('t = Test("m", %s, watchdog=1)\n'
+                   'while True:\n'
+                   '    try:\n        time.sleep(3)\n'
+                   '    except BaseException:\n        pass\n' % NB)
+    t.check("even except BaseException: exit 1 after the second alarm", rc == 1
+            and "killed by signal" in out, (rc, out))
+
+with t.case("backstop fixture: exits and sanitizer reports fail"):
+    gone = fake_backstop('echo "backstop: listening on 127.0.0.1:1"\nexit 0\n')
+    rc, out = mini('t = Test("m")\nt.check("x", True)\n'
+                   'with t.case("start"):\n    t.backstop({})\nt.done()\n', bin=gone)
+    t.check("a backstop that exits after 'listening on' did not start", rc == 1
+            and "backstop did not start (exited" in out, (rc, out))
+    asan = fake_backstop('echo "backstop: listening on 127.0.0.1:1"\n'
+                         'echo "==1==ERROR: AddressSanitizer: heap-use-after-free"\nexec sleep 60\n')
+    rc, out = mini('t = Test("m")\nt.backstop({})\nt.check("x", True)\nt.done()\n', bin=asan)
+    t.check("a sanitizer report seen only at kill() fails", rc == 1
+            and "FAIL: no sanitizer report" in out, (rc, out))
+    asan1 = fake_backstop('echo "runtime error: signed integer overflow"\nexit 1\n')
+    rc, out = mini('t = Test("m")\nrc, _ = t.run_backstop(["-t"])\nt.check("exit 1", rc == 1)\nt.done()\n',
+                   bin=asan1)
+    t.check("run_backstop: exit 1 with a sanitizer report fails", rc == 1
+            and "FAIL: no sanitizer report from backstop -t" in out, (rc, out))
 
 t.done()

@@ -1,7 +1,10 @@
 /*
  * check.h - the unit tests' few assertions. Each failed check prints
  * file:line and both values; main() returns check_finish(), which prints
- * "N passed, N failed" and the exit status automake expects.
+ * "N passed, N failed" and the exit status automake expects: 0 only when
+ * at least one check ran and none failed (a test that checked nothing has
+ * not passed). check_error() is for a fixture that could not be set up: a
+ * hard error (automake's 99), never a skip.
  */
 #ifndef CHECK_H
 #define CHECK_H
@@ -69,7 +72,20 @@ static inline void guarded_free(char *p, size_t len)
 static inline int check_finish(const char *name)
 {
 	printf("%s: %d passed, %d failed\n", name, check_passed, check_failed);
+	if (check_passed == 0 && check_failed == 0) {
+		printf("%s: FAIL: no check ran\n", name);
+		return 1;
+	}
 	return check_failed ? 1 : 0;
+}
+
+/* A fixture failed (a peer did not start, a file is missing): exit 99. */
+#define CHECK_EXIT_ERROR 99
+static inline int check_error(const char *name, const char *why)
+{
+	printf("%s: ERROR: %s (%d passed, %d failed before it)\n", name, why,
+	    check_passed, check_failed);
+	return CHECK_EXIT_ERROR;
 }
 
 #endif
