@@ -36,7 +36,7 @@ try:
     import dkim    # noqa: F401  (the fixtures' signer; /usr/bin/python3 sees it)
     import dnslib  # noqa: F401
 except ImportError as e:
-    t.skip("%s: install python3-dkim and python3-dnslib (tests/deps.sh)" % e)
+    t.error("%s: install python3-dkim and python3-dnslib (tests/deps.sh)" % e)
 t.check("python3-dkim is the module imported, not this script",
         os.path.dirname(os.path.abspath(dkim.__file__)) != HERE, dkim.__file__)
 sys.path.insert(0, FIXSRC)

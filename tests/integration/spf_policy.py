@@ -27,7 +27,7 @@ t = Test("spf_policy", need=("postfix", "ip"))
 try:
     import dnslib  # noqa: F401  (the server needs it; /usr/bin/python3 sees it)
 except ImportError:
-    t.skip("python3-dnslib not installed")
+    t.error("python3-dnslib not installed (tests/deps.sh installs it)")
 ns = t.netns()
 # The "mx" mechanism against the client's real address: a parallel test may
 # hold 198.51.100.1/.2, so the namespace's address is only known now. One

@@ -12,7 +12,7 @@ t = Test("summary_log", watchdog=200, need=("postfix", "ip"))
 try:
     import dnslib  # noqa: F401
 except ImportError:
-    t.skip("python3-dnslib not installed")
+    t.error("python3-dnslib not installed (tests/deps.sh installs it)")
 pf = t.postfix()
 zone = os.path.join(srcdir(), "tests", "data", "dns", "spf.zone")
 dport = t.dns_server(zone)
