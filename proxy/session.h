@@ -30,6 +30,7 @@
 #include "proxy/spool.h"
 #include "smtp/smtp_addr.h"
 #include "smtp/smtp_data.h"
+#include "smtp/smtp_fields.h"
 #include "smtp/smtp_line.h"
 #include "smtp/smtp_reply.h"
 #include "smtp/smtp_server.h"
@@ -98,15 +99,7 @@ struct txn {
 	bool feed_body;          /* some enabled check has a body hook */
 	struct smtp_data data;
 	struct smtp_wire wire;   /* the one writer of content to the backend */
-	struct buf field;        /* header field being collected: its content
-	                            as received, unstuffed, lines CRLF-joined */
-	enum txn_field {
-		FIELD_NONE = 0,
-		FIELD_COLLECTING,    /* held whole until it ends */
-		FIELD_PASSING,       /* over SESSION_HEADER_MAX, judged and kept:
-		                        the rest goes out as it comes */
-		FIELD_DROPPING,      /* judged and removed: so is the rest */
-	} field_state;
+	struct smtp_fields fields; /* header fields, judged whole */
 	bool eoh_done;
 	int failed_code;         /* content refused: reply at end of data */
 	char failed_esc[16];

@@ -36,7 +36,7 @@ void txn_free(struct session *s)
 	free(t->rcpt_view);
 	free(t->rcpt_orig_view);
 	buf_free(&t->headers);
-	buf_free(&t->field);
+	smtp_fields_free(&t->fields);
 	buf_free(&t->late_headers);
 	buf_free(&t->body_chunk);
 	spool_close(&t->spool);

@@ -37,6 +37,7 @@ static size_t data_limit(const struct session *s)
 }
 
 static bool spool_pump(struct session *s);
+static bool field_judge(void *ctx, const char *f, size_t len, bool cut);
 static void dot_relayed(struct session *s, const struct smtp_reply *r, int err);
 
 /* txn_fail - refuse the message at its end; stop sending it anywhere. */
@@ -152,8 +153,6 @@ void session_data_start(struct session *s)
 
 	s->state = SMTP_STATE_DATA;
 	memset(&t->data, 0, sizeof t->data);
-	t->field.len = 0;
-	t->field_state = FIELD_NONE;
 	t->failed_code = 0;
 	s->dbuf.len = 0;
 	smtp_line_reset(&s->lr);
@@ -164,6 +163,7 @@ void session_data_start(struct session *s)
 	if (t->hold)
 		spool_open(&t->spool, s->cfg->spool.directory, (size_t)s->cfg->limits.data_buffer);
 	smtp_wire_init(&t->wire, wire_emit, s);
+	smtp_fields_init(&t->fields, SESSION_HEADER_MAX, &t->wire, field_judge, s);
 	/* streaming: every authentication result is known now (SPF) */
 	if (!t->hold)
 		authres_header(s, &t->wire);
@@ -175,17 +175,16 @@ void session_data_start(struct session *s)
 		txn_fail(s, 451, "4.3.0", "Error: internal error adding the trace header, try again later");
 }
 
-/* field_judge - is the field in t->field kept? The Authentication-Results
+/* field_judge - is this header field kept? The Authentication-Results
  * owner (this file) removes every field that claims our authserv-id
  * (RFC 8601 5), then every check sees the field and may drop it. A field
  * over SESSION_HEADER_MAX is judged on its first SESSION_HEADER_MAX bytes
- * (name and first line); the verdict covers all of it. */
-static bool field_judge(struct session *s)
+ * (cut: name and first line); the verdict covers all of it. */
+static bool field_judge(void *ctx, const char *f, size_t len, bool cut)
 {
 	static const char ar[] = "Authentication-Results";
-	struct txn *t = &s->txn;
-	const char *f = t->field.data;
-	size_t len = t->field.len, nlen = smtp_header_name_len(f, len);
+	struct session *s = ctx;
+	size_t nlen = smtp_header_name_len(f, len);
 	struct filter_header h;
 	bool keep;
 
@@ -205,11 +204,11 @@ static bool field_judge(struct session *s)
 		h.value_len -= 2;  /* final CRLF */
 		h.field_len -= 2;
 	}
-	h.cut = t->field_state != FIELD_COLLECTING;
+	h.cut = cut;
 	if (nlen == sizeof ar - 1 && strncasecmp(f, ar, nlen) == 0 &&
 	    authres_is_ours(h.value, h.value_len, s->cfg->server.hostname)) {
 		log_info("%s: removed forged Authentication-Results (%zu%s bytes, our authserv-id) "
-		    "from [%s]:%u", s->sid, len, h.cut ? "+" : "", s->ip, s->port);
+		    "from [%s]:%u", s->sid, len, cut ? "+" : "", s->ip, s->port);
 		return false;
 	}
 	keep = filters_header(s, &h);
@@ -217,51 +216,18 @@ static bool field_judge(struct session *s)
 		char name[80];
 		log_info("%s: removed header %s (%zu%s bytes) from [%s]:%u", s->sid,
 		    log_escape(f, nlen < 60 ? nlen : 60, name, sizeof name), len,
-		    h.cut ? "+" : "", s->ip, s->port);
+		    cut ? "+" : "", s->ip, s->port);
 	}
 	return keep;
 }
 
-/* field_finish - the current header field is complete: judged whole, then
- * written (or not) as a whole. */
 static void field_finish(struct session *s)
 {
-	struct txn *t = &s->txn;
-
-	if (t->field_state == FIELD_COLLECTING && field_judge(s))
-		smtp_wire_lines(&t->wire, t->field.data, t->field.len);
-	t->field_state = FIELD_NONE;
-	t->field.len = 0;
+	smtp_fields_finish(&s->txn.fields);
+	if (s->txn.fields.oom)
+		txn_fail(s, 452, "4.3.1", "Error: insufficient system resources");
 }
 
-/* field_add - a piece of the current header field: a line, a segment of a
- * long line, or a folded continuation line. */
-static void field_add(struct session *s, const char *data, size_t len, bool eol)
-{
-	struct txn *t = &s->txn;
-
-	if (t->field_state == FIELD_COLLECTING) {
-		if (t->field.len + len + 2 <= SESSION_HEADER_MAX) {
-			if (buf_append(&t->field, data, len, SESSION_HEADER_MAX) < 0 ||
-			    (eol && buf_append(&t->field, "\r\n", 2, SESSION_HEADER_MAX) < 0))
-				txn_fail(s, 452, "4.3.1", "Error: insufficient system resources");
-			return;
-		}
-		/* Too long to hold whole: judge it on what we have (its name
-		 * and first line), and let that decide for all of it. */
-		t->field_state = FIELD_PASSING;
-		if (field_judge(s))
-			smtp_wire_lines(&t->wire, t->field.data, t->field.len);
-		else
-			t->field_state = FIELD_DROPPING;
-		t->field.len = 0;
-	}
-	if (t->field_state == FIELD_PASSING) {
-		smtp_wire_text(&t->wire, data, len);
-		if (eol)
-			smtp_wire_eol(&t->wire);
-	}
-}
 static void dot_relayed(struct session *s, const struct smtp_reply *r, int err)
 {
 	char result[2600];
@@ -503,18 +469,15 @@ bool session_data_process(struct session *s)
 		session_close(s, "bare newline in content");
 		return false;
 	case SMTP_DATA_HEADER:
-		if (starts_line) {
-			/* a new field: the previous one is complete */
-			field_finish(s);
-			t->field_state = FIELD_COLLECTING;
-		}
-		field_add(s, content, len, eol);
+		if (starts_line)   /* a new field: the previous one is complete */
+			smtp_fields_start(&t->fields);
+		smtp_fields_add(&t->fields, content, len, eol);
+		if (t->fields.oom)
+			txn_fail(s, 452, "4.3.1", "Error: insufficient system resources");
 		break;
 	case SMTP_DATA_HEADER_CONT:
-		if (t->field_state != FIELD_NONE) {
-			field_add(s, content, len, eol);
+		if (smtp_fields_add(&t->fields, content, len, eol))
 			break;
-		}
 		/* not reached (a continuation always follows a field); written
 		 * as content all the same */
 		/* fall through */

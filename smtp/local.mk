@@ -7,5 +7,6 @@ libsmtp_a_SOURCES = \
 	smtp/smtp_reply.c smtp/smtp_reply.h \
 	smtp/smtp_data.c smtp/smtp_data.h \
 	smtp/smtp_wire.c smtp/smtp_wire.h \
+	smtp/smtp_fields.c smtp/smtp_fields.h \
 	smtp/smtp_server.c smtp/smtp_server.h
 libsmtp_a_SOURCES += smtp/smtp_from.c smtp/smtp_from.h
