@@ -44,3 +44,4 @@ INTEGRATION_TESTS += tests/integration/spf_loopback.py
 INTEGRATION_TESTS += tests/integration/config_errors.py tests/integration/daemon_mode.py \
 	tests/integration/privdrop.py
 INTEGRATION_TESTS += tests/integration/demo_quickstart.py
+INTEGRATION_TESTS += tests/integration/forged_authres.py
