@@ -126,9 +126,14 @@ t.check("no message has a 'smuggled' Subject field",
 t.check("every message has backstop's Received field",
         all(backstop_received(m) for m in msgs), [m.path for m in msgs if not backstop_received(m)])
 # the forged field is gone; the smuggled one inside the body is body text
+# [dkim] mode = annotate (the default) holds the message and writes
+# backstop's own field (dkim=...); every forged one says spf=pass
+def forged_ar(m):
+    ars = m.headers("Authentication-Results")
+    return len(ars) > 1 or [a for a in ars if "spf=pass" in a]
 t.check("no forged Authentication-Results in any header section",
-        not [m for m in msgs if m.headers("Authentication-Results")],
-        [(m.path, m.headers("Authentication-Results")[:1]) for m in msgs if m.headers("Authentication-Results")])
+        not [m for m in msgs if forged_ar(m)],
+        [(m.path, m.headers("Authentication-Results")[:2]) for m in msgs if forged_ar(m)])
 t.check("the smuggled commands arrived as body text of the one message",
         all(b"MAIL FROM:<ceo@bank.example>" in m.body() for m in msgs), subjects)
 
