@@ -484,6 +484,14 @@ bool session_data_process(struct session *s)
 	case SMTP_DATA_EOH:
 	case SMTP_DATA_BODY:
 		field_finish(s);
+		if (kind == SMTP_DATA_BODY && starts_line && !t->eoh_done && len > 0 &&
+		    (content[0] == ' ' || content[0] == '\t')) {
+			/* the first line starts with a blank: the backend would
+			 * fold it into our Received field and take the next lines
+			 * for fields (a forged Authentication-Results); end our
+			 * header section first, as Postfix's smtpd does */
+			smtp_wire_eol(&t->wire);
+		}
 		smtp_wire_text(&t->wire, content, len);
 		if (eol)
 			smtp_wire_eol(&t->wire);

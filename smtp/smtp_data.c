@@ -36,8 +36,10 @@ size_t smtp_header_name_len(const char *line, size_t len)
 	return name;
 }
 
-/* classify - the kind of a new (not CONTINUED) line with content c[0..n),
- * bare CR already counted as the space it will become. */
+/* classify - the kind of a new (not CONTINUED) line with content c[0..n)
+ * as the backend receives it (bare CR and NUL already spaces): a line the
+ * backend takes for a field or a fold is one here too, or a field could
+ * follow what we took for the body (forged fields). */
 static enum smtp_data_kind classify(struct smtp_data *d, const char *c,
     size_t n, bool terminated)
 {
@@ -47,7 +49,7 @@ static enum smtp_data_kind classify(struct smtp_data *d, const char *c,
 		d->in_body = true; /* RFC 5322 2.1: empty line ends the header */
 		return SMTP_DATA_EOH;
 	}
-	if (d->lines > 0 && n > 0 && (c[0] == ' ' || c[0] == '\t' || c[0] == '\r'))
+	if (d->lines > 0 && n > 0 && (c[0] == ' ' || c[0] == '\t'))
 		return SMTP_DATA_HEADER_CONT; /* RFC 5322 2.2.3 folding */
 	if (smtp_header_name_len(c, n) > 0)
 		return SMTP_DATA_HEADER;
@@ -92,9 +94,8 @@ enum smtp_data_kind smtp_data_line(struct smtp_data *d,
 		return SMTP_DATA_BAD_NEWLINE;
 	}
 
-	if (continued) {
-		kind = d->partial_kind;
-	} else {
+	kind = d->partial_kind;
+	if (!continued) {
 		/* RFC 5321 4.5.2: drop the transparency dot, except from a lone
 		 * "." that is not the end: that one is content and stays. */
 		if (n >= 1 && c[0] == '.' && !(n == 1 && terminated)) {
@@ -102,8 +103,6 @@ enum smtp_data_kind smtp_data_line(struct smtp_data *d,
 			n--;
 			d->bytes--;
 		}
-		kind = classify(d, c, n, terminated);
-		d->partial_kind = kind;
 	}
 
 	for (size_t i = 0; i < n; i++) {
@@ -112,6 +111,10 @@ enum smtp_data_kind smtp_data_line(struct smtp_data *d,
 		out[o] = c[i] == '\r' || c[i] == '\0' ? ' ' : c[i];
 		d->nul_replaced += c[i] == '\0';
 		o++;
+	}
+	if (!continued) {
+		kind = classify(d, out, o, terminated);
+		d->partial_kind = kind;
 	}
 	*eol = terminated; /* a bare LF (normalise) ends the line as CRLF */
 	d->lines += terminated ? 1 : 0;

@@ -50,3 +50,4 @@ INTEGRATION_TESTS += tests/integration/config_errors.py tests/integration/daemon
 	tests/integration/privdrop.py
 INTEGRATION_TESTS += tests/integration/demo_quickstart.py
 INTEGRATION_TESTS += tests/integration/content_interface.py
+INTEGRATION_TESTS += tests/integration/forged_authres.py
