@@ -239,10 +239,15 @@ static DKIM_CBSTAT key_lookup(DKIM *d, DKIM_SIGINFO *sig, u_char *buf, size_t bu
 	char qname[DKIM_QNAME_MAX];
 	struct dkim_key *k;
 
-	if (m == NULL || !sig_qname(sig, qname, sizeof qname))
+	if (m == NULL)
 		return DKIM_CBSTAT_ERROR;
+	/* a selector and domain that make no DNS name (a label over 63 bytes,
+	 * a name over 255), or keys beyond the message's limit: no key for
+	 * this signature (permerror), never a temporary error for all */
+	if (!sig_qname(sig, qname, sizeof qname) || strlen(qname) > 255)
+		return DKIM_CBSTAT_NOTFOUND;
 	if ((k = key_start(m, qname)) == NULL)
-		return DKIM_CBSTAT_ERROR;
+		return DKIM_CBSTAT_NOTFOUND;
 	switch (k->state) {
 	case KEY_PENDING:
 		return DKIM_CBSTAT_TRYAGAIN;

@@ -345,6 +345,7 @@ static void eod_filtered(struct session *s, const struct filter_verdict *v)
 		s->txn.spool_sending = true;
 		s->txn.spool_sent = 0;
 		if (head.error || s->txn.spool.error) {
+			backend_abort(s);   /* it holds a 354: never reuse it */
 			dot_relayed(s, NULL, BACKEND_ELOST);
 			return;
 		}

@@ -133,7 +133,14 @@ static void filters_continue(struct session *s)
 		token.session_id = s->id;
 		token.call_seq = ++s->call_seq;
 		s->verdict_ready = false;
+		/* waiting already while the hook runs: a filter may deliver its
+		 * verdict from inside the hook (it then waits in the run queue) */
+		s->wait = WAIT_FILTER;
 		r = f->hook[stage](&env, s->verdict, &token);
+		if (r != FILTER_ASYNC) {
+			s->wait = WAIT_NONE;
+			s->verdict_ready = false;
+		}
 		if (r == FILTER_ASYNC) {
 			/* the runner keeps the time: a lost callback cannot park
 			 * the session beyond the filter's deadline */

@@ -11,6 +11,10 @@ t = Test("relay_basic", need=("postfix", "swaks"))
 pf = t.postfix()
 bs = t.backstop({"backend": {"address": pf.address},
                  "limits": {"max_message_size": "1m", "data_buffer": "4k"}})
+# EHLO promises SMTPUTF8 and DSN once backstop knows the backend offers
+# them: its start-up probe learns that (slow under ASan on a loaded machine)
+t.check("start-up probe learnt the backend's capabilities",
+        bs.wait_log(r"backend probe: EHLO answered", 20))
 
 with t.case("greeting and EHLO"):
     c = bs.client()
