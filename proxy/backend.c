@@ -62,6 +62,13 @@ struct backend {
 	char host[256];
 	unsigned port;
 	bool counted;           /* in be_count ([backend] max_connections) */
+	/* keepalive: while a held message uploads, the backend sits after
+	 * RCPT; a NOOP every keepalive_ms keeps its idle timer (Postfix's
+	 * smtpd_timeout) from closing it */
+	uint64_t keepalive_ms;
+	bool noop_inflight;
+	char *pending_line;     /* a command asked for while the NOOP is out */
+	backend_cb pending_cb;
 };
 
 struct be_write {
@@ -146,6 +153,9 @@ static void be_close(struct backend *be)
 		be_count--;
 	}
 	be->cb = NULL;
+	free(be->pending_line);
+	be->pending_line = NULL;
+	be->pending_cb = NULL;
 	if (be->s->be == be)
 		be->s->be = NULL;
 	uv_timer_stop(&be->timer);
@@ -958,10 +968,19 @@ bool backend_wants_xforward(const struct session *s)
 void backend_command(struct session *s, const char *line, backend_cb cb)
 {
 	struct backend *be = s->be;
+	if (be != NULL && !be->dead && be->noop_inflight && be->pending_line == NULL) {
+		/* a keepalive NOOP is out: this command follows its reply */
+		if ((be->pending_line = strdup(line)) != NULL) {
+			be->pending_cb = cb;
+			be->keepalive_ms = 0;
+			return;
+		}
+	}
 	if (be == NULL || be->dead || be->state != BE_READY) {
 		cb(s, NULL, BACKEND_ELOST);
 		return;
 	}
+	be->keepalive_ms = 0;   /* a real command: the keepalive is over */
 	be->cb = cb;
 	be->state = BE_COMMAND;
 	be_wait(be, s->cfg->backend.command_timeout);
@@ -1047,6 +1066,73 @@ void backend_idle(struct session *s)
 	/* the timer is free while READY: every command re-arms it with its
 	 * own timeout (be_wait) */
 	uv_timer_start(&be->timer, be_on_idle, s->cfg->backend.idle_timeout, 0);
+}
+
+static void keepalive_arm(struct backend *be);
+
+static void keepalive_replied(struct session *s, const struct smtp_reply *r, int err)
+{
+	struct backend *be = s->be;
+	char *line;
+	backend_cb cb;
+
+	if (be == NULL)
+		return;   /* gone: the next command finds no backend (451) */
+	be->noop_inflight = false;
+	line = be->pending_line;
+	cb = be->pending_cb;
+	be->pending_line = NULL;
+	be->pending_cb = NULL;
+	if (err || r == NULL || r->code / 100 != 2) {
+		log_warn("%s: backend answered the keepalive NOOP with %d; closing it", s->sid,
+		    r ? r->code : 0);
+		be_close(be);
+		if (line != NULL)
+			cb(s, NULL, BACKEND_ELOST);
+		free(line);
+		return;
+	}
+	if (line != NULL) {
+		backend_command(s, line, cb);
+		free(line);
+		return;
+	}
+	keepalive_arm(be);
+}
+
+static void keepalive_fire(uv_timer_t *t)
+{
+	struct backend *be = t->data;
+	struct session *s = be->s;
+
+	if (be->dead || be->state != BE_READY || be->keepalive_ms == 0 || s->be != be)
+		return;
+	log_debug("%s: keepalive NOOP to the backend while the message uploads", s->sid);
+	be->noop_inflight = true;
+	be->cb = keepalive_replied;
+	be->state = BE_COMMAND;
+	be_wait(be, s->cfg->backend.command_timeout);
+	if (be_send_line(be, "NOOP") != 0)
+		be_fail(be, BACKEND_ELOST);
+}
+
+static void keepalive_arm(struct backend *be)
+{
+	if (!be->dead && be->state == BE_READY && be->keepalive_ms > 0)
+		uv_timer_start(&be->timer, keepalive_fire, be->keepalive_ms, 0);
+}
+
+void backend_keepalive(struct session *s, uint64_t interval_ms)
+{
+	struct backend *be = s->be;
+
+	if (be == NULL || be->dead)
+		return;
+	be->keepalive_ms = interval_ms;
+	if (interval_ms > 0)
+		keepalive_arm(be);
+	else if (be->state == BE_READY && !be->noop_inflight)
+		uv_timer_stop(&be->timer);
 }
 
 void backend_quit(struct session *s)

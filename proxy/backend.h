@@ -18,6 +18,7 @@
 #define BACKEND_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "proxy/buf.h"
@@ -65,6 +66,11 @@ void backend_idle(struct session *s);
 unsigned long backend_connections(void);
 bool backend_ready(const struct session *s);
 const struct backend_caps *backend_caps(const struct session *s);
+/* backend_keepalive - while a held message uploads (no command to send),
+ * send NOOP every interval_ms so the backend's idle timer does not close
+ * the connection; 0 stops it. The next backend_command() ends it (and
+ * waits for an outstanding NOOP's reply first). */
+void backend_keepalive(struct session *s, uint64_t interval_ms);
 /* one command line (CRLF appended here) and its reply */
 void backend_command(struct session *s, const char *line, backend_cb cb);
 /* before MAIL, when the backend only offers XFORWARD */

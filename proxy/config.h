@@ -70,6 +70,8 @@ struct config {
 		char *verify_name;
 		unsigned long max_connections; /* open at once (inbound) */
 		uint64_t idle_timeout;    /* ms; 0 = never close an idle one */
+		uint64_t keepalive;       /* ms between NOOPs while a held message
+		                             uploads; 0 = none */
 	} backend;
 
 	struct {

@@ -745,6 +745,17 @@ static void data_filtered(struct session *s, const struct filter_verdict *v)
 		txn_reset(s);
 		return;
 	}
+	if (filters_hold(s)) {
+		/* Held: the backend gets DATA at end of data, with the whole
+		 * message right after its 354, so a slow upload never meets its
+		 * data timeout; meanwhile NOOPs keep the connection alive. The
+		 * client's 354 is ours; the backend's refusal of DATA, if any,
+		 * is the reply to the end of data. */
+		session_data_start(s);
+		session_reply(s, 354, "", "End data with <CR><LF>.<CR><LF>");
+		backend_keepalive(s, s->cfg->backend.keepalive);
+		return;
+	}
 	s->wait = WAIT_BACKEND;
 	backend_command(s, "DATA", data_relayed);
 }

@@ -322,6 +322,52 @@ static bool spool_pump(struct session *s)
 	return false;
 }
 
+/* held_data_relayed - the backend's reply to DATA for a held message:
+ * after 354 the checks' fields go on top, then the held message; a
+ * refusal of DATA is the reply to the client's end of data. */
+static void held_data_relayed(struct session *s, const struct smtp_reply *r, int err)
+{
+	struct smtp_wire head;
+
+	if (err) {
+		dot_relayed(s, NULL, err);
+		return;
+	}
+	if (r->code != 354) {
+		char what[80];
+		if (r->code / 100 != 4 && r->code / 100 != 5) {
+			/* a backend that "accepts" DATA without 354 is confused */
+			backend_abort(s);
+			dot_relayed(s, NULL, BACKEND_EPROTO);
+			return;
+		}
+		s->txn.outcome = FILTER_TXN_REFUSED;
+		session_reply_smtp(s, r);
+		snprintf(what, sizeof what, "DATA (held message) by the backend");
+		session_summary_refused(s, what);
+		s->state = SMTP_STATE_READY;
+		txn_reset(s);   /* the backend holds MAIL and RCPT: RSET next time */
+		session_resume(s);
+		return;
+	}
+	smtp_wire_init(&head, head_emit, s);
+	authres_header(s, &head);
+	if (s->txn.late_headers.len)
+		smtp_wire_lines(&head, s->txn.late_headers.data, s->txn.late_headers.len);
+	if (head.mid_line)
+		smtp_wire_eol(&head);
+	s->txn.spool_sending = true;
+	s->txn.spool_sent = 0;
+	s->wait = WAIT_NONE;
+	if (head.error || s->txn.spool.error) {
+		backend_abort(s);   /* it holds a 354: never reuse it */
+		dot_relayed(s, NULL, BACKEND_ELOST);
+		return;
+	}
+	spool_pump(s);
+	session_process(s);   /* WAIT_DRAIN or WAIT_BACKEND: nothing is read */
+}
+
 static void eod_filtered(struct session *s, const struct filter_verdict *v)
 {
 	if (v->result != FILTER_CONTINUE) {
@@ -334,22 +380,9 @@ static void eod_filtered(struct session *s, const struct filter_verdict *v)
 		return;
 	}
 	if (s->txn.hold) {
-		/* the checks' fields go on top, then the held message */
-		struct smtp_wire head;
-		smtp_wire_init(&head, head_emit, s);
-		authres_header(s, &head);
-		if (s->txn.late_headers.len)
-			smtp_wire_lines(&head, s->txn.late_headers.data, s->txn.late_headers.len);
-		if (head.mid_line)
-			smtp_wire_eol(&head);
-		s->txn.spool_sending = true;
-		s->txn.spool_sent = 0;
-		if (head.error || s->txn.spool.error) {
-			backend_abort(s);   /* it holds a 354: never reuse it */
-			dot_relayed(s, NULL, BACKEND_ELOST);
-			return;
-		}
-		spool_pump(s);
+		/* the backend gets DATA now, then the whole message */
+		s->wait = WAIT_BACKEND;
+		backend_command(s, "DATA", held_data_relayed);
 		return;
 	}
 	if (smtp_wire_end(&s->txn.wire) != 0 || s->txn.failed_code) {

@@ -51,3 +51,4 @@ INTEGRATION_TESTS += tests/integration/config_errors.py tests/integration/daemon
 INTEGRATION_TESTS += tests/integration/demo_quickstart.py
 INTEGRATION_TESTS += tests/integration/content_interface.py
 INTEGRATION_TESTS += tests/integration/forged_authres.py
+INTEGRATION_TESTS += tests/integration/hold_slow_client.py
