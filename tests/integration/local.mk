@@ -33,3 +33,4 @@ INTEGRATION_TESTS += tests/integration/spf_ipv6.py
 INTEGRATION_TESTS += tests/integration/hostile_peers.py
 INTEGRATION_TESTS += tests/integration/tls_slowloris.py
 INTEGRATION_TESTS += tests/integration/client_abort.py tests/integration/backend_reset.py
+INTEGRATION_TESTS += tests/integration/pipelined_refusals.py
