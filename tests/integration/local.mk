@@ -35,3 +35,4 @@ INTEGRATION_TESTS += tests/integration/tls_slowloris.py
 INTEGRATION_TESTS += tests/integration/client_abort.py tests/integration/backend_reset.py
 INTEGRATION_TESTS += tests/integration/pipelined_refusals.py
 INTEGRATION_TESTS += tests/integration/rdns_stall.py
+INTEGRATION_TESTS += tests/integration/hostile_streams.py
