@@ -53,12 +53,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	backend_last_caps.xclient = (data[0] & 4) != 0;
 	while (pos <= size && fp_script.nchunks < FP_MAX_CHUNKS) {
 		const uint8_t *sep = memmem(data + pos, size - pos, "\n--\n", 4);
-		size_t end = sep ? (size_t)(sep - data) + 1 : size;   /* keep the \n */
+		size_t end = sep ? (size_t)(sep - data) : size;
 		fp_script.chunk[fp_script.nchunks] = data + pos;
 		fp_script.chunk_len[fp_script.nchunks++] = end - pos;
 		if (sep == NULL)
 			break;
-		pos = end + 3;
+		pos = end + 4;
 	}
 	rx = fp_exchange((const uint8_t *)client_script, sizeof client_script - 1, &rxlen);
 	if (fp_count_accepts(rx, rxlen) > fp_backend_accepts) {
