@@ -8,6 +8,8 @@ client's state machines.
  - A backend that puts garbage in the middle of a multi-line reply (to
    EHLO, to RCPT, to the final dot): the client gets 4xx for what depended
    on it, never 250 (invariant 1), and backstop keeps running.
+ - A client that sends its commands and content one byte per segment:
+   the message reaches a real Postfix intact.
  - Slowloris clients that trickle a command one byte at a time: another
    session's whole transaction through a real Postfix stays fast, and the
    slow sessions are cut by session_timeout (bounded time per session).
@@ -142,8 +144,29 @@ for name, where, reply, hit in GARBAGE:
         t.check("%s: backstop still serves (new session greets)" % name, bs.client().greeting_reply.code == 220)
         bs.stop()
 
+pf = t.postfix()
+
+with t.case("client commands and content split at every byte"):
+    pf.mark()
+    bs = t.backstop({"backend": {"address": pf.address}})
+    c = bs.client()
+    msg = make_message("bytewise client", body="line one\n.leading dot\nlast\n")
+    script = (b"EHLO client.example.org\r\nMAIL FROM:<sender@example.org>\r\n"
+              b"RCPT TO:<user@test.example>\r\nDATA\r\n")
+    c.send_bytewise(script)
+    codes = [r.code for r in c.replies(4)]
+    t.check("bytewise client: EHLO, MAIL, RCPT, DATA answered 250 250 250 354", codes == [250, 250, 250, 354],
+            codes)
+    c.send_bytewise(dot_stuff(msg) + b".\r\n")
+    t.check_reply("bytewise client: end of data 250", c.reply(10), 250)
+    msgs = pf.wait_for_mail(1, 10)
+    t.check("bytewise client: delivered with its content intact (dot-stuffing undone once)",
+            len(msgs) == 1 and b"\n.leading dot\n" in msgs[0].raw and b"\nlast\n" in msgs[0].raw,
+            msgs[0].raw[-200:] if msgs else msgs)
+    bs.stop()
+    pf.clear_mail()
+
 with t.case("slowloris clients in the command phase, another session's latency"):
-    pf = t.postfix()
     SESSION_TIMEOUT = 6
     bs = t.backstop({"backend": {"address": pf.address},
                      "limits": {"session_timeout": "%ds" % SESSION_TIMEOUT, "command_timeout": "3s"}})
