@@ -12,8 +12,9 @@
  * it start a TLS handshake on what follows.
  *
  * Checks: no crash, leak or undefined behaviour, no hang, and never a 250
- * to the client's end of data unless the backend's first byte after that
- * dot was a '2' (invariant 1: a stale or forged 250 accepts nothing).
+ * to the client's end of data before the backend answered that dot with a
+ * '2' (invariant 1: a stale or forged 250 accepts nothing), and no command
+ * to the backend before that answer (fuzz_peers.h).
  */
 #include "tests/fuzz/fuzz_peers.h"
 
