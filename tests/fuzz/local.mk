@@ -5,7 +5,7 @@ FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag config
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
 	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
-	$(srcdir)/smtp/smtp_wire.c $(srcdir)/smtp/smtp_fields.c
+	$(srcdir)/smtp/smtp_wire.c $(srcdir)/smtp/smtp_fields.c $(srcdir)/smtp/smtp_from.c
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(srcdir) -I$(builddir) $(OPENSSL_CFLAGS)
 
 fuzz: $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
@@ -35,3 +35,40 @@ tests/fuzz/fuzz_dmarc_record: $(srcdir)/tests/fuzz/fuzz_dmarc_record.c \
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) $(PSL_CFLAGS) -o $@ \
 		$(srcdir)/tests/fuzz/fuzz_dmarc_record.c $(srcdir)/filters/dmarc_record.c \
 		$(srcdir)/filters/dmarc_org.c $(PSL_LIBS)
+# Targets on proxy/ and filters/ code: linked with every module (built once
+# with the fuzzer's instrumentation into tests/fuzz/libbackstop-fuzz.a) and
+# backstop's libraries. fuzz_session and fuzz_backend run the real server
+# in-process (tests/fuzz/fuzz_peers.h).
+FUZZ_PROXY_TARGETS = session backend config_ini spf_ar spf_text
+FUZZ_ALL_OBJS := $(patsubst %.c,tests/fuzz/obj/%.o,$(notdir $(FUZZ_SMTP_SRCS)) \
+	$(subst /,_,$(filter %.c,$(libfilters_a_SOURCES) $(libproxy_a_SOURCES))))
+FUZZ_PROXY_CFLAGS = $(FUZZ_CFLAGS) -DSYSCONFDIR='"$(sysconfdir)"' $(LIBUV_CFLAGS) \
+	$(INIH_CFLAGS) $(OPENDKIM_CFLAGS) $(PSL_CFLAGS)
+FUZZ_PROXY_LIBS = $(LIBUV_LIBS) $(OPENSSL_LIBS) $(INIH_LIBS) $(OPENDKIM_LIBS) \
+	$(SPF2_LIBS) $(UNBOUND_LIBS) $(PSL_LIBS) -lpthread
+
+fuzz: $(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%)
+
+tests/fuzz/obj/smtp_%.o: $(srcdir)/smtp/smtp_%.c
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz/obj
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -c -o $@ $<
+tests/fuzz/obj/filters_%.o: $(srcdir)/filters/%.c
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz/obj
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -c -o $@ $<
+tests/fuzz/obj/proxy_%.o: $(srcdir)/proxy/%.c
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz/obj
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -c -o $@ $<
+
+tests/fuzz/libbackstop-fuzz.a: $(FUZZ_ALL_OBJS)
+	$(AM_V_AR)rm -f $@ && $(AR) cr $@ $(FUZZ_ALL_OBJS) && $(RANLIB) $@
+
+$(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%): tests/fuzz/fuzz_%: $(srcdir)/tests/fuzz/fuzz_%.c \
+		$(srcdir)/tests/fuzz/fuzz_peers.h tests/fuzz/libbackstop-fuzz.a
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -o $@ $< tests/fuzz/libbackstop-fuzz.a \
+		$(FUZZ_PROXY_LIBS)
+
+CLEANFILES += $(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%) tests/fuzz/libbackstop-fuzz.a \
+	$(FUZZ_ALL_OBJS)

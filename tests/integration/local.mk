@@ -52,3 +52,7 @@ INTEGRATION_TESTS += tests/integration/demo_quickstart.py
 INTEGRATION_TESTS += tests/integration/content_interface.py
 INTEGRATION_TESTS += tests/integration/forged_authres.py
 INTEGRATION_TESTS += tests/integration/hold_slow_client.py
+INTEGRATION_TESTS += tests/integration/client_abort.py tests/integration/backend_reset.py
+INTEGRATION_TESTS += tests/integration/pipelined_refusals.py
+INTEGRATION_TESTS += tests/integration/rdns_stall.py
+INTEGRATION_TESTS += tests/integration/hostile_streams.py
