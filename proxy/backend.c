@@ -88,6 +88,11 @@ const struct backend_caps *backend_known_caps(bool outbound)
 	return known_caps[outbound].known ? &known_caps[outbound].caps : NULL;
 }
 
+void backend__caps_forget(bool outbound)
+{
+	memset(&known_caps[outbound], 0, sizeof known_caps[outbound]);
+}
+
 void backend__caps_learnt(bool outbound, const struct backend_caps *caps)
 {
 	known_caps[outbound].caps = *caps;

@@ -52,6 +52,9 @@ typedef void (*backend_cb)(struct session *s, const struct smtp_reply *r, int er
  * before the first one. What EHLO to clients may promise (SMTPUTF8, DSN). */
 const struct backend_caps *backend_known_caps(bool outbound);
 void backend__caps_learnt(bool outbound, const struct backend_caps *caps);
+/* backend__caps_forget - as before the first EHLO (fuzz targets start
+ * each run from what their input says) */
+void backend__caps_forget(bool outbound);
 
 /* backend_open - connect for s (inbound: [backend] address, outbound:
  * [outbound] relay); cb gets the ready connection or the error. Returns 0,

@@ -49,9 +49,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&fp_script, 0, sizeof fp_script);
 	fp_script.scripted = true;
 	fp_script.close_with_rst = data[0] & 1;
-	backend_last_caps_known = (data[0] & 2) != 0;
-	memset(&backend_last_caps, 0, sizeof backend_last_caps);
-	backend_last_caps.xclient = (data[0] & 4) != 0;
+	if ((data[0] & 2) != 0) {
+		struct backend_caps caps;
+		memset(&caps, 0, sizeof caps);
+		caps.xclient = (data[0] & 4) != 0;
+		caps.pipelining = true;
+		backend__caps_learnt(false, &caps);
+	} else {
+		backend__caps_forget(false);
+	}
 	while (pos <= size && fp_script.nchunks < FP_MAX_CHUNKS) {
 		const uint8_t *sep = memmem(data + pos, size - pos, "\n--\n", 4);
 		size_t end = sep ? (size_t)(sep - data) : size;

@@ -31,10 +31,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fp_script.mode = data[0];
 	/* what the previous sessions learnt about the backend: from the input
 	 * too, so that a run does not depend on the ones before it */
-	backend_last_caps_known = (data[0] & 0x40) != 0;
-	memset(&backend_last_caps, 0, sizeof backend_last_caps);
-	backend_last_caps.xclient = (data[0] & 0x08) != 0;
-	backend_last_caps.pipelining = true;
+	if ((data[0] & 0x40) != 0) {
+		struct backend_caps caps;
+		memset(&caps, 0, sizeof caps);
+		caps.xclient = (data[0] & 0x08) != 0;
+		caps.pipelining = true;
+		backend__caps_learnt(false, &caps);
+	} else {
+		backend__caps_forget(false);
+	}
 	rx = fp_exchange(data + 1, size - 1, &rxlen);
 	if (fp_count_accepts(rx, rxlen) > fp_backend_accepts) {
 		fprintf(stderr, "fuzz_session: %u end-of-data 250 to the client, %u accepted by the backend\n",
