@@ -160,7 +160,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"dkim", "timeout", CFG_DURATION, "5s", O(dkim.timeout), 100, 120000, NULL},
 
 	{"dmarc", "mode", CFG_ENUM, "annotate", O(dmarc.mode), 0, 0, dmarc_modes},
-	{"dmarc", "malformed_from", CFG_ENUM, "mark", O(dmarc.malformed_from), 0, 0, dmarc_malformed},
+	{"dmarc", "malformed_from", CFG_ENUM, "reject", O(dmarc.malformed_from), 0, 0, dmarc_malformed},
 	{"dmarc", "psl_file", CFG_STR, "/usr/share/publicsuffix/public_suffix_list.dat",
 	    O(dmarc.psl_file), 0, 4096, NULL},
 	{"dmarc", "pct_seed", CFG_UINT, "0", O(dmarc.pct_seed), 0, 1000000, NULL},

@@ -31,6 +31,7 @@ EXTRA_DIST += $(INTEGRATION_TESTS) tests/lib
 TESTS += tests/lib/selftest.py
 # Exim's BATV vectors for batv_exim.sh (and the script that made them)
 EXTRA_DIST += tests/data/batv_exim
+INTEGRATION_TESTS += tests/integration/dmarc_from.py
 INTEGRATION_TESTS += tests/integration/spf_policy.py tests/integration/spf_slow_dns.py \
 	tests/integration/spf_hostile.py
 EXTRA_DIST += tests/data/dns
