@@ -44,3 +44,5 @@ INTEGRATION_TESTS += tests/integration/spf_loopback.py
 INTEGRATION_TESTS += tests/integration/config_errors.py tests/integration/daemon_mode.py \
 	tests/integration/privdrop.py
 INTEGRATION_TESTS += tests/integration/demo_quickstart.py
+INTEGRATION_TESTS += tests/integration/dmarc.py
+EXTRA_DIST += tests/data/dmarc

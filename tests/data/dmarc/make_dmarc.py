@@ -134,8 +134,8 @@ EXPECTED = {
     "p-quarantine-fail":     ("policy-quarantine.org", ATTACKER,                 (),                                             "fail",      "quarantine", "Q",            None),
     "p-reject-pass":         ("policy-reject.org", "bounce@policy-reject.org",   (),                                             "pass",      "none",       250,            None),
     "p-reject-fail":         ("policy-reject.org", ATTACKER,                     (),                                             "fail",      "reject",     (550, "5.7.1"), None),
+    "no-record-sub":         ("sub.norecord.org",  ATTACKER,                     (),                                             "none",      None,         250,            None),   # before no-record: the resolver caches
     "no-record":             ("norecord.org",      ATTACKER,                     (),                                             "none",      None,         250,            None),
-    "no-record-sub":         ("sub.norecord.org",  ATTACKER,                     (),                                             "none",      None,         250,            None),
     "sp-reject":             ("a.b.subpolicy.org", ATTACKER,                     (),                                             "fail",      "reject",     (550, "5.7.1"), None),
     "sp-pass":               ("a.b.subpolicy.org", "bounce@subpolicy.org",       (),                                             "pass",      "none",       250,            None),
     "sp-org-itself":         ("subpolicy.org",     ATTACKER,                     (),                                             "fail",      "none",       250,            None),
@@ -158,7 +158,8 @@ EXPECTED = {
                                                    MALFORMED_MAIL_FROM,          (),                                             "permerror", None,         (550, "5.7.1"), None),
 }
 # the pct fixtures, in the order a fresh backstop with [dmarc] pct_seed =
-# PCT_SEED must see them first: draw = (seed + sequence - 1) mod 100
+# PCT_SEED must see them first. backstop.ini: "N > 0 makes the draws N-1, N,
+# N+1, ... (mod 100), one per message": the first message draws N-1.
 PCT_SEED = 50
 PCT_ORDER = ("pct50-in", "pct50-out")
 
