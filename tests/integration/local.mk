@@ -57,3 +57,5 @@ INTEGRATION_TESTS += tests/integration/client_abort.py tests/integration/backend
 INTEGRATION_TESTS += tests/integration/pipelined_refusals.py
 INTEGRATION_TESTS += tests/integration/rdns_stall.py
 INTEGRATION_TESTS += tests/integration/hostile_streams.py
+INTEGRATION_TESTS += tests/integration/dmarc.py
+EXTRA_DIST += tests/data/dmarc
