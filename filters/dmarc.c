@@ -270,7 +270,7 @@ static unsigned pct_draw(const struct config *cfg)
 {
 	unsigned long seq = ++message_seq;
 	if (cfg->dmarc.pct_seed != 0)   /* tests: a fixed sequence of draws */
-		return (unsigned)((cfg->dmarc.pct_seed + seq - 1) % 100);
+		return (unsigned)((cfg->dmarc.pct_seed - 1 + seq - 1) % 100);   /* N-1, N, ... */
 	return arc4random_uniform(100);
 }
 

@@ -211,6 +211,13 @@ static bool field_judge(void *ctx, const char *f, size_t len, bool cut)
 		    "from [%s]:%u", s->sid, len, cut ? "+" : "", s->ip, s->port);
 		return false;
 	}
+	if (nlen > 11 && strncasecmp(f, "X-Backstop-", 11) == 0) {
+		/* our own fields (X-Backstop-DMARC: quarantine, X-Backstop-BATV)
+		 * mean backstop wrote them: a client's copy is removed */
+		log_info("%s: removed forged %.*s field from [%s]:%u", s->sid,
+		    (int)(nlen < 60 ? nlen : 60), f, s->ip, s->port);
+		return false;
+	}
 	keep = filters_header(s, &h);
 	if (!keep) {
 		char name[80];

@@ -1,17 +1,15 @@
 #!/usr/bin/python3
-"""review2_dmarc_forged_header (not registered): a client's own X-Backstop-DMARC
-field. DMARC enforce against forged From:
-forms, from a client in a namespace (SPF passes for attacker.example only),
-with _dmarc.victim.example at p=reject. Each case is a message whose From:
-a mail reader shows as ceo@victim.example (or Postfix completes into a
-forged From:); enforce must refuse it, 550 5.7.1, with the default
-[dmarc] malformed_from. Under malformed_from = mark every case but the
-baseline was delivered: enforce stopped nobody who added a second From:."""
+"""forged_backstop_fields: a client's own X-Backstop-DMARC field (and any
+X-Backstop-* field: backstop's names) never reaches the backend, so the
+field the backend files on always means backstop wrote it. From a client
+in a namespace, with _dmarc.victim.example at p=quarantine and SPF passing
+for attacker.example only: a passing message arrives without the client's
+forged field, a quarantined one with backstop's field only."""
 import re
 from harness import *
 
 HOST = BACKSTOP_HOSTNAME
-t = Test("review2_dmarc_forged_header", need=("postfix", "ip"))
+t = Test("forged_backstop_fields", need=("postfix", "ip"))
 try:
     import dnslib  # noqa: F401
 except ImportError:
