@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -262,6 +263,16 @@ static int load_pair(SSL_CTX *ctx, const char *cert, const char *key, const char
 {
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
 		set_err(err, errlen, "%s certificate %s", what, cert);
+		return -1;
+	}
+	/* the key must not be readable by others nor writable by the group
+	 * (as for the BATV keys file): a group may read it, so that it can be
+	 * shared with the user backstop runs as */
+	struct stat st;
+	if (stat(key, &st) == 0 && (st.st_mode & (S_IWGRP | S_IRWXO))) {
+		snprintf(err, errlen, "%s key %s: mode %04o gives %s access to the private key; "
+		    "chmod g-w,o-rwx it", what, key, (unsigned)(st.st_mode & 07777),
+		    st.st_mode & S_IRWXO ? "others" : "the group write");
 		return -1;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
