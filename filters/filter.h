@@ -29,6 +29,7 @@
 #include "filters/authres.h"
 
 struct config;
+struct uv_loop_s;
 
 enum filter_stage {
 	FILTER_CONNECT = 0,
@@ -117,6 +118,8 @@ struct filter_env {
 	const char *const *rcpts_orig; /* same recipients as the client gave them */
 	size_t nrcpts;
 	const struct config *cfg;  /* the configuration this session runs on */
+	struct uv_loop_s *loop;    /* the session's event loop: a filter's own
+	                              timers and handles go on it */
 	/* per transaction (NULL outside one) */
 	unsigned txn_number;
 	void **txn_state;          /* this filter's per-message slot: allocate on

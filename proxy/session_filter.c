@@ -40,6 +40,7 @@ static void build_env(struct session *s, struct filter_env *e, size_t index)
 	e->txn_state = index < FILTER_TABLE_MAX ? &s->txn.filter_state[index] : NULL;
 	e->auth = &s->txn.auth;
 	e->hold = s->txn.hold;
+	e->loop = uv_default_loop();   /* the one loop today (one per worker later) */
 	e->session_id = s->id;
 	e->sid = s->sid;
 	e->listener = s->outbound ? "outbound" : "inbound";
