@@ -79,6 +79,19 @@ static int write_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
+#define SPOOL_WRITE_CHUNK 16384
+
+static int wbuf_flush(struct spool *sp)
+{
+	if (sp->wlen > 0 && write_all(sp->fd, sp->wbuf, sp->wlen) < 0) {
+		sp->error = errno ? errno : EIO;
+		log_warn("spool: write failed in %s: %s", sp->dir, strerror(sp->error));
+		return -1;
+	}
+	sp->wlen = 0;
+	return 0;
+}
+
 int spool_write(struct spool *sp, const char *data, size_t len)
 {
 	if (sp->error)
@@ -103,12 +116,26 @@ int spool_write(struct spool *sp, const char *data, size_t len)
 			    strerror(sp->error));
 			return -1;
 		}
+		sp->wbuf = malloc(SPOOL_WRITE_CHUNK);
+		if (sp->wbuf == NULL) {
+			close(sp->fd);
+			sp->error = ENOMEM;
+			return -1;
+		}
+		sp->wlen = 0;
 		sp->file = true;
 	}
-	if (write_all(sp->fd, data, len) < 0) {
-		sp->error = errno ? errno : EIO;
-		log_warn("spool: write failed in %s: %s", sp->dir, strerror(sp->error));
+	if (sp->wlen + len > SPOOL_WRITE_CHUNK && wbuf_flush(sp) < 0)
 		return -1;
+	if (len >= SPOOL_WRITE_CHUNK) {
+		if (write_all(sp->fd, data, len) < 0) {
+			sp->error = errno ? errno : EIO;
+			log_warn("spool: write failed in %s: %s", sp->dir, strerror(sp->error));
+			return -1;
+		}
+	} else {
+		memcpy(sp->wbuf + sp->wlen, data, len);
+		sp->wlen += len;
 	}
 	sp->file_bytes += len;
 	spool_in_use += len;
@@ -133,6 +160,8 @@ long spool_read(struct spool *sp, uint64_t offset, char *out, size_t len)
 		offset += n;
 	}
 	if (done < len && sp->file && offset - sp->mem.len < sp->file_bytes) {
+		if (wbuf_flush(sp) < 0)
+			return -1;
 		uint64_t foff = offset - sp->mem.len;
 		size_t want = len - done;
 		if (want > sp->file_bytes - foff)
@@ -156,6 +185,9 @@ void spool_close(struct spool *sp)
 	buf_free(&sp->mem);
 	if (sp->file)
 		close(sp->fd);
+	free(sp->wbuf);
+	sp->wbuf = NULL;
+	sp->wlen = 0;
 	sp->file = false;
 	spool_in_use -= sp->file_bytes;
 	sp->file_bytes = 0;

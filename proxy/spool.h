@@ -28,7 +28,12 @@ struct spool {
 	bool file;              /* fd is open: the message outgrew memory
 	                           (a zeroed struct spool is a valid, empty one) */
 	int fd;
-	uint64_t file_bytes;    /* bytes in the file (counted in the total) */
+	uint64_t file_bytes;    /* bytes in the file (counted in the total),
+	                           wbuf's included */
+	char *wbuf;             /* file bytes not written yet: small appends
+	                           (a line at a time) reach the file in
+	                           writes of SPOOL_WRITE_CHUNK */
+	size_t wlen;
 	const char *dir;
 	int error;              /* errno of the first failure, sticky */
 };

@@ -41,3 +41,5 @@ UNIT_TESTS += tests/unit/test_smtp_from
 tests_unit_test_smtp_from_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_dmarc
 tests_unit_test_dmarc_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_spool
+tests_unit_test_spool_LDADD = $(UNIT_LDADD)
