@@ -204,4 +204,23 @@ with t.case("a 50 MB message is held on disk, not in memory"):
         t.check("50 MB: every byte of the body arrived", got == body, (len(got), len(body)))
     bs3.stop()
 
+with t.case("[limits] spool_max: a held message that would go over it gets 452 4.3.1, never a silent drop"):
+    pf.clear_mail()
+    spool = t.tmpdir("spool-small")
+    bs4 = t.backstop({"backend": {"address": pf.address},
+                      "server": {"spool_dir": spool},
+                      "limits": {"max_message_size": "10m", "data_buffer": "64k", "spool_max": "1m"},
+                      "dns": {"servers": "127.0.0.1:%d" % dport},
+                      "dkim": {"mode": "annotate"}})
+    big = ("From: <sender@example.org>\r\nSubject: over spool_max\r\n\r\n" +
+           ("x" * 78 + "\r\n") * 40000).encode()   # 3.2 MB
+    rr = send(bs4, big)
+    t.check_reply("over spool_max: 452 4.3.1 at end of data", rr, 452, "4.3.1")
+    t.check("over spool_max: nothing delivered", pf.settle(1.0) == [])
+    msg, mid = make_fixtures.message("after-spool-full")
+    rr = send(bs4, msg)
+    t.check_reply("after it: a small message is accepted (the spool bytes were given back)", rr, 250)
+    t.check("after it: delivered", by_mid(mid) is not None)
+    bs4.stop()
+
 t.done()
