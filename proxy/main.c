@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -83,6 +84,12 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 		return -1;
 	if (privs_lookup(cfg, pv, err, errlen) < 0)
 		return -1;
+	/* held messages need it (DKIM, DMARC); writable is checked as the user */
+	struct stat st;
+	if (stat(cfg->spool.directory, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "[server] spool_dir %s is not a directory", cfg->spool.directory);
+		return -1;
+	}
 	return 0;
 }
 
@@ -197,6 +204,8 @@ int main(int argc, char **argv)
 		    (unsigned long)pv.uid, pv.group, (unsigned long)pv.gid);
 		if (privs_unreadable(cfg, err, sizeof err) < 0)
 			log_warn("cannot read %s now: a reload (SIGHUP) will fail until that is fixed", err);
+		if (privs_spool_unwritable(cfg, err, sizeof err) < 0)
+			log_warn("%s", err);
 	} else if (geteuid() == 0) {
 		log_warn("running as root: set [server] user (and group) so that backstop drops"
 		    " root after binding");

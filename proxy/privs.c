@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "proxy/privs.h"
@@ -138,7 +139,7 @@ int privs_drop(const struct privs *pv, char *err, size_t errlen)
 static int for_each_file(const struct config *cfg, int (*fn)(void *, const char *), void *arg)
 {
 	const char *files[] = {cfg->path, cfg->tls.certificate, cfg->tls.key,
-	    cfg->backend.ca_file, cfg->batv.keys_file};
+	    cfg->backend.ca_file, cfg->batv.keys_file, cfg->dmarc.psl_file};
 	int r;
 
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
@@ -227,6 +228,10 @@ int privs_check_as_user(const struct config *cfg, const struct privs *pv, char *
 			_exit(255);
 		}
 		for_each_file(cfg, try_open, &u);
+		if (privs_spool_unwritable(cfg, cerr, sizeof cerr) < 0) {
+			fprintf(stderr, "warning: %s\n", cerr);
+			u.count++;
+		}
 		fflush(stderr);
 		_exit(u.count > 200 ? 200 : u.count);
 	}
@@ -243,4 +248,23 @@ int privs_check_as_user(const struct config *cfg, const struct privs *pv, char *
 		return -1;
 	}
 	return WEXITSTATUS(status);
+}
+
+int privs_spool_unwritable(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *dir = cfg->spool.directory;
+	struct stat st;
+
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "[server] spool_dir %s is not a directory%s%s", dir,
+		    errno ? ": " : "", errno ? strerror(errno) : "");
+		return -1;
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		snprintf(err, errlen, "[server] spool_dir %s is not writable by uid %lu (%s): held "
+		    "messages over [limits] data_buffer would get 452", dir,
+		    (unsigned long)geteuid(), strerror(errno));
+		return -1;
+	}
+	return 0;
 }

@@ -40,6 +40,9 @@ int privs_drop(const struct privs *pv, char *err, size_t errlen);
  * reading; 0 when all can be read, else -1 with "FILE: reason" in err.
  */
 int privs_unreadable(const struct config *cfg, char *err, size_t errlen);
+/* privs_spool_unwritable - is [server] spool_dir a directory this process
+ * can create files in? 0, or -1 with the reason. */
+int privs_spool_unwritable(const struct config *cfg, char *err, size_t errlen);
 
 /*
  * privs_check_as_user - for -t: in a child process that drops to pv's user,

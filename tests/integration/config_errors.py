@@ -131,6 +131,20 @@ with t.case("--help and -h"):
     t.check("an unknown option exits 2 with the usage on stderr",
             r.returncode == 2 and b"usage: backstop" in r.stderr, r)
 
+with t.case("[server] spool_dir: a directory, writable by the user backstop runs as"):
+    path = write(BASE, "spool")
+    rc, out = run("-t", "-c", path, "-o", "server.spool_dir=%s" % os.path.join(d, "missing"))
+    t.check("-t refuses a spool_dir that does not exist", rc != 0 and "spool_dir" in out, out)
+    locked = os.path.join(d, "locked-spool")
+    os.makedirs(locked, exist_ok=True)
+    os.chmod(locked, 0o700)   # root's: user nobody cannot create files in it
+    rc, out = run("-t", "-c", path, "-o", "server.spool_dir=%s" % locked, "-o", "server.user=nobody")
+    t.check("-t warns when user nobody could not write spool_dir",
+            "spool_dir %s is not writable by uid" % locked in out, out)
+    os.chmod(locked, 0o1777)
+    rc, out = run("-t", "-c", path, "-o", "server.spool_dir=%s" % locked, "-o", "server.user=nobody")
+    t.check("-t is quiet about a spool_dir the user can write", rc == 0 and "spool_dir" not in out, out)
+
 with t.case("README and backstop.ini agree"):
     readme = open(os.path.join(srcdir(), "README.md")).read()
     ini = open(os.path.join(srcdir(), "backstop.ini")).read()
