@@ -52,9 +52,8 @@ static bool is_atext(unsigned char c)
 	return is_alpha(c) || is_digit(c) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
-/* utf8_len - length of the well-formed UTF-8 sequence at s[0..n), or 0
- * (RFC 3629 4: no overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_len(const char *str, size_t n)
+/* smtp_utf8_len - see smtp_addr.h */
+size_t smtp_utf8_len(const char *str, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	unsigned char lo = 0x80, hi = 0xbf;
@@ -97,7 +96,7 @@ static size_t eight_bit(const char *s, size_t len, size_t i, unsigned flags,
 		*st = SMTP_PATH_8BIT;
 		return 0;
 	}
-	if ((n = utf8_len(s + i, len - i)) == 0)
+	if ((n = smtp_utf8_len(s + i, len - i)) == 0)
 		*st = SMTP_PATH_SYNTAX;
 	return n;
 }

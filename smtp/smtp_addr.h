@@ -76,4 +76,8 @@ long smtp_xtext_encode(const char *in, size_t len, char *out, size_t cap);
  * "[IPv6:...]"), as in HELO/EHLO. */
 bool smtp_domain_valid(const char *s, size_t len);
 
+/* smtp_utf8_len - length of the well-formed UTF-8 sequence at s[0..n), or 0
+ * (RFC 3629 4: no overlongs, no surrogates, nothing above U+10FFFF). */
+size_t smtp_utf8_len(const char *s, size_t n);
+
 #endif

@@ -16,6 +16,7 @@
  */
 #include <string.h>
 
+#include "smtp/smtp_addr.h"
 #include "smtp/smtp_from.h"
 
 enum tok_type {
@@ -53,39 +54,6 @@ static bool is_atext(unsigned char c)
 	return is_alnum(c) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c));
 }
 
-/* utf8_len - length of the well-formed UTF-8 sequence at s[0..n), or 0
- * (RFC 3629 4: no overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_len(const char *str, size_t n)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t need;
-
-	if (n == 0)
-		return 0;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		need = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		need = 3;
-		if (s[0] == 0xe0)
-			lo = 0xa0;
-		else if (s[0] == 0xed)
-			hi = 0x9f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		need = 4;
-		if (s[0] == 0xf0)
-			lo = 0x90;
-		else if (s[0] == 0xf4)
-			hi = 0x8f;
-	} else
-		return 0;
-	if (n < need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < need; i++)
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	return need;
-}
 
 /*
  * fold_len - length of the line break of folding whitespace at s[i]: CRLF
@@ -136,7 +104,7 @@ static bool lex_text_byte(struct lexer *lx, bool *has8)
 			return lex_fail(lx, SMTP_FROM_SYNTAX);
 		c = (unsigned char)s[lx->i + 1];
 		if (c >= 0x80) {
-			if ((n = utf8_len(s + lx->i + 1, lx->len - lx->i - 1)) == 0)
+			if ((n = smtp_utf8_len(s + lx->i + 1, lx->len - lx->i - 1)) == 0)
 				return lex_fail(lx, SMTP_FROM_SYNTAX);
 			*has8 = true;
 			lx->i += 1 + n;
@@ -154,7 +122,7 @@ static bool lex_text_byte(struct lexer *lx, bool *has8)
 		return true;
 	}
 	if (c >= 0x80) {
-		if ((n = utf8_len(s + lx->i, lx->len - lx->i)) == 0)
+		if ((n = smtp_utf8_len(s + lx->i, lx->len - lx->i)) == 0)
 			return lex_fail(lx, SMTP_FROM_SYNTAX);
 		*has8 = true;
 		lx->i += n;
@@ -286,7 +254,7 @@ static void lex_next(struct lexer *lx, struct tok *t)
 		if (is_atext(c))
 			lx->i++;
 		else if (c >= 0x80) {
-			if ((n = utf8_len(lx->s + lx->i, lx->len - lx->i)) == 0) {
+			if ((n = smtp_utf8_len(lx->s + lx->i, lx->len - lx->i)) == 0) {
 				lx->err = SMTP_FROM_SYNTAX;
 				t->type = TOK_ERROR;
 				return;

@@ -23,11 +23,12 @@ EXTRA_DIST += tests/fuzz
 
 # Targets whose sources are not all in FUZZ_SMTP_SRCS: explicit rules,
 # which take precedence over the pattern rule above.
-tests/fuzz/fuzz_smtp_from: $(srcdir)/tests/fuzz/fuzz_smtp_from.c $(srcdir)/smtp/smtp_from.c
+tests/fuzz/fuzz_smtp_from: $(srcdir)/tests/fuzz/fuzz_smtp_from.c $(srcdir)/smtp/smtp_from.c \
+		$(srcdir)/smtp/smtp_addr.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_smtp_from.c \
-		$(srcdir)/smtp/smtp_from.c
+		$(srcdir)/smtp/smtp_from.c $(srcdir)/smtp/smtp_addr.c
 tests/fuzz/fuzz_dmarc_record: $(srcdir)/tests/fuzz/fuzz_dmarc_record.c \
 		$(srcdir)/filters/dmarc_record.c $(srcdir)/filters/dmarc_org.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
