@@ -134,7 +134,9 @@ def wait_sink(sink, subject, timeout=10.0):
 
 def inject(pf, mail_from, rcpts, subject):
     """Submit a message to the internal Postfix over SMTP; True if queued."""
-    c = SmtpClient(pf.host, pf.port, 5)
+    # 30 s: the internal Postfix's first smtpd may take seconds to start
+    # while another test runs beside this one (make check -j2, ASan)
+    c = SmtpClient(pf.host, pf.port, 30)
     t.defer(c.close)
     c.greeting()
     c.ehlo()
