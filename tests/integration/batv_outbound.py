@@ -125,7 +125,7 @@ def verify(conf, addr):
     return r.returncode, r.stdout.decode().strip()
 
 
-def wait_sink(sink, subject, timeout=10.0):
+def wait_sink(sink, subject, timeout=30.0):
     """The sink dumps whose Subject is subject (waits for at least one)."""
     def look():
         return [d for d in sink.messages() if subject_of(d) == subject]
