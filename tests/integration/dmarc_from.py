@@ -5,7 +5,12 @@ with _dmarc.victim.example at p=reject. Each case is a message whose From:
 a mail reader shows as ceo@victim.example (or Postfix completes into a
 forged From:); enforce must refuse it, 550 5.7.1, with the default
 [dmarc] malformed_from. Under malformed_from = mark every case but the
-baseline was delivered: enforce stopped nobody who added a second From:."""
+baseline was delivered: enforce stopped nobody who added a second From:.
+
+Also: a client's own X-Backstop-DMARC field (any X-Backstop-* field:
+backstop's names) never reaches the backend, so the field the backend
+files on always means backstop wrote it; qvictim.example publishes
+p=quarantine for that case."""
 import re
 from harness import *
 
@@ -22,6 +27,9 @@ with open(zone, "w") as f:
 victim.example.            60 IN SOA ns.victim.example. host.victim.example. 1 60 60 60 30
 victim.example.            60 IN TXT "v=spf1 -all"
 _dmarc.victim.example.     60 IN TXT "v=DMARC1; p=reject"
+qvictim.example.           60 IN SOA ns.qvictim.example. host.qvictim.example. 1 60 60 60 30
+qvictim.example.           60 IN TXT "v=spf1 -all"
+_dmarc.qvictim.example.    60 IN TXT "v=DMARC1; p=quarantine"
 attacker.example.          60 IN SOA ns.attacker.example. host.attacker.example. 1 60 60 60 30
 attacker.example.          60 IN TXT "v=spf1 ip4:%s -all"
 _dmarc.attacker.example.   60 IN TXT "v=DMARC1; p=none"
@@ -109,5 +117,19 @@ with t.case("no From at all"):
     t.check("no From: not delivered with From: ceo@victim.example added", m is None or
             all("victim" not in v for v in m.headers("From")),
             "%r %r" % (r, m and (m.headers("From"), m.headers("Authentication-Results"))))
+
+# The backend files on X-Backstop-DMARC; the field should mean backstop
+# wrote it (as Authentication-Results with our authserv-id does): a
+# client's own copy is removed.
+with t.case("client-forged X-Backstop-DMARC is removed"):
+    r = send("forged-q", [b"From: x@attacker.example", b"X-Backstop-DMARC: pass (forged)"])
+    t.check("forged-q: 250", r.code == 250, r)
+    m = delivered("forged-q")
+    t.check("forged-q: no X-Backstop-DMARC on a passing message", m is not None and
+            m.headers("X-Backstop-DMARC") == [], m and m.headers("X-Backstop-DMARC"))
+    r = send("forged-q2", [b"From: ceo@qvictim.example", b"X-Backstop-DMARC: pass (forged)"])
+    m = delivered("forged-q2")
+    t.check("forged-q2: exactly our quarantine field", m is not None and
+            len(m.headers("X-Backstop-DMARC")) == 1, m and m.headers("X-Backstop-DMARC"))
 
 t.done()

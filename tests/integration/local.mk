@@ -59,5 +59,4 @@ INTEGRATION_TESTS += tests/integration/rdns_stall.py
 INTEGRATION_TESTS += tests/integration/hostile_streams.py
 INTEGRATION_TESTS += tests/integration/dmarc.py
 EXTRA_DIST += tests/data/dmarc
-INTEGRATION_TESTS += tests/integration/forged_backstop_fields.py
 INTEGRATION_TESTS += tests/integration/tls_key_mode.py
