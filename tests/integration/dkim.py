@@ -100,39 +100,7 @@ def send(bs, fx):
 
 
 def delivered(fx, timeout=5.0):
-    def find():
-        for m in pf.messages():
-            if fx["message_id"] in m.headers("Message-ID"):
-                return m
-        return None
-    return poll(find, timeout)
-
-
-def unfold(v):
-    return re.sub(r"\s+", " ", v).strip()
-
-
-def our_ar(m):
-    """Our Authentication-Results fields (authserv-id = backstop's hostname)."""
-    out = []
-    for v in m.headers("Authentication-Results"):
-        v = unfold(v)
-        if re.match(r"(\([^()]*\)\s*)*%s(\s+\d+)?\s*(;|$)" % re.escape(HOST), v, re.I):
-            out.append(v)
-    return out
-
-
-def clauses(ar, method):
-    """[(result, {property: value})] of the method= clauses in an A-R value."""
-    v = re.sub(r"\([^()]*\)", " ", ar)         # comments, e.g. (2048-bit key)
-    out = []
-    for part in v.split(";")[1:]:
-        m = re.match(r"\s*%s\s*=\s*(\w+)(.*)" % method, part)
-        if m:
-            props = {k.lower(): val.strip('"') for k, val in
-                     re.findall(r"([\w-]+\.[\w-]+)\s*=\s*(\"[^\"]*\"|[^\s;]+)", m.group(2))}
-            out.append((m.group(1).lower(), props))
-    return out
+    return delivered_by_id(pf, fx["message_id"], timeout)
 
 
 def crlf(raw):

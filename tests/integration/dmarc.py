@@ -128,43 +128,7 @@ def order():
 
 
 def delivered(name, timeout=5.0):
-    mid = FX[name]["message_id"]
-
-    def find():
-        for m in pf.messages():
-            if mid in m.headers("Message-ID"):
-                return m
-        return None
-    return poll(find, timeout)
-
-
-def unfold(v):
-    return re.sub(r"\s+", " ", v).strip()
-
-
-def our_ar(m):
-    """Our Authentication-Results fields (authserv-id = backstop's hostname)."""
-    out = []
-    for v in m.headers("Authentication-Results"):
-        v = unfold(v)
-        if re.match(r"(\([^()]*\)\s*)*%s(\s+\d+)?\s*(;|$)" % re.escape(HOST), v, re.I):
-            out.append(v)
-    return out
-
-
-def clauses(ar, method):
-    """[(result, {property: value}, [comments])] of the method= clauses of
-    an A-R value; property keys lower-case (ptype.property, or reason)."""
-    out = []
-    for part in ar.split(";")[1:]:
-        comments = re.findall(r"\(([^()]*)\)", part)
-        v = re.sub(r"\([^()]*\)", " ", part)
-        m = re.match(r"\s*%s\s*=\s*(\w+)(.*)" % method, v, re.I)
-        if m:
-            props = {k.lower(): val.strip('"') for k, val in
-                     re.findall(r"([\w-]+\.[\w-]+|reason)\s*=\s*(\"[^\"]*\"|[^\s;]+)", m.group(2))}
-            out.append((m.group(1).lower(), props, comments))
-    return out
+    return delivered_by_id(pf, FX[name]["message_id"], timeout)
 
 
 def check_headers(name, m, dmarc_on=True, quarantine=False):

@@ -1241,3 +1241,45 @@ def postfix_queue_id(message):
 
 def free_port_on(host):
     return free_port(host)
+
+
+# ------------------------------------------------ Authentication-Results
+
+def delivered_by_id(pf, message_id, timeout=5.0):
+    """The message pf delivered with this Message-ID, or None."""
+    def find():
+        for m in pf.messages():
+            if message_id in m.headers("Message-ID"):
+                return m
+        return None
+    return poll(find, timeout)
+
+
+def unfold(v):
+    return re.sub(r"\s+", " ", v).strip()
+
+
+def our_ar(m):
+    """Our Authentication-Results fields (authserv-id = backstop's hostname),
+    unfolded."""
+    out = []
+    for v in m.headers("Authentication-Results"):
+        v = unfold(v)
+        if re.match(r"(\([^()]*\)\s*)*%s(\s+\d+)?\s*(;|$)" % re.escape(BACKSTOP_HOSTNAME), v, re.I):
+            out.append(v)
+    return out
+
+
+def clauses(ar, method):
+    """[(result, {property: value}, [comments])] of the method= clauses of
+    an A-R value; property keys lower-case (ptype.property, or reason)."""
+    out = []
+    for part in ar.split(";")[1:]:
+        comments = re.findall(r"\(([^()]*)\)", part)
+        v = re.sub(r"\([^()]*\)", " ", part)
+        m = re.match(r"\s*%s\s*=\s*(\w+)(.*)" % method, v, re.I)
+        if m:
+            props = {k.lower(): val.strip('"') for k, val in
+                     re.findall(r"([\w-]+\.[\w-]+|reason)\s*=\s*(\"[^\"]*\"|[^\s;]+)", m.group(2))}
+            out.append((m.group(1).lower(), props, comments))
+    return out
