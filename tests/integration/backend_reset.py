@@ -14,7 +14,7 @@ from harness import *
 t = Test("backend_reset")
 
 
-class ScriptedBackend:
+class ScriptedBackend(ThreadedServer):
     """SMTP server on a free loopback port. mode:
       ok         answer everything, 250 after the dot
       rst_body   RST after receiving `after` bytes of content
@@ -25,29 +25,8 @@ class ScriptedBackend:
         self.mode, self.after = mode, after
         self.content = 0
         self.dots = 0
-        self.port = free_port()
-        self.address = "127.0.0.1:%d" % self.port
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", self.port))
-        self.ls.listen(16)
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
-        t.defer(self.close)
+        ThreadedServer.__init__(self, t)
 
-    def close(self):
-        for c in self.conns + [self.ls]:
-            with contextlib.suppress(OSError):
-                c.close()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self.session, args=(c,), daemon=True).start()
 
     def reset(self, c):
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

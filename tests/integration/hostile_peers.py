@@ -19,37 +19,14 @@ def rss_kb(pid):
     return 0
 
 
-class FakeBackend:
+class FakeBackend(ThreadedServer):
     """A scripted SMTP server on a free loopback port: after the dot it
     answers `after_dot` (bytes); with stall, it stops reading in DATA."""
 
     def __init__(self, after_dot=b"250 2.0.0 queued\r\n", stall=False):
         self.after_dot, self.stall = after_dot, stall
-        self.port = free_port()
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.ls.bind(("127.0.0.1", self.port))
-        self.ls.listen(8)
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
-        t.defer(self.close)
+        ThreadedServer.__init__(self, t, backlog=8, rcvbuf=4096)
 
-    def close(self):
-        for c in self.conns + [self.ls]:
-            try:
-                c.close()
-            except OSError:
-                pass
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self.session, args=(c,), daemon=True).start()
 
     def session(self, c):
         try:

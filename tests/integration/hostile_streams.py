@@ -21,7 +21,7 @@ from harness import *
 t = Test("hostile_streams", need=("postfix",))
 
 
-class ScriptedBackend:
+class ScriptedBackend(ThreadedServer):
     """SMTP server on a free loopback port. replies maps a command word
     (EHLO, MAIL, RCPT, DATA, DOT, GREETING) to the bytes sent for it;
     bytewise sends each byte in its own segment."""
@@ -36,29 +36,8 @@ class ScriptedBackend:
         self.replies = dict(self.DEFAULT, **replies)
         self.bytewise = bytewise
         self.dots = 0
-        self.port = free_port()
-        self.address = "127.0.0.1:%d" % self.port
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", self.port))
-        self.ls.listen(16)
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
-        t.defer(self.close)
+        ThreadedServer.__init__(self, t)
 
-    def close(self):
-        for c in self.conns + [self.ls]:
-            with contextlib.suppress(OSError):
-                c.close()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            self.conns.append(c)
-            threading.Thread(target=self.session, args=(c,), daemon=True).start()
 
     def say(self, c, what):
         data = self.replies[what]

@@ -1283,3 +1283,42 @@ def clauses(ar, method):
                      re.findall(r"([\w-]+\.[\w-]+|reason)\s*=\s*(\"[^\"]*\"|[^\s;]+)", m.group(2))}
             out.append((m.group(1).lower(), props, comments))
     return out
+
+
+# ------------------------------------------------ scripted peers
+
+class ThreadedServer:
+    """A TCP listener on a free loopback port that runs session(conn) on a
+    thread per connection; closed at the end of the test. Subclasses write
+    session() (a fake backend that misbehaves on purpose). rcvbuf shrinks
+    the listening socket's receive buffer (back-pressure tests)."""
+
+    def __init__(self, test, backlog=16, rcvbuf=None):
+        self.port = free_port()
+        self.address = "127.0.0.1:%d" % self.port
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf:
+            self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.ls.bind(("127.0.0.1", self.port))
+        self.ls.listen(backlog)
+        self.conns = []
+        threading.Thread(target=self._serve, daemon=True).start()
+        test.defer(self.close)
+
+    def close(self):
+        for c in self.conns + [self.ls]:
+            with contextlib.suppress(OSError):
+                c.close()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self.session, args=(c,), daemon=True).start()
+
+    def session(self, c):
+        raise NotImplementedError
