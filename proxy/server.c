@@ -15,6 +15,7 @@
 #include "proxy/privs.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
+#include "proxy/spool.h"
 #include "proxy/tls.h"
 
 #define IPCOUNT_BUCKETS 4096
@@ -278,6 +279,7 @@ void server_reload(void)
 	log_open(detached ? LOG_DEST_SYSLOG : next->log.destination, next->log.level);
 	config_unref(current);
 	current = next;
+	spool_set_limit(current->spool.max_size);   /* [limits] spool_max, reloaded */
 	if (current_tls)
 		tls_server_unref(current_tls);
 	current_tls = tls;
@@ -298,6 +300,7 @@ int server_listen(struct config *cfg)
 	uv_loop_t *loop = uv_default_loop();
 
 	current = cfg;
+	spool_set_limit(current->spool.max_size);
 	bound = config_ref(cfg);
 	/* signals before the first "listening on": a SIGTERM that follows it
 	 * is a drain, never the default action (uv_loop_fork() carries the

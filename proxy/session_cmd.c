@@ -768,7 +768,6 @@ static void cmd_data(struct session *s)
 		txn_refusal(s, "DATA");
 		return;
 	}
-	spool_set_limit(s->cfg->spool.max_size);   /* as configured for this session */
 	if (filters_hold(s) && !spool_has_room()) {
 		/* never a silent drop: the client keeps the message and retries */
 		log_warn("%s: spool full (%llu bytes in use, [limits] spool_max)", s->sid,
