@@ -585,7 +585,7 @@ static void be_reply(struct backend *be)
 		 * which saves the EHLO before it (one round trip per
 		 * connection); with STARTTLS to do, the usual order stays. */
 		if (c->backend.xclient != XCLIENT_OFF && c->backend.tls == BACKEND_TLS_NONE &&
-		    backend_known_caps(be->s->outbound) && backend_known_caps(be->s->outbound)->xclient) {
+		    known_caps[be->s->outbound].known && known_caps[be->s->outbound].caps.xclient) {
 			be->xclient_early = true;
 			be_send_xclient(be);
 			return;

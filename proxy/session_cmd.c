@@ -236,13 +236,14 @@ static void helo_filtered(struct session *s, const struct filter_verdict *v)
 		return;
 	}
 	char text[1024];
+	const struct backend_caps *caps = backend_known_caps(s->outbound);
 	int n = snprintf(text, sizeof text, "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES",
 	    c->server.hostname, (unsigned long long)c->limits.max_message_size);
 	if (s->tls_server && !s->tls)
 		n += snprintf(text + n, sizeof text - (size_t)n, "\nSTARTTLS");
-	if (backend_known_caps(s->outbound) && backend_known_caps(s->outbound)->dsn)
+	if (caps && caps->dsn)
 		n += snprintf(text + n, sizeof text - (size_t)n, "\nDSN");
-	if (backend_known_caps(s->outbound) && backend_known_caps(s->outbound)->smtputf8)
+	if (caps && caps->smtputf8)
 		snprintf(text + n, sizeof text - (size_t)n, "\nSMTPUTF8");
 	/* the EHLO reply lines carry no enhanced codes (RFC 2034 is about
 	 * status replies; keywords must stay parseable) */
