@@ -762,15 +762,33 @@ class Postfix(LogFile):
             for u in self.users:
                 f.write("%s@%s %s/\n" % (u, DOMAIN, u))
 
+    def _greets(self, timeout):
+        """Does this instance's smtpd answer with its 220? (A port that is
+        open is not enough: another test's process may hold it.)"""
+        try:
+            with SmtpClient(self.host, self.port, timeout) as c:
+                return c.greeting(timeout).code == 220
+        except (OSError, Closed):
+            return False
+
     def start(self):
-        self._write()
-        r = subprocess.run(["postfix", "-c", os.path.join(self.T, "conf"), "start"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
-        self.running = True
-        if r.returncode != 0 or not wait_port(self.host, self.port, 10):
-            raise RuntimeError("postfix did not start (rc %d): %s\n%s" % (
-                r.returncode, r.stdout.decode(errors="replace"), self.log()))
-        # the probe above is logged as a connect: note where the test's log begins
+        for attempt in range(3):
+            self._write()
+            r = subprocess.run(["postfix", "-c", os.path.join(self.T, "conf"), "start"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+            self.running = True
+            if r.returncode == 0 and wait_port(self.host, self.port, 10) and self._greets(30):
+                break
+            log("# postfix on port %d did not greet (attempt %d, rc %d): %s\n%s" % (
+                self.port, attempt + 1, r.returncode, r.stdout.decode(errors="replace"),
+                self.log()[-3000:]))
+            subprocess.run(["postfix", "-c", os.path.join(self.T, "conf"), "stop"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+            self.port = free_port()
+            self.address = "127.0.0.1:%d" % self.port
+        else:
+            raise RuntimeError("postfix did not start and greet on three ports:\n%s" % self.log())
+        # the probes above are logged as connects: note where the test's log begins
         wait_regex_in_file(self.logfile, r"disconnect from", 5)
         self.mark()
 
