@@ -393,7 +393,7 @@ static enum smtp_path_status parse_path(const char *s, size_t len,
 {
 	enum smtp_path_status st;
 	bool bracket = false, has8 = false;
-	size_t i = 0, lend, dend;
+	size_t i = 0, lend = 0, dend = 0;	/* set by scan_local/scan_domain; 0 quiets -O1 */
 
 	while (i < len && s[i] == ' ')
 		i++;

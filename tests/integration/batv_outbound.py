@@ -114,11 +114,6 @@ def env_of(dump):
     return (m.group(1) if m else None), re.findall(r"^X-Rcpt-Args: <([^>]*)>", text, re.M)
 
 
-def subject_of(dump):
-    m = re.search(rb"^Subject: (.*?)\r?$", dump, re.M)
-    return m.group(1).decode() if m else None
-
-
 def verify(conf, addr):
     r = subprocess.run([t.bin, "-c", conf, "batv", "verify", addr], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=10)
@@ -126,10 +121,7 @@ def verify(conf, addr):
 
 
 def wait_sink(sink, subject, timeout=30.0):
-    """The sink dumps whose Subject is subject (waits for at least one)."""
-    def look():
-        return [d for d in sink.messages() if subject_of(d) == subject]
-    return poll(look, timeout) or []
+    return sink.with_subject(subject, timeout)
 
 
 def inject(pf, mail_from, rcpts, subject):
@@ -138,7 +130,14 @@ def inject(pf, mail_from, rcpts, subject):
     # while another test runs beside this one (make check -j2, ASan)
     c = SmtpClient(pf.host, pf.port, 30)
     t.defer(c.close)
-    c.greeting()
+    try:
+        c.greeting()
+    except (OSError, Closed):
+        # what the internal Postfix was doing: its log and its processes
+        log("# no greeting from %s; its maillog ends:\n%s" % (pf.address, pf.log()[-4000:]))
+        log(subprocess.run(["ps", "-eo", "pid,ppid,stat,etime,args"], stdout=subprocess.PIPE,
+                           timeout=10).stdout.decode(errors="replace"))
+        raise
     c.ehlo()
     rs = c.mail_transaction(mail_from, rcpts, make_message(subject, mail_from=mail_from or "MAILER-DAEMON@x",
                                                            to=rcpts[0]))
@@ -316,7 +315,14 @@ with t.case("loop-back: originated mail goes through backstop and comes back tag
     # the submission stand-in
     c = SmtpClient("127.0.0.1", submit, 5)
     t.defer(c.close)
-    c.greeting()
+    try:
+        c.greeting()
+    except (OSError, Closed):
+        # what the internal Postfix was doing: its log and its processes
+        log("# no greeting from %s; its maillog ends:\n%s" % (pf.address, pf.log()[-4000:]))
+        log(subprocess.run(["ps", "-eo", "pid,ppid,stat,etime,args"], stdout=subprocess.PIPE,
+                           timeout=10).stdout.decode(errors="replace"))
+        raise
     c.ehlo()
     rs = c.mail_transaction("user@test.example", ["someone@remote.example"], make_message("lb submission"))
     c.cmd("QUIT")

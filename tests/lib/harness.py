@@ -916,6 +916,20 @@ class SmtpSink:
         poll(lambda: len(self.files()) >= n, timeout)
         return self.messages()
 
+    def with_subject(self, subject, timeout=5.0):
+        """The dumps whose Subject is subject, waiting up to timeout for at
+        least one (smtp-sink may finish writing a dump after its 250 has
+        reached backstop and the client: the newest file is not yet it)."""
+        def look():
+            return [d for d in self.messages() if dump_subject(d) == subject]
+        return poll(look, timeout) or []
+
+
+def dump_subject(dump):
+    """The Subject of an smtp-sink dump (bytes), or None."""
+    m = re.search(rb"^Subject: (.*?)\r?$", dump, re.M)
+    return m.group(1).decode("utf-8", "replace") if m else None
+
 
 class SilentServer:
     """A TCP listener that accepts and never says anything (a hung
@@ -1117,14 +1131,20 @@ class Netns:
     it), added with nodad so they are usable at once (no duplicate address
     detection delay). Without it host_addr6 = addr6 = net6 = None."""
 
+    _made = 0   # namespaces this process has named: a counter, not a random tag
+
     def __init__(self, ipv6=False):
-        tag = "%05x%02x" % (os.getpid() & 0xfffff, random.randint(0, 255))
-        self.name = "bst-" + tag
-        self.veth_host = "bh" + tag
-        self.veth_ns = "bn" + tag
+        self._name_next()
         self.created = False
         self.ipv6 = ipv6
         self.host_addr6 = self.addr6 = self.net6 = None
+
+    def _name_next(self):
+        Netns._made += 1
+        tag = "%05x%02x" % (os.getpid() & 0xfffff, Netns._made & 0xff)
+        self.name = "bst-" + tag
+        self.veth_host = "bh" + tag
+        self.veth_ns = "bn" + tag
 
     def create(self):
         os.makedirs(os.path.dirname(NETNS_LOCK), exist_ok=True)
@@ -1138,6 +1158,11 @@ class Netns:
             else:
                 raise RuntimeError("no free /30 in 198.51.100.0/24")
             self.host_addr, self.addr = h, c
+            # a name left by a killed run whose pid this process now has
+            # (pids are reused): take the next one
+            existing = _sh("ip", "netns", "list")
+            while re.search(r"^%s\b" % re.escape(self.name), existing, re.M):
+                self._name_next()
             _sh("ip", "netns", "add", self.name)
             self.created = True
             _sh("ip", "link", "add", self.veth_host, "type", "veth", "peer", "name", self.veth_ns)
