@@ -169,6 +169,18 @@ int main(int argc, char **argv)
 		config_unref(cfg);
 		return 1;
 	}
+	/* Root only when asked for by name: a forgotten [server] user must not
+	 * leave an internet-facing parser running with every privilege. */
+	if (!pv.drop && geteuid() == 0) {
+		fprintf(stderr, "%s: [server] user is not set and backstop was started as root:"
+		    " set user to the account to run as after binding (adduser --system"
+		    " backstop; user = backstop), or user = root to keep root deliberately\n",
+		    cfg->path);
+		if (!check)
+			fprintf(stderr, "backstop: not starting: fix the configuration above\n");
+		config_unref(cfg);
+		return 1;
+	}
 	if (check) {
 		/* files read again on SIGHUP are read as [server] user */
 		rc = privs_check_as_user(cfg, &pv, err, sizeof err);
@@ -177,9 +189,6 @@ int main(int argc, char **argv)
 			config_unref(cfg);
 			return 1;
 		}
-		if (!pv.drop && geteuid() == 0)
-			fprintf(stderr, "warning: [server] user is not set: backstop would keep running"
-			    " as root after binding\n");
 		printf("%s: configuration OK\n", cfg->path);
 		config_unref(cfg);
 		return 0;
@@ -206,9 +215,6 @@ int main(int argc, char **argv)
 			log_warn("cannot read %s now: a reload (SIGHUP) will fail until that is fixed", err);
 		if (privs_spool_unwritable(cfg, err, sizeof err) < 0)
 			log_warn("%s", err);
-	} else if (geteuid() == 0) {
-		log_warn("running as root: set [server] user (and group) so that backstop drops"
-		    " root after binding");
 	}
 	if (!foreground) {
 		if (daemon(0, 0) < 0) {

@@ -70,7 +70,12 @@ Every message the backend receives lands as a file under $top/demo-mail/
 (a link to $mail; look for backstop's Received: header). Stop with Ctrl-C.
 
 MSG
-"$bin" -f -c backstop.ini \
+# backstop.ini names no [server] user, and backstop refuses to keep root
+# unless told so by name: the demo, started as root from a checkout whose
+# files only root may read, says so here (a real installation sets user)
+asroot=()
+[ "$(id -u)" = 0 ] && asroot=(-o server.user=root)
+"$bin" -f -c backstop.ini "${asroot[@]}" \
 	-o tls.certificate="$top/certs/demo/backstop.crt" -o tls.key="$top/certs/demo/backstop.key" "$@" &
 bs=$!
 wait "$bs" || rc=$?   # backstop ended by itself (a start-up error): its status

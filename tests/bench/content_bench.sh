@@ -213,6 +213,7 @@ start_backstop() {
 	[ "$mode" = on ] && mode=annotate
 	cat > "$work/$name.ini" <<EOF
 [server]
+user = root
 listen = $host_addr:$bs_port
 hostname = mx.test.example
 drain_time = 2s

@@ -160,6 +160,7 @@ def main():
         ini = os.path.join(work, "backstop.ini")
         with open(ini, "w") as f:
             f.write("""[server]
+user = root
 listen = 127.0.0.1:%d
 hostname = mx.test.example
 drain_time = 1s

@@ -155,6 +155,7 @@ wait_listen "$sink_port" "$sink_pid" 10 || { cat "$work/sink.err" >&2; die "smtp
 bs_port=$(free_port) || die "no free port"
 cat > "$work/backstop.ini" <<EOF
 [server]
+user = root
 listen = 127.0.0.1:$bs_port
 hostname = mx.test.example
 drain_time = 2s

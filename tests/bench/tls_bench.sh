@@ -63,6 +63,7 @@ start_backstop() {
 	port=$(free_port)
 	cat > "$work/backstop.ini" <<EOF
 [server]
+user = root
 listen = 127.0.0.1:$port
 hostname = bench.test.example
 [backend]

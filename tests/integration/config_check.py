@@ -20,7 +20,8 @@ def check_file(text, name):
         f.write(text)
     # run_backstop fails the test on a sanitizer report: an ASan build
     # exits 1 after one, the same status as a refused config
-    rc, out = t.run_backstop(["-t", "-c", path])
+    # started as root, backstop refuses to keep root unless told so by name
+    rc, out = t.run_backstop(["-t", "-c", path, "-o", "server.user=root"])
     return rc, out, path
 
 
@@ -110,7 +111,10 @@ with t.case("shipped backstop.ini"):
     t.check("backstop.ini exists at the top of the source tree", os.path.exists(ini), ini)
     if os.path.exists(ini):
         rc, out = t.run_backstop(["-t", "-c", ini])
-        t.check("backstop -t accepts the shipped backstop.ini", rc == 0, out)
+        t.check("as root, -t refuses the shipped backstop.ini until [server] user is set",
+                rc == 1 and "[server] user is not set" in out, out)
+        rc, out = t.run_backstop(["-t", "-c", ini, "-o", "server.user=nobody"])
+        t.check("backstop -t accepts the shipped backstop.ini (user = nobody)", rc == 0, out)
         # every key of the table is documented (set or commented out) in its section
         table = open(os.path.join(src, "proxy", "config.c")).read()
         keys = re.findall(r'^\s*\{"(\w+)",\s*"(\w+)",', table, re.M)

@@ -22,7 +22,7 @@ DNS = "127.0.0.1:%d" % dead_port()
 
 
 def conf(port, banner="ESMTP"):
-    return ("[server]\nlisten = 127.0.0.1:%d\nhostname = %s\nbanner = %s\n"
+    return ("[server]\nlisten = 127.0.0.1:%d\nhostname = %s\nbanner = %s\nuser = root\n"
             "[backend]\naddress = %s\n[dns]\nservers = %s\nreverse_lookup = no\n"
             "[spf]\nmode = off\n[log]\nlevel = debug\n" % (port, BACKSTOP_HOSTNAME, banner, BACKEND, DNS))
 

@@ -5,8 +5,9 @@ nogroup, CapEff and CapPrm 0 (/proc/PID/status), and mail still flows. On
 SIGHUP the certificate and key are read again as nobody: a pair nobody can
 read is loaded (STARTTLS presents the new certificate), one it cannot read
 gives a log line naming the file and keeps the old context. `-t` warns
-about files the user could not read. Without [server] user, running as
-root is logged as a warning."""
+about files the user could not read. Without [server] user, a start as
+root is refused (start-up and -t), saying what to set; user = root runs
+as root on purpose."""
 import os
 import pwd
 import re
@@ -133,11 +134,19 @@ with t.case("-t warns about files nobody cannot read"):
     rc, out = bs.check_config()
     t.check("-t is quiet once nobody can read it", rc == 0 and "not readable" not in out, out)
 
-with t.case("without [server] user, root is a warning"):
-    b2 = t.backstop({"backend": {"address": sink.address}})
-    t.check("warning: running as root", b2.wait_log(r"warning: running as root: set \[server\] user"), b2.log())
-    st = status(b2.pid)
-    t.check("still uid 0 (no drop asked for)", st["Uid"][1] == "0", st["Uid"])
-    b2.stop()
+with t.case("without [server] user, a start as root is refused; user = root is root on purpose"):
+    b2 = t.backstop({"backend": {"address": sink.address}, "server": {"user": ""}}, start=False)
+    for args in (["-t", "-c", b2.conf], ["-f", "-c", b2.conf]):
+        rc, out = t.run_backstop(args)
+        t.check("%s: refused, exit 1" % args[0], rc == 1, (rc, out))
+        t.check("%s: says what to set" % args[0],
+                "[server] user is not set and backstop was started as root" in out
+                and "user = root" in out, out)
+    t.check("nothing listens", not wait_port("127.0.0.1", b2.port, 0.5))
+    b3 = t.backstop({"backend": {"address": sink.address}, "server": {"user": "root"}})
+    st = status(b3.pid)
+    t.check("user = root: uid 0, logged", st["Uid"][1] == "0" and b3.wait_log(r"running as user root \(uid 0\)"),
+            (st["Uid"], b3.log()[-1500:]))
+    b3.stop()
 
 t.done()

@@ -972,7 +972,10 @@ class Backstop(LogFile):
         self.host = "127.0.0.1"
         cfg = {
             "server": {"listen": "127.0.0.1:%d" % self.port, "hostname": BACKSTOP_HOSTNAME,
-                       "drain_time": "2s"},
+                       "drain_time": "2s",
+                       # started as root, backstop refuses to keep root unless
+                       # told so by name; the tests' files belong to root
+                       "user": "root"},
             "backend": {"connect_timeout": "2s", "command_timeout": "5s", "data_timeout": "5s"},
             "limits": {"greeting_timeout": "10s", "command_timeout": "10s",
                        "data_timeout": "10s", "session_timeout": "60s"},
