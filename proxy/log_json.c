@@ -355,6 +355,8 @@ void log_rec_end(struct log_rec *r)
 	r->depth--;
 }
 
+#define NAME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
+
 void log_rec_checks(struct log_rec *r, const char *pre, const char *key, const char *notes,
     const char *post)
 {
@@ -380,7 +382,9 @@ void log_rec_checks(struct log_rec *r, const char *pre, const char *key, const c
 			continue;
 		eq = memchr(p, '=', (size_t)(q - p));
 		nlen = eq ? (size_t)(eq - p) : (size_t)(q - p);
-		if (nlen == 0 || nlen >= sizeof name)
+		/* names are the checks' own words; anything else would be a
+		 * key that could collide after escaping: left out */
+		if (nlen == 0 || nlen >= sizeof name || strspn(p, NAME_CHARS) < nlen)
 			continue;
 		memcpy(name, p, nlen);
 		name[nlen] = '\0';

@@ -87,8 +87,10 @@ void log_rec_end(struct log_rec *r);
 /*
  * log_rec_checks - the per-check results "spf=pass batv=fail(no_tag)" as
  * the JSON object "key":{"spf":"pass","batv":"fail(no_tag)"}; a check
- * named twice gets its values joined by a space. The text form gets
- * pre + notes + post as they are.
+ * named twice gets its values joined by a space; a name with other
+ * characters than letters, digits, '_', '-', '.' is left out (two
+ * such names could be one key once escaped). The text form gets pre +
+ * notes + post as they are.
  */
 void log_rec_checks(struct log_rec *r, const char *pre, const char *key, const char *notes,
     const char *post);
