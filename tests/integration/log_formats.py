@@ -12,6 +12,7 @@ cannot be opened fails -t and start-up with a message naming [log] file; a
 file whose writes fail (/dev/full) drops lines, says so once on stderr,
 and mail still flows. Text format to a file has the stderr line form."""
 import json
+import pwd
 import signal
 import subprocess
 from harness import *
@@ -197,6 +198,40 @@ with t.case("a log file that cannot be opened: -t and start-up fail"):
                     "log": {"destination": "file", "file": ""}}, start=False)
     rc, out = b.check_config()
     t.check("-t: destination = file without a file", rc == 1 and "[log] file" in out, (rc, out))
+
+with t.case("as [server] user: the file is the user's, reopened as the user"):
+    nobody = pwd.getpwnam("nobody")
+    pdir = t.tmpdir("plogs")   # root's, 0755: nobody cannot create files in it
+    ppath = os.path.join(pdir, "backstop.log")
+    bs = start({"server": {"user": "nobody"}, "backend": {"address": sink.address},
+                "log": {"destination": "file", "file": ppath, "format": "json"}}, ppath)
+    st = os.stat(ppath)
+    t.check("created by root, given to nobody", st.st_uid == nobody.pw_uid and st.st_gid == nobody.pw_gid,
+            (st.st_uid, st.st_gid))
+    t.check("running as nobody", poll(lambda: b"running as user nobody" in b"".join(read_lines(ppath)), 5),
+            read_lines(ppath))
+    os.rename(ppath, ppath + ".1")
+    bs.signal(signal.SIGHUP)
+    t.check("reopen without a file nobody may create: the old file stays, the reason logged",
+            poll(lambda: re.search(rb"reload: \[log\] file \S+ cannot be opened for appending: Permission "
+                                   rb"denied.*still writing to the old file", b"".join(read_lines(ppath + ".1"))), 5),
+            read_lines(ppath + ".1")[-3:])
+    # logrotate's "create 0640 nobody nogroup"
+    with open(ppath, "w"):
+        pass
+    os.chown(ppath, nobody.pw_uid, nobody.pw_gid)
+    os.chmod(ppath, 0o640)
+    bs.signal(signal.SIGHUP)
+    t.check("with the file created for it: reopened",
+            poll(lambda: b"reload: configuration" in b"".join(read_lines(ppath)), 5), read_lines(ppath))
+    parse_all("json as nobody", ppath)
+    bs.stop()
+    os.chown(ppath, 0, 0)
+    b = t.backstop({"server": {"user": "nobody"}, "backend": {"address": sink.address},
+                    "log": {"destination": "file", "file": ppath}}, start=False)
+    rc, out = b.check_config()
+    t.check("-t warns when the existing file is not writable by the user",
+            "warning: [log] file %s is not writable by user nobody" % ppath in out, (rc, out))
 
 with t.case("writes fail (/dev/full): lines dropped, reported once, mail flows"):
     bs = start({"backend": {"address": sink.address},
