@@ -343,8 +343,8 @@ static void emit(int level, const char *event, const char *sid, const char *text
 	}
 	if (sink.destination == LOG_DEST_FILE && sink.fd >= 0)
 		file_write(out, len);
-	else if (write_line(STDERR_FILENO, out, len) < 0)
-		sink.dropped++;   /* nowhere to report it */
+	else
+		(void)write_line(STDERR_FILENO, out, len);   /* failed: nowhere to say so */
 }
 
 /* session_prefix - the session id a line starts with ("%s: " first in the

@@ -111,7 +111,7 @@ void log_rec_init(struct log_rec *r, char *text, size_t text_cap, char *json, si
 	memset(r, 0, sizeof *r);
 	r->text = text;
 	r->text_cap = text_cap;
-	r->json = json;
+	r->json = json_cap ? json : NULL;   /* no room at all: text only */
 	r->json_cap = json_cap;
 	if (text_cap)
 		text[0] = '\0';
