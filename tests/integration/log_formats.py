@@ -17,7 +17,7 @@ import signal
 import subprocess
 from harness import *
 
-t = Test("log_formats", need=("smtp-sink",), watchdog=90)
+t = Test("log_formats", need=("smtp-sink", "postfix"), watchdog=90)
 sink = t.sink()
 logdir = t.tmpdir("logs")
 STABLE = ("ts", "level", "pid", "event", "session", "msg")
@@ -164,6 +164,22 @@ with t.case("logrotate: rename, SIGHUP, a new file"):
     t.check("new file mode 0640", os.stat(jpath).st_mode & 0o777 == 0o640 & ~_umask(),
             oct(os.stat(jpath).st_mode))
 bs.stop()
+
+with t.case("the backend's queue id (Postfix)"):
+    pf = t.postfix()
+    qpath = os.path.join(logdir, "queue.json")
+    bs = start({"backend": {"address": pf.address},
+                "log": {"destination": "file", "file": qpath, "format": "json"}}, qpath)
+    c = bs.client()
+    rs = c.mail_transaction("sender@example.org", ["user@test.example"], make_message("queue id"))
+    m = re.search(r"queued as (\w+)", rs[-1].text) if rs[-1].code == 250 else None
+    t.check("Postfix accepted and said its queue id", m, rs)
+    c.cmd("QUIT")
+    c.close()
+    poll(lambda: b"disconnect from" in b"".join(read_lines(qpath)), 5)
+    sums = [o for o in parse_all("json with Postfix", qpath) if o["event"] == "summary"]
+    t.check("queue_id is Postfix's", m and len(sums) == 1 and sums[0]["queue_id"] == m.group(1), sums)
+    bs.stop()
 
 with t.case("text to a file: the stderr line form"):
     tpath = os.path.join(logdir, "backstop.txt")
