@@ -52,7 +52,8 @@ struct cfg_key {
 };
 
 static const char *const log_levels[] = {"error", "warning", "info", "debug", NULL};
-static const char *const log_dests[] = {"stderr", "syslog", NULL};
+static const char *const log_dests[] = {"stderr", "syslog", "file", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const xclient_modes[] = {"auto", "on", "off", NULL};
 static const char *const backend_tls_modes[] = {"none", "opportunistic", "required", NULL};
 static const char *const newline_policies[] = {"reject", "normalise", NULL};
@@ -105,6 +106,8 @@ static const struct cfg_key cfg_keys[] = {
 
 	{"log", "level", CFG_ENUM, "info", O(log.level), 0, 0, log_levels},
 	{"log", "destination", CFG_ENUM, "stderr", O(log.destination), 0, 0, log_dests},
+	{"log", "format", CFG_ENUM, "text", O(log.format), 0, 0, log_formats},
+	{"log", "file", CFG_STR, "/var/log/backstop.log", O(log.file), 0, 4096, NULL},
 
 	{"helo", "required", CFG_BOOL, "no", O(helo.required), 0, 0, NULL},
 	{"helo", "reject_invalid", CFG_BOOL, "yes", O(helo.reject_invalid), 0, 0, NULL},
@@ -853,7 +856,7 @@ static char *absolute(const char *path)
 static void absolute_paths(struct cfg_parse *p)
 {
 	char **paths[] = {&p->cfg->tls.certificate, &p->cfg->tls.key, &p->cfg->backend.ca_file,
-	    &p->cfg->batv.keys_file};
+	    &p->cfg->batv.keys_file, &p->cfg->log.file};
 
 	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
 		char *a = absolute(*paths[i]);
@@ -891,6 +894,8 @@ static void config_finish(struct cfg_parse *p)
 	}
 	check_protocols(p);
 	absolute_paths(p);
+	if (cfg->log.destination == LOG_DEST_FILE && cfg->log.file[0] == '\0')
+		cfg_error(p, "[log] destination = file needs [log] file (the path of the log file)");
 	if ((cfg->tls.certificate[0] == '\0') != (cfg->tls.key[0] == '\0'))
 		cfg_error(p, "[tls] certificate and key must be set together");
 	if (cfg->tls.require && cfg->tls.certificate[0] == '\0')

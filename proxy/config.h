@@ -32,7 +32,8 @@ struct cfg_cidrs {
 };
 
 enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
-enum log_dest { LOG_DEST_STDERR, LOG_DEST_SYSLOG };
+enum log_dest { LOG_DEST_STDERR, LOG_DEST_SYSLOG, LOG_DEST_FILE };
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 enum xclient_mode { XCLIENT_AUTO, XCLIENT_ON, XCLIENT_OFF };
 enum backend_tls { BACKEND_TLS_NONE, BACKEND_TLS_OPPORTUNISTIC, BACKEND_TLS_REQUIRED };
 enum spf_mode { SPF_MODE_OFF, SPF_MODE_ANNOTATE, SPF_MODE_ENFORCE };
@@ -92,6 +93,8 @@ struct config {
 	struct {
 		int level;                /* enum log_level */
 		int destination;          /* enum log_dest */
+		int format;               /* enum log_format */
+		char *file;               /* destination = file: absolute path */
 	} log;
 
 	struct {

@@ -4,7 +4,7 @@ libproxy_a_SOURCES = \
 	proxy/config.c proxy/config.h \
 	proxy/dns.c proxy/dns.h \
 	proxy/rdns.c proxy/rdns.h \
-	proxy/log.c proxy/log.h \
+	proxy/log.c proxy/log.h proxy/log_json.c proxy/log_json.h \
 	proxy/buf.c proxy/buf.h \
 	proxy/spool.c proxy/spool.h \
 	proxy/server.c proxy/server.h \

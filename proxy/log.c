@@ -1,112 +1,410 @@
 /*
  * log - the daemon's log sink. Lines go to stderr (foreground, containers,
- * tests) or syslog's mail facility. Untrusted text is escaped by the
- * caller with log_escape() so a client cannot forge log lines.
+ * tests), syslog's mail facility or a file, as text or JSON. Untrusted
+ * text is escaped by the caller with log_escape() so a client cannot forge
+ * text log lines; in JSON every string goes through json_escape().
+ *
+ * A line is written with one write(2) (the file is opened O_APPEND), never
+ * through stdio buffers: lines from a crash are not lost in a buffer and
+ * never interleave. A write that fails (disk full, a FIFO nobody reads)
+ * drops the line: the event loop never waits for the log. Dropped lines
+ * are counted; the first failure is reported on syslog (and stderr before
+ * detaching), the count when writing works again.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "proxy/log.h"
 
-static int log_destination = LOG_DEST_STDERR;
-static int log_level = LOG_LEVEL_INFO;
-static bool log_opened;
-static bool log_echo;   /* syslog lines also on stderr (daemon start-up) */
+#define LOG_TEXT_MAX LOG_REC_TEXT_MAX
+#define LOG_LINE_MAX 24576     /* a JSON line: envelope, msg (escaped), members */
+
+/* The process has one log: this is its state (set up at start-up and on
+ * SIGHUP, written by the loop thread only). */
+struct log_sink {
+	int destination;        /* enum log_dest, as in use */
+	int level;
+	int format;             /* enum log_format */
+	bool syslog_open;
+	bool echo;              /* also copy lines to stderr (daemon start-up) */
+	bool detached;          /* stderr is gone */
+	int fd;                 /* LOG_DEST_FILE */
+	char *path;
+	bool created;           /* this process created the file */
+	unsigned long long dropped;   /* lines lost since the last report */
+	int drop_errno;
+};
+
+static struct log_sink sink = {
+	.destination = LOG_DEST_STDERR, .level = LOG_LEVEL_INFO, .fd = -1,
+};
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 static const int syslog_prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 
+static void syslog_start(void)
+{
+	if (!sink.syslog_open)
+		openlog("backstop", LOG_PID | LOG_NDELAY, LOG_MAIL);
+	sink.syslog_open = true;
+}
+
+static void syslog_stop(void)
+{
+	if (sink.syslog_open)
+		closelog();
+	sink.syslog_open = false;
+}
+
 void log_open(int destination, int level)
 {
-	if (log_opened && log_destination == LOG_DEST_SYSLOG && destination != LOG_DEST_SYSLOG)
-		closelog();
-	log_destination = destination;
-	log_level = level;
+	sink.destination = destination == LOG_DEST_SYSLOG ? LOG_DEST_SYSLOG : LOG_DEST_STDERR;
+	sink.level = level;
+	sink.format = LOG_FORMAT_TEXT;
+	if (sink.destination == LOG_DEST_SYSLOG)
+		syslog_start();
+	else
+		syslog_stop();
+}
+
+/* file_open - the log file for appending: created 0640 when missing, never
+ * a terminal, never blocking (a FIFO without a reader is an error here, a
+ * full one drops lines later). *created says whether it is new. */
+static int file_open(const char *path, bool *created, char *err, size_t errlen)
+{
+	const int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	struct stat st;
+	int fd;
+
+	*created = false;
+	fd = open(path, flags);
+	if (fd < 0 && errno == ENOENT) {
+		fd = open(path, flags | O_CREAT | O_EXCL, 0640);
+		if (fd >= 0)
+			*created = true;
+		else if (errno == EEXIST)
+			fd = open(path, flags);   /* someone else made it meanwhile */
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "[log] file %s cannot be opened for appending: %s%s", path,
+		    strerror(errno), errno == ENOENT ? " (create its directory)" :
+		    errno == EACCES ? " (give the user backstop runs as write access, or"
+		    " change [log] file)" : "");
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "[log] file %s is a directory: name a file", path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int log_configure(const struct config *cfg, bool detached, char *err, size_t errlen)
+{
+	int destination = cfg->log.destination;
+
+	if (destination == LOG_DEST_STDERR && detached)
+		destination = LOG_DEST_SYSLOG;
+	if (destination == LOG_DEST_FILE &&
+	    (sink.fd < 0 || sink.path == NULL || strcmp(sink.path, cfg->log.file) != 0)) {
+		bool created;
+		char *path = strdup(cfg->log.file);
+		int fd = path ? file_open(path, &created, err, errlen) : -1;
+
+		if (fd < 0) {
+			if (path == NULL)
+				snprintf(err, errlen, "out of memory");
+			free(path);
+			return -1;
+		}
+		if (sink.fd >= 0)
+			close(sink.fd);
+		free(sink.path);
+		sink.fd = fd;
+		sink.path = path;
+		sink.created = created;
+	} else if (destination != LOG_DEST_FILE && sink.fd >= 0) {
+		close(sink.fd);
+		sink.fd = -1;
+		free(sink.path);
+		sink.path = NULL;
+	}
+	sink.destination = destination;
+	sink.level = cfg->log.level;
+	sink.format = cfg->log.format;
+	sink.detached = detached;
+	sink.echo = false;
 	if (destination == LOG_DEST_SYSLOG)
-		openlog("backstop", LOG_PID | LOG_NDELAY, LOG_MAIL);
-	log_opened = true;
+		syslog_start();
+	else
+		syslog_stop();
+	return 0;
+}
+
+int log_reopen(char *err, size_t errlen)
+{
+	bool created;
+	int fd;
+
+	if (sink.destination != LOG_DEST_FILE || sink.path == NULL)
+		return 0;
+	if ((fd = file_open(sink.path, &created, err, errlen)) < 0)
+		return -1;
+	close(sink.fd);
+	sink.fd = fd;
+	sink.created = created;
+	return 0;
+}
+
+int log_file_check(const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	char *copy, *dir;
+	int rc = 0;
+
+	if (stat(path, &st) == 0) {
+		bool created;
+		int fd = file_open(path, &created, err, errlen);
+		if (fd < 0)
+			return -1;
+		close(fd);
+		return 0;
+	}
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "[log] file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((copy = strdup(path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	dir = dirname(copy);
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "[log] file %s cannot be created: directory %s does not exist"
+		    " (create it, or change [log] file)", path, dir);
+		rc = -1;
+	} else if (access(dir, W_OK | X_OK) < 0) {
+		snprintf(err, errlen, "[log] file %s cannot be created: no write access to %s (%s)",
+		    path, dir, strerror(errno));
+		rc = -1;
+	}
+	free(copy);
+	return rc;
+}
+
+int log_file_give(uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	if (sink.fd < 0 || !sink.created)
+		return 0;
+	if (fchown(sink.fd, uid, gid) < 0) {
+		snprintf(err, errlen, "[log] file %s: cannot give it to uid %lu: %s", sink.path,
+		    (unsigned long)uid, strerror(errno));
+		return -1;
+	}
+	sink.created = false;
+	return 0;
+}
+
+const char *log_file_name(void)
+{
+	return sink.fd >= 0 ? sink.path : NULL;
 }
 
 void log_echo_stderr(bool on)
 {
-	log_echo = on;
+	sink.echo = on;
 }
 
 void log_set_level(int level)
 {
-	log_level = level;
+	sink.level = level;
 }
 
 int log_get_level(void)
 {
-	return log_level;
+	return sink.level;
+}
+
+bool log_json_wanted(void)
+{
+	return sink.format == LOG_FORMAT_JSON;
+}
+
+/* write_line - one write(2) of a whole line; a short write is finished
+ * once (a signal), anything else is an error. */
+static int write_line(int fd, const char *line, size_t len)
+{
+	size_t done = 0;
+	int tries = 0;
+
+	while (done < len && tries++ < 3) {
+		ssize_t n = write(fd, line + done, len - done);
+		if (n < 0 && errno != EINTR)
+			return -1;
+		if (n > 0)
+			done += (size_t)n;
+	}
+	if (done < len) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return 0;
+}
+
+static void file_write(const char *line, size_t len)
+{
+	if (write_line(sink.fd, line, len) == 0) {
+		if (sink.dropped) {
+			unsigned long long n = sink.dropped;
+			int e = sink.drop_errno;
+			sink.dropped = 0;
+			log_warn("log: %llu line(s) were dropped: writing to %s failed (%s)", n, sink.path,
+			    strerror(e));
+		}
+		return;
+	}
+	if (sink.dropped++ == 0) {
+		/* once per failure episode, where someone may see it */
+		sink.drop_errno = errno;
+		syslog(LOG_MAIL | LOG_ERR, "log file %s: write failed: %s; log lines are dropped"
+		    " (and counted) until writing works again", sink.path, strerror(errno));
+		if (!sink.detached) {
+			char msg[512];
+			int n = snprintf(msg, sizeof msg, "backstop: log file %s: write failed: %s; log lines"
+			    " are dropped (and counted) until writing works again\n", sink.path,
+			    strerror(sink.drop_errno));
+			if (n > 0 && write(STDERR_FILENO, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0)
+				return;
+		}
+	}
+}
+
+static void timestamp(char *ts, size_t cap)
+{
+	struct timeval tv;
+	struct tm tm;
+	char sec[32];
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(sec, sizeof sec, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts, cap, "%.20s.%03dZ", sec, (int)(tv.tv_usec / 1000) % 1000);
+}
+
+/* emit - one event to the sink. text is the human line ("sid: ..." when
+ * sid is set), msg the same without the session prefix. */
+static void emit(int level, const char *event, const char *sid, const char *text, const char *msg,
+    const char *members)
+{
+	static char out[LOG_LINE_MAX];
+	const char *lvl = level <= LOG_LEVEL_WARNING ? level_names[level] : "";
+	const char *sep = level <= LOG_LEVEL_WARNING ? ": " : "";
+	char ts[48];
+	size_t len = 0;
+	int n;
+
+	if (sink.echo && sink.destination != LOG_DEST_STDERR) {
+		n = snprintf(out, sizeof out, "backstop: %s%s%s\n", lvl, sep, text);
+		if (n > 0 && write_line(STDERR_FILENO, out, (size_t)n < sizeof out ? (size_t)n : sizeof out - 1) < 0)
+			sink.echo = false;
+	}
+	timestamp(ts, sizeof ts);
+	if (sink.format == LOG_FORMAT_JSON) {
+		len = json_envelope(out, sizeof out, ts, level_names[level], (long)getpid(), event, sid,
+		    msg, members);
+		if (len == 0)
+			return;
+		if (sink.destination == LOG_DEST_SYSLOG) {
+			out[len - 1] = '\0';   /* the object is the message, without the newline */
+			syslog(syslog_prio[level], "%s", out);
+			return;
+		}
+	} else {
+		if (sink.destination == LOG_DEST_SYSLOG) {
+			syslog(syslog_prio[level], "%s", text);
+			return;
+		}
+		n = snprintf(out, sizeof out, "%s backstop[%ld]: %s%s%s\n", ts, (long)getpid(), lvl, sep, text);
+		if (n <= 0)
+			return;
+		len = (size_t)n < sizeof out ? (size_t)n : sizeof out - 1;
+		out[len - 1] = '\n';
+	}
+	if (sink.destination == LOG_DEST_FILE && sink.fd >= 0)
+		file_write(out, len);
+	else
+		(void)write_line(STDERR_FILENO, out, len);   /* failed: nowhere to say so */
+}
+
+/* session_prefix - the session id a line starts with ("%s: " first in the
+ * format, then 12 upper-case hex digits, session.c's form), or NULL. */
+static const char *session_prefix(const char *fmt, const char *line, char *sid, size_t cap)
+{
+	size_t n = 0;
+
+	if (strncmp(fmt, "%s: ", 4) != 0)
+		return NULL;
+	while (n < 12 && ((line[n] >= '0' && line[n] <= '9') || (line[n] >= 'A' && line[n] <= 'F')))
+		n++;
+	if (n != 12 || line[12] != ':' || line[13] != ' ' || cap <= n)
+		return NULL;
+	memcpy(sid, line, n);
+	sid[n] = '\0';
+	return sid;
+}
+
+/* one event, one line: multi-line texts (backend replies, config errors)
+ * are joined */
+static void join_lines(char *line)
+{
+	for (char *p = line; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = (p[1] == '\0') ? '\0' : ' ';
 }
 
 void log_msg(int level, const char *fmt, ...)
 {
-	char line[2048];
+	char line[LOG_TEXT_MAX], event[48], sidbuf[16];
+	const char *sid;
 	va_list ap;
 
-	if (level > log_level)
+	if (level > sink.level || level < 0)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
-	/* one event, one line: multi-line texts (backend replies, config
-	 * errors) are joined */
-	for (char *p = line; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = (p[1] == '\0') ? '\0' : ' ';
-	if (log_destination == LOG_DEST_SYSLOG) {
-		syslog(syslog_prio[level], "%s", line);
-		if (log_echo)
-			fprintf(stderr, "backstop: %s%s%s\n",
-			    level <= LOG_LEVEL_WARNING ? level_names[level] : "",
-			    level <= LOG_LEVEL_WARNING ? ": " : "", line);
+	join_lines(line);
+	if (sink.format != LOG_FORMAT_JSON) {
+		emit(level, NULL, NULL, line, line, NULL);
 		return;
 	}
-	struct timeval tv;
-	struct tm tm;
-	char ts[32];
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "%s.%03ldZ backstop[%ld]: %s%s%s\n", ts, (long)(tv.tv_usec / 1000),
-	    (long)getpid(), level <= LOG_LEVEL_WARNING ? level_names[level] : "",
-	    level <= LOG_LEVEL_WARNING ? ": " : "", line);
+	log_event_name(fmt, event, sizeof event);
+	sid = session_prefix(fmt, line, sidbuf, sizeof sidbuf);
+	emit(level, event, sid, line, sid ? line + 14 : line, NULL);
 }
 
-char *log_escape(const char *in, size_t len, char *out, size_t cap)
+void log_record(int level, const char *event, const char *sid, const struct log_rec *rec)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
+	char line[LOG_TEXT_MAX + 32];
+	size_t off = 0;
 
-	if (cap == 0)
-		return out;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-		size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : 4;
-		if (o + need + 4 > cap) {
-			if (cap >= 4 && o + 3 < cap) {
-				memcpy(out + o, "...", 3);
-				o += 3;
-			}
-			break;
-		}
-		if (need == 1) {
-			out[o++] = (char)c;
-		} else {
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[c >> 4];
-			out[o++] = hex[c & 15];
-		}
-	}
-	out[o < cap ? o : cap - 1] = '\0';
-	return out;
+	if (level > sink.level || level < 0)
+		return;
+	if (sid)
+		off = (size_t)snprintf(line, sizeof line, "%s: ", sid) % sizeof line;
+	snprintf(line + off, sizeof line - off, "%s", rec->text);
+	join_lines(line);
+	emit(level, event, sid, line, line + off,
+	    sink.format == LOG_FORMAT_JSON && rec->json ? rec->json : NULL);
 }

@@ -84,6 +84,8 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 		return -1;
 	if (privs_lookup(cfg, pv, err, errlen) < 0)
 		return -1;
+	if (cfg->log.destination == LOG_DEST_FILE && log_file_check(cfg->log.file, err, errlen) < 0)
+		return -1;
 	/* held messages need it (DKIM, DMARC); writable is checked as the user */
 	struct stat st;
 	if (stat(cfg->spool.directory, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -197,7 +199,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);   /* libuv writes with write(2) on Linux */
 	/* Until detached, errors also reach the terminal, and the exit status
 	 * says whether start-up worked: bind and drop first, daemon() last. */
-	log_open(foreground ? cfg->log.destination : LOG_DEST_SYSLOG, cfg->log.level);
+	if (log_configure(cfg, !foreground, err, sizeof err) < 0) {
+		fprintf(stderr, "%s: %s\nbackstop: not starting: fix the configuration above\n", cfg->path, err);
+		config_unref(cfg);
+		return 1;
+	}
 	if (!foreground)
 		log_echo_stderr(true);
 	if (server_listen(cfg) < 0) {
@@ -205,6 +211,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (pv.drop) {
+		/* a log file start-up created is the user's: it reopens it on SIGHUP */
+		if (log_file_give(pv.uid, pv.gid, err, sizeof err) < 0)
+			log_warn("%s", err);
 		if (privs_drop(&pv, err, sizeof err) < 0) {
 			log_error("%s; not starting", err);
 			return 1;
@@ -215,6 +224,10 @@ int main(int argc, char **argv)
 			log_warn("cannot read %s now: a reload (SIGHUP) will fail until that is fixed", err);
 		if (privs_spool_unwritable(cfg, err, sizeof err) < 0)
 			log_warn("%s", err);
+		if (log_file_name() && access(log_file_name(), W_OK) < 0)
+			log_warn("[log] file %s is not writable by user %s (%s): reopening it on SIGHUP"
+			    " (after logrotate) will fail; logrotate's \"create 0640 %s\" makes the new"
+			    " file writable", log_file_name(), pv.user, strerror(errno), pv.user);
 	}
 	if (!foreground) {
 		if (daemon(0, 0) < 0) {

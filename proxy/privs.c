@@ -232,6 +232,15 @@ int privs_check_as_user(const struct config *cfg, const struct privs *pv, char *
 			fprintf(stderr, "warning: %s\n", cerr);
 			u.count++;
 		}
+		/* start-up opens the log file as root; the reopen on SIGHUP
+		 * (logrotate) is done as the user */
+		if (cfg->log.destination == LOG_DEST_FILE && access(cfg->log.file, F_OK) == 0 &&
+		    access(cfg->log.file, W_OK) < 0) {
+			fprintf(stderr, "warning: [log] file %s is not writable by user %s (%s):"
+			    " reopening it on SIGHUP (logrotate) would fail\n", cfg->log.file, pv->user,
+			    strerror(errno));
+			u.count++;
+		}
 		fflush(stderr);
 		_exit(u.count > 200 ? 200 : u.count);
 	}

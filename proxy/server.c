@@ -276,7 +276,8 @@ void server_reload(void)
 		return;
 	}
 	restart_needed(next);
-	log_open(detached ? LOG_DEST_SYSLOG : next->log.destination, next->log.level);
+	if (log_configure(next, detached, ferr, sizeof ferr) < 0)
+		log_error("reload: %s; the log stays where it was", ferr);
 	config_unref(current);
 	current = next;
 	spool_set_limit(current->spool.max_size);   /* [limits] spool_max, reloaded */
@@ -289,8 +290,14 @@ void server_reload(void)
 
 static void on_sighup(uv_signal_t *h, int signum)
 {
+	char err[512];
+
 	(void)h;
 	(void)signum;
+	/* first, and whatever the new file says: logrotate renamed the log
+	 * file and sent SIGHUP for a new one */
+	if (log_reopen(err, sizeof err) < 0)
+		log_error("reload: %s; still writing to the old file", err);
 	server_reload();
 }
 

@@ -123,41 +123,152 @@ void session_summary_refused(struct session *s, const char *stage)
 	session_summary(s, result);
 }
 
+/* reply_parse - "550 5.7.1 text" (session_reply's last_refusal, or the
+ * backend's reply in an "accepted" result) into its parts. */
+static bool reply_parse(const char *line, unsigned *code, char *esc, size_t esccap, const char **text)
+{
+	size_t n = 0;
+
+	if (strspn(line, "0123456789") != 3 || (line[3] != ' ' && line[3] != '\0'))
+		return false;
+	*code = (unsigned)strtoul(line, NULL, 10);
+	line += 3;
+	line += strspn(line, " ");
+	esc[0] = '\0';
+	/* enhanced code: class.subject.detail (RFC 3463) */
+	if ((line[0] == '2' || line[0] == '4' || line[0] == '5') && line[1] == '.') {
+		n = 2 + strspn(line + 2, "0123456789");
+		if (line[n] == '.' && n > 2) {
+			size_t d = strspn(line + n + 1, "0123456789");
+			if (d > 0 && (line[n + 1 + d] == ' ' || line[n + 1 + d] == '\0') && n + 1 + d < esccap) {
+				n += 1 + d;
+				memcpy(esc, line, n);
+				esc[n] = '\0';
+				line += n;
+				line += strspn(line, " ");
+			}
+		}
+	}
+	*text = line;
+	return true;
+}
+
+/* queue_id - the backend's queue id in its 2xx text: Postfix "queued as
+ * ID", Exim and others "id=ID". */
+static bool queue_id(const char *text, char *id, size_t cap)
+{
+	const char *p = strstr(text, "queued as ");
+	size_t n;
+
+	if (p)
+		p += 10;
+	else if ((p = strstr(text, "id=")) != NULL)
+		p += 3;
+	else
+		return false;
+	n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._");
+	if (n == 0 || n >= cap)
+		return false;
+	memcpy(id, p, n);
+	id[n] = '\0';
+	return true;
+}
+
+/* summary_result - how the transaction ended, for JSON: "result"
+ * (accepted, refused, ended), the reply the client got for it, the
+ * backend's queue id. The text form has the words in result_text. */
+static void summary_result(struct log_rec *r, const struct session *s, const char *result)
+{
+	static const char accepted[] = "accepted: backend said ";
+	const char *kind = "ended", *line = NULL, *text = NULL;
+	char esc[16], id[128];
+	unsigned code = 0;
+
+	if (s->txn.outcome == FILTER_TXN_ACCEPTED && strncmp(result, accepted, sizeof accepted - 1) == 0) {
+		kind = "accepted";
+		line = result + sizeof accepted - 1;
+	} else if (s->txn.outcome == FILTER_TXN_REFUSED) {
+		kind = "refused";
+		line = s->last_refusal;
+	}
+	log_rec_str(r, NULL, "result", kind, 0, NULL);
+	if (line && reply_parse(line, &code, esc, sizeof esc, &text)) {
+		log_rec_uint(r, NULL, "reply_code", code, NULL);
+		log_rec_str(r, NULL, "reply_enhanced", esc[0] ? esc : NULL, 0, NULL);
+		log_rec_str(r, NULL, "reply_text", text, 0, NULL);
+	} else {
+		log_rec_null(r, "reply_code");
+		log_rec_null(r, "reply_enhanced");
+		log_rec_null(r, "reply_text");
+	}
+	log_rec_str(r, NULL, "queue_id",
+	    strcmp(kind, "accepted") == 0 && queue_id(text ? text : "", id, sizeof id) ? id : NULL, 0, NULL);
+}
+
+/* session_summary - the one builder of the summary line: each call below
+ * writes a field in both forms (log_rec, proxy/log_json.h), so the text
+ * line and the JSON object cannot drift apart. The text form is the line
+ * operators grep: "txn ID from [ip]:port helo=<..> from=<..> to=<..>
+ * checks=[..] size=N duration=Nms result: ..." (README.md "Logging"). */
 void session_summary(struct session *s, const char *result)
 {
-	char from[300], rcpts[1200], helo[300], tlsinfo[400] = "";
-	size_t used = 0;
+	char text[LOG_REC_TEXT_MAX], json[LOG_REC_JSON_MAX], txn_id[48];
 	uint64_t ms = s->txn.started_ms ? uv_now(uv_default_loop()) - s->txn.started_ms : 0;
+	struct log_rec r;
+	size_t to_start;
 
 	if (s->txn.summarized)
 		return;
 	s->txn.summarized = true;
 
-	log_escape(s->txn.from.addr, strlen(s->txn.from.addr), from, sizeof from);
-	log_escape(s->helo, strlen(s->helo), helo, sizeof helo);
-	rcpts[0] = '\0';
-	for (size_t i = 0; i < s->txn.nrcpts && used + 8 < sizeof rcpts; i++) {
-		char one[300];
-		log_escape(s->txn.rcpts[i].orig, strlen(s->txn.rcpts[i].orig), one, sizeof one);
-		used += (size_t)snprintf(rcpts + used, sizeof rcpts - used, "%s<%s>", i ? "," : "", one);
-		if (used >= sizeof rcpts)
-			used = sizeof rcpts - 1;
-	}
+	log_rec_init(&r, text, sizeof text, log_json_wanted() ? json : NULL, sizeof json);
+	snprintf(txn_id, sizeof txn_id, "%s.%u", s->sid, s->txn.number);
+	log_rec_str(&r, "txn ", "txn", txn_id, LOG_REC_VERBATIM, "");
+	log_rec_str(&r, " from [", "client_ip", s->ip, LOG_REC_VERBATIM, "]");
+	log_rec_uint(&r, ":", "client_port", s->port, "");
+	log_rec_str(&r, NULL, "client_name", s->client_name[0] ? s->client_name : NULL, 0, NULL);
+	log_rec_str(&r, " helo=<", "helo", s->helo, 300, ">");
 	if (s->tls && tls_conn_handshake_done(s->tls)) {
 		/* the peer chose its subject: escaped (RFC 2253 form, then log_escape) */
-		char subject[256], subj_esc[300];
-		size_t n = (size_t)snprintf(tlsinfo, sizeof tlsinfo, " tls=%s/%s",
-		    tls_conn_version(s->tls), tls_conn_cipher(s->tls));
-		if (tls_conn_peer_subject(s->tls, subject, sizeof subject) > 0 && n < sizeof tlsinfo) {
-			log_escape(subject, strlen(subject), subj_esc, sizeof subj_esc);
-			snprintf(tlsinfo + n, sizeof tlsinfo - n, " tls_subject=<%s>", subj_esc);
-		}
+		char subject[256];
+		log_rec_str(&r, " tls=", "tls_version", tls_conn_version(s->tls), LOG_REC_VERBATIM, "/");
+		log_rec_str(&r, "", "tls_cipher", tls_conn_cipher(s->tls), LOG_REC_VERBATIM, "");
+		if (tls_conn_peer_subject(s->tls, subject, sizeof subject) > 0)
+			log_rec_str(&r, " tls_subject=<", "tls_subject", subject, 300, ">");
+		else
+			log_rec_null(&r, "tls_subject");
+	} else {
+		log_rec_null(&r, "tls_version");
+		log_rec_null(&r, "tls_cipher");
+		log_rec_null(&r, "tls_subject");
 	}
-	log_info("%s: txn %s.%u from [%s]:%u helo=<%s>%s from=<%s> to=%s checks=[%s]%s%s%s size=%llu "
-	    "duration=%llums result: %s", s->sid, s->sid, s->txn.number, s->ip, s->port, helo, tlsinfo,
-	    from, rcpts[0] ? rcpts : "none", s->txn.notes,
-	    s->txn.refusals[0] ? " refused=[" : "", s->txn.refusals, s->txn.refusals[0] ? "]" : "",
-	    (unsigned long long)s->txn.data.bytes, (unsigned long long)ms, result);
+	log_rec_str(&r, " from=<", "sender", s->txn.from.addr, 300, ">");
+	/* recipients: the text form holds what fits in 1200 bytes, the JSON
+	 * array all that fit in the record; recipients_count says how many */
+	log_rec_text(&r, " to=");
+	to_start = r.text_len;
+	log_rec_array_begin(&r, "recipients");
+	for (size_t i = 0; i < s->txn.nrcpts; i++) {
+		if (r.text_len - to_start + 8 < 1200)
+			log_rec_str(&r, i ? ",<" : "<", NULL, s->txn.rcpts[i].orig, 300, ">");
+		else
+			log_rec_str(&r, NULL, NULL, s->txn.rcpts[i].orig, 0, NULL);
+	}
+	log_rec_end(&r);
+	if (s->txn.nrcpts == 0)
+		log_rec_text(&r, "none");
+	log_rec_uint(&r, NULL, "recipients_count", s->txn.nrcpts, NULL);
+	log_rec_checks(&r, " checks=[", "checks", s->txn.notes, "]");
+	if (s->txn.refusals[0])
+		log_rec_str(&r, " refused=[", "refused", s->txn.refusals, LOG_REC_VERBATIM, "]");
+	else
+		log_rec_null(&r, "refused");
+	log_rec_uint(&r, " size=", "size", (unsigned long long)s->txn.data.bytes, "");
+	log_rec_uint(&r, " duration=", "duration_ms", (unsigned long long)ms, "ms");
+	log_rec_str(&r, " result: ", "result_text", result, LOG_REC_VERBATIM, "");
+	if (r.json)
+		summary_result(&r, s, result);
+	log_record(LOG_LEVEL_INFO, "summary", s->sid, &r);
 }
 
 /* ---- backend helpers ---- */

@@ -1,7 +1,7 @@
 # libFuzzer targets: built by "make fuzz" with clang (FUZZ_CC), run by
 # tests/fuzz/run.sh for a bounded time each.
 FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag config smtp_from dmarc_record \
-	smtp_fields
+	smtp_fields log_json
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
 	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
@@ -36,6 +36,12 @@ tests/fuzz/fuzz_dmarc_record: $(srcdir)/tests/fuzz/fuzz_dmarc_record.c \
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) $(PSL_CFLAGS) -o $@ \
 		$(srcdir)/tests/fuzz/fuzz_dmarc_record.c $(srcdir)/filters/dmarc_record.c \
 		$(srcdir)/filters/dmarc_org.c $(PSL_LIBS)
+tests/fuzz/fuzz_log_json: $(srcdir)/tests/fuzz/fuzz_log_json.c $(srcdir)/proxy/log_json.c \
+		$(srcdir)/proxy/log_json.h $(srcdir)/tests/unit/json_check.h
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_log_json.c \
+		$(srcdir)/proxy/log_json.c
 # Targets on proxy/ and filters/ code: linked with every module (built once
 # with the fuzzer's instrumentation into tests/fuzz/libbackstop-fuzz.a) and
 # backstop's libraries. fuzz_session and fuzz_backend run the real server

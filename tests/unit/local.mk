@@ -43,3 +43,6 @@ UNIT_TESTS += tests/unit/test_dmarc
 tests_unit_test_dmarc_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_spool
 tests_unit_test_spool_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_log_json
+tests_unit_test_log_json_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/unit/json_check.h
