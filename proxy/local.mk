@@ -12,8 +12,9 @@ libproxy_a_SOURCES = \
 	proxy/session_cmd.c proxy/session_data.c proxy/session_filter.c \
 	proxy/backend.c proxy/backend.h proxy/backend_probe.c \
 	proxy/tls.c proxy/tls.h \
-	proxy/privs.c proxy/privs.h
+	proxy/privs.c proxy/privs.h \
+	proxy/sdnotify.c proxy/sdnotify.h
 
-bin_PROGRAMS += backstop
+sbin_PROGRAMS += backstop
 backstop_SOURCES = proxy/main.c
 backstop_LDADD = $(BACKSTOP_LIBS)
