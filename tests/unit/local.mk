@@ -43,3 +43,5 @@ UNIT_TESTS += tests/unit/test_dmarc
 tests_unit_test_dmarc_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_spool
 tests_unit_test_spool_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_sdnotify
+tests_unit_test_sdnotify_LDADD = $(UNIT_LDADD)
