@@ -25,6 +25,7 @@
 #include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/privs.h"
+#include "proxy/sdnotify.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
 
@@ -248,6 +249,8 @@ int main(int argc, char **argv)
 	}
 	server_run(!foreground);
 	log_info("backstop %s started; backend %s", PACKAGE_VERSION, cfg->backend.address);
+	/* systemd (Type=notify): the listeners accept and root is gone */
+	(void)sd_notify_state("READY=1");
 	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 	log_info("stopped; %llu backend connection(s) opened in total", stat_backend_connects);
 	dns_shutdown();

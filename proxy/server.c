@@ -13,6 +13,7 @@
 #include "proxy/backend.h"
 #include "proxy/log.h"
 #include "proxy/privs.h"
+#include "proxy/sdnotify.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
 #include "proxy/spool.h"
@@ -199,6 +200,7 @@ static void on_sigterm(uv_signal_t *h, int signum)
 		return;
 	}
 	draining = true;
+	(void)sd_notify_state("STOPPING=1");
 	log_info("signal %d: stopping; %u session(s) get up to %llums to finish", signum, sessions_count(),
 	    (unsigned long long)current->server.drain_time);
 	listeners_close();
@@ -298,7 +300,10 @@ static void on_sighup(uv_signal_t *h, int signum)
 	 * file and sent SIGHUP for a new one */
 	if (log_reopen(err, sizeof err) < 0)
 		log_error("reload: %s; still writing to the old file", err);
+	/* systemd waits for READY=1 again, whether the new file was taken or not */
+	(void)sd_notify_reloading();
 	server_reload();
+	(void)sd_notify_state("READY=1");
 }
 
 int server_listen(struct config *cfg)

@@ -13,3 +13,10 @@ UNIT_LDADD = $(BACKSTOP_LIBS)
 include tests/unit/local.mk
 include tests/integration/local.mk
 include tests/fuzz/local.mk
+
+# the rest of tests/ that a release tarball needs: the suite's driver and
+# dependency list, the quick start (demo_quickstart.py runs it), benchmarks
+EXTRA_DIST += tests/run-all.sh tests/deps.sh tests/demo.sh \
+	tests/bench/README.md tests/bench/content_bench.sh tests/bench/content_fixtures.py \
+	tests/bench/idle_bench.py tests/bench/relay_bench.sh tests/bench/smtp_blast.c \
+	tests/bench/spf_bench.py tests/bench/spf_stall_bench.py tests/bench/tls_bench.sh

@@ -2,10 +2,13 @@
 # run-all.sh - the whole test suite: install what is missing, then build
 # twice (-Werror, and -fsanitize=address,undefined) and run `make check`
 # under both, then build the libFuzzer targets and run each for
-# FUZZ_SECONDS (default 60). Ends with the line
+# FUZZ_SECONDS (default 60), then `make distcheck-quick` (the release
+# tarball builds, installs, uninstalls and passes the tests that need its
+# files). Ends with the line
 #   suite: N passed, N failed, N skipped
 # and exits non-zero when anything failed: a test, a configure, a build, a
-# `make check` that did not finish, a fuzz target, or the time limit.
+# `make check` that did not finish, a fuzz target, distcheck, or the time
+# limit.
 #
 # Time limits: the whole run SUITE_TIME_LIMIT seconds (default 2400), each
 # `make check` CHECK_TIME_LIMIT (default 1200); each test has its own
@@ -103,6 +106,22 @@ elif make -C "$top/build-werror" fuzz >"$top/build-werror/fuzz.out" 2>&1; then
 	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && problem "fuzz: tests/fuzz/run.sh exited $rc"
 else
 	tail -n 30 "$top/build-werror/fuzz.out"; problem "fuzz: make fuzz"
+fi
+
+# The release tarball: make dist, then in the unpacked copy (read-only
+# sources) configure, build, the tests that need the tarball's own files,
+# install, uninstall and clean (Makefile.am, distcheck-quick; about a minute).
+echo "=== make distcheck-quick"
+if [ ! -f "$top/build-werror/Makefile" ]; then
+	problem "distcheck: build-werror was not configured"
+elif timeout -k 30 "${DISTCHECK_TIME_LIMIT:-600}" make -C "$top/build-werror" -j"$jobs" distcheck-quick \
+		DISTCHECK_CONFIGURE_FLAGS=--enable-werror >"$top/build-werror/distcheck.out" 2>&1; then
+	echo "PASS: make distcheck-quick"
+	passed=$((passed + 1))
+else
+	grep -E '^(FAIL|ERROR|XPASS|SKIP):' "$top/build-werror/distcheck.out"
+	tail -n 40 "$top/build-werror/distcheck.out"
+	problem "make distcheck-quick (log: build-werror/distcheck.out)"
 fi
 
 summary

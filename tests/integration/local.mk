@@ -61,3 +61,7 @@ INTEGRATION_TESTS += tests/integration/dmarc.py
 EXTRA_DIST += tests/data/dmarc
 INTEGRATION_TESTS += tests/integration/tls_key_mode.py
 INTEGRATION_TESTS += tests/integration/log_formats.py
+INTEGRATION_TESTS += tests/integration/sdnotify.py
+# make install into a DESTDIR, the systemd unit (systemd-analyze), and the
+# manual pages against the key table and the usage text
+INTEGRATION_TESTS += tests/integration/install.py tests/integration/manpages.py
