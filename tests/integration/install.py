@@ -119,7 +119,12 @@ with t.case("the installed binary checks the installed configuration"):
     r = subprocess.run([sbin, "-t", "-c", conf], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=20)
     out = r.stdout.decode("utf-8", "replace")
-    t.check("%s -t -c %s: configuration OK" % (sbin, conf),
+    t.check("as root, the installed configuration is refused until [server] user is set",
+            r.returncode == 1 and "[server] user is not set" in out, out)
+    r = subprocess.run([sbin, "-t", "-c", conf, "-o", "server.user=nobody"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=20)
+    out = r.stdout.decode("utf-8", "replace")
+    t.check("%s -t -c %s -o server.user=nobody: configuration OK" % (sbin, conf),
             r.returncode == 0 and "configuration OK" in out, out)
     r = subprocess.run([sbin, "-V"], stdout=subprocess.PIPE, timeout=10)
     t.check("-V prints the version", re.match(rb"backstop \d", r.stdout), r.stdout)
