@@ -12,7 +12,10 @@ libproxy_a_SOURCES = \
 	proxy/session_cmd.c proxy/session_data.c proxy/session_filter.c \
 	proxy/backend.c proxy/backend.h proxy/backend_probe.c \
 	proxy/tls.c proxy/tls.h \
-	proxy/privs.c proxy/privs.h
+	proxy/privs.c proxy/privs.h \
+	proxy/metrics.c proxy/metrics.h \
+	proxy/metrics_http.c proxy/metrics_http.h \
+	proxy/http_request.c proxy/http_request.h
 
 bin_PROGRAMS += backstop
 backstop_SOURCES = proxy/main.c

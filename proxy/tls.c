@@ -789,6 +789,11 @@ const char *tls_conn_version(const struct tls_conn *c)
 	return tls_conn_handshake_done(c) ? SSL_get_version(c->ssl) : "";
 }
 
+const char *tls_conn_version_tried(const struct tls_conn *c)
+{
+	return SSL_get_version(c->ssl);
+}
+
 const char *tls_conn_cipher(const struct tls_conn *c)
 {
 	const char *s = tls_conn_handshake_done(c) ? SSL_get_cipher_name(c->ssl) : NULL;
