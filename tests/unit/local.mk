@@ -43,3 +43,6 @@ UNIT_TESTS += tests/unit/test_dmarc
 tests_unit_test_dmarc_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_spool
 tests_unit_test_spool_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_http_request tests/unit/test_metrics
+tests_unit_test_http_request_LDADD = $(UNIT_LDADD)
+tests_unit_test_metrics_LDADD = $(UNIT_LDADD)
