@@ -60,3 +60,4 @@ INTEGRATION_TESTS += tests/integration/hostile_streams.py
 INTEGRATION_TESTS += tests/integration/dmarc.py
 EXTRA_DIST += tests/data/dmarc
 INTEGRATION_TESTS += tests/integration/tls_key_mode.py
+INTEGRATION_TESTS += tests/integration/metrics.py
