@@ -13,8 +13,10 @@ shared with [server] listen, and a port in use are configuration errors
 that say what to fix."""
 import os
 import re
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -50,8 +52,8 @@ def http(path, method="GET", port=None, timeout=5.0, raw=None):
     return (int(m.group(1)) if m else None), head.decode("latin-1"), body.decode("utf-8", "replace")
 
 
-def scrape():
-    st, _, body = http("/metrics")
+def scrape(port=None):
+    st, _, body = http("/metrics", port=port)
     if st != 200:
         raise RuntimeError("scrape: %s %s" % (st, body[:200]))
     out = {}
@@ -297,6 +299,65 @@ with t.case("hostile scrapers, mail flows"):
     t.check("the scraper that does not read is closed too", ok)
     t.check("/health answers again afterwards", http("/health")[0] == 200)
     t.check("backstop still running", bs.running())
+
+with t.case("TLS handshakes and failures by version"):
+    ca = t.tmpdir("ca")
+    r = subprocess.run(["sh", os.path.join(srcdir(), "certs", "make-test-ca.sh"), ca],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    t.check("test CA made", r.returncode == 0, r.stdout[-500:])
+    mport2 = free_port()
+    bs2 = t.backstop({"backend": {"address": sink.address},
+                      "metrics": {"listen": "127.0.0.1:%d" % mport2},
+                      "tls": {"certificate": os.path.join(ca, "backstop-fullchain.crt"),
+                              "key": os.path.join(ca, "backstop.key"), "handshake_timeout": "1s"}})
+
+    def handshake(maxver):
+        c = bs2.client()
+        c.ehlo()
+        t.check_reply("STARTTLS: 220", c.cmd("STARTTLS"), 220)
+        ctx = ssl.create_default_context(cafile=os.path.join(ca, "ca.crt"))
+        ctx.maximum_version = maxver
+        c.sock = ctx.wrap_socket(c.sock, server_hostname="backstop.test.example")
+        c.buf = b""
+        t.check_reply("EHLO after TLS", c.ehlo(), 250)
+        c.cmd("QUIT")
+        c.close()
+    handshake(ssl.TLSVersion.TLSv1_3)
+    handshake(ssl.TLSVersion.TLSv1_2)
+    # a client that refuses the certificate (wrong name): a TLSv1.3 failure
+    c = bs2.client()
+    c.ehlo()
+    c.cmd("STARTTLS")
+    try:
+        ssl.create_default_context(cafile=os.path.join(ca, "ca.crt")).wrap_socket(
+            c.sock, server_hostname="wrong.example")
+        t.check("the client refuses the certificate for another name", False)
+    except ssl.SSLCertVerificationError:
+        pass
+    c.close()
+    # a failed handshake (not TLS after STARTTLS) and one that times out
+    c = bs2.client()
+    c.ehlo()
+    c.cmd("STARTTLS")
+    c.send(b"EHLO plaintext\r\n" * 10)
+    t.check("garbage instead of a ClientHello: closed", c.closed_within(3))
+    c = bs2.client()
+    c.ehlo()
+    c.cmd("STARTTLS")
+    t.check("silence after STARTTLS: closed after handshake_timeout", c.closed_within(4))
+    m = scrape(mport2)
+    ok = {k: v for k, v in m.items() if k.startswith("backstop_tls_handshakes_total") and v}
+    t.check("handshakes: one TLSv1.3, one TLSv1.2",
+            ok == {'backstop_tls_handshakes_total{version="TLSv1.3"}': 1,
+                   'backstop_tls_handshakes_total{version="TLSv1.2"}': 1}, ok)
+    fails = {k: v for k, v in m.items() if k.startswith("backstop_tls_handshake_failures") and v}
+    want = {'backstop_tls_handshake_failures_total{version="unknown"}': 2,
+            'backstop_tls_handshake_failures_total{version="TLSv1.3"}': 1}
+    t.check("failures: garbage and timeout before a ClientHello (unknown), a refused certificate"
+            " (TLSv1.3)", poll(lambda: {k: v for k, v in scrape(mport2).items()
+                                        if k.startswith("backstop_tls_handshake_failures") and v} == want, 3),
+            fails)
+    bs2.stop()
 
 with t.case("/health is 503 while draining"):
     c = bs.client()
