@@ -22,7 +22,7 @@ import threading
 import time
 from harness import *
 
-t = Test("metrics", watchdog=150, need=("smtp-sink",))
+t = Test("metrics", watchdog=150, need=("smtp-sink", "ip", "openssl"))
 sink = t.sink()
 MPORT = free_port()
 
@@ -358,6 +358,37 @@ with t.case("TLS handshakes and failures by version"):
                                         if k.startswith("backstop_tls_handshake_failures") and v} == want, 3),
             fails)
     bs2.stop()
+
+with t.case("DNS answers by result (SPF lookups, on worker threads)"):
+    dport = t.dns_server(os.path.join(srcdir(), "tests", "data", "dns", "spf.zone"))
+    mport3 = free_port()
+    ns = t.netns()   # SPF skips loopback clients: this one is 198.51.100.x
+    nsport = free_port(ns.host_addr)
+    bs3 = t.backstop({"backend": {"address": sink.address},
+                      "server": {"listen": "%s:%d" % (ns.host_addr, nsport)},
+                      "metrics": {"listen": "127.0.0.1:%d" % mport3},
+                      "dns": {"servers": "127.0.0.1:%d" % dport, "timeout": "1s"},
+                      "spf": {"mode": "annotate"}})
+
+    def answers():
+        m = scrape(mport3)
+        return {k: int(m['backstop_dns_answers_total{result="%s"}' % k])
+                for k in ("ok", "nodata", "nxdomain", "servfail", "timeout", "error")
+                if m['backstop_dns_answers_total{result="%s"}' % k]}
+    c = ns.client(ns.host_addr, nsport, timeout=10)
+    t.defer(c.close)
+    c.greeting()
+    c.ehlo()
+    # a record (ok), no name at all (nxdomain), an answer after 3 s, past
+    # [dns] timeout (timeout): the SPF check's TXT lookups
+    for dom in ("pass.example.org", "nx.example.org", "slow.example.org"):
+        t.check_reply("MAIL from %s" % dom, c.cmd("MAIL FROM:<a@%s>" % dom, timeout=10), 250)
+        c.cmd("RSET")
+    c.cmd("QUIT")
+    c.close()
+    want = {"ok": 1, "nxdomain": 1, "timeout": 1}
+    t.check("answers: 1 ok, 1 nxdomain, 1 timeout", poll(lambda: answers() == want, 3, 0.2), answers())
+    bs3.stop()
 
 with t.case("/health is 503 while draining"):
     c = bs.client()
