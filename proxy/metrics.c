@@ -18,7 +18,7 @@ static const uint64_t size_le[METRICS_SIZE_BUCKETS - 1] = {
 };
 
 static const char *const check_names[METRICS_CHECK_COUNT] = {
-	"other", "spf", "dkim", "dmarc", "batv", "helo", "limits", "protocol", "size", "backend", "other",
+	"other",   /* AUTO: never counted as such (metrics_refusal) */ "spf", "dkim", "dmarc", "batv", "helo", "limits", "protocol", "size", "backend", "other",
 };
 static const char *const refused_names[METRICS_REFUSED_COUNT] = {
 	"max_connections", "max_connections_per_ip", "pregreet", "connect_check",

@@ -64,7 +64,7 @@ struct metrics_http {
 
 struct answer {
 	uv_write_t req;
-	struct scraper *sc;          /* NULL: the scraper was not kept (503) */
+	struct scraper *sc;
 	char *data;
 };
 
