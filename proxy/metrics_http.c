@@ -46,6 +46,8 @@ struct scraper {
 	struct metrics_http *mh;
 	int handles;
 	bool answered;               /* the answer is queued: reads are discarded */
+	bool writing;                /* the answer is not all with the kernel yet */
+	bool peer_done;              /* the peer's EOF came */
 	size_t len;
 	char in[METRICS_HEAD_MAX];
 	struct scraper *prev, *next;
@@ -195,9 +197,9 @@ static void on_written(uv_write_t *req, int status)
 
 	free(a->data);
 	free(a);
-	if (status < 0 || uv_is_closing((uv_handle_t *)&sc->tcp)) {
-		if (status < 0)
-			scraper_close(sc);
+	sc->writing = false;
+	if (status < 0 || sc->peer_done) {
+		scraper_close(sc);   /* all sent, or never will be */
 		return;
 	}
 	sc->shutdown.data = sc;
@@ -217,6 +219,7 @@ static void answer_send(struct scraper *sc, char *data, size_t len)
 	}
 	a->sc = sc;
 	a->data = data;
+	sc->writing = true;
 	if (uv_write(&a->req, (uv_stream_t *)&sc->tcp, &b, 1, on_written) != 0) {
 		free(data);
 		free(a);
@@ -246,6 +249,13 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 
 	(void)b;
 	if (n < 0) {
+		if (sc->writing) {
+			/* a client that half-closed after its request still gets
+			 * the answer: close once it is written */
+			sc->peer_done = true;
+			uv_read_stop(st);
+			return;
+		}
 		scraper_close(sc);
 		return;
 	}

@@ -110,6 +110,21 @@ with t.case("endpoint basics"):
     t.check("HTTP/0.9-style request: 400", st == 400, st)
     st, _, _ = http("/metrics?x=1")
     t.check("a query string is ignored", st == 200, st)
+    # a client that half-closes after its request still gets the answer
+    s = socket.create_connection(("127.0.0.1", MPORT), timeout=5)
+    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+    s.shutdown(socket.SHUT_WR)
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.search(rb"Content-Length: (\d+)", head)
+    t.check("half-closed client: the whole answer", data.startswith(b"HTTP/1.1 200") and m and
+            int(m.group(1)) == len(body), data[:100])
 
 with t.case("counters match what was done"):
     before = scrape()
