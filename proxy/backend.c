@@ -174,6 +174,10 @@ static void be_fail(struct backend *be, int err)
 	struct session *s = be->s;
 	bool draining = s->be == be && s->wait == WAIT_DRAIN;
 
+	/* every way a connection attempt fails ends here: refused,
+	 * unreachable, unresolvable, timed out (/health counts them) */
+	if (be->state == BE_CONNECTING && !be->dead)
+		metrics_backend_connect(s->metrics, s->outbound, false);
 	be_close(be);
 	if (cb)
 		cb(s, NULL, err);
@@ -854,7 +858,7 @@ static void be_on_connect(uv_connect_t *req, int status)
 		be_fail(be, BACKEND_ECONNECT);
 		return;
 	}
-	stat_backend_connects++;
+	metrics_backend_connect(be->s->metrics, be->s->outbound, true);
 	/* Nagle plus delayed ACKs would add ~40 ms to each small write */
 	uv_tcp_nodelay(&be->tcp, 1);
 	be->state = BE_GREETING;

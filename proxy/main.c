@@ -24,6 +24,7 @@
 #include "proxy/config.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/privs.h"
 #include "proxy/sdnotify.h"
 #include "proxy/server.h"
@@ -252,7 +253,8 @@ int main(int argc, char **argv)
 	/* systemd (Type=notify): the listeners accept and root is gone */
 	(void)sd_notify_state("READY=1");
 	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
-	log_info("stopped; %llu backend connection(s) opened in total", stat_backend_connects);
+	log_info("stopped; %llu backend connection(s) opened in total",
+	    (unsigned long long)(server_metrics()->backend_connects[0] + server_metrics()->backend_connects[1]));
 	dns_shutdown();
 	uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* the resolver's handle */
 	server_release();

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "proxy/backend.h"
+#include "proxy/dns.h"
 #include "proxy/log.h"
+#include "proxy/metrics_http.h"
 #include "proxy/privs.h"
 #include "proxy/sdnotify.h"
 #include "proxy/server.h"
@@ -36,7 +38,10 @@ static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_timer_t drain_timer;
 static bool draining, stopped;
 static struct ipcount *ipcounts[IPCOUNT_BUCKETS];
-unsigned long long stat_backend_connects;
+/* the loop's counters (sessions reach them as s->metrics) and their
+ * HTTP endpoint ([metrics] listen) */
+static struct metrics metrics;
+static struct metrics_http *metrics_http;
 
 struct config *server_config(void)
 {
@@ -51,6 +56,32 @@ struct tls_server *server_tls(void)
 bool server_draining(void)
 {
 	return draining;
+}
+
+struct metrics *server_metrics(void)
+{
+	return &metrics;
+}
+
+/* metrics_gauges - what a scrape reads besides the counters; /health is
+ * 200 while listening, not draining, and the backend's last [metrics]
+ * backend_failures connects did not all fail. */
+static void metrics_gauges(void *arg, struct metrics_gauges *g)
+{
+	unsigned long limit = current->metrics.backend_failures;
+	(void)arg;
+
+	g->connections = sessions_count();
+	g->backend_connections = backend_connections();
+	g->spool_bytes = spool_bytes_in_use();
+	g->draining = draining;
+	g->dns = dns_counts(g->dns_answers, &g->dns_inflight);
+	g->healthy = !draining && metrics.backend_failed_in_a_row < limit;
+	if (draining)
+		snprintf(g->unhealthy, sizeof g->unhealthy, "draining: shutting down");
+	else if (!g->healthy)
+		snprintf(g->unhealthy, sizeof g->unhealthy, "backend unreachable: its last %u connects failed",
+		    metrics.backend_failed_in_a_row);
 }
 
 static size_t ipkey_hash(const char *key)
@@ -187,6 +218,9 @@ void server_stop(void)
 	uv_close((uv_handle_t *)&sig_hup, NULL);
 	if (!uv_is_closing((uv_handle_t *)&drain_timer))
 		uv_close((uv_handle_t *)&drain_timer, NULL);
+	/* open until here: /health says 503 while the sessions drain */
+	metrics_http_stop(metrics_http);
+	metrics_http = NULL;
 	(void)close_walk;
 }
 
@@ -235,6 +269,8 @@ static void restart_needed(const struct config *next)
 	if (!words_equal(&next->server.listen, &bound->server.listen) ||
 	    !words_equal(&next->outbound.listen, &bound->outbound.listen))
 		log_warn("reload: listen addresses changed; they take effect at the next restart");
+	if (!words_equal(&next->metrics.listen, &bound->metrics.listen))
+		log_warn("reload: [metrics] listen changed; it takes effect at the next restart");
 	if (!words_equal(&next->dns.servers, &bound->dns.servers) ||
 	    next->dns.timeout != bound->dns.timeout ||
 	    next->dns.max_queries != bound->dns.max_queries)
@@ -335,6 +371,14 @@ int server_listen(struct config *cfg)
 	for (size_t i = 0; i < cfg->outbound.listen.n; i++)
 		if (listen_one(cfg->outbound.listen.v[i], true) < 0)
 			return -1;
+	if (cfg->metrics.listen.n > 0) {
+		metrics_http = metrics_http_start(&cfg->metrics.listen, &metrics, metrics_gauges, NULL,
+		    err, sizeof err);
+		if (metrics_http == NULL) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
 	return 0;
 }
 

@@ -48,3 +48,6 @@ tests_unit_test_log_json_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/unit/json_check.h
 UNIT_TESTS += tests/unit/test_sdnotify
 tests_unit_test_sdnotify_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_http_request tests/unit/test_metrics
+tests_unit_test_http_request_LDADD = $(UNIT_LDADD)
+tests_unit_test_metrics_LDADD = $(UNIT_LDADD)
