@@ -451,7 +451,7 @@ with t.case("configuration errors say what to fix"):
     t.defer(busy.close)
     path = os.path.join(d, "busy.ini")
     with open(path, "w") as f:
-        f.write(base + "[server]\nlisten = 127.0.0.1:%d\n[metrics]\nlisten = 127.0.0.1:%d\n" % (free_port(), bport))
+        f.write(base + "[server]\nuser = root\nlisten = 127.0.0.1:%d\n[metrics]\nlisten = 127.0.0.1:%d\n" % (free_port(), bport))
     p = subprocess.run([t.bin, "-f", "-c", path], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        stdin=subprocess.DEVNULL, timeout=10)
     out = p.stdout.decode("utf-8", "replace")
