@@ -21,7 +21,8 @@ TESTS += $(UNIT_TESTS)
 # after the KILL) instead of blocking the suite. Tests without a file
 # extension (the unit tests) run through LOG_COMPILER.
 UNIT_TIME_LIMIT = 180
-LOG_COMPILER = timeout -k 10 $(UNIT_TIME_LIMIT)
+LOG_COMPILER = $(SHELL) $(srcdir)/tests/unit/time-limit.sh $(UNIT_TIME_LIMIT)
+EXTRA_DIST += tests/unit/time-limit.sh
 tests_unit_test_smtp_line_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_cmd_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_addr_LDADD = $(UNIT_LDADD)
