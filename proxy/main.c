@@ -193,6 +193,10 @@ int main(int argc, char **argv)
 			config_unref(cfg);
 			return 1;
 		}
+		if (pv.drop && (pv.uid == 0 || pv.gid == 0))
+			fprintf(stderr, "warning: [server] %s: backstop would keep %s after binding\n",
+			    pv.uid == 0 ? "user is root" : "group is root (gid 0)",
+			    pv.uid == 0 ? "root" : "group root");
 		printf("%s: configuration OK\n", cfg->path);
 		config_unref(cfg);
 		return 0;
@@ -222,6 +226,11 @@ int main(int argc, char **argv)
 		}
 		log_info("running as user %s (uid %lu), group %s (gid %lu)", pv.user,
 		    (unsigned long)pv.uid, pv.group, (unsigned long)pv.gid);
+		if (pv.uid == 0 || pv.gid == 0)
+			log_warn("[server] %s: backstop keeps %s after binding: every parser"
+			    " that reads a client runs with it; use a dedicated user and group",
+			    pv.uid == 0 ? "user is root" : "group is root (gid 0)",
+			    pv.uid == 0 ? "root" : "group root");
 		if (privs_unreadable(cfg, err, sizeof err) < 0)
 			log_warn("cannot read %s now: a reload (SIGHUP) will fail until that is fixed", err);
 		if (privs_spool_unwritable(cfg, err, sizeof err) < 0)
