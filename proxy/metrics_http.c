@@ -162,7 +162,7 @@ static char *respond(struct metrics_http *mh, enum http_parse st, const struct h
 	memset(&g, 0, sizeof g);
 	mh->gauges(mh->arg, &g);
 	if (strcmp(req->path, "/health") == 0) {
-		char text[160];
+		char text[sizeof g.unhealthy + 2];
 		snprintf(text, sizeof text, "%s\n", g.healthy ? "ok" : g.unhealthy);
 		return text_answer(g.healthy ? 200 : 503, g.healthy ? "OK" : "Service Unavailable", text, NULL,
 		    head, len);
