@@ -10,7 +10,9 @@ but never greeted, or greeted 421), 200 again when one gets ready or,
 without traffic, when a re-probe gets an answer; 503 from the start when
 the start-up probe fails; 503 while draining after SIGTERM. Hostile scrapers (slowloris, a 1 MB head,
 garbage, one that never reads, 100 at once) get bounded answers or are
-closed, while mail goes on at its normal pace. A bad listen address, one
+closed, while mail goes on at its normal pace; idle connections at the cap make
+room for a scraper (the oldest is closed), a head gets 1 s, and a
+connection refused for too many reads its 503 whole. A bad listen address, one
 shared with [server] listen, and a port in use are configuration errors
 that say what to fix."""
 import os
@@ -418,6 +420,79 @@ with t.case("hostile scrapers, mail flows"):
     t.check("the scraper that does not read is closed too", ok)
     t.check("/health answers again afterwards", http("/health")[0] == 200)
     t.check("backstop still running", bs.running())
+
+with t.case("idle connections cannot lock the endpoint; a refused one reads its 503"):
+    def closed_now(s):
+        s.settimeout(0.05)
+        try:
+            while True:
+                if not s.recv(65536):
+                    return True
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+    idle = [socket.create_connection(("127.0.0.1", MPORT), timeout=5) for _ in range(8)]
+    for s in idle:
+        t.defer(s.close)
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    st, _, body = http("/health")
+    took = time.monotonic() - t0
+    t.check("8 idle connections (the cap): /health still answers 200 (in %.2fs)" % took,
+            st == 200 and took < 1.0, (st, body, took))
+    t.check("the oldest idle one was closed to make room", poll(lambda: closed_now(idle[0]), 1),
+            "idle[0] still open")
+    for s in idle:
+        s.close()
+    # an incomplete head gets a short deadline of its own, not the whole 5 s
+    s = socket.create_connection(("127.0.0.1", MPORT), timeout=5)
+    t.defer(s.close)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    t0 = time.monotonic()
+    ok = poll(lambda: closed_now(s), 6, 0.05)
+    took = time.monotonic() - t0
+    t.check("an incomplete request head is closed after about 1 s (%.2fs), not 5 s" % took,
+            ok and 0.7 < took < 2.0, took)
+    s.close()
+    # 8 connections with complete requests, none reading: the 9th gets a
+    # 503 it can read (writes shut down, its input drained) - not a reset
+    busy = []
+    for _ in range(8):
+        b = socket.socket()
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        b.connect(("127.0.0.1", MPORT))
+        b.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+        t.defer(b.close)
+        busy.append(b)
+    time.sleep(0.1)
+    # a burst of 20 that each send their request before reading: closed at
+    # once, the unread requests would turn each close into a reset
+    burst = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", MPORT), timeout=5)
+        t.defer(s.close)
+        s.sendall(b"GET /health HTTP/1.1\r\nX-Pad: " + b"p" * 2000 + b"\r\n\r\n")
+        burst.append(s)
+    answers = {}
+    for s in burst:
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            k = data.split(b"\r\n")[0].decode("latin-1") + " / " + data.partition(b"\r\n\r\n")[2].decode("latin-1")
+        except OSError as e:
+            k = "error: %s" % e
+        answers[k] = answers.get(k, 0) + 1
+        s.close()
+    t.check("20 more while 8 requests are answered: each reads a whole 503 'too many scrapers',"
+            " no reset", answers == {"HTTP/1.1 503 Service Unavailable / too many scrapers\n": 20}, answers)
+    for b in busy:
+        b.close()
+    t.check("/health afterwards: 200", poll(lambda: http("/health")[0] == 200, 3, 0.1))
 
 with t.case("TLS handshakes and failures by version"):
     ca = t.tmpdir("ca")
