@@ -239,7 +239,8 @@ with t.case("/health follows the backend"):
 class FakeBackend:
     """A TCP backend whose behaviour the test switches: "smtp" (greets,
     answers EHLO and the rest with 250), "silent" (accepts, never greets:
-    Postfix waiting for a PROXY header), "421" (greets 421 and closes)."""
+    Postfix waiting for a PROXY header), "421" (greets 421 and closes),
+    "xclient" (offers XCLIENT, refuses it: backstop not authorized)."""
 
     def __init__(self):
         self.mode = "smtp"
@@ -272,7 +273,10 @@ class FakeBackend:
             for line in c.makefile("rb"):
                 verb = line[:4].upper()
                 if verb in (b"EHLO", b"HELO"):
-                    c.sendall(b"250-fake\r\n250 8BITMIME\r\n")
+                    c.sendall(b"250-fake\r\n%s250 8BITMIME\r\n" %
+                              (b"250-XCLIENT NAME ADDR PROTO HELO PORT\r\n" if mode == "xclient" else b""))
+                elif verb == b"XCLI" and mode == "xclient":
+                    c.sendall(b"550 5.7.0 fake: not authorized\r\n")
                 elif verb == b"QUIT":
                     c.sendall(b"221 bye\r\n")
                     break
@@ -336,6 +340,14 @@ with t.case("/health: a backend that cannot take mail, and its recovery without 
     t.check("the backend answers again, no traffic: /health 200 within 10 s + a probe (%.1fs)"
             % (time.monotonic() - t0), ok, health5())
     t.check("the recovery is logged", bs5.wait_log("the backend answers again", 1))
+    # past the greeting: XCLIENT refused is a failure too
+    codes = sessions(2, "xclient")
+    st, _, body = health5()
+    t.check("XCLIENT refused twice: 451 to MAIL, /health 503 naming XCLIENT",
+            codes == [451, 451] and st == 503 and "XCLIENT: refused" in body, (codes, st, body))
+    codes = sessions(1, "smtp")
+    t.check("then a connection that gets ready: /health 200", codes == [250] and health5()[0] == 200,
+            (codes, health5()))
     bs5.stop()
 
 with t.case("hostile scrapers, mail flows"):
