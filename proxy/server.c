@@ -107,8 +107,10 @@ static void on_probed(void *arg, bool ok, const char *stage, const char *why)
  * or a re-probe of an unhealthy backend */
 static void backend_probe_start(bool quiet)
 {
-	if (backend_probe(current, quiet, on_probed, NULL))
-		probes_inflight++;
+	/* counted first: a probe that fails at once reports before it returns */
+	probes_inflight++;
+	if (!backend_probe(current, quiet, on_probed, NULL))
+		probes_inflight--;   /* no probe (a host name): no report either */
 }
 
 static void on_reprobe_timer(uv_timer_t *t)
