@@ -2,6 +2,7 @@
  * metrics - see metrics.h. Counting is a few additions on the loop
  * thread; the text is built only when scraped.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -82,15 +83,74 @@ void metrics_refusal(struct metrics *m, enum metrics_check check, int code)
 
 void metrics_backend_connect(struct metrics *m, bool outbound, bool ok)
 {
-	if (ok) {
+	/* TCP only: a backend that accepts and never greets is not healthy
+	 * for it (metrics_backend_ready/failed decide that) */
+	if (ok)
 		m->backend_connects[outbound]++;
-		if (!outbound)
-			m->backend_failed_in_a_row = 0;
-	} else {
+	else
 		m->backend_connect_errors[outbound]++;
-		if (!outbound)
-			m->backend_failed_in_a_row++;
+}
+
+void metrics_backend_ready(struct metrics *m)
+{
+	m->backend_failed_in_a_row = 0;
+	m->backend_failed_past_ehlo = false;
+	m->backend_probe_failed = false;
+	m->backend_failed_stage = m->backend_failed_why = NULL;
+}
+
+void metrics_backend_failed(struct metrics *m, const char *stage, const char *why, bool past_ehlo)
+{
+	if (m->backend_failed_in_a_row < UINT_MAX)
+		m->backend_failed_in_a_row++;
+	m->backend_failed_stage = stage;
+	m->backend_failed_why = why;
+	/* sticky until a connection gets ready: a later connect failure must
+	 * not let a probe's success hide a refused XCLIENT */
+	m->backend_failed_past_ehlo |= past_ehlo;
+}
+
+void metrics_backend_probed(struct metrics *m, bool ok, const char *stage, const char *why)
+{
+	if (!ok) {
+		metrics_backend_failed(m, stage, why, false);
+		m->backend_probe_failed = true;
+		return;
 	}
+	m->backend_probe_failed = false;
+	if (!m->backend_failed_past_ehlo) {
+		m->backend_failed_in_a_row = 0;
+		m->backend_failed_stage = m->backend_failed_why = NULL;
+	}
+}
+
+static bool backend_unhealthy(const struct metrics *m, unsigned long limit)
+{
+	return m->backend_probe_failed || m->backend_failed_in_a_row >= limit;
+}
+
+bool metrics_backend_healthy(const struct metrics *m, unsigned long limit, char *why, size_t len)
+{
+	const char *stage = m->backend_failed_stage ? m->backend_failed_stage : "?";
+	const char *how = m->backend_failed_why ? m->backend_failed_why : "?";
+
+	if (m->backend_probe_failed) {
+		snprintf(why, len, "backend cannot take mail: the latest probe failed (%u failures in a row, "
+		    "the latest at %s: %s)", m->backend_failed_in_a_row, stage, how);
+		return false;
+	}
+	if (backend_unhealthy(m, limit)) {
+		snprintf(why, len, "backend cannot take mail: its last %u connections failed before ready "
+		    "(the latest at %s: %s)",
+		    m->backend_failed_in_a_row, stage, how);
+		return false;
+	}
+	return true;
+}
+
+bool metrics_backend_probe_useful(const struct metrics *m, unsigned long limit)
+{
+	return backend_unhealthy(m, limit) && !m->backend_failed_past_ehlo;
 }
 
 void metrics_tls_handshake(struct metrics *m, const char *version, bool ok)
@@ -223,7 +283,7 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
 		put(&o, "backstop_backend_connect_errors_total{target=\"%s\"} %llu\n", target[t],
 		    (unsigned long long)m->backend_connect_errors[t]);
 	head(&o, "backend_connect_failures_in_a_row", "gauge",
-	    "Failed connection attempts to the backend since the last success.");
+	    "Backend connections and probes that failed before ready (greeting, EHLO, TLS, XCLIENT) in a row.");
 	put(&o, "backstop_backend_connect_failures_in_a_row %u\n", m->backend_failed_in_a_row);
 	head(&o, "backend_connections", "gauge", "Connections to the backend open now.");
 	put(&o, "backstop_backend_connections %lu\n", g->backend_connections);

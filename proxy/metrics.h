@@ -71,7 +71,16 @@ struct metrics {
 	uint64_t refusals[METRICS_CHECK_COUNT][2];   /* [check][0: 4xx, 1: 5xx] */
 	uint64_t backend_connects[2];         /* [0 inbound backend, 1 outbound relay] */
 	uint64_t backend_connect_errors[2];
-	unsigned backend_failed_in_a_row;     /* inbound; 0 after a success */
+	/* /health's view of the inbound backend (metrics_backend_ready() and
+	 * friends): connections and probes that failed before the backend
+	 * could take mail, since the last one that could */
+	unsigned backend_failed_in_a_row;
+	const char *backend_failed_stage;     /* static text: where the latest failed */
+	const char *backend_failed_why;       /* static text: how */
+	bool backend_failed_past_ehlo;        /* one failed at STARTTLS/TLS/XCLIENT (or
+	                                         after EHLO): a probe, which stops at
+	                                         EHLO, cannot tell that it is fixed */
+	bool backend_probe_failed;            /* the latest probe failed, no success since */
 	uint64_t tls_handshakes[METRICS_TLS_COUNT];
 	uint64_t tls_failures[METRICS_TLS_COUNT];
 	struct metrics_histogram eod_latency; /* ms: client's dot to our reply */
@@ -85,7 +94,7 @@ struct metrics_gauges {
 	uint64_t spool_bytes;
 	bool draining;
 	bool healthy;
-	char unhealthy[120];             /* why not, for /health */
+	char unhealthy[200];             /* why not, for /health */
 	bool dns;                        /* the resolver runs: dns_answers is valid */
 	uint64_t dns_answers[6];         /* by enum dns_status */
 	unsigned long dns_inflight;
@@ -102,6 +111,23 @@ enum metrics_tls_version metrics_tls_version_of(const char *name);
 
 void metrics_refusal(struct metrics *m, enum metrics_check check, int code);
 void metrics_backend_connect(struct metrics *m, bool outbound, bool ok);
+/* The inbound backend's readiness, for /health. A connection counts when
+ * it reaches the ready state (greeting 2xx, EHLO, TLS and XCLIENT done) or
+ * fails on the way there; a probe (greeting and EHLO) counts as well. */
+void metrics_backend_ready(struct metrics *m);
+/* stage: "connect", "greeting", ...; why: backend_err_text(); both static.
+ * past_ehlo: it failed where a probe does not go. */
+void metrics_backend_failed(struct metrics *m, const char *stage, const char *why, bool past_ehlo);
+/* metrics_backend_probed - a probe's result: a failure makes /health 503
+ * at once (there is no history to weigh it against at start-up); a success
+ * clears the failures a probe can see (not those past EHLO) */
+void metrics_backend_probed(struct metrics *m, bool ok, const char *stage, const char *why);
+/* metrics_backend_healthy - whether /health may say 200 for the backend:
+ * not when the latest probe failed, nor after limit failures in a row;
+ * why (len bytes) says which. */
+bool metrics_backend_healthy(const struct metrics *m, unsigned long limit, char *why, size_t len);
+/* metrics_backend_probe_useful - unhealthy in a way a probe can tell is over */
+bool metrics_backend_probe_useful(const struct metrics *m, unsigned long limit);
 void metrics_tls_handshake(struct metrics *m, const char *version, bool ok);
 void metrics_eod(struct metrics *m, uint64_t ms);
 void metrics_relayed(struct metrics *m, uint64_t bytes);

@@ -9,10 +9,16 @@
  * hence its bounds, each of which a hostile scraper meets:
  *   - the request head: at most METRICS_HEAD_MAX bytes (431 beyond), parsed
  *     by the I/O-free http_request.c;
- *   - one deadline per connection (METRICS_DEADLINE_MS) for the request
- *     and the answer together: a slowloris is closed when it passes;
- *   - at most METRICS_MAX_SCRAPERS connections at once: one more gets a
- *     503 that is tried once without waiting (uv_try_write) and is closed;
+ *   - the request head must be complete within METRICS_HEAD_DEADLINE_MS
+ *     (a scraper sends it at once), the answer written within the rest of
+ *     METRICS_DEADLINE_MS: a slowloris or an idle connection goes first;
+ *   - at most METRICS_MAX_SCRAPERS connections at once: one more evicts
+ *     the oldest that has not sent a complete request (idle connections
+ *     cannot lock the endpoint); when all have, it gets a 503, then the
+ *     write side is shut down and its input drained for up to
+ *     METRICS_REFUSED_LINGER_MS, so that the peer reads the 503 rather
+ *     than a reset. At most METRICS_MAX_REFUSING of those at once; beyond,
+ *     the 503 is tried once without waiting and the connection closed;
  *   - writes go through uv_write and are never waited for; every answer
  *     carries Connection: close.
  * None of it touches a session: mail flows whatever the scrapers do.
@@ -27,9 +33,12 @@
 #include "proxy/metrics_http.h"
 
 #define METRICS_HEAD_MAX 4096
-#define METRICS_DEADLINE_MS 5000
-#define METRICS_LINGER_MS 1000       /* after the answer: wait for the peer's FIN */
+#define METRICS_HEAD_DEADLINE_MS 1000  /* connect to the end of the request head */
+#define METRICS_DEADLINE_MS 5000       /* connect to the answer written */
+#define METRICS_LINGER_MS 1000         /* after the answer: wait for the peer's FIN */
+#define METRICS_REFUSED_LINGER_MS 500  /* the same after a 503 for too many */
 #define METRICS_MAX_SCRAPERS 8
+#define METRICS_MAX_REFUSING 32
 #define METRICS_BODY_MAX (256 * 1024)
 
 struct metrics_listener {
@@ -48,6 +57,9 @@ struct scraper {
 	bool answered;               /* the answer is queued: reads are discarded */
 	bool writing;                /* the answer is not all with the kernel yet */
 	bool peer_done;              /* the peer's EOF came */
+	bool refused;                /* one over METRICS_MAX_SCRAPERS: its 503 */
+	bool closing;                /* scraper_close() called: no longer counted */
+	uint64_t accepted_at;        /* uv_now() at accept */
 	size_t len;
 	char in[METRICS_HEAD_MAX];
 	struct scraper *prev, *next;
@@ -58,8 +70,9 @@ struct metrics_http {
 	metrics_gauges_fn gauges;
 	void *arg;
 	struct metrics_listener *listeners;
-	struct scraper *scrapers;
-	unsigned nscrapers;
+	struct scraper *scrapers;    /* the newest first */
+	unsigned nscrapers;          /* open and not refused: the cap's count */
+	unsigned nrefusing;          /* 503s for too many, lingering */
 	int handles;                 /* listeners not yet closed */
 	bool stopped;
 };
@@ -89,13 +102,20 @@ static void scraper_closed(uv_handle_t *h)
 		mh->scrapers = sc->next;
 	if (sc->next)
 		sc->next->prev = sc->prev;
-	mh->nscrapers--;
 	free(sc);
 	mh_maybe_free(mh);
 }
 
 static void scraper_close(struct scraper *sc)
 {
+	if (!sc->closing) {
+		/* no longer counted from now: an evicted one's place is free at once */
+		sc->closing = true;
+		if (sc->refused)
+			sc->mh->nrefusing--;
+		else
+			sc->mh->nscrapers--;
+	}
 	if (!uv_is_closing((uv_handle_t *)&sc->tcp))
 		uv_close((uv_handle_t *)&sc->tcp, scraper_closed);
 	if (!uv_is_closing((uv_handle_t *)&sc->timer))
@@ -107,7 +127,7 @@ static void on_deadline(uv_timer_t *t)
 	struct scraper *sc = t->data;
 	if (!sc->answered)
 		log_debug("metrics: closing a connection that sent no complete request in %dms",
-		    METRICS_DEADLINE_MS);
+		    METRICS_HEAD_DEADLINE_MS);
 	scraper_close(sc);
 }
 
@@ -162,7 +182,7 @@ static char *respond(struct metrics_http *mh, enum http_parse st, const struct h
 	memset(&g, 0, sizeof g);
 	mh->gauges(mh->arg, &g);
 	if (strcmp(req->path, "/health") == 0) {
-		char text[160];
+		char text[sizeof g.unhealthy + 2];
 		snprintf(text, sizeof text, "%s\n", g.healthy ? "ok" : g.unhealthy);
 		return text_answer(g.healthy ? 200 : 503, g.healthy ? "OK" : "Service Unavailable", text, NULL,
 		    head, len);
@@ -187,7 +207,8 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 	/* the answer is out: wait a little for the peer's FIN, so that a
 	 * close with unread input (an RST) cannot destroy the answer */
 	if (!uv_is_closing((uv_handle_t *)&sc->timer))
-		uv_timer_start(&sc->timer, on_deadline, METRICS_LINGER_MS, 0);
+		uv_timer_start(&sc->timer, on_deadline,
+		    sc->refused ? METRICS_REFUSED_LINGER_MS : METRICS_LINGER_MS, 0);
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -266,6 +287,12 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	if (ps == HTTP_INCOMPLETE)
 		return;
 	sc->answered = true;
+	{
+		/* the head is in: the answer has what is left of the whole deadline */
+		uint64_t spent = uv_now(st->loop) - sc->accepted_at;
+		uv_timer_start(&sc->timer, on_deadline,
+		    spent < METRICS_DEADLINE_MS ? METRICS_DEADLINE_MS - spent : 1, 0);
+	}
 	if (ps != HTTP_COMPLETE) {
 		char esc[64];
 		log_debug("metrics: %s request: %s", ps == HTTP_TOO_LARGE ? "too large a" : "bad",
@@ -279,15 +306,34 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	answer_send(sc, out, len);
 }
 
-/* refuse_busy - one more than METRICS_MAX_SCRAPERS: a 503 if the socket
+static const char busy_answer[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 18\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many scrapers\n";
+
+/* refuse_at_once - past METRICS_MAX_REFUSING too: a 503 if the socket
  * takes it at once, then close. Never queued, never waited for. */
-static void refuse_busy(uv_tcp_t *tcp)
+static void refuse_at_once(uv_stream_t *server)
 {
-	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-	    "Content-Length: 18\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many scrapers\n";
-	uv_buf_t b = uv_buf_init((char *)busy, sizeof busy - 1);
-	uv_try_write((uv_stream_t *)tcp, &b, 1);
+	uv_buf_t b = uv_buf_init((char *)busy_answer, sizeof busy_answer - 1);
+	uv_tcp_t *tcp = malloc(sizeof *tcp);
+
+	if (tcp == NULL)
+		return;
+	uv_tcp_init(server->loop, tcp);
+	if (uv_accept(server, (uv_stream_t *)tcp) == 0)
+		uv_try_write((uv_stream_t *)tcp, &b, 1);
 	uv_close((uv_handle_t *)tcp, (uv_close_cb)free);
+}
+
+/* oldest_without_request - the connection to evict at the cap: the oldest
+ * that has not sent a complete request, or NULL when all have */
+static struct scraper *oldest_without_request(struct metrics_http *mh)
+{
+	struct scraper *sc, *oldest = NULL;
+
+	for (sc = mh->scrapers; sc; sc = sc->next)
+		if (!sc->closing && !sc->answered && !sc->refused)
+			oldest = sc;
+	return oldest;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -295,20 +341,26 @@ static void on_connection(uv_stream_t *server, int status)
 	struct metrics_listener *l = server->data;
 	struct metrics_http *mh = l->mh;
 	struct scraper *sc;
-	uv_tcp_t *tcp;
+	bool refused = false;
 
 	if (status < 0) {
 		log_warn("metrics: accept on %s failed: %s", l->addr, uv_strerror(status));
 		return;
 	}
 	if (mh->nscrapers >= METRICS_MAX_SCRAPERS) {
-		if ((tcp = malloc(sizeof *tcp)) == NULL)
+		struct scraper *idle = oldest_without_request(mh);
+		if (idle != NULL) {
+			log_debug("metrics: %d connections open; closing the oldest, which has sent no "
+			    "complete request, for a new one", METRICS_MAX_SCRAPERS);
+			scraper_close(idle);
+		} else if (mh->nrefusing >= METRICS_MAX_REFUSING) {
+			refuse_at_once(server);
 			return;
-		uv_tcp_init(server->loop, tcp);
-		if (uv_accept(server, (uv_stream_t *)tcp) == 0)
-			log_debug("metrics: %d connections open already; refusing one more", METRICS_MAX_SCRAPERS);
-		refuse_busy(tcp);
-		return;
+		} else {
+			log_debug("metrics: %d connections open with requests; refusing one more (503)",
+			    METRICS_MAX_SCRAPERS);
+			refused = true;
+		}
 	}
 	if ((sc = calloc(1, sizeof *sc)) == NULL)
 		return;
@@ -317,17 +369,36 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_timer_init(server->loop, &sc->timer);
 	sc->tcp.data = sc->timer.data = sc;
 	sc->handles = 2;
+	sc->accepted_at = uv_now(server->loop);
+	sc->refused = refused;
 	sc->next = mh->scrapers;
 	if (mh->scrapers)
 		mh->scrapers->prev = sc;
 	mh->scrapers = sc;
-	mh->nscrapers++;
+	if (refused)
+		mh->nrefusing++;
+	else
+		mh->nscrapers++;
 	if (uv_accept(server, (uv_stream_t *)&sc->tcp) != 0 ||
 	    uv_read_start((uv_stream_t *)&sc->tcp, on_alloc, on_read) != 0) {
 		scraper_close(sc);
 		return;
 	}
-	uv_timer_start(&sc->timer, on_deadline, METRICS_DEADLINE_MS, 0);
+	if (refused) {
+		/* its input is read and discarded (answered) until the peer's
+		 * FIN or the linger: closing on unread input would be a reset */
+		char *busy = malloc(sizeof busy_answer - 1);
+		sc->answered = true;
+		uv_timer_start(&sc->timer, on_deadline, METRICS_REFUSED_LINGER_MS * 2, 0);
+		if (busy == NULL) {
+			scraper_close(sc);
+			return;
+		}
+		memcpy(busy, busy_answer, sizeof busy_answer - 1);
+		answer_send(sc, busy, sizeof busy_answer - 1);
+		return;
+	}
+	uv_timer_start(&sc->timer, on_deadline, METRICS_HEAD_DEADLINE_MS, 0);
 }
 
 static void listener_closed(uv_handle_t *h)

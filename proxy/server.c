@@ -42,6 +42,12 @@ static struct ipcount *ipcounts[IPCOUNT_BUCKETS];
  * HTTP endpoint ([metrics] listen) */
 static struct metrics metrics;
 static struct metrics_http *metrics_http;
+/* /health's re-probe: while the backend is unhealthy and no client brings
+ * traffic that would tell, one probe every BACKEND_REPROBE_MS (each one
+ * bounded by [backend] connect_timeout, never two at once) */
+#define BACKEND_REPROBE_MS 10000
+static uv_timer_t reprobe_timer;
+static unsigned probes_inflight;
 
 struct config *server_config(void)
 {
@@ -64,11 +70,11 @@ struct metrics *server_metrics(void)
 }
 
 /* metrics_gauges - what a scrape reads besides the counters; /health is
- * 200 while listening, not draining, and the backend's last [metrics]
- * backend_failures connects did not all fail. */
+ * 200 while listening, not draining, and the backend can take mail (the
+ * latest probe did not fail, and its last [metrics] backend_failures
+ * connections did not all fail before ready: metrics_backend_healthy). */
 static void metrics_gauges(void *arg, struct metrics_gauges *g)
 {
-	unsigned long limit = current->metrics.backend_failures;
 	(void)arg;
 
 	g->connections = sessions_count();
@@ -76,12 +82,46 @@ static void metrics_gauges(void *arg, struct metrics_gauges *g)
 	g->spool_bytes = spool_bytes_in_use();
 	g->draining = draining;
 	g->dns = dns_counts(g->dns_answers, &g->dns_inflight);
-	g->healthy = !draining && metrics.backend_failed_in_a_row < limit;
-	if (draining)
+	if (draining) {
+		g->healthy = false;
 		snprintf(g->unhealthy, sizeof g->unhealthy, "draining: shutting down");
-	else if (!g->healthy)
-		snprintf(g->unhealthy, sizeof g->unhealthy, "backend unreachable: its last %u connects failed",
-		    metrics.backend_failed_in_a_row);
+	} else {
+		g->healthy = metrics_backend_healthy(&metrics, current->metrics.backend_failures,
+		    g->unhealthy, sizeof g->unhealthy);
+	}
+}
+
+static void on_probed(void *arg, bool ok, const char *stage, const char *why)
+{
+	char was[8];
+	bool was_healthy = metrics_backend_healthy(&metrics, current->metrics.backend_failures, was, sizeof was);
+
+	(void)arg;
+	probes_inflight--;
+	metrics_backend_probed(&metrics, ok, stage, why);
+	if (!was_healthy && metrics_backend_healthy(&metrics, current->metrics.backend_failures, was, sizeof was))
+		log_info("backend probe: the backend answers again; /health is 200");
+}
+
+/* backend_probe_start - the probe at start-up and reload (quiet: false),
+ * or a re-probe of an unhealthy backend */
+static void backend_probe_start(bool quiet)
+{
+	/* counted first: a probe that fails at once reports before it returns */
+	probes_inflight++;
+	if (!backend_probe(current, quiet, on_probed, NULL))
+		probes_inflight--;   /* no probe (a host name): no report either */
+}
+
+static void on_reprobe_timer(uv_timer_t *t)
+{
+	(void)t;
+	/* with backend connections open, their outcome will tell */
+	if (draining || probes_inflight > 0 || backend_connections() > 0 ||
+	    !metrics_backend_probe_useful(&metrics, current->metrics.backend_failures))
+		return;
+	log_debug("backend probe: the backend was unhealthy and has had no traffic; probing it again");
+	backend_probe_start(true);
 }
 
 static size_t ipkey_hash(const char *key)
@@ -218,6 +258,8 @@ void server_stop(void)
 	uv_close((uv_handle_t *)&sig_hup, NULL);
 	if (!uv_is_closing((uv_handle_t *)&drain_timer))
 		uv_close((uv_handle_t *)&drain_timer, NULL);
+	if (!uv_is_closing((uv_handle_t *)&reprobe_timer))
+		uv_close((uv_handle_t *)&reprobe_timer, NULL);
 	/* open until here: /health says 503 while the sessions drain */
 	metrics_http_stop(metrics_http);
 	metrics_http = NULL;
@@ -322,7 +364,7 @@ void server_reload(void)
 	if (current_tls)
 		tls_server_unref(current_tls);
 	current_tls = tls;
-	backend_probe(current);
+	backend_probe_start(false);
 	log_info("reload: configuration %s loaded; new sessions use it", current->path);
 }
 
@@ -357,6 +399,7 @@ int server_listen(struct config *cfg)
 	uv_signal_init(loop, &sig_int);
 	uv_signal_init(loop, &sig_hup);
 	uv_timer_init(loop, &drain_timer);
+	uv_timer_init(loop, &reprobe_timer);
 	uv_signal_start(&sig_term, on_sigterm, SIGTERM);
 	uv_signal_start(&sig_int, on_sigterm, SIGINT);
 	uv_signal_start(&sig_hup, on_sighup, SIGHUP);
@@ -385,7 +428,10 @@ int server_listen(struct config *cfg)
 void server_run(bool daemon_mode)
 {
 	detached = daemon_mode;
-	backend_probe(current);
+	backend_probe_start(false);
+	/* only /health needs to know without traffic */
+	if (metrics_http != NULL)
+		uv_timer_start(&reprobe_timer, on_reprobe_timer, BACKEND_REPROBE_MS, BACKEND_REPROBE_MS);
 }
 
 void server_release(void)

@@ -5,10 +5,14 @@ The counters match exactly what the test did (messages and bytes relayed,
 transactions, a HELO check's refusals, size refusals at MAIL and at end of
 data, a too-long command line, a per-IP connection refusal, backend
 connects); /health is 200, then 503 once the backend's last
-backend_failures connects failed, 200 again when it is back, and 503
-while draining after SIGTERM. Hostile scrapers (slowloris, a 1 MB head,
+backend_failures connections failed before ready (refused, or accepted
+but never greeted, or greeted 421), 200 again when one gets ready or,
+without traffic, when a re-probe gets an answer; 503 from the start when
+the start-up probe fails; 503 while draining after SIGTERM. Hostile scrapers (slowloris, a 1 MB head,
 garbage, one that never reads, 100 at once) get bounded answers or are
-closed, while mail goes on at its normal pace. A bad listen address, one
+closed, while mail goes on at its normal pace; idle connections at the cap make
+room for a scraper (the oldest is closed), a head gets 1 s, and a
+connection refused for too many reads its 503 whole. A bad listen address, one
 shared with [server] listen, and a port in use are configuration errors
 that say what to fix."""
 import os
@@ -216,7 +220,7 @@ with t.case("/health follows the backend"):
     t.check("after 1 failed connect: still 200; after 2 ([metrics] backend_failures): 503",
             codes == [200, 503], codes)
     st, _, body = http("/health")
-    t.check("503 says why", "backend unreachable" in body, body)
+    t.check("503 says why", "backend cannot take mail" in body and "connect" in body, body)
     m = scrape()
     t.check("backend connect errors counted: 2",
             m['backstop_backend_connect_errors_total{target="backend"}'] == 2)
@@ -231,6 +235,120 @@ with t.case("/health follows the backend"):
     c.cmd("QUIT")
     c.close()
     t.check("/health: 200 again after a successful connect", http("/health")[0] == 200)
+
+class FakeBackend:
+    """A TCP backend whose behaviour the test switches: "smtp" (greets,
+    answers EHLO and the rest with 250), "silent" (accepts, never greets:
+    Postfix waiting for a PROXY header), "421" (greets 421 and closes),
+    "xclient" (offers XCLIENT, refuses it: backstop not authorized)."""
+
+    def __init__(self):
+        self.mode = "smtp"
+        self.held = []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.one, args=(c, self.mode), daemon=True).start()
+
+    def one(self, c, mode):
+        try:
+            if mode == "silent":
+                self.held.append(c)
+                return
+            if mode == "421":
+                c.sendall(b"421 4.3.2 fake: not now\r\n")
+                c.close()
+                return
+            c.sendall(b"220 fake ESMTP\r\n")
+            for line in c.makefile("rb"):
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    c.sendall(b"250-fake\r\n%s250 8BITMIME\r\n" %
+                              (b"250-XCLIENT NAME ADDR PROTO HELO PORT\r\n" if mode == "xclient" else b""))
+                elif verb == b"XCLI" and mode == "xclient":
+                    c.sendall(b"550 5.7.0 fake: not authorized\r\n")
+                elif verb == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    break
+                else:
+                    c.sendall(b"250 ok\r\n")
+            c.close()
+        except OSError:
+            pass
+
+    def close(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+with t.case("/health: a backend that cannot take mail, and its recovery without traffic"):
+    # dead from the start: the start-up probe decides, no client needed
+    mport4 = free_port()
+    bs4 = t.backstop({"backend": {"address": "127.0.0.1:%d" % dead_port(), "connect_timeout": "1s"},
+                      "metrics": {"listen": "127.0.0.1:%d" % mport4}})
+    ok = poll(lambda: http("/health", port=mport4)[0] == 503, 3, 0.1)
+    st, _, body = http("/health", port=mport4)
+    t.check("backend dead from the start: 503 without any client", ok and "probe failed" in body, (st, body))
+    bs4.stop()
+
+    fake = FakeBackend()
+    t.defer(fake.close)
+    mport5 = free_port()
+    bs5 = t.backstop({"backend": {"address": fake.address, "connect_timeout": "1s"},
+                      "metrics": {"listen": "127.0.0.1:%d" % mport5, "backend_failures": "2"}})
+    health5 = lambda: http("/health", port=mport5)
+    t.check("a backend that answers: 200", bs5.wait_log("backend probe: EHLO answered", 5) and
+            health5()[0] == 200, health5())
+
+    def sessions(n, mode):
+        fake.mode = mode
+        codes = []
+        for i in range(n):
+            c = bs5.client()
+            c.ehlo()
+            codes.append(c.cmd("MAIL FROM:<a%d@example.org>" % i, timeout=10).code)
+            c.cmd("QUIT")
+            c.close()
+        return codes
+    codes = sessions(2, "silent")
+    t.check("accepted but never greeted: MAIL gets 451", codes == [451, 451], codes)
+    st, _, body = health5()
+    t.check("after 2 such connections ([metrics] backend_failures = 2): 503 naming the greeting",
+            st == 503 and "greeting: timed out" in body, (st, body))
+    codes = sessions(1, "smtp")
+    t.check("a connection that gets ready: 250, and /health 200 again",
+            codes == [250] and health5()[0] == 200, (codes, health5()))
+    codes = sessions(2, "421")
+    st, _, body = health5()
+    t.check("greeted 421 twice: 451 to MAIL, /health 503", codes == [451, 451] and st == 503 and
+            "greeting: refused" in body, (codes, st, body))
+    # no client from now on: the re-probe (every 10 s) finds it answers
+    fake.mode = "smtp"
+    t0 = time.monotonic()
+    ok = poll(lambda: health5()[0] == 200, 14, 0.2)
+    t.check("the backend answers again, no traffic: /health 200 within 10 s + a probe (%.1fs)"
+            % (time.monotonic() - t0), ok, health5())
+    t.check("the recovery is logged", bs5.wait_log("the backend answers again", 1))
+    # past the greeting: XCLIENT refused is a failure too
+    codes = sessions(2, "xclient")
+    st, _, body = health5()
+    t.check("XCLIENT refused twice: 451 to MAIL, /health 503 naming XCLIENT",
+            codes == [451, 451] and st == 503 and "XCLIENT: refused" in body, (codes, st, body))
+    codes = sessions(1, "smtp")
+    t.check("then a connection that gets ready: /health 200", codes == [250] and health5()[0] == 200,
+            (codes, health5()))
+    bs5.stop()
 
 with t.case("hostile scrapers, mail flows"):
     base = [send_timed(bs, "baseline %d" % i) for i in range(3)]
@@ -314,6 +432,79 @@ with t.case("hostile scrapers, mail flows"):
     t.check("the scraper that does not read is closed too", ok)
     t.check("/health answers again afterwards", http("/health")[0] == 200)
     t.check("backstop still running", bs.running())
+
+with t.case("idle connections cannot lock the endpoint; a refused one reads its 503"):
+    def closed_now(s):
+        s.settimeout(0.05)
+        try:
+            while True:
+                if not s.recv(65536):
+                    return True
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+    idle = [socket.create_connection(("127.0.0.1", MPORT), timeout=5) for _ in range(8)]
+    for s in idle:
+        t.defer(s.close)
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    st, _, body = http("/health")
+    took = time.monotonic() - t0
+    t.check("8 idle connections (the cap): /health still answers 200 (in %.2fs)" % took,
+            st == 200 and took < 1.0, (st, body, took))
+    t.check("the oldest idle one was closed to make room", poll(lambda: closed_now(idle[0]), 1),
+            "idle[0] still open")
+    for s in idle:
+        s.close()
+    # an incomplete head gets a short deadline of its own, not the whole 5 s
+    s = socket.create_connection(("127.0.0.1", MPORT), timeout=5)
+    t.defer(s.close)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    t0 = time.monotonic()
+    ok = poll(lambda: closed_now(s), 6, 0.05)
+    took = time.monotonic() - t0
+    t.check("an incomplete request head is closed after about 1 s (%.2fs), not 5 s" % took,
+            ok and 0.7 < took < 2.0, took)
+    s.close()
+    # 8 connections with complete requests, none reading: the 9th gets a
+    # 503 it can read (writes shut down, its input drained) - not a reset
+    busy = []
+    for _ in range(8):
+        b = socket.socket()
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+        b.connect(("127.0.0.1", MPORT))
+        b.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
+        t.defer(b.close)
+        busy.append(b)
+    time.sleep(0.1)
+    # a burst of 20 that each send their request before reading: closed at
+    # once, the unread requests would turn each close into a reset
+    burst = []
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", MPORT), timeout=5)
+        t.defer(s.close)
+        s.sendall(b"GET /health HTTP/1.1\r\nX-Pad: " + b"p" * 2000 + b"\r\n\r\n")
+        burst.append(s)
+    answers = {}
+    for s in burst:
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            k = data.split(b"\r\n")[0].decode("latin-1") + " / " + data.partition(b"\r\n\r\n")[2].decode("latin-1")
+        except OSError as e:
+            k = "error: %s" % e
+        answers[k] = answers.get(k, 0) + 1
+        s.close()
+    t.check("20 more while 8 requests are answered: each reads a whole 503 'too many scrapers',"
+            " no reset", answers == {"HTTP/1.1 503 Service Unavailable / too many scrapers\n": 20}, answers)
+    for b in busy:
+        b.close()
+    t.check("/health afterwards: 200", poll(lambda: http("/health")[0] == 200, 3, 0.1))
 
 with t.case("TLS handshakes and failures by version"):
     ca = t.tmpdir("ca")

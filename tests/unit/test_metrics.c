@@ -115,14 +115,50 @@ int main(void)
 	CHECK_INT(m.refusals[METRICS_CHECK_BATV][0], 1);
 	CHECK_INT(m.refusals[METRICS_CHECK_OTHER][1], 1);
 	CHECK_INT(m.refusals[METRICS_CHECK_SIZE][0] + m.refusals[METRICS_CHECK_SIZE][1], 0);
+	/* TCP connects are counted, but do not decide /health */
 	metrics_backend_connect(&m, false, false);
 	metrics_backend_connect(&m, false, false);
-	metrics_backend_connect(&m, true, false);   /* the relay's do not count for /health */
-	CHECK_INT(m.backend_failed_in_a_row, 2);
+	metrics_backend_connect(&m, true, false);
 	metrics_backend_connect(&m, false, true);
+	CHECK_INT(m.backend_connect_errors[0], 2);
+	CHECK_INT(m.backend_connects[0], 1);
 	CHECK_INT(m.backend_failed_in_a_row, 0);
+	{
+		char why[200];
+		/* a backend that accepts TCP and never greets: failures */
+		metrics_backend_failed(&m, "greeting", "timed out", false);
+		metrics_backend_failed(&m, "greeting", "timed out", false);
+		CHECK(metrics_backend_healthy(&m, 3, why, sizeof why));
+		metrics_backend_failed(&m, "greeting", "refused the connection", false);
+		CHECK(!metrics_backend_healthy(&m, 3, why, sizeof why));
+		CHECK(strstr(why, "last 3 connections failed") && strstr(why, "greeting: refused"));
+		CHECK(metrics_backend_probe_useful(&m, 3));
+		/* a probe that gets through EHLO clears what it can see */
+		metrics_backend_probed(&m, true, NULL, NULL);
+		CHECK(metrics_backend_healthy(&m, 3, why, sizeof why));
+		CHECK_INT(m.backend_failed_in_a_row, 0);
+		/* a probe's failure alone is enough (start-up: no history) */
+		metrics_backend_probed(&m, false, "connect", "connection refused");
+		CHECK(!metrics_backend_healthy(&m, 3, why, sizeof why));
+		CHECK(strstr(why, "probe failed") && strstr(why, "connect: connection refused"));
+		/* a connection that gets ready clears everything */
+		metrics_backend_ready(&m);
+		CHECK(metrics_backend_healthy(&m, 3, why, sizeof why));
+		/* failures past EHLO (XCLIENT refused): a probe cannot clear
+		 * them, even when a later one failed earlier, nor is one tried */
+		for (int i = 0; i < 3; i++)
+			metrics_backend_failed(&m, "XCLIENT", "refused the connection", true);
+		metrics_backend_failed(&m, "connect", "unreachable", false);
+		CHECK(!metrics_backend_probe_useful(&m, 3));
+		metrics_backend_probed(&m, true, NULL, NULL);
+		CHECK(!metrics_backend_healthy(&m, 3, why, sizeof why));
+		CHECK_INT(m.backend_failed_in_a_row, 4);
+		metrics_backend_ready(&m);
+		CHECK_INT(m.backend_failed_in_a_row, 0);
+		CHECK(!metrics_backend_probe_useful(&m, 3));
+		metrics_backend_failed(&m, "EHLO", "timed out", false);
+	}
 	metrics_backend_connect(&m, false, false);
-	CHECK_INT(m.backend_failed_in_a_row, 1);
 	metrics_relayed(&m, 1024);        /* on the bound: bucket le=1024 */
 	metrics_relayed(&m, 1025);
 	metrics_relayed(&m, 100u << 20);  /* over every bound: +Inf only */
@@ -146,6 +182,7 @@ int main(void)
 	CHECK_INT(sample(b.data, "backstop_refusals_total{check=\"batv\",class=\"5xx\"}"), 1);
 	CHECK_INT(sample(b.data, "backstop_refusals_total{check=\"other\",class=\"5xx\"}"), 1);
 	CHECK_INT(sample(b.data, "backstop_backend_connect_errors_total{target=\"backend\"}"), 3);
+	CHECK_INT(sample(b.data, "backstop_backend_connect_failures_in_a_row"), 1);
 	CHECK_INT(sample(b.data, "backstop_backend_connect_errors_total{target=\"relay\"}"), 1);
 	CHECK_INT(sample(b.data, "backstop_backend_connects_total{target=\"backend\"}"), 1);
 	CHECK_INT(sample(b.data, "backstop_message_size_bytes_bucket{le=\"1024\"}"), 1);
