@@ -29,6 +29,10 @@
 
 #define LOG_TEXT_MAX LOG_REC_TEXT_MAX
 #define LOG_LINE_MAX 24576     /* a JSON line: envelope, msg (escaped), members */
+/* a JSON line to syslog: relays cut longer messages (rsyslog's default
+ * maxMessageSize is 8 KiB, with its header), and a cut object is not JSON;
+ * members that do not fit are left out whole ("truncated":true) */
+#define LOG_SYSLOG_JSON_MAX (8192 - 512)
 
 /* The process has one log: this is its state (set up at start-up and on
  * SIGHUP, written by the loop thread only). */
@@ -321,7 +325,7 @@ static void timestamp(char *ts, size_t cap)
 /* emit - one event to the sink. text is the human line ("sid: ..." when
  * sid is set), msg the same without the session prefix. */
 static void emit(int level, const char *event, const char *sid, const char *text, const char *msg,
-    const char *members)
+    const char *members, bool members_cut)
 {
 	static char out[LOG_LINE_MAX];
 	const char *lvl = level <= LOG_LEVEL_WARNING ? level_names[level] : "";
@@ -337,8 +341,8 @@ static void emit(int level, const char *event, const char *sid, const char *text
 	}
 	timestamp(ts, sizeof ts);
 	if (sink.format == LOG_FORMAT_JSON) {
-		len = json_envelope(out, sizeof out, ts, level_names[level], (long)getpid(), event, sid,
-		    msg, members);
+		len = json_envelope(out, sink.destination == LOG_DEST_SYSLOG ? LOG_SYSLOG_JSON_MAX : sizeof out,
+		    ts, level_names[level], (long)getpid(), event, sid, msg, members, members_cut);
 		if (len == 0)
 			return;
 		if (sink.destination == LOG_DEST_SYSLOG) {
@@ -402,12 +406,12 @@ void log_msg(int level, const char *fmt, ...)
 	va_end(ap);
 	join_lines(line);
 	if (sink.format != LOG_FORMAT_JSON) {
-		emit(level, NULL, NULL, line, line, NULL);
+		emit(level, NULL, NULL, line, line, NULL, false);
 		return;
 	}
 	log_event_name(fmt, event, sizeof event);
 	sid = session_prefix(fmt, line, sidbuf, sizeof sidbuf);
-	emit(level, event, sid, line, sid ? line + 14 : line, NULL);
+	emit(level, event, sid, line, sid ? line + 14 : line, NULL, false);
 }
 
 void log_record(int level, const char *event, const char *sid, const struct log_rec *rec)
@@ -422,5 +426,5 @@ void log_record(int level, const char *event, const char *sid, const struct log_
 	snprintf(line + off, sizeof line - off, "%s", rec->text);
 	join_lines(line);
 	emit(level, event, sid, line, line + off,
-	    sink.format == LOG_FORMAT_JSON && rec->json ? rec->json : NULL);
+	    sink.format == LOG_FORMAT_JSON && rec->json ? rec->json : NULL, rec->json_cut);
 }

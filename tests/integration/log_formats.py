@@ -11,7 +11,10 @@ file and sending SIGHUP (logrotate) makes a new file. A log file that
 cannot be opened fails -t and start-up with a message naming [log] file; a
 file whose writes fail (a full file system) drops lines, says so once on
 stderr, and mail still flows. Text format to a file has the stderr line
-form.
+form. JSON to syslog is cut below 8 KiB (rsyslog's default message size):
+a summary with 100 long recipients leaves the recipients out whole, says
+"truncated":true and keeps the other keys; to a file the same summary has
+every key, the recipients that fit and "truncated":true.
 
 With [server] user the file is opened and created as that user, never
 through a symbolic link, and must be a regular file with one link owned by
@@ -22,6 +25,7 @@ chown; logrotate's "create 0640 USER" file in root's directory works."""
 import json
 import pwd
 import signal
+import socket
 import subprocess
 from harness import *
 
@@ -372,5 +376,85 @@ with t.case("writes fail (a full file system): lines dropped, reported once, mai
     t.check("the failure reported once on stderr",
             len(re.findall(r"log file %s: write failed: No space left on device" % re.escape(fpath),
                            bs.log())) == 1, bs.log()[-2000:])
+    bs.stop()
+def many_recipients(bs):
+    """review13: a transaction whose summary is over 10 KB as JSON"""
+    c = bs.client()
+    c.cmd("EHLO client.example.org")
+    c.cmd('MAIL FROM:<"%s"@example.org>' % ('\\"' * 28))
+    for i in range(100):
+        c.cmd('RCPT TO:<"%s%03d"@%s.example.net>' % ('\\"' * 28, i, "d" * 60))
+    t.check_reply("DATA", c.cmd("DATA"), 354)
+    c.send(dot_stuff(make_message("many recipients")) + b".\r\n")
+    t.check_reply("accepted", c.reply(), 250)
+    c.cmd("QUIT")
+    c.close()
+
+
+with t.case("JSON to a file: 100 long recipients, the summary keeps every key"):
+    mpath = os.path.join(logdir, "many.json")
+    bs = start({"backend": {"address": sink.address}, "limits": {"max_recipients": "1000"},
+                "log": {"destination": "file", "file": mpath, "format": "json"}}, mpath)
+    many_recipients(bs)
+    poll(lambda: b'"event":"summary"' in b"".join(read_lines(mpath)), 5)
+    sums = [o for o in parse_all("json, many recipients", mpath) if o["event"] == "summary"]
+    if t.check("one summary", len(sums) == 1, sums):
+        o = sums[0]
+        t.check("every summary key, the recipients that fit, truncated",
+                all(k in o for k in SUMMARY) and 0 < len(o["recipients"]) < 100 and o["recipients_count"] == 100
+                and o["result"] == "accepted" and o.get("truncated") is True,
+                ([k for k in SUMMARY if k not in o], len(o.get("recipients", [])), o.get("truncated")))
+    bs.stop()
+
+with t.case("JSON to syslog: every message under 8 KiB, members left out whole"):
+    # a /dev/log of the test's own, in a mount namespace of backstop's: a
+    # tmpfs over /dev with null, zero, random, urandom and the socket
+    sdir = t.tmpdir("syslog")
+    sock_path = os.path.join(sdir, "log.sock")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(sock_path)
+    rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    t.defer(rx.close)
+    bs = t.backstop({"backend": {"address": sink.address},
+                     "log": {"destination": "syslog", "format": "json", "level": "info"},
+                     "limits": {"max_recipients": "1000"}}, start=False)
+    bs.logf = open(bs.logfile, "ab")
+    bs.proc = subprocess.Popen(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c",
+         'set -e; mkdir "$1/dev"; mount --rbind /dev "$1/dev"; mount -t tmpfs -o mode=0755 tmpfs /dev;'
+         ' for f in null zero random urandom; do touch /dev/$f; mount --bind "$1/dev/$f" /dev/$f; done;'
+         ' touch /dev/log; mount --bind "$2" /dev/log; shift 2; exec "$@"',
+         "sh", sdir, sock_path, bs.bin, "-f", "-c", bs.conf],
+        stdout=bs.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    if not wait_port("127.0.0.1", bs.port, 10):
+        t.error("backstop logging to the test's /dev/log did not start:\n%s" % bs.log())
+    many_recipients(bs)
+    msgs = []
+
+    def summary_seen():
+        rx.settimeout(0.2)
+        try:
+            while True:
+                msgs.append(rx.recv(1 << 17))
+        except (socket.timeout, BlockingIOError):
+            pass
+        return any(b'"event":"summary"' in m for m in msgs)
+    t.check("the summary reached syslog", poll(summary_seen, 5), [m[:200] for m in msgs])
+    objs, bad = [], []
+    for m in msgs:
+        try:
+            objs.append(json.loads(m[m.index(b"]: {") + 3:].decode()))
+        except ValueError as e:
+            bad.append((str(e), m[:300]))
+    t.check("every syslog message is one JSON object after the syslog header", not bad and objs, bad[:3])
+    longest = max(msgs, key=len) if msgs else b""
+    log("longest syslog message: %d bytes" % len(longest))
+    t.check("every syslog message (header and object) is under 8 KiB", len(longest) < 8192, len(longest))
+    sums = [o for o in objs if o.get("event") == "summary"]
+    if t.check("one summary", len(sums) == 1, sums):
+        o = sums[0]
+        t.check("summary: truncated, the recipients left out whole, the rest kept",
+                o.get("truncated") is True and "recipients" not in o and o["recipients_count"] == 100
+                and o.get("result") == "accepted" and o.get("reply_code") == 250 and o.get("txn"), o)
     bs.stop()
 t.done()
