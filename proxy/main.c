@@ -208,7 +208,8 @@ int main(int argc, char **argv)
 	/* the log file is opened (created) as [server] user, not as root: a
 	 * symbolic link or another file that user could plant there must not
 	 * get root's writes, and a file it creates is that user's */
-	if (privs_fs_enter(&pv, err, sizeof err) < 0) {
+	bool log_as_user = cfg->log.destination == LOG_DEST_FILE;
+	if (log_as_user && privs_fs_enter(&pv, err, sizeof err) < 0) {
 		fprintf(stderr, "%s\nbackstop: not starting\n", err);
 		config_unref(cfg);
 		return 1;
@@ -219,7 +220,7 @@ int main(int argc, char **argv)
 		config_unref(cfg);
 		return 1;
 	}
-	if (privs_fs_leave(&pv, err, sizeof err) < 0) {
+	if (log_as_user && privs_fs_leave(&pv, err, sizeof err) < 0) {
 		fprintf(stderr, "%s\nbackstop: not starting\n", err);
 		config_unref(cfg);
 		return 1;
