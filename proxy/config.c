@@ -107,7 +107,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"log", "level", CFG_ENUM, "info", O(log.level), 0, 0, log_levels},
 	{"log", "destination", CFG_ENUM, "stderr", O(log.destination), 0, 0, log_dests},
 	{"log", "format", CFG_ENUM, "text", O(log.format), 0, 0, log_formats},
-	{"log", "file", CFG_STR, "/var/log/backstop.log", O(log.file), 0, 4096, NULL},
+	{"log", "file", CFG_STR, "/var/log/backstop/backstop.log", O(log.file), 0, 4096, NULL},
 
 	{"helo", "required", CFG_BOOL, "no", O(helo.required), 0, 0, NULL},
 	{"helo", "reject_invalid", CFG_BOOL, "yes", O(helo.reject_invalid), 0, 0, NULL},

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -28,6 +29,10 @@
 
 #define LOG_TEXT_MAX LOG_REC_TEXT_MAX
 #define LOG_LINE_MAX 24576     /* a JSON line: envelope, msg (escaped), members */
+/* a JSON line to syslog: relays cut longer messages (rsyslog's default
+ * maxMessageSize is 8 KiB, with its header), and a cut object is not JSON;
+ * members that do not fit are left out whole ("truncated":true) */
+#define LOG_SYSLOG_JSON_MAX (8192 - 512)
 
 /* The process has one log: this is its state (set up at start-up and on
  * SIGHUP, written by the loop thread only). */
@@ -40,7 +45,6 @@ struct log_sink {
 	bool detached;          /* stderr is gone */
 	int fd;                 /* LOG_DEST_FILE */
 	char *path;
-	bool created;           /* this process created the file */
 	unsigned long long dropped;   /* lines lost since the last report */
 	int drop_errno;
 };
@@ -77,33 +81,74 @@ void log_open(int destination, int level)
 		syslog_stop();
 }
 
-/* file_open - the log file for appending: created 0640 when missing, never
- * a terminal, never blocking (a FIFO without a reader is an error here, a
- * full one drops lines later). *created says whether it is new. */
-static int file_open(const char *path, bool *created, char *err, size_t errlen)
+/* file_verify - what fd (opened as path) must be to be written as the log:
+ * a regular file with one name, owned by the uid that opened it (a file
+ * system uid: setfsuid() at start-up, the user after the drop). Anything
+ * else may be a file someone else wants written: refused, with what to
+ * fix. 0, or -1 (fd left open). */
+static int file_verify(int fd, const char *path, char *err, size_t errlen)
 {
-	const int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+	uid_t opener = (uid_t)setfsuid((uid_t)-1);   /* -1 changes nothing: the current one */
 	struct stat st;
-	int fd;
 
-	*created = false;
-	fd = open(path, flags);
-	if (fd < 0 && errno == ENOENT) {
-		fd = open(path, flags | O_CREAT | O_EXCL, 0640);
-		if (fd >= 0)
-			*created = true;
-		else if (errno == EEXIST)
-			fd = open(path, flags);   /* someone else made it meanwhile */
-	}
-	if (fd < 0) {
-		snprintf(err, errlen, "[log] file %s cannot be opened for appending: %s%s", path,
-		    strerror(errno), errno == ENOENT ? " (create its directory)" :
-		    errno == EACCES ? " (give the user backstop runs as write access, or"
-		    " change [log] file)" : "");
+	if (opener == (uid_t)-1)
+		opener = geteuid();   /* a seccomp filter refused even the query: no switch in force */
+
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "[log] file %s: fstat: %s", path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "[log] file %s is a directory: name a file", path);
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "[log] file %s is not a regular file: name a file (a missing one"
+		    " is created)", path);
+		return -1;
+	}
+	if (st.st_nlink != 1) {
+		snprintf(err, errlen, "[log] file %s has %lu hard links: another name for it may be a file"
+		    " that is not a log; remove it (backstop creates a new one) or name another file", path,
+		    (unsigned long)st.st_nlink);
+		return -1;
+	}
+	if (st.st_uid != opener) {
+		snprintf(err, errlen, "[log] file %s belongs to uid %lu, not to uid %lu that backstop writes"
+		    " it as ([server] user): chown it to that user (logrotate: \"create 0640 USER GROUP\"),"
+		    " or remove it (backstop creates it)", path, (unsigned long)st.st_uid,
+		    (unsigned long)opener);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *open_hint(int e)
+{
+	switch (e) {
+	case ENOENT: return " (its directory does not exist: create it, or change [log] file)";
+	case ELOOP: return " (it is a symbolic link, which backstop does not follow there: whoever can"
+	    " write the directory could point it at any file; name the file itself)";
+	case EACCES: return " (backstop opens and creates it as [server] user: chown it to that user"
+	    " (logrotate: \"create 0640 USER GROUP\"), or let that user create files in the directory)";
+	case ENXIO: return " (a FIFO or socket, not a regular file: name a file)";
+	case EROFS: return " (under systemd, ProtectSystem=strict leaves only the unit's LogsDirectory="
+	    " /var/log/backstop and ReadWritePaths= writable: log there, or add the directory to"
+	    " ReadWritePaths=)";
+	default: return "";
+	}
+}
+
+/* file_open - the log file for appending, created 0640 when missing, as
+ * the file system uid in effect (the [server] user: the caller arranges
+ * it). Never through a symbolic link, never a terminal, never blocking. */
+static int file_open(const char *path, bool create, char *err, size_t errlen)
+{
+	int flags = O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW;
+	int fd = open(path, create ? flags | O_CREAT : flags, 0640);
+
+	if (fd < 0) {
+		snprintf(err, errlen, "[log] file %s cannot be opened for appending as uid %lu: %s%s", path,
+		    (unsigned long)setfsuid((uid_t)-1), strerror(errno), open_hint(errno));
+		return -1;
+	}
+	if (file_verify(fd, path, err, errlen) < 0) {
 		close(fd);
 		return -1;
 	}
@@ -118,9 +163,8 @@ int log_configure(const struct config *cfg, bool detached, char *err, size_t err
 		destination = LOG_DEST_SYSLOG;
 	if (destination == LOG_DEST_FILE &&
 	    (sink.fd < 0 || sink.path == NULL || strcmp(sink.path, cfg->log.file) != 0)) {
-		bool created;
 		char *path = strdup(cfg->log.file);
-		int fd = path ? file_open(path, &created, err, errlen) : -1;
+		int fd = path ? file_open(path, true, err, errlen) : -1;
 
 		if (fd < 0) {
 			if (path == NULL)
@@ -133,7 +177,6 @@ int log_configure(const struct config *cfg, bool detached, char *err, size_t err
 		free(sink.path);
 		sink.fd = fd;
 		sink.path = path;
-		sink.created = created;
 	} else if (destination != LOG_DEST_FILE && sink.fd >= 0) {
 		close(sink.fd);
 		sink.fd = -1;
@@ -154,16 +197,14 @@ int log_configure(const struct config *cfg, bool detached, char *err, size_t err
 
 int log_reopen(char *err, size_t errlen)
 {
-	bool created;
 	int fd;
 
 	if (sink.destination != LOG_DEST_FILE || sink.path == NULL)
 		return 0;
-	if ((fd = file_open(sink.path, &created, err, errlen)) < 0)
+	if ((fd = file_open(sink.path, true, err, errlen)) < 0)
 		return -1;
 	close(sink.fd);
 	sink.fd = fd;
-	sink.created = created;
 	return 0;
 }
 
@@ -171,20 +212,15 @@ int log_file_check(const char *path, char *err, size_t errlen)
 {
 	struct stat st;
 	char *copy, *dir;
-	int rc = 0;
+	int fd, rc = 0;
 
-	if (stat(path, &st) == 0) {
-		bool created;
-		int fd = file_open(path, &created, err, errlen);
-		if (fd < 0)
-			return -1;
+	if ((fd = file_open(path, false, err, errlen)) >= 0) {
 		close(fd);
 		return 0;
 	}
-	if (errno != ENOENT) {
-		snprintf(err, errlen, "[log] file %s: %s", path, strerror(errno));
-		return -1;
-	}
+	if (lstat(path, &st) == 0 || errno != ENOENT)
+		return -1;   /* it is there, and err says what is wrong with it */
+	/* missing: start-up creates it, if this identity may */
 	if ((copy = strdup(path)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -195,25 +231,12 @@ int log_file_check(const char *path, char *err, size_t errlen)
 		    " (create it, or change [log] file)", path, dir);
 		rc = -1;
 	} else if (access(dir, W_OK | X_OK) < 0) {
-		snprintf(err, errlen, "[log] file %s cannot be created: no write access to %s (%s)",
-		    path, dir, strerror(errno));
+		snprintf(err, errlen, "[log] file %s cannot be created by uid %lu: no write access to %s (%s)%s",
+		    path, (unsigned long)getuid(), dir, strerror(errno), open_hint(EACCES));
 		rc = -1;
 	}
 	free(copy);
 	return rc;
-}
-
-int log_file_give(uid_t uid, gid_t gid, char *err, size_t errlen)
-{
-	if (sink.fd < 0 || !sink.created)
-		return 0;
-	if (fchown(sink.fd, uid, gid) < 0) {
-		snprintf(err, errlen, "[log] file %s: cannot give it to uid %lu: %s", sink.path,
-		    (unsigned long)uid, strerror(errno));
-		return -1;
-	}
-	sink.created = false;
-	return 0;
 }
 
 const char *log_file_name(void)
@@ -305,7 +328,7 @@ static void timestamp(char *ts, size_t cap)
 /* emit - one event to the sink. text is the human line ("sid: ..." when
  * sid is set), msg the same without the session prefix. */
 static void emit(int level, const char *event, const char *sid, const char *text, const char *msg,
-    const char *members)
+    const char *members, bool members_cut)
 {
 	static char out[LOG_LINE_MAX];
 	const char *lvl = level <= LOG_LEVEL_WARNING ? level_names[level] : "";
@@ -321,8 +344,8 @@ static void emit(int level, const char *event, const char *sid, const char *text
 	}
 	timestamp(ts, sizeof ts);
 	if (sink.format == LOG_FORMAT_JSON) {
-		len = json_envelope(out, sizeof out, ts, level_names[level], (long)getpid(), event, sid,
-		    msg, members);
+		len = json_envelope(out, sink.destination == LOG_DEST_SYSLOG ? LOG_SYSLOG_JSON_MAX : sizeof out,
+		    ts, level_names[level], (long)getpid(), event, sid, msg, members, members_cut);
 		if (len == 0)
 			return;
 		if (sink.destination == LOG_DEST_SYSLOG) {
@@ -386,12 +409,12 @@ void log_msg(int level, const char *fmt, ...)
 	va_end(ap);
 	join_lines(line);
 	if (sink.format != LOG_FORMAT_JSON) {
-		emit(level, NULL, NULL, line, line, NULL);
+		emit(level, NULL, NULL, line, line, NULL, false);
 		return;
 	}
 	log_event_name(fmt, event, sizeof event);
 	sid = session_prefix(fmt, line, sidbuf, sizeof sidbuf);
-	emit(level, event, sid, line, sid ? line + 14 : line, NULL);
+	emit(level, event, sid, line, sid ? line + 14 : line, NULL, false);
 }
 
 void log_record(int level, const char *event, const char *sid, const struct log_rec *rec)
@@ -406,5 +429,5 @@ void log_record(int level, const char *event, const char *sid, const struct log_
 	snprintf(line + off, sizeof line - off, "%s", rec->text);
 	join_lines(line);
 	emit(level, event, sid, line, line + off,
-	    sink.format == LOG_FORMAT_JSON && rec->json ? rec->json : NULL);
+	    sink.format == LOG_FORMAT_JSON && rec->json ? rec->json : NULL, rec->json_cut);
 }

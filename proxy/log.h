@@ -22,21 +22,20 @@ void log_open(int destination, int level);
 /*
  * log_configure - the sink cfg's [log] section asks for. detached (daemon
  * mode, stderr is gone): stderr means syslog. A file is opened for
- * appending (created 0640); if it cannot be, -1 with the reason in err and
- * the previous sink stays.
+ * appending (created 0640) as the file system uid in effect (at start-up
+ * the caller sets it to [server] user: privs_fs_enter()), never through a
+ * symbolic link, and must be a regular file with one link owned by that
+ * uid; if not, -1 with what to fix in err and the previous sink stays.
  */
 int log_configure(const struct config *cfg, bool detached, char *err, size_t errlen);
 /* log_reopen - SIGHUP: open the log file again by its name (logrotate
  * renamed it). On failure the old file stays in use; -1 with the reason. */
 int log_reopen(char *err, size_t errlen);
-/* log_file_check - for -t: can [log] file be opened for appending? An
- * existing file is opened (not created); a missing one needs a directory
- * this process may create it in. 0, or -1 with what to fix in err. */
+/* log_file_check - for -t, run as the identity that will write it: would
+ * log_configure() take [log] file? An existing file is opened (not
+ * created) and checked as log_configure() checks it; a missing one needs
+ * a directory this process may create it in. 0, or -1 with what to fix. */
 int log_file_check(const char *path, char *err, size_t errlen);
-/* log_file_give - before the privilege drop: a log file this process
- * created belongs to uid/gid afterwards, so that the reopen on SIGHUP (as
- * that user) works. 0, or -1 with the reason. */
-int log_file_give(uid_t uid, gid_t gid, char *err, size_t errlen);
 /* log_file_name - the log file in use, or NULL. */
 const char *log_file_name(void);
 /* log_echo_stderr - also copy syslog lines to stderr (until daemon()

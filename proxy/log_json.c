@@ -151,11 +151,18 @@ void log_rec_textf(struct log_rec *r, const char *fmt, ...)
 		r->text_len += (size_t)n;
 }
 
-/* json room left for content: the closers of open containers stay free */
+/* json room left for content: the closers of open containers stay free,
+ * and inside a container the room reserved for what follows it */
 static size_t json_room(const struct log_rec *r)
 {
-	size_t limit = r->json_cap > CLOSE_RESERVE + 1 ? r->json_cap - CLOSE_RESERVE - 1 : 0;
+	size_t keep = CLOSE_RESERVE + 1 + (r->depth > 0 ? r->reserve : 0);
+	size_t limit = r->json_cap > keep ? r->json_cap - keep : 0;
 	return r->json_len < limit ? limit - r->json_len : 0;
+}
+
+void log_rec_reserve(struct log_rec *r, size_t n)
+{
+	r->reserve = n;
 }
 
 static bool json_put(struct log_rec *r, const char *s, size_t n)
@@ -435,8 +442,38 @@ void log_rec_checks(struct log_rec *r, const char *pre, const char *key, const c
 	log_rec_end(r);
 }
 
+/* member_span - the length of the first member of m (a list of JSON
+ * members without braces, as log_rec builds it): up to the comma at the
+ * top level that ends it, or the end. Strings and nested containers are
+ * skipped over; the scan never passes the NUL. */
+static size_t member_span(const char *m)
+{
+	size_t i;
+	int depth = 0;
+	bool in_string = false;
+
+	for (i = 0; m[i]; i++) {
+		char c = m[i];
+		if (in_string) {
+			if (c == '\\' && m[i + 1])
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == '[' || c == '{') {
+			depth++;
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		} else if (c == ',' && depth == 0) {
+			break;
+		}
+	}
+	return i;
+}
+
 size_t json_envelope(char *out, size_t cap, const char *ts, const char *level, long pid,
-    const char *event, const char *session, const char *msg, const char *members)
+    const char *event, const char *session, const char *msg, const char *members, bool members_cut)
 {
 	size_t o = 0, n, mlen = members ? strlen(members) : 0;
 	/* the tail that always fits: the msg string's end, "truncated", "}\n" */
@@ -458,11 +495,28 @@ size_t json_envelope(char *out, size_t cap, const char *ts, const char *level, l
 	n = json_escape(out + o, cap - o - tail, msg, strlen(msg), NULL);
 	o += n;
 	out[o++] = '"';
-	if (mlen && o + 1 + mlen + 2 < cap) {
+	if (mlen && o + 1 + mlen + 2 + (members_cut ? 17 : 0) < cap) {
 		out[o++] = ',';
 		memcpy(out + o, members, mlen);
 		o += mlen;
+		if (members_cut) {
+			memcpy(out + o, ",\"truncated\":true", 17);
+			o += 17;
+		}
 	} else if (mlen) {
+		/* the members that fit, whole and in order; the others are
+		 * left out, and the line says so */
+		for (const char *m = members; *m; ) {
+			size_t span = member_span(m);
+			if (span > 0 && o + 1 + span + tail <= cap) {
+				out[o++] = ',';
+				memcpy(out + o, m, span);
+				o += span;
+			}
+			m += span;
+			if (*m == ',')
+				m++;
+		}
 		memcpy(out + o, ",\"truncated\":true", 17);
 		o += 17;
 	}

@@ -51,6 +51,7 @@ struct log_rec {
 	char *json;               /* NULL: text only */
 	size_t json_cap, json_len;
 	bool json_cut;            /* something was left out */
+	size_t reserve;           /* JSON room elements of containers leave free */
 	int depth;                /* open arrays and objects */
 	int skip;                 /* open containers that were left out */
 	bool comma[LOG_REC_DEPTH + 1];   /* a value was written at this depth */
@@ -85,6 +86,10 @@ void log_rec_bool(struct log_rec *r, const char *key, bool v);
  * it. An element that does not fit is dropped; begin reserves the room for
  * its end. */
 void log_rec_array_begin(struct log_rec *r, const char *key);
+/* log_rec_reserve - until called with 0: elements of arrays and objects
+ * leave n bytes of the JSON room free, for the members written after a
+ * list that could fill the record (the recipients before the result). */
+void log_rec_reserve(struct log_rec *r, size_t n);
 void log_rec_object_begin(struct log_rec *r, const char *key);
 void log_rec_end(struct log_rec *r);
 
@@ -101,12 +106,15 @@ void log_rec_checks(struct log_rec *r, const char *pre, const char *key, const c
 
 /*
  * json_envelope - a whole JSON log line: {"ts":..,"level":..,"pid":..,
- * "event":..,"session":..|null,"msg":..[,members]}\n into out. members
- * that do not fit are replaced by "truncated":true. Returns the length
- * (always a complete line when cap >= 256), or 0 if cap is too small.
+ * "event":..,"session":..|null,"msg":..[,members]}\n into out. When the
+ * members do not all fit, each top-level member that fits is kept, whole
+ * and in order, the others are left out and "truncated":true ends the
+ * object; so does members_cut (the record left something out already).
+ * Returns the length (always a complete line when cap >= 256), or 0 if cap
+ * is too small.
  */
 size_t json_envelope(char *out, size_t cap, const char *ts, const char *level, long pid,
-    const char *event, const char *session, const char *msg, const char *members);
+    const char *event, const char *session, const char *msg, const char *members, bool members_cut);
 
 /*
  * log_event_name - a stable event name from a printf format (never from

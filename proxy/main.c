@@ -86,7 +86,10 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 		return -1;
 	if (privs_lookup(cfg, pv, err, errlen) < 0)
 		return -1;
-	if (cfg->log.destination == LOG_DEST_FILE && log_file_check(cfg->log.file, err, errlen) < 0)
+	/* with [server] user the log file is checked as that user
+	 * (privs_check_as_user), as start-up opens it */
+	if (cfg->log.destination == LOG_DEST_FILE && !pv->drop &&
+	    log_file_check(cfg->log.file, err, errlen) < 0)
 		return -1;
 	/* held messages need it (DKIM, DMARC); writable is checked as the user */
 	struct stat st;
@@ -186,10 +189,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check) {
-		/* files read again on SIGHUP are read as [server] user */
+		/* files read again on SIGHUP are read as [server] user, and the
+		 * log file is opened as that user */
 		rc = privs_check_as_user(cfg, &pv, err, sizeof err);
 		if (rc < 0) {
-			fprintf(stderr, "%s: [server] user %s: %s\n", cfg->path, pv.user, err);
+			fprintf(stderr, "%s: %s\n", cfg->path, err);
 			config_unref(cfg);
 			return 1;
 		}
@@ -205,8 +209,23 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);   /* libuv writes with write(2) on Linux */
 	/* Until detached, errors also reach the terminal, and the exit status
 	 * says whether start-up worked: bind and drop first, daemon() last. */
-	if (log_configure(cfg, !foreground, err, sizeof err) < 0) {
+	/* the log file is opened (created) as [server] user, not as root: a
+	 * symbolic link or another file that user could plant there must not
+	 * get root's writes, and a file it creates is that user's */
+	bool log_as_user = cfg->log.destination == LOG_DEST_FILE;
+	if (log_as_user && privs_fs_enter(&pv, err, sizeof err) < 0) {
+		fprintf(stderr, "%s\nbackstop: not starting\n", err);
+		config_unref(cfg);
+		return 1;
+	}
+	rc = log_configure(cfg, !foreground, err, sizeof err);
+	if (rc < 0) {
 		fprintf(stderr, "%s: %s\nbackstop: not starting: fix the configuration above\n", cfg->path, err);
+		config_unref(cfg);
+		return 1;
+	}
+	if (log_as_user && privs_fs_leave(&pv, err, sizeof err) < 0) {
+		fprintf(stderr, "%s\nbackstop: not starting\n", err);
 		config_unref(cfg);
 		return 1;
 	}
@@ -217,9 +236,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (pv.drop) {
-		/* a log file start-up created is the user's: it reopens it on SIGHUP */
-		if (log_file_give(pv.uid, pv.gid, err, sizeof err) < 0)
-			log_warn("%s", err);
 		if (privs_drop(&pv, err, sizeof err) < 0) {
 			log_error("%s; not starting", err);
 			return 1;
@@ -235,10 +251,6 @@ int main(int argc, char **argv)
 			log_warn("cannot read %s now: a reload (SIGHUP) will fail until that is fixed", err);
 		if (privs_spool_unwritable(cfg, err, sizeof err) < 0)
 			log_warn("%s", err);
-		if (log_file_name() && access(log_file_name(), W_OK) < 0)
-			log_warn("[log] file %s is not writable by user %s (%s): reopening it on SIGHUP"
-			    " (after logrotate) will fail; logrotate's \"create 0640 %s\" makes the new"
-			    " file writable", log_file_name(), pv.user, strerror(errno), pv.user);
 	}
 	if (!foreground) {
 		if (daemon(0, 0) < 0) {

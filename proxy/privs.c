@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "proxy/log.h"
 #include "proxy/privs.h"
 
 int privs_lookup(const struct config *cfg, struct privs *pv, char *err, size_t errlen)
@@ -134,6 +136,51 @@ int privs_drop(const struct privs *pv, char *err, size_t errlen)
 	return 0;
 }
 
+/* fs_ids_are - the file system ids in effect are uid and gid (setfsuid
+ * and setfsgid with an invalid id change nothing and return the current) */
+static bool fs_ids_are(uid_t uid, gid_t gid)
+{
+	return (uid_t)setfsuid((uid_t)-1) == uid && (gid_t)setfsgid((gid_t)-1) == gid;
+}
+
+int privs_fs_enter(const struct privs *pv, char *err, size_t errlen)
+{
+	if (!pv->drop || geteuid() != 0)
+		return 0;
+	/* the groups first (the drop sets the same ones later): a file only a
+	 * group of root's may write stays out of reach */
+	if (setgroups(1, &pv->gid) < 0) {
+		snprintf(err, errlen, "cannot take the groups of user %s to open files as it: %s",
+		    pv->user, strerror(errno));
+		return -1;
+	}
+	(void)setfsgid(pv->gid);
+	(void)setfsuid(pv->uid);
+	if (!fs_ids_are(pv->uid, pv->gid)) {
+		snprintf(err, errlen, "cannot open files as user %s (uid %lu, gid %lu): setfsuid/setfsgid"
+		    " did not take (a seccomp filter without setfsuid and setfsgid?)", pv->user,
+		    (unsigned long)pv->uid, (unsigned long)pv->gid);
+		char ignored[256];
+		(void)privs_fs_leave(pv, ignored, sizeof ignored);
+		return -1;
+	}
+	return 0;
+}
+
+int privs_fs_leave(const struct privs *pv, char *err, size_t errlen)
+{
+	if (!pv->drop || geteuid() != 0)
+		return 0;
+	(void)setfsuid(geteuid());
+	(void)setfsgid(getegid());
+	if (!fs_ids_are(geteuid(), getegid())) {
+		snprintf(err, errlen, "the file system ids did not return to uid %lu gid %lu after opening"
+		    " files as user %s", (unsigned long)geteuid(), (unsigned long)getegid(), pv->user);
+		return -1;
+	}
+	return 0;
+}
+
 /* for_each_file - call fn for every file cfg names; stops at fn's first
  * nonzero return and returns it. */
 static int for_each_file(const struct config *cfg, int (*fn)(void *, const char *), void *arg)
@@ -218,12 +265,14 @@ int privs_check_as_user(const struct config *cfg, const struct privs *pv, char *
 		return -1;
 	}
 	if (pid == 0) {
-		char cerr[512];
+		char cerr[1024];
 		struct unreadable u = {cerr, sizeof cerr, 0, pv->user};
 
 		close(pfd[0]);
 		if (privs_drop(pv, cerr, sizeof cerr) < 0) {
-			if (write(pfd[1], cerr, strlen(cerr)) < 0)
+			char msg[1200];
+			snprintf(msg, sizeof msg, "[server] user %s: %s", pv->user, cerr);
+			if (write(pfd[1], msg, strlen(msg)) < 0)
 				_exit(255);
 			_exit(255);
 		}
@@ -232,14 +281,14 @@ int privs_check_as_user(const struct config *cfg, const struct privs *pv, char *
 			fprintf(stderr, "warning: %s\n", cerr);
 			u.count++;
 		}
-		/* start-up opens the log file as root; the reopen on SIGHUP
-		 * (logrotate) is done as the user */
-		if (cfg->log.destination == LOG_DEST_FILE && access(cfg->log.file, F_OK) == 0 &&
-		    access(cfg->log.file, W_OK) < 0) {
-			fprintf(stderr, "warning: [log] file %s is not writable by user %s (%s):"
-			    " reopening it on SIGHUP (logrotate) would fail\n", cfg->log.file, pv->user,
-			    strerror(errno));
-			u.count++;
+		/* start-up opens (or creates) the log file as the user: the
+		 * same open here gives the same verdict */
+		if (cfg->log.destination == LOG_DEST_FILE &&
+		    log_file_check(cfg->log.file, cerr, sizeof cerr) < 0) {
+			fflush(stderr);
+			if (write(pfd[1], cerr, strlen(cerr)) < 0)
+				_exit(255);
+			_exit(255);
 		}
 		fflush(stderr);
 		_exit(u.count > 200 ? 200 : u.count);

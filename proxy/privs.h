@@ -35,6 +35,20 @@ int privs_lookup(const struct config *cfg, struct privs *pv, char *err, size_t e
 int privs_drop(const struct privs *pv, char *err, size_t errlen);
 
 /*
+ * privs_fs_enter - until privs_fs_leave(): open and create files as pv's
+ * user and group (setfsuid/setfsgid, verified), so that root at start-up
+ * opens only what that user could and a file it creates is the user's.
+ * The file capabilities (CAP_DAC_OVERRIDE, ...) are off meanwhile, and the
+ * supplementary groups become the group for good (as the drop leaves
+ * them). Nothing to do without [server] user, or when not running as
+ * root. 0, or -1 with the reason: the caller must not go on.
+ */
+int privs_fs_enter(const struct privs *pv, char *err, size_t errlen);
+/* privs_fs_leave - the file system identity back to the effective ids
+ * (verified); 0, or -1 with the reason. */
+int privs_fs_leave(const struct privs *pv, char *err, size_t errlen);
+
+/*
  * privs_unreadable - the first file cfg names (the config itself,
  * certificates, keys, CA file, BATV keys) that this process cannot open for
  * reading; 0 when all can be read, else -1 with "FILE: reason" in err.
@@ -48,7 +62,8 @@ int privs_spool_unwritable(const struct config *cfg, char *err, size_t errlen);
  * privs_check_as_user - for -t: in a child process that drops to pv's user,
  * try every file privs_unreadable() tries, and print a warning for each one
  * that user could not read (a reload after start-up would fail). Returns
- * the number of such files, or -1 if the drop itself failed (reason in err).
+ * the number of such files, or -1 if the drop itself failed or [log] file
+ * cannot be opened as that user (start-up would fail too; reason in err).
  */
 int privs_check_as_user(const struct config *cfg, const struct privs *pv, char *err, size_t errlen);
 

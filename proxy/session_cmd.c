@@ -240,9 +240,11 @@ void session_summary(struct session *s, const char *result)
 	}
 	log_rec_str(&r, " from=<", "sender", s->txn.from.addr, 300, ">");
 	/* recipients: the text form holds what fits in 1200 bytes, the JSON
-	 * array all that fit in the record; recipients_count says how many */
+	 * array all that fit in the record but the room kept for the members
+	 * after it (the result); recipients_count says how many */
 	log_rec_text(&r, " to=");
 	to_start = r.text_len;
+	log_rec_reserve(&r, LOG_REC_JSON_MAX / 4);
 	log_rec_array_begin(&r, "recipients");
 	for (size_t i = 0; i < s->txn.nrcpts; i++) {
 		if (r.text_len - to_start + 8 < 1200)
@@ -251,6 +253,7 @@ void session_summary(struct session *s, const char *result)
 			log_rec_str(&r, NULL, NULL, s->txn.rcpts[i].orig, 0, NULL);
 	}
 	log_rec_end(&r);
+	log_rec_reserve(&r, 0);
 	if (s->txn.nrcpts == 0)
 		log_rec_text(&r, "none");
 	log_rec_uint(&r, NULL, "recipients_count", s->txn.nrcpts, NULL);

@@ -13,7 +13,9 @@
  *  - a whole log line built from the fields (log_rec + json_envelope) is
  *    exactly one JSON object and "\n", no duplicate key (a client cannot
  *    add or replace one), the helo and sender decode to their sanitized
- *    input whenever the record did not have to leave them out.
+ *    input whenever the record did not have to leave them out; under a
+ *    smaller cap (byte 1 x 32 + 256, as for syslog) too, members left out
+ *    whole.
  *  - log_event_name gives only [a-z0-9_] and never more than 40 bytes.
  */
 #include <stdint.h>
@@ -143,13 +145,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		REQUIRE(strlen(json) < jcap);
 
 	n = json_envelope(line, sizeof line, "2026-01-02T03:04:05.678Z", "info", 1, "summary",
-	    "0123456789AB", text, jcap > 0 ? json : NULL);
+	    "0123456789AB", text, jcap > 0 ? json : NULL, r.json_cut);
 	REQUIRE(n > 0 && n < sizeof line);
 	REQUIRE(jc_log_line(line, n));
 	if (helo)
 		check_value(line, n, "helo", helo);
 	if (sender)
 		check_value(line, n, "sender", sender);
+	/* under a smaller cap (a syslog line's) members are left out whole:
+	 * still exactly one object, within the cap */
+	size_t small = 256 + (size_t)data[1] * 32;
+	n = json_envelope(line, small, "2026-01-02T03:04:05.678Z", "info", 1, "summary",
+	    "0123456789AB", text, jcap > 0 ? json : NULL, r.json_cut);
+	REQUIRE(n > 0 && n < small);
+	REQUIRE(jc_log_line(line, n));
+	if (helo)
+		check_value(line, n, "helo", helo);
 
 	/* event names from any format text */
 	log_event_name(helo ? helo : "", event, sizeof event);

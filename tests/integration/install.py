@@ -13,7 +13,15 @@ at the DESTDIR copy, its man: pages found there) and its exposure
 (`systemd-analyze security --offline=true`) stays at or below
 MAX_EXPOSURE. Its CapabilityBoundingSet and NoNewPrivileges are enough for
 what start-up needs, tried with setpriv(1) on the installed binary: bind a
-port below 1024, read a key only [server] user can read, drop to nobody."""
+port below 1024, read a key only [server] user can read, drop to nobody.
+Its SystemCallFilter= lines (expanded with systemd-analyze syscall-filter)
+allow the drop and setfsuid/setfsgid. [log] destination = file works as
+the unit runs it: LogsDirectory= (mode LogsDirectoryMode=, group Group=)
+the only writable place in a read-only file system (ProtectSystem=strict,
+emulated with a read-only bind mount), root with the unit's capabilities
+(no CAP_CHOWN, no CAP_DAC_OVERRIDE) and gid, the unit's UMask=: the file is
+created as the user, mode 0640; renamed and SIGHUP, a new one; a file made
+by logrotate's create reopened at the next start; -t agrees."""
 import filecmp
 import os
 import pwd
@@ -25,10 +33,11 @@ import socket
 import subprocess
 from harness import *
 
-# systemd-analyze security's overall figure for backstop.service (2.2 with
+# systemd-analyze security's overall figure for backstop.service (2.3 with
 # systemd 252): what is left is running as root until the drop, and the
-# network. A change to the unit that raises it must raise this too.
-MAX_EXPOSURE = 2.2
+# network; UMask=0027 (0.1) makes the log file 0640 for its group. A change
+# to the unit that raises it must raise this too.
+MAX_EXPOSURE = 2.3
 
 t = Test("install", need=("make",), watchdog=170)
 build = os.environ.get("BACKSTOP_BUILDDIR") or os.path.dirname(os.path.abspath(t.bin))
@@ -183,6 +192,120 @@ with t.case("the unit's capabilities are enough to start"):
             proc.send_signal(signal.SIGTERM)
             t.check("and stops with status 0", proc.wait(10) == 0, bs.log()[-1000:])
         logf.close()
+
+def unit_values(body, key):
+    return [m.group(1).strip() for m in re.finditer(r"^%s=(.*)$" % re.escape(key), body, re.M)]
+
+
+def syscalls(name, depth=0):
+    """A system call, or systemd's expansion of a group (@name) as this
+    systemd has it: a set of names."""
+    if not name.startswith("@"):
+        return {name}
+    r = subprocess.run(["systemd-analyze", "syscall-filter", "--no-pager", name], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, timeout=30)
+    out = set()
+    for line in r.stdout.decode().splitlines()[1:]:   # the first line is the group's name
+        w = line.split("#")[0].strip()
+        if w and depth < 8:
+            out |= syscalls(w, depth + 1)
+    return out
+
+
+with t.case("the unit's system call filter allows the drop and opening the log file as the user"):
+    body = open(unit).read()
+    allowed, first = set(), True
+    for f in unit_values(body, "SystemCallFilter"):
+        names = set().union(*(syscalls(w) for w in f.lstrip("~").split()))
+        if f.startswith("~"):
+            allowed -= names
+        elif first:
+            allowed = names   # an allow list: what later lines add and take away
+        else:
+            allowed |= names
+        first = False
+    need = ("setgroups", "setresgid", "setresuid", "setfsuid", "setfsgid", "openat", "fstat")
+    t.check("allowed: %s" % " ".join(need), allowed and all(n in allowed for n in need),
+            [n for n in need if n not in allowed])
+
+with t.case("[log] destination = file as the unit runs backstop"):
+    body = open(unit).read()
+    caps = re.search(r"^CapabilityBoundingSet=(.*)$", body, re.M)
+    logs = unit_values(body, "LogsDirectory")
+    mode = (unit_values(body, "LogsDirectoryMode") or ["0755"])[-1]
+    group = (unit_values(body, "Group") or [None])[-1]
+    umask = (unit_values(body, "UMask") or ["0022"])[-1]
+    t.check("the unit has LogsDirectory=backstop (the default [log] file's directory)",
+            logs == ["backstop"], logs)
+    t.check("UMask=%s leaves a created log file 0640" % umask, 0o640 & ~int(umask, 8) == 0o640, umask)
+    nobody = pwd.getpwnam("nobody")
+    # the unit's Group= (backstop) stands for [server] user's group: nobody's here
+    gid = nobody.pw_gid if group else 0
+    varlog = t.tmpdir("varlog")          # /var/log: read-only under ProtectSystem=strict
+    ldir = os.path.join(varlog, "backstop")
+    os.mkdir(ldir)
+    os.chown(ldir, 0, gid)               # as systemd makes it: User= (root), Group=
+    os.chmod(ldir, int(mode, 8))
+    lpath = os.path.join(ldir, "backstop.log")
+    keep = ",".join("+" + c[len("CAP_"):].lower() for c in caps.group(1).split()) if caps else "-all"
+    bs = t.backstop({"server": {"user": "nobody"}, "backend": {"address": "127.0.0.1:%d" % dead_port()},
+                     "log": {"destination": "file", "file": lpath, "level": "info"}}, start=False)
+
+    def as_unit(*args):
+        """backstop args as the unit runs it: its umask, gid, capabilities,
+        and only the log directory writable below varlog."""
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                'mount --bind -o ro "$1" "$1" && mount --bind "$2" "$2" && mount -o remount,bind,rw "$2" && umask "$3" && shift 3 && exec "$@"',
+                "sh", varlog, ldir, umask, "setpriv", "--regid=%d" % gid, "--clear-groups",
+                "--bounding-set", "-all," + keep, "--inh-caps", "-all", "--no-new-privs", sbin] + list(args)
+
+    def run_unit():
+        logf = open(bs.logfile, "ab")
+        proc = subprocess.Popen(as_unit("-f", "-c", bs.conf), stdout=logf, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+        t.defer(lambda: proc.poll() is None and proc.kill())
+        t.defer(logf.close)
+        return proc
+
+    def logged(what):
+        try:
+            return what in open(lpath).read()
+        except OSError:
+            return False
+
+    proc = run_unit()
+    started = poll(lambda: proc.poll() is not None or logged("started;"), 10)
+    if t.check("started, logging to %s" % lpath, proc.poll() is None and logged("running as user nobody"),
+               (bs.log()[-2000:], os.listdir(ldir))):
+        st = os.stat(lpath)
+        t.check("the file was created by nobody (group %d), mode 0640" % gid,
+                st.st_uid == nobody.pw_uid and st.st_gid == gid and st.st_mode & 0o777 == 0o640,
+                (st.st_uid, st.st_gid, oct(st.st_mode)))
+        os.rename(lpath, lpath + ".1")
+        proc.send_signal(signal.SIGHUP)
+        t.check("renamed, SIGHUP: a new file, nobody's",
+                poll(lambda: logged("reload: configuration"), 5) and os.stat(lpath).st_uid == nobody.pw_uid,
+                open(lpath + ".1").read()[-1000:])
+        proc.send_signal(signal.SIGTERM)
+        t.check("stops with status 0", proc.wait(10) == 0, bs.log()[-1000:])
+    # logrotate's "create 0640 nobody adm", then a restart: root without
+    # CAP_DAC_OVERRIDE opens it as its owner
+    if os.path.exists(lpath):
+        os.unlink(lpath)
+    with open(lpath, "w"):
+        pass
+    os.chown(lpath, nobody.pw_uid, 4)
+    os.chmod(lpath, 0o640)
+    r = subprocess.run(as_unit("-t", "-c", bs.conf), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=20)
+    out = r.stdout.decode("utf-8", "replace")
+    t.check("-t as the unit runs it: configuration OK", r.returncode == 0 and "configuration OK" in out, out)
+    proc = run_unit()
+    poll(lambda: proc.poll() is not None or logged("started;"), 10)
+    if t.check("restarted with logrotate's 0640 file: writing to it",
+               proc.poll() is None and logged("running as user nobody"), bs.log()[-2000:]):
+        proc.send_signal(signal.SIGTERM)
+        t.check("stops with status 0", proc.wait(10) == 0, bs.log()[-1000:])
 
 with t.case("install again, uninstall"):
     with open(conf, "a") as f:

@@ -126,7 +126,7 @@ static void test_escape_all_pairs(void)
 static size_t make_line(char *line, size_t cap, const struct log_rec *r, const char *msg)
 {
 	return json_envelope(line, cap, "2026-01-02T03:04:05.678Z", "info", 42, "summary",
-	    "0123456789AB", msg, r->json);
+	    "0123456789AB", msg, r->json, r->json_cut);
 }
 
 static void test_record_hostile(void)
@@ -233,7 +233,7 @@ static void test_envelope(void)
 	size_t n;
 
 	n = json_envelope(line, sizeof line, "2026-01-02T03:04:05.678Z", "warning", 7, "listening_on", NULL,
-	    "quote \" backslash \\ nl \n", NULL);
+	    "quote \" backslash \\ nl \n", NULL, false);
 	CHECK_STR(line, "{\"ts\":\"2026-01-02T03:04:05.678Z\",\"level\":\"warning\",\"pid\":7,"
 	    "\"event\":\"listening_on\",\"session\":null,\"msg\":\"quote \\\" backslash \\\\ nl \\u000a\"}\n");
 	CHECK(jc_log_line(line, n));
@@ -243,17 +243,79 @@ static void test_envelope(void)
 	memcpy(members, "\"k\":\"", 5);
 	members[sizeof members - 2] = '"';
 	members[sizeof members - 1] = '\0';
-	n = json_envelope(line, sizeof line, "t", "info", 1, "e", "S", "m", members);
+	n = json_envelope(line, sizeof line, "t", "info", 1, "e", "S", "m", members, false);
 	CHECK(jc_log_line(line, n));
 	CHECK(strstr(line, "\"truncated\":true}") != NULL);
 	/* a msg too long for the line is cut between escapes */
 	char msg[2000];
 	memset(msg, '\x01', sizeof msg - 1);
 	msg[sizeof msg - 1] = '\0';
-	n = json_envelope(line, sizeof line, "t", "info", 1, "e", NULL, msg, "\"k\":1");
+	n = json_envelope(line, sizeof line, "t", "info", 1, "e", NULL, msg, "\"k\":1", false);
 	CHECK(n > 0 && n < sizeof line);
 	CHECK(jc_log_line(line, n));
-	CHECK_INT(json_envelope(line, 100, "t", "info", 1, "e", NULL, "m", NULL), 0);
+	CHECK_INT(json_envelope(line, 100, "t", "info", 1, "e", NULL, "m", NULL, false), 0);
+}
+
+/* members that do not all fit (a syslog line's cap): each top-level member
+ * that fits is kept whole, in order; commas, brackets and braces inside
+ * strings and nested values do not split a member */
+static void test_envelope_drops_members(void)
+{
+	char big[700], members[1200], line[400];
+	size_t n;
+
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	snprintf(members, sizeof members, "\"a\":1,\"big\":\"%s\",\"c\":[1,{\"d\":\"x,y]}\\\",\"}],"
+	    "\"e\":\"q\\\",}\",\"f\":null", big);
+	n = json_envelope(line, sizeof line, "t", "info", 1, "summary", "S", "m", members, false);
+	CHECK(n > 0 && n < sizeof line);
+	CHECK(jc_log_line(line, n));
+	CHECK_STR(line, "{\"ts\":\"t\",\"level\":\"info\",\"pid\":1,\"event\":\"summary\",\"session\":\"S\","
+	    "\"msg\":\"m\",\"a\":1,\"c\":[1,{\"d\":\"x,y]}\\\",\"}],\"e\":\"q\\\",}\",\"f\":null,"
+	    "\"truncated\":true}\n");
+	/* all of them fit: as they are, no "truncated" */
+	n = json_envelope(line, sizeof line, "t", "info", 1, "e", NULL, "m", "\"a\":1,\"b\":[2]", false);
+	CHECK_STR(line, "{\"ts\":\"t\",\"level\":\"info\",\"pid\":1,\"event\":\"e\",\"session\":null,"
+	    "\"msg\":\"m\",\"a\":1,\"b\":[2]}\n");
+	/* the record left something out itself: said too */
+	n = json_envelope(line, sizeof line, "t", "info", 1, "e", NULL, "m", "\"a\":1", true);
+	CHECK_STR(line, "{\"ts\":\"t\",\"level\":\"info\",\"pid\":1,\"event\":\"e\",\"session\":null,"
+	    "\"msg\":\"m\",\"a\":1,\"truncated\":true}\n");
+	/* every capacity: a whole line or nothing, never over cap */
+	for (size_t cap = 256; cap <= sizeof line; cap++) {
+		n = json_envelope(line, cap, "t", "info", 1, "summary", "S", "m", members, false);
+		if (n == 0 || n >= cap || !jc_log_line(line, n)) {
+			CHECK(!"envelope at every capacity");
+			fprintf(stderr, "  cap %zu: %zu %s\n", cap, n, line);
+			return;
+		}
+	}
+	CHECK(1);
+}
+
+/* a list that could fill the record leaves the reserved room for the
+ * members after it */
+static void test_record_reserve(void)
+{
+	char text[256], json[300];
+	struct log_rec r;
+
+	log_rec_init(&r, text, sizeof text, json, sizeof json);
+	log_rec_reserve(&r, 100);
+	log_rec_array_begin(&r, "list");
+	for (int i = 0; i < 100; i++)
+		log_rec_str(&r, NULL, NULL, "element", 0, NULL);
+	log_rec_end(&r);
+	log_rec_reserve(&r, 0);
+	CHECK(r.json_cut);
+	CHECK(r.json_len + 100 <= sizeof json);
+	log_rec_str(&r, NULL, "result", "accepted", 0, NULL);
+	log_rec_uint(&r, NULL, "reply_code", 250, NULL);
+	CHECK(strstr(json, ",\"result\":\"accepted\",\"reply_code\":250") != NULL);
+	char line[700];
+	size_t n = json_envelope(line, sizeof line, "t", "info", 1, "summary", NULL, "m", json, r.json_cut);
+	CHECK(jc_log_line(line, n) && strstr(line, ",\"truncated\":true}\n") != NULL);
 }
 
 static void test_event_names(void)
@@ -292,6 +354,8 @@ int main(void)
 	test_record_text_only();
 	test_checks_names();
 	test_envelope();
+	test_envelope_drops_members();
+	test_record_reserve();
 	test_event_names();
 	return check_finish("test_log_json");
 }
