@@ -276,9 +276,11 @@ char *log_escape(const char *in, size_t len, char *out, size_t cap)
 
 /* The text summary line is read by people and by scripts that split it on
  * its own delimiters: a value the client chose (a quoted local part, a
- * HELO) must not contain them, or it could write "result: accepted" or a
- * second to=<...> into the line. */
-#define LOG_FIELD_DELIMITERS " <>[]=,"
+ * HELO, a certificate subject) must not contain them, or it could write
+ * "result: accepted" or a second to=<...> into the line. Every field of
+ * the line starts after a space and values sit in <...>: escaping the
+ * space and the angle brackets is enough, and keeps "CN=x,O=y" readable. */
+#define LOG_FIELD_DELIMITERS " <>"
 
 char *log_escape_field(const char *in, size_t len, char *out, size_t cap)
 {

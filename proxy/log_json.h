@@ -33,7 +33,7 @@ size_t json_escape(char *out, size_t cap, const char *in, size_t len, size_t *co
 char *log_escape(const char *in, size_t len, char *out, size_t cap);
 
 /* log_escape_field - log_escape, and the text summary's delimiters too
- * (space < > [ ] = ,) as \xHH: a value between them cannot fake a field. */
+ * (space < >) as \xHH: a value between them cannot fake a field. */
 char *log_escape_field(const char *in, size_t len, char *out, size_t cap);
 
 #define LOG_REC_DEPTH 4

@@ -109,7 +109,7 @@ with t.case("a sender cannot write fields into its summary line"):
     t.check("the first 'result:' is the real one", m is not None and m.group(1) == "refused", line)
     t.check("from=<...> holds the whole sender, its delimiters escaped",
             re.search(r"from=<([^>]*)>", line) is not None
-            and "\\x3e\\x20to\\x3d\\x3cceo@corp.example\\x3e" in re.search(r"from=<([^>]*)>", line).group(1)
+            and "\\x3e\\x20to=\\x3cceo@corp.example\\x3e" in re.search(r"from=<([^>]*)>", line).group(1)
             and line.count(" to=") == 1, line)
 
 with t.case("a BATV refusal writes one line at info level"):
