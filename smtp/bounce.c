@@ -565,6 +565,12 @@ static void on_header(void *ctx, const struct mime_part *p, const char *field, s
 			s->orig_index = p->index + 1;
 		if (s->orig_index == p->index + 1)
 			capture(&s->orig_part, field, len);
+	} else if (p->msg_depth == 0) {
+		/* a part of the message whose header section is a message's
+		 * (Received, Message-ID: some MTAs forget the message/rfc822
+		 * wrapper and the empty line): as good as quoted headers. A
+		 * part's own fields (Content-*) are not captured. */
+		capture(&s->orig_quoted, field, len);
 	}
 }
 
@@ -578,6 +584,7 @@ static bool on_part_begin(void *ctx, const struct mime_part *p)
 	}
 	if (strcmp(p->type, "multipart/report") == 0 && !s->report_type[0])
 		copy_bounded(s->report_type, sizeof s->report_type, p->report_type, strlen(p->report_type));
+	memset(&s->q, 0, sizeof s->q);
 	if (is_type(p, "message/delivery-status") || is_type(p, "message/global-delivery-status")) {
 		s->parts |= P_DELIVERY_STATUS;
 		s->kind = K_REPORT_FIELDS;
@@ -603,7 +610,6 @@ static bool on_part_begin(void *ctx, const struct mime_part *p)
 		s->parts |= P_ORIGINAL;
 	} else if (strncmp(p->type, "text/", 5) == 0 && s->text_budget > 0) {
 		s->kind = is_type(p, "text/html") ? K_HTML : K_TEXT;
-		memset(&s->q, 0, sizeof s->q);
 	}
 	return s->kind != K_NONE;
 }
@@ -668,6 +674,9 @@ static void on_line(void *ctx, const struct mime_part *p, const char *line, size
 		break;
 	case K_REPORT_FIELDS:
 		report_line(s, line, n);
+		/* some MTAs append the original's header fields to the status
+		 * fields instead of attaching them */
+		quoted_line(s, line, n);
 		break;
 	case K_HEADERS:
 		headers_line(s, line, n);
@@ -681,7 +690,7 @@ static void on_part_end(void *ctx, const struct mime_part *p)
 {
 	struct bounce_scan *s = ctx;
 	(void)p;
-	if (s->kind == K_TEXT)
+	if (s->kind == K_TEXT || s->kind == K_REPORT_FIELDS)
 		q_finish(&s->q, &s->orig_quoted);
 	else if (s->kind == K_HEADERS)
 		q_finish(&s->h, &s->orig_part);
@@ -972,14 +981,14 @@ void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce
 	if (score >= 6 && content > 0) {
 		out->cls = BOUNCE_NDR;
 		if (bsubj)
-			snprintf(out->why, sizeof out->why, "%s (subject '%.60s')", why, s->subject);
+			snprintf(out->why, sizeof out->why, "%.100s (subject '%.44s')", why, s->subject);
 		else
 			snprintf(out->why, sizeof out->why, "%s", why);
 		return;
 	}
 
 	/* 4. auto-reply */
-	const char *asubj = reply ? NULL : bounce_rule_find(RULES_SUBJECT_AUTOREPLY, subj);
+	const char *asubj = reply ? NULL : bounce_rule_find_near(RULES_SUBJECT_AUTOREPLY, subj, 16);
 	if (s->hdr & H_AUTO_REPLIED) {
 		out->cls = BOUNCE_AUTOREPLY;
 		set_why(out, "Auto-Submitted: auto-replied");
@@ -991,8 +1000,12 @@ void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce
 		return;
 	}
 	/* a subject alone is a person writing about a holiday: an automatic
-	 * marker must back it, and a mailing list's subject never counts */
-	if ((asubj || (s->text & T_AUTOREPLY)) && automatic && !list) {
+	 * marker must back it, and a mailing list's subject never counts; */
+	/* auto-reply text without such a subject ("Re: lunch" answered by a
+	 * responder): only with the null sender, which RFC 3834 asks of
+	 * responders; a transactional mail marked auto-generated may well say
+	 * "out of office" */
+	if (((asubj && automatic) || ((s->text & T_AUTOREPLY) && null_sender)) && !list) {
 		out->cls = BOUNCE_AUTOREPLY;
 		if (asubj)
 			set_why(out, "subject '%.60s' + %s", s->subject, "automatic sender");
