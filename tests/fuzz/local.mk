@@ -44,7 +44,8 @@ tests/fuzz/fuzz_log_json: $(srcdir)/tests/fuzz/fuzz_log_json.c $(srcdir)/proxy/l
 		$(srcdir)/proxy/log_json.c
 # The MIME walker and bounce classifier (smtp/, named without the smtp_
 # prefix the object rules below expect).
-FUZZ_MIME_SRCS = $(srcdir)/smtp/mime.c $(srcdir)/smtp/bounce.c $(srcdir)/smtp/bounce_rules.c
+FUZZ_MIME_SRCS = $(srcdir)/smtp/mime.c $(srcdir)/smtp/bounce.c $(srcdir)/smtp/bounce_rules.c \
+	$(srcdir)/smtp/bounce_fields.c
 tests/fuzz/fuzz_bounce: $(srcdir)/tests/fuzz/fuzz_bounce.c $(FUZZ_MIME_SRCS) \
 		$(srcdir)/tests/unit/bounce_feed.h
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
