@@ -74,7 +74,9 @@ void bounce_scan_header(struct bounce_scan *s, const char *field, size_t len);
 void bounce_scan_eoh(struct bounce_scan *s);
 /* body bytes, CRLF line ends, any split */
 void bounce_scan_body(struct bounce_scan *s, const char *data, size_t len);
-/* bounce_scan_end - the verdict; mail_from is the envelope sender, "" for the null sender. */
+/* bounce_scan_end - the verdict; mail_from is the envelope sender, "" for
+ * the null sender, NULL when unknown (counted as not null). Call once;
+ * feeding after it is ignored. */
 void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce_result *out);
 void bounce_scan_free(struct bounce_scan *s);
 

@@ -180,8 +180,8 @@ void bounce_rfc2047_decode(const char *s, char *out, size_t cap)
 						const char *h1, *h2;
 						if (*p == '_')
 							out[o++] = ' ';
-						else if (*p == '=' && p + 2 < end && (h1 = strchr(hex, lower(p[1]))) &&
-						    (h2 = strchr(hex, lower(p[2]))) && p[1] && p[2]) {
+						else if (*p == '=' && p + 2 < end && p[1] && p[2] &&
+						    (h1 = strchr(hex, lower(p[1]))) && (h2 = strchr(hex, lower(p[2])))) {
 							out[o++] = (char)((h1 - hex) << 4 | (h2 - hex));
 							p += 2;
 						} else
