@@ -52,3 +52,10 @@ tests_unit_test_sdnotify_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_http_request tests/unit/test_metrics
 tests_unit_test_http_request_LDADD = $(UNIT_LDADD)
 tests_unit_test_metrics_LDADD = $(UNIT_LDADD)
+# issue 11: MIME walker, bounce classifier, and the classifier against the
+# sisimai corpus (../shared/corpora; missing = failure) and tests/data/ordinary
+UNIT_TESTS += tests/unit/test_mime tests/unit/test_bounce tests/unit/test_bounce_corpus
+tests_unit_test_mime_LDADD = $(UNIT_LDADD)
+tests_unit_test_bounce_LDADD = $(UNIT_LDADD)
+tests_unit_test_bounce_corpus_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/unit/bounce_feed.h tests/data/ordinary
