@@ -62,6 +62,8 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
+# set -e ends the script at a failing command that no check handled: say which
+trap 'echo "docker/test.sh: FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -319,19 +321,23 @@ wait_greeting mx.example.test
 wait_postfix haproxy
 
 # Round robin over the replicas HAProxy has found (by DNS) and seen healthy: one message per
-# connection until each replica's log has one, at most 15.
-declare -A hit=()
+# connection until each replica's log has one of them, at most 15. Each replica's log is read
+# again every time (docker logs may show a line some milliseconds after the session).
+declare -A replica_cid=() hit=()
+for r in backstop1 backstop2 backstop3; do
+	replica_cid[$r]=$(dc haproxy ps -q "$r")
+done
 for i in $(seq 1 15); do
-	reply=$(smtp_send "$BACKSTOP_PORT" "sender$i@example.net" user@example.test "$token-ha$i")
+	reply=$(smtp_send "$BACKSTOP_PORT" "sender$i@$token.example.net" user@example.test "$token-ha$i")
 	[[ $reply == "250 "* ]] || fail "message $i through HAProxy refused: $reply"
 	for r in backstop1 backstop2 backstop3; do
-		dc haproxy logs --no-color "$r" | grep -q "sender$i@example.net" && hit[$r]+="$i "
+		hit[$r]=$(docker logs "${replica_cid[$r]}" 2>&1 | grep -o "from=<sender[0-9]*@$token.example.net>" |
+			sed 's/from=<sender\([0-9]*\)@.*/\1/' | tr '\n' ' ') || true
 	done
-	((${#hit[@]} == 3)) && break
-	sleep 0.3
+	[[ -n ${hit[backstop1]} && -n ${hit[backstop2]} && -n ${hit[backstop3]} ]] && break
 done
 for r in backstop1 backstop2 backstop3; do
-	[[ -n ${hit[$r]:-} ]] || fail "$r got none of messages 1-$i through HAProxy"
+	[[ -n ${hit[$r]} ]] || fail "$r relayed none of messages 1-$i through HAProxy"
 	say "$r relayed message(s) ${hit[$r]}"
 done
 file=$(mailbox_file haproxy "$token-ha$i")
