@@ -165,7 +165,8 @@ unfold() { awk '/^[ \t]/ { sub(/^[ \t]+/, " "); printf "%s", $0; next } { if (NR
 wait_greeting() {
 	local greeting=
 	for _ in $(seq 1 120); do
-		if exec 3<>"/dev/tcp/127.0.0.1/$BACKSTOP_PORT" 2>/dev/null; then
+		# (the 2>/dev/null on a group: on exec itself it would stay for the rest of the script)
+		if { exec 3<>"/dev/tcp/127.0.0.1/$BACKSTOP_PORT"; } 2>/dev/null; then
 			IFS= read -r -t 5 greeting <&3 || true
 			printf 'QUIT\r\n' >&3 2>/dev/null || true
 			exec 3>&-
