@@ -3,8 +3,9 @@
 # address and expect the 220 greeting, then say QUIT. Bash only (/dev/tcp): the image has no
 # nc or curl.
 #
-# The address comes from the effective configuration (`backstop -n`), so a mounted config with
-# another port needs no change here; BACKSTOP_HEALTHCHECK_ADDRESS=host:port overrides it.
+# The address comes from the effective configuration (`backstop -n` through the entrypoint, so
+# with the BACKSTOP_* variables applied), so a mounted config or BACKSTOP_LISTEN with another
+# port needs no change here; BACKSTOP_HEALTHCHECK_ADDRESS=host:port overrides it.
 # The greeting is awaited for up to 10 s, which covers any sensible [server] greet_pause.
 # Each probe is one short session in the log ("connect from [127.0.0.1]", then QUIT).
 set -u
@@ -23,7 +24,7 @@ if [[ -z $addr ]]; then
 			fi
 			;;
 		esac
-	done < <(backstop -n -c "$conf" 2>/dev/null)
+	done < <(backstop-entrypoint -n -c "$conf" 2>/dev/null)
 	[[ -n $addr ]] || { echo "unhealthy: no [server] listen address in $conf (backstop -t -c $conf)"; exit 1; }
 fi
 

@@ -4,7 +4,9 @@
 # under both, then build the libFuzzer targets and run each for
 # FUZZ_SECONDS (default 60), then `make distcheck-quick` (the release
 # tarball builds, installs, uninstalls and passes the tests that need its
-# files). Ends with the line
+# files), then docker/test.sh if a Docker engine is reachable (`docker info`;
+# DOCKER_TIME_LIMIT, default 1200 s; otherwise it says "docker: no engine,
+# docker/test.sh not run"). Ends with the line
 #   suite: N passed, N failed, N skipped
 # and exits non-zero when anything failed: a test, a configure, a build, a
 # `make check` that did not finish, a fuzz target, distcheck, or the time
@@ -122,6 +124,19 @@ else
 	grep -E '^(FAIL|ERROR|XPASS|SKIP):' "$top/build-werror/distcheck.out"
 	tail -n 40 "$top/build-werror/distcheck.out"
 	problem "make distcheck-quick (log: build-werror/distcheck.out)"
+fi
+
+# The container packaging (docker/test.sh: images, compose stacks with Postfix and HAProxy),
+# only where a Docker engine is already reachable: this script never starts one (CI has none).
+echo "=== docker"
+if command -v docker >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1; then
+	if timeout -k 30 "${DOCKER_TIME_LIMIT:-1200}" bash docker/test.sh; then
+		passed=$((passed + 1))
+	else
+		problem "docker/test.sh"
+	fi
+else
+	echo "docker: no engine, docker/test.sh not run"
 fi
 
 summary
