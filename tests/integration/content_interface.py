@@ -121,6 +121,7 @@ with t.case("inbound and outbound keep their own backend capabilities"):
                       "batv": {"mode": "enforce", "domains": "other.example", "keys_file": keys,
                                "sign_key": "1"},
                       "outbound": {"listen": "127.0.0.1:%d" % out_port, "relay": nodsn.address}})
+    t.check("the start-up probe learnt the inbound backend's EHLO", bs2.wait_backend_known(), bs2.log()[-1500:])
     c = bs2.client()
     r0 = c.ehlo()
     t.check("inbound EHLO offers DSN (learnt from the inbound backend)",

@@ -1064,6 +1064,11 @@ class Backstop(LogFile):
         return c
 
 
+    def wait_backend_known(self, timeout=20.0):
+        """Wait for the start-up probe's EHLO: until then backstop's own EHLO
+        cannot offer what the backend offers (DSN, SMTPUTF8)."""
+        return wait_regex_in_file(self.logfile, r"backend probe: EHLO answered", timeout)
+
     def signal(self, sig):
         self.proc.send_signal(sig)
 
