@@ -48,3 +48,7 @@ tests_unit_test_log_json_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/unit/json_check.h
 UNIT_TESTS += tests/unit/test_sdnotify
 tests_unit_test_sdnotify_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_bsig
+tests_unit_test_bsig_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_sentlog
+tests_unit_test_sentlog_LDADD = $(UNIT_LDADD)
