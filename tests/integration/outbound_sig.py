@@ -55,7 +55,21 @@ def canon_msgid(v):
 
 
 def canon_date(v):
-    return " ".join(v.split())
+    out, depth, i = [], 0, 0
+    while i < len(v):
+        c = v[i]
+        if depth or c == "(":
+            if c == "\\" and i + 1 < len(v):
+                i += 1
+            elif c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            out.append(" ")
+        else:
+            out.append(c)
+        i += 1
+    return " ".join("".join(out).split())
 
 
 def canon_sender(v):
@@ -147,12 +161,13 @@ with t.case("outbound: a client's own X-Backstop-Sig is replaced by ours"):
     accepted.append(header_of(msg, "Message-ID"))
 
 with t.case("outbound: no Message-ID, and the null sender: still signed"):
-    body = b"From: <user@test.example>\r\nSubject: sig noid\r\nDate: Tue, 02 Jan 2024 10:00:00 +0000\r\n\r\nx\r\n"
+    body = b"From: <user@test.example>\r\nSubject: sig noid\r\nDate: Tue, 02 Jan 2024\r\n 10:00:00 +0000 (Coordinated Universal Time)\r\n\r\nx\r\n"
     rs, msg = send_out("user@test.example", "sig noid", msg=body)
     t.check("accepted", rs[-1].code == 250, rs)
     d = sink.with_subject("sig noid")
     sigs = sigs_of(d[0]) if d else []
-    ok, why = py_verify(sigs[0] if sigs else "", "", "Tue, 02 Jan 2024 10:00:00 +0000",
+    # as a bounce parser keeping 63 bytes of the Date would quote it
+    ok, why = py_verify(sigs[0] if sigs else "", "", "Tue, 02 Jan 2024 10:00:00 +0000 (Coordinated Univ",
                         mail_from_of(d[0]) if d else "")
     t.check("signed over an empty Message-ID", len(sigs) == 1 and ok, (why, sigs))
     rs, msg = send_out("", "sig null")
