@@ -365,8 +365,11 @@ static int outsig_init(const struct config *cfg, char *err, size_t errlen)
 	unsigned sign_key = (unsigned)cfg->batv.sign_key;
 	int rc;
 
-	if (!outsig_enabled(cfg))
+	if (!outsig_enabled(cfg)) {
+		/* a reload without [outbound] listen: save what was sent */
+		log_close_now();
 		return 0;
+	}
 	/* config_load() insists on keys_file with an [outbound] listener */
 	if (batv_keys_load(cfg->batv.keys_file, &k, err, errlen) < 0)
 		return -1;

@@ -52,3 +52,5 @@ UNIT_TESTS += tests/unit/test_bsig
 tests_unit_test_bsig_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_sentlog
 tests_unit_test_sentlog_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_outbound_sig
+tests_unit_test_outbound_sig_LDADD = $(UNIT_LDADD)
