@@ -171,6 +171,12 @@ struct config {
 		char *psl_file;           /* "" = libpsl's built-in list */
 		unsigned long pct_seed;   /* 0 = random pct draws */
 	} dmarc;
+
+	struct {
+		struct cfg_words listen;  /* HTTP /metrics and /health; empty = off */
+		unsigned long backend_failures; /* /health: 503 after this many
+		                                   failed backend connects in a row */
+	} metrics;
 };
 
 /*

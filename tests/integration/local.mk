@@ -66,3 +66,4 @@ INTEGRATION_TESTS += tests/integration/sdnotify.py
 # make install into a DESTDIR, the systemd unit (systemd-analyze), and the
 # manual pages against the key table and the usage text
 INTEGRATION_TESTS += tests/integration/install.py tests/integration/manpages.py
+INTEGRATION_TESTS += tests/integration/metrics.py
