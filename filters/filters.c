@@ -9,6 +9,7 @@
 
 extern const struct filter_ops filter_helo;
 extern const struct filter_ops filter_batv;
+extern const struct filter_ops filter_outbound_sig;
 extern const struct filter_ops filter_spf;
 extern const struct filter_ops filter_dkim;
 extern const struct filter_ops filter_dmarc;
@@ -16,6 +17,7 @@ extern const struct filter_ops filter_dmarc;
 const struct filter_ops *const filter_table[] = {
 	&filter_helo,
 	&filter_batv,
+	&filter_outbound_sig,
 	&filter_spf,
 	&filter_dkim,
 	&filter_dmarc,  /* after SPF and DKIM: it reads their results */
@@ -32,6 +34,13 @@ int filters_init(const struct config *cfg, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+void filters_shutdown(void)
+{
+	for (size_t i = filter_table_len; i-- > 0;)
+		if (filter_table[i]->shutdown != NULL)
+			filter_table[i]->shutdown();
 }
 
 const char *filter_stage_name(enum filter_stage stage)

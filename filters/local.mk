@@ -6,6 +6,9 @@ libfilters_a_SOURCES = \
 	filters/helo.c \
 	filters/batv_tag.c filters/batv_tag.h \
 	filters/batv.c filters/batv.h \
+	filters/bsig.c filters/bsig.h \
+	filters/sentlog.c filters/sentlog.h \
+	filters/outbound_sig.c filters/outbound_sig.h \
 	filters/spf.c filters/spf.h \
 	filters/dkim.c \
 	filters/dmarc.c

@@ -9,6 +9,7 @@
  *   backstop -n [-c FILE]       print the effective configuration
  *   backstop -V                 version
  *   backstop [-c FILE] batv sign|verify ADDRESS
+ *   backstop [-c FILE] sentlog contains MESSAGE-ID
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +22,7 @@
 #include <uv.h>
 
 #include "filters/batv.h"
+#include "filters/outbound_sig.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
@@ -43,6 +45,7 @@ static void usage(FILE *out)
 	    "                                        check except binding the listeners)\n"
 	    "       backstop -n [-c FILE] [-o ...]   print the effective configuration\n"
 	    "       backstop [-c FILE] batv sign|verify ADDRESS\n"
+	    "       backstop [-c FILE] sentlog contains MESSAGE-ID\n"
 	    "       backstop -V                    print the version\n"
 	    "       backstop -h, --help            this text\n"
 	    "default FILE: %s\n", DEFAULT_CONFIG);
@@ -95,6 +98,14 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 	struct stat st;
 	if (stat(cfg->spool.directory, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "[server] spool_dir %s is not a directory", cfg->spool.directory);
+		return -1;
+	}
+	/* the sent-message log of the [outbound] listener lives there */
+	if (cfg->outbound.listen.n > 0 &&
+	    (stat(cfg->sentlog.state_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+		snprintf(err, errlen, "[server] state_dir %s is not a directory (the [outbound] "
+		    "listener keeps its sent-message log there): create it, owned by [server] user,"
+		    " mode 0700", cfg->sentlog.state_dir);
 		return -1;
 	}
 	return 0;
@@ -162,6 +173,11 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			rc = batv_cli(argc - optind - 1, argv + optind + 1, cfg);
+			config_unref(cfg);
+			return rc;
+		}
+		if (strcmp(argv[optind], "sentlog") == 0) {
+			rc = outbound_sig_cli(argc - optind - 1, argv + optind + 1, cfg);
 			config_unref(cfg);
 			return rc;
 		}
@@ -251,6 +267,8 @@ int main(int argc, char **argv)
 			log_warn("cannot read %s now: a reload (SIGHUP) will fail until that is fixed", err);
 		if (privs_spool_unwritable(cfg, err, sizeof err) < 0)
 			log_warn("%s", err);
+		if (privs_state_unwritable(cfg, err, sizeof err) < 0)
+			log_warn("%s", err);
 	}
 	if (!foreground) {
 		if (daemon(0, 0) < 0) {
@@ -276,6 +294,7 @@ int main(int argc, char **argv)
 	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 	log_info("stopped; %llu backend connection(s) opened in total",
 	    (unsigned long long)(server_metrics()->backend_connects[0] + server_metrics()->backend_connects[1]));
+	filters_shutdown();   /* the sentlog's last flush */
 	dns_shutdown();
 	uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* the resolver's handle */
 	server_release();
