@@ -282,8 +282,7 @@ int privs_check_as_user(const struct config *cfg, const struct privs *pv, char *
 			u.count++;
 		}
 		if (privs_state_unwritable(cfg, cerr, sizeof cerr) < 0) {
-			fprintf(stderr, "warning: %s
-", cerr);
+			fprintf(stderr, "warning: %s\n", cerr);
 			u.count++;
 		}
 		/* start-up opens (or creates) the log file as the user: the
