@@ -407,9 +407,11 @@ with t.case("hostile scrapers, mail flows"):
     t.check("100 parallel scrapers: each got 200, 503 or a close",
             len(results) == 100 and all(r in (200, 503, None) for r in results),
             sorted(set(map(str, results))))
-    t.check("some of them were refused (at most 8 at once): %d served, %d 503, %d closed"
-            % (results.count(200), results.count(503), results.count(None)),
-            results.count(503) + results.count(None) > 0, results.count(200))
+    # how many are served depends on how fast each is answered (all 100 may
+    # be, one after another); the cap itself is checked below with eight
+    # requests held open
+    log("# 100 parallel scrapers: %d served, %d 503, %d closed"
+        % (results.count(200), results.count(503), results.count(None)))
     t.check("mail relayed under attack", all(code == 250 for _, code in mail), mail)
     worst = max(s for s, _ in mail)
     t.check("within normal latency (worst %.3fs, baseline worst %.3fs)" % (worst, base_max),
