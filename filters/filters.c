@@ -9,6 +9,7 @@
 
 extern const struct filter_ops filter_helo;
 extern const struct filter_ops filter_batv;
+extern const struct filter_ops filter_bounce;
 extern const struct filter_ops filter_spf;
 extern const struct filter_ops filter_dkim;
 extern const struct filter_ops filter_dmarc;
@@ -16,6 +17,7 @@ extern const struct filter_ops filter_dmarc;
 const struct filter_ops *const filter_table[] = {
 	&filter_helo,
 	&filter_batv,
+	&filter_bounce,  /* after BATV: with refuse_at = content it gives BATV's verdict */
 	&filter_spf,
 	&filter_dkim,
 	&filter_dmarc,  /* after SPF and DKIM: it reads their results */

@@ -6,6 +6,7 @@ libfilters_a_SOURCES = \
 	filters/helo.c \
 	filters/batv_tag.c filters/batv_tag.h \
 	filters/batv.c filters/batv.h \
+	filters/bounce.c filters/bounce_evidence.c filters/bounce_evidence.h \
 	filters/spf.c filters/spf.h \
 	filters/dkim.c \
 	filters/dmarc.c

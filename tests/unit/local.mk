@@ -48,3 +48,5 @@ tests_unit_test_log_json_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/unit/json_check.h
 UNIT_TESTS += tests/unit/test_sdnotify
 tests_unit_test_sdnotify_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_bounce_evidence
+tests_unit_test_bounce_evidence_LDADD = $(UNIT_LDADD)
