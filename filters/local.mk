@@ -6,7 +6,8 @@ libfilters_a_SOURCES = \
 	filters/helo.c \
 	filters/batv_tag.c filters/batv_tag.h \
 	filters/batv.c filters/batv.h \
-	filters/bounce.c filters/bounce_evidence.c filters/bounce_evidence.h \
+	filters/bsig.c filters/bsig.h \
+	filters/sentlog.c filters/sentlog.h \
 	filters/spf.c filters/spf.h \
 	filters/dkim.c \
 	filters/dmarc.c
@@ -14,3 +15,4 @@ EXTRA_DIST += filters/README.md
 libfilters_a_SOURCES += filters/dmarc_record.c filters/dmarc_record.h \
 	filters/dmarc_org.c filters/dmarc_org.h \
 	filters/dmarc_eval.c filters/dmarc_eval.h
+libfilters_a_SOURCES += filters/bounce.c filters/bounce_evidence.c filters/bounce_evidence.h

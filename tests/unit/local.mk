@@ -50,3 +50,7 @@ UNIT_TESTS += tests/unit/test_sdnotify
 tests_unit_test_sdnotify_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_bounce_evidence
 tests_unit_test_bounce_evidence_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_bsig
+tests_unit_test_bsig_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_sentlog
+tests_unit_test_sentlog_LDADD = $(UNIT_LDADD)
