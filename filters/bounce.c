@@ -581,7 +581,7 @@ static enum filter_result decide(const struct filter_env *env, struct bounce_msg
 static void log_classified(const struct filter_env *env, const struct bounce_result *r)
 {
 	const struct bounce_original *o = &r->orig;
-	char why[200], rp[ESC_ADDR], from[ESC_ADDR], mid[ESC_ADDR];
+	char why[200], rp[ESC_ADDR], from[ESC_ADDR], mid[ESC_ADDR], date[200];
 
 	if (log_get_level() < LOG_LEVEL_DEBUG)
 		return;
@@ -591,11 +591,12 @@ static void log_classified(const struct filter_env *env, const struct bounce_res
 		return;
 	}
 	log_debug("%s: bounce: message %u: class %s (%s); original %s: return-path <%s> "
-	    "from <%s> msgid %s hops %zu%s", env->sid, env->txn_number, bounce_class_name(r->cls),
-	    esc(r->why, why, sizeof why), o->quoted_headers ? "quoted inline" : "in a MIME part",
+	    "from <%s> msgid %s hops %zu%s date %s", env->sid, env->txn_number,
+	    bounce_class_name(r->cls), esc(r->why, why, sizeof why),
+	    o->quoted_headers ? "quoted inline" : "in a MIME part",
 	    esc(o->return_path, rp, sizeof rp), esc(o->from, from, sizeof from),
 	    o->message_id[0] ? esc(o->message_id, mid, sizeof mid) : "-", o->nhops,
-	    o->backstop_sig[0] ? " sig" : "");
+	    o->backstop_sig[0] ? " sig" : "", esc(o->date, date, sizeof date));
 }
 
 static enum filter_result bounce_eod(const struct filter_env *env,

@@ -202,3 +202,41 @@ Date: %(date)s
 Are you free for lunch on Friday? Tell me about the Undelivered Mail
 problem you had last week.
 """ % {"rcpt": rcpt, "subject": subject, "mid": msgid("ord"), "date": DATE})
+
+
+def _canon_msgid(v):
+    v = v.strip(" \t\r\n")
+    lt = v.find("<")
+    gt = v.find(">", lt) if lt >= 0 else -1
+    if lt >= 0 and gt >= 0:
+        v = v[lt:gt + 1]
+    return v.replace("\r", "").replace("\n", "")
+
+
+def _canon_date(v):
+    return " ".join(v.replace("\r", " ").replace("\n", " ").split())
+
+
+def _canon_sender(v):
+    v = v.strip(" \t\r\n")
+    if len(v) >= 2 and v[0] == "<" and v[-1] == ">":
+        v = v[1:-1]
+    import re
+    v = re.sub(r"^(?i:prvs=)\d{4}[0-9a-fA-F]{6}=", "", v)
+    if "@" in v:
+        local, dom = v.rsplit("@", 1)
+        v = local + "@" + dom.lower()
+    return v
+
+
+def py_bsig(secret, key, message_id, date, sender, day=None):
+    """The X-Backstop-Sig value filters/bsig.c makes, computed independently:
+    base64url(HMAC-SHA256(secret, "backstop-sig v=1" NUL k NUL day NUL
+    msgid NUL date NUL sender)[:16]), inputs canonicalised as bsig.h says."""
+    import base64
+    day = int(time.time()) // 86400 if day is None else day
+    data = b"\0".join([b"backstop-sig v=1", str(key).encode(), str(day).encode(),
+                       _canon_msgid(message_id).encode(), _canon_date(date).encode(),
+                       _canon_sender(sender).encode()])
+    mac = hmac.new(secret.encode(), data, hashlib.sha256).digest()[:16]
+    return "v=1; k=%d; t=%d; s=%s" % (key, day, base64.urlsafe_b64encode(mac).decode().rstrip("="))
