@@ -1,0 +1,969 @@
+/*
+ * bounce - classifier and original extraction (see bounce.h).
+ *
+ * How the class is decided (bounce_scan_end), strongest evidence first:
+ *
+ * 1. Structure. A multipart/report among the message's own parts (not
+ *    inside an attached message: a forwarded bounce is ordinary mail) with
+ *    report-type feedback-report, disposition-notification or
+ *    delivery-status, or a message/feedback-report, message/disposition-
+ *    notification, message/(global-)delivery-status part: ARF, MDN, DSN.
+ *    Machines write these; a person forwarding one attaches it as
+ *    message/rfc822, where it does not count.
+ * 2. Challenge: a challenge header (X-Challenge, X-TMDA, X-Spamarrest,
+ *    X-Boxbe) or challenge phrases in the text with an automatic sender.
+ * 3. Non-delivery score: several independent signals must agree, because
+ *    each alone is in ordinary mail now and then:
+ *      null envelope sender                               3
+ *      daemon sender (MAILER-DAEMON@, postmaster@, "Mail Delivery System") 3
+ *      bounce subject ("Undelivered Mail Returned to Sender", ...)  3
+ *        (0 when it starts with Re:/Fwd:/AW:/WG:...: a person answering or
+ *        forwarding a bounce writes ordinary mail)
+ *      X-Failed-Recipients, X-MS-Exchange-Message-Is-NDR  4
+ *      the explanation an MTA writes ("This is the mail system at host",
+ *        "Hi. This is the qmail-send program", ...), unquoted    3
+ *      delivery-status fields in the text (Final-Recipient:, Status: 5.)  3
+ *      SMTP error texts ("550 5.1.1", "User unknown")          1
+ *      an original attached or quoted ("This is a copy of the message") 1
+ *    NDR when the score reaches 6 and at least one signal is not about the
+ *    sender: a person (3 at most from the subject alone, 4 with a pasted
+ *    copy) stays ordinary; MAILER-DAEMON with a bounce subject, or an
+ *    unknown sender with subject, explanation and copy, does not.
+ * 4. Auto-reply: Auto-Submitted: auto-replied (RFC 3834), X-Autoreply,
+ *    X-Autorespond, Precedence: auto_reply, X-Apple-Action: VACATION; or
+ *    an auto-reply subject ("Automatic reply:", "Out of Office",
+ *    "Abwesenheit") backed by an automatic marker (Auto-Submitted of any
+ *    kind, X-Auto-Response-Suppress, null sender, Precedence: bulk/junk)
+ *    or by auto-reply text ("I am out of the office"). A subject alone is
+ *    a person talking about their holiday; a mailing list (List-Id) with
+ *    only a subject stays ordinary too.
+ * 5. Anything else is ordinary. Auto-Submitted: auto-generated alone is a
+ *    notification (cron, monitoring), not an answer to a message.
+ *
+ * The original is taken from the first message/rfc822 (message/global)
+ * or text/rfc822-headers part among the message's own parts, else from
+ * header fields quoted in the text (a block of "Name: value" lines,
+ * '>'-quoted or indented), and its envelope sender and Message-ID from the
+ * report fields (X-Postfix-Sender, Original-Envelope-Id's neighbours
+ * X-Original-Message-ID, ARF's Original-Mail-From) when the copy lacks them.
+ */
+#include "smtp/bounce.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "smtp/bounce_rules.h"
+#include "smtp/mime.h"
+
+/* The text looked at for phrases and quoted headers: the start of the
+ * message's own text parts. A bounce explains itself at the top; past this
+ * the text is not read (and not decoded: part_begin says no). */
+#define TEXT_SCAN_BUDGET (96 * 1024)
+#define QFIELD_MAX 2048            /* a quoted header field being collected */
+
+/* header signals (top level) */
+enum {
+	H_FAILED_RCPTS = 1 << 0,     /* X-Failed-Recipients (Exim), X-MS-Exchange-Message-Is-NDR */
+	H_AUTO_REPLIED = 1 << 1,     /* Auto-Submitted: auto-replied */
+	H_AUTO_OTHER = 1 << 2,       /* Auto-Submitted: auto-generated, auto-notified, ... */
+	H_AUTOREPLY = 1 << 3,        /* X-Autoreply, X-Autorespond, Precedence: auto_reply, X-Apple-Action: VACATION */
+	H_AUTO_SUPPRESS = 1 << 4,    /* X-Auto-Response-Suppress (Exchange sets it on what it generates) */
+	H_PREC_BULK = 1 << 5,        /* Precedence: bulk, junk, list */
+	H_LIST = 1 << 6,             /* List-Id, List-Unsubscribe: a mailing list or newsletter */
+	H_CHALLENGE = 1 << 7,        /* X-Challenge*, X-TMDA*, X-Spamarrest*, X-Boxbe* */
+	H_REPORT = 1 << 8,           /* top-level multipart/report */
+};
+
+/* text signals (the message's own text parts) */
+enum {
+	T_BOUNCE = 1 << 0,
+	T_SMTP_ERROR = 1 << 1,
+	T_DSN_FIELD = 1 << 2,
+	T_AUTOREPLY = 1 << 3,
+	T_CHALLENGE = 1 << 4,
+	T_ORIGINAL = 1 << 5,
+};
+
+/* what the parts of the message are */
+enum {
+	P_DELIVERY_STATUS = 1 << 0,
+	P_DISPOSITION = 1 << 1,
+	P_FEEDBACK = 1 << 2,
+	P_ORIGINAL = 1 << 3,         /* message/rfc822, message/global, text/rfc822-headers */
+};
+
+enum part_kind { K_NONE, K_TEXT, K_HTML, K_REPORT_FIELDS, K_HEADERS };
+
+struct quoted {
+	/* a header field being collected from lines (text/rfc822-headers or
+	 * quoted text) */
+	char buf[QFIELD_MAX];
+	size_t len;
+	bool active;        /* a field is being collected */
+	bool in_block;      /* in a block of header lines */
+	size_t indent;      /* the block's indentation after the quote marks */
+	unsigned quote;     /* the block's '>' count */
+};
+
+struct bounce_scan {
+	struct mime_walker *walker;
+	/* top level */
+	char from_addr[256];
+	char from_name[128];
+	char subject[256];          /* RFC 2047 decoded, unfolded */
+	bool subject_seen, from_seen;
+	char report_type[40];
+	unsigned hdr, text, parts;
+	char in_reply_to[256];
+	size_t nrefs;
+	char refs[8][256];
+	/* parts */
+	enum part_kind kind;        /* of the part being delivered */
+	size_t text_budget;
+	unsigned orig_index;        /* the encapsulated message captured (index + 1, 0 = none) */
+	struct bounce_original orig_part, orig_quoted;
+	char ds_sender[256], ds_msgid[256];
+	struct quoted q;            /* quoted headers in text */
+	struct quoted h;            /* text/rfc822-headers lines */
+	char lowered[MIME_LINE_MAX + 1];
+};
+
+const char *bounce_class_name(enum bounce_class c)
+{
+	static const char *const names[BOUNCE_CLASS_COUNT] = {
+		"ordinary", "dsn", "ndr", "autoreply", "challenge", "mdn", "arf",
+	};
+	return (unsigned)c < BOUNCE_CLASS_COUNT ? names[c] : "ordinary";
+}
+
+static char lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+}
+
+static bool ieq(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++)
+		if (lower(*a) != lower(*b))
+			return false;
+	return *a == *b;
+}
+
+bool bounce_class_parse(const char *name, enum bounce_class *out)
+{
+	for (unsigned c = 0; c < BOUNCE_CLASS_COUNT; c++)
+		if (ieq(name, bounce_class_name((enum bounce_class)c))) {
+			*out = (enum bounce_class)c;
+			return true;
+		}
+	return false;
+}
+
+/* ---- small text helpers ---- */
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* lowercase - s[0..n) into out (cap), lowercased, NUL and other controls as blanks. */
+static void lowercase(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t i;
+	if (n >= cap)
+		n = cap - 1;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+		out[i] = (unsigned char)c < ' ' ? ' ' : lower(c);
+	}
+	out[i] = '\0';
+}
+
+/* unfold - the value without its line breaks (RFC 5322 2.2.3), trimmed, into out. */
+static void unfold(const char *v, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	while (n > 0 && is_blank(*v))
+		v++, n--;
+	for (size_t i = 0; i < n && o + 1 < cap; i++) {
+		if (v[i] == '\r' || v[i] == '\n')
+			continue;
+		out[o++] = v[i] == '\0' ? ' ' : v[i];
+	}
+	while (o > 0 && is_blank(out[o - 1]))
+		o--;
+	out[o] = '\0';
+}
+
+static void copy_bounded(char *dst, size_t cap, const char *src, size_t n)
+{
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* first_msgid - the first "<...>" of v into out; when there is none, a bare
+ * id without blanks is wrapped ("id@host" -> "<id@host>"). */
+static bool first_msgid(const char *v, size_t n, char *out, size_t cap)
+{
+	const char *lt = memchr(v, '<', n);
+	if (lt) {
+		const char *gt = memchr(lt, '>', (size_t)(v + n - lt));
+		if (gt && gt - lt > 1 && (size_t)(gt - lt + 1) < cap) {
+			size_t k = 0;
+			for (const char *p = lt; p <= gt; p++)
+				if (!is_blank(*p))
+					out[k++] = *p;
+			out[k] = '\0';
+			return true;
+		}
+		return false;
+	}
+	char tmp[256];
+	unfold(v, n, tmp, sizeof tmp);
+	if (!tmp[0] || strpbrk(tmp, " \t") || !strchr(tmp, '@') || strlen(tmp) + 3 > cap)
+		return false;
+	snprintf(out, cap, "<%s>", tmp);
+	return true;
+}
+
+/* addr_spec - the address of a From:/Return-Path: value: inside <...> when
+ * there, else the first word with an '@'. Comments and quoted display
+ * names before it are skipped well enough for logging and matching. */
+static void addr_spec(const char *v, size_t n, char *out, size_t cap, char *name, size_t name_cap)
+{
+	char tmp[512];
+	unfold(v, n, tmp, sizeof tmp);
+	out[0] = '\0';
+	if (name)
+		name[0] = '\0';
+	char *lt = strrchr(tmp, '<');
+	if (lt) {
+		char *gt = strchr(lt, '>');
+		if (gt) {
+			copy_bounded(out, cap, lt + 1, (size_t)(gt - lt - 1));
+			if (name)
+				copy_bounded(name, name_cap, tmp, (size_t)(lt - tmp));
+			return;
+		}
+	}
+	/* "addr (Display Name)" or a bare address */
+	char *at = strchr(tmp, '@');
+	char *start = at ? at : tmp, *end;
+	if (!at) {
+		/* "MAILER-DAEMON" without a domain */
+		start = tmp;
+		while (*start && is_blank(*start))
+			start++;
+		end = start;
+		while (*end && !is_blank(*end) && *end != '(')
+			end++;
+		copy_bounded(out, cap, start, (size_t)(end - start));
+	} else {
+		while (start > tmp && !is_blank(start[-1]) && start[-1] != '"' && start[-1] != ',')
+			start--;
+		end = at;
+		while (*end && !is_blank(*end) && *end != ',' && *end != '(' && *end != '>')
+			end++;
+		copy_bounded(out, cap, start, (size_t)(end - start));
+	}
+	if (name) {
+		char *lp = strchr(tmp, '('), *rp = lp ? strchr(lp, ')') : NULL;
+		if (lp && rp)
+			copy_bounded(name, name_cap, lp + 1, (size_t)(rp - lp - 1));
+	}
+}
+
+/* rfc2047_decode - encoded-words decoded to their bytes (charset ignored:
+ * only ASCII and UTF-8 phrases are matched), whitespace between adjacent
+ * encoded words dropped, into out. Bounded by cap; malformed words are
+ * kept as they are. */
+static void rfc2047_decode(const char *s, char *out, size_t cap)
+{
+	size_t o = 0;
+	bool last_was_word = false;
+	while (*s && o + 1 < cap) {
+		if (s[0] == '=' && s[1] == '?') {
+			const char *q1 = strchr(s + 2, '?');
+			const char *q2 = q1 && q1[1] && q1[2] == '?' ? q1 + 2 : NULL;
+			const char *end = q2 ? strstr(q2 + 1, "?=") : NULL;
+			if (end) {
+				char enc = lower(q1[1]);
+				const char *p = q2 + 1;
+				if (enc == 'b') {
+					uint32_t acc = 0;
+					unsigned nb = 0;
+					for (; p < end && o + 1 < cap; p++) {
+						int v = -1;
+						char c = *p;
+						if (c >= 'A' && c <= 'Z') v = c - 'A';
+						else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+						else if (c >= '0' && c <= '9') v = c - '0' + 52;
+						else if (c == '+') v = 62;
+						else if (c == '/') v = 63;
+						if (v < 0)
+							continue;
+						acc = acc << 6 | (uint32_t)v;
+						if (++nb % 4 == 0) {
+							out[o++] = (char)(acc >> 16);
+							if (o + 1 < cap) out[o++] = (char)(acc >> 8);
+							if (o + 1 < cap) out[o++] = (char)acc;
+							acc = 0;
+						}
+					}
+					if (nb % 4 == 2 && o + 1 < cap)
+						out[o++] = (char)(acc >> 4);
+					else if (nb % 4 == 3 && o + 2 < cap) {
+						out[o++] = (char)(acc >> 10);
+						out[o++] = (char)(acc >> 2);
+					}
+				} else {
+					for (; p < end && o + 1 < cap; p++) {
+						static const char hex[] = "0123456789abcdef";
+						const char *h1, *h2;
+						if (*p == '_')
+							out[o++] = ' ';
+						else if (*p == '=' && p + 2 < end && (h1 = strchr(hex, lower(p[1]))) &&
+						    (h2 = strchr(hex, lower(p[2]))) && p[1] && p[2]) {
+							out[o++] = (char)((h1 - hex) << 4 | (h2 - hex));
+							p += 2;
+						} else
+							out[o++] = *p;
+					}
+				}
+				s = end + 2;
+				last_was_word = true;
+				continue;
+			}
+		}
+		if (last_was_word && is_blank(*s)) {
+			/* blanks between two encoded words go, before anything else stay */
+			const char *t = s;
+			while (is_blank(*t))
+				t++;
+			if (t[0] == '=' && t[1] == '?') {
+				s = t;
+				continue;
+			}
+		}
+		last_was_word = false;
+		out[o++] = *s++;
+	}
+	out[o] = '\0';
+}
+
+/* ---- the original: fields captured ---- */
+
+static void parse_received(const char *v, size_t n, struct bounce_hop *hop)
+{
+	char tmp[1024], low[1024];
+	unfold(v, n, tmp, sizeof tmp);
+	lowercase(tmp, strlen(tmp), low, sizeof low);
+	memset(hop, 0, sizeof *hop);
+	/* from: the word after a leading "from" */
+	if (strncmp(low, "from ", 5) == 0) {
+		const char *p = tmp + 5, *e;
+		while (*p == ' ')
+			p++;
+		e = p;
+		while (*e && !is_blank(*e) && *e != '(' && *e != ';')
+			e++;
+		copy_bounded(hop->from, sizeof hop->from, p, (size_t)(e - p));
+	}
+	/* by: the word after " by " (or a leading "by") */
+	const char *by = strncmp(low, "by ", 3) == 0 ? low : strstr(low, " by ");
+	size_t by_off = by ? (size_t)(by - low) + (by == low ? 3 : 4) : 0;
+	if (by) {
+		const char *p = tmp + by_off, *e;
+		while (*p == ' ')
+			p++;
+		e = p;
+		while (*e && !is_blank(*e) && *e != '(' && *e != ';')
+			e++;
+		copy_bounded(hop->by, sizeof hop->by, p, (size_t)(e - p));
+	}
+	/* ip: the first [literal] of the from clause (before "by") */
+	const char *limit = by ? tmp + by_off : tmp + strlen(tmp);
+	for (const char *p = tmp; p < limit; p++) {
+		if (*p != '[')
+			continue;
+		const char *e = memchr(p, ']', (size_t)(limit - p));
+		if (!e)
+			break;
+		const char *ip = p + 1;
+		if (strncmp(low + (ip - tmp), "ipv6:", 5) == 0)
+			ip += 5;
+		bool ok = e > ip;
+		for (const char *c = ip; c < e; c++)
+			if (!strchr("0123456789abcdefABCDEF.:", *c))
+				ok = false;
+		if (ok) {
+			copy_bounded(hop->ip, sizeof hop->ip, ip, (size_t)(e - ip));
+			break;
+		}
+		p = e;
+	}
+}
+
+static bool name_is(const char *field, size_t len, const char *name)
+{
+	return mime_field_name_is(field, len, name);
+}
+
+/* capture - a field of the original into o (the first of each kind wins;
+ * Received fields are appended, topmost first). */
+static void capture(struct bounce_original *o, const char *field, size_t len)
+{
+	size_t vlen;
+	const char *v = mime_field_value(field, len, &vlen);
+	if (!v)
+		return;
+	if (name_is(field, len, "Return-Path")) {
+		if (!o->return_path[0])
+			addr_spec(v, vlen, o->return_path, sizeof o->return_path, NULL, 0);
+	} else if (name_is(field, len, "Message-ID")) {
+		if (!o->message_id[0])
+			first_msgid(v, vlen, o->message_id, sizeof o->message_id);
+	} else if (name_is(field, len, "From")) {
+		if (!o->from[0])
+			addr_spec(v, vlen, o->from, sizeof o->from, NULL, 0);
+	} else if (name_is(field, len, "Subject")) {
+		if (!o->subject[0])
+			unfold(v, vlen, o->subject, sizeof o->subject);
+	} else if (name_is(field, len, "Date")) {
+		if (!o->date[0])
+			unfold(v, vlen, o->date, sizeof o->date);
+	} else if (name_is(field, len, "X-Backstop-Sig")) {
+		if (!o->backstop_sig[0])
+			unfold(v, vlen, o->backstop_sig, sizeof o->backstop_sig);
+	} else if (name_is(field, len, "Received")) {
+		if (o->nhops < BOUNCE_RECEIVED_MAX)
+			parse_received(v, vlen, &o->hops[o->nhops++]);
+	} else
+		return;
+	/* a copy with any of these is an original we can name */
+	if (o->message_id[0] || o->return_path[0] || o->nhops || o->backstop_sig[0] ||
+	    (o->from[0] && (o->subject[0] || o->date[0])))
+		o->found = true;
+}
+
+/* ---- header fields collected from lines ---- */
+
+static void q_finish(struct quoted *q, struct bounce_original *o)
+{
+	if (q->active)
+		capture(o, q->buf, q->len);
+	q->active = false;
+	q->len = 0;
+}
+
+static void q_append(struct quoted *q, const char *s, size_t n)
+{
+	size_t room = sizeof q->buf - q->len;
+	if (n > room)
+		n = room;
+	memcpy(q->buf + q->len, s, n);
+	q->len += n;
+}
+
+/* field_name_len - the length of "Name:" at s (a field name of printable
+ * ASCII, no blanks), 0 when s does not start a header field. */
+static size_t field_name_len(const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n && i < 64 && s[i] > ' ' && s[i] < 127 && s[i] != ':')
+		i++;
+	if (i == 0 || i >= n || s[i] != ':')
+		return 0;
+	return i;
+}
+
+/* headers_line - a line of a text/rfc822-headers part (or an encoded
+ * message/rfc822): plain header section syntax, ends at the first empty line. */
+static void headers_line(struct bounce_scan *s, const char *line, size_t n)
+{
+	struct quoted *h = &s->h;
+	if (h->in_block)
+		return;     /* past the header section */
+	if (n == 0) {
+		q_finish(h, &s->orig_part);
+		h->in_block = true;
+		return;
+	}
+	if ((line[0] == ' ' || line[0] == '\t') && h->active) {
+		q_append(h, "\r\n", 2);
+		q_append(h, line, n);
+		return;
+	}
+	q_finish(h, &s->orig_part);
+	if (field_name_len(line, n)) {
+		h->active = true;
+		q_append(h, line, n);
+	}
+}
+
+/* quoted_line - a line of text: header fields quoted in it ('>'-quoted,
+ * indented, or as they are after "This is a copy of the message"). A block
+ * is a run of "Name: value" lines and their continuations (lines indented
+ * deeper than the block); anything else ends it. */
+static void quoted_line(struct bounce_scan *s, const char *line, size_t n)
+{
+	struct quoted *q = &s->q;
+	unsigned quote = 0;
+	size_t i = 0, indent;
+
+	while (i < n && (line[i] == '>' || (quote && line[i] == ' ' && i + 1 < n && line[i + 1] == '>'))) {
+		if (line[i] == '>')
+			quote++;
+		i++;
+	}
+	size_t after_quote = i;
+	while (i < n && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	indent = i - after_quote;
+	if (q->in_block && quote == q->quote && indent > q->indent && i < n && q->active) {
+		/* a continuation of the field (the folding whitespace kept) */
+		q_append(q, "\r\n", 2);
+		q_append(q, line + after_quote, n - after_quote);
+		return;
+	}
+	q_finish(q, &s->orig_quoted);
+	if (i < n && field_name_len(line + i, n - i)) {
+		/* a bounce text's own "Subject: x" line counts like a quoted one:
+		 * it is about the original too */
+		q->in_block = true;
+		q->quote = quote;
+		q->indent = indent;
+		q->active = true;
+		q_append(q, line + i, n - i);
+		return;
+	}
+	q->in_block = false;
+}
+
+/* ---- walker callbacks ---- */
+
+static bool is_type(const struct mime_part *p, const char *t)
+{
+	return strcmp(p->type, t) == 0;
+}
+
+static void on_header(void *ctx, const struct mime_part *p, const char *field, size_t len, bool cut)
+{
+	struct bounce_scan *s = ctx;
+	(void)cut;
+	if (p->depth == 0)
+		return;     /* the top-level fields: bounce_scan_header */
+	if (p->message_top && p->msg_depth == 1) {
+		/* the first message attached to the message itself is the original */
+		if (s->orig_index == 0)
+			s->orig_index = p->index + 1;
+		if (s->orig_index == p->index + 1)
+			capture(&s->orig_part, field, len);
+	}
+}
+
+static bool on_part_begin(void *ctx, const struct mime_part *p)
+{
+	struct bounce_scan *s = ctx;
+	s->kind = K_NONE;
+	if (p->msg_depth > 0) {
+		/* inside an attached message: only an encoded copy's headers matter */
+		return false;
+	}
+	if (strcmp(p->type, "multipart/report") == 0 && !s->report_type[0])
+		copy_bounded(s->report_type, sizeof s->report_type, p->report_type, strlen(p->report_type));
+	if (is_type(p, "message/delivery-status") || is_type(p, "message/global-delivery-status")) {
+		s->parts |= P_DELIVERY_STATUS;
+		s->kind = K_REPORT_FIELDS;
+	} else if (is_type(p, "message/disposition-notification") ||
+	    is_type(p, "message/global-disposition-notification")) {
+		s->parts |= P_DISPOSITION;
+		s->kind = K_REPORT_FIELDS;
+	} else if (is_type(p, "message/feedback-report")) {
+		s->parts |= P_FEEDBACK;
+		s->kind = K_REPORT_FIELDS;
+	} else if (is_type(p, "text/rfc822-headers") || is_type(p, "message/global-headers") ||
+	    ((is_type(p, "message/rfc822") || is_type(p, "message/global")) &&
+	     p->encoding != MIME_ENC_7BIT)) {
+		/* headers as lines: a text part of headers, or an encoded copy
+		 * the walker does not walk into */
+		s->parts |= P_ORIGINAL;
+		if (s->orig_index == 0 && !s->orig_part.found) {
+			s->orig_index = p->index + 1;
+			memset(&s->h, 0, sizeof s->h);
+			s->kind = K_HEADERS;
+		}
+	} else if (is_type(p, "message/rfc822") || is_type(p, "message/global")) {
+		s->parts |= P_ORIGINAL;
+	} else if (strncmp(p->type, "text/", 5) == 0 && s->text_budget > 0) {
+		s->kind = is_type(p, "text/html") ? K_HTML : K_TEXT;
+		memset(&s->q, 0, sizeof s->q);
+	}
+	return s->kind != K_NONE;
+}
+
+static void report_line(struct bounce_scan *s, const char *line, size_t n)
+{
+	size_t vlen;
+	const char *v;
+	if (name_is(line, n, "X-Postfix-Sender") || name_is(line, n, "Original-Mail-From") ||
+	    name_is(line, n, "X-Original-Sender")) {
+		if (!s->ds_sender[0] && (v = mime_field_value(line, n, &vlen))) {
+			/* "rfc822; addr" */
+			const char *semi = memchr(v, ';', vlen);
+			if (semi) {
+				vlen -= (size_t)(semi + 1 - v);
+				v = semi + 1;
+			}
+			addr_spec(v, vlen, s->ds_sender, sizeof s->ds_sender, NULL, 0);
+		}
+	} else if (name_is(line, n, "X-Original-Message-ID") || name_is(line, n, "Original-Message-ID")) {
+		if (!s->ds_msgid[0] && (v = mime_field_value(line, n, &vlen)))
+			first_msgid(v, vlen, s->ds_msgid, sizeof s->ds_msgid);
+	}
+}
+
+static void text_line(struct bounce_scan *s, const char *line, size_t n, bool html)
+{
+	if (n > s->text_budget)
+		n = s->text_budget;
+	s->text_budget -= n;
+	if (!html)
+		quoted_line(s, line, n);
+	if (n > 0 && line[0] == '>')
+		return;     /* quoted by a person: their words about it, not the MTA's */
+	lowercase(line, n, s->lowered, sizeof s->lowered);
+	const char *l = s->lowered;
+	if (!(s->text & T_BOUNCE) && bounce_rule_find(RULES_TEXT_BOUNCE, l))
+		s->text |= T_BOUNCE;
+	if (!(s->text & T_SMTP_ERROR) && bounce_rule_find(RULES_TEXT_SMTP_ERROR, l))
+		s->text |= T_SMTP_ERROR;
+	if (!(s->text & T_DSN_FIELD) && bounce_rule_find(RULES_TEXT_DSN_FIELD, l))
+		s->text |= T_DSN_FIELD;
+	if (!(s->text & T_AUTOREPLY) && bounce_rule_find(RULES_TEXT_AUTOREPLY, l))
+		s->text |= T_AUTOREPLY;
+	if (!(s->text & T_CHALLENGE) && bounce_rule_find(RULES_TEXT_CHALLENGE, l))
+		s->text |= T_CHALLENGE;
+	if (!(s->text & T_ORIGINAL) && bounce_rule_find(RULES_TEXT_ORIGINAL, l))
+		s->text |= T_ORIGINAL;
+}
+
+static void on_line(void *ctx, const struct mime_part *p, const char *line, size_t n)
+{
+	struct bounce_scan *s = ctx;
+	(void)p;
+	switch (s->kind) {
+	case K_TEXT:
+	case K_HTML:
+		if (s->text_budget > 0)
+			text_line(s, line, n, s->kind == K_HTML);
+		break;
+	case K_REPORT_FIELDS:
+		report_line(s, line, n);
+		break;
+	case K_HEADERS:
+		headers_line(s, line, n);
+		break;
+	default:
+		break;
+	}
+}
+
+static void on_part_end(void *ctx, const struct mime_part *p)
+{
+	struct bounce_scan *s = ctx;
+	(void)p;
+	if (s->kind == K_TEXT)
+		q_finish(&s->q, &s->orig_quoted);
+	else if (s->kind == K_HEADERS)
+		q_finish(&s->h, &s->orig_part);
+	s->kind = K_NONE;
+}
+
+/* ---- the API ---- */
+
+struct bounce_scan *bounce_scan_new(void)
+{
+	static const struct mime_callbacks cb = {
+		.header = on_header, .part_begin = on_part_begin, .line = on_line,
+		.part_end = on_part_end,
+	};
+	struct bounce_scan *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->walker = mime_walker_new(NULL, &cb, s);
+	if (!s->walker) {
+		free(s);
+		return NULL;
+	}
+	s->text_budget = TEXT_SCAN_BUDGET;
+	return s;
+}
+
+static void top_references(struct bounce_scan *s, const char *v, size_t n)
+{
+	/* the last 8: the parent (the message answered) is the last one, the
+	 * thread's root the first */
+	const char *p = v, *end = v + n;
+	while (p < end) {
+		const char *lt = memchr(p, '<', (size_t)(end - p));
+		if (!lt)
+			break;
+		const char *gt = memchr(lt, '>', (size_t)(end - lt));
+		if (!gt)
+			break;
+		char id[256];
+		if (first_msgid(lt, (size_t)(gt - lt + 1), id, sizeof id)) {
+			if (s->nrefs == 8) {
+				memmove(s->refs[0], s->refs[1], sizeof s->refs[0] * 7);
+				s->nrefs = 7;
+			}
+			memcpy(s->refs[s->nrefs++], id, sizeof id);
+		}
+		p = gt + 1;
+	}
+}
+
+void bounce_scan_header(struct bounce_scan *s, const char *field, size_t len)
+{
+	size_t vlen;
+	const char *v = mime_field_value(field, len, &vlen);
+	char low[128];
+
+	mime_header(s->walker, field, len);
+	if (!v)
+		return;
+	if (name_is(field, len, "From") && !s->from_seen) {
+		s->from_seen = true;
+		char raw_name[256];
+		addr_spec(v, vlen, s->from_addr, sizeof s->from_addr, raw_name, sizeof raw_name);
+		rfc2047_decode(raw_name, s->from_name, sizeof s->from_name);
+	} else if (name_is(field, len, "Subject") && !s->subject_seen) {
+		char raw[512];
+		s->subject_seen = true;
+		unfold(v, vlen, raw, sizeof raw);
+		rfc2047_decode(raw, s->subject, sizeof s->subject);
+	} else if (name_is(field, len, "Auto-Submitted")) {
+		lowercase(v, vlen, low, sizeof low);
+		if (strncmp(low, "auto-replied", 12) == 0)
+			s->hdr |= H_AUTO_REPLIED;
+		else if (strncmp(low, "no", 2) != 0)
+			s->hdr |= H_AUTO_OTHER;
+	} else if (name_is(field, len, "X-Failed-Recipients") ||
+	    name_is(field, len, "X-MS-Exchange-Message-Is-NDR")) {
+		s->hdr |= H_FAILED_RCPTS;
+	} else if (name_is(field, len, "X-Autoreply") || name_is(field, len, "X-Autorespond") ||
+	    name_is(field, len, "X-Autoresponder") || name_is(field, len, "X-Auto-Reply") ||
+	    name_is(field, len, "X-Vacation")) {
+		lowercase(v, vlen, low, sizeof low);
+		if (strncmp(low, "no", 2) != 0 && strncmp(low, "false", 5) != 0)
+			s->hdr |= H_AUTOREPLY;
+	} else if (name_is(field, len, "X-Apple-Action")) {
+		lowercase(v, vlen, low, sizeof low);
+		if (strstr(low, "vacation"))
+			s->hdr |= H_AUTOREPLY;
+	} else if (name_is(field, len, "Precedence")) {
+		lowercase(v, vlen, low, sizeof low);
+		if (strncmp(low, "auto_reply", 10) == 0 || strncmp(low, "auto-reply", 10) == 0)
+			s->hdr |= H_AUTOREPLY;
+		else if (strncmp(low, "bulk", 4) == 0 || strncmp(low, "junk", 4) == 0 ||
+		    strncmp(low, "list", 4) == 0)
+			s->hdr |= H_PREC_BULK;
+	} else if (name_is(field, len, "X-Auto-Response-Suppress")) {
+		s->hdr |= H_AUTO_SUPPRESS;
+	} else if (name_is(field, len, "List-Id") || name_is(field, len, "List-Unsubscribe") ||
+	    name_is(field, len, "List-Post")) {
+		s->hdr |= H_LIST;
+	} else if (name_is(field, len, "In-Reply-To")) {
+		if (!s->in_reply_to[0])
+			first_msgid(v, vlen, s->in_reply_to, sizeof s->in_reply_to);
+	} else if (name_is(field, len, "References")) {
+		top_references(s, v, vlen);
+	} else {
+		lowercase(field, len < 16 ? len : 16, low, sizeof low);
+		if (strncmp(low, "x-challenge", 11) == 0 || strncmp(low, "x-tmda", 6) == 0 ||
+		    strncmp(low, "x-spamarrest", 12) == 0 || strncmp(low, "x-boxbe", 7) == 0)
+			s->hdr |= H_CHALLENGE;
+	}
+}
+
+void bounce_scan_eoh(struct bounce_scan *s)
+{
+	mime_eoh(s->walker);
+}
+
+void bounce_scan_body(struct bounce_scan *s, const char *data, size_t len)
+{
+	mime_body(s->walker, data, len);
+}
+
+/* a reply or a forward: a person's message about whatever it quotes */
+static bool subject_is_reply(const char *subject)
+{
+	static const char *const prefixes[] = {
+		"re:", "re :", "fw:", "fwd:", "fw :", "fwd :", "aw:", "wg:", "tr:", "sv:", "vs:",
+		"antw:", "rif:", "r:", "rv:", "odp:", "res:", "enc:", NULL,
+	};
+	char low[16];
+	while (*subject == ' ' || *subject == '\t')
+		subject++;
+	lowercase(subject, strnlen(subject, sizeof low - 1), low, sizeof low);
+	for (const char *const *p = prefixes; *p; p++)
+		if (strncmp(low, *p, strlen(*p)) == 0)
+			return true;
+	return false;
+}
+
+static bool daemon_sender(const struct bounce_scan *s)
+{
+	char local[256], name[128];
+	const char *at = strchr(s->from_addr, '@');
+	size_t ll = at ? (size_t)(at - s->from_addr) : strlen(s->from_addr);
+	if (s->from_seen && s->from_addr[0] == '\0' && s->from_name[0] == '\0')
+		return true;    /* From: <> */
+	lowercase(s->from_addr, ll, local, sizeof local);
+	if (bounce_rule_find(RULES_SENDER_LOCAL, local))
+		return true;
+	lowercase(s->from_name, strlen(s->from_name), name, sizeof name);
+	return bounce_rule_find(RULES_SENDER_NAME, name) != NULL;
+}
+
+__attribute__((format(printf, 2, 3)))
+static void set_why(struct bounce_result *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(out->why, sizeof out->why, fmt, ap);
+	va_end(ap);
+}
+
+void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce_result *out)
+{
+	char subj[256];
+	bool null_sender = mail_from && !mail_from[0];
+	bool daemon = daemon_sender(s);
+	bool reply = subject_is_reply(s->subject);
+
+	mime_end(s->walker);
+	q_finish(&s->q, &s->orig_quoted);
+	memset(out, 0, sizeof *out);
+	memcpy(out->in_reply_to, s->in_reply_to, sizeof out->in_reply_to);
+	out->nrefs = s->nrefs;
+	memcpy(out->refs, s->refs, sizeof out->refs);
+	lowercase(s->subject, strlen(s->subject), subj, sizeof subj);
+
+	/* the original: an attached copy, else quoted headers; the report's own
+	 * fields fill what the copy lacks */
+	if (s->orig_part.found || !s->orig_quoted.found) {
+		out->orig = s->orig_part;
+	} else {
+		out->orig = s->orig_quoted;
+		out->orig.quoted_headers = true;
+	}
+	if (!out->orig.return_path[0] && s->ds_sender[0])
+		memcpy(out->orig.return_path, s->ds_sender, sizeof s->ds_sender);
+	if (!out->orig.message_id[0] && s->ds_msgid[0])
+		memcpy(out->orig.message_id, s->ds_msgid, sizeof s->ds_msgid);
+	if (out->orig.return_path[0] || out->orig.message_id[0])
+		out->orig.found = true;
+
+	/* 1. structure */
+	const char *rt = s->report_type;
+	if (strcmp(rt, "feedback-report") == 0 || (s->parts & P_FEEDBACK)) {
+		out->cls = BOUNCE_ARF;
+		set_why(out, "%s%s", rt[0] ? "multipart/report " : "message/feedback-report part",
+		    rt[0] ? rt : "");
+		return;
+	}
+	if (strcmp(rt, "disposition-notification") == 0 || (s->parts & P_DISPOSITION)) {
+		out->cls = BOUNCE_MDN;
+		set_why(out, "%s%s", rt[0] ? "multipart/report " : "message/disposition-notification part",
+		    rt[0] ? rt : "");
+		return;
+	}
+	if (strcmp(rt, "delivery-status") == 0 || strcmp(rt, "global-delivery-status") == 0 ||
+	    (s->parts & P_DELIVERY_STATUS)) {
+		out->cls = BOUNCE_DSN;
+		set_why(out, "%s%s", rt[0] ? "multipart/report " : "message/delivery-status part",
+		    rt[0] ? rt : "");
+		return;
+	}
+
+	/* 2. challenge. Automatic: marked as generated by a machine (a bulk
+	 * precedence only off a mailing list: newsletters say bulk too) */
+	const char *ch_subj = bounce_rule_find(RULES_SUBJECT_CHALLENGE, subj);
+	bool list = s->hdr & H_LIST;
+	bool automatic = null_sender || (s->hdr & (H_AUTO_REPLIED | H_AUTO_OTHER | H_AUTOREPLY |
+	    H_AUTO_SUPPRESS | H_CHALLENGE)) || ((s->hdr & H_PREC_BULK) && !list);
+	if ((s->hdr & H_CHALLENGE) ||
+	    ((s->text & T_CHALLENGE) && (automatic || ch_subj) && !list && !reply)) {
+		out->cls = BOUNCE_CHALLENGE;
+		set_why(out, "%s%s", (s->hdr & H_CHALLENGE) ? "challenge header" :
+		    automatic ? "challenge text + automatic sender" : "challenge text + subject", "");
+		return;
+	}
+
+	/* 3. non-delivery score (weights: see the top of this file) */
+	const char *bsubj = reply ? NULL : bounce_rule_find(RULES_SUBJECT_BOUNCE, subj);
+	int score = 0, content = 0;
+	char why[160] = "";
+	size_t wl = 0;
+#define SIGNAL(cond, w, is_content, text) do { if (cond) { score += (w); content += (is_content) ? (w) : 0; \
+	wl += (size_t)snprintf(why + wl, wl < sizeof why ? sizeof why - wl : 0, "%s%s", wl ? " + " : "", text); \
+	if (wl >= sizeof why) wl = sizeof why - 1; } } while (0)
+	SIGNAL(null_sender, 3, false, "null sender");
+	SIGNAL(daemon, 3, false, "daemon sender");
+	SIGNAL(bsubj != NULL, 3, true, "subject");
+	SIGNAL(s->hdr & H_FAILED_RCPTS, 4, true, "X-Failed-Recipients");
+	SIGNAL(s->text & T_BOUNCE, 3, true, "bounce text");
+	SIGNAL(s->text & T_DSN_FIELD, 3, true, "status fields");
+	SIGNAL(s->text & T_SMTP_ERROR, 1, true, "SMTP error");
+	SIGNAL((s->parts & P_ORIGINAL) || (s->text & T_ORIGINAL) || s->orig_quoted.found, 1, true,
+	    "original attached");
+#undef SIGNAL
+	if (score >= 6 && content > 0) {
+		out->cls = BOUNCE_NDR;
+		if (bsubj)
+			snprintf(out->why, sizeof out->why, "%s (subject '%.60s')", why, s->subject);
+		else
+			snprintf(out->why, sizeof out->why, "%s", why);
+		return;
+	}
+
+	/* 4. auto-reply */
+	const char *asubj = reply ? NULL : bounce_rule_find(RULES_SUBJECT_AUTOREPLY, subj);
+	if (s->hdr & H_AUTO_REPLIED) {
+		out->cls = BOUNCE_AUTOREPLY;
+		set_why(out, "Auto-Submitted: auto-replied");
+		return;
+	}
+	if (s->hdr & H_AUTOREPLY) {
+		out->cls = BOUNCE_AUTOREPLY;
+		set_why(out, "auto-reply header");
+		return;
+	}
+	/* a subject alone is a person writing about a holiday: an automatic
+	 * marker must back it, and a mailing list's subject never counts */
+	if ((asubj || (s->text & T_AUTOREPLY)) && automatic && !list) {
+		out->cls = BOUNCE_AUTOREPLY;
+		if (asubj)
+			set_why(out, "subject '%.60s' + %s", s->subject, "automatic sender");
+		else
+			set_why(out, "auto-reply text + automatic sender");
+		return;
+	}
+	set_why(out, "ordinary");
+}
+
+void bounce_scan_free(struct bounce_scan *s)
+{
+	if (!s)
+		return;
+	mime_walker_free(s->walker);
+	free(s);
+}

@@ -1,0 +1,77 @@
+/*
+ * bounce - is this message a bounce (or an auto-reply, a challenge, a
+ * report), and what is known of the message it answers; no I/O.
+ *
+ * Fed like the walker (smtp/mime.h): the top-level header fields whole,
+ * the end of the header section, the body in chunks split anywhere, then
+ * the envelope sender at the end. The class comes from a combination of
+ * signals (see bounce.c: structure, envelope sender, sender address,
+ * subject, header fields, phrases of the text), never from one weak one:
+ * an ordinary message whose subject merely mentions "Undelivered Mail"
+ * stays ordinary. The original message is taken from a message/rfc822,
+ * message/global, text/rfc822-headers part, or from header fields quoted
+ * in the text ("------ This is a copy of the message, including all the
+ * headers. ------"), and from the report fields (X-Postfix-Sender,
+ * X-Original-Message-ID) when nothing better says.
+ *
+ * Memory: a bounce_scan is one allocation of about 12 KiB plus its MIME
+ * walker (about 28 KiB), whatever the message. Time: linear.
+ */
+#ifndef SMTP_BOUNCE_H
+#define SMTP_BOUNCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum bounce_class {
+	BOUNCE_ORDINARY = 0,  /* ordinary mail */
+	BOUNCE_DSN,           /* RFC 3464 multipart/report; report-type=delivery-status */
+	BOUNCE_NDR,           /* non-standard non-delivery report (Postfix, Exim, qmail, Exchange, ...) */
+	BOUNCE_AUTOREPLY,     /* RFC 3834 Auto-Submitted: auto-replied, vacation / out-of-office */
+	BOUNCE_CHALLENGE,     /* challenge-response request */
+	BOUNCE_MDN,           /* RFC 8098 disposition notification */
+	BOUNCE_ARF,           /* RFC 5965 feedback report */
+};
+#define BOUNCE_CLASS_COUNT 7
+
+/* "ordinary", "dsn", "ndr", "autoreply", "challenge", "mdn", "arf" */
+const char *bounce_class_name(enum bounce_class c);
+/* bounce_class_parse - one of the names above (ASCII case-insensitive). */
+bool bounce_class_parse(const char *name, enum bounce_class *out);
+
+#define BOUNCE_RECEIVED_MAX 16
+struct bounce_hop { char by[256]; char from[256]; char ip[64]; };  /* one Received: of the original */
+struct bounce_original {
+	bool found;              /* an original (part or quoted headers) was found */
+	bool quoted_headers;     /* from inline-quoted text rather than a MIME part */
+	char return_path[256];   /* envelope sender of the original ("" if unknown) */
+	char message_id[256];    /* "<...>" */
+	char from[256];          /* addr-spec of From: */
+	char subject[256];
+	char date[64];
+	char backstop_sig[512];  /* value of the original's X-Backstop-Sig field, "" if none */
+	size_t nhops;
+	struct bounce_hop hops[BOUNCE_RECEIVED_MAX];   /* topmost first */
+};
+struct bounce_result {
+	enum bounce_class cls;
+	char why[160];            /* what decided the class, for the log */
+	char in_reply_to[256];    /* top-level In-Reply-To (first msg-id) */
+	size_t nrefs;             /* top-level References, up to 8, "<...>" each */
+	char refs[8][256];
+	struct bounce_original orig;
+};
+
+struct bounce_scan;           /* opaque, bounded memory */
+/* bounce_scan_new - NULL when out of memory. */
+struct bounce_scan *bounce_scan_new(void);
+/* one top-level field, "Name: value", inner CRLF folding kept, no final CRLF */
+void bounce_scan_header(struct bounce_scan *s, const char *field, size_t len);
+void bounce_scan_eoh(struct bounce_scan *s);
+/* body bytes, CRLF line ends, any split */
+void bounce_scan_body(struct bounce_scan *s, const char *data, size_t len);
+/* bounce_scan_end - the verdict; mail_from is the envelope sender, "" for the null sender. */
+void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce_result *out);
+void bounce_scan_free(struct bounce_scan *s);
+
+#endif
