@@ -161,6 +161,10 @@ struct filter_ops {
 	 * and needs the message held (spooled) until then, so its fields go
 	 * on top. NULL = never. */
 	bool (*hold)(const struct config *cfg);
+	/* hold_listener: the same for the messages of one listener only
+	 * ("inbound" or "outbound"): the outbound signature holds what leaves
+	 * without holding what arrives. NULL = never. */
+	bool (*hold_listener)(const struct config *cfg, const char *listener);
 	/* The runner's deadline for FILTER_ASYNC under cfg, in ms (NULL or 0:
 	 * 10 s); a filter with its own budget (SPF, DKIM key lookups) returns
 	 * a little more than that budget, so the runner is the backstop for a
@@ -190,6 +194,10 @@ extern const size_t filter_table_len;
 /* filters_init - (re)initialise every filter for cfg, in table order;
  * 0, or -1 with "filter: reason" in err. */
 int filters_init(const struct config *cfg, char *err, size_t errlen);
+
+/* filters_shutdown - every filter's shutdown, in reverse table order, once
+ * the event loop has ended (the sentlog's last flush). */
+void filters_shutdown(void);
 
 
 /* filter_stage_name - "connect", "helo", "mail", ... */

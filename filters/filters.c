@@ -10,6 +10,7 @@
 extern const struct filter_ops filter_helo;
 extern const struct filter_ops filter_batv;
 extern const struct filter_ops filter_bounce;
+extern const struct filter_ops filter_outbound_sig;
 extern const struct filter_ops filter_spf;
 extern const struct filter_ops filter_dkim;
 extern const struct filter_ops filter_dmarc;
@@ -18,6 +19,7 @@ const struct filter_ops *const filter_table[] = {
 	&filter_helo,
 	&filter_batv,
 	&filter_bounce,  /* after BATV: with refuse_at = content it gives BATV's verdict */
+	&filter_outbound_sig,
 	&filter_spf,
 	&filter_dkim,
 	&filter_dmarc,  /* after SPF and DKIM: it reads their results */
@@ -34,6 +36,13 @@ int filters_init(const struct config *cfg, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+void filters_shutdown(void)
+{
+	for (size_t i = filter_table_len; i-- > 0;)
+		if (filter_table[i]->shutdown != NULL)
+			filter_table[i]->shutdown();
 }
 
 const char *filter_stage_name(enum filter_stage stage)

@@ -8,6 +8,7 @@ libfilters_a_SOURCES = \
 	filters/batv.c filters/batv.h \
 	filters/bsig.c filters/bsig.h \
 	filters/sentlog.c filters/sentlog.h \
+	filters/outbound_sig.c filters/outbound_sig.h \
 	filters/spf.c filters/spf.h \
 	filters/dkim.c \
 	filters/dmarc.c

@@ -158,6 +158,9 @@ static const struct cfg_key cfg_keys[] = {
 	{"outbound", "allow", CFG_CIDRS, "127.0.0.0/8 ::1/128", O(outbound.allow), 0, 0, NULL},
 
 	{"server", "spool_dir", CFG_STR, "/var/tmp", O(spool.directory), 1, 4096, NULL},
+	{"server", "state_dir", CFG_STR, "/var/lib/backstop", O(sentlog.state_dir), 1, 4096, NULL},
+	{"bounce", "remember", CFG_DURATION, "30d", O(sentlog.remember), DAY_MS, 366 * DAY_MS, NULL},
+	{"bounce", "sent_per_day", CFG_UINT, "100000", O(sentlog.sent_per_day), 1, 10000000, NULL},
 	{"limits", "spool_max", CFG_SIZE, "1g", O(spool.max_size), 1 << 20, 1ULL << 50, NULL},
 
 	{"dkim", "mode", CFG_ENUM, "annotate", O(dkim.mode), 0, 0, dkim_modes},
@@ -867,7 +870,7 @@ static char *absolute(const char *path)
 static void absolute_paths(struct cfg_parse *p)
 {
 	char **paths[] = {&p->cfg->tls.certificate, &p->cfg->tls.key, &p->cfg->backend.ca_file,
-	    &p->cfg->batv.keys_file, &p->cfg->log.file};
+	    &p->cfg->batv.keys_file, &p->cfg->log.file, &p->cfg->sentlog.state_dir};
 
 	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
 		char *a = absolute(*paths[i]);

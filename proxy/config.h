@@ -153,6 +153,12 @@ struct config {
 		struct cfg_cidrs allow;
 	} outbound;
 
+	struct {                      /* [server] state_dir, [bounce] remember, sent_per_day */
+		char *state_dir;          /* persisted state (the sentlog) */
+		uint64_t remember;        /* ms, whole days: how long sent Message-IDs are kept */
+		unsigned long sent_per_day; /* messages through [outbound] a day, for sizing */
+	} sentlog;
+
 	struct {                      /* [server] spool_dir, [limits] spool_max */
 		char *directory;          /* held messages over data_buffer */
 		uint64_t max_size;        /* bytes in spool files at once */

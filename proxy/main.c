@@ -9,6 +9,7 @@
  *   backstop -n [-c FILE]       print the effective configuration
  *   backstop -V                 version
  *   backstop [-c FILE] batv sign|verify ADDRESS
+ *   backstop [-c FILE] sentlog contains MESSAGE-ID
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +22,7 @@
 #include <uv.h>
 
 #include "filters/batv.h"
+#include "filters/outbound_sig.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
@@ -42,6 +44,7 @@ static void usage(FILE *out)
 	    "                                        check except binding the listeners)\n"
 	    "       backstop -n [-c FILE] [-o ...]   print the effective configuration\n"
 	    "       backstop [-c FILE] batv sign|verify ADDRESS\n"
+	    "       backstop [-c FILE] sentlog contains MESSAGE-ID\n"
 	    "       backstop -V                    print the version\n"
 	    "       backstop -h, --help            this text\n"
 	    "default FILE: %s\n", DEFAULT_CONFIG);
@@ -91,6 +94,14 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 	struct stat st;
 	if (stat(cfg->spool.directory, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		snprintf(err, errlen, "[server] spool_dir %s is not a directory", cfg->spool.directory);
+		return -1;
+	}
+	/* the sent-message log of the [outbound] listener lives there */
+	if (cfg->outbound.listen.n > 0 &&
+	    (stat(cfg->sentlog.state_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+		snprintf(err, errlen, "[server] state_dir %s is not a directory (the [outbound] "
+		    "listener keeps its sent-message log there): create it, owned by [server] user,"
+		    " mode 0700", cfg->sentlog.state_dir);
 		return -1;
 	}
 	return 0;
@@ -161,6 +172,11 @@ int main(int argc, char **argv)
 			config_unref(cfg);
 			return rc;
 		}
+		if (strcmp(argv[optind], "sentlog") == 0) {
+			rc = outbound_sig_cli(argc - optind - 1, argv + optind + 1, cfg);
+			config_unref(cfg);
+			return rc;
+		}
 		usage(stderr);
 		config_unref(cfg);
 		return 2;
@@ -225,6 +241,8 @@ int main(int argc, char **argv)
 			log_warn("cannot read %s now: a reload (SIGHUP) will fail until that is fixed", err);
 		if (privs_spool_unwritable(cfg, err, sizeof err) < 0)
 			log_warn("%s", err);
+		if (privs_state_unwritable(cfg, err, sizeof err) < 0)
+			log_warn("%s", err);
 		if (log_file_name() && access(log_file_name(), W_OK) < 0)
 			log_warn("[log] file %s is not writable by user %s (%s): reopening it on SIGHUP"
 			    " (after logrotate) will fail; logrotate's \"create 0640 %s\" makes the new"
@@ -253,6 +271,7 @@ int main(int argc, char **argv)
 	(void)sd_notify_state("READY=1");
 	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
 	log_info("stopped; %llu backend connection(s) opened in total", stat_backend_connects);
+	filters_shutdown();   /* the sentlog's last flush */
 	dns_shutdown();
 	uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* the resolver's handle */
 	server_release();

@@ -232,6 +232,10 @@ int privs_check_as_user(const struct config *cfg, const struct privs *pv, char *
 			fprintf(stderr, "warning: %s\n", cerr);
 			u.count++;
 		}
+		if (privs_state_unwritable(cfg, cerr, sizeof cerr) < 0) {
+			fprintf(stderr, "warning: %s\n", cerr);
+			u.count++;
+		}
 		/* start-up opens the log file as root; the reopen on SIGHUP
 		 * (logrotate) is done as the user */
 		if (cfg->log.destination == LOG_DEST_FILE && access(cfg->log.file, F_OK) == 0 &&
@@ -272,6 +276,29 @@ int privs_spool_unwritable(const struct config *cfg, char *err, size_t errlen)
 	if (access(dir, W_OK | X_OK) < 0) {
 		snprintf(err, errlen, "[server] spool_dir %s is not writable by uid %lu (%s): held "
 		    "messages over [limits] data_buffer would get 452", dir,
+		    (unsigned long)geteuid(), strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int privs_state_unwritable(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *dir = cfg->sentlog.state_dir;
+	struct stat st;
+
+	if (cfg->outbound.listen.n == 0)
+		return 0;   /* only the [outbound] listener's sentlog writes there */
+	errno = 0;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "[server] state_dir %s is not a directory%s%s", dir,
+		    errno ? ": " : "", errno ? strerror(errno) : "");
+		return -1;
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		snprintf(err, errlen, "[server] state_dir %s is not writable by uid %lu (%s): the "
+		    "sent-message log cannot be saved, and bounces of mail sent before a restart "
+		    "will not be recognised; chown it to [server] user", dir,
 		    (unsigned long)geteuid(), strerror(errno));
 		return -1;
 	}

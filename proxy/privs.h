@@ -43,6 +43,10 @@ int privs_unreadable(const struct config *cfg, char *err, size_t errlen);
 /* privs_spool_unwritable - is [server] spool_dir a directory this process
  * can create files in? 0, or -1 with the reason. */
 int privs_spool_unwritable(const struct config *cfg, char *err, size_t errlen);
+/* privs_state_unwritable - with an [outbound] listener, is [server]
+ * state_dir a directory this process can write the sentlog in? 0, or -1
+ * with the reason (and what to do). */
+int privs_state_unwritable(const struct config *cfg, char *err, size_t errlen);
 
 /*
  * privs_check_as_user - for -t: in a child process that drops to pv's user,

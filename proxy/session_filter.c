@@ -334,6 +334,9 @@ bool filters_hold(const struct session *s)
 		const struct filter_ops *f = filter_table[i];
 		if (f->hold != NULL && filter_on(f, s->cfg) && f->hold(s->cfg))
 			return true;
+		if (f->hold_listener != NULL && filter_on(f, s->cfg) &&
+		    f->hold_listener(s->cfg, s->outbound ? "outbound" : "inbound"))
+			return true;
 	}
 	return false;
 }

@@ -1,0 +1,441 @@
+/*
+ * outbound_sig - evidence that a message was ours (issue 11), made where
+ * mail leaves: the [outbound] listener.
+ *
+ *   header  Message-ID and Date of the message (the first of each) are
+ *           kept in the transaction's state.
+ *   EOH     X-Backstop-Sig: v=1; k=[batv] sign_key; t=today; s=MAC over
+ *           Message-ID, Date and the envelope sender as relayed (BATV
+ *           tagged: bsig canonicalises the tag away). A message without a
+ *           Message-ID is signed all the same (message id ""). The field
+ *           goes on top of the message, which therefore is held until end
+ *           of data (hold_listener: on [outbound] only; inbound mail keeps
+ *           streaming unless another check holds it).
+ *   txn_end the relay took the message (FILTER_TXN_ACCEPTED): its
+ *           Message-ID goes into the sentlog. Refused, reset or aborted
+ *           messages are not remembered, nor are messages without one.
+ * A client's own X-Backstop-* fields never reach here: session_data.c
+ * removes them on every listener, so nobody can hand us a signature to
+ * relay, nor forge one to the inbound side at top level.
+ *
+ * State: the keys and the sentlog are process-wide and used from the loop
+ * thread only (hooks, the flush timer, the after-work callback): one loop
+ * today; the issue on worker loops moves them into struct worker. A
+ * reload (init again) keeps the open sentlog when state_dir, remember,
+ * sent_per_day and the key are unchanged; otherwise the old one is
+ * flushed (on the loop: a reload is an operator's rare act) and a new one
+ * opened, which starts empty (its geometry or key differs from the file).
+ *
+ * Flushing: every SENTLOG_FLUSH_INTERVAL when something was added, the
+ * loop copies the state (sentlog_snapshot, a memcpy: 8.3 MB at the
+ * defaults, a few ms) and a libuv worker checksums and writes it (tmp
+ * file, fsync, rename): no disk I/O on the loop. At shutdown, after the
+ * loop has ended, the last flush is synchronous. A crash loses at most
+ * one interval of ids: their bounces then count as unverified, not as
+ * ours.
+ */
+#define _POSIX_C_SOURCE 200809L  /* strncasecmp */
+
+#include "filters/outbound_sig.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <uv.h>
+
+#include <openssl/crypto.h>
+
+#include "filters/batv_tag.h"
+#include "filters/bsig.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+
+#define SENTLOG_FLUSH_INTERVAL 60000   /* ms */
+#define DAY_MS (24ULL * 3600 * 1000)
+
+/* Per message: the fields the signature covers. */
+struct outsig_txn {
+	bool have_id, have_date;
+	char message_id[BSIG_MSGID_MAX + 1];
+	char date[BSIG_DATE_MAX + 1];
+};
+
+/* Process-wide, loop thread only (see the top of the file). */
+static struct {
+	struct batv_keys keys;
+	bool have_keys;
+	unsigned sign_key;
+	struct sentlog *log;
+	/* what the open log was made from: a reload with the same keeps it */
+	char *state_dir;
+	unsigned remember_days;
+	size_t per_day;
+	unsigned char log_key[BSIG_SENTLOG_KEY_BYTES];
+	unsigned generation;           /* bumped when the log is replaced */
+	uv_timer_t timer;
+	bool timer_on;
+	bool flushing;                 /* a worker write is in flight */
+	long long overfull_day;        /* the day "overfull" was last logged */
+} outsig;
+
+static bool listener_outbound(const struct filter_env *env)
+{
+	return env->listener != NULL && strcmp(env->listener, "outbound") == 0;
+}
+
+unsigned outbound_sig_remember_days(const struct config *cfg)
+{
+	return (unsigned)((cfg->sentlog.remember + DAY_MS - 1) / DAY_MS);
+}
+
+struct sentlog *outbound_sig_sentlog(void)
+{
+	return outsig.log;
+}
+
+/* ---- flushing ---- */
+
+struct flush_job {
+	uv_work_t req;
+	struct sentlog_snapshot *snap;
+	unsigned generation;
+	int rc;
+	char err[512];
+};
+
+static void flush_work(uv_work_t *req)
+{
+	struct flush_job *j = req->data;
+	j->rc = sentlog_snapshot_write(j->snap, j->err, sizeof j->err);
+}
+
+static void flush_done(uv_work_t *req, int status)
+{
+	struct flush_job *j = req->data;
+
+	outsig.flushing = false;
+	if (status != 0 || j->rc != 0) {
+		log_error("sentlog: saving failed: %s; trying again in %d s", status ? uv_strerror(status) :
+		    j->err, SENTLOG_FLUSH_INTERVAL / 1000);
+		if (outsig.log != NULL && j->generation == outsig.generation)
+			sentlog_mark_dirty(outsig.log);
+	}
+	sentlog_snapshot_free(j->snap);
+	free(j);
+}
+
+static void flush_tick(uv_timer_t *t)
+{
+	struct flush_job *j;
+
+	if (outsig.log == NULL || outsig.flushing || !sentlog_dirty(outsig.log))
+		return;
+	if ((j = calloc(1, sizeof *j)) == NULL || (j->snap = sentlog_snapshot(outsig.log)) == NULL) {
+		free(j);
+		log_warn("sentlog: no memory for a snapshot; saving later");
+		return;
+	}
+	j->req.data = j;
+	j->generation = outsig.generation;
+	if (uv_queue_work(t->loop, &j->req, flush_work, flush_done) != 0) {
+		sentlog_mark_dirty(outsig.log);
+		sentlog_snapshot_free(j->snap);
+		free(j);
+		return;
+	}
+	outsig.flushing = true;
+}
+
+/* flush_timer_start - at the first add, on the session's loop; it never
+ * keeps the loop alive (shutdown flushes by itself). */
+static void flush_timer_start(struct uv_loop_s *loop)
+{
+	if (outsig.timer_on || loop == NULL)
+		return;
+	uv_timer_init(loop, &outsig.timer);
+	uv_unref((uv_handle_t *)&outsig.timer);
+	uv_timer_start(&outsig.timer, flush_tick, SENTLOG_FLUSH_INTERVAL, SENTLOG_FLUSH_INTERVAL);
+	outsig.timer_on = true;
+}
+
+/* log_close_now - flush synchronously and close (reload, shutdown). */
+static void log_close_now(void)
+{
+	char err[512];
+
+	if (outsig.log == NULL)
+		return;
+	if (sentlog_dirty(outsig.log)) {
+		if (sentlog_flush(outsig.log, err, sizeof err) < 0)
+			log_error("sentlog: saving failed: %s", err);
+		else
+			log_info("sentlog: saved to %s/%s", outsig.state_dir, SENTLOG_FILE);
+	}
+	sentlog_close(outsig.log);
+	outsig.log = NULL;
+	outsig.generation++;
+	free(outsig.state_dir);
+	outsig.state_dir = NULL;
+}
+
+/* ---- hooks ---- */
+
+static struct outsig_txn *txn_get(const struct filter_env *env)
+{
+	return env->txn_state != NULL ? *env->txn_state : NULL;
+}
+
+static enum filter_result outsig_data(const struct filter_env *env, struct filter_verdict *v,
+    const struct filter_async *async)
+{
+	struct outsig_txn *t;
+
+	(void)async;
+	if (!listener_outbound(env) || env->txn_state == NULL || *env->txn_state != NULL)
+		return FILTER_CONTINUE;
+	if ((t = calloc(1, sizeof *t)) == NULL) {
+		/* unsigned mail would have its bounces refused later */
+		v->code = 451;
+		snprintf(v->esc, sizeof v->esc, "4.3.0");
+		snprintf(v->text, sizeof v->text, "Error: out of memory, try again later");
+		return FILTER_TEMPFAIL;
+	}
+	*env->txn_state = t;
+	return FILTER_CONTINUE;
+}
+
+/* field_copy - the value of a field, as found (folding kept), cut to cap. */
+static void field_copy(char *dst, size_t cap, const char *v, size_t len)
+{
+	if (len >= cap)
+		len = cap - 1;
+	memcpy(dst, v, len);
+	dst[len] = '\0';
+	/* a NUL inside the value would cut it differently from a later reader:
+	 * make it a blank, which the canonical forms treat as such */
+	for (size_t i = 0; i < len; i++)
+		if (dst[i] == '\0')
+			dst[i] = ' ';
+}
+
+static bool name_is(const struct filter_header *h, const char *name)
+{
+	size_t n = strlen(name);
+	return h->name_len == n && strncasecmp(h->name, name, n) == 0;
+}
+
+static bool outsig_header(const struct filter_env *env, const struct filter_header *h)
+{
+	struct outsig_txn *t = txn_get(env);
+
+	if (t == NULL || !listener_outbound(env))
+		return true;
+	if (!t->have_id && name_is(h, "Message-ID")) {
+		field_copy(t->message_id, sizeof t->message_id, h->value, h->value_len);
+		t->have_id = true;
+	} else if (!t->have_date && name_is(h, "Date")) {
+		field_copy(t->date, sizeof t->date, h->value, h->value_len);
+		t->have_date = true;
+	}
+	return true;
+}
+
+static enum filter_result outsig_eoh(const struct filter_env *env, struct filter_verdict *v,
+    const struct filter_async *async)
+{
+	struct outsig_txn *t = txn_get(env);
+	char value[BSIG_VALUE_MAX];
+
+	(void)async;
+	if (t == NULL || !listener_outbound(env))
+		return FILTER_CONTINUE;
+	if (!outsig.have_keys || bsig_make(&outsig.keys, outsig.sign_key, time(NULL),
+	    t->message_id, t->date, env->null_sender ? "" : env->mail_from, value,
+	    sizeof value) < 0) {
+		/* as batv refuses to relay an untagged sender */
+		v->code = 451;
+		snprintf(v->esc, sizeof v->esc, "4.3.5");
+		snprintf(v->text, sizeof v->text, "signing key not available, try again later");
+		log_error("%s: outbound: cannot sign: [batv] sign_key %u is not loaded", env->sid,
+		    outsig.sign_key);
+		return FILTER_TEMPFAIL;
+	}
+	snprintf(v->headers, sizeof v->headers, "%s: %s\r\n", BSIG_FIELD, value);
+	return FILTER_CONTINUE;
+}
+
+static void outsig_txn_end(const struct filter_env *env, enum filter_outcome outcome)
+{
+	struct outsig_txn *t = txn_get(env);
+	time_t now = time(NULL);
+	char id[BSIG_MSGID_MAX + 1], e[300];
+
+	if (t == NULL)
+		return;
+	if (outcome == FILTER_TXN_ACCEPTED && outsig.log != NULL &&
+	    bsig_canon_msgid(t->message_id, id, sizeof id) > 0) {
+		sentlog_add(outsig.log, id, now);
+		flush_timer_start(env->loop);
+		log_debug("%s: sentlog: remembered %s", env->sid, log_escape(id, strlen(id), e, sizeof e));
+		uint64_t over = sentlog_overfull(outsig.log, now);
+		if (over > 0 && outsig.overfull_day != (long long)(now / 86400)) {
+			outsig.overfull_day = (long long)(now / 86400);
+			log_warn("sentlog: more than [bounce] sent_per_day = %zu messages today: the false "
+			    "positive rate of the bounce check rises; raise sent_per_day", outsig.per_day);
+		}
+	}
+	free(t);
+	*env->txn_state = NULL;
+}
+
+static bool outsig_enabled(const struct config *cfg)
+{
+	return cfg->outbound.listen.n > 0;
+}
+
+static bool outsig_hold_listener(const struct config *cfg, const char *listener)
+{
+	return outsig_enabled(cfg) && strcmp(listener, "outbound") == 0;
+}
+
+/* open_log - (re)open the sentlog for cfg; keep the open one when nothing
+ * it was made from changed. */
+static int open_log(const struct config *cfg, const unsigned char key[BSIG_SENTLOG_KEY_BYTES],
+    char *err, size_t errlen)
+{
+	unsigned days = outbound_sig_remember_days(cfg);
+	size_t per_day = (size_t)cfg->sentlog.sent_per_day;
+	struct sentlog *l;
+	char why[512];
+
+	if (outsig.log != NULL && strcmp(outsig.state_dir, cfg->sentlog.state_dir) == 0 &&
+	    outsig.remember_days == days && outsig.per_day == per_day &&
+	    CRYPTO_memcmp(outsig.log_key, key, BSIG_SENTLOG_KEY_BYTES) == 0)
+		return 0;
+	l = sentlog_open(cfg->sentlog.state_dir, key, BSIG_SENTLOG_KEY_BYTES, days, per_day, why,
+	    sizeof why);
+	if (l == NULL) {
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	}
+	log_close_now();
+	outsig.log = l;
+	if ((outsig.state_dir = strdup(cfg->sentlog.state_dir)) == NULL) {
+		sentlog_close(l);
+		outsig.log = NULL;
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	outsig.remember_days = days;
+	outsig.per_day = per_day;
+	memcpy(outsig.log_key, key, BSIG_SENTLOG_KEY_BYTES);
+	log_info("sentlog: %u days of up to %zu messages a day, %zu KB, %u hashes: %s", days,
+	    per_day, sentlog_memory(l) >> 10, sentlog_nhashes(l), sentlog_load_note(l));
+	return 0;
+}
+
+static int outsig_init(const struct config *cfg, char *err, size_t errlen)
+{
+	struct batv_keys k;
+	unsigned char key[BSIG_SENTLOG_KEY_BYTES];
+	unsigned sign_key = (unsigned)cfg->batv.sign_key;
+	int rc;
+
+	if (!outsig_enabled(cfg))
+		return 0;
+	/* config_load() insists on keys_file with an [outbound] listener */
+	if (batv_keys_load(cfg->batv.keys_file, &k, err, errlen) < 0)
+		return -1;
+	if (bsig_sentlog_key(&k, sign_key, key) < 0) {
+		snprintf(err, errlen, "%s: sign_key %u is not in the file", cfg->batv.keys_file, sign_key);
+		OPENSSL_cleanse(&k, sizeof k);
+		return -1;
+	}
+	rc = open_log(cfg, key, err, errlen);
+	if (rc == 0) {
+		outsig.keys = k;
+		outsig.have_keys = true;
+		outsig.sign_key = sign_key;
+	}
+	OPENSSL_cleanse(&k, sizeof k);
+	OPENSSL_cleanse(key, sizeof key);
+	return rc;
+}
+
+static void outsig_shutdown(void)
+{
+	log_close_now();
+	if (outsig.timer_on) {
+		uv_close((uv_handle_t *)&outsig.timer, NULL);
+		outsig.timer_on = false;
+	}
+	OPENSSL_cleanse(&outsig.keys, sizeof outsig.keys);
+	outsig.have_keys = false;
+}
+
+const struct filter_ops filter_outbound_sig = {
+	.name = "outbound_sig",
+	.enabled = outsig_enabled,
+	.init = outsig_init,
+	.shutdown = outsig_shutdown,
+	.hook = {
+		[FILTER_DATA] = outsig_data,
+		[FILTER_EOH] = outsig_eoh,
+	},
+	.header = outsig_header,
+	.txn_end = outsig_txn_end,
+	.hold_listener = outsig_hold_listener,
+};
+
+/* ---- backstop sentlog contains ID ---- */
+
+int outbound_sig_cli(int argc, char **argv, const struct config *cfg)
+{
+	struct batv_keys k;
+	unsigned char key[BSIG_SENTLOG_KEY_BYTES];
+	char err[512];
+	struct sentlog *l;
+	int rc;
+
+	if (argc > 0 && strcmp(argv[0], "sentlog") == 0) {
+		argc--;
+		argv++;
+	}
+	if (argc != 2 || strcmp(argv[0], "contains") != 0) {
+		fprintf(stderr, "usage: backstop [-c CONFIG] sentlog contains MESSAGE-ID\n");
+		return 2;
+	}
+	if (cfg->batv.keys_file == NULL || cfg->batv.keys_file[0] == '\0') {
+		fprintf(stderr, "backstop: sentlog: [batv] keys_file is not set\n");
+		return 2;
+	}
+	if (batv_keys_load(cfg->batv.keys_file, &k, err, sizeof err) < 0) {
+		fprintf(stderr, "backstop: %s\n", err);
+		return 2;
+	}
+	rc = bsig_sentlog_key(&k, (unsigned)cfg->batv.sign_key, key);
+	OPENSSL_cleanse(&k, sizeof k);
+	if (rc < 0) {
+		fprintf(stderr, "backstop: sentlog: sign_key %lu is not in %s\n", cfg->batv.sign_key,
+		    cfg->batv.keys_file);
+		return 2;
+	}
+	l = sentlog_open(cfg->sentlog.state_dir, key, sizeof key, outbound_sig_remember_days(cfg),
+	    (size_t)cfg->sentlog.sent_per_day, err, sizeof err);
+	OPENSSL_cleanse(key, sizeof key);
+	if (l == NULL) {
+		fprintf(stderr, "backstop: %s\n", err);
+		return 2;
+	}
+	if (strncmp(sentlog_load_note(l), "loaded", 6) != 0) {
+		fprintf(stderr, "backstop: sentlog: %s\n", sentlog_load_note(l));
+		sentlog_close(l);
+		return 2;
+	}
+	rc = sentlog_contains(l, argv[1], time(NULL)) ? 0 : 1;
+	printf("%s\n", rc == 0 ? "sent" : "not found");
+	sentlog_close(l);
+	return rc;
+}
