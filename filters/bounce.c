@@ -64,6 +64,7 @@
 #include "filters/bounce_evidence.h"
 #include "filters/bsig.h"
 #include "filters/filter.h"
+#include "filters/outbound_sig.h"
 #include "filters/sentlog.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
@@ -351,7 +352,7 @@ static bool check_relay(const struct filter_env *env, const struct bounce_origin
 static bool check_sent(const struct filter_env *env, const struct bounce_result *r,
     struct judgement *j)
 {
-	struct sentlog *log = sentlog_shared();
+	struct sentlog *log = outbound_sig_sentlog();
 	const char *ids[2 + 8];
 	size_t n = 0;
 	time_t now = time(NULL);
@@ -539,11 +540,13 @@ static enum filter_result decide(const struct filter_env *env, struct bounce_msg
 		return FILTER_CONTINUE;
 	}
 	if (batv_failed) {
-		refuse(v, j.rcpt ? j.rcpt : "", c, NO_EVIDENCE);
+		/* BATV's verdict stands, whatever [bounce] mode and unverifiable say */
+		refuse(v, j.rcpt, c, j.checkable ? NO_EVIDENCE : UNVERIFIABLE);
 		snprintf(v->note, sizeof v->note, "%s", bv->note);
-		note_add(v, "bounce=fail(%s)", bounce_class_name(c));
-		log_info("%s: bounce: refused %s (%s) to %s: %s; %s ([batv] refuse_at = content)",
-		    env->sid, bounce_class_name(c), why, esc(j.rcpt, e, sizeof e), orig, j.missing);
+		note_add(v, "bounce=%s(%s)", j.checkable ? "fail" : "unverifiable", bounce_class_name(c));
+		log_info("%s: bounce: refused %s (%s) to %s: %s%s; %s ([batv] refuse_at = content)",
+		    env->sid, bounce_class_name(c), why, esc(j.rcpt, e, sizeof e),
+		    j.checkable ? "" : "unverifiable, ", orig, j.missing);
 		return FILTER_REJECT;
 	}
 	if (!j.checkable) {

@@ -261,5 +261,5 @@ int main(void)
 	test_origin();
 	test_rcpts();
 	unlink(ini_path);
-	return check_finish();
+	return check_finish("test_bounce_evidence");
 }
