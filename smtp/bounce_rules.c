@@ -51,7 +51,7 @@ static const char *const subject_challenge[] = {
  * these are what MTAs use by convention). */
 static const char *const sender_local[] = {
 	"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "maildaemon",
-	"postmaster", "mail.delivery.system", "mdaemon", "mail-delivery-system",
+	"postmaster", "post_master", "mail.delivery.system", "mdaemon", "mail-delivery-system",
 	"mailer", "bounce", "bounces", "mail-errors", "nobody-bounce",
 	NULL
 };
@@ -63,6 +63,8 @@ static const char *const sender_name[] = {
 	NULL
 };
 
+/* The boilerplate MTAs write at the top of a bounce: long, specific
+ * sentences a person rarely writes. */
 static const char *const text_bounce[] = {
 	"this is the mail system at host",
 	"i'm sorry to have to inform you that your message could not",
@@ -80,22 +82,13 @@ static const char *const text_bounce[] = {
 	"delivery is delayed to these recipients",
 	"your message did not reach some or all",
 	"your message couldn't be delivered",
-	"your message could not be delivered",
 	"your message wasn't delivered",
 	"your message to the following recipients cannot be delivered",
 	"could not be delivered to the following",
 	"could not be delivered to one or more",
-	"message could not be delivered",
-	"was not delivered to",
-	"unable to deliver message to",
-	"unable to deliver your message",
+	"unable to deliver message to the following",
 	"we were unable to deliver your message",
 	"the following message to <",
-	"was undeliverable",
-	"mail delivery failed",
-	"message delivery failed",
-	"delivery to the following recipients failed",
-	"delivery status notification",
 	"this is an automatically generated delivery status notification",
 	"the following recipient(s) could not be reached",
 	"the following recipients could not be reached",
@@ -104,51 +97,38 @@ static const char *const text_bounce[] = {
 	"the following addresses had delivery problems",
 	"there was an error sending your mail",
 	"the email account that you tried to reach does not exist",
-	"address not found",
-	"message not delivered",
-	"has not been delivered",
-	"has been delayed",
-	"could not deliver your message",
-	"failed to deliver",
-	"delivery has failed",
 	"permanent error. the following",
 	"sorry, we were unable to deliver",
-	"sorry, your message to",
-	"undeliverable message",
-	"non-delivery report",
-	"delivery failure",
 	"this is an automatic message from the mail delivery",
 	"message from the mail system",
-	"your email could not be delivered",
-	"could not deliver mail to",
-	"mail could not be delivered",
-	"returned mail",
-	"the mail server could not deliver",
 	"this message is to inform you that an email you sent was rejected",
-	"could not be delivered because",
 	"delivery to these recipients or groups",
-	"your message was rejected",
-	"message was not accepted",
 	"an error occurred while trying to deliver",
-	"permanent delivery failure",
-	"the message you sent",
-	"notification type: bounce",
-	"\"notificationtype\":\"bounce\"",
-	"\"notificationtype\": \"bounce\"",
-	"\"bouncetype\"",
 	"this is a delivery failure notification",
-	"your message was blocked",
-	"the following recipient addresses",
 	"error transferring to",
-	"could not be delivered",
-	"undeliverable",
-	"unzustellbar",
-	"nicht zugestellt",
-	"could not send message",
-	"cannot be delivered",
-	"was unable to deliver",
-	"delivery of your message",
-	"delivery notification",
+	"this report relates to a message you sent",
+	"the following recipient addresses failed",
+	"message delivery to the following",
+	/* Amazon SES bounce notifications (JSON, or JSON quoted in SNS JSON) */
+	"\"notificationtype\":\"bounce\"", "\"notificationtype\": \"bounce\"",
+	"notificationtype\\\":\\\"bounce",
+	NULL
+};
+
+/* Words of failure anyone may write ("could not be delivered", "returned
+ * mail"): they add a little, never enough with a subject alone. */
+static const char *const text_failure[] = {
+	"your message could not be delivered", "message could not be delivered",
+	"was not delivered to", "unable to deliver", "was undeliverable", "mail delivery failed",
+	"message delivery failed", "delivery status notification", "address not found",
+	"message not delivered", "has not been delivered", "has been delayed",
+	"could not deliver", "failed to deliver", "delivery has failed", "sorry, your message to",
+	"undeliverable", "non-delivery", "delivery failure", "your email could not be delivered",
+	"mail could not be delivered", "returned mail", "the mail server could not deliver",
+	"could not be delivered because", "your message was rejected", "message was not accepted",
+	"permanent delivery failure", "your message was blocked", "could not be delivered",
+	"unzustellbar", "nicht zugestellt", "could not send message", "cannot be delivered",
+	"was unable to deliver", "delivery notification",
 	NULL
 };
 
@@ -166,9 +146,21 @@ static const char *const text_smtp_error[] = {
 	NULL
 };
 
+/* delivery-status fields and SMTP transcripts written into text: what an
+ * MTA reports about a delivery attempt (JSON forms: Amazon SES/SNS) */
 static const char *const text_dsn_field[] = {
 	"final-recipient:", "original-recipient:", "diagnostic-code:", "action: failed",
 	"action: delayed", "reporting-mta:", "remote-mta:", "status: 5.", "status: 4.",
+	"rcpt to:", "diagnosticcode\"", "diagnosticcode\\\"", "bouncedrecipients\"",
+	"bouncedrecipients\\\"",
+	NULL
+};
+
+/* subjects of feedback reports that are not RFC 5965 (Hotmail's JMRP,
+ * hosting providers' abuse desks): counted only with an attached original */
+static const char *const subject_feedback[] = {
+	"complaint about message from", "abuse report", "feedback report", "spamtraphit",
+	"spam complaint", "fbl report",
 	NULL
 };
 
@@ -191,11 +183,10 @@ static const char *const text_challenge[] = {
 	"prove you are a human", "confirm you are a real person", "verify you are a real person",
 	"i am using a challenge", "challenge-response", "challenge/response",
 	"spam arrest", "spamarrest.com", "boxbe", "tmda", "to confirm your message",
-	"to get your message delivered, please", "please click the link below to confirm",
-	"click the link below to verify", "verify your email address by clicking",
+	"to get your message delivered, please",
 	"my spam filter requires", "awaiting your confirmation", "is waiting for your confirmation",
 	"your message is being held", "has been held pending", "add you to my list of approved senders",
-	"approved senders list", "sender verification",
+	"approved senders list", "i only accept mail from", "to have your message delivered",
 	NULL
 };
 
@@ -211,15 +202,29 @@ static const char *const *const tables[RULES_COUNT] = {
 	[RULES_SUBJECT_BOUNCE] = subject_bounce,
 	[RULES_SUBJECT_AUTOREPLY] = subject_autoreply,
 	[RULES_SUBJECT_CHALLENGE] = subject_challenge,
+	[RULES_SUBJECT_FEEDBACK] = subject_feedback,
 	[RULES_SENDER_LOCAL] = sender_local,
 	[RULES_SENDER_NAME] = sender_name,
 	[RULES_TEXT_BOUNCE] = text_bounce,
+	[RULES_TEXT_FAILURE] = text_failure,
 	[RULES_TEXT_SMTP_ERROR] = text_smtp_error,
 	[RULES_TEXT_DSN_FIELD] = text_dsn_field,
 	[RULES_TEXT_AUTOREPLY] = text_autoreply,
 	[RULES_TEXT_CHALLENGE] = text_challenge,
 	[RULES_TEXT_ORIGINAL] = text_original,
 };
+
+const char *bounce_rule_find_near(enum bounce_rule_table t, const char *lowered, size_t within)
+{
+	if ((unsigned)t >= RULES_COUNT || t == RULES_SENDER_LOCAL)
+		return NULL;
+	for (const char *const *p = tables[t]; *p; p++) {
+		const char *at = strstr(lowered, *p);
+		if (at && (size_t)(at - lowered) < within)
+			return *p;
+	}
+	return NULL;
+}
 
 const char *bounce_rule_find(enum bounce_rule_table t, const char *lowered)
 {

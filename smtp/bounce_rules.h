@@ -14,9 +14,11 @@ enum bounce_rule_table {
 	RULES_SUBJECT_BOUNCE,     /* "undelivered mail returned to sender", "failure notice", ... */
 	RULES_SUBJECT_AUTOREPLY,  /* "out of office", "automatic reply", "abwesenheit", ... */
 	RULES_SUBJECT_CHALLENGE,  /* "please confirm", "verification required", ... */
+	RULES_SUBJECT_FEEDBACK,   /* "complaint about message from", "abuse report", ... */
 	RULES_SENDER_LOCAL,       /* local parts of daemon senders: exact match */
 	RULES_SENDER_NAME,        /* display names of daemon senders: substring */
 	RULES_TEXT_BOUNCE,        /* the explanation an MTA writes at the top of a bounce */
+	RULES_TEXT_FAILURE,       /* words of failure anyone may write: weak */
 	RULES_TEXT_SMTP_ERROR,    /* error texts quoted from SMTP replies */
 	RULES_TEXT_DSN_FIELD,     /* delivery-status fields written into text */
 	RULES_TEXT_AUTOREPLY,     /* "i am out of the office", ... */
@@ -28,5 +30,9 @@ enum bounce_rule_table {
 /* bounce_rule_find - the first phrase of table t found in lowered (NUL-terminated,
  * lowercased), NULL when none. RULES_SENDER_LOCAL compares whole strings. */
 const char *bounce_rule_find(enum bounce_rule_table t, const char *lowered);
+
+/* bounce_rule_find_near - the same, for a phrase that starts within the
+ * first `within` bytes (a subject an MTA wrote starts with its phrase). */
+const char *bounce_rule_find_near(enum bounce_rule_table t, const char *lowered, size_t within);
 
 #endif

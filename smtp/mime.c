@@ -606,6 +606,15 @@ static void on_boundary(struct mime_walker *w, unsigned k, bool closing)
 	}
 }
 
+/* looks_like_field - "Name:" at the start (printable ASCII name, no blanks) */
+static bool looks_like_field(const char *s, size_t n)
+{
+	size_t i = 0;
+	while (i < n && (unsigned char)s[i] > ' ' && (unsigned char)s[i] < 127 && s[i] != ':')
+		i++;
+	return i > 0 && i < n && s[i] == ':';
+}
+
 static void header_piece(struct mime_walker *w, const char *s, size_t n, bool at_start, bool at_end)
 {
 	if (!at_start) {
@@ -617,7 +626,10 @@ static void header_piece(struct mime_walker *w, const char *s, size_t n, bool at
 		end_headers(w);
 		return;
 	}
-	if ((s[0] == ' ' || s[0] == '\t') && w->in_field) {
+	/* folding; and a line that is no field at all ("boundary=..." under a
+	 * "Content-Type: multipart/mixed;" some mailers forget to indent) goes
+	 * with the field before it, as a lenient reader must */
+	if (w->in_field && (s[0] == ' ' || s[0] == '\t' || !looks_like_field(s, n))) {
 		field_append(w, "\r\n", 2);
 		field_append(w, s, n);
 		return;

@@ -54,3 +54,10 @@ UNIT_TESTS += tests/unit/test_bsig
 tests_unit_test_bsig_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_sentlog
 tests_unit_test_sentlog_LDADD = $(UNIT_LDADD)
+# issue 11: MIME walker, bounce classifier, and the classifier against the
+# sisimai corpus (../shared/corpora; missing = failure) and tests/data/ordinary
+UNIT_TESTS += tests/unit/test_mime tests/unit/test_bounce tests/unit/test_bounce_corpus
+tests_unit_test_mime_LDADD = $(UNIT_LDADD)
+tests_unit_test_bounce_LDADD = $(UNIT_LDADD)
+tests_unit_test_bounce_corpus_LDADD = $(UNIT_LDADD)
+EXTRA_DIST += tests/unit/bounce_feed.h tests/data/ordinary

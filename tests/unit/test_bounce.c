@@ -1,0 +1,405 @@
+/*
+ * test_bounce - the bounce classifier: one case per class and per MTA
+ * form, the ordinary messages that look like bounces, the original's
+ * fields, and the same verdict whatever the chunk split. Messages are
+ * written with LF and fed as CRLF (tests/unit/bounce_feed.h).
+ */
+#define _DEFAULT_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tests/unit/bounce_feed.h"
+#include "tests/unit/check.h"
+
+/* classify - msg fed whole, then byte by byte and in chunks of 13: the
+ * result must be the same each time. */
+static struct bounce_result classify(const char *msg, const char *mail_from)
+{
+	struct bounce_result r[3];
+	size_t chunks[3] = { 0, 1, 13 }, n;
+	char *crlf = to_crlf(msg, strlen(msg), &n);
+	for (int i = 0; i < 3; i++) {
+		struct bounce_scan *s = bounce_scan_new();
+		feed_message(s, crlf, n, chunks[i], NULL, 0, NULL);
+		bounce_scan_end(s, mail_from, &r[i]);
+		bounce_scan_free(s);
+	}
+	for (int i = 1; i < 3; i++)
+		CHECK(memcmp(&r[0], &r[i], sizeof r[0]) == 0);
+	free(crlf);
+	return r[0];
+}
+
+#define IS(r, c) do { if ((r).cls != (c)) fprintf(stderr, "why: %s\n", (r).why); \
+	CHECK_STR(bounce_class_name((r).cls), bounce_class_name(c)); } while (0)
+
+static const char postfix_dsn[] =
+    "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\n"
+    "To: alice@example.org\n"
+    "Subject: Undelivered Mail Returned to Sender\n"
+    "Auto-Submitted: auto-replied\n"
+    "MIME-Version: 1.0\n"
+    "Content-Type: multipart/report; report-type=delivery-status;\n"
+    "\tboundary=\"4A1B2C.1733\"\n"
+    "\n"
+    "This is a MIME-encapsulated message.\n"
+    "\n"
+    "--4A1B2C.1733\n"
+    "Content-Description: Notification\n"
+    "Content-Type: text/plain; charset=us-ascii\n"
+    "\n"
+    "This is the mail system at host mx.example.net.\n"
+    "\n"
+    "--4A1B2C.1733\n"
+    "Content-Description: Delivery report\n"
+    "Content-Type: message/delivery-status\n"
+    "\n"
+    "Reporting-MTA: dns; mx.example.net\n"
+    "X-Postfix-Queue-ID: 4A1B2C\n"
+    "X-Postfix-Sender: rfc822; alice@example.org\n"
+    "\n"
+    "Final-Recipient: rfc822; bob@example.net\n"
+    "Action: failed\n"
+    "Status: 5.1.1\n"
+    "\n"
+    "--4A1B2C.1733\n"
+    "Content-Description: Undelivered Message Headers\n"
+    "Content-Type: text/rfc822-headers\n"
+    "\n"
+    "Received: from mail.example.org (mail.example.org [192.0.2.10])\n"
+    "\tby mx.example.net (Postfix) with ESMTPS id 4A1B2C\n"
+    "\tfor <bob@example.net>; Mon,  2 Dec 2024 10:00:00 +0000 (UTC)\n"
+    "Received: from [IPv6:2001:db8::5] (unknown [IPv6:2001:db8::5])\n"
+    "\tby mail.example.org (Postfix) with ESMTPSA id 11AA; Mon,  2 Dec 2024 09:59:59 +0000\n"
+    "From: Alice <alice@example.org>\n"
+    "Subject: lunch\n"
+    "Date: Mon, 2 Dec 2024 09:59:58 +0000\n"
+    "Message-ID: <lunch.1@example.org>\n"
+    "X-Backstop-Sig: v=1; k=3; t=20060;\n"
+    "\ts=AAAABBBBCCCCDDDD\n"
+    "\n"
+    "--4A1B2C.1733--\n";
+
+static void test_dsn(void)
+{
+	struct bounce_result r = classify(postfix_dsn, "");
+	IS(r, BOUNCE_DSN);
+	CHECK(strstr(r.why, "delivery-status") != NULL);
+	CHECK(r.orig.found);
+	CHECK(!r.orig.quoted_headers);
+	CHECK_STR(r.orig.message_id, "<lunch.1@example.org>");
+	CHECK_STR(r.orig.from, "alice@example.org");
+	CHECK_STR(r.orig.subject, "lunch");
+	CHECK_STR(r.orig.date, "Mon, 2 Dec 2024 09:59:58 +0000");
+	CHECK_STR(r.orig.return_path, "alice@example.org");   /* X-Postfix-Sender */
+	CHECK_STR(r.orig.backstop_sig, "v=1; k=3; t=20060;\ts=AAAABBBBCCCCDDDD");
+	CHECK_INT(r.orig.nhops, 2);
+	CHECK_STR(r.orig.hops[0].from, "mail.example.org");
+	CHECK_STR(r.orig.hops[0].by, "mx.example.net");
+	CHECK_STR(r.orig.hops[0].ip, "192.0.2.10");
+	CHECK_STR(r.orig.hops[1].ip, "2001:db8::5");
+	CHECK_STR(r.orig.hops[1].by, "mail.example.org");
+	/* the same with a non-null envelope sender: the structure decides */
+	r = classify(postfix_dsn, "bounces@example.net");
+	IS(r, BOUNCE_DSN);
+}
+
+static void test_ndr_forms(void)
+{
+	/* qmail: no MIME, the original quoted after the marker */
+	struct bounce_result r = classify(
+	    "From: MAILER-DAEMON@mx.example.net\n"
+	    "To: alice@example.org\n"
+	    "Subject: failure notice\n"
+	    "\n"
+	    "Hi. This is the qmail-send program at mx.example.net.\n"
+	    "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+	    "\n"
+	    "<bob@example.net>:\n"
+	    "Sorry, no mailbox here by that name. (#5.1.1)\n"
+	    "\n"
+	    "--- Below this line is a copy of the message.\n"
+	    "\n"
+	    "Return-Path: <alice@example.org>\n"
+	    "Received: (qmail 1234 invoked from network); 2 Dec 2024 10:00:00 -0000\n"
+	    "Received: from mail.example.org (HELO mail.example.org) ([192.0.2.10])\n"
+	    "          by mx.example.net with SMTP; 2 Dec 2024 10:00:00 -0000\n"
+	    "Message-ID: <q.1@example.org>\n"
+	    "From: alice@example.org\n"
+	    "Subject: qmail test\n"
+	    "X-Backstop-Sig: v=1; k=1; t=20000; s=QQQQ\n"
+	    "\n"
+	    "body of the original\n", "");
+	IS(r, BOUNCE_NDR);
+	CHECK(r.orig.found && r.orig.quoted_headers);
+	CHECK_STR(r.orig.return_path, "alice@example.org");
+	CHECK_STR(r.orig.message_id, "<q.1@example.org>");
+	CHECK_STR(r.orig.subject, "qmail test");
+	CHECK_STR(r.orig.backstop_sig, "v=1; k=1; t=20000; s=QQQQ");
+	CHECK_INT(r.orig.nhops, 2);
+	CHECK_STR(r.orig.hops[1].from, "mail.example.org");
+	CHECK_STR(r.orig.hops[1].ip, "192.0.2.10");
+	CHECK_STR(r.orig.hops[1].by, "mx.example.net");
+
+	/* Exim: non-null sender (a relay rewrote it), X-Failed-Recipients, the
+	 * copy indented after its marker */
+	r = classify(
+	    "From: Mail Delivery System <Mailer-Daemon@relay.example.net>\n"
+	    "To: alice@example.org\n"
+	    "Subject: Mail delivery failed: returning message to sender\n"
+	    "X-Failed-Recipients: bob@example.net\n"
+	    "Auto-Submitted: auto-replied\n"
+	    "\n"
+	    "This message was created automatically by mail delivery software.\n"
+	    "\n"
+	    "A message that you sent could not be delivered to one or more of its\n"
+	    "recipients. This is a permanent error. The following address(es) failed:\n"
+	    "\n"
+	    "  bob@example.net\n"
+	    "    SMTP error from remote mail server after RCPT TO:<bob@example.net>:\n"
+	    "    550 5.1.1 User unknown\n"
+	    "\n"
+	    "------ This is a copy of the message, including all the headers. ------\n"
+	    "\n"
+	    "  Return-path: <alice@example.org>\n"
+	    "  Message-ID: <exim.1@example.org>\n"
+	    "  Subject: folded\n"
+	    "   subject line\n"
+	    "  From: Alice <alice@example.org>\n"
+	    "\n"
+	    "  hello\n", "mailer-daemon@relay.example.net");
+	IS(r, BOUNCE_NDR);
+	CHECK(strstr(r.why, "X-Failed-Recipients") != NULL);
+	CHECK_STR(r.orig.message_id, "<exim.1@example.org>");
+	CHECK_STR(r.orig.subject, "folded   subject line");
+	CHECK_STR(r.orig.from, "alice@example.org");
+
+	/* Exchange-like: "Undeliverable:" from postmaster, RFC 2047 subject */
+	r = classify(
+	    "From: postmaster@corp.example.com\n"
+	    "To: alice@example.org\n"
+	    "Subject: =?utf-8?B?VW5kZWxpdmVyYWJsZTogbHVuY2g=?=\n"
+	    "Content-Type: multipart/mixed; boundary=x\n"
+	    "\n"
+	    "--x\n"
+	    "Content-Type: text/plain\n"
+	    "\n"
+	    "Delivery has failed to these recipients or groups:\n"
+	    "bob@corp.example.com\n"
+	    "--x\n"
+	    "Content-Type: message/rfc822\n"
+	    "\n"
+	    "From: Alice <alice@example.org>\n"
+	    "Message-ID: <ex.1@example.org>\n"
+	    "Subject: lunch\n"
+	    "\n"
+	    "hi\n"
+	    "--x--\n", "someone@corp.example.com");
+	IS(r, BOUNCE_NDR);
+	CHECK(strstr(r.why, "Undeliverable: lunch") != NULL);
+	CHECK_STR(r.orig.message_id, "<ex.1@example.org>");
+	CHECK(!r.orig.quoted_headers);
+}
+
+static void test_reports(void)
+{
+	struct bounce_result r = classify(
+	    "From: bob@example.net\n"
+	    "Subject: Read: lunch\n"
+	    "Content-Type: multipart/report; report-type=disposition-notification; boundary=m\n"
+	    "\n"
+	    "--m\n\nYour message was read.\n"
+	    "--m\nContent-Type: message/disposition-notification\n\n"
+	    "Final-Recipient: rfc822; bob@example.net\n"
+	    "Original-Message-ID: <lunch.1@example.org>\n"
+	    "Disposition: manual-action/MDN-sent-manually; displayed\n"
+	    "--m--\n", "bob@example.net");
+	IS(r, BOUNCE_MDN);
+	CHECK_STR(r.orig.message_id, "<lunch.1@example.org>");
+
+	r = classify(
+	    "From: feedback@fbl.example\n"
+	    "Subject: FW: lunch\n"
+	    "Content-Type: multipart/report; report-type=feedback-report; boundary=f\n"
+	    "\n"
+	    "--f\n\nThis is an email abuse report.\n"
+	    "--f\nContent-Type: message/feedback-report\n\n"
+	    "Feedback-Type: abuse\nOriginal-Mail-From: <alice@example.org>\n"
+	    "--f\nContent-Type: message/rfc822\n\n"
+	    "From: alice@example.org\nMessage-ID: <arf.1@example.org>\n\nspam?\n"
+	    "--f--\n", "fbl@fbl.example");
+	IS(r, BOUNCE_ARF);
+	CHECK_STR(r.orig.message_id, "<arf.1@example.org>");
+	CHECK_STR(r.orig.return_path, "alice@example.org");
+}
+
+static void test_autoreply_and_challenge(void)
+{
+	struct bounce_result r = classify(
+	    "From: Carol <carol@example.com>\n"
+	    "Subject: Automatic reply: lunch\n"
+	    "Auto-Submitted: auto-replied\n"
+	    "In-Reply-To: <lunch.1@example.org>\n"
+	    "\n"
+	    "I am out of the office until Monday.\n", "");
+	IS(r, BOUNCE_AUTOREPLY);
+	CHECK_STR(r.in_reply_to, "<lunch.1@example.org>");
+
+	/* Exchange's out-of-office: no Auto-Submitted, X-Auto-Response-Suppress */
+	r = classify(
+	    "From: Carol <carol@example.com>\n"
+	    "Subject: Automatic reply: lunch\n"
+	    "X-Auto-Response-Suppress: All\n"
+	    "\n"
+	    "I'm out of the office Friday.\n", "carol@example.com");
+	IS(r, BOUNCE_AUTOREPLY);
+
+	r = classify("From: d@example.com\nSubject: hi\nX-Autoreply: yes\n\nvacation\n", "d@example.com");
+	IS(r, BOUNCE_AUTOREPLY);
+	r = classify("From: d@example.com\nSubject: Abwesenheitsnotiz: hi\nPrecedence: auto_reply\n\nweg\n",
+	    "d@example.com");
+	IS(r, BOUNCE_AUTOREPLY);
+	/* German subject with the null sender */
+	r = classify("From: d@example.de\nSubject: Abwesenheit\n\nBin nicht da.\n", "");
+	IS(r, BOUNCE_AUTOREPLY);
+	/* a person's subject alone */
+	r = classify("From: d@example.com\nSubject: Out of Office plans\n\nI will be out of the office.\n",
+	    "d@example.com");
+	IS(r, BOUNCE_ORDINARY);
+	/* auto-generated alone is a notification */
+	r = classify("From: root@example.com\nSubject: cron\nAuto-Submitted: auto-generated\n\nok\n",
+	    "root@example.com");
+	IS(r, BOUNCE_ORDINARY);
+
+	r = classify(
+	    "From: TMDA <bob-confirm-123@example.net>\n"
+	    "Subject: Please confirm your message\n"
+	    "Auto-Submitted: auto-replied\n"
+	    "X-Delivery-Agent: TMDA/1.1.12\n"
+	    "\n"
+	    "This message was created automatically by mail delivery software (TMDA).\n"
+	    "Your message is being held: please confirm you are a human by replying.\n", "");
+	IS(r, BOUNCE_CHALLENGE);
+	r = classify("From: x@example.net\nSubject: hold\nX-Challenge: 123\n\nconfirm\n", "x@example.net");
+	IS(r, BOUNCE_CHALLENGE);
+}
+
+static void test_ordinary_lookalikes(void)
+{
+	/* "Undelivered Mail" in a person's subject: subject alone is 3 */
+	struct bounce_result r = classify(
+	    "From: Frank <frank@example.com>\n"
+	    "Subject: Undelivered Mail Returned to Sender - help\n"
+	    "\n"
+	    "I keep getting these, it says user unknown.\n", "frank@example.com");
+	IS(r, BOUNCE_ORDINARY);
+	/* replying to a bounce: a person's message */
+	r = classify(
+	    "From: Frank <frank@example.com>\n"
+	    "Subject: Re: Undelivered Mail Returned to Sender\n"
+	    "\n"
+	    "> This is the mail system at host mx.example.net.\n"
+	    "> I'm sorry to have to inform you that your message could not\n"
+	    "Why?\n", "frank@example.com");
+	IS(r, BOUNCE_ORDINARY);
+	/* a bounce forwarded as an attachment is inside message/rfc822 */
+	char fwd[8192];
+	snprintf(fwd, sizeof fwd,
+	    "From: Erin <erin@example.org>\nSubject: Fwd: Undelivered Mail Returned to Sender\n"
+	    "Content-Type: multipart/mixed; boundary=outer\n\n"
+	    "--outer\n\nsee below\n--outer\nContent-Type: message/rfc822\n\n%s\n--outer--\n",
+	    postfix_dsn);
+	r = classify(fwd, "erin@example.org");
+	IS(r, BOUNCE_ORDINARY);
+	/* but a daemon that only says so in the subject is a bounce */
+	r = classify("From: MAILER-DAEMON@example.net\nSubject: Undelivered Mail Returned to Sender\n\n"
+	    "x\n", "");
+	IS(r, BOUNCE_NDR);
+}
+
+static void test_references_and_names(void)
+{
+	struct bounce_result r = classify(
+	    "From: a@example.com\nSubject: Re: x\n"
+	    "In-Reply-To: Joe's message <p9@example.com> <p10@example.com>\n"
+	    "References: <r1@x> <r2@x> <r3@x>\n <r4@x> <r5@x> <r6@x> <r7@x> <r8@x> <r9@x> <r10@x>\n"
+	    "\nhello\n", "a@example.com");
+	IS(r, BOUNCE_ORDINARY);
+	CHECK_STR(r.in_reply_to, "<p9@example.com>");
+	CHECK_INT(r.nrefs, 8);
+	CHECK_STR(r.refs[0], "<r3@x>");
+	CHECK_STR(r.refs[7], "<r10@x>");
+
+	for (unsigned c = 0; c < BOUNCE_CLASS_COUNT; c++) {
+		enum bounce_class back;
+		CHECK(bounce_class_parse(bounce_class_name((enum bounce_class)c), &back));
+		CHECK_INT(back, c);
+	}
+	enum bounce_class x;
+	CHECK(bounce_class_parse("NDR", &x) && x == BOUNCE_NDR);
+	CHECK(!bounce_class_parse("bounce", &x));
+	CHECK(!bounce_class_parse("", &x));
+	CHECK(!bounce_class_parse("ndrx", &x));
+}
+
+static void test_hostile(void)
+{
+	/* nothing at all */
+	struct bounce_scan *s = bounce_scan_new();
+	struct bounce_result r;
+	bounce_scan_end(s, "", &r);
+	IS(r, BOUNCE_ORDINARY);
+	bounce_scan_free(s);
+
+	/* huge fields, NUL, junk: bounded and no crash */
+	size_t big = 200000;
+	char *field = malloc(big);
+	memcpy(field, "Subject: ", 9);
+	memset(field + 9, 'u', big - 9);
+	char *body = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		body[i] = (char)(i * 131 % 251);
+	s = bounce_scan_new();
+	bounce_scan_header(s, field, big);
+	bounce_scan_header(s, "From", 4);
+	bounce_scan_header(s, ":", 1);
+	bounce_scan_header(s, "Received: from [", 16);
+	bounce_scan_header(s, "Message-ID: <", 13);
+	bounce_scan_header(s, "References: <<<<>>>>", 20);
+	bounce_scan_eoh(s);
+	bounce_scan_body(s, body, big);
+	bounce_scan_end(s, NULL, &r);
+	bounce_scan_free(s);
+	CHECK(r.nrefs <= 8);
+	free(field);
+	free(body);
+
+	/* an original with 100 Received fields: 16 kept */
+	char msg[16384];
+	size_t n = (size_t)snprintf(msg, sizeof msg,
+	    "From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail Returned to Sender\n"
+	    "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+	    "--b\nContent-Type: message/rfc822\n\n");
+	for (int i = 0; i < 100; i++)
+		n += (size_t)snprintf(msg + n, sizeof msg - n,
+		    "Received: from h%d.example ([192.0.2.%d]) by h%d.example\n", i, i, i + 1);
+	snprintf(msg + n, sizeof msg - n, "\nx\n--b--\n");
+	r = classify(msg, "");
+	IS(r, BOUNCE_DSN);
+	CHECK_INT(r.orig.nhops, BOUNCE_RECEIVED_MAX);
+	CHECK_STR(r.orig.hops[15].ip, "192.0.2.15");
+}
+
+int main(void)
+{
+	test_dsn();
+	test_ndr_forms();
+	test_reports();
+	test_autoreply_and_challenge();
+	test_ordinary_lookalikes();
+	test_references_and_names();
+	test_hostile();
+	return check_finish("test_bounce");
+}
