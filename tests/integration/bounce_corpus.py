@@ -430,8 +430,19 @@ for n in sorted(res3):
     r = res3[n]
     if r["verdict"] != "accepted" or r["cls"] != "ordinary":
         log("  %-40s class %-9s %s (%s)" % (n, r["cls"], r["verdict"], r["why"][:80]))
-t.check("pass 3: no ordinary message refused", all(r["verdict"] == "accepted" for r in res3.values()),
-        [(n, r["verdict"]) for n, r in res3.items() if r["verdict"] != "accepted"])
+# sisimai keeps this one in not/ as a regression case of its own parser, but
+# it is a bounce by every signal (Return-Path <>, From postmaster@,
+# Auto-Submitted: auto-replied, "an email you sent was rejected ... reject
+# reason: Mailbox full", a copy of the original): refusing it to a recipient
+# that never sent the original is right (the classifier's unit test,
+# test_bounce_corpus.c, makes the same exception)
+BOUNCES_IN_NOT = {"maildir/not/rb-issue-368-bug.eml"}
+t.check("pass 3: no ordinary message refused",
+        all(r["verdict"] == "accepted" for n, r in res3.items() if n not in BOUNCES_IN_NOT),
+        [(n, r["verdict"]) for n, r in res3.items() if r["verdict"] != "accepted" and n not in BOUNCES_IN_NOT])
+for n in BOUNCES_IN_NOT:
+    t.check("pass 3: %s (a bounce all the same) refused by the bounce check" % n,
+            n in res3 and res3[n]["verdict"] == "refused:bounce", res3.get(n))
 bs.stop()
 bs_alone.stop()
 t.done()
