@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtp/bounce_fields.h"
 #include "smtp/bounce_rules.h"
 #include "smtp/mime.h"
 
@@ -163,293 +164,9 @@ bool bounce_class_parse(const char *name, enum bounce_class *out)
 	return false;
 }
 
-/* ---- small text helpers ---- */
-
-static bool is_blank(char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* lowercase - s[0..n) into out (cap), lowercased, NUL and other controls as blanks. */
-static void lowercase(const char *s, size_t n, char *out, size_t cap)
-{
-	size_t i;
-	if (n >= cap)
-		n = cap - 1;
-	for (i = 0; i < n; i++) {
-		char c = s[i];
-		out[i] = (unsigned char)c < ' ' ? ' ' : lower(c);
-	}
-	out[i] = '\0';
-}
-
-/* unfold - the value without its line breaks (RFC 5322 2.2.3), trimmed, into out. */
-static void unfold(const char *v, size_t n, char *out, size_t cap)
-{
-	size_t o = 0;
-	while (n > 0 && is_blank(*v))
-		v++, n--;
-	for (size_t i = 0; i < n && o + 1 < cap; i++) {
-		if (v[i] == '\r' || v[i] == '\n')
-			continue;
-		out[o++] = v[i] == '\0' ? ' ' : v[i];
-	}
-	while (o > 0 && is_blank(out[o - 1]))
-		o--;
-	out[o] = '\0';
-}
-
-static void copy_bounded(char *dst, size_t cap, const char *src, size_t n)
-{
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
-/* first_msgid - the first "<...>" of v into out; when there is none, a bare
- * id without blanks is wrapped ("id@host" -> "<id@host>"). */
-static bool first_msgid(const char *v, size_t n, char *out, size_t cap)
-{
-	const char *lt = memchr(v, '<', n);
-	if (lt) {
-		const char *gt = memchr(lt, '>', (size_t)(v + n - lt));
-		if (gt && gt - lt > 1 && (size_t)(gt - lt + 1) < cap) {
-			size_t k = 0;
-			for (const char *p = lt; p <= gt; p++)
-				if (!is_blank(*p))
-					out[k++] = *p;
-			out[k] = '\0';
-			return true;
-		}
-		return false;
-	}
-	char tmp[256];
-	unfold(v, n, tmp, sizeof tmp);
-	if (!tmp[0] || strpbrk(tmp, " \t") || !strchr(tmp, '@') || strlen(tmp) + 3 > cap)
-		return false;
-	snprintf(out, cap, "<%s>", tmp);
-	return true;
-}
-
-/* addr_spec - the address of a From:/Return-Path: value: inside <...> when
- * there, else the first word with an '@'. Comments and quoted display
- * names before it are skipped well enough for logging and matching. */
-static void addr_spec(const char *v, size_t n, char *out, size_t cap, char *name, size_t name_cap)
-{
-	char tmp[512];
-	unfold(v, n, tmp, sizeof tmp);
-	out[0] = '\0';
-	if (name)
-		name[0] = '\0';
-	char *lt = strrchr(tmp, '<');
-	if (lt) {
-		char *gt = strchr(lt, '>');
-		if (gt) {
-			copy_bounded(out, cap, lt + 1, (size_t)(gt - lt - 1));
-			if (name)
-				copy_bounded(name, name_cap, tmp, (size_t)(lt - tmp));
-			return;
-		}
-	}
-	/* "addr (Display Name)" or a bare address */
-	char *at = strchr(tmp, '@');
-	char *start = at ? at : tmp, *end;
-	if (!at) {
-		/* "MAILER-DAEMON" without a domain */
-		start = tmp;
-		while (*start && is_blank(*start))
-			start++;
-		end = start;
-		while (*end && !is_blank(*end) && *end != '(')
-			end++;
-		copy_bounded(out, cap, start, (size_t)(end - start));
-	} else {
-		while (start > tmp && !is_blank(start[-1]) && start[-1] != '"' && start[-1] != ',')
-			start--;
-		end = at;
-		while (*end && !is_blank(*end) && *end != ',' && *end != '(' && *end != '>')
-			end++;
-		copy_bounded(out, cap, start, (size_t)(end - start));
-	}
-	if (name) {
-		char *lp = strchr(tmp, '('), *rp = lp ? strchr(lp, ')') : NULL;
-		if (lp && rp)
-			copy_bounded(name, name_cap, lp + 1, (size_t)(rp - lp - 1));
-	}
-}
-
-/* rfc2047_decode - encoded-words decoded to their bytes (charset ignored:
- * only ASCII and UTF-8 phrases are matched), whitespace between adjacent
- * encoded words dropped, into out. Bounded by cap; malformed words are
- * kept as they are. */
-static void rfc2047_decode(const char *s, char *out, size_t cap)
-{
-	size_t o = 0;
-	bool last_was_word = false;
-	while (*s && o + 1 < cap) {
-		if (s[0] == '=' && s[1] == '?') {
-			const char *q1 = strchr(s + 2, '?');
-			const char *q2 = q1 && q1[1] && q1[2] == '?' ? q1 + 2 : NULL;
-			const char *end = q2 ? strstr(q2 + 1, "?=") : NULL;
-			if (end) {
-				char enc = lower(q1[1]);
-				const char *p = q2 + 1;
-				if (enc == 'b') {
-					uint32_t acc = 0;
-					unsigned nb = 0;
-					for (; p < end && o + 1 < cap; p++) {
-						int v = -1;
-						char c = *p;
-						if (c >= 'A' && c <= 'Z') v = c - 'A';
-						else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-						else if (c >= '0' && c <= '9') v = c - '0' + 52;
-						else if (c == '+') v = 62;
-						else if (c == '/') v = 63;
-						if (v < 0)
-							continue;
-						acc = acc << 6 | (uint32_t)v;
-						if (++nb % 4 == 0) {
-							out[o++] = (char)(acc >> 16);
-							if (o + 1 < cap) out[o++] = (char)(acc >> 8);
-							if (o + 1 < cap) out[o++] = (char)acc;
-							acc = 0;
-						}
-					}
-					if (nb % 4 == 2 && o + 1 < cap)
-						out[o++] = (char)(acc >> 4);
-					else if (nb % 4 == 3 && o + 2 < cap) {
-						out[o++] = (char)(acc >> 10);
-						out[o++] = (char)(acc >> 2);
-					}
-				} else {
-					for (; p < end && o + 1 < cap; p++) {
-						static const char hex[] = "0123456789abcdef";
-						const char *h1, *h2;
-						if (*p == '_')
-							out[o++] = ' ';
-						else if (*p == '=' && p + 2 < end && (h1 = strchr(hex, lower(p[1]))) &&
-						    (h2 = strchr(hex, lower(p[2]))) && p[1] && p[2]) {
-							out[o++] = (char)((h1 - hex) << 4 | (h2 - hex));
-							p += 2;
-						} else
-							out[o++] = *p;
-					}
-				}
-				s = end + 2;
-				last_was_word = true;
-				continue;
-			}
-		}
-		if (last_was_word && is_blank(*s)) {
-			/* blanks between two encoded words go, before anything else stay */
-			const char *t = s;
-			while (is_blank(*t))
-				t++;
-			if (t[0] == '=' && t[1] == '?') {
-				s = t;
-				continue;
-			}
-		}
-		last_was_word = false;
-		out[o++] = *s++;
-	}
-	out[o] = '\0';
-}
-
-/* ---- the original: fields captured ---- */
-
-static void parse_received(const char *v, size_t n, struct bounce_hop *hop)
-{
-	char tmp[1024], low[1024];
-	unfold(v, n, tmp, sizeof tmp);
-	lowercase(tmp, strlen(tmp), low, sizeof low);
-	memset(hop, 0, sizeof *hop);
-	/* from: the word after a leading "from" */
-	if (strncmp(low, "from ", 5) == 0) {
-		const char *p = tmp + 5, *e;
-		while (*p == ' ')
-			p++;
-		e = p;
-		while (*e && !is_blank(*e) && *e != '(' && *e != ';')
-			e++;
-		copy_bounded(hop->from, sizeof hop->from, p, (size_t)(e - p));
-	}
-	/* by: the word after " by " (or a leading "by") */
-	const char *by = strncmp(low, "by ", 3) == 0 ? low : strstr(low, " by ");
-	size_t by_off = by ? (size_t)(by - low) + (by == low ? 3 : 4) : 0;
-	if (by) {
-		const char *p = tmp + by_off, *e;
-		while (*p == ' ')
-			p++;
-		e = p;
-		while (*e && !is_blank(*e) && *e != '(' && *e != ';')
-			e++;
-		copy_bounded(hop->by, sizeof hop->by, p, (size_t)(e - p));
-	}
-	/* ip: the first [literal] of the from clause (before "by") */
-	const char *limit = by ? tmp + by_off : tmp + strlen(tmp);
-	for (const char *p = tmp; p < limit; p++) {
-		if (*p != '[')
-			continue;
-		const char *e = memchr(p, ']', (size_t)(limit - p));
-		if (!e)
-			break;
-		const char *ip = p + 1;
-		if (strncmp(low + (ip - tmp), "ipv6:", 5) == 0)
-			ip += 5;
-		bool ok = e > ip;
-		for (const char *c = ip; c < e; c++)
-			if (!strchr("0123456789abcdefABCDEF.:", *c))
-				ok = false;
-		if (ok) {
-			copy_bounded(hop->ip, sizeof hop->ip, ip, (size_t)(e - ip));
-			break;
-		}
-		p = e;
-	}
-}
-
 static bool name_is(const char *field, size_t len, const char *name)
 {
 	return mime_field_name_is(field, len, name);
-}
-
-/* capture - a field of the original into o (the first of each kind wins;
- * Received fields are appended, topmost first). */
-static void capture(struct bounce_original *o, const char *field, size_t len)
-{
-	size_t vlen;
-	const char *v = mime_field_value(field, len, &vlen);
-	if (!v)
-		return;
-	if (name_is(field, len, "Return-Path")) {
-		if (!o->return_path[0])
-			addr_spec(v, vlen, o->return_path, sizeof o->return_path, NULL, 0);
-	} else if (name_is(field, len, "Message-ID")) {
-		if (!o->message_id[0])
-			first_msgid(v, vlen, o->message_id, sizeof o->message_id);
-	} else if (name_is(field, len, "From")) {
-		if (!o->from[0])
-			addr_spec(v, vlen, o->from, sizeof o->from, NULL, 0);
-	} else if (name_is(field, len, "Subject")) {
-		if (!o->subject[0])
-			unfold(v, vlen, o->subject, sizeof o->subject);
-	} else if (name_is(field, len, "Date")) {
-		if (!o->date[0])
-			unfold(v, vlen, o->date, sizeof o->date);
-	} else if (name_is(field, len, "X-Backstop-Sig")) {
-		if (!o->backstop_sig[0])
-			unfold(v, vlen, o->backstop_sig, sizeof o->backstop_sig);
-	} else if (name_is(field, len, "Received")) {
-		if (o->nhops < BOUNCE_RECEIVED_MAX)
-			parse_received(v, vlen, &o->hops[o->nhops++]);
-	} else
-		return;
-	/* a copy with any of these is an original we can name */
-	if (o->message_id[0] || o->return_path[0] || o->nhops || o->backstop_sig[0] ||
-	    (o->from[0] && (o->subject[0] || o->date[0])))
-		o->found = true;
 }
 
 /* ---- header fields collected from lines ---- */
@@ -457,7 +174,7 @@ static void capture(struct bounce_original *o, const char *field, size_t len)
 static void q_finish(struct quoted *q, struct bounce_original *o)
 {
 	if (q->active)
-		capture(o, q->buf, q->len);
+		bounce_capture(o, q->buf, q->len);
 	q->active = false;
 	q->len = 0;
 }
@@ -564,7 +281,13 @@ static void on_header(void *ctx, const struct mime_part *p, const char *field, s
 		if (s->orig_index == 0)
 			s->orig_index = p->index + 1;
 		if (s->orig_index == p->index + 1)
-			capture(&s->orig_part, field, len);
+			bounce_capture(&s->orig_part, field, len);
+	} else if (p->msg_depth == 0) {
+		/* a part of the message whose header section is a message's
+		 * (Received, Message-ID: some MTAs forget the message/rfc822
+		 * wrapper and the empty line): as good as quoted headers. A
+		 * part's own fields (Content-*) are not captured. */
+		bounce_capture(&s->orig_quoted, field, len);
 	}
 }
 
@@ -577,7 +300,8 @@ static bool on_part_begin(void *ctx, const struct mime_part *p)
 		return false;
 	}
 	if (strcmp(p->type, "multipart/report") == 0 && !s->report_type[0])
-		copy_bounded(s->report_type, sizeof s->report_type, p->report_type, strlen(p->report_type));
+		bounce_copy(s->report_type, sizeof s->report_type, p->report_type, strlen(p->report_type));
+	memset(&s->q, 0, sizeof s->q);
 	if (is_type(p, "message/delivery-status") || is_type(p, "message/global-delivery-status")) {
 		s->parts |= P_DELIVERY_STATUS;
 		s->kind = K_REPORT_FIELDS;
@@ -603,7 +327,6 @@ static bool on_part_begin(void *ctx, const struct mime_part *p)
 		s->parts |= P_ORIGINAL;
 	} else if (strncmp(p->type, "text/", 5) == 0 && s->text_budget > 0) {
 		s->kind = is_type(p, "text/html") ? K_HTML : K_TEXT;
-		memset(&s->q, 0, sizeof s->q);
 	}
 	return s->kind != K_NONE;
 }
@@ -621,11 +344,11 @@ static void report_line(struct bounce_scan *s, const char *line, size_t n)
 				vlen -= (size_t)(semi + 1 - v);
 				v = semi + 1;
 			}
-			addr_spec(v, vlen, s->ds_sender, sizeof s->ds_sender, NULL, 0);
+			bounce_addr_spec(v, vlen, s->ds_sender, sizeof s->ds_sender, NULL, 0);
 		}
 	} else if (name_is(line, n, "X-Original-Message-ID") || name_is(line, n, "Original-Message-ID")) {
 		if (!s->ds_msgid[0] && (v = mime_field_value(line, n, &vlen)))
-			first_msgid(v, vlen, s->ds_msgid, sizeof s->ds_msgid);
+			bounce_first_msgid(v, vlen, s->ds_msgid, sizeof s->ds_msgid);
 	}
 }
 
@@ -638,7 +361,7 @@ static void text_line(struct bounce_scan *s, const char *line, size_t n, bool ht
 		quoted_line(s, line, n);
 	if (n > 0 && line[0] == '>')
 		return;     /* quoted by a person: their words about it, not the MTA's */
-	lowercase(line, n, s->lowered, sizeof s->lowered);
+	bounce_lowercase(line, n, s->lowered, sizeof s->lowered);
 	const char *l = s->lowered;
 	if (!(s->text & T_BOUNCE) && bounce_rule_find(RULES_TEXT_BOUNCE, l))
 		s->text |= T_BOUNCE;
@@ -668,6 +391,9 @@ static void on_line(void *ctx, const struct mime_part *p, const char *line, size
 		break;
 	case K_REPORT_FIELDS:
 		report_line(s, line, n);
+		/* some MTAs append the original's header fields to the status
+		 * fields instead of attaching them */
+		quoted_line(s, line, n);
 		break;
 	case K_HEADERS:
 		headers_line(s, line, n);
@@ -681,7 +407,7 @@ static void on_part_end(void *ctx, const struct mime_part *p)
 {
 	struct bounce_scan *s = ctx;
 	(void)p;
-	if (s->kind == K_TEXT)
+	if (s->kind == K_TEXT || s->kind == K_REPORT_FIELDS)
 		q_finish(&s->q, &s->orig_quoted);
 	else if (s->kind == K_HEADERS)
 		q_finish(&s->h, &s->orig_part);
@@ -721,7 +447,7 @@ static void top_references(struct bounce_scan *s, const char *v, size_t n)
 		if (!gt)
 			break;
 		char id[256] = { 0 };
-		if (first_msgid(lt, (size_t)(gt - lt + 1), id, sizeof id)) {
+		if (bounce_first_msgid(lt, (size_t)(gt - lt + 1), id, sizeof id)) {
 			if (s->nrefs == 8) {
 				memmove(s->refs[0], s->refs[1], sizeof s->refs[0] * 7);
 				s->nrefs = 7;
@@ -744,15 +470,15 @@ void bounce_scan_header(struct bounce_scan *s, const char *field, size_t len)
 	if (name_is(field, len, "From") && !s->from_seen) {
 		s->from_seen = true;
 		char raw_name[256];
-		addr_spec(v, vlen, s->from_addr, sizeof s->from_addr, raw_name, sizeof raw_name);
-		rfc2047_decode(raw_name, s->from_name, sizeof s->from_name);
+		bounce_addr_spec(v, vlen, s->from_addr, sizeof s->from_addr, raw_name, sizeof raw_name);
+		bounce_rfc2047_decode(raw_name, s->from_name, sizeof s->from_name);
 	} else if (name_is(field, len, "Subject") && !s->subject_seen) {
 		char raw[512];
 		s->subject_seen = true;
-		unfold(v, vlen, raw, sizeof raw);
-		rfc2047_decode(raw, s->subject, sizeof s->subject);
+		bounce_unfold(v, vlen, raw, sizeof raw);
+		bounce_rfc2047_decode(raw, s->subject, sizeof s->subject);
 	} else if (name_is(field, len, "Auto-Submitted")) {
-		lowercase(v, vlen, low, sizeof low);
+		bounce_lowercase(v, vlen, low, sizeof low);
 		if (strncmp(low, "auto-replied", 12) == 0)
 			s->hdr |= H_AUTO_REPLIED;
 		else if (strncmp(low, "no", 2) != 0)
@@ -763,19 +489,19 @@ void bounce_scan_header(struct bounce_scan *s, const char *field, size_t len)
 	} else if (name_is(field, len, "X-Autoreply") || name_is(field, len, "X-Autorespond") ||
 	    name_is(field, len, "X-Autoresponder") || name_is(field, len, "X-Auto-Reply") ||
 	    name_is(field, len, "X-Vacation")) {
-		lowercase(v, vlen, low, sizeof low);
+		bounce_lowercase(v, vlen, low, sizeof low);
 		if (strncmp(low, "no", 2) != 0 && strncmp(low, "false", 5) != 0)
 			s->hdr |= H_AUTOREPLY;
 	} else if (name_is(field, len, "X-Apple-Unsubscribe")) {
-		lowercase(v, vlen, low, sizeof low);
+		bounce_lowercase(v, vlen, low, sizeof low);
 		if (strncmp(low, "true", 4) == 0)
 			s->hdr |= H_UNSUBSCRIBE;
 	} else if (name_is(field, len, "X-Apple-Action")) {
-		lowercase(v, vlen, low, sizeof low);
+		bounce_lowercase(v, vlen, low, sizeof low);
 		if (strstr(low, "vacation"))
 			s->hdr |= H_AUTOREPLY;
 	} else if (name_is(field, len, "Precedence")) {
-		lowercase(v, vlen, low, sizeof low);
+		bounce_lowercase(v, vlen, low, sizeof low);
 		if (strncmp(low, "auto_reply", 10) == 0 || strncmp(low, "auto-reply", 10) == 0)
 			s->hdr |= H_AUTOREPLY;
 		else if (strncmp(low, "bulk", 4) == 0 || strncmp(low, "junk", 4) == 0 ||
@@ -788,11 +514,11 @@ void bounce_scan_header(struct bounce_scan *s, const char *field, size_t len)
 		s->hdr |= H_LIST;
 	} else if (name_is(field, len, "In-Reply-To")) {
 		if (!s->in_reply_to[0])
-			first_msgid(v, vlen, s->in_reply_to, sizeof s->in_reply_to);
+			bounce_first_msgid(v, vlen, s->in_reply_to, sizeof s->in_reply_to);
 	} else if (name_is(field, len, "References")) {
 		top_references(s, v, vlen);
 	} else {
-		lowercase(field, len < 16 ? len : 16, low, sizeof low);
+		bounce_lowercase(field, len < 16 ? len : 16, low, sizeof low);
 		if (strncmp(low, "x-challenge", 11) == 0 || strncmp(low, "x-tmda", 6) == 0 ||
 		    strncmp(low, "x-spamarrest", 12) == 0 || strncmp(low, "x-boxbe", 7) == 0)
 			s->hdr |= H_CHALLENGE;
@@ -819,7 +545,7 @@ static bool subject_is_reply(const char *subject)
 	char low[16];
 	while (*subject == ' ' || *subject == '\t')
 		subject++;
-	lowercase(subject, strnlen(subject, sizeof low - 1), low, sizeof low);
+	bounce_lowercase(subject, strnlen(subject, sizeof low - 1), low, sizeof low);
 	for (const char *const *p = prefixes; *p; p++)
 		if (strncmp(low, *p, strlen(*p)) == 0)
 			return true;
@@ -852,10 +578,10 @@ static bool daemon_sender(const struct bounce_scan *s)
 	size_t ll = at ? (size_t)(at - s->from_addr) : strlen(s->from_addr);
 	if (s->from_seen && s->from_addr[0] == '\0' && s->from_name[0] == '\0')
 		return true;    /* From: <> */
-	lowercase(s->from_addr, ll, local, sizeof local);
+	bounce_lowercase(s->from_addr, ll, local, sizeof local);
 	if (bounce_rule_find(RULES_SENDER_LOCAL, local))
 		return true;
-	lowercase(s->from_name, strlen(s->from_name), name, sizeof name);
+	bounce_lowercase(s->from_name, strlen(s->from_name), name, sizeof name);
 	return bounce_rule_find(RULES_SENDER_NAME, name) != NULL;
 }
 
@@ -881,7 +607,7 @@ void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce
 	memcpy(out->in_reply_to, s->in_reply_to, sizeof out->in_reply_to);
 	out->nrefs = s->nrefs;
 	memcpy(out->refs, s->refs, sizeof out->refs);
-	lowercase(s->subject, strlen(s->subject), subj, sizeof subj);
+	bounce_lowercase(s->subject, strlen(s->subject), subj, sizeof subj);
 
 	/* the original: an attached copy, else quoted headers; the report's own
 	 * fields fill what the copy lacks */
@@ -972,14 +698,14 @@ void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce
 	if (score >= 6 && content > 0) {
 		out->cls = BOUNCE_NDR;
 		if (bsubj)
-			snprintf(out->why, sizeof out->why, "%s (subject '%.60s')", why, s->subject);
+			snprintf(out->why, sizeof out->why, "%.100s (subject '%.44s')", why, s->subject);
 		else
 			snprintf(out->why, sizeof out->why, "%s", why);
 		return;
 	}
 
 	/* 4. auto-reply */
-	const char *asubj = reply ? NULL : bounce_rule_find(RULES_SUBJECT_AUTOREPLY, subj);
+	const char *asubj = reply ? NULL : bounce_rule_find_near(RULES_SUBJECT_AUTOREPLY, subj, 16);
 	if (s->hdr & H_AUTO_REPLIED) {
 		out->cls = BOUNCE_AUTOREPLY;
 		set_why(out, "Auto-Submitted: auto-replied");
@@ -991,8 +717,12 @@ void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce
 		return;
 	}
 	/* a subject alone is a person writing about a holiday: an automatic
-	 * marker must back it, and a mailing list's subject never counts */
-	if ((asubj || (s->text & T_AUTOREPLY)) && automatic && !list) {
+	 * marker must back it, and a mailing list's subject never counts; */
+	/* auto-reply text without such a subject ("Re: lunch" answered by a
+	 * responder): only with the null sender, which RFC 3834 asks of
+	 * responders; a transactional mail marked auto-generated may well say
+	 * "out of office" */
+	if (((asubj && automatic) || ((s->text & T_AUTOREPLY) && null_sender)) && !list) {
 		out->cls = BOUNCE_AUTOREPLY;
 		if (asubj)
 			set_why(out, "subject '%.60s' + %s", s->subject, "automatic sender");

@@ -14,8 +14,12 @@
  * headers. ------"), and from the report fields (X-Postfix-Sender,
  * X-Original-Message-ID) when nothing better says.
  *
- * Memory: a bounce_scan is one allocation of about 12 KiB plus its MIME
- * walker (about 28 KiB), whatever the message. Time: linear.
+ * Memory: a bounce_scan is one allocation of about 30 KiB plus its MIME
+ * walker (26 KiB): 56 KiB measured (test_bounce), allocated at
+ * bounce_scan_new and never grown, whatever the message. A bounce_result
+ * is 13 KiB. Time: linear; about 1 ms per MB for a 20 MB message that is
+ * mostly a base64 attachment (only text and report parts are decoded, and
+ * of text only the first 96 KiB are read).
  */
 #ifndef SMTP_BOUNCE_H
 #define SMTP_BOUNCE_H
@@ -70,7 +74,9 @@ void bounce_scan_header(struct bounce_scan *s, const char *field, size_t len);
 void bounce_scan_eoh(struct bounce_scan *s);
 /* body bytes, CRLF line ends, any split */
 void bounce_scan_body(struct bounce_scan *s, const char *data, size_t len);
-/* bounce_scan_end - the verdict; mail_from is the envelope sender, "" for the null sender. */
+/* bounce_scan_end - the verdict; mail_from is the envelope sender, "" for
+ * the null sender, NULL when unknown (counted as not null). Call once;
+ * feeding after it is ignored. */
 void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce_result *out);
 void bounce_scan_free(struct bounce_scan *s);
 

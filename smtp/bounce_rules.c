@@ -29,13 +29,17 @@ static const char *const subject_bounce[] = {
 	NULL
 };
 
+/* Matched near the start of the subject only (bounce.c): auto-responders
+ * put them first ("Automatic reply: <subject>"); "Your vacation booking"
+ * is no auto-reply. */
 static const char *const subject_autoreply[] = {
 	"out of office", "out of the office", "automatic reply", "auto reply", "auto-reply",
 	"autoreply", "auto response", "auto-response", "autoresponse", "autorespons",
 	"automatische antwort", "abwesenheit", "abwesend", "r\xc3\xa9ponse automatique",
 	"risposta automatica", "respuesta autom\xc3\xa1tica", "automatisch antwoord",
-	"afwezig", "vacation", "away until", "away from the office", "on leave",
-	"out of the office", "ooo:", "i am away", "i'm away", "autosvar",
+	"afwezig", "vacation reply", "vacation:", "on vacation", "vacation notice",
+	"vacation auto", "away until", "away from the office", "on leave", "ooo:",
+	"i am away", "i'm away", "autosvar",
 	NULL
 };
 
@@ -48,18 +52,21 @@ static const char *const subject_challenge[] = {
 };
 
 /* Local parts of the senders of non-delivery reports (RFC 3464 has none;
- * these are what MTAs use by convention). */
+ * these are what MTAs use by convention). Not "mailer", "bounce", "noreply":
+ * bulk senders use those for ordinary mail. */
 static const char *const sender_local[] = {
 	"mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "maildaemon",
-	"postmaster", "post_master", "mail.delivery.system", "mdaemon", "mail-delivery-system",
-	"mailer", "bounce", "bounces", "mail-errors", "nobody-bounce",
+	"postmaster", "post_master", "mail.delivery.system", "mail-delivery-system",
 	NULL
 };
 
+/* Display names MTAs give their reports ("Mail Delivery System", "Mail
+ * Delivery Subsystem", "Mailer Daemon"); not "System Administrator": a
+ * person's IT desk writes as that. */
 static const char *const sender_name[] = {
-	"mail delivery", "mailer-daemon", "mailer daemon", "mail administrator",
-	"mail system", "postmaster", "delivery subsystem", "mail.delivery",
-	"mailmaster", "system administrator",
+	"mail delivery system", "mail delivery subsystem", "mail delivery service",
+	"mailer-daemon", "mailer daemon", "mail administrator", "mail system",
+	"delivery subsystem", "mail.delivery",
 	NULL
 };
 

@@ -1,34 +1,37 @@
 /*
  * mime - a streaming, bounded MIME walker (see mime.h).
  *
- * Why our own walker, not GMime 3 (libgmime-3.0-dev) on the spooled message:
+ * Why our own walker, not GMime 3 (libgmime-3.0-dev) on the spooled message.
+ * Measured (x86-64, -O2, GMime 3.2.13 from a file stream, decoding text
+ * parts only; ours: the whole classifier fed 64 KiB chunks):
  *
- * - Memory bound. GMime builds the whole object tree (a GMimeObject per part,
- *   every header of every part in a GMimeHeaderList, GByteArray or a seekable
- *   stream per content) and parses from a stream it can seek back into: for
- *   a 20 MB message we would keep the spool file open and let it allocate as
- *   the input says (100k parts = 100k objects, every header kept). Here the
- *   state is a fixed frame stack and two line buffers: about 28 KiB per
- *   message, whatever it holds. GMime has no part-count or depth limit of its
- *   own to set.
- * - Attack surface. GMime brings GLib, iconv charset conversion, RFC 2047 and
- *   2231 decoding, S/MIME and PGP hooks, uuencode, address parsing: tens of
- *   thousands of lines fed attacker bytes, of which the classifier needs
- *   boundaries, Content-Type, Content-Transfer-Encoding, base64 and QP. This
- *   file is a few hundred lines, fuzzed (tests/fuzz/fuzz_bounce.c) with the
- *   rest of smtp/.
- * - Speed and place. GMime would parse at end of data, after the whole
- *   message is spooled, adding a full second pass (GMime's parser is fast,
- *   ~100-200 MB/s, but it copies every part's content into memory or a
- *   substream and decodes on demand). Walking as the bytes pass, like
- *   Postfix's mime_state.c, costs one memchr per line over parts nobody
- *   reads (measured: see tests/unit/test_mime.c's timing on a 20 MB
- *   base64 attachment) and the verdict is ready at end of data.
- * - What GMime does better: charset conversion (we match ASCII phrases, the
+ *   message                          ours              GMime 3
+ *   20 MB, base64 attachment         5.5 ms, 56 KiB    19.5 ms, 5 MiB RSS
+ *   100k parts (1.8 MB)              7.0 ms, 56 KiB    1026 ms, 140 MiB RSS
+ *   5000 nested multiparts           0.4 ms, 56 KiB    131 ms, 1025 parts built
+ *
+ * - Memory bound. GMime builds the whole tree (a GMimeObject per part, every
+ *   header of every part in a GMimeHeaderList) and reads part contents from
+ *   a seekable stream it keeps: the allocation follows the input (100k parts
+ *   = 140 MiB), with no part-count limit to set. Here the state is a fixed
+ *   frame stack, two line buffers and one field buffer: 26 KiB per message
+ *   (56 KiB with the classifier's state), whatever it holds, and nothing
+ *   past a cap is kept.
+ * - Attack surface. GMime brings GLib, iconv charset conversion, RFC 2047
+ *   and 2231 decoding, S/MIME and PGP (gpgme) hooks, uuencode, address
+ *   parsing: tens of thousands of lines fed attacker bytes, of which the
+ *   classifier needs boundaries, Content-Type, Content-Transfer-Encoding,
+ *   base64 and QP. This file is some 800 lines, fuzzed (fuzz_bounce).
+ * - Place. GMime needs the message spooled and parses at end of data, a
+ *   second pass over 20 MB before the verdict; walking as the bytes pass,
+ *   like Postfix's mime_state.c, costs one memchr and a short copy per line
+ *   of the parts nobody reads (about 260 us per MB) and the verdict is
+ *   ready when the data ends.
+ * - What GMime does better: charsets (we match ASCII and UTF-8 phrases; the
  *   classifier decodes RFC 2047 subjects itself), RFC 2231 parameter
- *   continuations (a boundary split by RFC 2231 is rare: the part is flagged
- *   and skipped), and it is battle-tested. Not strong enough reasons to take
- *   a new dependency into the proxy's address space.
+ *   continuations (a boundary split that way is rare: the part is flagged
+ *   and skipped), uuencode, and years of real mail. Not reason enough for a
+ *   new dependency in the proxy's address space.
  *
  * The model is Postfix's mime_state.c: line-oriented, a stack of open
  * multiparts with their boundaries, each body line checked against them

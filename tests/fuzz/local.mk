@@ -1,7 +1,7 @@
 # libFuzzer targets: built by "make fuzz" with clang (FUZZ_CC), run by
 # tests/fuzz/run.sh for a bounded time each.
 FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag config smtp_from dmarc_record \
-	smtp_fields log_json
+	smtp_fields log_json bounce
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
 	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
@@ -42,6 +42,15 @@ tests/fuzz/fuzz_log_json: $(srcdir)/tests/fuzz/fuzz_log_json.c $(srcdir)/proxy/l
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_log_json.c \
 		$(srcdir)/proxy/log_json.c
+# The MIME walker and bounce classifier (smtp/, named without the smtp_
+# prefix the object rules below expect).
+FUZZ_MIME_SRCS = $(srcdir)/smtp/mime.c $(srcdir)/smtp/bounce.c $(srcdir)/smtp/bounce_rules.c \
+	$(srcdir)/smtp/bounce_fields.c
+tests/fuzz/fuzz_bounce: $(srcdir)/tests/fuzz/fuzz_bounce.c $(FUZZ_MIME_SRCS) \
+		$(srcdir)/tests/unit/bounce_feed.h
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_bounce.c $(FUZZ_MIME_SRCS)
 # Targets on proxy/ and filters/ code: linked with every module (built once
 # with the fuzzer's instrumentation into tests/fuzz/libbackstop-fuzz.a) and
 # backstop's libraries. fuzz_session and fuzz_backend run the real server
@@ -49,6 +58,8 @@ tests/fuzz/fuzz_log_json: $(srcdir)/tests/fuzz/fuzz_log_json.c $(srcdir)/proxy/l
 FUZZ_PROXY_TARGETS = session backend config_ini spf_ar spf_text
 FUZZ_ALL_OBJS := $(patsubst %.c,tests/fuzz/obj/%.o,$(notdir $(FUZZ_SMTP_SRCS)) \
 	$(subst /,_,$(filter %.c,$(libfilters_a_SOURCES) $(libproxy_a_SOURCES))))
+# the MIME walker and classifier, for filters that use them
+FUZZ_ALL_OBJS += $(patsubst %.c,tests/fuzz/obj/smtpmime_%.o,$(notdir $(FUZZ_MIME_SRCS)))
 FUZZ_PROXY_CFLAGS = $(FUZZ_CFLAGS) -DSYSCONFDIR='"$(sysconfdir)"' $(LIBUV_CFLAGS) \
 	$(INIH_CFLAGS) $(OPENDKIM_CFLAGS) $(PSL_CFLAGS)
 FUZZ_PROXY_LIBS = $(LIBUV_LIBS) $(OPENSSL_LIBS) $(INIH_LIBS) $(OPENDKIM_LIBS) \
@@ -57,6 +68,10 @@ FUZZ_PROXY_LIBS = $(LIBUV_LIBS) $(OPENSSL_LIBS) $(INIH_LIBS) $(OPENDKIM_LIBS) \
 fuzz: $(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%)
 
 tests/fuzz/obj/smtp_%.o: $(srcdir)/smtp/smtp_%.c
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz/obj
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -c -o $@ $<
+tests/fuzz/obj/smtpmime_%.o: $(srcdir)/smtp/%.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
 	@$(MKDIR_P) tests/fuzz/obj
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -c -o $@ $<

@@ -31,13 +31,14 @@ static inline char *to_crlf(const char *in, size_t n, size_t *outlen)
 	return out;
 }
 
-/* feed_message - msg (CRLF) to s: fields, eoh, body in chunks of chunk
- * bytes (0: all at once); the body starts after the first empty line. The
- * Return-Path field's address goes to rp (cap bytes) when rp is not NULL:
- * the envelope sender the final MTA recorded; rp_found tells whether there
- * was one. */
-static inline void feed_message(struct bounce_scan *s, const char *msg, size_t n, size_t chunk,
-    char *rp, size_t cap, int *rp_found)
+/* feed_message_split - msg (CRLF) to s: fields, eoh, then the body in
+ * chunks whose sizes are 1 + pattern[k] cycling over pattern (plen > 0),
+ * or chunk bytes (pattern NULL; 0: all at once). The body starts after the
+ * first empty line. The Return-Path field's address goes to rp (cap bytes)
+ * when rp is not NULL: the envelope sender the final MTA recorded;
+ * rp_found tells whether there was one. */
+static inline void feed_message_split(struct bounce_scan *s, const char *msg, size_t n,
+    size_t chunk, const unsigned char *pattern, size_t plen, char *rp, size_t cap, int *rp_found)
 {
 	size_t i = 0;
 	if (rp_found)
@@ -81,11 +82,18 @@ static inline void feed_message(struct bounce_scan *s, const char *msg, size_t n
 	bounce_scan_eoh(s);
 	if (chunk == 0)
 		chunk = n;
-	while (i < n) {
-		size_t c = n - i < chunk ? n - i : chunk;
+	for (size_t k = 0; i < n; k++) {
+		size_t want = pattern && plen ? 1 + (size_t)pattern[k % plen] : chunk;
+		size_t c = n - i < want ? n - i : want;
 		bounce_scan_body(s, msg + i, c);
 		i += c;
 	}
+}
+
+static inline void feed_message(struct bounce_scan *s, const char *msg, size_t n, size_t chunk,
+    char *rp, size_t cap, int *rp_found)
+{
+	feed_message_split(s, msg, n, chunk, NULL, 0, rp, cap, rp_found);
 }
 
 #endif

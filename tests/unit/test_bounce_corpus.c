@@ -7,9 +7,9 @@
  *
  * Fails under the targets: at least 97% of bsd/ not ordinary, every arf-*
  * ARF, every rfc3834-* an auto-reply, every ordinary message ordinary.
- * The corpus lives outside the source tree (../shared/corpora relative to
- * it, or $BOUNCE_CORPUS): missing, the test fails (99) rather than skips,
- * so that CI cannot pass it by not having the data.
+ * The corpus lives outside the source tree (shared/corpora beside it or
+ * beside one of its parents, or $BOUNCE_CORPUS): missing, the test fails
+ * (99) rather than skips, so that CI cannot pass it by not having the data.
  *
  * The envelope sender is the Return-Path the final MTA recorded, when the
  * file has one, else an ordinary address: the classifier must not need
@@ -17,6 +17,8 @@
  * ordinary envelope sender for every file (content alone).
  */
 #define _DEFAULT_SOURCE
+#include <limits.h>
+#include <stdbool.h>
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +233,30 @@ static int run_ordinary(const char *dir, unsigned *count)
 	return 0;
 }
 
+#define CORPUS_TAIL "sisimai-set-of-emails/maildir"
+
+/* find_corpus - shared/corpora/<tail> beside the source tree or beside one
+ * of its ancestors: ../shared from /work/main, ../../shared from a worktree
+ * /work/wt/x or from distcheck's unpacked /work/main/backstop-x.y. */
+static bool find_corpus(const char *srcdir, char *out, size_t cap)
+{
+	char dir[1024], probe[1400];
+	if (!realpath(srcdir, dir))
+		return false;
+	for (int up = 0; up < 6; up++) {
+		char *slash = strrchr(dir, '/');
+		if (!slash || slash == dir)
+			return false;
+		*slash = '\0';    /* the parent: <parent>/shared is beside the tree */
+		snprintf(probe, sizeof probe, "%s/shared/corpora/%s/bsd", dir, CORPUS_TAIL);
+		if (access(probe, R_OK) == 0) {
+			snprintf(out, cap, "%s/shared/corpora/%s", dir, CORPUS_TAIL);
+			return true;
+		}
+	}
+	return false;
+}
+
 int main(void)
 {
 	const char *srcdir = getenv("srcdir") ? getenv("srcdir") : ".";
@@ -240,15 +266,8 @@ int main(void)
 
 	if (corpus)
 		snprintf(base, sizeof base, "%s", corpus);
-	else {
-		/* beside the source tree (/work/main -> /work/shared), or beside the
-		 * directory of worktrees (/work/wt/x -> /work/shared) */
-		snprintf(base, sizeof base, "%s/../shared/corpora/sisimai-set-of-emails/maildir", srcdir);
-		snprintf(dir, sizeof dir, "%s/bsd", base);
-		if (access(dir, R_OK) != 0)
-			snprintf(base, sizeof base,
-			    "%s/../../shared/corpora/sisimai-set-of-emails/maildir", srcdir);
-	}
+	else if (!find_corpus(srcdir, base, sizeof base))
+		snprintf(base, sizeof base, "%s/../shared/corpora/%s", srcdir, CORPUS_TAIL);
 	snprintf(dir, sizeof dir, "%s/bsd", base);
 	if (run_bsd(dir, &total, &found) < 0 || total < 600) {
 		fprintf(stderr, "test_bounce_corpus: the sisimai corpus is missing at %s: put "
