@@ -146,6 +146,7 @@ size_t bsig_canon_date(const char *in, char *out, size_t cap)
 {
 	const char *s = in ? in : "";
 	bool blank = false;
+	unsigned depth = 0;
 	size_t n = 0;
 
 	if (cap == 0)
@@ -153,6 +154,19 @@ size_t bsig_canon_date(const char *in, char *out, size_t cap)
 	while (is_blank(*s))
 		s++;
 	for (; *s; s++) {
+		/* comments (nested, with quoted pairs) are left out: a reader
+		 * that keeps only the first 63 bytes of "... +0000 (Coordinated
+		 * Universal Time)" still gets the same date */
+		if (depth > 0 || *s == '(') {
+			if (*s == '\\' && s[1] != '\0')
+				s++;
+			else if (*s == '(')
+				depth++;
+			else if (*s == ')')
+				depth--;
+			blank = true;
+			continue;
+		}
 		if (is_blank(*s)) {
 			blank = true;
 			continue;

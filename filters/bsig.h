@@ -78,7 +78,8 @@ const char *bsig_status_name(enum bsig_status st);
  *   msgid:  folding removed, blanks trimmed; then the first "<...>" if
  *           there is one (comments around it dropped), else the whole
  *           trimmed value. Case kept (RFC 5322: the id is exact).
- *   date:   folding removed, runs of blanks made one space, trimmed.
+ *   date:   comments "(...)" removed (nested; an unclosed one runs to the
+ *           end), folding removed, runs of blanks made one space, trimmed.
  *   sender: blanks trimmed, one pair of enclosing <> removed, a BATV prvs
  *           tag ("prvs=KDDDHHHHHH=", any case) removed, domain (after the
  *           last '@') lower-cased; local part kept.

@@ -38,6 +38,7 @@
 
 #include "filters/outbound_sig.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,9 @@
 #include "proxy/log.h"
 
 #define SENTLOG_FLUSH_INTERVAL 60000   /* ms */
+/* tests/integration/outbound_sig.py shortens the interval to see a periodic
+ * flush happen within a test's time; nothing else sets it */
+#define SENTLOG_FLUSH_ENV "BACKSTOP_SENTLOG_FLUSH_MS"
 #define DAY_MS (24ULL * 3600 * 1000)
 
 /* Per message: the fields the signature covers. */
@@ -76,6 +80,9 @@ static struct {
 	unsigned generation;           /* bumped when the log is replaced */
 	uv_timer_t timer;
 	bool timer_on;
+	uint64_t interval;             /* ms between flushes */
+	bool note_pending;             /* the open's note is not logged yet */
+	char note[600];
 	bool flushing;                 /* a worker write is in flight */
 	long long overfull_day;        /* the day "overfull" was last logged */
 } outsig;
@@ -117,10 +124,12 @@ static void flush_done(uv_work_t *req, int status)
 
 	outsig.flushing = false;
 	if (status != 0 || j->rc != 0) {
-		log_error("sentlog: saving failed: %s; trying again in %d s", status ? uv_strerror(status) :
-		    j->err, SENTLOG_FLUSH_INTERVAL / 1000);
+		log_error("sentlog: saving failed: %s; trying again in %llu s", status ?
+		    uv_strerror(status) : j->err, (unsigned long long)(outsig.interval / 1000));
 		if (outsig.log != NULL && j->generation == outsig.generation)
 			sentlog_mark_dirty(outsig.log);
+	} else {
+		log_debug("sentlog: saved (worker thread)");
 	}
 	sentlog_snapshot_free(j->snap);
 	free(j);
@@ -130,6 +139,12 @@ static void flush_tick(uv_timer_t *t)
 {
 	struct flush_job *j;
 
+	if (outsig.note_pending) {
+		/* logged from the loop: the daemon's log, not the terminal of -t
+		 * or of a "backstop batv" command, which also run init */
+		log_info("%s", outsig.note);
+		outsig.note_pending = false;
+	}
 	if (outsig.log == NULL || outsig.flushing || !sentlog_dirty(outsig.log))
 		return;
 	if ((j = calloc(1, sizeof *j)) == NULL || (j->snap = sentlog_snapshot(outsig.log)) == NULL) {
@@ -148,16 +163,21 @@ static void flush_tick(uv_timer_t *t)
 	outsig.flushing = true;
 }
 
-/* flush_timer_start - at the first add, on the session's loop; it never
- * keeps the loop alive (shutdown flushes by itself). */
-static void flush_timer_start(struct uv_loop_s *loop)
+/* timer_start - flushes every interval, and logs a new log's note at
+ * once, from the loop. On the default loop: init runs before the loop
+ * does (and on reload, on it); one loop today. Never keeps the loop
+ * alive: shutdown flushes by itself. */
+static void timer_start(void)
 {
-	if (outsig.timer_on || loop == NULL)
-		return;
-	uv_timer_init(loop, &outsig.timer);
-	uv_unref((uv_handle_t *)&outsig.timer);
-	uv_timer_start(&outsig.timer, flush_tick, SENTLOG_FLUSH_INTERVAL, SENTLOG_FLUSH_INTERVAL);
-	outsig.timer_on = true;
+	const char *ms = getenv(SENTLOG_FLUSH_ENV);
+
+	outsig.interval = ms != NULL && atoi(ms) > 0 ? (uint64_t)atoi(ms) : SENTLOG_FLUSH_INTERVAL;
+	if (!outsig.timer_on) {
+		uv_timer_init(uv_default_loop(), &outsig.timer);
+		uv_unref((uv_handle_t *)&outsig.timer);
+		outsig.timer_on = true;
+	}
+	uv_timer_start(&outsig.timer, flush_tick, 0, outsig.interval);
 }
 
 /* log_close_now - flush synchronously and close (reload, shutdown). */
@@ -277,7 +297,6 @@ static void outsig_txn_end(const struct filter_env *env, enum filter_outcome out
 	if (outcome == FILTER_TXN_ACCEPTED && outsig.log != NULL &&
 	    bsig_canon_msgid(t->message_id, id, sizeof id) > 0) {
 		sentlog_add(outsig.log, id, now);
-		flush_timer_start(env->loop);
 		log_debug("%s: sentlog: remembered %s", env->sid, log_escape(id, strlen(id), e, sizeof e));
 		uint64_t over = sentlog_overfull(outsig.log, now);
 		if (over > 0 && outsig.overfull_day != (long long)(now / 86400)) {
@@ -331,8 +350,11 @@ static int open_log(const struct config *cfg, const unsigned char key[BSIG_SENTL
 	outsig.remember_days = days;
 	outsig.per_day = per_day;
 	memcpy(outsig.log_key, key, BSIG_SENTLOG_KEY_BYTES);
-	log_info("sentlog: %u days of up to %zu messages a day, %zu KB, %u hashes: %s", days,
-	    per_day, sentlog_memory(l) >> 10, sentlog_nhashes(l), sentlog_load_note(l));
+	snprintf(outsig.note, sizeof outsig.note, "sentlog: %u days of up to %zu messages a day, "
+	    "%zu KB, %u hashes: %s", days, per_day, sentlog_memory(l) >> 10, sentlog_nhashes(l),
+	    sentlog_load_note(l));
+	outsig.note_pending = true;
+	timer_start();
 	return 0;
 }
 

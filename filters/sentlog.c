@@ -32,6 +32,7 @@
 #define KEY_MIN 16
 #define NOTE_MAX 512
 #define LN2 0.69314718055994530942
+#define SENTLOG_COUNT_MAX (1ULL << 40)   /* ids a slot counts; a file claiming more is not ours */
 
 struct slot {
 	int64_t day;      /* the day its bits belong to; meaningful when count > 0 */
@@ -262,7 +263,8 @@ void sentlog_add(struct sentlog *l, const char *message_id, time_t now)
 		uint64_t b = (h1 + i * h2) % l->bits;
 		bloom[b >> 3] |= (unsigned char)(1u << (b & 7));
 	}
-	s->count++;
+	if (s->count < SENTLOG_COUNT_MAX)
+		s->count++;   /* saturates: 0 would mean "slot unused" */
 	l->dirty = true;
 }
 
@@ -408,6 +410,11 @@ int sentlog_load_image(struct sentlog *l, const unsigned char *img, size_t len, 
 	for (unsigned i = 0; i < l->nslots; i++) {
 		int64_t day = (int64_t)get_u64(meta + (size_t)i * SLOT_META_BYTES);
 		uint64_t count = get_u64(meta + (size_t)i * SLOT_META_BYTES + 8);
+		if (count > SENTLOG_COUNT_MAX) {
+			snprintf(why, whylen, "slot %u counts %llu ids, more than any day can send", i,
+			    (unsigned long long)count);
+			return -1;
+		}
 		if (count > 0 && (day < 0 || slot_index(l, day) != i)) {
 			snprintf(why, whylen, "slot %u holds day %lld, which belongs elsewhere", i,
 			    (long long)day);

@@ -1,7 +1,7 @@
 # libFuzzer targets: built by "make fuzz" with clang (FUZZ_CC), run by
 # tests/fuzz/run.sh for a bounded time each.
 FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag config smtp_from dmarc_record \
-	smtp_fields log_json bounce
+	smtp_fields log_json bounce bsig sentlog_load
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
 	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
@@ -51,6 +51,18 @@ tests/fuzz/fuzz_bounce: $(srcdir)/tests/fuzz/fuzz_bounce.c $(FUZZ_MIME_SRCS) \
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_bounce.c $(FUZZ_MIME_SRCS)
+tests/fuzz/fuzz_bsig: $(srcdir)/tests/fuzz/fuzz_bsig.c $(srcdir)/filters/bsig.c \
+		$(srcdir)/filters/bsig.h
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_bsig.c \
+		$(srcdir)/filters/bsig.c $(OPENSSL_LIBS)
+tests/fuzz/fuzz_sentlog_load: $(srcdir)/tests/fuzz/fuzz_sentlog_load.c \
+		$(srcdir)/filters/sentlog.c $(srcdir)/filters/sentlog.h $(srcdir)/filters/bsig.c
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_sentlog_load.c \
+		$(srcdir)/filters/sentlog.c $(srcdir)/filters/bsig.c $(OPENSSL_LIBS) -lm
 # Targets on proxy/ and filters/ code: linked with every module (built once
 # with the fuzzer's instrumentation into tests/fuzz/libbackstop-fuzz.a) and
 # backstop's libraries. fuzz_session and fuzz_backend run the real server
@@ -63,7 +75,7 @@ FUZZ_ALL_OBJS += $(patsubst %.c,tests/fuzz/obj/smtpmime_%.o,$(notdir $(FUZZ_MIME
 FUZZ_PROXY_CFLAGS = $(FUZZ_CFLAGS) -DSYSCONFDIR='"$(sysconfdir)"' $(LIBUV_CFLAGS) \
 	$(INIH_CFLAGS) $(OPENDKIM_CFLAGS) $(PSL_CFLAGS)
 FUZZ_PROXY_LIBS = $(LIBUV_LIBS) $(OPENSSL_LIBS) $(INIH_LIBS) $(OPENDKIM_LIBS) \
-	$(SPF2_LIBS) $(UNBOUND_LIBS) $(PSL_LIBS) -lpthread
+	$(SPF2_LIBS) $(UNBOUND_LIBS) $(PSL_LIBS) -lpthread -lm
 
 fuzz: $(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%)
 

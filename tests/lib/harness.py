@@ -991,6 +991,10 @@ class Backstop(LogFile):
             "dkim": {"mode": "off"},
             "dmarc": {"mode": "off"},
         }
+        # the sent-message log of an [outbound] listener (issue 11): one
+        # state directory per instance, never /var/lib/backstop
+        cfg["server"]["state_dir"] = os.path.join(root, "state")
+        os.makedirs(cfg["server"]["state_dir"], exist_ok=True)
         if listen:
             cfg["server"]["listen"] = listen
         for sec, kv in sections.items():

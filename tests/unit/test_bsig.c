@@ -119,6 +119,14 @@ static void test_canon(void)
 	CHECK_INT(bsig_canon_msgid(NULL, out, sizeof out), 0);
 	bsig_canon_date(" Mon,  7 Dec\r\n\t2026 ", out, sizeof out);
 	CHECK_STR(out, "Mon, 7 Dec 2026");
+	bsig_canon_date("Mon, 7 Dec 2026 01:00 +0000 (Coordinated (nested \\) x) Time)", out, sizeof out);
+	CHECK_STR(out, "Mon, 7 Dec 2026 01:00 +0000");
+	bsig_canon_date("Mon, 7 Dec 2026 01:00 +0000 (Coordinated Univ", out, sizeof out);
+	CHECK_STR(out, "Mon, 7 Dec 2026 01:00 +0000");
+	bsig_canon_date("(lead)Mon,(x)7 Dec", out, sizeof out);
+	CHECK_STR(out, "Mon, 7 Dec");
+	bsig_canon_date("a\\", out, sizeof out);
+	CHECK_STR(out, "a\\");
 	bsig_canon_sender(" <PRVS=1234abcdef=Joe@Example.ORG> ", out, sizeof out);
 	CHECK_STR(out, "Joe@example.org");
 	bsig_canon_sender("prvs=12=x@Y", out, sizeof out);   /* not a tag */
