@@ -214,7 +214,22 @@ def _canon_msgid(v):
 
 
 def _canon_date(v):
-    return " ".join(v.replace("\r", " ").replace("\n", " ").split())
+    """Folding and comments (nested, with quoted pairs) out, blanks made one."""
+    out, depth, i = [], 0, 0
+    while i < len(v):
+        c = v[i]
+        if depth > 0 or c == "(":
+            if c == "\\" and i + 1 < len(v):
+                i += 1
+            elif c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+            out.append(" ")
+        else:
+            out.append(c)
+        i += 1
+    return " ".join("".join(out).replace("\r", " ").replace("\n", " ").split())
 
 
 def _canon_sender(v):
