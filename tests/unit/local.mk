@@ -61,3 +61,5 @@ tests_unit_test_mime_LDADD = $(UNIT_LDADD)
 tests_unit_test_bounce_LDADD = $(UNIT_LDADD)
 tests_unit_test_bounce_corpus_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/unit/bounce_feed.h tests/data/ordinary
+UNIT_TESTS += tests/unit/test_bounce_rules_scan
+tests_unit_test_bounce_rules_scan_LDADD = $(UNIT_LDADD)
