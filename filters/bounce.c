@@ -47,8 +47,9 @@
  * held; a refusal at end of data works on a streamed message too (the
  * final dot waits for the EOD verdicts).
  *
- * State per message: the classifier (bounded, see smtp/bounce.h) and its
- * result, allocated for covered messages only; freed in txn_end.
+ * State per message: the classifier (bounded, see smtp/bounce.h),
+ * allocated for covered messages only, freed in txn_end; its result lives
+ * on the stack of the end-of-data hook.
  */
 #define _POSIX_C_SOURCE 200809L  /* strcasecmp, strncasecmp */
 
@@ -76,7 +77,6 @@
 struct bounce_msg {
 	bool covered;               /* a recipient in [batv] domains */
 	struct bounce_scan *scan;
-	struct bounce_result res;
 };
 
 enum evidence { EV_NONE, EV_TAG, EV_SIG, EV_RPATH, EV_RELAY, EV_SENT };
@@ -495,11 +495,10 @@ static void note_add(struct filter_verdict *v, const char *fmt, ...)
  * decide - the verdict on a classified message. batv_failed: refuse_at =
  * content and BATV refused it (bv holds BATV's verdict).
  */
-static enum filter_result decide(const struct filter_env *env, struct bounce_msg *m,
+static enum filter_result decide(const struct filter_env *env, const struct bounce_result *r,
     struct filter_verdict *v, bool batv_failed, const struct filter_verdict *bv)
 {
 	const struct config *cfg = env->cfg;
-	const struct bounce_result *r = &m->res;
 	enum bounce_class c = r->cls;
 	bool judged_class = c != BOUNCE_ORDINARY && (cfg->bounce.class_mask & (1u << c)) != 0;
 	struct judgement j;
@@ -606,19 +605,21 @@ static enum filter_result bounce_eod(const struct filter_env *env,
     struct filter_verdict *v, const struct filter_async *async)
 {
 	struct bounce_msg *m = msg_get(env);
+	struct bounce_result res;   /* ~14 KB, filled by bounce_scan_end: not
+	                               kept (or zeroed) per message */
 	struct filter_verdict bv;
 	bool batv_failed = false;
 
 	(void)async;
 	if (m == NULL || !m->covered)
 		return FILTER_CONTINUE;
-	bounce_scan_end(m->scan, env->mail_from ? env->mail_from : "", &m->res);
-	log_classified(env, &m->res);
+	bounce_scan_end(m->scan, env->mail_from ? env->mail_from : "", &res);
+	log_classified(env, &res);
 	if (batv_content(env->cfg)) {
 		memset(&bv, 0, sizeof bv);
 		batv_failed = batv_bounce_verdict(env, &bv, "end of data") == FILTER_REJECT;
 	}
-	return decide(env, m, v, batv_failed, &bv);
+	return decide(env, &res, v, batv_failed, &bv);
 }
 
 static void bounce_txn_end(const struct filter_env *env, enum filter_outcome outcome)
