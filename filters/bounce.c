@@ -76,6 +76,7 @@
 
 struct bounce_msg {
 	bool covered;               /* a recipient in [batv] domains */
+	bool no_memory;             /* covered, but the classifier could not start */
 	struct bounce_scan *scan;
 };
 
@@ -157,7 +158,7 @@ static struct bounce_msg *msg_get(const struct filter_env *env)
 	m->covered = any_rcpt_covered(env);
 	if (m->covered && (m->scan = bounce_scan_new()) == NULL) {
 		log_warn("%s: bounce: out of memory; message not classified", env->sid);
-		m->covered = false;
+		m->no_memory = true;
 	}
 	*env->txn_state = m;
 	return m;
@@ -343,7 +344,7 @@ static bool check_relay(const struct filter_env *env, const struct bounce_origin
 			return true;
 		}
 	}
-	missing_add(j, "Received: %zu hop%s, none of our_relays", n, n == 1 ? "" : "s");
+	missing_add(j, "Received: none of %zu hop%s is ours", n, n == 1 ? "" : "s");
 	return false;
 }
 
@@ -611,6 +612,18 @@ static enum filter_result bounce_eod(const struct filter_env *env,
 	bool batv_failed = false;
 
 	(void)async;
+	if ((m == NULL && env->txn_state != NULL && listener_inbound(env)) ||
+	    (m != NULL && m->no_memory)) {
+		/* unjudged, a forged bounce would pass (BATV's verdict too, with
+		 * refuse_at = content): the sender tries again later */
+		if (env->cfg->bounce.mode != BOUNCE_MODE_ENFORCE && !batv_content(env->cfg))
+			return FILTER_CONTINUE;
+		v->code = 451;
+		snprintf(v->esc, sizeof v->esc, "4.3.0");
+		snprintf(v->text, sizeof v->text,
+		    "Error: insufficient system resources to check the message, try again later");
+		return FILTER_TEMPFAIL;
+	}
 	if (m == NULL || !m->covered)
 		return FILTER_CONTINUE;
 	bounce_scan_end(m->scan, env->mail_from ? env->mail_from : "", &res);

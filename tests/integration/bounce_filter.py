@@ -116,7 +116,7 @@ with t.case("enforce: a forged DSN is refused before end of data is answered, Po
     detail = m.group(1) if m else ""
     for want in ["original from <user@test.example>", "client [203.0.113.66]",
                  "msgid " + FORGED_MID, "recipient: no BATV tag", "X-Backstop-Sig: none",
-                 "Return-Path: none", "Received: 2 hops, none of our_relays",
+                 "Return-Path: none", "Received: none of 2 hops is ours",
                  "Message-ID: 1 not sent from here"]:
         t.check("log line: %s" % want, want in detail, detail)
     t.check("exactly one bounce log line", len(re.findall(r"bounce: refused", log)) == 1, log[-3000:])
