@@ -205,6 +205,51 @@ static void test_ndr_forms(void)
 	CHECK(!r.orig.quoted_headers);
 }
 
+static void test_original_in_odd_places(void)
+{
+	/* the copy as the header section of a part (no blank line after the
+	 * boundary, no message/rfc822): Mail2000-style */
+	struct bounce_result r = classify(
+	    "From: MAILER-DAEMON@mx.example.net\n"
+	    "Subject: Returned Mail: User unknown\n"
+	    "Content-Type: multipart/mixed; boundary=b\n"
+	    "\n"
+	    "--b\n\nThe original message was received at Mon, 2 Dec 2024\n"
+	    "--b\n"
+	    "Received: from a.example ([192.0.2.7]) by mx.example.net\n"
+	    "Message-Id: <part@example.org>\n"
+	    "From: alice@example.org\n"
+	    "\n"
+	    "body\n"
+	    "--b--\n", "");
+	IS(r, BOUNCE_NDR);
+	CHECK(r.orig.found && r.orig.quoted_headers);
+	CHECK_STR(r.orig.message_id, "<part@example.org>");
+	CHECK_STR(r.orig.hops[0].ip, "192.0.2.7");
+
+	/* the original's fields appended to the status fields */
+	r = classify(
+	    "From: MAILER-DAEMON@mx.example.net\n"
+	    "Subject: Returned mail\n"
+	    "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n"
+	    "\n"
+	    "--b\nContent-Type: message/delivery-status\n\n"
+	    "Final-Recipient: RFC822; bob@example.net\nStatus: 5.5.0\n\n"
+	    "Return-Path: <alice@example.org>\n"
+	    "Message-Id: <ds@example.org>\n"
+	    "Subject: in the status part\n"
+	    "--b--\n", "");
+	IS(r, BOUNCE_DSN);
+	CHECK_STR(r.orig.message_id, "<ds@example.org>");
+	CHECK_STR(r.orig.return_path, "alice@example.org");
+	CHECK_STR(r.orig.subject, "in the status part");
+	/* a part's own Content-* fields are no original */
+	r = classify("From: a@example.com\nSubject: x\nContent-Type: multipart/mixed; boundary=c\n\n"
+	    "--c\nContent-Type: text/plain\nContent-Disposition: inline\n\nhi\n--c--\n", "a@example.com");
+	IS(r, BOUNCE_ORDINARY);
+	CHECK(!r.orig.found);
+}
+
 static void test_reports(void)
 {
 	struct bounce_result r = classify(
@@ -454,6 +499,7 @@ int main(void)
 	test_dsn();
 	test_ndr_forms();
 	test_reports();
+	test_original_in_odd_places();
 	test_autoreply_and_challenge();
 	test_ordinary_lookalikes();
 	test_references_and_names();

@@ -122,11 +122,11 @@ static int run_bsd(const char *dir, unsigned *total, unsigned *found)
 {
 	size_t nfiles;
 	char **names = list(dir, &nfiles);
-	struct row *rows = calloc(MAX_PREFIX, sizeof *rows);
 	size_t nrows = 0;
 	unsigned content_total = 0, orig_total = 0, msgid_total = 0;
 	if (!names)
 		return -1;
+	struct row *rows = calloc(MAX_PREFIX, sizeof *rows);
 	printf("%-24s %4s %4s %4s %4s %4s %4s %4s %4s | %4s %5s %7s\n", "source", "n", "dsn", "ndr",
 	    "auto", "chal", "mdn", "arf", "ord", "orig", "msgid", "content");
 	for (size_t i = 0; i < nfiles; i++) {
