@@ -74,6 +74,9 @@ struct filter_verdict {
 	/* an authentication result for the message's record (method "" =
 	 * none): the way an asynchronous check reports one */
 	struct auth_result auth;
+	/* set by the runner, not by the filter: the name of the check whose
+	 * verdict this is (the refusal counts of proxy/metrics.h) */
+	const char *filter;
 };
 
 /* How a transaction ended, for the txn_end hook. */

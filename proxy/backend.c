@@ -50,6 +50,7 @@ struct backend {
 	bool xclient_done;
 	bool xclient_early;     /* XCLIENT sent right after the greeting */
 	bool via_xclient;
+	bool ehlo_answered;     /* a 2xx to our first EHLO: past what a probe checks */
 	struct backend_caps caps;
 	struct tls_conn *tls;   /* after STARTTLS: all traffic goes through it */
 	struct tls_client *cli; /* the context chosen at STARTTLS (a reload
@@ -168,12 +169,37 @@ static void be_close(struct backend *be)
 	uv_close((uv_handle_t *)&be->tcp, be_handle_closed);
 }
 
+/* be_stage - where a connection that is not ready yet is, for /health */
+static const char *be_stage(const struct backend *be)
+{
+	switch (be->state) {
+	case BE_CONNECTING: return "connect";
+	case BE_GREETING: return "greeting";
+	case BE_EHLO: return be->ehlo_answered ? "EHLO (after its reply)" : "EHLO";
+	case BE_STARTTLS: return "STARTTLS";
+	case BE_TLS: return "TLS handshake";
+	case BE_XCLIENT: return "XCLIENT";
+	case BE_EHLO_AGAIN: return "EHLO after XCLIENT";
+	default: return "ready";
+	}
+}
+
 static void be_fail(struct backend *be, int err)
 {
 	backend_cb cb = be->cb;
 	struct session *s = be->s;
 	bool draining = s->be == be && s->wait == WAIT_DRAIN;
 
+	/* every way a connection attempt fails ends here: refused,
+	 * unreachable, unresolvable, timed out */
+	if (be->state == BE_CONNECTING && !be->dead)
+		metrics_backend_connect(s->metrics, s->outbound, false);
+	/* /health: any failure between the start and the ready state (no
+	 * greeting, 4xx/5xx, TLS, XCLIENT); those after it are about one
+	 * transaction, and a session's own abort is no failure (be_close) */
+	if (!s->outbound && !be->dead && be->state < BE_READY)
+		metrics_backend_failed(s->metrics, be_stage(be), backend_err_text(err),
+		    be->ehlo_answered || be->state > BE_EHLO || be->tls != NULL);
 	be_close(be);
 	if (cb)
 		cb(s, NULL, err);
@@ -559,6 +585,9 @@ static void be_tls_established(struct backend *be)
 static void be_ready(struct backend *be)
 {
 	backend_cb cb = be->cb;
+	/* the one place a connection counts as the backend taking mail */
+	if (!be->s->outbound)
+		metrics_backend_ready(be->s->metrics);
 	be->state = BE_READY;
 	be->cb = NULL;
 	uv_timer_stop(&be->timer);
@@ -600,6 +629,7 @@ static void be_reply(struct backend *be)
 			return;
 		}
 		backend__caps_parse(&be->caps, r->text);
+		be->ehlo_answered = true;
 		if (be->state == BE_EHLO) {
 			backend__caps_learnt(be->s->outbound, &be->caps);
 			if (be_starttls(be))
@@ -854,7 +884,7 @@ static void be_on_connect(uv_connect_t *req, int status)
 		be_fail(be, BACKEND_ECONNECT);
 		return;
 	}
-	stat_backend_connects++;
+	metrics_backend_connect(be->s->metrics, be->s->outbound, true);
 	/* Nagle plus delayed ACKs would add ~40 ms to each small write */
 	uv_tcp_nodelay(&be->tcp, 1);
 	be->state = BE_GREETING;

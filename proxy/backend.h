@@ -98,9 +98,15 @@ void backend_client_helo(const char *helo, char *out, size_t cap);
 /* backend_helo_attr - the same as an XCLIENT/XFORWARD HELO value (xtext,
  * or [UNAVAILABLE] when there is none or it is over 255 characters) */
 void backend_helo_attr(const char *helo, char *out, size_t cap);
-/* startup probe: learn the capabilities once, so the first client's EHLO
- * is right; never blocks, failure only logged */
-void backend_probe(const struct config *cfg);
+/* backend_probe - one connection to [backend] address (greeting, EHLO,
+ * QUIT): learns the capabilities, so the first client's EHLO is right, and
+ * tells cb (once) whether the backend answered: ok, or at which stage
+ * ("connect", "greeting", "EHLO") and why it failed (static strings).
+ * Never blocks; bounded by [backend] connect_timeout. quiet: failures are
+ * logged at debug level (a periodic re-probe). false when it cannot probe
+ * (a host name: learnt at the first real connection); cb is not called. */
+typedef void (*backend_probe_cb)(void *arg, bool ok, const char *stage, const char *why);
+bool backend_probe(const struct config *cfg, bool quiet, backend_probe_cb cb, void *arg);
 
 /* backend__caps_parse - EHLO reply text (lines joined by '\n') to caps;
  * shared by backend.c and backend_probe.c */

@@ -2,7 +2,9 @@
  * backend_probe - one connection at startup (and after a reload) to learn
  * the backend's capabilities, so that the first client's EHLO already
  * offers what the backend does (SMTPUTF8, DSN) and XCLIENT can be sent
- * right after the greeting. Never blocks; a failure is only logged.
+ * right after the greeting. Never blocks. Its outcome goes to the
+ * caller's callback (the server: /health starts from it, and re-probes an
+ * unhealthy backend with it while no client brings traffic).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,10 +28,38 @@ struct probe {
 	struct buf in;
 	struct smtp_line_reader lr;
 	struct smtp_reply reply;
-	int step;      /* 0 greeting, 1 EHLO reply */
+	int step;      /* 0 greeting, 1 EHLO reply, 2 QUIT sent */
 	int handles;
+	bool connected;
+	bool reported; /* cb called: once per probe */
+	bool quiet;    /* a re-probe: failures at debug level */
+	backend_probe_cb cb;
+	void *arg;
 	char helo[256];
 };
+
+static const char *probe_stage(const struct probe *p)
+{
+	if (!p->connected)
+		return "connect";
+	return p->step == 0 ? "greeting" : "EHLO";
+}
+
+/* probe_report - the outcome, once; a failure is logged saying what it means */
+static void probe_report(struct probe *p, bool ok, const char *why)
+{
+	if (p->reported)
+		return;
+	p->reported = true;
+	if (!ok && !p->connected)
+		log_msg(p->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, "backend probe: cannot connect: %s (mail "
+		    "will get 4xx, and /health says 503, until the backend is up)", why);
+	else if (!ok)
+		log_msg(p->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, "backend probe: %s at the %s (mail will "
+		    "get 4xx, and /health says 503, until the backend answers)", why, probe_stage(p));
+	if (p->cb)
+		p->cb(p->arg, ok, probe_stage(p), why);
+}
 
 static void probe_closed(uv_handle_t *h)
 {
@@ -44,13 +74,14 @@ static void probe_end(struct probe *p)
 {
 	if (uv_is_closing((uv_handle_t *)&p->tcp))
 		return;
+	probe_report(p, false, "error");
 	uv_close((uv_handle_t *)&p->tcp, probe_closed);
 	uv_close((uv_handle_t *)&p->timer, probe_closed);
 }
 
 static void probe_timer(uv_timer_t *t)
 {
-	log_warn("backend probe: no answer in time; EHLO will not offer SMTPUTF8/DSN until a backend connection succeeds");
+	probe_report(t->data, false, "no answer in time");
 	probe_end(t->data);
 }
 
@@ -100,6 +131,7 @@ static void probe_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	size_t pos = 0;
 	(void)b;
 	if (n < 0) {
+		probe_report(p, false, "closed the connection");
 		probe_end(p);
 		return;
 	}
@@ -112,6 +144,7 @@ static void probe_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 			break;
 		pos += used;
 		if (smtp_reply_line_parse(line.data, line.len, &rl) < 0 || smtp_reply_add(&p->reply, &rl) < 0) {
+			probe_report(p, false, "not SMTP");
 			probe_end(p);
 			return;
 		}
@@ -127,12 +160,18 @@ static void probe_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 			memset(&caps, 0, sizeof caps);
 			backend__caps_parse(&caps, p->reply.text);
 			backend__caps_learnt(false, &caps);   /* the probe asks [backend] address */
-			log_info("backend probe: EHLO answered; SMTPUTF8 %s, DSN %s, XCLIENT %s",
+			log_msg(p->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "backend probe: EHLO answered; SMTPUTF8 %s, DSN %s, XCLIENT %s",
 			    caps.smtputf8 ? "yes" : "no", caps.dsn ? "yes" : "no",
 			    caps.xclient ? "yes" : "no");
+			probe_report(p, true, NULL);
 			probe_send(p, "QUIT\r\n");
 			p->step = 2;
 		} else if (p->step != 2) {
+			char esc[120];
+			log_msg(p->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, "backend probe: the %s got %d %s", probe_stage(p),
+			    p->reply.code, log_escape(p->reply.text, strlen(p->reply.text) < 80 ?
+			    strlen(p->reply.text) : 80, esc, sizeof esc));
+			probe_report(p, false, p->step == 0 ? "refused the connection" : "refused EHLO");
 			probe_end(p);
 			return;
 		}
@@ -145,15 +184,16 @@ static void probe_connected(uv_connect_t *req, int status)
 {
 	struct probe *p = req->data;
 	if (status < 0) {
-		log_warn("backend probe: cannot connect: %s (mail will get 4xx until the backend is up)",
-		    uv_strerror(status));
+		probe_report(p, false, uv_strerror(status));
 		probe_end(p);
 		return;
 	}
-	uv_read_start((uv_stream_t *)&p->tcp, probe_alloc, probe_read);
+	p->connected = true;
+	if (uv_read_start((uv_stream_t *)&p->tcp, probe_alloc, probe_read) != 0)
+		probe_end(p);
 }
 
-void backend_probe(const struct config *cfg)
+bool backend_probe(const struct config *cfg, bool quiet, backend_probe_cb cb, void *arg)
 {
 	struct probe *p;
 	char host[256];
@@ -164,14 +204,17 @@ void backend_probe(const struct config *cfg)
 	 * reported at startup and reload rather than at the first mail */
 	(void)backend__tls_client_for((struct config *)cfg);
 	if (hostport_split(cfg->backend.address, host, sizeof host, &port) < 0)
-		return;
+		return false;
 	memset(&ss, 0, sizeof ss);
 	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss) != 0 &&
 	    uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss) != 0)
-		return;   /* names are learnt at the first real connection */
+		return false;   /* names are learnt at the first real connection */
 	if ((p = calloc(1, sizeof *p)) == NULL)
-		return;
+		return false;
 	snprintf(p->helo, sizeof p->helo, "%s", cfg->backend.helo);
+	p->quiet = quiet;
+	p->cb = cb;
+	p->arg = arg;
 	uv_tcp_init(uv_default_loop(), &p->tcp);
 	uv_timer_init(uv_default_loop(), &p->timer);
 	p->tcp.data = p->timer.data = p->creq.data = p;
@@ -179,4 +222,5 @@ void backend_probe(const struct config *cfg)
 	uv_timer_start(&p->timer, probe_timer, cfg->backend.connect_timeout, 0);
 	if (uv_tcp_connect(&p->creq, &p->tcp, (struct sockaddr *)&ss, probe_connected) != 0)
 		probe_end(p);
+	return true;
 }

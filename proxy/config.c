@@ -179,6 +179,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"bounce", "classes", CFG_WORDS, "ndr dsn autoreply challenge", O(bounce.classes), 0, 0, NULL},
 	{"bounce", "our_relays", CFG_WORDS, "", O(bounce.our_relays), 0, 0, NULL},
 	{"bounce", "exempt", CFG_WORDS, "", O(bounce.exempt), 0, 0, NULL},
+	{"metrics", "listen", CFG_LISTEN, "", O(metrics.listen), 0, 0, NULL},
+	{"metrics", "backend_failures", CFG_UINT, "3", O(metrics.backend_failures), 1, 1000, NULL},
 };
 #define NKEYS (sizeof cfg_keys / sizeof cfg_keys[0])
 
@@ -978,6 +980,17 @@ static void config_finish(struct cfg_parse *p)
 	if (cfg->outbound.listen.n > 0 && cfg->batv.keys_file[0] == '\0')
 		cfg_error(p, "[outbound] listen is set but [batv] keys_file is not: nothing to sign with");
 	check_bounce(p);
+	for (size_t i = 0; i < cfg->metrics.listen.n; i++) {
+		const char *a = cfg->metrics.listen.v[i];
+		for (size_t j = 0; j < cfg->server.listen.n; j++)
+			if (strcmp(a, cfg->server.listen.v[j]) == 0)
+				cfg_error(p, "[metrics] listen %s is also a [server] listen address: give the"
+				    " metrics endpoint a port of its own", a);
+		for (size_t j = 0; j < cfg->outbound.listen.n; j++)
+			if (strcmp(a, cfg->outbound.listen.v[j]) == 0)
+				cfg_error(p, "[metrics] listen %s is also an [outbound] listen address: give the"
+				    " metrics endpoint a port of its own", a);
+	}
 	if (cfg->outbound.relay[0] == '\0') {
 		free(cfg->outbound.relay);
 		cfg->outbound.relay = strdup(cfg->backend.address ? cfg->backend.address : "");

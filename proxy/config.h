@@ -188,6 +188,11 @@ struct config {
 		struct cfg_cidrs relay_nets;  /* derived: its addresses and CIDRs */
 		struct cfg_words exempt;  /* addresses (globs) and domains */
 	} bounce;
+	struct {
+		struct cfg_words listen;  /* HTTP /metrics and /health; empty = off */
+		unsigned long backend_failures; /* /health: 503 after this many
+		                                   failed backend connects in a row */
+	} metrics;
 };
 
 /*

@@ -84,6 +84,9 @@ static struct {
 	struct dns_q *done_head, *done_tail;
 	uv_async_t async;
 	bool async_inited;
+	/* answers by enum dns_status: counted where a caller gets one, on
+	 * worker threads (sync) and the loop (async) */
+	atomic_ullong answers[DNS_ERROR + 1];
 } dns = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = {-1, -1}};
 
 uint64_t dns_now_ms(void)
@@ -405,6 +408,25 @@ static void *dispatcher_main(void *unused)
 	return NULL;
 }
 
+static void count_answer(const struct dns_answer *a)
+{
+	if ((unsigned)a->status <= DNS_ERROR)
+		atomic_fetch_add_explicit(&dns.answers[a->status], 1, memory_order_relaxed);
+}
+
+bool dns_counts(uint64_t answers[6], unsigned long *inflight)
+{
+	_Static_assert(DNS_ERROR == 5, "dns_counts: six statuses");
+	if (!dns.inited)
+		return false;
+	for (int i = 0; i <= DNS_ERROR; i++)
+		answers[i] = atomic_load_explicit(&dns.answers[i], memory_order_relaxed);
+	pthread_mutex_lock(&dns.mu);
+	*inflight = dns.n_inflight;
+	pthread_mutex_unlock(&dns.mu);
+	return true;
+}
+
 /* async_cb - loop thread: run the callbacks of completed async queries. */
 static void async_cb(uv_async_t *h)
 {
@@ -416,6 +438,7 @@ static void async_cb(uv_async_t *h)
 	pthread_mutex_unlock(&dns.mu);
 	for (; q != NULL; q = next) {
 		next = q->done_next;
+		count_answer(&q->ans);
 		q->cb(q->arg, &q->ans);
 		dns_answer_free(&q->ans);
 		free(q);
@@ -518,6 +541,7 @@ struct dns_answer dns_query_sync_cancel(int type, const char *name, uint64_t dea
 		pthread_mutex_unlock(&dns.mu);
 	}
 	pthread_cond_destroy(&cv);
+	count_answer(&q.ans);
 	return q.ans;
 }
 

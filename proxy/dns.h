@@ -111,6 +111,14 @@ int dns_query_async(int type, const char *name, uint64_t deadline,
 
 void dns_answer_free(struct dns_answer *a);
 
+/*
+ * dns_counts - answers handed to callers since dns_init(), by enum
+ * dns_status (answers[6]), and queries in flight now. Any thread (the
+ * counts are atomics: worker threads answer too). false without
+ * dns_init(). libunbound does not say which answers came from its cache.
+ */
+bool dns_counts(uint64_t answers[6], unsigned long *inflight);
+
 /* dns_status_name - "ok", "nodata", "nxdomain", ... */
 const char *dns_status_name(enum dns_status s);
 

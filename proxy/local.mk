@@ -13,7 +13,10 @@ libproxy_a_SOURCES = \
 	proxy/backend.c proxy/backend.h proxy/backend_probe.c \
 	proxy/tls.c proxy/tls.h \
 	proxy/privs.c proxy/privs.h \
-	proxy/sdnotify.c proxy/sdnotify.h
+	proxy/sdnotify.c proxy/sdnotify.h \
+	proxy/metrics.c proxy/metrics.h \
+	proxy/metrics_http.c proxy/metrics_http.h \
+	proxy/http_request.c proxy/http_request.h
 
 sbin_PROGRAMS += backstop
 backstop_SOURCES = proxy/main.c

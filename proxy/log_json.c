@@ -231,7 +231,9 @@ static void json_value(struct log_rec *r, const char *key, const char *raw, cons
 	member_end(r, start, ok);
 }
 
-char *log_escape(const char *in, size_t len, char *out, size_t cap)
+/* escape_into - printable ASCII kept except '\\' and the bytes in also;
+ * anything else as \\xHH; cut with "..." when out is too small. */
+static char *escape_into(const char *in, size_t len, char *out, size_t cap, const char *also)
 {
 	size_t o = 0;
 
@@ -239,7 +241,7 @@ char *log_escape(const char *in, size_t len, char *out, size_t cap)
 		return out;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)in[i];
-		size_t need = (c >= 0x20 && c < 0x7f && c != '\\') ? 1 : 4;
+		size_t need = (c >= 0x20 && c < 0x7f && c != '\\' && !(also && strchr(also, c))) ? 1 : 4;
 		if (o + need + 4 > cap) {
 			if (cap >= 4 && o + 3 < cap) {
 				memcpy(out + o, "...", 3);
@@ -260,6 +262,22 @@ char *log_escape(const char *in, size_t len, char *out, size_t cap)
 	return out;
 }
 
+char *log_escape(const char *in, size_t len, char *out, size_t cap)
+{
+	return escape_into(in, len, out, cap, NULL);
+}
+
+/* The text summary line is read by people and by scripts that split it on
+ * its own delimiters: a value the client chose (a quoted local part, a
+ * HELO) must not contain them, or it could write "result: accepted" or a
+ * second to=<...> into the line. */
+#define LOG_FIELD_DELIMITERS " <>[]=,"
+
+char *log_escape_field(const char *in, size_t len, char *out, size_t cap)
+{
+	return escape_into(in, len, out, cap, LOG_FIELD_DELIMITERS);
+}
+
 void log_rec_str(struct log_rec *r, const char *pre, const char *key, const char *value,
     size_t text_max, const char *post)
 {
@@ -271,7 +289,7 @@ void log_rec_str(struct log_rec *r, const char *pre, const char *key, const char
 			char esc[1024];
 			if (text_max > sizeof esc)
 				text_max = sizeof esc;
-			log_rec_text(r, log_escape(value, strlen(value), esc, text_max));
+			log_rec_text(r, log_escape_field(value, strlen(value), esc, text_max));
 		}
 		log_rec_text(r, post);
 	}

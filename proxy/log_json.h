@@ -32,6 +32,10 @@ size_t json_escape(char *out, size_t cap, const char *in, size_t len, size_t *co
  */
 char *log_escape(const char *in, size_t len, char *out, size_t cap);
 
+/* log_escape_field - log_escape, and the text summary's delimiters too
+ * (space < > [ ] = ,) as \xHH: a value between them cannot fake a field. */
+char *log_escape_field(const char *in, size_t len, char *out, size_t cap);
+
 #define LOG_REC_DEPTH 4
 
 /*
@@ -63,7 +67,7 @@ void log_rec_textf(struct log_rec *r, const char *fmt, ...) __attribute__((forma
 
 /*
  * log_rec_str - a string field: text form pre + value escaped with
- * log_escape (cap text_max, or as is with LOG_REC_VERBATIM) + post; JSON
+ * log_escape_field (cap text_max, or as is with LOG_REC_VERBATIM) + post; JSON
  * "key":"value" from the raw bytes. A NULL value is JSON null and text "".
  * key NULL: text only; pre and post NULL: JSON only.
  */

@@ -26,6 +26,7 @@
 #include "proxy/config.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/privs.h"
 #include "proxy/sdnotify.h"
 #include "proxy/server.h"
@@ -208,6 +209,10 @@ int main(int argc, char **argv)
 			config_unref(cfg);
 			return 1;
 		}
+		if (pv.drop && (pv.uid == 0 || pv.gid == 0))
+			fprintf(stderr, "warning: [server] %s: backstop would keep %s after binding\n",
+			    pv.uid == 0 ? "user is root" : "group is root (gid 0)",
+			    pv.uid == 0 ? "root" : "group root");
 		printf("%s: configuration OK\n", cfg->path);
 		config_unref(cfg);
 		return 0;
@@ -237,6 +242,11 @@ int main(int argc, char **argv)
 		}
 		log_info("running as user %s (uid %lu), group %s (gid %lu)", pv.user,
 		    (unsigned long)pv.uid, pv.group, (unsigned long)pv.gid);
+		if (pv.uid == 0 || pv.gid == 0)
+			log_warn("[server] %s: backstop keeps %s after binding: every parser"
+			    " that reads a client runs with it; use a dedicated user and group",
+			    pv.uid == 0 ? "user is root" : "group is root (gid 0)",
+			    pv.uid == 0 ? "root" : "group root");
 		if (privs_unreadable(cfg, err, sizeof err) < 0)
 			log_warn("cannot read %s now: a reload (SIGHUP) will fail until that is fixed", err);
 		if (privs_spool_unwritable(cfg, err, sizeof err) < 0)
@@ -270,7 +280,8 @@ int main(int argc, char **argv)
 	/* systemd (Type=notify): the listeners accept and root is gone */
 	(void)sd_notify_state("READY=1");
 	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
-	log_info("stopped; %llu backend connection(s) opened in total", stat_backend_connects);
+	log_info("stopped; %llu backend connection(s) opened in total",
+	    (unsigned long long)(server_metrics()->backend_connects[0] + server_metrics()->backend_connects[1]));
 	filters_shutdown();   /* the sentlog's last flush */
 	dns_shutdown();
 	uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* the resolver's handle */

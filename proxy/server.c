@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "proxy/backend.h"
+#include "proxy/dns.h"
 #include "proxy/log.h"
+#include "proxy/metrics_http.h"
 #include "proxy/privs.h"
 #include "proxy/sdnotify.h"
 #include "proxy/server.h"
@@ -36,7 +38,16 @@ static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_timer_t drain_timer;
 static bool draining, stopped;
 static struct ipcount *ipcounts[IPCOUNT_BUCKETS];
-unsigned long long stat_backend_connects;
+/* the loop's counters (sessions reach them as s->metrics) and their
+ * HTTP endpoint ([metrics] listen) */
+static struct metrics metrics;
+static struct metrics_http *metrics_http;
+/* /health's re-probe: while the backend is unhealthy and no client brings
+ * traffic that would tell, one probe every BACKEND_REPROBE_MS (each one
+ * bounded by [backend] connect_timeout, never two at once) */
+#define BACKEND_REPROBE_MS 10000
+static uv_timer_t reprobe_timer;
+static unsigned probes_inflight;
 
 struct config *server_config(void)
 {
@@ -51,6 +62,66 @@ struct tls_server *server_tls(void)
 bool server_draining(void)
 {
 	return draining;
+}
+
+struct metrics *server_metrics(void)
+{
+	return &metrics;
+}
+
+/* metrics_gauges - what a scrape reads besides the counters; /health is
+ * 200 while listening, not draining, and the backend can take mail (the
+ * latest probe did not fail, and its last [metrics] backend_failures
+ * connections did not all fail before ready: metrics_backend_healthy). */
+static void metrics_gauges(void *arg, struct metrics_gauges *g)
+{
+	(void)arg;
+
+	g->connections = sessions_count();
+	g->backend_connections = backend_connections();
+	g->spool_bytes = spool_bytes_in_use();
+	g->draining = draining;
+	g->dns = dns_counts(g->dns_answers, &g->dns_inflight);
+	if (draining) {
+		g->healthy = false;
+		snprintf(g->unhealthy, sizeof g->unhealthy, "draining: shutting down");
+	} else {
+		g->healthy = metrics_backend_healthy(&metrics, current->metrics.backend_failures,
+		    g->unhealthy, sizeof g->unhealthy);
+	}
+}
+
+static void on_probed(void *arg, bool ok, const char *stage, const char *why)
+{
+	char was[8];
+	bool was_healthy = metrics_backend_healthy(&metrics, current->metrics.backend_failures, was, sizeof was);
+
+	(void)arg;
+	probes_inflight--;
+	metrics_backend_probed(&metrics, ok, stage, why);
+	if (!was_healthy && metrics_backend_healthy(&metrics, current->metrics.backend_failures, was, sizeof was))
+		log_info("backend probe: the backend answers again; /health is 200");
+}
+
+/* backend_probe_start - the probe at start-up and reload (quiet: false),
+ * or a re-probe of an unhealthy backend */
+static void backend_probe_start(bool quiet)
+{
+	/* counted first: a probe that fails at once reports before it returns */
+	probes_inflight++;
+	if (!backend_probe(current, quiet, on_probed, NULL))
+		probes_inflight--;   /* no probe (a host name): no report either */
+}
+
+static void on_reprobe_timer(uv_timer_t *t)
+{
+	(void)t;
+	/* with backend connections open, their outcome will tell */
+	if (draining || probes_inflight > 0 || backend_connections() > 0 ||
+	    !metrics_backend_probe_useful(&metrics, current->metrics.backend_failures))
+		return;
+	log_debug("backend probe: the backend was unhealthy and has had no traffic; probing it again");
+	backend_probe_start(true);
 }
 
 static size_t ipkey_hash(const char *key)
@@ -187,6 +258,11 @@ void server_stop(void)
 	uv_close((uv_handle_t *)&sig_hup, NULL);
 	if (!uv_is_closing((uv_handle_t *)&drain_timer))
 		uv_close((uv_handle_t *)&drain_timer, NULL);
+	if (!uv_is_closing((uv_handle_t *)&reprobe_timer))
+		uv_close((uv_handle_t *)&reprobe_timer, NULL);
+	/* open until here: /health says 503 while the sessions drain */
+	metrics_http_stop(metrics_http);
+	metrics_http = NULL;
 	(void)close_walk;
 }
 
@@ -235,6 +311,8 @@ static void restart_needed(const struct config *next)
 	if (!words_equal(&next->server.listen, &bound->server.listen) ||
 	    !words_equal(&next->outbound.listen, &bound->outbound.listen))
 		log_warn("reload: listen addresses changed; they take effect at the next restart");
+	if (!words_equal(&next->metrics.listen, &bound->metrics.listen))
+		log_warn("reload: [metrics] listen changed; it takes effect at the next restart");
 	if (!words_equal(&next->dns.servers, &bound->dns.servers) ||
 	    next->dns.timeout != bound->dns.timeout ||
 	    next->dns.max_queries != bound->dns.max_queries)
@@ -286,7 +364,7 @@ void server_reload(void)
 	if (current_tls)
 		tls_server_unref(current_tls);
 	current_tls = tls;
-	backend_probe(current);
+	backend_probe_start(false);
 	log_info("reload: configuration %s loaded; new sessions use it", current->path);
 }
 
@@ -321,6 +399,7 @@ int server_listen(struct config *cfg)
 	uv_signal_init(loop, &sig_int);
 	uv_signal_init(loop, &sig_hup);
 	uv_timer_init(loop, &drain_timer);
+	uv_timer_init(loop, &reprobe_timer);
 	uv_signal_start(&sig_term, on_sigterm, SIGTERM);
 	uv_signal_start(&sig_int, on_sigterm, SIGINT);
 	uv_signal_start(&sig_hup, on_sighup, SIGHUP);
@@ -335,13 +414,24 @@ int server_listen(struct config *cfg)
 	for (size_t i = 0; i < cfg->outbound.listen.n; i++)
 		if (listen_one(cfg->outbound.listen.v[i], true) < 0)
 			return -1;
+	if (cfg->metrics.listen.n > 0) {
+		metrics_http = metrics_http_start(&cfg->metrics.listen, &metrics, metrics_gauges, NULL,
+		    err, sizeof err);
+		if (metrics_http == NULL) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
 	return 0;
 }
 
 void server_run(bool daemon_mode)
 {
 	detached = daemon_mode;
-	backend_probe(current);
+	backend_probe_start(false);
+	/* only /health needs to know without traffic */
+	if (metrics_http != NULL)
+		uv_timer_start(&reprobe_timer, on_reprobe_timer, BACKEND_REPROBE_MS, BACKEND_REPROBE_MS);
 }
 
 void server_release(void)

@@ -41,8 +41,9 @@ void server_stop(void);
  * ipv4_prefix / ipv6_prefix, prefix length; see session.c). */
 unsigned ipcount_add(const char *key, int delta);
 
-/* Counters for the benchmark's and operators' eyes (logged on exit). */
-extern unsigned long long stat_backend_connects;
+/* server_metrics - the loop's counters (proxy/metrics.h); sessions keep
+ * the pointer (session->metrics). */
+struct metrics *server_metrics(void);
 
 
 #endif

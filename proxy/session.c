@@ -158,6 +158,8 @@ static void peer_describe(struct session *s)
 static void connect_filtered(struct session *s, const struct filter_verdict *v)
 {
 	if (v->result == FILTER_TEMPFAIL) {
+		s->metrics->refused[METRICS_REFUSED_CONNECT_CHECK]++;
+		s->reply_check = metrics_check_of_filter(v->filter);
 		session_reply(s, 421, v->esc[0] ? v->esc : NULL, "%s %s", s->cfg->server.hostname,
 		    v->text[0] ? v->text : "Service not available");
 		session_close(s, "tempfail at connect");
@@ -189,6 +191,7 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		return;
 	}
 	s->cfg = config_ref(server_config());
+	s->metrics = server_metrics();
 	s->listener = l;
 	s->outbound = l->outbound;
 	uv_tcp_init(loop, &s->tcp);
@@ -221,12 +224,15 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		tls_server_ref(s->tls_server);
 	registry_add(s);
 	ipcount_add(s->ipkey, +1);
+	s->metrics->connections++;
 	log_info("%s: connect from [%s]:%u to %s%s", s->sid, s->ip, s->port, l->addr,
 	    s->outbound ? " (outbound)" : "");
 
 	if (nsessions > s->cfg->limits.max_connections) {
 		log_warn("%s: refused [%s]:%u: too many connections (max_connections = %lu)",
 		    s->sid, s->ip, s->port, s->cfg->limits.max_connections);
+		s->metrics->refused[METRICS_REFUSED_MAX_CONNECTIONS]++;
+		s->reply_check = METRICS_CHECK_LIMITS;
 		session_reply(s, 421, "4.3.2", "%s Too many connections, try again later",
 		    s->cfg->server.hostname);
 		session_close(s, "max_connections");
@@ -236,6 +242,8 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		log_warn("%s: refused [%s]:%u: too many connections from this address (max_connections_per_ip = %lu, "
 		    "counted per /%u)", s->sid, s->ip, s->port, s->cfg->limits.max_connections_per_ip,
 		    (unsigned char)s->ipkey[17]);
+		s->metrics->refused[METRICS_REFUSED_MAX_CONNECTIONS_PER_IP]++;
+		s->reply_check = METRICS_CHECK_LIMITS;
 		session_reply(s, 421, "4.7.0", "%s Too many connections from your address, try again later",
 		    s->cfg->server.hostname);
 		session_close(s, "max_connections_per_ip");
@@ -313,6 +321,7 @@ static void tls_pump(struct session *s)
 		s->in.len += got;
 		if (!was_done && tls_conn_handshake_done(s->tls)) {
 			was_done = true;
+			metrics_tls_handshake(s->metrics, tls_conn_version(s->tls), true);
 			tls_send_pending(s);
 			session_starttls_done(s, true);
 		}
@@ -326,6 +335,7 @@ static void tls_pump(struct session *s)
 			if (!was_done) {
 				log_info("%s: TLS handshake failed with [%s]:%u: %s", s->sid, s->ip, s->port,
 				    tls_conn_error(s->tls));
+				metrics_tls_handshake(s->metrics, tls_conn_version_tried(s->tls), false);
 				session_starttls_done(s, false);
 			} else {
 				log_info("%s: TLS error with [%s]:%u: %s", s->sid, s->ip, s->port,
@@ -376,6 +386,8 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
 		char esc[128];
 		log_info("%s: PREGREET %zd bytes from [%s]:%u: %s", s->sid, n, s->ip, s->port,
 		    log_escape(s->in.data, s->in.len < 64 ? s->in.len : 64, esc, sizeof esc));
+		s->metrics->refused[METRICS_REFUSED_PREGREET]++;
+		s->reply_check = METRICS_CHECK_PROTOCOL;
 		session_reply(s, 554, "5.5.1", "%s Error: SMTP protocol violation: talked before the greeting",
 		    s->cfg->server.hostname);
 		session_close(s, "pregreet");
@@ -503,12 +515,16 @@ static void on_timer(uv_timer_t *t)
 		filters_timed_out(s);
 		return;
 	}
+	if (s->wait == WAIT_TLS)
+		metrics_tls_handshake(s->metrics, tls_conn_version_tried(s->tls), false);
 	log_info("%s: timeout after %s from [%s]:%u", s->sid,
 	    s->wait == WAIT_TLS ? "STARTTLS handshake" : smtp_state_name(s->state), s->ip, s->port);
 	if (s->txn.active)
 		session_summary(s, "timeout");
-	if (!s->tls || tls_conn_handshake_done(s->tls))
+	if (!s->tls || tls_conn_handshake_done(s->tls)) {
+		s->reply_check = METRICS_CHECK_LIMITS;
 		session_reply(s, 421, "4.4.2", "%s Error: timeout exceeded", s->cfg->server.hostname);
+	}
 	session_close(s, "timeout");
 }
 
@@ -620,6 +636,15 @@ void session_reply(struct session *s, int code, const char *esc, const char *fmt
 	 * refusals (550 for an unknown user, ...) do not count */
 	if ((code >= 500 && code <= 503) || code == 555)
 		s->errors++;
+	if (s->txn.eod_pending) {
+		/* the first reply after the final dot is the answer to it */
+		s->txn.eod_pending = false;
+		metrics_eod(s->metrics, uv_now(uv_default_loop()) - s->txn.eod_started_ms);
+	}
+	if (code >= 400)
+		metrics_refusal(s->metrics, s->reply_check != METRICS_CHECK_AUTO ? s->reply_check :
+		    metrics_check_of_reply(code, esc), code);
+	s->reply_check = METRICS_CHECK_AUTO;
 	if (buf_append(&s->out, wire, (size_t)n, SESSION_OUT_MAX) < 0) {
 		/* the client sends commands but does not read the replies */
 		log_warn("%s: [%s]:%u does not read its replies; closing", s->sid, s->ip, s->port);
@@ -629,7 +654,14 @@ void session_reply(struct session *s, int code, const char *esc, const char *fmt
 
 void session_reply_smtp(struct session *s, const struct smtp_reply *r)
 {
+	s->reply_check = METRICS_CHECK_BACKEND;
 	session_reply(s, r->code, r->esc[0] ? r->esc : NULL, "%s", r->text);
+}
+
+void session_reply_verdict(struct session *s, const struct filter_verdict *v)
+{
+	s->reply_check = metrics_check_of_filter(v->filter);
+	session_reply(s, v->code, v->esc, "%s", v->text);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)

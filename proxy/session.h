@@ -27,6 +27,7 @@
 #include "filters/filter.h"
 #include "proxy/buf.h"
 #include "proxy/config.h"
+#include "proxy/metrics.h"
 #include "proxy/spool.h"
 #include "smtp/smtp_addr.h"
 #include "smtp/smtp_data.h"
@@ -102,9 +103,12 @@ struct txn {
 	struct smtp_fields fields; /* header fields, judged whole */
 	bool eoh_done;
 	int failed_code;         /* content refused: reply at end of data */
+	enum metrics_check failed_check; /* and what refused it */
 	char failed_esc[16];
 	char failed_text[FILTER_TEXT_MAX];
 	uint64_t started_ms;
+	bool eod_pending;        /* the final dot came; the next reply answers it */
+	uint64_t eod_started_ms; /* when (for the end-of-data latency) */
 	/* current command (RCPT) */
 	struct smtp_path rcpt;
 	char rcpt_params[512];
@@ -114,6 +118,7 @@ struct session {
 	uint64_t id;
 	char sid[24];
 	struct config *cfg;         /* reference held for the whole session */
+	struct metrics *metrics;    /* the loop's counters */
 	struct listener *listener;
 	bool outbound;              /* the listener's role */
 	uv_tcp_t tcp;
@@ -143,6 +148,9 @@ struct session {
 	unsigned errors;
 	char last_refusal[SESSION_REPLY_LOG_MAX]; /* "550 5.7.1 text" of the
 	                                          last 4xx/5xx reply, for logs */
+	enum metrics_check reply_check; /* what the next 4xx/5xx reply is
+	                                   counted under; session_reply resets
+	                                   it (AUTO: by the reply's code) */
 	uint32_t call_seq;          /* filter calls; stale verdicts are dropped */
 	uint64_t filter_deadline;   /* ms: the async filter call must answer by then */
 	bool verdict_ready;         /* an async verdict waits in the run queue */
@@ -181,10 +189,15 @@ struct session {
 /* session_accept - take a new connection from listener. */
 void session_accept(struct listener *l, uv_stream_t *server);
 
-/* session_reply - the one place replies are built (smtp_reply_format). */
+/* session_reply - the one place replies are built (smtp_reply_format),
+ * and refusals counted (s->reply_check). */
 void session_reply(struct session *s, int code, const char *esc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* session_reply_smtp - a backend's reply, passed on (counted as the
+ * backend's refusal when it is one) */
 void session_reply_smtp(struct session *s, const struct smtp_reply *r);
+/* session_reply_verdict - a check's refusal (filter verdict) */
+void session_reply_verdict(struct session *s, const struct filter_verdict *v);
 /* session_close - flush replies, then close (and abort the backend). */
 void session_close(struct session *s, const char *why);
 void session_process(struct session *s);

@@ -95,11 +95,6 @@ static int txn_add_rcpt(struct session *s, const char *orig, const char *relayed
 }
 
 
-static void reply_verdict(struct session *s, const struct filter_verdict *v)
-{
-	session_reply(s, v->code, v->esc, "%s", v->text);
-}
-
 /* ---- logging ---- */
 
 void txn_refusal(struct session *s, const char *what)
@@ -220,6 +215,7 @@ void session_summary(struct session *s, const char *result)
 	if (s->txn.summarized)
 		return;
 	s->txn.summarized = true;
+	s->metrics->transactions++;
 
 	log_rec_init(&r, text, sizeof text, log_json_wanted() ? json : NULL, sizeof json);
 	snprintf(txn_id, sizeof txn_id, "%s.%u", s->sid, s->txn.number);
@@ -287,6 +283,7 @@ static void backend_trouble(struct session *s, int err, bool fatal)
 	if (err == BACKEND_EBUSY) {
 		/* RFC 3463 X.3.2: the system cannot take mail now; the
 		 * client comes back later, and its connection is freed */
+		s->reply_check = METRICS_CHECK_LIMITS;
 		session_reply(s, 421, "4.3.2", "%s Error: too many connections to the backend, "
 		    "try again later", s->cfg->server.hostname);
 		session_close(s, "backend max_connections");
@@ -337,7 +334,7 @@ static void helo_filtered(struct session *s, const struct filter_verdict *v)
 
 	if (v->result != FILTER_CONTINUE) {
 		s->helo[0] = '\0';
-		reply_verdict(s, v);
+		session_reply_verdict(s, v);
 		return;
 	}
 	if (s->state == SMTP_STATE_CONNECTED)
@@ -499,7 +496,7 @@ static void mail_relayed(struct session *s, const struct smtp_reply *r, int err)
 static void mail_filtered(struct session *s, const struct filter_verdict *v)
 {
 	if (v->result != FILTER_CONTINUE) {
-		reply_verdict(s, v);
+		session_reply_verdict(s, v);
 		mail_refused(s, NULL);
 		return;
 	}
@@ -710,7 +707,7 @@ static void rcpt_relay(struct session *s)
 static void rcpt_filtered(struct session *s, const struct filter_verdict *v)
 {
 	if (v->result != FILTER_CONTINUE) {
-		reply_verdict(s, v);
+		session_reply_verdict(s, v);
 		s->txn.rcpts_refused++;
 		rcpt_refused(s, NULL);
 		s->txn.rcpt.addr[0] = '\0';
@@ -743,7 +740,7 @@ static void outbound_mail_relayed(struct session *s, const struct smtp_reply *r,
 static void outbound_mail_filtered(struct session *s, const struct filter_verdict *v)
 {
 	if (v->result != FILTER_CONTINUE) {
-		reply_verdict(s, v);
+		session_reply_verdict(s, v);
 		session_summary_refused(s, "MAIL");
 		txn_reset(s);
 		return;
@@ -762,6 +759,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 
 	if (s->txn.nrcpts >= s->cfg->limits.max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
+		s->reply_check = METRICS_CHECK_LIMITS;
 		session_reply(s, 452, "4.5.3", "Error: too many recipients");
 		s->txn.rcpt.addr[0] = '\0';
 		rcpt_refused(s, cmd);
@@ -851,7 +849,7 @@ static void data_relayed(struct session *s, const struct smtp_reply *r, int err)
 static void data_filtered(struct session *s, const struct filter_verdict *v)
 {
 	if (v->result != FILTER_CONTINUE) {
-		reply_verdict(s, v);
+		session_reply_verdict(s, v);
 		session_summary_refused(s, "DATA");
 		/* the backend holds MAIL and RCPTs: RSET it before the next MAIL */
 		txn_reset(s);
@@ -884,6 +882,7 @@ static void cmd_data(struct session *s)
 		/* never a silent drop: the client keeps the message and retries */
 		log_warn("%s: spool full (%llu bytes in use, [limits] spool_max)", s->sid,
 		    (unsigned long long)spool_bytes_in_use());
+		s->reply_check = METRICS_CHECK_LIMITS;
 		session_reply(s, 452, "4.3.1", "Error: insufficient system resources, try again later");
 		txn_refusal(s, "DATA");
 		return;
@@ -949,6 +948,7 @@ void session_command(struct session *s, const struct smtp_line *line)
 	if (s->errors >= c->limits.max_errors) {
 		log_info("%s: too many errors from [%s]:%u after %s", s->sid, s->ip, s->port,
 		    smtp_state_name(s->state));
+		s->reply_check = METRICS_CHECK_LIMITS;
 		session_reply(s, 421, "4.7.0", "%s Error: too many errors", c->server.hostname);
 		session_close(s, "too many errors");
 		return;
@@ -995,7 +995,7 @@ void session_command(struct session *s, const struct smtp_line *line)
 		s->state = SMTP_STATE_READY;
 	if (s->refusal && (cmd.verb == SMTP_VERB_MAIL || cmd.verb == SMTP_VERB_RCPT ||
 	    cmd.verb == SMTP_VERB_DATA || cmd.verb == SMTP_VERB_VRFY || cmd.verb == SMTP_VERB_EXPN)) {
-		reply_verdict(s, s->refusal);
+		session_reply_verdict(s, s->refusal);
 		return;
 	}
 	if (cmd.verb == SMTP_VERB_DATA && s->state == SMTP_STATE_MAIL && s->txn.rcpts_refused) {

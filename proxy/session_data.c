@@ -250,6 +250,7 @@ static void dot_relayed(struct session *s, const struct smtp_reply *r, int err)
 		snprintf(result, sizeof result, "451 backend %s", backend_err_text(err));
 	} else if (r->code / 100 == 2) {
 		s->txn.outcome = FILTER_TXN_ACCEPTED;
+		metrics_relayed(s->metrics, s->txn.data.bytes);
 		session_reply(s, 250, r->esc[0] ? r->esc : "2.0.0", "%s (backstop id %s.%u)", r->text,
 		    s->sid, s->txn.number);
 		snprintf(result, sizeof result, "accepted: backend said %d %s %s", r->code, r->esc, r->text);
@@ -379,7 +380,7 @@ static void eod_filtered(struct session *s, const struct filter_verdict *v)
 {
 	if (v->result != FILTER_CONTINUE) {
 		txn_fail(s, v->code, v->esc, v->text);
-		session_reply(s, v->code, v->esc, "%s", v->text);
+		session_reply_verdict(s, v);
 		session_summary_refused(s, "end of data");
 		s->state = SMTP_STATE_READY;
 		txn_reset(s);
@@ -417,6 +418,7 @@ static void body_flush(struct session *s)
 static void eod_checks(struct session *s)
 {
 	if (s->txn.failed_code) {
+		s->reply_check = s->txn.failed_check;
 		session_reply(s, s->txn.failed_code, s->txn.failed_esc, "%s", s->txn.failed_text);
 		session_summary_refused(s, "end of data");
 		s->state = SMTP_STATE_READY;
@@ -429,8 +431,10 @@ static void eod_checks(struct session *s)
 
 static void eoh_filtered(struct session *s, const struct filter_verdict *v)
 {
-	if (v->result != FILTER_CONTINUE)
+	if (v->result != FILTER_CONTINUE && !s->txn.failed_code) {
+		s->txn.failed_check = metrics_check_of_filter(v->filter);
 		txn_fail(s, v->code, v->esc, v->text);
+	}
 }
 
 /* eoh_then_eod - a message that ended inside its header section still
@@ -443,6 +447,8 @@ static void eoh_then_eod(struct session *s, const struct filter_verdict *v)
 
 static void data_end(struct session *s)
 {
+	s->txn.eod_started_ms = uv_now(uv_default_loop());
+	s->txn.eod_pending = true;
 	field_finish(s);
 	body_flush(s);
 	if (!s->txn.eoh_done && !s->txn.failed_code) {

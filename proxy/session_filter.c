@@ -96,6 +96,7 @@ static bool apply_verdict(struct session *s, const char *name)
 		snprintf(s->rewrite, sizeof s->rewrite, "%s", v->rewrite);
 	if (v->result == FILTER_CONTINUE)
 		return false;
+	v->filter = name;
 	if (v->result == FILTER_TEMPFAIL) {
 		if (v->code < 400 || v->code > 499)
 			v->code = 451;

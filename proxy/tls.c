@@ -789,6 +789,21 @@ const char *tls_conn_version(const struct tls_conn *c)
 	return tls_conn_handshake_done(c) ? SSL_get_version(c->ssl) : "";
 }
 
+const char *tls_conn_version_tried(const struct tls_conn *c)
+{
+	/* the session exists once the ClientHello chose a version; before,
+	 * SSL_get_version() names the highest one enabled, not the peer's */
+	SSL_SESSION *sess = SSL_get_session(c->ssl);
+
+	switch (sess ? SSL_SESSION_get_protocol_version(sess) : 0) {
+	case TLS1_VERSION: return "TLSv1";
+	case TLS1_1_VERSION: return "TLSv1.1";
+	case TLS1_2_VERSION: return "TLSv1.2";
+	case TLS1_3_VERSION: return "TLSv1.3";
+	default: return "unknown";
+	}
+}
+
 const char *tls_conn_cipher(const struct tls_conn *c)
 {
 	const char *s = tls_conn_handshake_done(c) ? SSL_get_cipher_name(c->ssl) : NULL;

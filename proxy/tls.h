@@ -106,6 +106,9 @@ void tls_conn_shutdown(struct tls_conn *c);
 
 bool tls_conn_handshake_done(const struct tls_conn *c);
 const char *tls_conn_version(const struct tls_conn *c);  /* "TLSv1.3", "" before */
+/* tls_conn_version_tried - the version negotiated so far, also of a failed
+ * handshake ("TLSv1.2"; "unknown" before a ClientHello chose one) */
+const char *tls_conn_version_tried(const struct tls_conn *c);
 const char *tls_conn_cipher(const struct tls_conn *c);   /* "TLS_AES_256_GCM_SHA384" */
 int tls_conn_cipher_bits(const struct tls_conn *c);      /* 256; 0 before */
 /* tls_conn_peer_subject - the peer certificate's subject, RFC 2253 form

@@ -1,7 +1,7 @@
 # libFuzzer targets: built by "make fuzz" with clang (FUZZ_CC), run by
 # tests/fuzz/run.sh for a bounded time each.
 FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag config smtp_from dmarc_record \
-	smtp_fields log_json bounce bsig sentlog_load
+	smtp_fields log_json bounce http_request bsig sentlog_load
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
 	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
@@ -29,6 +29,11 @@ tests/fuzz/fuzz_smtp_from: $(srcdir)/tests/fuzz/fuzz_smtp_from.c $(srcdir)/smtp/
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_smtp_from.c \
 		$(srcdir)/smtp/smtp_from.c $(srcdir)/smtp/smtp_addr.c
+tests/fuzz/fuzz_http_request: $(srcdir)/tests/fuzz/fuzz_http_request.c $(srcdir)/proxy/http_request.c
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_http_request.c \
+		$(srcdir)/proxy/http_request.c
 tests/fuzz/fuzz_dmarc_record: $(srcdir)/tests/fuzz/fuzz_dmarc_record.c \
 		$(srcdir)/filters/dmarc_record.c $(srcdir)/filters/dmarc_org.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }

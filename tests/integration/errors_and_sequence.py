@@ -30,6 +30,9 @@ with t.case("unknown commands and syntax"):
     c.ehlo()
     t.check_reply("unknown command: 500 5.5.1", c.cmd("FROBNICATE now"), 500, "5.5.1")
     t.check_reply("EHLO without a name: 501 5.5.4", c.cmd("EHLO"), 501, "5.5.4")
+    t.check_reply("EHLO with two words: 501 5.5.4", c.cmd("EHLO a b"), 501, "5.5.4")
+    t.check_reply("HELO with two words: 501 5.5.4", c.cmd("HELO a b"), 501, "5.5.4")
+    c.ehlo()
     t.check_reply("MAIL without FROM: 501 5.5.4", c.cmd("MAIL"), 501, "5.5.4")
     t.check_reply("MAIL FROM:<unterminated: 501 5.1.7 (bad sender address syntax)",
                   c.cmd("MAIL FROM:<a@example.org"), 501, "5.1.7")

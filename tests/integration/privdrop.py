@@ -147,6 +147,10 @@ with t.case("without [server] user, a start as root is refused; user = root is r
     st = status(b3.pid)
     t.check("user = root: uid 0, logged", st["Uid"][1] == "0" and b3.wait_log(r"running as user root \(uid 0\)"),
             (st["Uid"], b3.log()[-1500:]))
+    t.check("user = root: warned", b3.wait_log(r"warning: \[server\] user is root: backstop keeps root"),
+            b3.log()[-1500:])
+    rc, out = b3.check_config()
+    t.check("-t with user = root: OK, with a warning", rc == 0 and "warning: [server] user is root" in out, out)
     b3.stop()
 
 t.done()

@@ -93,6 +93,25 @@ one_line("EHLO in a transaction", ["MAIL FROM:<sender@pass.example.org>", "RCPT 
                                    "EHLO again.example.org"],
          [(250, "2.1.0"), (250, "2.1.5"), (250, None)], ["to=<user@test.example>", "result: ended without a message"])
 
+with t.case("a sender cannot write fields into its summary line"):
+    # a valid quoted local part that carries the summary's own delimiters
+    forged = '"x> to=<ceo@corp.example> checks=[spf=pass] result: accepted"@test.example'
+    since = len(bs.log())
+    c = ns.client(ns.host_addr, port)
+    t.defer(c.close)
+    c.greeting()
+    c.ehlo()
+    t.check_reply("MAIL with the forged quoted local part", c.cmd("MAIL FROM:<%s> SIZE=200000" % forged), 552)
+    c.cmd("QUIT")
+    lines = poll(lambda: summaries(since), 5) or []
+    line = lines[-1] if lines else ""
+    m = re.search(r"result: (\w+)", line)
+    t.check("the first 'result:' is the real one", m is not None and m.group(1) == "refused", line)
+    t.check("from=<...> holds the whole sender, its delimiters escaped",
+            re.search(r"from=<([^>]*)>", line) is not None
+            and "\\x3e\\x20to\\x3d\\x3cceo@corp.example\\x3e" in re.search(r"from=<([^>]*)>", line).group(1)
+            and line.count(" to=") == 1, line)
+
 with t.case("a BATV refusal writes one line at info level"):
     bs.stop()
     bs = t.backstop({"backend": {"address": pf.address},

@@ -556,6 +556,10 @@ class Test:
         self.defer(lambda: (p.terminate(), p.wait()))
         line = p.stdout.readline().decode()
         if not line.startswith("ready "):
+            try:
+                p.wait(5)   # reaped, so that its exit status is known
+            except subprocess.TimeoutExpired:
+                pass
             self.error("tests/lib/dns_server.py did not start (exit status %s; needs "
                        "/usr/bin/python3 with python3-dnslib, which tests/deps.sh installs)"
                        % p.poll())
@@ -1031,16 +1035,30 @@ class Backstop(LogFile):
         r = poll(ready, timeout)
         if r != "exited" and not r and self.proc.poll() is None \
                 and len(re.findall(r"listening on", self.log())) >= 1:
-            return  # still running, listening on fewer lines than addresses: accept
-        if r == "exited" or not r:
-            raise RuntimeError("backstop did not start (%s):\n%s" % (
-                "exited %s" % self.proc.returncode if r == "exited" else "no 'listening on'",
-                self.log()))
+            r = True  # still running, listening on fewer lines than addresses: accept
+        if r is True:
+            # "listening on" is logged before the loop runs: a backstop that
+            # dies right after it (a start-up step, an ASan exit) is caught
+            # here rather than as a refused connection later
+            try:
+                self.proc.wait(0.2)
+                r = "exited"
+            except subprocess.TimeoutExpired:
+                return
+        raise RuntimeError("backstop did not start (%s):\n%s" % (
+            "exited %s" % self.proc.returncode if r == "exited" else "no 'listening on'",
+            self.log()))
 
     def client(self, timeout=5.0, greet=True, host=None, port=None, source=None):
         """An SmtpClient connected to the first listen address; with greet,
         the 220 greeting is read (and checked)."""
-        c = SmtpClient(host or self.host, port or self.port, timeout, source=source)
+        try:
+            c = SmtpClient(host or self.host, port or self.port, timeout, source=source)
+        except OSError as e:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError("cannot connect (%s): backstop exited with status %s:\n%s" % (
+                    e, self.proc.returncode, self.log()[-3000:])) from e
+            raise
         self.test.defer(c.close)
         if greet:
             g = c.greeting()

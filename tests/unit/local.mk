@@ -21,7 +21,8 @@ TESTS += $(UNIT_TESTS)
 # after the KILL) instead of blocking the suite. Tests without a file
 # extension (the unit tests) run through LOG_COMPILER.
 UNIT_TIME_LIMIT = 180
-LOG_COMPILER = timeout -k 10 $(UNIT_TIME_LIMIT)
+LOG_COMPILER = $(SHELL) $(srcdir)/tests/unit/time-limit.sh $(UNIT_TIME_LIMIT)
+EXTRA_DIST += tests/unit/time-limit.sh
 tests_unit_test_smtp_line_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_cmd_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_addr_LDADD = $(UNIT_LDADD)
@@ -50,6 +51,9 @@ UNIT_TESTS += tests/unit/test_sdnotify
 tests_unit_test_sdnotify_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_bounce_evidence
 tests_unit_test_bounce_evidence_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_http_request tests/unit/test_metrics
+tests_unit_test_http_request_LDADD = $(UNIT_LDADD)
+tests_unit_test_metrics_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_bsig
 tests_unit_test_bsig_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_sentlog
@@ -63,3 +67,5 @@ tests_unit_test_bounce_corpus_LDADD = $(UNIT_LDADD)
 EXTRA_DIST += tests/unit/bounce_feed.h tests/data/ordinary
 UNIT_TESTS += tests/unit/test_bounce_rules_scan
 tests_unit_test_bounce_rules_scan_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_outbound_sig
+tests_unit_test_outbound_sig_LDADD = $(UNIT_LDADD)

@@ -1,0 +1,203 @@
+/*
+ * test_outbound_sig - filter_outbound_sig's hooks called directly: the
+ * field added at EOH verifies (bsig_check) over the Message-ID and Date the
+ * header hook saw; only messages the relay accepted reach the sentlog; the
+ * inbound listener is left alone; hold only on [outbound]; shutdown saves
+ * the log, init loads it again, and the CLI finds the id.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  /* MAP_ANONYMOUS in check.h, mkdtemp */
+#endif
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "filters/bsig.h"
+#include "filters/outbound_sig.h"
+#include "proxy/config.h"
+#include "tests/unit/check.h"
+
+static struct config *cfg;
+static struct batv_keys keys;
+static char dir[64], keys_path[128], state_dir[128];
+
+static struct filter_env env_for(const char *listener, void **slot)
+{
+	struct filter_env e;
+
+	memset(&e, 0, sizeof e);
+	e.session_id = 1;
+	e.sid = "T1";
+	e.listener = listener;
+	e.client_ip = "127.0.0.1";
+	e.mail_from = "prvs=1234abcdef=user@test.example";
+	e.cfg = cfg;
+	e.txn_number = 1;
+	e.txn_state = slot;
+	return e;
+}
+
+static void header(const struct filter_env *e, const char *field)
+{
+	struct filter_header h;
+	const char *colon = strchr(field, ':');
+
+	memset(&h, 0, sizeof h);
+	h.name = field;
+	h.name_len = (size_t)(colon - field);
+	h.value = colon + 1;
+	h.value_len = strlen(colon + 1);
+	h.field = field;
+	h.field_len = strlen(field);
+	CHECK(filter_outbound_sig.header(e, &h));   /* never drops a field */
+}
+
+/* one_message - DATA, the fields, EOH, txn_end(outcome); the verdict's
+ * headers at EOH go to added. */
+static void one_message(const char *listener, const char *const *fields,
+    enum filter_outcome outcome, char *added, size_t cap)
+{
+	void *slot = NULL;
+	struct filter_env e = env_for(listener, &slot);
+	struct filter_verdict v;
+
+	memset(&v, 0, sizeof v);
+	CHECK_INT(filter_outbound_sig.hook[FILTER_DATA](&e, &v, NULL), FILTER_CONTINUE);
+	for (size_t i = 0; fields[i] != NULL; i++)
+		header(&e, fields[i]);
+	memset(&v, 0, sizeof v);
+	CHECK_INT(filter_outbound_sig.hook[FILTER_EOH](&e, &v, NULL), FILTER_CONTINUE);
+	snprintf(added, cap, "%s", v.headers);
+	filter_outbound_sig.txn_end(&e, outcome);
+	CHECK(slot == NULL);
+}
+
+/* sig_of - the value of the X-Backstop-Sig field in added, or "". */
+static const char *sig_of(const char *added)
+{
+	static char v[256];
+	const char *p = strstr(added, BSIG_FIELD ": ");
+	size_t n;
+
+	if (p == NULL)
+		return "";
+	p += strlen(BSIG_FIELD ": ");
+	n = strcspn(p, "\r");
+	snprintf(v, sizeof v, "%.*s", (int)n, p);
+	return v;
+}
+
+int main(void)
+{
+	static const char *const plain[] = {
+		"From: <user@test.example>", "Message-ID: <one@test.example>",
+		"Date: Mon, 7 Dec 2026\r\n 01:00:00 +0000", "Message-ID: <second-ignored@x>", NULL};
+	static const char *const refused[] = {"Message-ID: <refused@test.example>", "Date: x", NULL};
+	static const char *const noid[] = {"Subject: no id", NULL};
+	static const char *const inbound[] = {"Message-ID: <inbound@x>", NULL};
+	char err[512], added[FILTER_HEADERS_MAX];
+	struct sentlog *l;
+	FILE *f;
+
+	snprintf(dir, sizeof dir, "/tmp/test_outbound_sig.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return 99;
+	snprintf(keys_path, sizeof keys_path, "%s/keys", dir);
+	snprintf(state_dir, sizeof state_dir, "%s/state", dir);
+	mkdir(state_dir, 0700);
+	if ((f = fopen(keys_path, "w")) == NULL)
+		return 99;
+	fputs("0 zero-secret\n3 three-secret\n", f);
+	fclose(f);
+	chmod(keys_path, 0600);
+	keys.present[3] = true;
+	memcpy(keys.secret[3], "three-secret", keys.len[3] = 12);
+
+	cfg = config_defaults();
+	free(cfg->batv.keys_file);
+	cfg->batv.keys_file = strdup(keys_path);
+	cfg->batv.sign_key = 3;
+	free(cfg->sentlog.state_dir);
+	cfg->sentlog.state_dir = strdup(state_dir);
+	cfg->sentlog.sent_per_day = 1000;
+	cfg->outbound.listen.v = calloc(2, sizeof *cfg->outbound.listen.v);
+	cfg->outbound.listen.v[0] = strdup("127.0.0.1:2526");
+	cfg->outbound.listen.n = 1;
+
+	CHECK(filter_outbound_sig.enabled(cfg));
+	CHECK(filter_outbound_sig.hold_listener(cfg, "outbound"));
+	CHECK(!filter_outbound_sig.hold_listener(cfg, "inbound"));
+	CHECK(filter_outbound_sig.hold == NULL);
+	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	CHECK((l = outbound_sig_sentlog()) != NULL);
+
+	one_message("outbound", plain, FILTER_TXN_ACCEPTED, added, sizeof added);
+	CHECK(strncmp(added, "X-Backstop-Sig: v=1; k=3; t=", 28) == 0);
+	CHECK(strstr(added, "\r\n") == added + strlen(added) - 2);
+	CHECK_INT(bsig_check(&keys, time(NULL), 7, sig_of(added), "<one@test.example>",
+	    "Mon, 7 Dec 2026 01:00:00 +0000", "user@test.example"), BSIG_VALID);
+	CHECK_INT(bsig_check(&keys, time(NULL), 7, sig_of(added), "<second-ignored@x>",
+	    "Mon, 7 Dec 2026 01:00:00 +0000", "user@test.example"), BSIG_BAD);
+	CHECK(sentlog_contains(l, "<one@test.example>", time(NULL)));
+	CHECK(!sentlog_contains(l, "<second-ignored@x>", time(NULL)));
+
+	one_message("outbound", refused, FILTER_TXN_REFUSED, added, sizeof added);
+	CHECK(sig_of(added)[0] != '\0');
+	CHECK(!sentlog_contains(l, "<refused@test.example>", time(NULL)));
+	one_message("outbound", refused, FILTER_TXN_ABORTED, added, sizeof added);
+	CHECK(!sentlog_contains(l, "<refused@test.example>", time(NULL)));
+
+	one_message("outbound", noid, FILTER_TXN_ACCEPTED, added, sizeof added);
+	CHECK_INT(bsig_check(&keys, time(NULL), 7, sig_of(added), "", "", "user@test.example"),
+	    BSIG_VALID);
+
+	one_message("inbound", inbound, FILTER_TXN_ACCEPTED, added, sizeof added);
+	CHECK_STR(added, "");
+	CHECK(!sentlog_contains(l, "<inbound@x>", time(NULL)));
+
+	/* shutdown saves; init loads; the CLI reads the file */
+	filter_outbound_sig.shutdown();
+	CHECK(outbound_sig_sentlog() == NULL);
+	{
+		char path[256];
+		struct stat st;
+		snprintf(path, sizeof path, "%s/%s", state_dir, SENTLOG_FILE);
+		CHECK_INT(stat(path, &st), 0);
+	}
+	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	CHECK(outbound_sig_sentlog() != NULL && sentlog_contains(outbound_sig_sentlog(),
+	    "<one@test.example>", time(NULL)));
+	{
+		char *yes[] = {"sentlog", "contains", "<one@test.example>"};
+		char *no[] = {"contains", "<refused@test.example>"};
+		char *bad[] = {"contains"};
+		CHECK_INT(outbound_sig_cli(3, yes, cfg), 0);
+		CHECK_INT(outbound_sig_cli(2, no, cfg), 1);
+		CHECK_INT(outbound_sig_cli(1, bad, cfg), 2);
+	}
+	/* a reload with other settings starts afresh, after saving */
+	cfg->sentlog.sent_per_day = 2000;
+	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	CHECK(!sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", time(NULL)));
+	/* a key that is not in the file: init fails, the running log stays */
+	l = outbound_sig_sentlog();
+	cfg->batv.sign_key = 5;
+	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), -1);
+	CHECK(strstr(err, "sign_key 5") != NULL);
+	CHECK(outbound_sig_sentlog() == l);
+	filter_outbound_sig.shutdown();
+
+	{
+		char cmd[200];
+		snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cleanup of %s failed\n", dir);
+	}
+	config_unref(cfg);
+	return check_finish("test_outbound_sig");
+}
