@@ -159,8 +159,6 @@ static const struct cfg_key cfg_keys[] = {
 
 	{"server", "spool_dir", CFG_STR, "/var/tmp", O(spool.directory), 1, 4096, NULL},
 	{"server", "state_dir", CFG_STR, "/var/lib/backstop", O(sentlog.state_dir), 1, 4096, NULL},
-	{"bounce", "remember", CFG_DURATION, "30d", O(sentlog.remember), DAY_MS, 366 * DAY_MS, NULL},
-	{"bounce", "sent_per_day", CFG_UINT, "100000", O(sentlog.sent_per_day), 1, 10000000, NULL},
 	{"limits", "spool_max", CFG_SIZE, "1g", O(spool.max_size), 1 << 20, 1ULL << 50, NULL},
 
 	{"dkim", "mode", CFG_ENUM, "annotate", O(dkim.mode), 0, 0, dkim_modes},
@@ -179,6 +177,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"bounce", "classes", CFG_WORDS, "ndr dsn autoreply challenge", O(bounce.classes), 0, 0, NULL},
 	{"bounce", "our_relays", CFG_WORDS, "", O(bounce.our_relays), 0, 0, NULL},
 	{"bounce", "exempt", CFG_WORDS, "", O(bounce.exempt), 0, 0, NULL},
+	{"bounce", "remember", CFG_DURATION, "30d", O(sentlog.remember), DAY_MS, 366 * DAY_MS, NULL},
+	{"bounce", "sent_per_day", CFG_UINT, "100000", O(sentlog.sent_per_day), 1, 10000000, NULL},
 	{"metrics", "listen", CFG_LISTEN, "", O(metrics.listen), 0, 0, NULL},
 	{"metrics", "backend_failures", CFG_UINT, "3", O(metrics.backend_failures), 1, 1000, NULL},
 };
