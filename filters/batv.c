@@ -17,6 +17,10 @@
  *         recipient and not all VALID (a real bounce has one), refuses the
  *         message (enforce: 550 5.7.1 before any content) or marks it
  *         (observe: X-Backstop-BATV header, log line).
+ *         refuse_at = content (enforce): the verdict waits for end of
+ *         data, where filters/bounce.c asks for it (batv_bounce_verdict)
+ *         and lets read receipts and the other classes it does not judge
+ *         pass.
  *   Exempt: postmaster@ and abuse@ of every domain (RFC 5321 4.5.1,
  *   RFC 2142) and [batv] exempt ("user@domain" or "local@*", '*' globs).
  *   Routed recipients ([batv] refuse_routed): the backend may deliver a
@@ -132,11 +136,11 @@ static bool domain_protected(const struct config *cfg, const char *addr)
 }
 
 /*
- * glob_ci - match s against pattern, '*' = any run of bytes, ASCII case
+ * batv_glob_ci - match s against pattern, '*' = any run of bytes, ASCII case
  * ignored. Iterative with one backtrack point: linear in practice, never
  * exponential on hostile input.
  */
-static bool glob_ci(const char *pat, const char *s)
+bool batv_glob_ci(const char *pat, const char *s)
 {
 	const char *star = NULL, *resume = NULL;
 
@@ -162,7 +166,7 @@ static bool glob_ci(const char *pat, const char *s)
 static bool words_glob_ci(const struct cfg_words *w, const char *s)
 {
 	for (size_t i = 0; i < w->n; i++)
-		if (glob_ci(w->v[i], s))
+		if (batv_glob_ci(w->v[i], s))
 			return true;
 	return false;
 }
@@ -196,7 +200,7 @@ static bool sign_exempt(const struct config *cfg, const char *rcpt)
 	for (size_t i = 0; i < cfg->batv.sign_exempt.n; i++) {
 		const char *e = cfg->batv.sign_exempt.v[i];
 		if (strchr(e, '@') != NULL) {
-			if (glob_ci(e, rcpt))
+			if (batv_glob_ci(e, rcpt))
 				return true;
 		} else if (d != NULL) {
 			size_t el = strlen(e), dl = strlen(d);
@@ -329,8 +333,10 @@ static enum filter_result inbound_rcpt(const struct filter_env *env,
 	}
 	if (cfg->batv.mode != BATV_MODE_ENFORCE || cfg->batv.refuse_at != BATV_REFUSE_RCPT) {
 		/* the verdict comes at DATA: callouts that stop here succeed */
-		log_info("%s: batv: bounce to %s: %s (decided at DATA)", env->sid,
-		    esc(env->rcpt, e, sizeof e), batv_status_text(st));
+		log_info("%s: batv: bounce to %s: %s (decided at %s)", env->sid,
+		    esc(env->rcpt, e, sizeof e), batv_status_text(st),
+		    cfg->batv.mode == BATV_MODE_ENFORCE && cfg->batv.refuse_at == BATV_REFUSE_CONTENT ?
+		    "end of data" : "DATA");
 		return FILTER_CONTINUE;
 	}
 	v->rewrite[0] = '\0';
@@ -355,9 +361,10 @@ static void add_header(struct filter_verdict *v, const char *reason, const char 
 		memcpy(v->headers + used, field, (size_t)n + 1);
 }
 
-/* inbound_data - the verdict on a bounce, before any of its content. */
+/* inbound_data - the verdict on a bounce, before any of its content (or
+ * at end of data for refuse_at = content: stage says which). */
 static enum filter_result inbound_data(const struct filter_env *env,
-    struct filter_verdict *v)
+    struct filter_verdict *v, const char *stage)
 {
 	const struct config *cfg = env->cfg;
 	const char *const *rcpts = env->rcpts_orig ? env->rcpts_orig : env->rcpts;
@@ -423,9 +430,22 @@ static enum filter_result inbound_data(const struct filter_env *env,
 	snprintf(v->esc, sizeof v->esc, "5.7.1");
 	snprintf(v->text, sizeof v->text, "<%s>: address did not send this mail (%s)",
 	    esc(bad, e, sizeof e), reason);
-	log_debug("%s: batv: refused bounce to %s at DATA: %s", env->sid,
-	    esc(bad, e, sizeof e), reason);
+	log_debug("%s: batv: refused bounce to %s at %s: %s", env->sid,
+	    esc(bad, e, sizeof e), stage, reason);
 	return FILTER_REJECT;
+}
+
+enum filter_result batv_bounce_verdict(const struct filter_env *env,
+    struct filter_verdict *v, const char *stage)
+{
+	if (listener_is(env, "outbound") || env->cfg->batv.mode == BATV_MODE_OFF)
+		return FILTER_CONTINUE;
+	return inbound_data(env, v, stage);
+}
+
+const struct batv_keys *batv_keys_current(void)
+{
+	return batv_have_keys ? &batv_keys : NULL;
 }
 
 /* outbound_connect - only the internal MTAs may send through us. */
@@ -547,7 +567,9 @@ static enum filter_result batv_data(const struct filter_env *env,
 	(void)async;
 	if (listener_is(env, "outbound") || env->cfg->batv.mode == BATV_MODE_OFF)
 		return FILTER_CONTINUE;
-	return inbound_data(env, v);
+	if (env->cfg->batv.mode == BATV_MODE_ENFORCE && env->cfg->batv.refuse_at == BATV_REFUSE_CONTENT)
+		return FILTER_CONTINUE;   /* filters/bounce.c decides at end of data */
+	return inbound_data(env, v, "DATA");
 }
 
 static bool batv_enabled(const struct config *cfg)

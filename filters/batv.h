@@ -8,11 +8,35 @@
 #ifndef BATV_H
 #define BATV_H
 
+#include <stdbool.h>
+
 #include "filters/filter.h"
 
 struct config;
+struct batv_keys;
 
 extern const struct filter_ops filter_batv;
+
+/*
+ * batv_bounce_verdict - the verdict on a bounce that the DATA stage gives
+ * with refuse_at = data (mode enforce: FILTER_REJECT, 550 5.7.1, with the
+ * reason and a batv=fail(...) note; observe: FILTER_CONTINUE and an
+ * X-Backstop-BATV field; a message that is no bounce, or whose recipients
+ * verify: FILTER_CONTINUE). With refuse_at = content the DATA stage lets
+ * the bounce go on and the bounce filter asks for this verdict at end of
+ * data, where it knows what the message is. stage names the stage in the
+ * log ("end of data").
+ */
+enum filter_result batv_bounce_verdict(const struct filter_env *env,
+    struct filter_verdict *v, const char *stage);
+
+/* batv_glob_ci - does s match pattern ('*' = any run of bytes, ASCII case
+ * ignored)? The matcher of [batv] exempt and bounce_senders. */
+bool batv_glob_ci(const char *pattern, const char *s);
+
+/* batv_keys_current - the keys the filter verifies with (the last keys file
+ * loaded), or NULL when [batv] keys_file is not set. */
+const struct batv_keys *batv_keys_current(void);
 
 /*
  * batv_cli - "batv sign ADDRESS" prints the tagged address (exit 0);

@@ -9,6 +9,7 @@
 
 extern const struct filter_ops filter_helo;
 extern const struct filter_ops filter_batv;
+extern const struct filter_ops filter_bounce;
 extern const struct filter_ops filter_outbound_sig;
 extern const struct filter_ops filter_spf;
 extern const struct filter_ops filter_dkim;
@@ -17,6 +18,7 @@ extern const struct filter_ops filter_dmarc;
 const struct filter_ops *const filter_table[] = {
 	&filter_helo,
 	&filter_batv,
+	&filter_bounce,  /* after BATV: with refuse_at = content it gives BATV's verdict */
 	&filter_outbound_sig,
 	&filter_spf,
 	&filter_dkim,

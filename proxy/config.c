@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "proxy/config.h"
+#include "smtp/bounce.h"
 #include "smtp/smtp_data.h"
 
 enum cfg_type {
@@ -60,10 +61,12 @@ static const char *const newline_policies[] = {"reject", "normalise", NULL};
 static const char *const spf_modes[] = {"off", "annotate", "enforce", NULL};
 static const char *const spf_permerrors[] = {"mark", "reject", NULL};
 static const char *const batv_modes[] = {"off", "observe", "enforce", NULL};
-static const char *const batv_refuse[] = {"data", "rcpt", NULL};
+static const char *const batv_refuse[] = {"data", "rcpt", "content", NULL};
 static const char *const dkim_modes[] = {"off", "annotate", "enforce", NULL};
 static const char *const dmarc_modes[] = {"off", "annotate", "enforce", NULL};
 static const char *const dmarc_malformed[] = {"mark", "reject", NULL};
+static const char *const bounce_modes[] = {"off", "observe", "enforce", NULL};
+static const char *const bounce_unverifiable[] = {"refuse", "mark", "accept", NULL};
 
 #define O(field) offsetof(struct config, field)
 #define DAY_MS (24ULL * 3600 * 1000)
@@ -156,8 +159,6 @@ static const struct cfg_key cfg_keys[] = {
 
 	{"server", "spool_dir", CFG_STR, "/var/tmp", O(spool.directory), 1, 4096, NULL},
 	{"server", "state_dir", CFG_STR, "/var/lib/backstop", O(sentlog.state_dir), 1, 4096, NULL},
-	{"bounce", "remember", CFG_DURATION, "30d", O(sentlog.remember), DAY_MS, 366 * DAY_MS, NULL},
-	{"bounce", "sent_per_day", CFG_UINT, "100000", O(sentlog.sent_per_day), 1, 10000000, NULL},
 	{"limits", "spool_max", CFG_SIZE, "1g", O(spool.max_size), 1 << 20, 1ULL << 50, NULL},
 
 	{"dkim", "mode", CFG_ENUM, "annotate", O(dkim.mode), 0, 0, dkim_modes},
@@ -171,6 +172,13 @@ static const struct cfg_key cfg_keys[] = {
 	    O(dmarc.psl_file), 0, 4096, NULL},
 	{"dmarc", "pct_seed", CFG_UINT, "0", O(dmarc.pct_seed), 0, 1000000, NULL},
 
+	{"bounce", "mode", CFG_ENUM, "off", O(bounce.mode), 0, 0, bounce_modes},
+	{"bounce", "unverifiable", CFG_ENUM, "mark", O(bounce.unverifiable), 0, 0, bounce_unverifiable},
+	{"bounce", "classes", CFG_WORDS, "ndr dsn autoreply challenge", O(bounce.classes), 0, 0, NULL},
+	{"bounce", "our_relays", CFG_WORDS, "", O(bounce.our_relays), 0, 0, NULL},
+	{"bounce", "exempt", CFG_WORDS, "", O(bounce.exempt), 0, 0, NULL},
+	{"bounce", "remember", CFG_DURATION, "30d", O(sentlog.remember), DAY_MS, 366 * DAY_MS, NULL},
+	{"bounce", "sent_per_day", CFG_UINT, "100000", O(sentlog.sent_per_day), 1, 10000000, NULL},
 	{"metrics", "listen", CFG_LISTEN, "", O(metrics.listen), 0, 0, NULL},
 	{"metrics", "backend_failures", CFG_UINT, "3", O(metrics.backend_failures), 1, 1000, NULL},
 };
@@ -776,6 +784,8 @@ static void config_free(struct config *cfg)
 			break;
 		}
 	}
+	words_free(&cfg->bounce.relay_names);   /* derived by check_bounce */
+	free(cfg->bounce.relay_nets.v);
 	free(cfg->path);
 	free(cfg);
 }
@@ -875,6 +885,59 @@ static void absolute_paths(struct cfg_parse *p)
 	}
 }
 
+/* relay_name_valid - "mx.example.com" or ".example.com" (its hosts). */
+static bool relay_name_valid(const char *w)
+{
+	size_t n = strlen(w);
+
+	if (n == 0 || n > 253 || (w[0] == '.' && n == 1))
+		return false;
+	for (const char *c = w; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.')
+			return false;
+	return strstr(w, "..") == NULL;
+}
+
+/* check_bounce - [bounce]: the class names, our_relays split into names
+ * and networks, and what the check needs from [batv]. */
+static void check_bounce(struct cfg_parse *p)
+{
+	struct config *cfg = p->cfg;
+
+	cfg->bounce.class_mask = 0;
+	for (size_t i = 0; i < cfg->bounce.classes.n; i++) {
+		enum bounce_class c;
+		const char *w = cfg->bounce.classes.v[i];
+		if (!bounce_class_parse(w, &c) || c == BOUNCE_ORDINARY)
+			cfg_error(p, "[bounce] classes: '%s' is not a class that can be checked "
+			    "(use: ndr dsn autoreply challenge mdn arf)", w);
+		else
+			cfg->bounce.class_mask |= 1u << c;
+	}
+	words_free(&cfg->bounce.relay_names);
+	free(cfg->bounce.relay_nets.v);
+	cfg->bounce.relay_nets.v = NULL;
+	cfg->bounce.relay_nets.n = 0;
+	for (size_t i = 0; i < cfg->bounce.our_relays.n; i++) {
+		const char *w = cfg->bounce.our_relays.v[i];
+		if (strchr(w, '/') != NULL || strchr(w, ':') != NULL ||
+		    strspn(w, "0123456789.") == strlen(w)) {
+			if (add_cidr(&cfg->bounce.relay_nets, w) < 0)
+				cfg_error(p, "[bounce] our_relays: '%s' is not an address or CIDR "
+				    "(192.0.2.25, 198.51.100.0/24, 2001:db8::/32)", w);
+		} else if (!relay_name_valid(w)) {
+			cfg_error(p, "[bounce] our_relays: '%s' is not a host name "
+			    "(mx1.example.com, or .example.com for every host of the domain)", w);
+		} else if (words_add(&cfg->bounce.relay_names, w, strlen(w)) < 0) {
+			cfg_error(p, "out of memory");
+		}
+	}
+	if (cfg->bounce.mode != BOUNCE_MODE_OFF && cfg->batv.domains.n == 0)
+		cfg_error(p, "[bounce] mode is %s but [batv] domains is empty: the bounce check "
+		    "covers the recipients in [batv] domains (list your domains there)",
+		    cfg->bounce.mode == BOUNCE_MODE_OBSERVE ? "observe" : "enforce");
+}
+
 /* Cross-key checks and derived defaults. */
 static void config_finish(struct cfg_parse *p)
 {
@@ -916,6 +979,7 @@ static void config_finish(struct cfg_parse *p)
 	}
 	if (cfg->outbound.listen.n > 0 && cfg->batv.keys_file[0] == '\0')
 		cfg_error(p, "[outbound] listen is set but [batv] keys_file is not: nothing to sign with");
+	check_bounce(p);
 	for (size_t i = 0; i < cfg->metrics.listen.n; i++) {
 		const char *a = cfg->metrics.listen.v[i];
 		for (size_t j = 0; j < cfg->server.listen.n; j++)

@@ -39,10 +39,16 @@ enum backend_tls { BACKEND_TLS_NONE, BACKEND_TLS_OPPORTUNISTIC, BACKEND_TLS_REQU
 enum spf_mode { SPF_MODE_OFF, SPF_MODE_ANNOTATE, SPF_MODE_ENFORCE };
 enum spf_permerror { SPF_PERMERROR_MARK, SPF_PERMERROR_REJECT };
 enum batv_mode { BATV_MODE_OFF, BATV_MODE_OBSERVE, BATV_MODE_ENFORCE };
-enum batv_refuse_at { BATV_REFUSE_DATA, BATV_REFUSE_RCPT };
+/* content: a failed check waits for end of data, where the bounce filter
+ * (filters/bounce.c) lets the classes it does not judge (read receipts)
+ * pass and refuses the rest */
+enum batv_refuse_at { BATV_REFUSE_DATA, BATV_REFUSE_RCPT, BATV_REFUSE_CONTENT };
 enum dkim_mode { DKIM_MODE_OFF, DKIM_MODE_ANNOTATE, DKIM_MODE_ENFORCE };
 enum dmarc_mode { DMARC_MODE_OFF, DMARC_MODE_ANNOTATE, DMARC_MODE_ENFORCE };
 enum dmarc_malformed { DMARC_MALFORMED_MARK, DMARC_MALFORMED_REJECT };
+enum bounce_mode { BOUNCE_MODE_OFF, BOUNCE_MODE_OBSERVE, BOUNCE_MODE_ENFORCE };
+enum bounce_unverifiable { BOUNCE_UNVERIFIABLE_REFUSE, BOUNCE_UNVERIFIABLE_MARK,
+	BOUNCE_UNVERIFIABLE_ACCEPT };
 
 struct config {
 	char *path;
@@ -172,6 +178,16 @@ struct config {
 		unsigned long pct_seed;   /* 0 = random pct draws */
 	} dmarc;
 
+	struct {                      /* filters/bounce.c */
+		int mode;                 /* enum bounce_mode */
+		int unverifiable;         /* enum bounce_unverifiable */
+		struct cfg_words classes; /* names of smtp/bounce.h classes */
+		unsigned class_mask;      /* derived: 1u << enum bounce_class */
+		struct cfg_words our_relays; /* host names, .domains, CIDRs */
+		struct cfg_words relay_names; /* derived: the names of our_relays */
+		struct cfg_cidrs relay_nets;  /* derived: its addresses and CIDRs */
+		struct cfg_words exempt;  /* addresses (globs) and domains */
+	} bounce;
 	struct {
 		struct cfg_words listen;  /* HTTP /metrics and /health; empty = off */
 		unsigned long backend_failures; /* /health: 503 after this many

@@ -361,22 +361,24 @@ static void text_line(struct bounce_scan *s, const char *line, size_t n, bool ht
 		quoted_line(s, line, n);
 	if (n > 0 && line[0] == '>')
 		return;     /* quoted by a person: their words about it, not the MTA's */
+	/* the seven text tables in one pass over the line */
+	static const struct { enum bounce_rule_table table; unsigned flag; } text_tables[] = {
+		{RULES_TEXT_BOUNCE, T_BOUNCE}, {RULES_TEXT_FAILURE, T_FAILURE},
+		{RULES_TEXT_SMTP_ERROR, T_SMTP_ERROR}, {RULES_TEXT_DSN_FIELD, T_DSN_FIELD},
+		{RULES_TEXT_AUTOREPLY, T_AUTOREPLY}, {RULES_TEXT_CHALLENGE, T_CHALLENGE},
+		{RULES_TEXT_ORIGINAL, T_ORIGINAL},
+	};
+	unsigned want = 0, hit;
+	for (size_t i = 0; i < sizeof text_tables / sizeof text_tables[0]; i++)
+		if (!(s->text & text_tables[i].flag))
+			want |= 1u << text_tables[i].table;
+	if (want == 0)
+		return;
 	bounce_lowercase(line, n, s->lowered, sizeof s->lowered);
-	const char *l = s->lowered;
-	if (!(s->text & T_BOUNCE) && bounce_rule_find(RULES_TEXT_BOUNCE, l))
-		s->text |= T_BOUNCE;
-	if (!(s->text & T_FAILURE) && bounce_rule_find(RULES_TEXT_FAILURE, l))
-		s->text |= T_FAILURE;
-	if (!(s->text & T_SMTP_ERROR) && bounce_rule_find(RULES_TEXT_SMTP_ERROR, l))
-		s->text |= T_SMTP_ERROR;
-	if (!(s->text & T_DSN_FIELD) && bounce_rule_find(RULES_TEXT_DSN_FIELD, l))
-		s->text |= T_DSN_FIELD;
-	if (!(s->text & T_AUTOREPLY) && bounce_rule_find(RULES_TEXT_AUTOREPLY, l))
-		s->text |= T_AUTOREPLY;
-	if (!(s->text & T_CHALLENGE) && bounce_rule_find(RULES_TEXT_CHALLENGE, l))
-		s->text |= T_CHALLENGE;
-	if (!(s->text & T_ORIGINAL) && bounce_rule_find(RULES_TEXT_ORIGINAL, l))
-		s->text |= T_ORIGINAL;
+	hit = bounce_rule_scan(s->lowered, want);
+	for (size_t i = 0; i < sizeof text_tables / sizeof text_tables[0]; i++)
+		if (hit & (1u << text_tables[i].table))
+			s->text |= text_tables[i].flag;
 }
 
 static void on_line(void *ctx, const struct mime_part *p, const char *line, size_t n)

@@ -6,6 +6,7 @@
  */
 #include "smtp/bounce_rules.h"
 
+#include <pthread.h>
 #include <string.h>
 
 static const char *const subject_bounce[] = {
@@ -242,4 +243,87 @@ const char *bounce_rule_find(enum bounce_rule_table t, const char *lowered)
 			return *p;
 	}
 	return NULL;
+}
+
+/* The phrase index of bounce_rule_scan: every phrase of every substring
+ * table, chained by a hash of its first three bytes. Built once
+ * (pthread_once) from the constant tables and never written after: not
+ * state. */
+#define INDEX_SLOTS 4096
+#define INDEX_MAX 1024
+static struct {
+	short head[INDEX_SLOTS];     /* first entry of a slot, -1: none */
+	short next[INDEX_MAX];
+	unsigned char table[INDEX_MAX];
+	unsigned short len[INDEX_MAX];
+	const char *phrase[INDEX_MAX];
+	unsigned short_tables;       /* tables with a phrase under three bytes */
+	bool overflow;               /* more phrases than INDEX_MAX: no index */
+} rule_index;
+static pthread_once_t rule_index_once = PTHREAD_ONCE_INIT;
+
+static unsigned trigram_slot(const unsigned char *p)
+{
+	return ((unsigned)p[0] * 961u + (unsigned)p[1] * 31u + p[2]) & (INDEX_SLOTS - 1);
+}
+
+static void rule_index_build(void)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < INDEX_SLOTS; i++)
+		rule_index.head[i] = -1;
+	for (unsigned t = 0; t < RULES_COUNT; t++) {
+		if (t == RULES_SENDER_LOCAL)
+			continue;
+		for (const char *const *p = tables[t]; *p; p++) {
+			size_t len = strlen(*p);
+			if (len < 3) {
+				rule_index.short_tables |= 1u << t;
+				continue;
+			}
+			if (n == INDEX_MAX || len > 65535) {
+				rule_index.overflow = true;
+				return;
+			}
+			unsigned slot = trigram_slot((const unsigned char *)*p);
+			rule_index.table[n] = (unsigned char)t;
+			rule_index.len[n] = (unsigned short)len;
+			rule_index.phrase[n] = *p;
+			rule_index.next[n] = rule_index.head[slot];
+			rule_index.head[slot] = (short)n;
+			n++;
+		}
+	}
+}
+
+unsigned bounce_rule_scan(const char *lowered, unsigned want)
+{
+	unsigned found = 0, slow;
+
+	want &= ~(1u << RULES_SENDER_LOCAL) & ((1u << RULES_COUNT) - 1);
+	pthread_once(&rule_index_once, rule_index_build);
+	/* tables the index cannot answer for: one search per table */
+	slow = rule_index.overflow ? want : want & rule_index.short_tables;
+	for (unsigned t = 0; t < RULES_COUNT; t++)
+		if ((slow & (1u << t)) && bounce_rule_find((enum bounce_rule_table)t, lowered))
+			found |= 1u << t;
+	if (rule_index.overflow)
+		return found;
+	for (const unsigned char *p = (const unsigned char *)lowered; p[0] && p[1] && p[2] &&
+	    (found & want) != want; p++) {
+		for (short e = rule_index.head[trigram_slot(p)]; e >= 0; e = rule_index.next[e]) {
+			unsigned bit = 1u << rule_index.table[e];
+			const unsigned char *ph = (const unsigned char *)rule_index.phrase[e];
+			size_t i = 0;
+			if (!(want & bit) || (found & bit))
+				continue;
+			/* the line ends at its NUL: no byte past it is read */
+			while (i < rule_index.len[e] && p[i] == ph[i])
+				i++;
+			if (i == rule_index.len[e])
+				found |= bit;
+		}
+	}
+	return found & want;
 }

@@ -31,6 +31,16 @@ enum bounce_rule_table {
  * lowercased), NULL when none. RULES_SENDER_LOCAL compares whole strings. */
 const char *bounce_rule_find(enum bounce_rule_table t, const char *lowered);
 
+/*
+ * bounce_rule_scan - which of the tables in want (bits 1u << table; not
+ * RULES_SENDER_LOCAL) have a phrase in lowered: one pass over the line,
+ * whatever the number of phrases, through an index of every phrase by its
+ * first two bytes (built once, on first use; read-only after). The same
+ * answer as bounce_rule_find per table, at a fraction of the cost: the
+ * classifier looks at every text line of every message.
+ */
+unsigned bounce_rule_scan(const char *lowered, unsigned want);
+
 /* bounce_rule_find_near - the same, for a phrase that starts within the
  * first `within` bytes (a subject an MTA wrote starts with its phrase). */
 const char *bounce_rule_find_near(enum bounce_rule_table t, const char *lowered, size_t within);

@@ -15,7 +15,7 @@ tests/fuzz/fuzz_%: $(srcdir)/tests/fuzz/fuzz_%.c $(FUZZ_SMTP_SRCS)
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SMTP_SRCS) \
 		$(if $(findstring batv,$*),$(srcdir)/filters/batv_tag.c $(OPENSSL_LIBS)) \
-		$(if $(findstring config,$*),$(srcdir)/proxy/config.c $(INIH_CFLAGS) $(INIH_LIBS))
+		$(if $(findstring config,$*),$(srcdir)/proxy/config.c $(FUZZ_MIME_SRCS) $(INIH_CFLAGS) $(INIH_LIBS))
 
 CLEANFILES += $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
 EXTRA_DIST += tests/fuzz
@@ -72,7 +72,7 @@ tests/fuzz/fuzz_sentlog_load: $(srcdir)/tests/fuzz/fuzz_sentlog_load.c \
 # with the fuzzer's instrumentation into tests/fuzz/libbackstop-fuzz.a) and
 # backstop's libraries. fuzz_session and fuzz_backend run the real server
 # in-process (tests/fuzz/fuzz_peers.h).
-FUZZ_PROXY_TARGETS = session backend config_ini spf_ar spf_text
+FUZZ_PROXY_TARGETS = session backend config_ini spf_ar spf_text bounce_filter
 FUZZ_ALL_OBJS := $(patsubst %.c,tests/fuzz/obj/%.o,$(notdir $(FUZZ_SMTP_SRCS)) \
 	$(subst /,_,$(filter %.c,$(libfilters_a_SOURCES) $(libproxy_a_SOURCES))))
 # the MIME walker and classifier, for filters that use them

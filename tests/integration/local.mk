@@ -66,4 +66,7 @@ INTEGRATION_TESTS += tests/integration/sdnotify.py
 # make install into a DESTDIR, the systemd unit (systemd-analyze), and the
 # manual pages against the key table and the usage text
 INTEGRATION_TESTS += tests/integration/install.py tests/integration/manpages.py
+# the bounce check (issue 11): verdicts against a real Postfix, and the
+# sisimai corpus (../shared/corpora) replayed through it
+INTEGRATION_TESTS += tests/integration/bounce_filter.py tests/integration/bounce_corpus.py
 INTEGRATION_TESTS += tests/integration/metrics.py

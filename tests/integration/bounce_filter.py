@@ -1,0 +1,270 @@
+#!/usr/bin/python3
+"""bounce_filter: the bounce check ([bounce], filters/bounce.c) in front of a
+real Postfix (issue 11).
+
+Forged reports (a Postfix DSN and an Exim NDR quoting a spam run that used
+user@test.example as its sender, an auto-reply from a non-null sender
+answering a Message-ID we never sent) are refused in enforce mode with
+550 5.7.1 after the content, before end of data is answered, and Postfix
+keeps nothing of them (no cleanup, no queue, no delivery); in observe mode
+they are delivered with an X-Backstop-Bounce field. Each kind of evidence
+lets a genuine one through: a BATV-tagged recipient, the X-Backstop-Sig that
+[outbound] put on the original (a real round trip: sent through [outbound],
+delivered by Postfix, its headers quoted in the bounce), a tagged
+Return-Path, one of our_relays in the Received chain, an In-Reply-To that
+left through [outbound]. A report that quotes nothing follows
+[bounce] unverifiable (refuse, mark, accept). postmaster@ and [bounce]
+exempt are not judged. [batv] refuse_at = content lets a read receipt to an
+untagged recipient pass, while a forged DSN is refused, also with [bounce]
+mode = off, and ordinary null-sender mail still gets BATV's refusal. The log
+line of a refusal names the class, the original's sender, client address
+and Message-ID, and what evidence was missing; the summary line carries
+bounce=fail(dsn) / bounce=pass(dsn,tag)."""
+import os
+import re
+from harness import *
+from bounce_msgs import *
+
+t = Test("bounce_filter", need=("postfix",), watchdog=150)
+
+SECRET = "bounce-test-secret-0123456789"
+kdir = t.tmpdir("keys")
+KEYS = os.path.join(kdir, "batv.keys")
+with open(KEYS, "w") as f:
+    f.write("1 %s\n" % SECRET)
+os.chmod(KEYS, 0o600)
+state = t.tmpdir("state")
+
+pf = t.postfix()
+BATV = {"mode": "enforce", "domains": "test.example", "keys_file": KEYS, "sign_key": "1",
+        "refuse_at": "content", "bounce_senders": "MAILER-DAEMON@*"}
+RELAYS = "relay-out.test.example 192.0.2.0/28"
+
+
+def backstop(bounce, batv=None, outbound=False):
+    sections = {"backend": {"address": pf.address}, "batv": dict(batv or BATV),
+                "bounce": dict({"our_relays": RELAYS}, **bounce),
+                "server": {"state_dir": state}}
+    if outbound:
+        sections["outbound"] = {"listen": "127.0.0.1:%d" % free_port(), "relay": pf.address}
+    return t.backstop(sections)
+
+
+enforce = backstop({"mode": "enforce", "unverifiable": "refuse", "exempt": "user3@test.example"},
+                   outbound=True)
+observe = backstop({"mode": "observe"}, batv=dict(BATV, mode="observe", refuse_at="data"))
+# unverifiable applies where BATV does not decide: BATV off here
+marking = backstop({"mode": "enforce", "unverifiable": "mark"}, batv=dict(BATV, mode="off"))
+accepting = backstop({"mode": "enforce", "unverifiable": "accept"}, batv=dict(BATV, mode="off"))
+batv_only = backstop({"mode": "off"})
+
+
+def send(bs, mail_from, rcpt, body):
+    """One transaction; the replies (MAIL, RCPT, DATA, end of data)."""
+    c = bs.client()
+    t.check_reply("EHLO", c.ehlo(), 250)
+    rs = c.mail_transaction(mail_from, [rcpt], body)
+    c.cmd("QUIT")
+    return rs
+
+
+def refused(name, bs, mail_from, rcpt, body, text=r"bounce for a message this domain did not send"):
+    """Refused at end of data (MAIL, RCPT and DATA accepted), 550 5.7.1,
+    and Postfix kept nothing."""
+    pf.clear_mail()
+    pf.mark()
+    bs.mark()
+    rs = send(bs, mail_from, rcpt, body)
+    t.check("%s: MAIL, RCPT, DATA accepted" % name, [r.code for r in rs[:3]] == [250, 250, 354], rs)
+    last = rs[-1] if len(rs) == 4 else None
+    t.check_reply("%s: 550 5.7.1 at end of data" % name, last, 550, "5.7.1")
+    t.check("%s: the reply says why" % name, last is not None and re.search(text, last.text), last)
+    pf.settle(0.3)
+    t.check("%s: Postfix's cleanup saw no message" % name,
+            pf.count_log(r"cleanup\[\d+\]: \w+: message-id=") == 0, pf.log(True)[-2000:])
+    t.check("%s: nothing delivered" % name, pf.messages() == [], pf.messages())
+    return last
+
+
+def accepted(name, bs, mail_from, rcpt, body, user="user"):
+    """Accepted and delivered; the delivered Message."""
+    pf.clear_mail()
+    pf.mark()
+    bs.mark()
+    rs = send(bs, mail_from, rcpt, body)
+    t.check("%s: accepted (250 at end of data)" % name, [r.code for r in rs] == [250, 250, 354, 250], rs)
+    msgs = pf.wait_for_mail(1, user=user)
+    t.check("%s: delivered to %s" % (name, user), len(msgs) == 1, msgs)
+    return msgs[0] if msgs else None
+
+
+def note_in_summary(name, bs, note):
+    t.check("%s: summary line has %s" % (name, note),
+            bs.wait_log(r"checks=\[[^\]]*%s" % re.escape(note)), bs.log(True)[-2000:])
+
+
+FORGED_MID = "<spam.4711@spammer.example>"
+forged_orig = original_headers(mid=FORGED_MID)
+
+with t.case("enforce: a forged DSN is refused before end of data is answered, Postfix keeps nothing"):
+    r = refused("forged Postfix DSN", enforce, "", "user@test.example", postfix_dsn(forged_orig))
+    t.check("reply names the recipient", r is not None and "<user@test.example>" in r.text, r)
+    line = enforce.wait_log(r"bounce: refused dsn .*")
+    log = enforce.log(True)
+    m = re.search(r"bounce: refused dsn \([^)]*\) to user@test\.example: (.*)", log)
+    t.check("one log line names the class and the recipient", m is not None, log[-3000:])
+    detail = m.group(1) if m else ""
+    for want in ["original from <user@test.example>", "client [203.0.113.66]",
+                 "msgid " + FORGED_MID, "recipient: no BATV tag", "X-Backstop-Sig: none",
+                 "Return-Path: none", "Received: none of 2 hops is ours",
+                 "Message-ID: 1 not sent from here"]:
+        t.check("log line: %s" % want, want in detail, detail)
+    t.check("exactly one bounce log line", len(re.findall(r"bounce: refused", log)) == 1, log[-3000:])
+    note_in_summary("forged DSN", enforce, "bounce=fail(dsn)")
+    t.check("the BATV failure is in the summary too", "batv=fail(no_tag)" in log, log[-2000:])
+
+with t.case("enforce: a forged Exim NDR (original quoted inline) is refused"):
+    refused("forged Exim NDR", enforce, "", "user@test.example", exim_ndr(forged_orig))
+    t.check("log: class ndr and the quoted original", enforce.wait_log(
+        r"bounce: refused ndr .*original from <user@test\.example> client \[203\.0\.113\.66\]"),
+        enforce.log(True)[-2000:])
+
+with t.case("non-null sender: an auto-reply to a Message-ID we never sent is judged"):
+    refused("forged vacation reply", enforce, "victim@remote.example", "user@test.example",
+            vacation(FORGED_MID), text=r"auto-reply for a message this domain did not send")
+    note_in_summary("vacation", enforce, "bounce=fail(autoreply)")
+    refused("NDR from MAILER-DAEMON@ (bounce_senders)", enforce, "MAILER-DAEMON@mail.remote.example",
+            "user@test.example", postfix_dsn(forged_orig))
+
+with t.case("evidence: a BATV-tagged recipient"):
+    tagged = py_tag("user@test.example", 1, SECRET)
+    m = accepted("DSN to a tagged recipient", enforce, "", tagged, postfix_dsn(forged_orig, rcpt=tagged))
+    note_in_summary("tagged", enforce, "bounce=pass(dsn,tag)")
+    t.check("log: accepted with the evidence", enforce.wait_log(
+        r"bounce: dsn \([^)]*\) to prvs=\S+ accepted: recipient has a valid BATV tag"),
+        enforce.log(True)[-2000:])
+
+with t.case("evidence: our relay in the original's Received chain"):
+    orig = original_headers(received=[
+        "from relay-out.test.example (relay-out.test.example [192.0.2.3])\n\tby mx.remote.example"
+        " with ESMTPS id 1;\n\t" + DATE,
+        "from pc.test.example (pc [10.0.0.5])\n\tby relay-out.test.example with ESMTP id 2;\n\t" + DATE])
+    accepted("DSN via our relay (name)", enforce, "", "user@test.example", postfix_dsn(orig))
+    note_in_summary("relay", enforce, "bounce=pass(dsn,relay)")
+    orig = original_headers(received=[
+        "from unnamed (unknown [192.0.2.9])\n\tby mx.remote.example with ESMTP id 1;\n\t" + DATE])
+    accepted("Exim NDR via our relay (address in our_relays CIDR)", enforce, "", "user@test.example",
+             exim_ndr(orig))
+    orig = original_headers(received=[
+        "from unnamed (unknown [192.0.2.99])\n\tby mx.remote.example with ESMTP id 1;\n\t" + DATE])
+    refused("an address just outside our_relays", enforce, "", "user@test.example", postfix_dsn(orig))
+
+with t.case("evidence: a tagged Return-Path in the original"):
+    orig = original_headers(return_path=py_tag("user@test.example", 1, SECRET))
+    accepted("DSN quoting a tagged Return-Path", enforce, "", "user@test.example", postfix_dsn(orig))
+    note_in_summary("rpath", enforce, "bounce=pass(dsn,rpath)")
+    orig = original_headers(return_path=py_tag("user@test.example", 1, "not-our-secret"))
+    refused("a Return-Path tag made with another secret", enforce, "", "user@test.example",
+            postfix_dsn(orig))
+
+with t.case("round trip: sent through [outbound], the bounce quotes its X-Backstop-Sig"):
+    out_port = int(enforce.sections["outbound"]["listen"].rsplit(":", 1)[1])
+    pf.clear_mail()
+    sent_mid = "<roundtrip.%d@test.example>" % os.getpid()
+    c = SmtpClient("127.0.0.1", out_port, 5)
+    t.check_reply("outbound greeting", c.greeting(), 220)
+    t.check_reply("outbound EHLO", c.ehlo(), 250)
+    msg = crlf("From: <user@test.example>\nTo: <user2@test.example>\nSubject: hello\n"
+               "Date: %s\nMessage-ID: %s\n\nHello.\n" % (DATE, sent_mid))
+    rs = c.mail_transaction("user@test.example", ["user2@test.example"], msg)
+    c.cmd("QUIT")
+    c.close()
+    t.check("sent through [outbound]", [r.code for r in rs] == [250, 250, 354, 250], rs)
+    got = pf.wait_for_mail(1, user="user2")
+    sig = got[0].headers("X-Backstop-Sig") if got else []
+    t.check("[outbound] added X-Backstop-Sig", len(sig) == 1, got and got[0].header_block())
+    if got and sig:
+        # the original as the remote end saw it, without the (tagged)
+        # Return-Path: the signature alone is the evidence
+        hdr = got[0].header_block().decode().replace("\r\n", "\n")
+        hdr = "\n".join(l for l in hdr.split("\n") if not l.startswith(("Return-Path:",
+                        "Delivered-To:", "X-Original-To:"))) + "\n"
+        accepted("DSN quoting the signed original", enforce, "", "user@test.example",
+                 postfix_dsn(hdr))
+        note_in_summary("sig", enforce, "bounce=pass(dsn,sig)")
+        forged = re.sub(r"(X-Backstop-Sig:.*s=)(\w)", lambda m: m.group(1) +
+                        ("A" if m.group(2) != "A" else "B"), hdr)
+        # its Message-ID is in the sent log: that, not the changed MAC, passes
+        accepted("the same with the MAC changed", enforce, "", "user@test.example",
+                 postfix_dsn(forged))
+        note_in_summary("MAC changed", enforce, "bounce=pass(dsn,sent)")
+        refused("the MAC changed and another Message-ID", enforce, "", "user@test.example",
+                postfix_dsn(forged.replace(sent_mid, "<other.1@test.example>")))
+        refused("the signed original with another Message-ID", enforce, "", "user@test.example",
+                postfix_dsn(hdr.replace(sent_mid, "<other.2@test.example>")))
+        t.check("log: X-Backstop-Sig: bad", enforce.wait_log(r"bounce: refused dsn .*X-Backstop-Sig: bad"),
+                enforce.log(True)[-2000:])
+        t.check("the Python bsig of the delivered fields is [outbound]'s",
+                py_bsig(SECRET, 1, sent_mid, DATE, "user@test.example") ==
+                re.sub(r"\s+", " ", sig[0]).strip(), (sig, py_bsig(SECRET, 1, sent_mid, DATE,
+                                                                 "user@test.example")))
+        accepted("an auto-reply answering the sent Message-ID (sent log)", enforce,
+                 "victim@remote.example", "user@test.example", vacation(sent_mid))
+        note_in_summary("sent", enforce, "bounce=pass(autoreply,sent)")
+
+with t.case("unverifiable: a report that quotes nothing"):
+    refused("unverifiable = refuse", enforce, "", "user@test.example", bare_ndr(),
+            text=r"quotes nothing of the original")
+    note_in_summary("unverifiable", enforce, "bounce=unverifiable(ndr)")
+    m = accepted("unverifiable = mark", marking, "", "user@test.example", bare_ndr())
+    t.check("marked X-Backstop-Bounce: unverifiable",
+            m is not None and [h for h in m.headers("X-Backstop-Bounce") if h.startswith("unverifiable")],
+            m and m.header_block())
+    m = accepted("unverifiable = accept", accepting, "", "user@test.example", bare_ndr())
+    t.check("not marked", m is not None and m.headers("X-Backstop-Bounce") == [], m and m.header_block())
+    refused("unverifiable = mark still refuses a report with an original", marking, "",
+            "user@test.example", postfix_dsn(forged_orig))
+
+with t.case("observe: a forged DSN is delivered, marked and logged"):
+    m = accepted("observe", observe, "", "user@test.example", postfix_dsn(forged_orig))
+    mark = m.headers("X-Backstop-Bounce") if m else []
+    t.check("one X-Backstop-Bounce field", len(mark) == 1, m and m.header_block())
+    v = re.sub(r"\s+", " ", mark[0]) if mark else ""
+    t.check("it says fail, the class and the original", v.startswith("fail (bounce for a message this "
+            "domain did not send) class=dsn;") and "original from <user@test.example>" in v, v)
+    block = m.header_block().decode() if m else ""
+    t.check("the field is above backstop's Received (held, added at end of data)",
+            0 <= block.find("X-Backstop-Bounce:") < block.find("by proxy.test.example (backstop)"),
+            block[:900])
+    t.check("log: observe ... would be refused", observe.wait_log(
+        r"bounce: observe: dsn \([^)]*\) to user@test\.example would be refused: original from"),
+        observe.log(True)[-2000:])
+    note_in_summary("observe", observe, "bounce=fail(dsn)")
+    m = accepted("observe: a client's own X-Backstop-Bounce is removed", observe, "",
+                 "user@test.example", crlf("X-Backstop-Bounce: pass\n") + ordinary())
+    t.check("no X-Backstop-Bounce on ordinary mail", m is not None and m.headers("X-Backstop-Bounce") == [],
+            m and m.header_block())
+
+with t.case("exempt recipients are not judged"):
+    accepted("postmaster@", enforce, "", "postmaster@test.example",
+             postfix_dsn(forged_orig, rcpt="postmaster@test.example"), user="postmaster")
+    accepted("[bounce] exempt", enforce, "victim@remote.example", "user3@test.example",
+             vacation(FORGED_MID, rcpt="user3@test.example"), user="user3")
+
+with t.case("[batv] refuse_at = content: read receipts pass, forged bounces do not"):
+    for bs, label in ((enforce, "[bounce] enforce"), (batv_only, "[bounce] off")):
+        accepted("%s: read receipt to an untagged recipient" % label, bs, "", "user@test.example",
+                 read_receipt())
+        note_in_summary(label, bs, "batv=exempt(mdn)")
+    refused("[bounce] off: forged DSN still refused (BATV's verdict at end of data)", batv_only, "",
+            "user@test.example", postfix_dsn(forged_orig))
+    refused("ordinary null-sender mail gets BATV's refusal", enforce, "", "user@test.example",
+            ordinary(), text=r"address did not send this mail \(no BATV tag\)")
+
+with t.case("ordinary mail is never judged"):
+    accepted("ordinary mail that mentions Undelivered Mail", enforce, "friend@remote.example",
+             "user@test.example", ordinary(subject="Re: Undelivered Mail Returned to Sender"))
+
+for bs in (enforce, observe, marking, accepting, batv_only):
+    bs.stop()
+t.done()
