@@ -1,6 +1,7 @@
 /*
  * session - a client connection's lifecycle: accept, read, reply, time out,
- * close. The SMTP dialogue itself is in session_cmd.c and session_data.c.
+ * close; and the client's name (rdns.c answers by session id). The SMTP
+ * dialogue itself is in session_cmd.c and session_data.c.
  *
  * Contract: the only way out is session_close(), which flushes pending
  * replies, aborts an unfinished backend transaction, unregisters the
