@@ -4,9 +4,9 @@
  * Opened lazily for the first transaction of a session and reused for the
  * next ones. Opening means: connect, 220, EHLO, then XCLIENT with the real
  * client's attributes and EHLO again (Postfix), or XFORWARD before each
- * MAIL as the fallback. Each command has one completion callback that
- * gets the backend's whole reply, or an error (connect failure, timeout,
- * disconnect, garbage) with reply NULL.
+ * MAIL as the fallback. Each request (open, command, end of data) gets
+ * one answer through the owner's ops->reply: the backend's whole reply, or
+ * an error (connect failure, timeout, disconnect, garbage) with reply NULL.
  *
  * Content: backend_data_send() queues message bytes; backend_data_end()
  * appends the final dot in the same write, so the backend commits only
@@ -21,14 +21,13 @@
 #ifndef BACKEND_H
 #define BACKEND_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
 #include "proxy/buf.h"
 #include "smtp/smtp_reply.h"
-
-#include <netinet/in.h>
 
 struct backend;
 struct config;
