@@ -26,6 +26,11 @@
 #include "smtp/smtp_addr.h"
 #include "smtp/smtp_line.h"
 
+/* the layering rule (README.md, Layout), checked by the compiler */
+#ifdef SESSION_H
+#error "backend sits below session: report through struct backend_owner_ops"
+#endif
+
 #define BACKEND_IN_MAX 8192
 #define BACKEND_TLS_SCRATCH 16384
 

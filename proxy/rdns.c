@@ -16,6 +16,11 @@
 #include "proxy/log.h"
 #include "proxy/rdns.h"
 
+/* the layering rule (README.md, Layout), checked by the compiler */
+#ifdef SESSION_H
+#error "rdns sits below session: answer by id through rdns_done_cb"
+#endif
+
 struct rdns_job {
 	uint64_t owner_id;
 	rdns_done_cb done;
