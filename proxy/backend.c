@@ -5,21 +5,31 @@
  * it waits for. Every wait has a timer ([backend] connect_timeout,
  * command_timeout, data_timeout); every failure ends the connection and is
  * reported once to the waiting callback. The struct is freed when both its
- * handles are closed; the session's handle count covers them too, so the
- * session outlives its backend's callbacks.
+ * handles are closed; the owner is told released() then, so it outlives
+ * every callback (a session counts it among its own handles).
+ *
+ * The owner is opaque here: what the connection needs of it is copied into
+ * be->p at backend_open, and it reports through be->ops (backend.h).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <uv.h>
 
 #include "proxy/backend.h"
+#include "proxy/config.h"
 #include "proxy/log.h"
-#include "proxy/server.h"
-#include "proxy/session.h"
+#include "proxy/metrics.h"
 #include "proxy/tls.h"
+#include "smtp/smtp_addr.h"
 #include "smtp/smtp_line.h"
+
+/* the layering rule (README.md, Layout), checked by the compiler */
+#ifdef SESSION_H
+#error "backend sits below session: report through struct backend_owner_ops"
+#endif
 
 #define BACKEND_IN_MAX 8192
 #define BACKEND_TLS_SCRATCH 16384
@@ -38,8 +48,17 @@ enum be_state {
 	BE_DEAD,
 };
 
+struct backend;
+/* be_done_fn - what the current wait's answer goes to: the owner
+ * (be_owner_reply) or the keepalive's own NOOP (keepalive_replied) */
+typedef void (*be_done_fn)(struct backend *be, const struct smtp_reply *r, int err);
+
 struct backend {
-	struct session *s;
+	struct backend_params p;    /* the owner's, copied at backend_open */
+	const struct backend_owner_ops *ops;
+	void *owner;
+	bool attached;          /* the owner holds its pointer: closed() not called yet */
+	int owner_handles;      /* tcp and timer not closed yet: released() at 0 */
 	uv_tcp_t tcp;
 	uv_timer_t timer;
 	uv_connect_t creq;
@@ -58,7 +77,7 @@ struct backend {
 	struct buf in;
 	struct smtp_line_reader lr;
 	struct smtp_reply reply;
-	backend_cb cb;
+	be_done_fn done;
 	uint64_t timeout;       /* of the current wait */
 	char host[256];
 	unsigned port;
@@ -68,8 +87,7 @@ struct backend {
 	 * smtpd_timeout) from closing it */
 	uint64_t keepalive_ms;
 	bool noop_inflight;
-	char *pending_line;     /* a command asked for while the NOOP is out */
-	backend_cb pending_cb;
+	char *pending_line;     /* the owner's command, asked for while the NOOP is out */
 };
 
 struct be_write {
@@ -78,26 +96,20 @@ struct be_write {
 	char *data;
 };
 
-/* Per relay target: [0] the inbound backend, [1] the outbound relay. */
-static struct {
-	struct backend_caps caps;
-	bool known;
-} known_caps[2];
-
-const struct backend_caps *backend_known_caps(bool outbound)
+const struct backend_caps *backend_known_caps(const struct backend_known *k, bool outbound)
 {
-	return known_caps[outbound].known ? &known_caps[outbound].caps : NULL;
+	return k->target[outbound].known ? &k->target[outbound].caps : NULL;
 }
 
-void backend__caps_forget(bool outbound)
+void backend_known_forget(struct backend_known *k, bool outbound)
 {
-	memset(&known_caps[outbound], 0, sizeof known_caps[outbound]);
+	memset(&k->target[outbound], 0, sizeof k->target[outbound]);
 }
 
-void backend__caps_learnt(bool outbound, const struct backend_caps *caps)
+void backend_known_learnt(struct backend_known *k, bool outbound, const struct backend_caps *caps)
 {
-	known_caps[outbound].caps = *caps;
-	known_caps[outbound].known = true;
+	k->target[outbound].caps = *caps;
+	k->target[outbound].known = true;
 }
 
 /* Inbound connections to [backend] address, from backend_open() until the
@@ -138,13 +150,31 @@ static void be_free(struct backend *be)
 	free(be);
 }
 
+static void be_owner_reply(struct backend *be, const struct smtp_reply *r, int err)
+{
+	be->ops->reply(be->owner, r, err);
+}
+
+/* be_detach - the owner is told to forget its pointer (once) */
+static void be_detach(struct backend *be)
+{
+	if (!be->attached)
+		return;
+	be->attached = false;
+	be->ops->closed(be->owner);
+}
+
 static void be_handle_closed(uv_handle_t *h)
 {
 	struct backend *be = h->data;
-	struct session *s = be->s;
+	const struct backend_owner_ops *ops = be->ops;
+	void *owner = be->owner;
+	bool released = --be->owner_handles == 0;
+
 	if (--be->handles == 0)
 		be_free(be);
-	session_release(s);
+	if (released)
+		ops->released(owner);
 }
 
 /* be_close - end the connection; callbacks are not called any more. */
@@ -158,12 +188,10 @@ static void be_close(struct backend *be)
 		be->counted = false;
 		be_count--;
 	}
-	be->cb = NULL;
+	be->done = NULL;
 	free(be->pending_line);
 	be->pending_line = NULL;
-	be->pending_cb = NULL;
-	if (be->s->be == be)
-		be->s->be = NULL;
+	be_detach(be);
 	uv_timer_stop(&be->timer);
 	uv_close((uv_handle_t *)&be->timer, be_handle_closed);
 	uv_close((uv_handle_t *)&be->tcp, be_handle_closed);
@@ -186,31 +214,30 @@ static const char *be_stage(const struct backend *be)
 
 static void be_fail(struct backend *be, int err)
 {
-	backend_cb cb = be->cb;
-	struct session *s = be->s;
-	bool draining = s->be == be && s->wait == WAIT_DRAIN;
+	be_done_fn done = be->done;
+	bool attached = be->attached;
 
 	/* every way a connection attempt fails ends here: refused,
 	 * unreachable, unresolvable, timed out */
 	if (be->state == BE_CONNECTING && !be->dead)
-		metrics_backend_connect(s->metrics, s->outbound, false);
+		metrics_backend_connect(be->p.metrics, be->p.outbound, false);
 	/* /health: any failure between the start and the ready state (no
 	 * greeting, 4xx/5xx, TLS, XCLIENT); those after it are about one
 	 * transaction, and a session's own abort is no failure (be_close) */
-	if (!s->outbound && !be->dead && be->state < BE_READY)
-		metrics_backend_failed(s->metrics, be_stage(be), backend_err_text(err),
+	if (!be->p.outbound && !be->dead && be->state < BE_READY)
+		metrics_backend_failed(be->p.metrics, be_stage(be), backend_err_text(err),
 		    be->ehlo_answered || be->state > BE_EHLO || be->tls != NULL);
 	be_close(be);
-	if (cb)
-		cb(s, NULL, err);
-	else if (draining)
-		session_resume(s);   /* the next send finds no backend: 451 at the end */
+	if (done)
+		done(be, NULL, err);
+	else if (attached)
+		be->ops->writable(be->owner);   /* content the owner streams: the next send finds no backend */
 }
 
 static void be_on_timer(uv_timer_t *t)
 {
 	struct backend *be = t->data;
-	log_warn("%s: backend %s:%u timed out (state %d)", be->s->sid, be->host, be->port, be->state);
+	log_warn("%s: backend %s:%u timed out (state %d)", be->p.log_id, be->host, be->port, be->state);
 	be_fail(be, BACKEND_ETIMEOUT);
 }
 
@@ -228,14 +255,14 @@ static void be_on_write(uv_write_t *req, int status)
 	if (be->dead)
 		return;
 	if (status < 0) {
-		log_warn("%s: write to backend failed: %s", be->s->sid, uv_strerror(status));
+		log_warn("%s: write to backend failed: %s", be->p.log_id, uv_strerror(status));
 		be_fail(be, BACKEND_ELOST);
 		return;
 	}
-	/* the session may be waiting for the backend to take more content */
-	if (be->s->wait == WAIT_DRAIN &&
-	    uv_stream_get_write_queue_size((uv_stream_t *)&be->tcp) <= be->s->cfg->limits.data_buffer / 2)
-		session_resume(be->s);
+	/* the owner may be waiting for the backend to take more content */
+	if (be->attached &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&be->tcp) <= be->p.cfg->limits.data_buffer / 2)
+		be->ops->writable(be->owner);
 }
 
 static int be_write_raw(struct backend *be, char *data, size_t len);
@@ -267,7 +294,7 @@ static int be_write(struct backend *be, char *data, size_t len)
 	rc = tls_conn_write(be->tls, data, len);
 	free(data);
 	if (rc != TLS_OK) {
-		log_warn("%s: TLS write to backend %s:%u failed: %s", be->s->sid, be->host, be->port,
+		log_warn("%s: TLS write to backend %s:%u failed: %s", be->p.log_id, be->host, be->port,
 		    tls_conn_error(be->tls));
 		be_tls_flush(be);
 		return BACKEND_ELOST;
@@ -324,7 +351,7 @@ static int be_send_line(struct backend *be, const char *line)
 		return BACKEND_ELOST;
 	memcpy(d, line, len);
 	memcpy(d + len, "\r\n", 2);
-	log_debug("%s: backend <- %s", be->s->sid, line);
+	log_debug("%s: backend <- %s", be->p.log_id, line);
 	return be_write(be, d, len + 2);
 }
 
@@ -398,41 +425,42 @@ void backend_helo_attr(const char *helo, char *out, size_t cap)
 
 static void be_send_xclient(struct backend *be)
 {
-	struct session *s = be->s;
+	const struct backend_params *p = &be->p;
 	char helo[600], line[1100];
 
-	backend_helo_attr(s->helo, helo, sizeof helo);
+	backend_helo_attr(p->client_helo, helo, sizeof helo);
 	/* XCLIENT_README: ADDR goes last, a line stays within 512 bytes */
 	for (int pass = 0; pass < 2; pass++) {
 		snprintf(line, sizeof line, "XCLIENT NAME=%s HELO=%s PROTO=%s PORT=%u ADDR=%s%s",
-		    strcmp(s->client_name, "unknown") ? s->client_name :
-		    s->rdns_temporary ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]", helo,
-		    s->esmtp ? "ESMTP" : "SMTP", s->port, strchr(s->ip, ':') ? "IPV6:" : "", s->ip);
+		    strcmp(p->client_name, "unknown") ? p->client_name :
+		    p->client_name_tempfail ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]", helo,
+		    p->client_esmtp ? "ESMTP" : "SMTP", p->client_port, strchr(p->client_ip, ':') ? "IPV6:" : "",
+		    p->client_ip);
 		if (strlen(line) <= 510)
 			break;
 		strcpy(helo, "[UNAVAILABLE]");
 	}
 	be->state = BE_XCLIENT;
-	be_wait(be, s->cfg->backend.connect_timeout);
+	be_wait(be, p->cfg->backend.connect_timeout);
 	if (be_send_line(be, line) != 0)
 		be_fail(be, BACKEND_ELOST);
 }
 
 static void be_send_ehlo(struct backend *be, enum be_state next)
 {
-	const char *helo = be->s->cfg->backend.helo;
+	const char *helo = be->p.cfg->backend.helo;
 	char line[300], client[SMTP_DOMAIN_MAX + 1];
 
 	/* after XCLIENT our EHLO replaces the client's HELO at the backend
 	 * (Postfix): say the client's name, as nginx does - the same one
 	 * XCLIENT gave, valid or not, so the backend's own HELO checks judge
 	 * what the client said. Only a client that said nothing gets ours. */
-	backend_client_helo(be->s->helo, client, sizeof client);
+	backend_client_helo(be->p.client_helo, client, sizeof client);
 	if (next == BE_EHLO_AGAIN && client[0] != '\0')
 		helo = client;
 	snprintf(line, sizeof line, "EHLO %s", helo);
 	be->state = next;
-	be_wait(be, be->s->cfg->backend.connect_timeout);
+	be_wait(be, be->p.cfg->backend.connect_timeout);
 	if (be_send_line(be, line) != 0)
 		be_fail(be, BACKEND_ELOST);
 }
@@ -472,13 +500,13 @@ struct tls_client *backend__tls_client_for(struct config *c)
 
 static struct tls_client *be_tls_client(struct backend *be)
 {
-	return backend__tls_client_for(be->s->cfg);
+	return backend__tls_client_for(be->p.cfg);
 }
 
 /* be_after_ehlo - EHLO (or STARTTLS) done: XCLIENT, or ready. */
 static void be_after_ehlo(struct backend *be)
 {
-	const struct config *c = be->s->cfg;
+	const struct config *c = be->p.cfg;
 	if (be->state != BE_EHLO_AGAIN && !be->via_xclient && c->backend.xclient != XCLIENT_OFF) {
 		if (be->caps.xclient) {
 			be_send_xclient(be);
@@ -486,7 +514,7 @@ static void be_after_ehlo(struct backend *be)
 		}
 		if (c->backend.xclient == XCLIENT_ON) {
 			log_error("%s: backend %s:%u does not offer XCLIENT but [backend] xclient = on "
-			    "(allow backstop in smtpd_authorized_xclient_hosts)", be->s->sid, be->host, be->port);
+			    "(allow backstop in smtpd_authorized_xclient_hosts)", be->p.log_id, be->host, be->port);
 			be_fail(be, BACKEND_EGREET);
 			return;
 		}
@@ -509,7 +537,7 @@ static void be_after_ehlo(struct backend *be)
  * returns true when STARTTLS was sent (or the connection failed). */
 static bool be_starttls(struct backend *be)
 {
-	const struct config *c = be->s->cfg;
+	const struct config *c = be->p.cfg;
 	bool required = c->backend.tls == BACKEND_TLS_REQUIRED;
 
 	if (be->tls != NULL || c->backend.tls == BACKEND_TLS_NONE)
@@ -517,11 +545,11 @@ static bool be_starttls(struct backend *be)
 	if (!be->caps.starttls) {
 		if (!required) {
 			log_debug("%s: backend %s:%u does not offer STARTTLS; continuing in plaintext",
-			    be->s->sid, be->host, be->port);
+			    be->p.log_id, be->host, be->port);
 			return false;
 		}
 		log_error("%s: backend %s:%u does not offer STARTTLS but [backend] tls = required",
-		    be->s->sid, be->host, be->port);
+		    be->p.log_id, be->host, be->port);
 		be_fail(be, BACKEND_ETLS);
 		return true;
 	}
@@ -542,7 +570,7 @@ static bool be_starttls(struct backend *be)
 /* be_tls_begin - 220 to STARTTLS: start the handshake (the ClientHello). */
 static void be_tls_begin(struct backend *be)
 {
-	const struct config *c = be->s->cfg;
+	const struct config *c = be->p.cfg;
 	bool required = c->backend.tls == BACKEND_TLS_REQUIRED;
 	size_t got;
 
@@ -552,14 +580,14 @@ static void be_tls_begin(struct backend *be)
 	    required);
 	if (be->tls == NULL) {
 		log_error("%s: backend TLS: cannot make a connection (out of memory, or a bad "
-		    "[backend] verify_name)", be->s->sid);
+		    "[backend] verify_name)", be->p.log_id);
 		be_fail(be, BACKEND_ETLS);
 		return;
 	}
 	be->state = BE_TLS;
 	be_wait(be, c->backend.connect_timeout);
 	if (tls_conn_read(be->tls, NULL, 0, &got) == TLS_ERROR) {
-		log_warn("%s: TLS handshake with backend %s:%u failed: %s", be->s->sid, be->host, be->port,
+		log_warn("%s: TLS handshake with backend %s:%u failed: %s", be->p.log_id, be->host, be->port,
 		    tls_conn_error(be->tls));
 		be_tls_flush(be);
 		be_fail(be, BACKEND_ETLS);
@@ -575,7 +603,7 @@ static void be_tls_established(struct backend *be)
 {
 	char subject[256];
 	tls_conn_peer_subject(be->tls, subject, sizeof subject);
-	log_info("%s: TLS to backend %s:%u: %s %s, certificate %s%s%s", be->s->sid, be->host, be->port,
+	log_info("%s: TLS to backend %s:%u: %s %s, certificate %s%s%s", be->p.log_id, be->host, be->port,
 	    tls_conn_version(be->tls), tls_conn_cipher(be->tls),
 	    tls_conn_verified(be->tls) ? "verified" : "not verified",
 	    subject[0] ? ", subject=" : "", subject);
@@ -584,28 +612,29 @@ static void be_tls_established(struct backend *be)
 
 static void be_ready(struct backend *be)
 {
-	backend_cb cb = be->cb;
+	be_done_fn done = be->done;
 	/* the one place a connection counts as the backend taking mail */
-	if (!be->s->outbound)
-		metrics_backend_ready(be->s->metrics);
+	if (!be->p.outbound)
+		metrics_backend_ready(be->p.metrics);
 	be->state = BE_READY;
-	be->cb = NULL;
+	be->done = NULL;
 	uv_timer_stop(&be->timer);
-	if (cb)
-		cb(be->s, NULL, 0);
+	if (done)
+		done(be, NULL, 0);
 }
 
 /* be_reply - a complete reply arrived: move the dialogue on. */
 static void be_reply(struct backend *be)
 {
 	struct smtp_reply *r = &be->reply;
-	const struct config *c = be->s->cfg;
+	const struct config *c = be->p.cfg;
+	const struct backend_caps *known = backend_known_caps(be->p.known, be->p.outbound);
 
-	log_debug("%s: backend -> %d%s%s %s", be->s->sid, r->code, r->esc[0] ? " " : "", r->esc, r->text);
+	log_debug("%s: backend -> %d%s%s %s", be->p.log_id, r->code, r->esc[0] ? " " : "", r->esc, r->text);
 	switch (be->state) {
 	case BE_GREETING:
 		if (r->code != 220) {
-			log_warn("%s: backend %s:%u greeted with %d %s", be->s->sid, be->host, be->port, r->code, r->text);
+			log_warn("%s: backend %s:%u greeted with %d %s", be->p.log_id, be->host, be->port, r->code, r->text);
 			be_fail(be, BACKEND_EGREET);
 			return;
 		}
@@ -614,7 +643,7 @@ static void be_reply(struct backend *be)
 		 * which saves the EHLO before it (one round trip per
 		 * connection); with STARTTLS to do, the usual order stays. */
 		if (c->backend.xclient != XCLIENT_OFF && c->backend.tls == BACKEND_TLS_NONE &&
-		    known_caps[be->s->outbound].known && known_caps[be->s->outbound].caps.xclient) {
+		    known != NULL && known->xclient) {
 			be->xclient_early = true;
 			be_send_xclient(be);
 			return;
@@ -624,14 +653,14 @@ static void be_reply(struct backend *be)
 	case BE_EHLO:
 	case BE_EHLO_AGAIN:
 		if (r->code / 100 != 2) {
-			log_warn("%s: backend refused EHLO: %d %s", be->s->sid, r->code, r->text);
+			log_warn("%s: backend refused EHLO: %d %s", be->p.log_id, r->code, r->text);
 			be_fail(be, BACKEND_EGREET);
 			return;
 		}
 		backend__caps_parse(&be->caps, r->text);
 		be->ehlo_answered = true;
 		if (be->state == BE_EHLO) {
-			backend__caps_learnt(be->s->outbound, &be->caps);
+			backend_known_learnt(be->p.known, be->p.outbound, &be->caps);
 			if (be_starttls(be))
 				return;
 		}
@@ -644,12 +673,12 @@ static void be_reply(struct backend *be)
 		}
 		if (c->backend.tls == BACKEND_TLS_REQUIRED) {
 			log_error("%s: backend %s:%u refused STARTTLS: %d %s ([backend] tls = required)",
-			    be->s->sid, be->host, be->port, r->code, r->text);
+			    be->p.log_id, be->host, be->port, r->code, r->text);
 			be_fail(be, BACKEND_ETLS);
 			return;
 		}
 		log_warn("%s: backend %s:%u refused STARTTLS: %d %s; continuing in plaintext",
-		    be->s->sid, be->host, be->port, r->code, r->text);
+		    be->p.log_id, be->host, be->port, r->code, r->text);
 		be->state = BE_EHLO;
 		be_after_ehlo(be);
 		return;
@@ -673,9 +702,9 @@ static void be_reply(struct backend *be)
 			/* the backend no longer knows XCLIENT (it changed since
 			 * we learnt its capabilities): greet it the usual way */
 			log_warn("%s: backend does not know XCLIENT any more: %d %s; greeting it with EHLO",
-			    be->s->sid, r->code, r->text);
+			    be->p.log_id, r->code, r->text);
 			be->xclient_early = false;
-			known_caps[be->s->outbound].caps.xclient = false;
+			be->p.known->target[be->p.outbound].caps.xclient = false;
 			be_send_ehlo(be, BE_EHLO);
 			return;
 		}
@@ -684,28 +713,27 @@ static void be_reply(struct backend *be)
 		 * every client a trusted local one. Fail closed: the client gets
 		 * 4xx until the backend is fixed or [backend] xclient = off. */
 		log_error("%s: backend refused XCLIENT: %d %s (%s); not relaying as backstop's own address",
-		    be->s->sid, r->code, r->text,
-		    r->code == 501 && strchr(be->s->ip, ':') ?
+		    be->p.log_id, r->code, r->text,
+		    r->code == 501 && strchr(be->p.client_ip, ':') ?
 		    "the backend cannot take IPv6 client addresses: with Postfix, inet_protocols must include ipv6" :
 		    "allow backstop in Postfix's smtpd_authorized_xclient_hosts, or set [backend] xclient = off");
 		be_fail(be, BACKEND_EGREET);
 		return;
 	case BE_COMMAND: {
-		backend_cb cb = be->cb;
-		be->cb = NULL;
+		be_done_fn done = be->done;
+		be->done = NULL;
 		be->state = BE_READY;
 		uv_timer_stop(&be->timer);
 		if (r->code == 421) {
 			/* the backend is closing: this connection is finished */
-			struct session *s = be->s;
 			struct smtp_reply copy = *r;
 			be_close(be);
-			if (cb)
-				cb(s, &copy, 0);
+			if (done)
+				done(be, &copy, 0);
 			return;
 		}
-		if (cb)
-			cb(be->s, r, 0);
+		if (done)
+			done(be, r, 0);
 		return;
 	}
 	case BE_QUIT:
@@ -713,7 +741,7 @@ static void be_reply(struct backend *be)
 		return;
 	default:
 		/* a reply nobody asked for (e.g. an idle timeout 421) */
-		log_info("%s: backend said %d %s while idle; closing it", be->s->sid, r->code, r->text);
+		log_info("%s: backend said %d %s while idle; closing it", be->p.log_id, r->code, r->text);
 		be_close(be);
 		return;
 	}
@@ -753,7 +781,7 @@ static void be_parse(struct backend *be)
 		pos += used;
 		if ((line.flags & SMTP_LINE_PARTIAL) || smtp_reply_line_parse(line.data, line.len, &rl) < 0) {
 			char esc[120];
-			log_warn("%s: backend sent garbage: %s", be->s->sid,
+			log_warn("%s: backend sent garbage: %s", be->p.log_id,
 			    log_escape(line.data, line.len < 80 ? line.len : 80, esc, sizeof esc));
 			be_fail(be, BACKEND_EPROTO);
 			return;
@@ -771,7 +799,7 @@ static void be_parse(struct backend *be)
 				 * taken for the reply to our next command (a stale 250
 				 * could accept a message the backend never saw) */
 				log_warn("%s: backend %s:%u sent %zu bytes more than the reply to our command",
-				    be->s->sid, be->host, be->port, be->in.len - pos);
+				    be->p.log_id, be->host, be->port, be->in.len - pos);
 				be_fail(be, BACKEND_EPROTO);
 				return;
 			}
@@ -783,7 +811,7 @@ static void be_parse(struct backend *be)
 				 * plaintext must not count as a TLS-protected reply */
 				if (be->in.len > pos)
 					log_warn("%s: discarding %zu plaintext bytes the backend %s:%u sent after "
-					    "220 to STARTTLS", be->s->sid, be->in.len - pos, be->host, be->port);
+					    "220 to STARTTLS", be->p.log_id, be->in.len - pos, be->host, be->port);
 				pos = be->in.len;
 				smtp_line_reset(&be->lr);
 				break;
@@ -814,7 +842,7 @@ static void be_tls_pump(struct backend *be)
 			return;
 		}
 		if (rc == TLS_ERROR) {
-			log_warn("%s: TLS %s backend %s:%u failed: %s", be->s->sid,
+			log_warn("%s: TLS %s backend %s:%u failed: %s", be->p.log_id,
 			    was_done ? "connection to" : "handshake with", be->host, be->port,
 			    tls_conn_error(be->tls));
 			be_fail(be, was_done ? BACKEND_ELOST : BACKEND_ETLS);
@@ -834,7 +862,7 @@ static void be_tls_pump(struct backend *be)
 				be_close(be);
 				return;
 			}
-			log_info("%s: backend %s:%u closed the TLS connection", be->s->sid, be->host, be->port);
+			log_info("%s: backend %s:%u closed the TLS connection", be->p.log_id, be->host, be->port);
 			be_fail(be, BACKEND_ELOST);
 			return;
 		}
@@ -854,7 +882,7 @@ static void be_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 			be_close(be);
 			return;
 		}
-		log_info("%s: backend %s:%u closed the connection%s%s%s", be->s->sid, be->host, be->port,
+		log_info("%s: backend %s:%u closed the connection%s%s%s", be->p.log_id, be->host, be->port,
 		    n == UV_EOF ? "" : ": ", n == UV_EOF ? "" : uv_strerror((int)n),
 		    be->state == BE_TLS ? " during the TLS handshake" : "");
 		be_fail(be, be->state == BE_TLS ? BACKEND_ETLS : BACKEND_ELOST);
@@ -880,15 +908,15 @@ static void be_on_connect(uv_connect_t *req, int status)
 	if (be->dead)
 		return;
 	if (status < 0) {
-		log_warn("%s: cannot connect to backend %s:%u: %s", be->s->sid, be->host, be->port, uv_strerror(status));
+		log_warn("%s: cannot connect to backend %s:%u: %s", be->p.log_id, be->host, be->port, uv_strerror(status));
 		be_fail(be, BACKEND_ECONNECT);
 		return;
 	}
-	metrics_backend_connect(be->s->metrics, be->s->outbound, true);
+	metrics_backend_connect(be->p.metrics, be->p.outbound, true);
 	/* Nagle plus delayed ACKs would add ~40 ms to each small write */
 	uv_tcp_nodelay(&be->tcp, 1);
 	be->state = BE_GREETING;
-	be_wait(be, be->s->cfg->backend.connect_timeout);
+	be_wait(be, be->p.cfg->backend.connect_timeout);
 	if (uv_read_start((uv_stream_t *)&be->tcp, be_alloc, be_on_read) != 0)
 		be_fail(be, BACKEND_ECONNECT);
 }
@@ -911,7 +939,7 @@ static void be_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
 		return;
 	}
 	if (status < 0 || res == NULL) {
-		log_warn("%s: cannot resolve backend %s: %s", be->s->sid, be->host, uv_strerror(status));
+		log_warn("%s: cannot resolve backend %s: %s", be->p.log_id, be->host, uv_strerror(status));
 		uv_freeaddrinfo(res);
 		be_fail(be, BACKEND_ECONNECT);
 		return;
@@ -920,24 +948,23 @@ static void be_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *r
 	uv_freeaddrinfo(res);
 }
 
-int backend_open(struct session *s, backend_cb cb)
+int backend_open(struct backend **bep, const struct backend_params *p,
+    const struct backend_owner_ops *ops, void *owner)
 {
 	struct backend *be;
-	const char *addr = s->outbound ? s->cfg->outbound.relay : s->cfg->backend.address;
+	const char *addr = p->outbound ? p->cfg->outbound.relay : p->cfg->backend.address;
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in in4;
 		struct sockaddr_in6 in6;
 	} sa;
 
-	if (s->be)
-		return 0;
 	/* Postfix's default_process_limit is 100 and its per-client limits
 	 * exempt backstop: without a cap of our own, clients that hold
 	 * transactions open would take every backend process */
-	if (!s->outbound && be_count >= s->cfg->backend.max_connections) {
+	if (!p->outbound && be_count >= p->cfg->backend.max_connections) {
 		log_warn("%s: refused a backend connection for [%s]:%u: %lu open ([backend] max_connections = %lu)",
-		    s->sid, s->ip, s->port, be_count, s->cfg->backend.max_connections);
+		    p->log_id, p->client_ip, p->client_port, be_count, p->cfg->backend.max_connections);
 		return BACKEND_EBUSY;
 	}
 	if ((be = calloc(1, sizeof *be)) == NULL)
@@ -946,21 +973,23 @@ int backend_open(struct session *s, backend_cb cb)
 		free(be);
 		return BACKEND_ECONNECT;
 	}
-	if (!s->outbound) {
+	if (!p->outbound) {
 		be->counted = true;
 		be_count++;
 	}
-	be->s = s;
-	be->cb = cb;
+	be->p = *p;
+	be->ops = ops;
+	be->owner = owner;
+	be->attached = true;
+	be->done = be_owner_reply;
 	be->state = BE_CONNECTING;
 	uv_tcp_init(uv_default_loop(), &be->tcp);
 	uv_timer_init(uv_default_loop(), &be->timer);
 	be->tcp.data = be->timer.data = be;
 	be->handles = 2;
-	s->open_handles += 2;
-	s->be = be;
-	s->be_rset_pending = false;
-	be_wait(be, s->cfg->backend.connect_timeout);
+	be->owner_handles = 2;
+	*bep = be;   /* before any callback: a failure below reports at once */
+	be_wait(be, p->cfg->backend.connect_timeout);
 	memset(&sa, 0, sizeof sa);
 	if (uv_ip4_addr(be->host, (int)be->port, &sa.in4) == 0) {
 		be_connect_addr(be, &sa.sa);
@@ -984,50 +1013,48 @@ int backend_open(struct session *s, backend_cb cb)
 	return 0;
 }
 
-bool backend_ready(const struct session *s)
+bool backend_ready(const struct backend *be)
 {
-	return s->be != NULL && !s->be->dead && s->be->state == BE_READY;
+	return be != NULL && !be->dead && be->state == BE_READY;
 }
 
-const struct backend_caps *backend_caps(const struct session *s)
+const struct backend_caps *backend_caps(const struct backend *be)
 {
-	return s->be ? &s->be->caps : NULL;
+	return be ? &be->caps : NULL;
 }
 
-bool backend_wants_xforward(const struct session *s)
+bool backend_wants_xforward(const struct backend *be)
 {
-	return s->be && !s->be->via_xclient && s->be->caps.xforward &&
-	    s->cfg->backend.xclient != XCLIENT_OFF;
+	return be && !be->via_xclient && be->caps.xforward &&
+	    be->p.cfg->backend.xclient != XCLIENT_OFF;
 }
 
-void backend_command(struct session *s, const char *line, backend_cb cb)
+void backend_command(struct backend *be, const char *line)
 {
-	struct backend *be = s->be;
-	if (be != NULL && !be->dead && be->noop_inflight && be->pending_line == NULL) {
+	if (!be->dead && be->noop_inflight && be->pending_line == NULL) {
 		/* a keepalive NOOP is out: this command follows its reply */
 		if ((be->pending_line = strdup(line)) != NULL) {
-			be->pending_cb = cb;
 			be->keepalive_ms = 0;
 			return;
 		}
 	}
-	if (be == NULL || be->dead || be->state != BE_READY) {
-		cb(s, NULL, BACKEND_ELOST);
+	if (be->dead || be->state != BE_READY) {
+		be->ops->reply(be->owner, NULL, BACKEND_ELOST);
 		return;
 	}
 	be->keepalive_ms = 0;   /* a real command: the keepalive is over */
-	be->cb = cb;
+	be->done = be_owner_reply;
 	be->state = BE_COMMAND;
-	be_wait(be, s->cfg->backend.command_timeout);
+	be_wait(be, be->p.cfg->backend.command_timeout);
 	if (be_send_line(be, line) != 0)
 		be_fail(be, BACKEND_ELOST);
 }
 
-int backend_data_send(struct session *s, struct buf *b)
+int backend_data_send(struct backend *be, struct buf *b)
 {
 	size_t len;
 	char *data;
-	if (s->be == NULL || s->be->dead) {
+	if (be == NULL || be->dead) {
 		b->len = 0;
 		return BACKEND_ELOST;
 	}
@@ -1035,43 +1062,42 @@ int backend_data_send(struct session *s, struct buf *b)
 		return 0;
 	data = buf_steal(b, &len);
 	/* while content flows, the backend has data_timeout to take it */
-	be_wait(s->be, s->cfg->backend.data_timeout);
-	return be_write(s->be, data, len);
+	be_wait(be, be->p.cfg->backend.data_timeout);
+	return be_write(be, data, len);
 }
 
-size_t backend_queued(const struct session *s)
+size_t backend_queued(const struct backend *be)
 {
-	if (s->be == NULL || s->be->dead)
+	if (be == NULL || be->dead)
 		return 0;
-	return uv_stream_get_write_queue_size((const uv_stream_t *)&s->be->tcp);
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&be->tcp);
 }
 
-void backend_data_end(struct session *s, struct buf *b, backend_cb cb)
+void backend_data_end(struct backend *be, struct buf *b)
 {
-	struct backend *be = s->be;
 	size_t len;
 	char *data;
 
 	/* b ends with the final dot, written by the session's smtp_wire:
 	 * the one writer of content owns the end of data too */
-	if (be == NULL || be->dead) {
-		cb(s, NULL, BACKEND_ELOST);
+	if (be->dead) {
+		be->ops->reply(be->owner, NULL, BACKEND_ELOST);
 		return;
 	}
-	be->cb = cb;
+	be->done = be_owner_reply;
 	be->state = BE_COMMAND;
 	/* RFC 5321 4.5.3.2.6: up to 10 minutes for the reply to the dot */
-	be_wait(be, s->cfg->backend.data_timeout);
+	be_wait(be, be->p.cfg->backend.data_timeout);
 	data = buf_steal(b, &len);
 	if (be_write(be, data, len) != 0)
 		be_fail(be, BACKEND_ELOST);
 }
 
-void backend_abort(struct session *s)
+void backend_abort(struct backend *be)
 {
-	if (s->be) {
-		log_debug("%s: aborting the backend connection", s->sid);
-		be_close(s->be);
+	if (be) {
+		log_debug("%s: aborting the backend connection", be->p.log_id);
+		be_close(be);
 	}
 }
 
@@ -1083,52 +1109,43 @@ unsigned long backend_connections(void)
 static void be_on_idle(uv_timer_t *t)
 {
 	struct backend *be = t->data;
-	struct session *s = be->s;
 
-	if (be->dead || be->state != BE_READY || s->be != be || s->txn.active)
+	if (be->dead || be->state != BE_READY || !be->attached)
 		return;
-	log_info("%s: backend connection idle for %llums outside a transaction; closing it",
-	    s->sid, (unsigned long long)s->cfg->backend.idle_timeout);
-	backend_quit(s);
+	be->ops->idle(be->owner);
 }
 
-void backend_idle(struct session *s)
+void backend_idle(struct backend *be)
 {
-	struct backend *be = s->be;
-
-	if (be == NULL || be->dead || be->state != BE_READY || s->cfg->backend.idle_timeout == 0)
+	if (be == NULL || be->dead || be->state != BE_READY || be->p.cfg->backend.idle_timeout == 0)
 		return;
 	/* the timer is free while READY: every command re-arms it with its
 	 * own timeout (be_wait) */
-	uv_timer_start(&be->timer, be_on_idle, s->cfg->backend.idle_timeout, 0);
+	uv_timer_start(&be->timer, be_on_idle, be->p.cfg->backend.idle_timeout, 0);
 }
 
 static void keepalive_arm(struct backend *be);
 
-static void keepalive_replied(struct session *s, const struct smtp_reply *r, int err)
+static void keepalive_replied(struct backend *be, const struct smtp_reply *r, int err)
 {
-	struct backend *be = s->be;
 	char *line;
-	backend_cb cb;
 
-	if (be == NULL)
-		return;   /* gone: the next command finds no backend (451) */
+	if (!be->attached)
+		return;   /* gone: the owner's next command finds no backend (451) */
 	be->noop_inflight = false;
 	line = be->pending_line;
-	cb = be->pending_cb;
 	be->pending_line = NULL;
-	be->pending_cb = NULL;
 	if (err || r == NULL || r->code / 100 != 2) {
-		log_warn("%s: backend answered the keepalive NOOP with %d; closing it", s->sid,
+		log_warn("%s: backend answered the keepalive NOOP with %d; closing it", be->p.log_id,
 		    r ? r->code : 0);
 		be_close(be);
 		if (line != NULL)
-			cb(s, NULL, BACKEND_ELOST);
+			be->ops->reply(be->owner, NULL, BACKEND_ELOST);
 		free(line);
 		return;
 	}
 	if (line != NULL) {
-		backend_command(s, line, cb);
+		backend_command(be, line);
 		free(line);
 		return;
 	}
@@ -1138,15 +1155,14 @@ static void keepalive_replied(struct session *s, const struct smtp_reply *r, int
 static void keepalive_fire(uv_timer_t *t)
 {
 	struct backend *be = t->data;
-	struct session *s = be->s;
 
-	if (be->dead || be->state != BE_READY || be->keepalive_ms == 0 || s->be != be)
+	if (be->dead || be->state != BE_READY || be->keepalive_ms == 0 || !be->attached)
 		return;
-	log_debug("%s: keepalive NOOP to the backend while the message uploads", s->sid);
+	log_debug("%s: keepalive NOOP to the backend while the message uploads", be->p.log_id);
 	be->noop_inflight = true;
-	be->cb = keepalive_replied;
+	be->done = keepalive_replied;
 	be->state = BE_COMMAND;
-	be_wait(be, s->cfg->backend.command_timeout);
+	be_wait(be, be->p.cfg->backend.command_timeout);
 	if (be_send_line(be, "NOOP") != 0)
 		be_fail(be, BACKEND_ELOST);
 }
@@ -1157,10 +1173,8 @@ static void keepalive_arm(struct backend *be)
 		uv_timer_start(&be->timer, keepalive_fire, be->keepalive_ms, 0);
 }
 
-void backend_keepalive(struct session *s, uint64_t interval_ms)
+void backend_keepalive(struct backend *be, uint64_t interval_ms)
 {
-	struct backend *be = s->be;
-
 	if (be == NULL || be->dead)
 		return;
 	be->keepalive_ms = interval_ms;
@@ -1170,18 +1184,17 @@ void backend_keepalive(struct session *s, uint64_t interval_ms)
 		uv_timer_stop(&be->timer);
 }
 
-void backend_quit(struct session *s)
+void backend_quit(struct backend *be)
 {
-	struct backend *be = s->be;
 	if (be == NULL || be->dead)
 		return;
 	if (be->state != BE_READY) {
 		be_close(be);
 		return;
 	}
-	be->cb = NULL;
+	be->done = NULL;
 	be->state = BE_QUIT;
-	s->be = NULL;   /* the session is done with it; it closes itself */
+	be_detach(be);   /* the owner is done with it; it closes itself */
 	be_wait(be, 5000);
 	if (be_send_line(be, "QUIT") != 0)
 		be_close(be);

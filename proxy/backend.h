@@ -4,19 +4,24 @@
  * Opened lazily for the first transaction of a session and reused for the
  * next ones. Opening means: connect, 220, EHLO, then XCLIENT with the real
  * client's attributes and EHLO again (Postfix), or XFORWARD before each
- * MAIL as the fallback. Each command has one completion callback that
- * gets the backend's whole reply, or an error (connect failure, timeout,
- * disconnect, garbage) with reply NULL.
+ * MAIL as the fallback. Each request (open, command, end of data) gets
+ * one answer through the owner's ops->reply: the backend's whole reply, or
+ * an error (connect failure, timeout, disconnect, garbage) with reply NULL.
  *
- * Content: backend_data_write() queues message bytes; backend_data_end()
+ * Content: backend_data_send() queues message bytes; backend_data_end()
  * appends the final dot in the same write, so the backend commits only
  * when backstop decides to (checks at end of data can still refuse:
  * backend_abort() closes the connection without the dot, and the backend
  * discards the message).
+ *
+ * The connection knows nothing of its owner (a session) but what
+ * struct backend_params copies and the ops table it reports to: backend
+ * sits below session, never includes it.
  */
 #ifndef BACKEND_H
 #define BACKEND_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -24,8 +29,9 @@
 #include "proxy/buf.h"
 #include "smtp/smtp_reply.h"
 
-struct session;
+struct backend;
 struct config;
+struct metrics;
 
 enum backend_err {
 	BACKEND_OK = 0,
@@ -44,52 +50,110 @@ struct backend_caps {
 	unsigned long long max_size;
 };
 
-typedef void (*backend_cb)(struct session *s, const struct smtp_reply *r, int err);
+/* backend_known - the capabilities seen at the latest EHLO of each relay
+ * target: the inbound backend and the outbound relay (a relay without DSN
+ * must not take DSN from the inbound EHLO). What EHLO to clients may
+ * promise (SMTPUTF8, DSN), and whether a new connection may send XCLIENT
+ * at once. One per loop, owned by its server state (server_backend_known)
+ * and passed to every connection and probe; all zero: nothing known. */
+struct backend_known {
+	struct {
+		struct backend_caps caps;
+		bool known;
+	} target[2];    /* [0] [backend] address, [1] [outbound] relay */
+};
 
-/* backend_known_caps - the capabilities seen at the latest EHLO of the
- * inbound backend or of the outbound relay (one record per relay target:
- * a relay without DSN must not take DSN from the inbound EHLO), or NULL
- * before the first one. What EHLO to clients may promise (SMTPUTF8, DSN). */
-const struct backend_caps *backend_known_caps(bool outbound);
-void backend__caps_learnt(bool outbound, const struct backend_caps *caps);
-/* backend__caps_forget - as before the first EHLO (fuzz targets start
+/* backend_known_caps - k's record for the target, or NULL before its first EHLO */
+const struct backend_caps *backend_known_caps(const struct backend_known *k, bool outbound);
+void backend_known_learnt(struct backend_known *k, bool outbound, const struct backend_caps *caps);
+/* backend_known_forget - as before the first EHLO (fuzz targets start
  * each run from what their input says) */
-void backend__caps_forget(bool outbound);
+void backend_known_forget(struct backend_known *k, bool outbound);
 
-/* backend_open - connect for s (inbound: [backend] address, outbound:
- * [outbound] relay); cb gets the ready connection or the error. Returns 0,
- * BACKEND_EBUSY when [backend] max_connections inbound connections are
- * open already (cb is not called), or BACKEND_ECONNECT. */
-int backend_open(struct session *s, backend_cb cb);
-/* backend_idle - s is outside a transaction: close its backend connection
- * after [backend] idle_timeout unless a command comes first (the next MAIL
- * reconnects), so idle clients do not pin the backend's processes */
-void backend_idle(struct session *s);
+/* backend_params - what a connection needs to know of its owner, copied
+ * at backend_open. cfg and metrics must stay valid until the owner is
+ * told released(); known until then too. */
+struct backend_params {
+	char log_id[24];            /* the owner's id in log lines */
+	struct config *cfg;
+	struct metrics *metrics;
+	struct backend_known *known;
+	bool outbound;              /* to [outbound] relay, not [backend] address */
+	/* the client, as XCLIENT tells the backend */
+	char client_ip[INET6_ADDRSTRLEN];
+	unsigned client_port;
+	char client_helo[256];      /* as the client said it; "" for none */
+	bool client_esmtp;
+	char client_name[256];      /* forward-confirmed, or "unknown" */
+	bool client_name_tempfail;  /* "unknown" after a temporary DNS failure */
+};
+
+/*
+ * backend_owner_ops - how a connection reports to its owner (a session).
+ * owner is the pointer given to backend_open; every call is made from the
+ * loop, some from inside a backend_* call the owner made.
+ */
+struct backend_owner_ops {
+	/* the answer to the owner's backend_open (ready: r NULL, err 0),
+	 * backend_command or backend_data_end (the whole reply, err 0), or
+	 * the failure that ended the connection (r NULL, err < 0). One per
+	 * request. A 421 reply ends the connection too: closed() first. */
+	void (*reply)(void *owner, const struct smtp_reply *r, int err);
+	/* the owner may send content again: what backend_data_send queued
+	 * drained to half of [limits] data_buffer, or the connection failed
+	 * while no reply was awaited (the next send finds it gone) */
+	void (*writable)(void *owner);
+	/* the owner must forget its pointer to the connection: it ended
+	 * (failure, 421, an unasked reply, backend_abort) or is quitting on
+	 * its own (backend_quit). Once, before any reply() for the failure. */
+	void (*closed)(void *owner);
+	/* [backend] idle_timeout passed since backend_idle() with the
+	 * connection unused: the owner quits it (backend_quit) unless it is
+	 * about to use it */
+	void (*idle)(void *owner);
+	/* the connection holds no reference to owner, params.cfg or
+	 * params.metrics any more: once per successful backend_open, from a
+	 * close callback, after closed() */
+	void (*released)(void *owner);
+};
+
+/* backend_open - connect (inbound: [backend] address, outbound: [outbound]
+ * relay); ops->reply gets the ready connection or the error. *bep is set
+ * before any callback, which may come before backend_open returns. Returns
+ * 0, BACKEND_EBUSY when [backend] max_connections inbound connections are
+ * open already, or BACKEND_ECONNECT (then no callback, *bep untouched). */
+int backend_open(struct backend **bep, const struct backend_params *p,
+    const struct backend_owner_ops *ops, void *owner);
+/* backend_idle - the owner is outside a transaction: tell it (ops->idle)
+ * after [backend] idle_timeout unless a command comes first, so idle
+ * clients do not pin the backend's processes */
+void backend_idle(struct backend *be);
 /* backend_connections - inbound backend connections open (the cap's count) */
 unsigned long backend_connections(void);
-bool backend_ready(const struct session *s);
-const struct backend_caps *backend_caps(const struct session *s);
+/* be may be NULL in these (no connection) */
+bool backend_ready(const struct backend *be);
+const struct backend_caps *backend_caps(const struct backend *be);
 /* backend_keepalive - while a held message uploads (no command to send),
  * send NOOP every interval_ms so the backend's idle timer does not close
  * the connection; 0 stops it. The next backend_command() ends it (and
  * waits for an outstanding NOOP's reply first). */
-void backend_keepalive(struct session *s, uint64_t interval_ms);
-/* one command line (CRLF appended here) and its reply */
-void backend_command(struct session *s, const char *line, backend_cb cb);
+void backend_keepalive(struct backend *be, uint64_t interval_ms);
+/* one command line (CRLF appended here); its reply to ops->reply */
+void backend_command(struct backend *be, const char *line);
 /* before MAIL, when the backend only offers XFORWARD */
-bool backend_wants_xforward(const struct session *s);
+bool backend_wants_xforward(const struct backend *be);
 /* backend_data_send - write the content in b (its storage is taken over,
  * b is left empty). Returns 0 or a backend_err. */
-int backend_data_send(struct session *s, struct buf *b);
-size_t backend_queued(const struct session *s);   /* bytes not yet written */
+int backend_data_send(struct backend *be, struct buf *b);
+size_t backend_queued(const struct backend *be);   /* bytes not yet written */
 /* backend_data_end - send b, which ends with the final dot written by the
- * session's smtp_wire, in one write; wait for
- * the reply to the whole message. */
-void backend_data_end(struct session *s, struct buf *b, backend_cb cb);
+ * session's smtp_wire, in one write; the reply to the whole message goes
+ * to ops->reply. */
+void backend_data_end(struct backend *be, struct buf *b);
 /* close without QUIT: discards an unfinished transaction */
-void backend_abort(struct session *s);
-/* QUIT and close (after the session's last transaction) */
-void backend_quit(struct session *s);
+void backend_abort(struct backend *be);
+/* QUIT and close (after the owner's last transaction) */
+void backend_quit(struct backend *be);
 const char *backend_err_text(int err);
 /* backend_client_helo - the client's HELO name as the backend is told it
  * (cap >= 256): bytes outside '!'..'~' and the brackets of the reserved
@@ -99,14 +163,15 @@ void backend_client_helo(const char *helo, char *out, size_t cap);
  * or [UNAVAILABLE] when there is none or it is over 255 characters) */
 void backend_helo_attr(const char *helo, char *out, size_t cap);
 /* backend_probe - one connection to [backend] address (greeting, EHLO,
- * QUIT): learns the capabilities, so the first client's EHLO is right, and
- * tells cb (once) whether the backend answered: ok, or at which stage
+ * QUIT): learns the capabilities into known, so that the first client's
+ * EHLO is right, and tells cb (once) whether the backend answered: ok, or at which stage
  * ("connect", "greeting", "EHLO") and why it failed (static strings).
  * Never blocks; bounded by [backend] connect_timeout. quiet: failures are
  * logged at debug level (a periodic re-probe). false when it cannot probe
  * (a host name: learnt at the first real connection); cb is not called. */
 typedef void (*backend_probe_cb)(void *arg, bool ok, const char *stage, const char *why);
-bool backend_probe(const struct config *cfg, bool quiet, backend_probe_cb cb, void *arg);
+bool backend_probe(const struct config *cfg, struct backend_known *known, bool quiet,
+    backend_probe_cb cb, void *arg);
 
 /* backend__caps_parse - EHLO reply text (lines joined by '\n') to caps;
  * shared by backend.c and backend_probe.c */

@@ -35,6 +35,7 @@ struct probe {
 	bool quiet;    /* a re-probe: failures at debug level */
 	backend_probe_cb cb;
 	void *arg;
+	struct backend_known *known;   /* what the EHLO reply is learnt into */
 	char helo[256];
 };
 
@@ -159,7 +160,7 @@ static void probe_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 			struct backend_caps caps;
 			memset(&caps, 0, sizeof caps);
 			backend__caps_parse(&caps, p->reply.text);
-			backend__caps_learnt(false, &caps);   /* the probe asks [backend] address */
+			backend_known_learnt(p->known, false, &caps);   /* the probe asks [backend] address */
 			log_msg(p->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO, "backend probe: EHLO answered; SMTPUTF8 %s, DSN %s, XCLIENT %s",
 			    caps.smtputf8 ? "yes" : "no", caps.dsn ? "yes" : "no",
 			    caps.xclient ? "yes" : "no");
@@ -193,7 +194,8 @@ static void probe_connected(uv_connect_t *req, int status)
 		probe_end(p);
 }
 
-bool backend_probe(const struct config *cfg, bool quiet, backend_probe_cb cb, void *arg)
+bool backend_probe(const struct config *cfg, struct backend_known *known, bool quiet,
+    backend_probe_cb cb, void *arg)
 {
 	struct probe *p;
 	char host[256];
@@ -213,6 +215,7 @@ bool backend_probe(const struct config *cfg, bool quiet, backend_probe_cb cb, vo
 		return false;
 	snprintf(p->helo, sizeof p->helo, "%s", cfg->backend.helo);
 	p->quiet = quiet;
+	p->known = known;
 	p->cb = cb;
 	p->arg = arg;
 	uv_tcp_init(uv_default_loop(), &p->tcp);

@@ -9,7 +9,7 @@ libproxy_a_SOURCES = \
 	proxy/spool.c proxy/spool.h \
 	proxy/server.c proxy/server.h \
 	proxy/session.c proxy/session.h \
-	proxy/session_cmd.c proxy/session_data.c proxy/session_filter.c \
+	proxy/session_cmd.c proxy/session_data.c proxy/session_filter.c proxy/session_backend.c \
 	proxy/backend.c proxy/backend.h proxy/backend_probe.c \
 	proxy/tls.c proxy/tls.h \
 	proxy/privs.c proxy/privs.h \

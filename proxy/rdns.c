@@ -1,11 +1,13 @@
 /*
  * rdns - forward-confirmed reverse DNS for the client (see rdns.h).
  *
- * Lookups are asynchronous (dns_query_async) and find their session by id
- * when they return: a session that closed meanwhile is simply not found.
+ * Lookups are asynchronous (dns_query_async); the answer goes to the
+ * owner's callback with the owner's id, which the owner looks up: one that
+ * closed meanwhile is simply not found.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +15,15 @@
 #include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/rdns.h"
-#include "proxy/session.h"
+
+/* the layering rule (README.md, Layout), checked by the compiler */
+#ifdef SESSION_H
+#error "rdns sits below session: answer by id through rdns_done_cb"
+#endif
 
 struct rdns_job {
-	uint64_t session_id;
+	uint64_t owner_id;
+	rdns_done_cb done;
 	int family;
 	unsigned char addr[16];
 	char name[256];
@@ -24,13 +31,7 @@ struct rdns_job {
 
 static void rdns_finish(struct rdns_job *job, const char *name, bool temporary)
 {
-	struct session *s = session_find(job->session_id);
-	if (s != NULL && !s->closing) {
-		snprintf(s->client_name, sizeof s->client_name, "%s", name ? name : "unknown");
-		s->rdns_temporary = name == NULL && temporary;
-		s->rdns = RDNS_DONE;
-		session_rdns_done(s);
-	}
+	job->done(job->owner_id, name, temporary);
 	free(job);
 }
 
@@ -77,28 +78,23 @@ static void ptr_done(void *arg, const struct dns_answer *a)
 		rdns_finish(job, NULL, true);
 }
 
-void rdns_start(struct session *s)
+int rdns_start(const struct sockaddr_storage *peer, uint64_t owner_id, rdns_done_cb done)
 {
 	struct rdns_job *job;
 	char qname[80];
 	size_t o = 0;
 
-	if (!s->cfg->dns.reverse_lookup || s->outbound) {
-		s->rdns = RDNS_DONE;
-		return;
-	}
-	if ((job = calloc(1, sizeof *job)) == NULL) {
-		s->rdns = RDNS_DONE;
-		return;
-	}
-	job->session_id = s->id;
-	job->family = s->peer.ss_family;
+	if ((job = calloc(1, sizeof *job)) == NULL)
+		return -1;
+	job->owner_id = owner_id;
+	job->done = done;
+	job->family = peer->ss_family;
 	if (job->family == AF_INET) {
-		const unsigned char *b = (const unsigned char *)&((struct sockaddr_in *)&s->peer)->sin_addr;
+		const unsigned char *b = (const unsigned char *)&((const struct sockaddr_in *)peer)->sin_addr;
 		memcpy(job->addr, b, 4);
 		snprintf(qname, sizeof qname, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
 	} else {
-		const unsigned char *b = ((struct sockaddr_in6 *)&s->peer)->sin6_addr.s6_addr;
+		const unsigned char *b = ((const struct sockaddr_in6 *)peer)->sin6_addr.s6_addr;
 		static const char hex[] = "0123456789abcdef";
 		memcpy(job->addr, b, 16);
 		for (int i = 15; i >= 0; i--) {
@@ -109,9 +105,9 @@ void rdns_start(struct session *s)
 		}
 		snprintf(qname + o, sizeof qname - o, "ip6.arpa");
 	}
-	s->rdns = RDNS_PENDING;
 	if (dns_query_async(DNS_T_PTR, qname, 0, ptr_done, job) < 0) {
 		free(job);
-		s->rdns = RDNS_DONE;
+		return -1;
 	}
+	return 0;
 }

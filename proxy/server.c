@@ -42,6 +42,10 @@ static struct ipcount *ipcounts[IPCOUNT_BUCKETS];
  * HTTP endpoint ([metrics] listen) */
 static struct metrics metrics;
 static struct metrics_http *metrics_http;
+/* what the backend and the outbound relay offered at their latest EHLO:
+ * the loop's, like the counters (sessions reach it as s->backend_known,
+ * each backend connection and probe gets it passed) */
+static struct backend_known backend_known;
 /* /health's re-probe: while the backend is unhealthy and no client brings
  * traffic that would tell, one probe every BACKEND_REPROBE_MS (each one
  * bounded by [backend] connect_timeout, never two at once) */
@@ -67,6 +71,11 @@ bool server_draining(void)
 struct metrics *server_metrics(void)
 {
 	return &metrics;
+}
+
+struct backend_known *server_backend_known(void)
+{
+	return &backend_known;
 }
 
 /* metrics_gauges - what a scrape reads besides the counters; /health is
@@ -109,7 +118,7 @@ static void backend_probe_start(bool quiet)
 {
 	/* counted first: a probe that fails at once reports before it returns */
 	probes_inflight++;
-	if (!backend_probe(current, quiet, on_probed, NULL))
+	if (!backend_probe(current, &backend_known, quiet, on_probed, NULL))
 		probes_inflight--;   /* no probe (a host name): no report either */
 }
 

@@ -11,6 +11,7 @@
 #include "proxy/config.h"
 
 struct tls_server;
+struct backend_known;
 
 struct listener {
 	uv_tcp_t tcp;
@@ -44,6 +45,10 @@ unsigned ipcount_add(const char *key, int delta);
 /* server_metrics - the loop's counters (proxy/metrics.h); sessions keep
  * the pointer (session->metrics). */
 struct metrics *server_metrics(void);
+/* server_backend_known - the loop's record of what the backend and the
+ * outbound relay offer (proxy/backend.h); sessions keep the pointer
+ * (session->backend_known) and hand it to their backend connections. */
+struct backend_known *server_backend_known(void);
 
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * session - a client connection's lifecycle: accept, read, reply, time out,
- * close. The SMTP dialogue itself is in session_cmd.c and session_data.c.
+ * close; and the client's name (rdns.c answers by session id). The SMTP
+ * dialogue itself is in session_cmd.c and session_data.c.
  *
  * Contract: the only way out is session_close(), which flushes pending
  * replies, aborts an unfinished backend transaction, unregisters the
@@ -180,6 +181,33 @@ static void connect_filtered(struct session *s, const struct filter_verdict *v)
 	session_banner(s);
 }
 
+/* rdns_answered - the client's name (proxy/rdns.h), found by session id:
+ * a session that closed meanwhile is simply not found */
+static void rdns_answered(uint64_t id, const char *name, bool temporary)
+{
+	struct session *s = session_find(id);
+
+	if (s == NULL || s->closing)
+		return;
+	snprintf(s->client_name, sizeof s->client_name, "%s", name ? name : "unknown");
+	s->rdns_temporary = name == NULL && temporary;
+	s->rdns = RDNS_DONE;
+	session_rdns_done(s);
+}
+
+/* session_rdns_start - look the client up (if [dns] reverse_lookup; an
+ * outbound client is one of ours, its name is not needed) */
+static void session_rdns_start(struct session *s)
+{
+	if (!s->cfg->dns.reverse_lookup || s->outbound) {
+		s->rdns = RDNS_DONE;
+		return;
+	}
+	s->rdns = RDNS_PENDING;
+	if (rdns_start(&s->peer, s->id, rdns_answered) < 0)
+		s->rdns = RDNS_DONE;
+}
+
 void session_accept(struct listener *l, uv_stream_t *server)
 {
 	struct session *s = calloc(1, sizeof *s);
@@ -192,6 +220,7 @@ void session_accept(struct listener *l, uv_stream_t *server)
 	}
 	s->cfg = config_ref(server_config());
 	s->metrics = server_metrics();
+	s->backend_known = server_backend_known();
 	s->listener = l;
 	s->outbound = l->outbound;
 	uv_tcp_init(loop, &s->tcp);
@@ -249,7 +278,7 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		session_close(s, "max_connections_per_ip");
 		return;
 	}
-	rdns_start(s);
+	session_rdns_start(s);
 	session_read_start(s);
 	if (s->cfg->server.greet_pause > 0) {
 		/* postscreen's pregreet test: a client that talks before the
@@ -692,9 +721,9 @@ void session_close(struct session *s, const char *why)
 	ipcount_add(s->ipkey, -1);
 	if (s->be) {
 		if (s->txn.active || s->state == SMTP_STATE_DATA)
-			backend_abort(s);
+			backend_abort(s->be);
 		else
-			backend_quit(s);
+			backend_quit(s->be);
 	}
 	session_read_stop(s);
 	/* give the last reply 5 s to leave, then close regardless */

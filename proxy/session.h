@@ -11,10 +11,15 @@
  * handles ran (session_release). Asynchronous verdicts find it by id
  * (session_find), never by a pointer kept elsewhere.
  *
- * Split over files by concern: session.c (I/O, lifecycle, timers, replies),
- * session_cmd.c (commands), session_data.c (message content),
- * session_filter.c (the filter chain), rdns.c (the client's name),
- * backend.c and backend_probe.c (the client side towards the backend MTA).
+ * Split over files by concern: session.c (I/O, lifecycle, timers, replies,
+ * the client's name), session_cmd.c (commands), session_data.c (message
+ * content), session_filter.c (the filter chain), session_backend.c (the
+ * session as owner of its backend connection).
+ *
+ * Below the session, and never including this file: backend.c and
+ * backend_probe.c (the client side towards the backend MTA: told what it
+ * needs in struct backend_params, it reports through an ops table) and
+ * rdns.c (the client's name: answers by session id).
  */
 #ifndef SESSION_H
 #define SESSION_H
@@ -38,6 +43,7 @@
 #include "smtp/smtp_wire.h"
 
 struct backend;
+struct backend_known;
 struct listener;
 struct tls_conn;
 struct tls_server;
@@ -119,6 +125,7 @@ struct session {
 	char sid[24];
 	struct config *cfg;         /* reference held for the whole session */
 	struct metrics *metrics;    /* the loop's counters */
+	struct backend_known *backend_known; /* the loop's record of what the backend offers */
 	struct listener *listener;
 	bool outbound;              /* the listener's role */
 	uv_tcp_t tcp;
@@ -167,6 +174,9 @@ struct session {
 	bool xforward_sent;         /* for the current transaction */
 	/* what to do with the backend's reply to MAIL */
 	void (*mail_then)(struct session *, const struct smtp_reply *, int);
+	/* what to do with the backend's answer to the request in flight
+	 * (session_backend.c) */
+	void (*be_then)(struct session *, const struct smtp_reply *, int);
 	char rewrite[FILTER_ADDR_MAX]; /* address rewrite from the filters */
 	size_t inpos;               /* processed bytes at the front of in */
 	struct buf in;              /* client bytes not yet processed */
@@ -240,6 +250,19 @@ void session_summary_refused(struct session *s, const char *stage);
 void txn_refusal(struct session *s, const char *what);
 void session_starttls_done(struct session *s, bool ok);
 void session_rdns_done(struct session *s);
+
+/* session_backend.c: the session's backend connection (s->be, NULL when
+ * there is none; backend.h for the calls without a continuation). then
+ * gets the answer: the reply, or r NULL with err (backend_err) */
+typedef void (*session_backend_then)(struct session *s, const struct smtp_reply *r, int err);
+/* session_backend_open - connect unless s has a connection (then nothing
+ * happens); returns 0, or BACKEND_EBUSY / BACKEND_ECONNECT (then is not
+ * called) */
+int session_backend_open(struct session *s, session_backend_then then);
+/* one command line; without a connection then gets BACKEND_ELOST at once */
+void session_backend_command(struct session *s, const char *line, session_backend_then then);
+/* the content in b, ending with the final dot (backend_data_end) */
+void session_backend_data_end(struct session *s, struct buf *b, session_backend_then then);
 
 /* session_data.c */
 void session_data_start(struct session *s);

@@ -62,7 +62,7 @@ void txn_reset(struct session *s)
 	s->dbuf.len = 0;
 	if (s->state != SMTP_STATE_CONNECTED)
 		s->state = SMTP_STATE_READY;
-	backend_idle(s);
+	backend_idle(s->be);
 }
 
 static int txn_add_rcpt(struct session *s, const char *orig, const char *relayed)
@@ -347,7 +347,7 @@ static void helo_filtered(struct session *s, const struct filter_verdict *v)
 		return;
 	}
 	char text[1024];
-	const struct backend_caps *caps = backend_known_caps(s->outbound);
+	const struct backend_caps *caps = backend_known_caps(s->backend_known, s->outbound);
 	int n = snprintf(text, sizeof text, "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nENHANCEDSTATUSCODES",
 	    c->server.hostname, (unsigned long long)c->limits.max_message_size);
 	if (s->tls_server && !s->tls)
@@ -393,7 +393,7 @@ static void rcpt_relay(struct session *s);
  * passed to the backend. Returns 0, or replies and returns -1. */
 static int mail_params(struct session *s, const struct smtp_param *p, size_t np)
 {
-	const struct backend_caps *caps = backend_known_caps(s->outbound);
+	const struct backend_caps *caps = backend_known_caps(s->backend_known, s->outbound);
 	char *out = s->txn.mail_params;
 	size_t used = 0, cap = sizeof s->txn.mail_params;
 	bool seen_size = false, seen_body = false, seen_utf8 = false, seen_ret = false, seen_envid = false;
@@ -588,7 +588,7 @@ static void prepare_step(struct session *s, const struct smtp_reply *r, int err)
 		    r->code, r->text);
 		s->wait = WAIT_NONE;
 		s->xforward_sent = false;
-		backend_abort(s);
+		backend_abort(s->be);
 		s->mail_then(s, NULL, BACKEND_EPROTO);
 		return;
 	}
@@ -600,26 +600,26 @@ static void mail_send(struct session *s)
 	char line[1024];
 	const char *from = s->txn.from_relayed[0] ? s->txn.from_relayed : s->txn.from.addr;
 
-	if (!backend_ready(s) && s->rdns == RDNS_PENDING) {
+	if (!backend_ready(s->be) && s->rdns == RDNS_PENDING) {
 		/* XCLIENT NAME needs the client's name */
 		s->wait = WAIT_RDNS;
 		session_timer_arm(s);
 		return;
 	}
-	if (!backend_ready(s)) {
+	if (!backend_ready(s->be)) {
 		int rc;
 		s->wait = WAIT_BACKEND;
-		if ((rc = backend_open(s, prepare_step)) != 0)
+		if ((rc = session_backend_open(s, prepare_step)) != 0)
 			s->mail_then(s, NULL, rc);
 		return;
 	}
 	if (s->be_rset_pending) {
 		s->be_rset_pending = false;
 		s->wait = WAIT_BACKEND;
-		backend_command(s, "RSET", prepare_step);
+		session_backend_command(s, "RSET", prepare_step);
 		return;
 	}
-	if (backend_wants_xforward(s) && !s->xforward_sent) {
+	if (backend_wants_xforward(s->be) && !s->xforward_sent) {
 		/* XFORWARD attributes last one transaction: send before each MAIL */
 		char helo[600], xf[1024];
 		s->xforward_sent = true;
@@ -629,13 +629,13 @@ static void mail_send(struct session *s)
 		    s->rdns_temporary ? "[TEMPUNAVAIL]" : "[UNAVAILABLE]",
 		    strchr(s->ip, ':') ? "IPV6:" : "", s->ip, s->port, s->esmtp ? "ESMTP" : "SMTP", helo);
 		s->wait = WAIT_BACKEND;
-		backend_command(s, xf, prepare_step);
+		session_backend_command(s, xf, prepare_step);
 		return;
 	}
 	s->xforward_sent = false;
 	snprintf(line, sizeof line, "MAIL FROM:<%s>%s", from, s->txn.mail_params);
 	s->wait = WAIT_BACKEND;
-	backend_command(s, line, s->mail_then);
+	session_backend_command(s, line, s->mail_then);
 }
 
 static void mail_relay(struct session *s, void (*then)(struct session *, const struct smtp_reply *, int))
@@ -704,7 +704,7 @@ static void rcpt_relay(struct session *s)
 	const char *to = s->rewrite[0] ? s->rewrite : s->txn.rcpt.addr;
 	snprintf(line, sizeof line, "RCPT TO:<%s>%s", to, s->txn.rcpt_params);
 	s->wait = WAIT_BACKEND;
-	backend_command(s, line, rcpt_relayed);
+	session_backend_command(s, line, rcpt_relayed);
 }
 
 static void rcpt_filtered(struct session *s, const struct filter_verdict *v)
@@ -758,7 +758,7 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	struct smtp_param params[MAX_ESMTP_PARAMS];
 	size_t np = MAX_ESMTP_PARAMS, used = 0;
 	enum smtp_path_status st;
-	const struct backend_caps *caps = backend_known_caps(s->outbound);
+	const struct backend_caps *caps = backend_known_caps(s->backend_known, s->outbound);
 
 	if (s->txn.nrcpts >= s->cfg->limits.max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
@@ -838,7 +838,7 @@ static void data_relayed(struct session *s, const struct smtp_reply *r, int err)
 		log_warn("%s: backend answered DATA with %d %s", s->sid, r->code, r->text);
 		session_reply(s, 451, "4.3.0", "Error: unexpected reply from the backend, try again later");
 		session_summary_refused(s, "DATA (unexpected backend reply)");
-		backend_abort(s);
+		backend_abort(s->be);
 		txn_reset(s);
 		s->be_rset_pending = false;
 	} else {
@@ -866,11 +866,11 @@ static void data_filtered(struct session *s, const struct filter_verdict *v)
 		 * is the reply to the end of data. */
 		session_data_start(s);
 		session_reply(s, 354, "", "End data with <CR><LF>.<CR><LF>");
-		backend_keepalive(s, s->cfg->backend.keepalive);
+		backend_keepalive(s->be, s->cfg->backend.keepalive);
 		return;
 	}
 	s->wait = WAIT_BACKEND;
-	backend_command(s, "DATA", data_relayed);
+	session_backend_command(s, "DATA", data_relayed);
 }
 
 static void cmd_data(struct session *s)
@@ -932,7 +932,7 @@ void session_starttls_done(struct session *s, bool ok)
 	 * connection too, which carries the old HELO and PROTO (XCLIENT) */
 	txn_reset(s);
 	if (s->be)
-		backend_quit(s);
+		backend_quit(s->be);
 	s->state = SMTP_STATE_CONNECTED;
 	s->helo[0] = '\0';
 	s->esmtp = false;

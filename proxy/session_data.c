@@ -49,7 +49,7 @@ static void txn_fail(struct session *s, int code, const char *esc, const char *t
 	snprintf(s->txn.failed_esc, sizeof s->txn.failed_esc, "%s", esc);
 	snprintf(s->txn.failed_text, sizeof s->txn.failed_text, "%s", text);
 	if (s->be)
-		backend_abort(s);
+		backend_abort(s->be);
 	s->dbuf.len = 0;
 }
 
@@ -260,7 +260,7 @@ static void dot_relayed(struct session *s, const struct smtp_reply *r, int err)
 	} else {
 		session_reply(s, 451, "4.3.0", "Error: unexpected reply from the backend, try again later");
 		snprintf(result, sizeof result, "451 unexpected backend reply %d", r->code);
-		backend_abort(s);
+		backend_abort(s->be);
 	}
 	if (s->txn.outcome != FILTER_TXN_ACCEPTED)
 		s->txn.outcome = FILTER_TXN_REFUSED;
@@ -301,18 +301,18 @@ static bool spool_pump(struct session *s)
 		if (buf_reserve(&s->dbuf, want, data_limit(s) + SPOOL_CHUNK) < 0 ||
 		    (n = spool_read(&t->spool, t->spool_sent, s->dbuf.data + s->dbuf.len, want)) <= 0) {
 			log_warn("%s: reading the held message failed", s->sid);
-			backend_abort(s);
+			backend_abort(s->be);
 			dot_relayed(s, NULL, BACKEND_ELOST);
 			return false;
 		}
 		s->dbuf.len += (size_t)n;
 		t->spool_sent += (uint64_t)n;
 		if (s->dbuf.len >= s->cfg->limits.data_buffer) {
-			if (backend_data_send(s, &s->dbuf) != 0) {
+			if (backend_data_send(s->be, &s->dbuf) != 0) {
 				dot_relayed(s, NULL, BACKEND_ELOST);
 				return false;
 			}
-			if (backend_queued(s) > s->cfg->limits.data_buffer) {
+			if (backend_queued(s->be) > s->cfg->limits.data_buffer) {
 				s->wait = WAIT_DRAIN;
 				return false;
 			}
@@ -320,13 +320,13 @@ static bool spool_pump(struct session *s)
 	}
 	/* the content writer ends the data: it knows whether a line is open */
 	if (smtp_wire_end(&t->wire) != 0) {
-		backend_abort(s);
+		backend_abort(s->be);
 		dot_relayed(s, NULL, BACKEND_ELOST);
 		return false;
 	}
 	spool_close(&t->spool);
 	s->wait = WAIT_BACKEND;
-	backend_data_end(s, &s->dbuf, dot_relayed);
+	session_backend_data_end(s, &s->dbuf, dot_relayed);
 	return false;
 }
 
@@ -345,7 +345,7 @@ static void held_data_relayed(struct session *s, const struct smtp_reply *r, int
 		char what[80];
 		if (r->code / 100 != 4 && r->code / 100 != 5) {
 			/* a backend that "accepts" DATA without 354 is confused */
-			backend_abort(s);
+			backend_abort(s->be);
 			dot_relayed(s, NULL, BACKEND_EPROTO);
 			return;
 		}
@@ -368,7 +368,7 @@ static void held_data_relayed(struct session *s, const struct smtp_reply *r, int
 	s->txn.spool_sent = 0;
 	s->wait = WAIT_NONE;
 	if (head.error || s->txn.spool.error) {
-		backend_abort(s);   /* it holds a 354: never reuse it */
+		backend_abort(s->be);   /* it holds a 354: never reuse it */
 		dot_relayed(s, NULL, BACKEND_ELOST);
 		return;
 	}
@@ -390,7 +390,7 @@ static void eod_filtered(struct session *s, const struct filter_verdict *v)
 	if (s->txn.hold) {
 		/* the backend gets DATA now, then the whole message */
 		s->wait = WAIT_BACKEND;
-		backend_command(s, "DATA", held_data_relayed);
+		session_backend_command(s, "DATA", held_data_relayed);
 		return;
 	}
 	if (smtp_wire_end(&s->txn.wire) != 0 || s->txn.failed_code) {
@@ -404,7 +404,7 @@ static void eod_filtered(struct session *s, const struct filter_verdict *v)
 		return;
 	}
 	s->wait = WAIT_BACKEND;
-	backend_data_end(s, &s->dbuf, dot_relayed);
+	session_backend_data_end(s, &s->dbuf, dot_relayed);
 }
 
 static void body_flush(struct session *s)
@@ -563,12 +563,12 @@ bool session_data_process(struct session *s)
 		return true;
 	}
 	if (s->dbuf.len >= c->limits.data_buffer) {
-		int err = backend_data_send(s, &s->dbuf);
+		int err = backend_data_send(s->be, &s->dbuf);
 		if (err) {
 			txn_fail(s, 451, "4.4.2", "Error: backend connection lost, try again later");
 			return true;
 		}
-		if (backend_queued(s) > c->limits.data_buffer) {
+		if (backend_queued(s->be) > c->limits.data_buffer) {
 			/* the backend is slower than the client: stop reading
 			 * until it catches up (bounded memory per session) */
 			s->wait = WAIT_DRAIN;

@@ -1,0 +1,132 @@
+/*
+ * session_backend - the session as the owner of its backend connection.
+ *
+ * backend.c knows nothing of struct session: it is told what it needs at
+ * backend_open (struct backend_params, copied from the session) and
+ * reports through session_backend_ops. The session keeps the continuation
+ * of its one request in flight (s->be_then); the backend answers it
+ * through ops->reply.
+ *
+ * Lifetime: the connection counts as one of the session's handles from
+ * backend_open until ops->released, so the session outlives every
+ * callback of its connection, even after closed() made it forget s->be.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/backend.h"
+#include "proxy/log.h"
+#include "proxy/session.h"
+
+static void on_backend_reply(void *owner, const struct smtp_reply *r, int err)
+{
+	struct session *s = owner;
+	session_backend_then then = s->be_then;
+
+	/* cleared first: the continuation may make the next request */
+	s->be_then = NULL;
+	if (then != NULL)
+		then(s, r, err);
+}
+
+static void on_backend_writable(void *owner)
+{
+	struct session *s = owner;
+
+	/* content waits for the backend to take more (or to be found gone:
+	 * the next send fails, 451 at the end of data) */
+	if (s->wait == WAIT_DRAIN)
+		session_resume(s);
+}
+
+static void on_backend_closed(void *owner)
+{
+	struct session *s = owner;
+
+	s->be = NULL;
+}
+
+static void on_backend_idle(void *owner)
+{
+	struct session *s = owner;
+
+	/* a transaction the backend has not heard of yet (outbound: MAIL is
+	 * answered here, and relayed with the first recipient) needs it */
+	if (s->txn.active)
+		return;
+	log_info("%s: backend connection idle for %llums outside a transaction; closing it",
+	    s->sid, (unsigned long long)s->cfg->backend.idle_timeout);
+	backend_quit(s->be);
+}
+
+static void on_backend_released(void *owner)
+{
+	session_release(owner);
+}
+
+static const struct backend_owner_ops session_backend_ops = {
+	.reply = on_backend_reply,
+	.writable = on_backend_writable,
+	.closed = on_backend_closed,
+	.idle = on_backend_idle,
+	.released = on_backend_released,
+};
+
+/* backend_params_of - what the connection is told of s: its log id, the
+ * session's config (referenced for the session's life, which outlasts the
+ * connection) and counters, and the client as XCLIENT gives it. The
+ * session waits while its connection opens (and for its client's name
+ * before that), so these are the values XCLIENT would have read. */
+static void backend_params_of(const struct session *s, struct backend_params *p)
+{
+	memset(p, 0, sizeof *p);
+	snprintf(p->log_id, sizeof p->log_id, "%s", s->sid);
+	p->cfg = s->cfg;
+	p->metrics = s->metrics;
+	p->known = s->backend_known;
+	p->outbound = s->outbound;
+	snprintf(p->client_ip, sizeof p->client_ip, "%s", s->ip);
+	p->client_port = s->port;
+	snprintf(p->client_helo, sizeof p->client_helo, "%s", s->helo);
+	p->client_esmtp = s->esmtp;
+	snprintf(p->client_name, sizeof p->client_name, "%s", s->client_name);
+	p->client_name_tempfail = s->rdns_temporary;
+}
+
+int session_backend_open(struct session *s, session_backend_then then)
+{
+	struct backend_params p;
+	int rc;
+
+	if (s->be != NULL)
+		return 0;
+	backend_params_of(s, &p);
+	s->be_then = then;
+	s->be_rset_pending = false;   /* a new connection holds no transaction */
+	s->open_handles++;            /* until on_backend_released */
+	if ((rc = backend_open(&s->be, &p, &session_backend_ops, s)) != 0) {
+		s->be_then = NULL;
+		s->open_handles--;
+	}
+	return rc;
+}
+
+void session_backend_command(struct session *s, const char *line, session_backend_then then)
+{
+	s->be_then = then;
+	if (s->be == NULL) {
+		on_backend_reply(s, NULL, BACKEND_ELOST);
+		return;
+	}
+	backend_command(s->be, line);
+}
+
+void session_backend_data_end(struct session *s, struct buf *b, session_backend_then then)
+{
+	s->be_then = then;
+	if (s->be == NULL) {
+		on_backend_reply(s, NULL, BACKEND_ELOST);
+		return;
+	}
+	backend_data_end(s->be, b);
+}
