@@ -216,6 +216,10 @@ static void be_fail(struct backend *be, int err)
 {
 	be_done_fn done = be->done;
 	bool attached = be->attached;
+	/* a command the owner queued behind a keepalive NOOP is owed its
+	 * answer: be_close drops the queue, and the NOOP's own callback
+	 * answers nobody once the owner is detached */
+	bool owed = attached && be->pending_line != NULL;
 
 	/* every way a connection attempt fails ends here: refused,
 	 * unreachable, unresolvable, timed out */
@@ -228,7 +232,9 @@ static void be_fail(struct backend *be, int err)
 		metrics_backend_failed(be->p.metrics, be_stage(be), backend_err_text(err),
 		    be->ehlo_answered || be->state > BE_EHLO || be->tls != NULL);
 	be_close(be);
-	if (done)
+	if (owed)
+		be->ops->reply(be->owner, NULL, err);
+	else if (done)
 		done(be, NULL, err);
 	else if (attached)
 		be->ops->writable(be->owner);   /* content the owner streams: the next send finds no backend */
@@ -1015,7 +1021,10 @@ int backend_open(struct backend **bep, const struct backend_params *p,
 
 bool backend_ready(const struct backend *be)
 {
-	return be != NULL && !be->dead && be->state == BE_READY;
+	/* a keepalive NOOP in flight is no obstacle: the owner's command
+	 * waits for its reply (backend_command queues one) */
+	return be != NULL && !be->dead &&
+	    (be->state == BE_READY || (be->noop_inflight && be->pending_line == NULL));
 }
 
 const struct backend_caps *backend_caps(const struct backend *be)

@@ -54,6 +54,9 @@ void txn_reset(struct session *s)
 	if (s->txn.active)
 		session_summary(s, "ended without a message");
 	filters_txn_end(s);
+	/* a held message's keepalive ends with its transaction: between
+	 * transactions [backend] idle_timeout decides */
+	backend_keepalive(s->be, 0);
 	if (s->txn.mail_relayed)
 		s->be_rset_pending = true;
 	txn_free(s);

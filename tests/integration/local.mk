@@ -70,3 +70,4 @@ INTEGRATION_TESTS += tests/integration/install.py tests/integration/manpages.py
 # sisimai corpus (../shared/corpora) replayed through it
 INTEGRATION_TESTS += tests/integration/bounce_filter.py tests/integration/bounce_corpus.py
 INTEGRATION_TESTS += tests/integration/metrics.py
+INTEGRATION_TESTS += tests/integration/keepalive_failures.py
