@@ -192,8 +192,9 @@ static void log_close_now(void)
 	if (outsig.log == NULL)
 		return;
 	if (outsig.flushing) {
-		/* a reload while a worker writes: two writers would share the
-		 * tmp file; the worker's copy is what is saved */
+		/* a reload while a worker writes: each write has a tmp file of
+		 * its own, but the worker's older copy could be renamed over a
+		 * newer one written here; the worker's copy is what is saved */
 		log_warn("sentlog: a save is under way; messages sent since it began are not saved");
 	} else if (sentlog_dirty(outsig.log)) {
 		if (sentlog_flush(outsig.log, err, sizeof err) < 0)
