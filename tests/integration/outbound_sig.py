@@ -12,7 +12,8 @@ restart); the same Message-ID with another sender is not, nor is a null
 sender's message, nor those of a message refused (over max_message_size)
 and of one whose client went away mid-DATA; the log is also saved
 periodically while backstop runs (a worker thread). The README's key
-rotation (add key 2, sign_key = 2) keeps the log. On the inbound listener a
+rotation (add key 2, sign_key = 2) keeps the log; a FIFO planted as the
+state file does not block start-up. On the inbound listener a
 client's X-Backstop-Sig never reaches the backend."""
 import base64
 import hashlib
@@ -289,6 +290,25 @@ with t.case("sentlog: a damaged state file is ignored, never a crash"):
     t.check("backstop starts and logs why", bs.wait_log(r"sentlog: .*ignored .*checksum mismatch.*starting empty"),
             bs.log(True)[-2000:])
     bs.stop()
+
+with t.case("sentlog: a FIFO as the state file does not block start-up"):
+    os.unlink(STATE)
+    os.mkfifo(STATE, 0o600)
+    bs.mark()
+    try:
+        bs.start(timeout=5)
+        started = True
+    except RuntimeError as e:
+        started = False
+        log("# %s" % str(e)[:300])
+    t.check("backstop starts", started)
+    t.check("and logs that it is not a regular file",
+            started and bs.wait_log(r"sentlog: .*is not a regular file; starting empty"),
+            bs.log(True)[-2000:])
+    if started:
+        rs, _ = send_out("user@test.example", "sig after fifo")
+        t.check("and relays", rs[-1].code == 250, rs)
+        bs.stop()
 
 with t.case("-t: state_dir must be a directory"):
     bad = dict(bs.sections)
