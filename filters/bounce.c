@@ -16,14 +16,19 @@
  *                     tag       every covered recipient carries a valid
  *                               BATV tag (as the client gave it);
  *                     sig       the original carries a valid X-Backstop-Sig
- *                               (filters/bsig.c, added by [outbound]);
+ *                               (filters/bsig.c, added by [outbound])
+ *                               made for the recipient as its sender;
  *                     rpath     the original's Return-Path has a valid
- *                               BATV tag;
- *                     relay     a hop of its Received chain is one of
- *                               [bounce] our_relays;
+ *                               BATV tag and is the recipient;
+ *                     relay     the topmost Received (the bouncing side's
+ *                               own) is from one of [bounce] our_relays;
  *                     sent      In-Reply-To, References or the original's
- *                               Message-ID left through [outbound]
+ *                               Message-ID left through [outbound] with
+ *                               the recipient as its sender
  *                               (filters/sentlog.c).
+ *                   "the recipient": every covered recipient, BATV tag
+ *                   removed - the evidence must be about mail that
+ *                   address sent, not any address of ours.
  *                   Without evidence: enforce refuses (550 5.7.1, before
  *                   the backend sees the final dot), observe accepts and
  *                   marks (X-Backstop-Bounce). A report that quotes
@@ -248,17 +253,30 @@ static bool check_tag(const struct filter_env *env, const struct batv_keys *keys
 	return false;
 }
 
-/* check_sig - (2) the original carries a valid X-Backstop-Sig. The MAC
- * covers the envelope sender: the original's Return-Path when the report
- * quotes it, else the sender a bounce goes back to (the recipient, tagged
- * or not), else the original's From (auto-replies answer that). */
-static bool check_sig(const struct filter_env *env, const struct batv_keys *keys,
-    const struct bounce_original *o, struct judgement *j)
+/* judged_bare - recipient i without its BATV tag, into bare, when the
+ * evidence must be for it: covered and not exempt, or (all: BATV refused a
+ * message with no such recipient) any recipient. */
+static bool judged_bare(const struct filter_env *env, size_t i, bool all, char *bare, size_t cap)
 {
 	const char *const *rcpts = env->rcpts_orig ? env->rcpts_orig : env->rcpts;
-	const char *cand[2 + 4];
-	char rpath[256];
-	enum bsig_status best = BSIG_NONE;
+
+	if (rcpts == NULL || i >= env->nrcpts)
+		return false;
+	rcpt_bare(rcpts[i], bare, cap);
+	return all || (bounce_domain_covered(env->cfg, bare) && !bounce_rcpt_exempt(env->cfg, bare));
+}
+
+/* check_sig - (2) the original carries a valid X-Backstop-Sig made for
+ * the bounce's recipient: the MAC covers the original's envelope sender,
+ * and a bounce or an auto-reply goes back to that sender. Only the
+ * recipient (BATV tag removed) is tried, for every judged recipient: the
+ * quoted From and Return-Path are the sender's text, and a signature
+ * copied from user@'s message must not open user3@'s mailbox. */
+static bool check_sig(const struct filter_env *env, const struct batv_keys *keys,
+    const struct bounce_original *o, bool all, struct judgement *j)
+{
+	enum bsig_status worst = BSIG_VALID;
+	char bare[FILTER_ADDR_MAX], first[FILTER_ADDR_MAX] = "";
 	size_t n = 0;
 	time_t now = time(NULL);
 
@@ -270,36 +288,36 @@ static bool check_sig(const struct filter_env *env, const struct batv_keys *keys
 		missing_add(j, "%s: no [batv] keys_file", BSIG_FIELD);
 		return false;
 	}
-	bounce_addr_bare(o->return_path, rpath, sizeof rpath);
-	if (rpath[0])
-		cand[n++] = rpath;
-	/* bsig canonicalises the sender (no BATV tag, domain in lower case) */
-	for (size_t i = 0; rcpts != NULL && i < env->nrcpts && i < 4; i++)
-		cand[n++] = rcpts[i];
-	if (o->from[0])
-		cand[n++] = o->from;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		if (!judged_bare(env, i, all, bare, sizeof bare))
+			continue;
+		if (n++ == 0)
+			snprintf(first, sizeof first, "%s", bare);
 		enum bsig_status st = bsig_check(keys, now, (unsigned)env->cfg->batv.validity_days,
-		    o->backstop_sig, o->message_id, o->date, cand[i]);
-		if (st == BSIG_VALID) {
-			char e[ESC_ADDR];
-			snprintf(j->ev_detail, sizeof j->ev_detail, "original has a valid %s (sender %s)",
-			    BSIG_FIELD, esc(cand[i], e, sizeof e));
-			return true;
-		}
-		if (st == BSIG_EXPIRED || (st == BSIG_BAD && best == BSIG_NONE))
-			best = st;
+		    o->backstop_sig, o->message_id, o->date, bare);
+		if (st != BSIG_VALID && worst != BSIG_BAD)
+			worst = st;
 	}
-	missing_add(j, "%s: %s", BSIG_FIELD, bsig_status_name(best == BSIG_NONE ? BSIG_BAD : best));
+	if (n > 0 && worst == BSIG_VALID) {
+		char e[ESC_ADDR];
+		snprintf(j->ev_detail, sizeof j->ev_detail, "original has a valid %s (sender %s)",
+		    BSIG_FIELD, esc(first, e, sizeof e));
+		return true;
+	}
+	missing_add(j, "%s: %s", BSIG_FIELD, n == 0 ? "no recipient to check it for" :
+	    worst == BSIG_EXPIRED ? "expired" : "bad (or not made for this recipient)");
 	return false;
 }
 
-/* check_rpath - (3) the original's Return-Path carries a valid tag. */
+/* check_rpath - (3) the original's Return-Path carries a valid tag, and
+ * is the recipient's own address: a tagged Return-Path of user@ copied
+ * into a bounce to user3@ is no evidence for user3@. */
 static bool check_rpath(const struct filter_env *env, const struct batv_keys *keys,
-    const struct bounce_original *o, struct judgement *j)
+    const struct bounce_original *o, bool all, struct judgement *j)
 {
-	char rpath[256], bare[256], e[ESC_ADDR];
+	char rpath[256], bare[256], rcpt[FILTER_ADDR_MAX], e[ESC_ADDR];
 	enum batv_status st;
+	size_t n = 0;
 
 	bounce_addr_bare(o->return_path, rpath, sizeof rpath);
 	if (!o->found || rpath[0] == '\0') {
@@ -312,53 +330,69 @@ static bool check_rpath(const struct filter_env *env, const struct batv_keys *ke
 	}
 	st = batv_check(keys, rpath, batv_today(), (unsigned)env->cfg->batv.validity_days,
 	    bare, sizeof bare);
-	if (st == BATV_VALID) {
-		snprintf(j->ev_detail, sizeof j->ev_detail, "original's Return-Path %s has a valid BATV tag",
-		    esc(rpath, e, sizeof e));
-		return true;
+	if (st != BATV_VALID) {
+		missing_add(j, "Return-Path: %s", batv_status_text(st));
+		return false;
 	}
-	missing_add(j, "Return-Path: %s", batv_status_text(st));
-	return false;
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		if (!judged_bare(env, i, all, rcpt, sizeof rcpt))
+			continue;
+		n++;
+		if (strcasecmp(rcpt, bare) != 0) {
+			missing_add(j, "Return-Path: tagged, but for %s, not the recipient",
+			    esc(bare, e, sizeof e));
+			return false;
+		}
+	}
+	if (n == 0) {
+		missing_add(j, "Return-Path: no recipient to check it for");
+		return false;
+	}
+	snprintf(j->ev_detail, sizeof j->ev_detail, "original's Return-Path %s has a valid BATV tag",
+	    esc(rpath, e, sizeof e));
+	return true;
 }
 
-/* check_relay - (4) the original passed one of our_relays. */
+/* check_relay - (4) the original reached the bouncing side from one of
+ * our_relays (bounce_relay_hop: only the hop that side wrote counts). The
+ * weakest evidence: whoever writes the whole report writes that hop too. */
 static bool check_relay(const struct filter_env *env, const struct bounce_original *o,
     struct judgement *j)
 {
 	const struct config *cfg = env->cfg;
-	size_t n = o->nhops < BOUNCE_RECEIVED_MAX ? o->nhops : BOUNCE_RECEIVED_MAX;
 	char what[120];
 
 	if (cfg->bounce.relay_names.n == 0 && cfg->bounce.relay_nets.n == 0) {
 		missing_add(j, "Received: no [bounce] our_relays");
 		return false;
 	}
-	if (!o->found || n == 0) {
+	if (!o->found || o->nhops == 0) {
 		missing_add(j, "Received: none");
 		return false;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (bounce_hop_ours(cfg, &o->hops[i], what, sizeof what)) {
-			snprintf(j->ev_detail, sizeof j->ev_detail,
-			    "original passed our relay (Received %s)", what);
-			return true;
-		}
+	if (bounce_relay_hop(cfg, o, what, sizeof what)) {
+		snprintf(j->ev_detail, sizeof j->ev_detail,
+		    "original reached the bouncing side from our relay (Received %s)", what);
+		return true;
 	}
-	missing_add(j, "Received: none of %zu hop%s is ours", n, n == 1 ? "" : "s");
+	missing_add(j, "Received: the receiving hop (%s) is not ours", what);
 	return false;
 }
 
 /* check_sent - (5) a Message-ID it answers or quotes left through
- * [outbound]: In-Reply-To, References, the original's Message-ID. */
-static bool check_sent(const struct filter_env *env, const struct bounce_result *r,
+ * [outbound] from the recipient: In-Reply-To, References, the original's
+ * Message-ID, each looked up with every judged recipient (the sentlog
+ * holds (Message-ID, sender) pairs: an id user@ sent says nothing about a
+ * bounce to user3@). */
+static bool check_sent(const struct filter_env *env, const struct bounce_result *r, bool all,
     struct judgement *j)
 {
 	struct sentlog *log = outbound_sig_sentlog();
-	const char *ids[2 + 8];
-	size_t n = 0;
+	const char *ids[2 + 8], *found = NULL;
+	char bare[FILTER_ADDR_MAX];
+	size_t n = 0, nrcpt = 0;
 	time_t now = time(NULL);
 
-	(void)env;
 	if (r->in_reply_to[0])
 		ids[n++] = r->in_reply_to;
 	for (size_t i = 0; i < r->nrefs && i < 8; i++)
@@ -375,18 +409,31 @@ static bool check_sent(const struct filter_env *env, const struct bounce_result 
 		return false;
 	}
 	j->checkable = true;
-	for (size_t i = 0; i < n; i++) {
-		if (sentlog_contains(log, ids[i], now)) {
-			char e[ESC_ADDR];
-			snprintf(j->ev_detail, sizeof j->ev_detail, "%s %s was sent from here",
-			    ids[i] == r->in_reply_to ? "In-Reply-To" :
-			    ids[i] == r->orig.message_id ? "original Message-ID" : "References",
-			    esc(ids[i], e, sizeof e));
-			return true;
+	for (size_t i = 0; i < env->nrcpts; i++) {
+		const char *hit = NULL;
+		if (!judged_bare(env, i, all, bare, sizeof bare))
+			continue;
+		nrcpt++;
+		for (size_t k = 0; k < n && hit == NULL; k++)
+			if (sentlog_contains(log, ids[k], bare, now))
+				hit = ids[k];
+		if (hit == NULL) {
+			missing_add(j, "Message-ID: %zu not sent from here by the recipient", n);
+			return false;
 		}
+		if (found == NULL)
+			found = hit;
 	}
-	missing_add(j, "Message-ID: %zu not sent from here", n);
-	return false;
+	if (nrcpt == 0) {
+		missing_add(j, "Message-ID: no recipient to look up");
+		return false;
+	}
+	char e[ESC_ADDR];
+	snprintf(j->ev_detail, sizeof j->ev_detail, "%s %s was sent from here by the recipient",
+	    found == r->in_reply_to ? "In-Reply-To" :
+	    found == r->orig.message_id ? "original Message-ID" : "References",
+	    esc(found, e, sizeof e));
+	return true;
 }
 
 /* judge - look for evidence, in order of cost and strength. */
@@ -396,17 +443,24 @@ static void judge(const struct filter_env *env, const struct bounce_result *r,
 	const struct batv_keys *keys = batv_keys_current();
 	const struct bounce_original *o = &r->orig;
 
+	bool all;
+
 	memset(j, 0, sizeof *j);
 	j->checkable = o->found;
-	if (check_tag(env, keys, j))
+	if (check_tag(env, keys, j)) {
 		j->ev = EV_TAG;
-	else if (check_sig(env, keys, o, j))
+		return;
+	}
+	/* BATV refused a message whose recipients [bounce] all exempts: the
+	 * evidence must then be for each of them */
+	all = j->covered == 0;
+	if (check_sig(env, keys, o, all, j))
 		j->ev = EV_SIG;
-	else if (check_rpath(env, keys, o, j))
+	else if (check_rpath(env, keys, o, all, j))
 		j->ev = EV_RPATH;
 	else if (check_relay(env, o, j))
 		j->ev = EV_RELAY;
-	else if (check_sent(env, r, j))
+	else if (check_sent(env, r, all, j))
 		j->ev = EV_SENT;
 }
 

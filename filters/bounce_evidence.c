@@ -133,20 +133,31 @@ static void what_set(char *what, size_t cap, const char *clause, const char *val
 	snprintf(what, cap, "%s %s", clause, v);
 }
 
-bool bounce_hop_ours(const struct config *cfg, const struct bounce_hop *hop,
+/* internal - loopback, private ... (below) */
+static bool internal(const struct sockaddr_storage *ss);
+
+bool bounce_relay_hop(const struct config *cfg, const struct bounce_original *o,
     char *what, size_t cap)
 {
-	if (hop->by[0] && (name_ours(cfg, hop->by) || ip_ours(cfg, hop->by))) {
-		what_set(what, cap, "by", hop->by);
-		return true;
-	}
-	if (hop->from[0] && (name_ours(cfg, hop->from) || ip_ours(cfg, hop->from))) {
-		what_set(what, cap, "from", hop->from);
-		return true;
-	}
-	if (hop->ip[0] && ip_ours(cfg, hop->ip)) {
-		what_set(what, cap, "from", hop->ip);
-		return true;
+	size_t n = o->nhops < BOUNCE_RECEIVED_MAX ? o->nhops : BOUNCE_RECEIVED_MAX;
+
+	if (what != NULL && cap > 0)
+		what[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		const struct bounce_hop *hop = &o->hops[i];
+		struct sockaddr_storage ss;
+		if (hop->ip[0]) {
+			/* the address the receiving side saw; the name beside it
+			 * is often the client's HELO, which anyone can claim */
+			what_set(what, cap, "from", hop->ip);
+			if (ip_ours(cfg, hop->ip))
+				return true;
+			if (ip_parse(hop->ip, &ss) && internal(&ss))
+				continue;   /* the receiving side's own filters and relays */
+			return false;
+		}
+		what_set(what, cap, "from", hop->from[0] ? hop->from : "(none)");
+		return hop->from[0] && (name_ours(cfg, hop->from) || ip_ours(cfg, hop->from));
 	}
 	return false;
 }

@@ -1,7 +1,7 @@
 /*
  * bounce_evidence - the pure parts of the bounce check (filters/bounce.c):
- * which recipients it covers, whether a hop of the original's Received
- * chain is one of [bounce] our_relays, and which hop the original came
+ * which recipients it covers, whether the original reached the bouncing
+ * side from one of [bounce] our_relays, and which hop the original came
  * from. No I/O, no keys: unit-tested on their own (tests/unit).
  */
 #ifndef BOUNCE_EVIDENCE_H
@@ -24,14 +24,20 @@ bool bounce_rcpt_exempt(const struct config *cfg, const char *addr);
 bool bounce_domain_covered(const struct config *cfg, const char *addr);
 
 /*
- * bounce_hop_ours - does this hop name one of [bounce] our_relays? Its
- * "by" and "from" host names are compared with the names ("mx.example.com"
- * exactly, ".example.com" any host below it; case and a final dot
- * ignored), its address (and "from"/"by" when they are address literals)
- * with the addresses and CIDRs. what gets "by mx.example.com" or
- * "from [192.0.2.25]" for the log.
+ * bounce_relay_hop - did the original reach the side that wrote the report
+ * from one of [bounce] our_relays? Only Received fields that side wrote
+ * count: the topmost, and below it those whose client address is internal
+ * (loopback, private: its own content filters and relays); the first hop
+ * with another client decides. Hops below that one are the sender's text:
+ * a spammer writes "by our-relay" there as easily as anything else. The
+ * client is the hop's address literal ("from x (y [192.0.2.25])") when it
+ * has one, compared with the addresses and CIDRs; the name is often what
+ * the client said in HELO, so it counts only in a hop without an address
+ * ("mx.example.com" exactly, ".example.com" any host below it; case and a
+ * final dot ignored). what gets "from 192.0.2.25" or "from name" of the
+ * deciding hop for the log ("" with no hop).
  */
-bool bounce_hop_ours(const struct config *cfg, const struct bounce_hop *hop,
+bool bounce_relay_hop(const struct config *cfg, const struct bounce_original *o,
     char *what, size_t cap);
 
 /*

@@ -381,16 +381,18 @@ const char *bsig_status_name(enum bsig_status st)
 	return "unknown";
 }
 
-int bsig_sentlog_key(const struct batv_keys *keys, unsigned key,
-    unsigned char out[BSIG_SENTLOG_KEY_BYTES])
+int bsig_sentlog_key(const struct batv_keys *keys, unsigned char out[BSIG_SENTLOG_KEY_BYTES])
 {
 	unsigned int len = 0;
+	unsigned key = 0;
 
-	if (key >= BATV_NKEYS || !keys->present[key])
+	while (key < BATV_NKEYS && !keys->present[key])
+		key++;
+	if (key >= BATV_NKEYS)
 		return -1;
 	if (HMAC(EVP_sha256(), keys->secret[key], (int)keys->len[key],
 	    (const unsigned char *)BSIG_SENTLOG_LABEL, sizeof BSIG_SENTLOG_LABEL - 1, out,
 	    &len) == NULL || len != BSIG_SENTLOG_KEY_BYTES)
 		return -1;
-	return 0;
+	return (int)key;
 }

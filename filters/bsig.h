@@ -89,14 +89,15 @@ size_t bsig_canon_date(const char *in, char *out, size_t cap);
 size_t bsig_canon_sender(const char *in, char *out, size_t cap);
 
 /*
- * bsig_sentlog_key - the sentlog's secret, derived from key `key` of the
- * BATV keys file: HMAC-SHA256(secret_key, "backstop sentlog v1"). An
- * outsider who does not know the secret cannot predict which Bloom bits a
- * Message-ID sets (no probing, no poisoning). Returns 0, or -1 (no such
- * key). out gets 32 bytes.
+ * bsig_sentlog_key - the sentlog's secret, derived from the lowest-numbered
+ * key of the BATV keys file: HMAC-SHA256(secret, "backstop sentlog v1"). An
+ * outsider who does not know the secret cannot predict which Bloom bits an
+ * entry sets. Not sign_key's: the key rotation (add key N, sign_key = N)
+ * must not throw away `remember` days of sent mail; removing the lowest key
+ * (the retired one, at the end of a rotation) does start the log afresh.
+ * Returns the key number used, or -1 (no key at all). out gets 32 bytes.
  */
 #define BSIG_SENTLOG_KEY_BYTES 32
-int bsig_sentlog_key(const struct batv_keys *keys, unsigned key,
-    unsigned char out[BSIG_SENTLOG_KEY_BYTES]);
+int bsig_sentlog_key(const struct batv_keys *keys, unsigned char out[BSIG_SENTLOG_KEY_BYTES]);
 
 #endif

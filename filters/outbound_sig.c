@@ -12,8 +12,11 @@
  *           of data (hold_listener: on [outbound] only; inbound mail keeps
  *           streaming unless another check holds it).
  *   txn_end the relay took the message (FILTER_TXN_ACCEPTED): its
- *           Message-ID goes into the sentlog. Refused, reset or aborted
- *           messages are not remembered, nor are messages without one.
+ *           Message-ID and envelope sender (BATV tag removed) go into the
+ *           sentlog as a pair, so that the id vouches only for bounces to
+ *           that sender. Refused, reset or aborted messages are not
+ *           remembered, nor are messages without a Message-ID or from
+ *           the null sender (nothing answers those).
  * A client's own X-Backstop-* fields never reach here: session_data.c
  * removes them on every listener, so nobody can hand us a signature to
  * relay, nor forge one to the inbound side at top level.
@@ -22,7 +25,8 @@
  * thread only (hooks, the flush timer, the after-work callback): one loop
  * today; the issue on worker loops moves them into struct worker. A
  * reload (init again) keeps the open sentlog when state_dir, remember,
- * sent_per_day and the key are unchanged; otherwise the old one is
+ * sent_per_day and the key (from the lowest-numbered key of the keys file,
+ * not sign_key's: a rotation keeps the log) are unchanged; otherwise the old one is
  * flushed (on the loop: a reload is an operator's rare act) and a new one
  * opened, which starts empty (its geometry or key differs from the file).
  *
@@ -188,8 +192,9 @@ static void log_close_now(void)
 	if (outsig.log == NULL)
 		return;
 	if (outsig.flushing) {
-		/* a reload while a worker writes: two writers would share the
-		 * tmp file; the worker's copy is what is saved */
+		/* a reload while a worker writes: each write has a tmp file of
+		 * its own, but the worker's older copy could be renamed over a
+		 * newer one written here; the worker's copy is what is saved */
 		log_warn("sentlog: a save is under way; messages sent since it began are not saved");
 	} else if (sentlog_dirty(outsig.log)) {
 		if (sentlog_flush(outsig.log, err, sizeof err) < 0)
@@ -298,10 +303,13 @@ static void outsig_txn_end(const struct filter_env *env, enum filter_outcome out
 
 	if (t == NULL)
 		return;
-	if (outcome == FILTER_TXN_ACCEPTED && outsig.log != NULL &&
-	    bsig_canon_msgid(t->message_id, id, sizeof id) > 0) {
-		sentlog_add(outsig.log, id, now);
-		log_debug("%s: sentlog: remembered %s", env->sid, log_escape(id, strlen(id), e, sizeof e));
+	if (outcome == FILTER_TXN_ACCEPTED && outsig.log != NULL && !env->null_sender &&
+	    env->mail_from != NULL && bsig_canon_msgid(t->message_id, id, sizeof id) > 0) {
+		char sender[BSIG_SENDER_MAX + 1], e2[400];
+		bsig_canon_sender(env->mail_from, sender, sizeof sender);
+		sentlog_add(outsig.log, id, sender, now);
+		log_debug("%s: sentlog: remembered %s from %s", env->sid,
+		    log_escape(id, strlen(id), e, sizeof e), log_escape(sender, strlen(sender), e2, sizeof e2));
 		uint64_t over = sentlog_overfull(outsig.log, now);
 		if (over > 0 && outsig.overfull_day != (long long)(now / 86400)) {
 			outsig.overfull_day = (long long)(now / 86400);
@@ -377,7 +385,7 @@ static int outsig_init(const struct config *cfg, char *err, size_t errlen)
 	/* config_load() insists on keys_file with an [outbound] listener */
 	if (batv_keys_load(cfg->batv.keys_file, &k, err, errlen) < 0)
 		return -1;
-	if (bsig_sentlog_key(&k, sign_key, key) < 0) {
+	if (sign_key >= BATV_NKEYS || !k.present[sign_key] || bsig_sentlog_key(&k, key) < 0) {
 		snprintf(err, errlen, "%s: sign_key %u is not in the file", cfg->batv.keys_file, sign_key);
 		OPENSSL_cleanse(&k, sizeof k);
 		return -1;
@@ -432,8 +440,8 @@ int outbound_sig_cli(int argc, char **argv, const struct config *cfg)
 		argc--;
 		argv++;
 	}
-	if (argc != 2 || strcmp(argv[0], "contains") != 0) {
-		fprintf(stderr, "usage: backstop [-c CONFIG] sentlog contains MESSAGE-ID\n");
+	if (argc != 3 || strcmp(argv[0], "contains") != 0) {
+		fprintf(stderr, "usage: backstop [-c CONFIG] sentlog contains MESSAGE-ID SENDER\n");
 		return 2;
 	}
 	if (cfg->batv.keys_file == NULL || cfg->batv.keys_file[0] == '\0') {
@@ -444,11 +452,10 @@ int outbound_sig_cli(int argc, char **argv, const struct config *cfg)
 		fprintf(stderr, "backstop: %s\n", err);
 		return 2;
 	}
-	rc = bsig_sentlog_key(&k, (unsigned)cfg->batv.sign_key, key);
+	rc = bsig_sentlog_key(&k, key);
 	OPENSSL_cleanse(&k, sizeof k);
 	if (rc < 0) {
-		fprintf(stderr, "backstop: sentlog: sign_key %lu is not in %s\n", cfg->batv.sign_key,
-		    cfg->batv.keys_file);
+		fprintf(stderr, "backstop: sentlog: no key in %s\n", cfg->batv.keys_file);
 		return 2;
 	}
 	l = sentlog_open(cfg->sentlog.state_dir, key, sizeof key, outbound_sig_remember_days(cfg),
@@ -463,7 +470,7 @@ int outbound_sig_cli(int argc, char **argv, const struct config *cfg)
 		sentlog_close(l);
 		return 2;
 	}
-	rc = sentlog_contains(l, argv[1], time(NULL)) ? 0 : 1;
+	rc = sentlog_contains(l, argv[1], argv[2], time(NULL)) ? 0 : 1;
 	printf("%s\n", rc == 0 ? "sent" : "not found");
 	sentlog_close(l);
 	return rc;

@@ -1,6 +1,6 @@
 /*
  * outbound_sig - on the [outbound] listener, sign every relayed message
- * (X-Backstop-Sig, filters/bsig.h) and remember the Message-ID of every
+ * (X-Backstop-Sig, filters/bsig.h) and remember the (Message-ID, sender) of every
  * message the relay accepted (filters/sentlog.h); the "backstop sentlog"
  * command. See outbound_sig.c.
  */
@@ -27,7 +27,8 @@ struct sentlog *outbound_sig_sentlog(void);
 unsigned outbound_sig_remember_days(const struct config *cfg);
 
 /*
- * outbound_sig_cli - "sentlog contains MESSAGE-ID": prints "sent" (exit 0)
+ * outbound_sig_cli - "sentlog contains MESSAGE-ID SENDER": did SENDER send
+ * MESSAGE-ID? prints "sent" (exit 0)
  * or "not found" (exit 1) from the state file as last flushed; argv starts
  * at "contains" (a leading "sentlog" is skipped). Usage, keys-file and
  * state errors go to stderr with exit 2.

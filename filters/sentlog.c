@@ -23,7 +23,7 @@
 #include "filters/bsig.h"
 
 #define SENTLOG_MAGIC "BSSENTLG"
-#define SENTLOG_VERSION 1
+#define SENTLOG_VERSION 2   /* 2: entries are (Message-ID, sender) */
 #define HEADER_BYTES 56
 #define SLOT_META_BYTES 16
 #define MAC_BYTES 32
@@ -41,7 +41,6 @@ struct slot {
 
 struct sentlog {
 	char *path;                       /* NULL: memory only */
-	char *tmp_path;
 	unsigned char id_key[KEY_BYTES];  /* Bloom positions */
 	unsigned char file_key[KEY_BYTES];/* the state file's checksum */
 	unsigned remember_days;
@@ -57,7 +56,7 @@ struct sentlog {
 };
 
 struct sentlog_snapshot {
-	char *path, *tmp_path;
+	char *path;
 	unsigned char file_key[KEY_BYTES];
 	unsigned char *image;             /* without its final MAC */
 	size_t len;                       /* bytes before the MAC */
@@ -187,7 +186,7 @@ struct sentlog *sentlog_open(const char *state_dir, const unsigned char *key, si
 	if ((l->slots = calloc(l->nslots, sizeof *l->slots)) == NULL ||
 	    (l->bloom = calloc(1, total)) == NULL)
 		goto oom;
-	if (derive(key, keylen, "backstop sentlog id v1", l->id_key) < 0 ||
+	if (derive(key, keylen, "backstop sentlog id v2", l->id_key) < 0 ||
 	    derive(key, keylen, "backstop sentlog file v1", l->file_key) < 0) {
 		snprintf(err, errlen, "sentlog: key derivation failed");
 		sentlog_close(l);
@@ -197,11 +196,10 @@ struct sentlog *sentlog_open(const char *state_dir, const unsigned char *key, si
 		snprintf(l->note, sizeof l->note, "memory only");
 		return l;
 	}
-	size_t n = strlen(state_dir) + sizeof SENTLOG_FILE + 8;
-	if ((l->path = malloc(n)) == NULL || (l->tmp_path = malloc(n)) == NULL)
+	size_t n = strlen(state_dir) + sizeof SENTLOG_FILE + 2;
+	if ((l->path = malloc(n)) == NULL)
 		goto oom;
 	snprintf(l->path, n, "%s/%s", state_dir, SENTLOG_FILE);
-	snprintf(l->tmp_path, n, "%s/%s.tmp", state_dir, SENTLOG_FILE);
 	load_file(l);
 	return l;
 oom:
@@ -215,7 +213,6 @@ void sentlog_close(struct sentlog *l)
 	if (l == NULL)
 		return;
 	free(l->path);
-	free(l->tmp_path);
 	free(l->slots);
 	free(l->bloom);
 	OPENSSL_cleanse(l, sizeof *l);
@@ -224,18 +221,38 @@ void sentlog_close(struct sentlog *l)
 
 /* ---- add and query ---- */
 
-/* positions - h1, h2 for double hashing (Kirsch-Mitzenmacher): position
- * i is (h1 + i h2) mod bits; h2 odd. false for an empty id. */
-static bool positions(const struct sentlog *l, const char *message_id, uint64_t *h1, uint64_t *h2)
+/* entry_key - the bytes an entry is hashed from: the canonical
+ * Message-ID, a NUL, the sender without BATV tag, all in lower case (a
+ * mailbox's case does not matter to the mail systems that answer it). 0
+ * for an empty id or sender. */
+static size_t entry_key(const char *message_id, const char *sender, char *out, size_t cap)
 {
-	char id[BSIG_MSGID_MAX + 1];
+	size_t n = bsig_canon_msgid(message_id, out, BSIG_MSGID_MAX + 1), m;
+
+	if (n == 0 || n + 2 + BSIG_SENDER_MAX > cap)
+		return 0;
+	out[n++] = '\0';
+	if ((m = bsig_canon_sender(sender, out + n, BSIG_SENDER_MAX + 1)) == 0)
+		return 0;
+	for (size_t i = n; i < n + m; i++)
+		if (out[i] >= 'A' && out[i] <= 'Z')
+			out[i] = (char)(out[i] - 'A' + 'a');
+	return n + m;
+}
+
+/* positions - h1, h2 for double hashing (Kirsch-Mitzenmacher): position
+ * i is (h1 + i h2) mod bits; h2 odd. false for an empty id or sender. */
+static bool positions(const struct sentlog *l, const char *message_id, const char *sender,
+    uint64_t *h1, uint64_t *h2)
+{
+	char key[BSIG_MSGID_MAX + 1 + BSIG_SENDER_MAX + 1];
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	size_t n = bsig_canon_msgid(message_id, id, sizeof id);
+	size_t n = entry_key(message_id, sender, key, sizeof key);
 
 	if (n == 0)
 		return false;
-	if (HMAC(EVP_sha256(), l->id_key, KEY_BYTES, (unsigned char *)id, n, md, &mdlen) == NULL ||
+	if (HMAC(EVP_sha256(), l->id_key, KEY_BYTES, (unsigned char *)key, n, md, &mdlen) == NULL ||
 	    mdlen < 16)
 		return false;
 	*h1 = get_u64(md);
@@ -243,7 +260,7 @@ static bool positions(const struct sentlog *l, const char *message_id, uint64_t 
 	return true;
 }
 
-void sentlog_add(struct sentlog *l, const char *message_id, time_t now)
+void sentlog_add(struct sentlog *l, const char *message_id, const char *sender, time_t now)
 {
 	int64_t day = day_of(now);
 	unsigned idx = slot_index(l, day);
@@ -251,7 +268,7 @@ void sentlog_add(struct sentlog *l, const char *message_id, time_t now)
 	unsigned char *bloom = l->bloom + (size_t)idx * l->slot_bytes;
 	uint64_t h1, h2;
 
-	if (!positions(l, message_id, &h1, &h2))
+	if (!positions(l, message_id, sender, &h1, &h2))
 		return;
 	if (s->day != day || s->count == 0) {
 		/* rotation: the slot held a day that has left the window */
@@ -275,12 +292,13 @@ static bool in_window(const struct sentlog *l, const struct slot *s, int64_t tod
 	return s->count > 0 && s->day <= today + 1 && s->day >= today - (int64_t)l->remember_days;
 }
 
-bool sentlog_contains(struct sentlog *l, const char *message_id, time_t now)
+bool sentlog_contains(struct sentlog *l, const char *message_id, const char *sender,
+    time_t now)
 {
 	int64_t today = day_of(now);
 	uint64_t h1, h2;
 
-	if (!positions(l, message_id, &h1, &h2))
+	if (!positions(l, message_id, sender, &h1, &h2))
 		return false;
 	for (unsigned idx = 0; idx < l->nslots; idx++) {
 		const unsigned char *bloom = l->bloom + (size_t)idx * l->slot_bytes;
@@ -398,7 +416,7 @@ int sentlog_load_image(struct sentlog *l, const unsigned char *img, size_t len, 
 		return -1;
 	}
 	if (CRYPTO_memcmp(img + 40, want + 40, KEY_CHECK_BYTES) != 0) {
-		snprintf(why, whylen, "written under another key (the [batv] sign_key secret changed)");
+		snprintf(why, whylen, "written under another key (the lowest-numbered key of [batv] keys_file changed)");
 		return -1;
 	}
 	if (image_mac(l->file_key, img, len - MAC_BYTES, mac) < 0 ||
@@ -445,7 +463,9 @@ static int load_file(struct sentlog *l)
 	struct stat st;
 	int fd, rc = -1;
 
-	if ((fd = open(l->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+	/* O_NONBLOCK: a FIFO planted under the name must not block start-up
+	 * (fstat then refuses it); a regular file ignores the flag */
+	if ((fd = open(l->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)) < 0) {
 		if (errno == ENOENT)
 			note(l, "no state file %s yet", l->path);
 		else
@@ -499,8 +519,7 @@ struct sentlog_snapshot *sentlog_snapshot(struct sentlog *l)
 
 	if (l->path == NULL || (s = calloc(1, sizeof *s)) == NULL)
 		return NULL;
-	if ((s->path = strdup(l->path)) == NULL || (s->tmp_path = strdup(l->tmp_path)) == NULL ||
-	    (s->image = malloc(len)) == NULL) {
+	if ((s->path = strdup(l->path)) == NULL || (s->image = malloc(len)) == NULL) {
 		sentlog_snapshot_free(s);
 		return NULL;
 	}
@@ -522,7 +541,6 @@ void sentlog_snapshot_free(struct sentlog_snapshot *s)
 	if (s == NULL)
 		return;
 	free(s->path);
-	free(s->tmp_path);
 	free(s->image);
 	OPENSSL_cleanse(s->file_key, sizeof s->file_key);
 	free(s);
@@ -563,6 +581,7 @@ static int fsync_dir(const char *path)
 int sentlog_snapshot_write(struct sentlog_snapshot *s, char *err, size_t errlen)
 {
 	unsigned char mac[MAC_BYTES];
+	char tmp[4096];
 	const char *what;
 	int fd, e;
 
@@ -570,10 +589,14 @@ int sentlog_snapshot_write(struct sentlog_snapshot *s, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: checksum failed", s->path);
 		return -1;
 	}
-	/* O_NOFOLLOW: a link planted in the state directory is not followed */
-	fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: cannot create: %s", s->tmp_path, strerror(errno));
+	/* a name of its own (mkstemp: O_EXCL, 0600, never a planted link), so
+	 * two writers - a worker's save and a reload's - never share a file */
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", s->path) >= sizeof tmp) {
+		snprintf(err, errlen, "%s: path too long", s->path);
+		return -1;
+	}
+	if ((fd = mkstemp(tmp)) < 0) {
+		snprintf(err, errlen, "%s: cannot create: %s", tmp, strerror(errno));
 		return -1;
 	}
 	if (write_all(fd, s->image, s->len) < 0 || write_all(fd, mac, MAC_BYTES) < 0) {
@@ -590,7 +613,7 @@ int sentlog_snapshot_write(struct sentlog_snapshot *s, char *err, size_t errlen)
 		goto fail;
 	}
 	fd = -1;
-	if (rename(s->tmp_path, s->path) < 0) {
+	if (rename(tmp, s->path) < 0) {
 		what = "rename";
 		goto fail;
 	}
@@ -604,8 +627,8 @@ fail:
 	e = errno;
 	if (fd >= 0)
 		close(fd);
-	unlink(s->tmp_path);
-	snprintf(err, errlen, "%s: %s failed: %s", s->tmp_path, what, strerror(e));
+	unlink(tmp);
+	snprintf(err, errlen, "%s: %s failed: %s", tmp, what, strerror(e));
 	return -1;
 }
 

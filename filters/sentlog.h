@@ -1,7 +1,10 @@
 /*
  * sentlog - a bounded, rotating, persisted set of keyed hashes of the
- * Message-IDs that left through [outbound] (issue 11): "did we send a
- * message with this id in the last `remember` days?" for the bounce check.
+ * (Message-ID, envelope sender) pairs that left through [outbound] (issue
+ * 11): "did this sender send a message with this id in the last `remember`
+ * days?" for the bounce check, which asks with the bounce's recipient: a
+ * Message-ID that user@ sent (and anyone on its recipient list knows) does
+ * not vouch for a bounce to user3@.
  *
  * Design: one Bloom filter per day, in a ring of remember_days + 1 slots
  * (slot = day mod nslots; a slot found holding an older day is cleared
@@ -9,10 +12,12 @@
  * least remember_days full days and forgotten within one more. A query
  * looks in every slot whose day is within the window.
  *
- * Keyed: the bit positions come from HMAC-SHA256(id key, Message-ID),
- * the id key derived from the caller's key (bsig_sentlog_key: the BATV
- * keys file). Without the secret nobody can choose ids that collide
- * (poisoning) or tell which ids are in (probing).
+ * Keyed: the bit positions come from HMAC-SHA256(id key, Message-ID NUL
+ * sender), the sender without its BATV tag and in lower case, the id key
+ * derived from the caller's key (bsig_sentlog_key: the lowest-numbered key
+ * of the BATV keys file). Without the secret nobody can choose entries
+ * that collide (poisoning); what is in is only learnt by asking with the
+ * right pair (a bounce's accept or refuse answers "did user@ send <id>?").
  *
  * Sizing: the false-positive target SENTLOG_FP_TARGET holds for a query
  * across the whole window, with every slot filled to expected_per_day:
@@ -29,8 +34,9 @@
  * 31 full slots, 1M random ids): 0.096% against 0.100% predicted.
  *
  * State file: <state_dir>/sentlog.state, written whole and atomically
- * (tmp file, fsync, rename, fsync of the directory). Little-endian:
- *   0  magic "BSSENTLG"        8  version (u32, 1)
+ * (a tmp file of its own name, mkstemp; fsync, rename, fsync of the
+ * directory). Little-endian:
+ *   0  magic "BSSENTLG"        8  version (u32, 2; 1 keyed Message-IDs alone)
  *   12 nslots (u32)            16 nhashes (u32)     20 zero (u32)
  *   24 bits per slot (u64)     32 expected_per_day (u64)
  *   40 key check (16 bytes: HMAC-SHA256(file key, "key check"))
@@ -38,7 +44,7 @@
  *   .. nslots x bits-per-slot / 8 bytes of Bloom bits
  *   end: HMAC-SHA256(file key, every byte before it), 32 bytes
  * file key = HMAC-SHA256(key, "backstop sentlog file v1"), id key =
- * HMAC-SHA256(key, "backstop sentlog id v1"). A file that is missing,
+ * HMAC-SHA256(key, "backstop sentlog id v2"). A file that is missing,
  * short, of another version or geometry, written under another key, or
  * whose checksum fails is ignored (sentlog_load_note() says why) and the
  * log starts empty: never a crash, never a partial load.
@@ -76,14 +82,17 @@ struct sentlog_snapshot;
 struct sentlog *sentlog_open(const char *state_dir, const unsigned char *key, size_t keylen,
     unsigned remember_days, size_t expected_per_day, char *err, size_t errlen);
 
-/* sentlog_add - remember message_id (any form bsig_canon_msgid takes;
- * an empty id is ignored) as sent on now's day. */
-void sentlog_add(struct sentlog *l, const char *message_id, time_t now);
+/* sentlog_add - remember that sender (the envelope sender as relayed: any
+ * form bsig_canon_sender takes, BATV tag and case do not matter) sent
+ * message_id (any form bsig_canon_msgid takes) on now's day. An empty id
+ * or sender (the null sender: nothing answers it) is ignored. */
+void sentlog_add(struct sentlog *l, const char *message_id, const char *sender, time_t now);
 
-/* sentlog_contains - was message_id added within the window ending on
- * now's day? False positives at about SENTLOG_FP_TARGET, no false
- * negatives within the window. */
-bool sentlog_contains(struct sentlog *l, const char *message_id, time_t now);
+/* sentlog_contains - was (message_id, sender) added within the window
+ * ending on now's day? False positives at about SENTLOG_FP_TARGET, no
+ * false negatives within the window. */
+bool sentlog_contains(struct sentlog *l, const char *message_id, const char *sender,
+    time_t now);
 
 /* sentlog_flush - persist now, on the calling thread (start-up tools,
  * shutdown, tests). 0 (also when there is nothing new, or no state_dir:

@@ -9,7 +9,7 @@
  *   backstop -n [-c FILE]       print the effective configuration
  *   backstop -V                 version
  *   backstop [-c FILE] batv sign|verify ADDRESS
- *   backstop [-c FILE] sentlog contains MESSAGE-ID
+ *   backstop [-c FILE] sentlog contains MESSAGE-ID SENDER
  */
 #include <errno.h>
 #include <getopt.h>
@@ -45,7 +45,7 @@ static void usage(FILE *out)
 	    "                                        check except binding the listeners)\n"
 	    "       backstop -n [-c FILE] [-o ...]   print the effective configuration\n"
 	    "       backstop [-c FILE] batv sign|verify ADDRESS\n"
-	    "       backstop [-c FILE] sentlog contains MESSAGE-ID\n"
+	    "       backstop [-c FILE] sentlog contains MESSAGE-ID SENDER\n"
 	    "       backstop -V                    print the version\n"
 	    "       backstop -h, --help            this text\n"
 	    "default FILE: %s\n", DEFAULT_CONFIG);

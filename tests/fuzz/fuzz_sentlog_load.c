@@ -49,11 +49,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (sentlog_load_image(l, img, len, why, sizeof why) == 0) {
 		/* a loaded state answers queries and takes adds */
-		sentlog_contains(l, "<a@b>", NOW);
-		sentlog_add(l, "<a@b>", NOW);
-		if (!sentlog_contains(l, "<a@b>", NOW))
+		sentlog_contains(l, "<a@b>", "s@b", NOW);
+		sentlog_add(l, "<a@b>", "s@b", NOW);
+		if (!sentlog_contains(l, "<a@b>", "s@b", NOW))
 			abort();
-	} else if (sentlog_contains(l, "<a@b>", NOW)) {
+	} else if (sentlog_contains(l, "<a@b>", "s@b", NOW)) {
 		abort();   /* a refused image left something behind */
 	}
 	if (memchr(why, '\0', sizeof why) == NULL)

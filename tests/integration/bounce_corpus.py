@@ -17,8 +17,8 @@ default) refused by the bounce check; each miss is listed.
 
 Pass 2 replays the same messages with evidence planted in what the
 classifier took for the original (the debug line "bounce: message N: class
-... original ..." says what it found): in turn a Received field of one of
-our_relays, a BATV tag on the original's Return-Path, a valid
+... original ..." says what it found): in turn a topmost Received field
+from one of our_relays, a BATV tag on the original's Return-Path, a valid
 X-Backstop-Sig over its Message-ID, Date and sender; a report that quotes
 nothing gets an In-Reply-To of a Message-ID sent through [outbound] (so in
 the sent log). All must be accepted.
@@ -67,6 +67,7 @@ with open(KEYS, "w") as f:
 os.chmod(KEYS, 0o600)
 RCPT = "user@test.example"
 RELAY = "relay-out.test.example"
+RELAY_ADDR = "192.0.2.3"   # a hop's address decides, its name beside it is the HELO
 CONNS = 4
 
 sink = t.sink(dump=False)
@@ -82,7 +83,7 @@ def start(batv_mode):
         "limits": {"max_message_size": "10m"},
         "batv": {"mode": batv_mode, "domains": "test.example", "keys_file": KEYS, "sign_key": "1",
                  "refuse_at": "content"},
-        "bounce": {"mode": "enforce", "unverifiable": "refuse", "our_relays": RELAY},
+        "bounce": {"mode": "enforce", "unverifiable": "refuse", "our_relays": RELAY + " " + RELAY_ADDR},
         "outbound": {"listen": "127.0.0.1:%d" % port, "relay": sink.address},
     }), port
 
@@ -360,8 +361,14 @@ def plant(name, body, r, i):
                 body[rp.end():]
         line = "Return-Path: <%s>" % tag
     elif kind == "relay":
-        line = "Received: from %s (%s [192.0.2.3]) by mx.remote.example with ESMTP id PLANTED;" \
-               " Mon, 07 Dec 2026 00:00:00 +0000" % (RELAY, RELAY)
+        # only the topmost Received counts (the bouncing side's, written
+        # when it took the message from our relay): above the block's first
+        line = "Received: from %s (%s [%s]) by mx.remote.example with ESMTP id PLANTED;" \
+               " Mon, 07 Dec 2026 00:00:00 +0000" % (RELAY, RELAY, RELAY_ADDR)
+        block_start = body.rfind(b"\r\n\r\n", 0, pos) + 4
+        rcv = re.compile(rb"^([ \t>]*)Received:", re.I | re.M).search(body, block_start, pos)
+        if rcv:
+            pos, prefix = rcv.start(), rcv.group(1)
     else:
         line = "X-Backstop-Sig: " + py_bsig(SECRET, 1, mid if mid != "-" else "", date, RCPT)
     return kind, body[:pos] + prefix + qp_escape(line, body, pos).encode() + b"\r\n" + body[pos:]

@@ -11,8 +11,12 @@ they are delivered with an X-Backstop-Bounce field. Each kind of evidence
 lets a genuine one through: a BATV-tagged recipient, the X-Backstop-Sig that
 [outbound] put on the original (a real round trip: sent through [outbound],
 delivered by Postfix, its headers quoted in the bounce), a tagged
-Return-Path, one of our_relays in the Received chain, an In-Reply-To that
-left through [outbound]. A report that quotes nothing follows
+Return-Path, our relay as the client of the topmost Received, an
+In-Reply-To that left through [outbound]. Each is evidence only for the
+address the original was sent from: the signature, the tagged Return-Path
+and the sent Message-ID of user@'s message do not let a bounce to user2@
+through (review 11), nor does a Received hop naming our relay below the
+bouncing side's own, or our relay's name as a HELO. A report that quotes nothing follows
 [bounce] unverifiable (refuse, mark, accept). postmaster@ and [bounce]
 exempt are not judged. [batv] refuse_at = content lets a read receipt to an
 untagged recipient pass, while a forged DSN is refused, also with [bounce]
@@ -63,7 +67,7 @@ def send(bs, mail_from, rcpt, body):
     """One transaction; the replies (MAIL, RCPT, DATA, end of data)."""
     c = bs.client()
     t.check_reply("EHLO", c.ehlo(), 250)
-    rs = c.mail_transaction(mail_from, [rcpt], body)
+    rs = c.mail_transaction(mail_from, rcpt if isinstance(rcpt, list) else [rcpt], body)
     c.cmd("QUIT")
     return rs
 
@@ -75,8 +79,10 @@ def refused(name, bs, mail_from, rcpt, body, text=r"bounce for a message this do
     pf.mark()
     bs.mark()
     rs = send(bs, mail_from, rcpt, body)
-    t.check("%s: MAIL, RCPT, DATA accepted" % name, [r.code for r in rs[:3]] == [250, 250, 354], rs)
-    last = rs[-1] if len(rs) == 4 else None
+    nrcpt = len(rcpt) if isinstance(rcpt, list) else 1
+    t.check("%s: MAIL, RCPT, DATA accepted" % name,
+            [r.code for r in rs[:-1]] == [250] * (1 + nrcpt) + [354], rs)
+    last = rs[-1] if len(rs) == 3 + nrcpt else None
     t.check_reply("%s: 550 5.7.1 at end of data" % name, last, 550, "5.7.1")
     t.check("%s: the reply says why" % name, last is not None and re.search(text, last.text), last)
     pf.settle(0.3)
@@ -116,8 +122,8 @@ with t.case("enforce: a forged DSN is refused before end of data is answered, Po
     detail = m.group(1) if m else ""
     for want in ["original from <user@test.example>", "client [203.0.113.66]",
                  "msgid " + FORGED_MID, "recipient: no BATV tag", "X-Backstop-Sig: none",
-                 "Return-Path: none", "Received: none of 2 hops is ours",
-                 "Message-ID: 1 not sent from here"]:
+                 "Return-Path: none", "Received: the receiving hop (from 198.51.100.20) is not ours",
+                 "Message-ID: 1 not sent from here by the recipient"]:
         t.check("log line: %s" % want, want in detail, detail)
     t.check("exactly one bounce log line", len(re.findall(r"bounce: refused", log)) == 1, log[-3000:])
     note_in_summary("forged DSN", enforce, "bounce=fail(dsn)")
@@ -158,6 +164,28 @@ with t.case("evidence: our relay in the original's Received chain"):
     orig = original_headers(received=[
         "from unnamed (unknown [192.0.2.99])\n\tby mx.remote.example with ESMTP id 1;\n\t" + DATE])
     refused("an address just outside our_relays", enforce, "", "user@test.example", postfix_dsn(orig))
+    # review 11, 1d: hops below the bouncing side's own are the spammer's text
+    orig = original_headers(received=[
+        "from spamhost.example (unknown [203.0.113.66])\n\tby mx.remote.example; " + DATE,
+        "from x by relay-out.test.example; " + DATE,
+        "from pc.test.example (pc [192.0.2.5])\n\tby relay-out.test.example; " + DATE])
+    refused("a forged hop naming our relay below the receiving one", enforce, "", "user@test.example",
+            postfix_dsn(orig))
+    # the name in "from" is the client's HELO for Postfix: the address decides
+    orig = original_headers(received=[
+        "from relay-out.test.example (unknown [203.0.113.66])\n\tby mx.remote.example; " + DATE])
+    refused("our relay's name as the spammer's HELO", enforce, "", "user@test.example",
+            postfix_dsn(orig))
+    t.check("log: the receiving hop named", enforce.wait_log(
+        r"bounce: refused dsn .*Received: the receiving hop \(from 203\.0\.113\.66\) is not ours"),
+        enforce.log(True)[-2000:])
+    # the bouncing side's content filter (a loopback hop) on top is skipped
+    orig = original_headers(received=[
+        "from localhost (localhost [127.0.0.1])\n\tby mx.remote.example (amavis); " + DATE,
+        "from relay-out.test.example (relay-out.test.example [192.0.2.3])\n\tby mx.remote.example"
+        " with ESMTPS id 1;\n\t" + DATE])
+    accepted("our relay below the bouncing side's content filter", enforce, "", "user@test.example",
+             postfix_dsn(orig))
 
 with t.case("evidence: a tagged Return-Path in the original"):
     orig = original_headers(return_path=py_tag("user@test.example", 1, SECRET))
@@ -166,6 +194,14 @@ with t.case("evidence: a tagged Return-Path in the original"):
     orig = original_headers(return_path=py_tag("user@test.example", 1, "not-our-secret"))
     refused("a Return-Path tag made with another secret", enforce, "", "user@test.example",
             postfix_dsn(orig))
+    # review 11, 1b: user@'s tagged Return-Path is no evidence for user2@
+    orig = original_headers(sender="user2@test.example",
+                            return_path=py_tag("user@test.example", 1, SECRET))
+    refused("user@'s tagged Return-Path in a bounce to user2@", enforce, "", "user2@test.example",
+            postfix_dsn(orig, rcpt="user2@test.example"))
+    t.check("log: the tag is not the recipient's", enforce.wait_log(
+        r"bounce: refused dsn .*Return-Path: tagged, but for user@test\.example, not the recipient"),
+        enforce.log(True)[-2000:])
 
 with t.case("round trip: sent through [outbound], the bounce quotes its X-Backstop-Sig"):
     out_port = int(enforce.sections["outbound"]["listen"].rsplit(":", 1)[1])
@@ -211,6 +247,23 @@ with t.case("round trip: sent through [outbound], the bounce quotes its X-Backst
         accepted("an auto-reply answering the sent Message-ID (sent log)", enforce,
                  "victim@remote.example", "user@test.example", vacation(sent_mid))
         note_in_summary("sent", enforce, "bounce=pass(autoreply,sent)")
+        # review 11, 1a and 1c: all of that is evidence for user@ only
+        refused("user@'s signed original in a bounce to user2@", enforce, "", "user2@test.example",
+                postfix_dsn(hdr, rcpt="user2@test.example"))
+        t.check("log: the signature is not the recipient's", enforce.wait_log(
+            r"bounce: refused dsn .* to user2@test\.example: .*X-Backstop-Sig: bad \(or not made for "
+            r"this recipient\).*Message-ID: 1 not sent from here by the recipient"),
+            enforce.log(True)[-2000:])
+        refused("a spam run reusing user@'s sent Message-ID, bounced to user2@", enforce, "",
+                "user2@test.example", postfix_dsn(original_headers(sender="user2@test.example",
+                                                                   mid=sent_mid),
+                                                  rcpt="user2@test.example"))
+        refused("an auto-reply to user2@ answering user@'s sent Message-ID", enforce,
+                "victim@remote.example", "user2@test.example",
+                vacation(sent_mid, rcpt="user2@test.example"),
+                text=r"auto-reply for a message this domain did not send")
+        refused("a bounce to user@ and user2@ (the evidence must hold for each)", enforce, "",
+                ["user@test.example", "user2@test.example"], postfix_dsn(hdr))
 
 with t.case("unverifiable: a report that quotes nothing"):
     refused("unverifiable = refuse", enforce, "", "user@test.example", bare_ndr(),

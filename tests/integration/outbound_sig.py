@@ -5,13 +5,16 @@ Messages relayed through the [outbound] listener (smtp-sink as the next hop)
 arrive with one X-Backstop-Sig field, checked here with Python's hmac - an
 implementation independent of filters/bsig.c - for a normal message, a
 message without Message-ID, the null sender, and a message whose client put
-its own X-Backstop-Sig in (replaced). The Message-IDs of the messages the
-relay accepted are in the sentlog's state file after SIGTERM (asked with
-`backstop sentlog contains`, and again after a restart); those of a message
-refused (over max_message_size) and of one whose client went away mid-DATA
-are not; the log is also saved periodically while backstop runs (a worker
-thread). On the inbound listener a client's X-Backstop-Sig never reaches the
-backend."""
+its own X-Backstop-Sig in (replaced). The (Message-ID, sender) pairs of the
+messages the relay accepted are in the sentlog's state file after SIGTERM
+(asked with `backstop sentlog contains ID SENDER`, and again after a
+restart); the same Message-ID with another sender is not, nor is a null
+sender's message, nor those of a message refused (over max_message_size)
+and of one whose client went away mid-DATA; the log is also saved
+periodically while backstop runs (a worker thread). The README's key
+rotation (add key 2, sign_key = 2) keeps the log; a FIFO planted as the
+state file does not block start-up. On the inbound listener a
+client's X-Backstop-Sig never reaches the backend."""
 import base64
 import hashlib
 import hmac
@@ -123,11 +126,11 @@ def send_out(mail_from, subject, msg=None, extra=()):
     return rs, msg
 
 
-def contains(msgid, conf=None):
-    return t.run_backstop(["-c", conf or bs.conf, "sentlog", "contains", msgid])
+def contains(msgid, sender="user@test.example", conf=None):
+    return t.run_backstop(["-c", conf or bs.conf, "sentlog", "contains", msgid, sender])
 
 
-accepted = []   # Message-IDs the relay took
+accepted = []   # Message-IDs the relay took (from user@test.example)
 
 with t.case("outbound: a relayed message carries one valid X-Backstop-Sig"):
     rs, msg = send_out("user@test.example", "sig plain")
@@ -175,7 +178,7 @@ with t.case("outbound: no Message-ID, and the null sender: still signed"):
     sigs = sigs_of(d[0]) if d else []
     ok, why = py_verify(sigs[0] if sigs else "", header_of(msg, "Message-ID"), header_of(msg, "Date"), "")
     t.check("null sender: signed over an empty sender", len(sigs) == 1 and ok, (why, sigs))
-    accepted.append(header_of(msg, "Message-ID"))
+    null_mid = header_of(msg, "Message-ID")
 
 refused = []
 with t.case("outbound: refused and aborted messages"):
@@ -231,6 +234,17 @@ with t.case("sentlog: accepted Message-IDs are in the state file after SIGTERM")
         t.check("%s: not found" % mid, rc == 1 and out.strip() == "not found", (rc, out))
     rc, out = contains("  %s  " % accepted[0])
     t.check("the id is found in any form a bounce quotes it", rc == 0, (rc, out))
+    rc, out = contains(accepted[0], "prvs=1999abcdef=USER@Test.Example")
+    t.check("the sender in any form a bounce is addressed to", rc == 0, (rc, out))
+    # review 11, 1c: user@'s Message-ID says nothing about user3@
+    rc, out = contains(accepted[0], "user3@test.example")
+    t.check("the same id from another sender: not found", rc == 1 and out.strip() == "not found",
+            (rc, out))
+    for sender in ("", "MAILER-DAEMON@test.example"):
+        rc, out = contains(null_mid, sender)
+        t.check("the null sender's message is not remembered (%r)" % sender, rc == 1, (rc, out))
+    rc, out = t.run_backstop(["-c", bs.conf, "sentlog", "contains", accepted[0]])
+    t.check("the CLI wants the sender too (usage, exit 2)", rc == 2 and "SENDER" in out, (rc, out))
 
 with t.case("sentlog: a restart loads the state file and keeps it"):
     bs.mark()
@@ -243,6 +257,25 @@ with t.case("sentlog: a restart loads the state file and keeps it"):
     for mid in accepted:
         rc, out = contains(mid)
         t.check("%s: sent" % mid, rc == 0, (rc, out))
+
+with t.case("sentlog: the README's key rotation (add key 2, sign_key = 2) keeps the log"):
+    with open(KEYS, "ab") as f:
+        f.write(b"2 sig-two-secret-rotated-in\n")
+    bs.sections["batv"]["sign_key"] = "2"
+    bs.write_config()
+    bs.mark()
+    bs.start()
+    t.check("backstop loaded the log", bs.wait_log(r"sentlog: .*loaded %d ids" % len(accepted)),
+            bs.log(True)[-2000:])
+    rs, msg = send_out("user@test.example", "sig after rotation")
+    d = sink.with_subject("sig after rotation")
+    sigs = sigs_of(d[0]) if d else []
+    t.check("signed with key 2 now", len(sigs) == 1 and "k=2;" in sigs[0], sigs)
+    accepted.append(header_of(msg, "Message-ID"))
+    bs.stop()
+    for mid in accepted:
+        rc, out = contains(mid)
+        t.check("%s: still sent" % mid, rc == 0, (rc, out))
 
 with t.case("sentlog: a damaged state file is ignored, never a crash"):
     with open(STATE, "r+b") as f:
@@ -257,6 +290,25 @@ with t.case("sentlog: a damaged state file is ignored, never a crash"):
     t.check("backstop starts and logs why", bs.wait_log(r"sentlog: .*ignored .*checksum mismatch.*starting empty"),
             bs.log(True)[-2000:])
     bs.stop()
+
+with t.case("sentlog: a FIFO as the state file does not block start-up"):
+    os.unlink(STATE)
+    os.mkfifo(STATE, 0o600)
+    bs.mark()
+    try:
+        bs.start(timeout=5)
+        started = True
+    except RuntimeError as e:
+        started = False
+        log("# %s" % str(e)[:300])
+    t.check("backstop starts", started)
+    t.check("and logs that it is not a regular file",
+            started and bs.wait_log(r"sentlog: .*is not a regular file; starting empty"),
+            bs.log(True)[-2000:])
+    if started:
+        rs, _ = send_out("user@test.example", "sig after fifo")
+        t.check("and relays", rs[-1].code == 250, rs)
+        bs.stop()
 
 with t.case("-t: state_dir must be a directory"):
     bad = dict(bs.sections)

@@ -41,11 +41,16 @@ static struct bounce_hop hop(const char *by, const char *from, const char *ip)
 	return h;
 }
 
+/* ours - an original whose one Received is this hop: from one of ours? */
 static bool ours(const struct config *cfg, const char *by, const char *from, const char *ip,
     char *what, size_t cap)
 {
-	struct bounce_hop h = hop(by, from, ip);
-	return bounce_hop_ours(cfg, &h, what, cap);
+	static struct bounce_original o;
+	memset(&o, 0, sizeof o);
+	o.found = true;
+	o.nhops = 1;
+	o.hops[0] = hop(by, from, ip);
+	return bounce_relay_hop(cfg, &o, what, cap);
 }
 
 static void test_config(void)
@@ -106,19 +111,27 @@ static void test_relays(void)
 		fprintf(stderr, "%s", err);
 		return;
 	}
-	/* names: exact, below a .domain, case and a final dot ignored */
-	CHECK(ours(cfg, "mx1.example.com", "", "", what, sizeof what));
-	CHECK_STR(what, "by mx1.example.com");
-	CHECK(ours(cfg, "MX1.Example.COM.", "", "", what, sizeof what));
+	/* names (of a hop without an address): exact, below a .domain, case
+	 * and a final dot ignored */
+	CHECK(ours(cfg, "", "mx1.example.com", "", what, sizeof what));
+	CHECK_STR(what, "from mx1.example.com");
+	CHECK(ours(cfg, "", "MX1.Example.COM.", "", what, sizeof what));
 	CHECK(ours(cfg, "", "a.b.out.example.com", "", what, sizeof what));
 	CHECK_STR(what, "from a.b.out.example.com");
-	CHECK(ours(cfg, "mx1.example.com (Postfix)", "", "", what, sizeof what));
-	CHECK(!ours(cfg, "out.example.com", "", "", what, sizeof what));   /* .domain: below only */
-	CHECK(!ours(cfg, "xmx1.example.com", "", "", what, sizeof what));
-	CHECK(!ours(cfg, "mx1.example.com.evil.example", "", "", what, sizeof what));
-	CHECK(!ours(cfg, "notout.example.com", "", "", what, sizeof what));
-	CHECK(!ours(cfg, "mx1.example.co", "", "", what, sizeof what));
-	/* addresses: the hop's ip, and address literals in by/from */
+	CHECK(ours(cfg, "", "mx1.example.com (Postfix)", "", what, sizeof what));
+	CHECK(!ours(cfg, "", "out.example.com", "", what, sizeof what));   /* .domain: below only */
+	CHECK(!ours(cfg, "", "xmx1.example.com", "", what, sizeof what));
+	CHECK(!ours(cfg, "", "mx1.example.com.evil.example", "", what, sizeof what));
+	CHECK(!ours(cfg, "", "notout.example.com", "", what, sizeof what));
+	CHECK(!ours(cfg, "", "mx1.example.co", "", what, sizeof what));
+	/* "by" is who wrote the hop, not who sent: never ours */
+	CHECK(!ours(cfg, "mx1.example.com", "", "", what, sizeof what));
+	CHECK(!ours(cfg, "mx1.example.com", "spam.example", "203.0.113.66", what, sizeof what));
+	/* a name beside an address is the client's HELO: the address decides */
+	CHECK(!ours(cfg, "mx.remote.example", "mx1.example.com", "203.0.113.66", what, sizeof what));
+	CHECK_STR(what, "from 203.0.113.66");
+	CHECK(ours(cfg, "mx.remote.example", "unknown", "192.0.2.25", what, sizeof what));
+	/* addresses: the hop's ip, and address literals in from */
 	CHECK(ours(cfg, "", "", "192.0.2.25", what, sizeof what));
 	CHECK_STR(what, "from 192.0.2.25");
 	CHECK(!ours(cfg, "", "", "192.0.2.26", what, sizeof what));
@@ -128,7 +141,7 @@ static void test_relays(void)
 	CHECK(ours(cfg, "", "", "[IPv6:2001:DB8:1::1]", what, sizeof what));
 	CHECK(ours(cfg, "", "", "::ffff:192.0.2.25", what, sizeof what));
 	CHECK(!ours(cfg, "", "", "2001:db9::1", what, sizeof what));
-	CHECK(ours(cfg, "[192.0.2.25]", "", "", what, sizeof what));
+	CHECK(!ours(cfg, "[192.0.2.25]", "", "", what, sizeof what));
 	CHECK(ours(cfg, "", "[IPv6:2001:db8::7]", "", what, sizeof what));
 	/* hostile: garbage, half brackets, overlong, control bytes */
 	CHECK(!ours(cfg, "", "", "[192.0.2.25", what, sizeof what));
@@ -142,16 +155,14 @@ static void test_relays(void)
 		memset(long_name, 'a', sizeof long_name - 1);
 		long_name[sizeof long_name - 1] = '\0';
 		strcpy(long_name + sizeof long_name - 18, ".out.example.com");
-		struct bounce_hop h = hop(long_name, long_name, "1.2.3.4");
 		/* bounce_hop fields are 256 bytes: the name is cut there */
-		CHECK(!bounce_hop_ours(cfg, &h, what, sizeof what));
-		struct bounce_hop h2 = hop("x\x01y.out.example.com", "", "");
-		CHECK(bounce_hop_ours(cfg, &h2, what, sizeof what));   /* a .domain match */
+		CHECK(!ours(cfg, long_name, long_name, "", what, sizeof what));
+		CHECK(ours(cfg, "", "x\x01y.out.example.com", "", what, sizeof what));   /* a .domain match */
 		CHECK(strchr(what, '\x01') == NULL);                 /* logged printable */
 	}
 	/* a tiny what buffer is still terminated */
-	CHECK(ours(cfg, "mx1.example.com", "", "", what, 4));
-	CHECK_STR(what, "by ");
+	CHECK(ours(cfg, "", "mx1.example.com", "", what, 4));
+	CHECK_STR(what, "fro");
 	config_unref(cfg);
 
 	/* no our_relays: nothing matches */
@@ -161,6 +172,56 @@ static void test_relays(void)
 		CHECK(!ours(cfg, "mx1.example.com", "mx1.example.com", "192.0.2.25", what, sizeof what));
 		config_unref(cfg);
 	}
+}
+
+/* only the hops the bouncing side wrote count: the topmost, and below it
+ * those from internal addresses (its own filters); a forged hop further
+ * down naming our relay is the spammer's text */
+static void test_relay_chain(void)
+{
+	char err[2048], what[120];
+	struct config *cfg = load("[bounce]\nour_relays = relay-out.example.com 192.0.2.0/28\n",
+	    err, sizeof err);
+	struct bounce_original o;
+
+	CHECK(cfg != NULL);
+	if (cfg == NULL)
+		return;
+	memset(&o, 0, sizeof o);
+	o.found = true;
+	CHECK(!bounce_relay_hop(cfg, &o, what, sizeof what));
+	CHECK_STR(what, "");
+	/* review 11, 1d: "Received: from x by relay-out" below the remote's hop */
+	o.nhops = 2;
+	o.hops[0] = hop("mx.remote.example", "spamhost.example", "203.0.113.66");
+	o.hops[1] = hop("relay-out.example.com", "x", "");
+	CHECK(!bounce_relay_hop(cfg, &o, what, sizeof what));
+	CHECK_STR(what, "from 203.0.113.66");
+	o.hops[1] = hop("mx.remote.example", "relay-out.example.com", "192.0.2.3");
+	CHECK(!bounce_relay_hop(cfg, &o, what, sizeof what));
+	/* the genuine chain: the remote received from our relay */
+	o.hops[0] = hop("mx.remote.example", "relay-out.example.com", "192.0.2.3");
+	o.hops[1] = hop("relay-out.example.com", "pc.example.com", "10.0.0.5");
+	CHECK(bounce_relay_hop(cfg, &o, what, sizeof what));
+	CHECK_STR(what, "from 192.0.2.3");
+	/* the remote's content filter and internal relay on top: skipped */
+	o.nhops = 4;
+	o.hops[0] = hop("mail.remote.example", "localhost", "127.0.0.1");
+	o.hops[1] = hop("mail.remote.example", "mx.remote.example", "10.1.1.1");
+	o.hops[2] = hop("mx.remote.example", "relay-out.example.com", "192.0.2.3");
+	o.hops[3] = hop("relay-out.example.com", "pc.example.com", "10.0.0.5");
+	CHECK(bounce_relay_hop(cfg, &o, what, sizeof what));
+	/* ... but a public hop on top decides (it is not ours) */
+	o.hops[1] = hop("mail.remote.example", "mx.remote.example", "198.51.100.20");
+	CHECK(!bounce_relay_hop(cfg, &o, what, sizeof what));
+	CHECK_STR(what, "from 198.51.100.20");
+	/* a hop with neither address nor from: not ours, and it decides */
+	o.hops[1] = hop("mail.remote.example", "", "");
+	CHECK(!bounce_relay_hop(cfg, &o, what, sizeof what));
+	/* nhops beyond the array is bounded */
+	o.nhops = 1000;
+	CHECK(!bounce_relay_hop(cfg, &o, what, sizeof what));
+	config_unref(cfg);
 }
 
 static void test_origin(void)
@@ -258,6 +319,7 @@ int main(void)
 	close(fd);
 	test_config();
 	test_relays();
+	test_relay_chain();
 	test_origin();
 	test_rcpts();
 	unlink(ini_path);

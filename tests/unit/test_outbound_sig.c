@@ -25,6 +25,7 @@
 static struct config *cfg;
 static struct batv_keys keys;
 static char dir[64], keys_path[128], state_dir[128];
+static const char *mail_from = "prvs=1234abcdef=user@test.example";
 
 static struct filter_env env_for(const char *listener, void **slot)
 {
@@ -35,7 +36,8 @@ static struct filter_env env_for(const char *listener, void **slot)
 	e.sid = "T1";
 	e.listener = listener;
 	e.client_ip = "127.0.0.1";
-	e.mail_from = "prvs=1234abcdef=user@test.example";
+	e.mail_from = mail_from;
+	e.null_sender = mail_from[0] == '\0';
 	e.cfg = cfg;
 	e.txn_number = 1;
 	e.txn_state = slot;
@@ -100,6 +102,7 @@ int main(void)
 	static const char *const refused[] = {"Message-ID: <refused@test.example>", "Date: x", NULL};
 	static const char *const noid[] = {"Subject: no id", NULL};
 	static const char *const inbound[] = {"Message-ID: <inbound@x>", NULL};
+	static const char *const nullsender[] = {"Message-ID: <null@test.example>", NULL};
 	char err[512], added[FILTER_HEADERS_MAX];
 	struct sentlog *l;
 	FILE *f;
@@ -143,14 +146,22 @@ int main(void)
 	    "Mon, 7 Dec 2026 01:00:00 +0000", "user@test.example"), BSIG_VALID);
 	CHECK_INT(bsig_check(&keys, time(NULL), 7, sig_of(added), "<second-ignored@x>",
 	    "Mon, 7 Dec 2026 01:00:00 +0000", "user@test.example"), BSIG_BAD);
-	CHECK(sentlog_contains(l, "<one@test.example>", time(NULL)));
-	CHECK(!sentlog_contains(l, "<second-ignored@x>", time(NULL)));
+	/* remembered as (Message-ID, sender without its tag): for user@ only */
+	CHECK(sentlog_contains(l, "<one@test.example>", "user@test.example", time(NULL)));
+	CHECK(sentlog_contains(l, "<one@test.example>", "User@Test.Example", time(NULL)));
+	CHECK(!sentlog_contains(l, "<one@test.example>", "user3@test.example", time(NULL)));
+	CHECK(!sentlog_contains(l, "<second-ignored@x>", "user@test.example", time(NULL)));
 
 	one_message("outbound", refused, FILTER_TXN_REFUSED, added, sizeof added);
 	CHECK(sig_of(added)[0] != '\0');
-	CHECK(!sentlog_contains(l, "<refused@test.example>", time(NULL)));
+	CHECK(!sentlog_contains(l, "<refused@test.example>", "user@test.example", time(NULL)));
 	one_message("outbound", refused, FILTER_TXN_ABORTED, added, sizeof added);
-	CHECK(!sentlog_contains(l, "<refused@test.example>", time(NULL)));
+	CHECK(!sentlog_contains(l, "<refused@test.example>", "user@test.example", time(NULL)));
+	/* the null sender: nothing answers it, nothing to remember */
+	mail_from = "";
+	one_message("outbound", nullsender, FILTER_TXN_ACCEPTED, added, sizeof added);
+	CHECK(!sentlog_contains(l, "<null@test.example>", "", time(NULL)));
+	mail_from = "prvs=1234abcdef=user@test.example";
 
 	one_message("outbound", noid, FILTER_TXN_ACCEPTED, added, sizeof added);
 	CHECK_INT(bsig_check(&keys, time(NULL), 7, sig_of(added), "", "", "user@test.example"),
@@ -158,7 +169,7 @@ int main(void)
 
 	one_message("inbound", inbound, FILTER_TXN_ACCEPTED, added, sizeof added);
 	CHECK_STR(added, "");
-	CHECK(!sentlog_contains(l, "<inbound@x>", time(NULL)));
+	CHECK(!sentlog_contains(l, "<inbound@x>", "user@test.example", time(NULL)));
 
 	/* shutdown saves; init loads; the CLI reads the file */
 	filter_outbound_sig.shutdown();
@@ -171,19 +182,49 @@ int main(void)
 	}
 	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
 	CHECK(outbound_sig_sentlog() != NULL && sentlog_contains(outbound_sig_sentlog(),
-	    "<one@test.example>", time(NULL)));
+	    "<one@test.example>", "user@test.example", time(NULL)));
 	{
-		char *yes[] = {"sentlog", "contains", "<one@test.example>"};
-		char *no[] = {"contains", "<refused@test.example>"};
-		char *bad[] = {"contains"};
-		CHECK_INT(outbound_sig_cli(3, yes, cfg), 0);
-		CHECK_INT(outbound_sig_cli(2, no, cfg), 1);
-		CHECK_INT(outbound_sig_cli(1, bad, cfg), 2);
+		char *yes[] = {"sentlog", "contains", "<one@test.example>", "prvs=1111abcdef=user@test.example"};
+		char *other[] = {"contains", "<one@test.example>", "user3@test.example"};
+		char *no[] = {"contains", "<refused@test.example>", "user@test.example"};
+		char *bad[] = {"contains", "<one@test.example>"};
+		CHECK_INT(outbound_sig_cli(4, yes, cfg), 0);
+		CHECK_INT(outbound_sig_cli(3, other, cfg), 1);
+		CHECK_INT(outbound_sig_cli(3, no, cfg), 1);
+		CHECK_INT(outbound_sig_cli(2, bad, cfg), 2);
 	}
+	/* key rotation (README: add key 4, sign_key = 4, reload): the log is
+	 * kept - its key comes from the lowest-numbered key, 0 */
+	l = outbound_sig_sentlog();
+	if ((f = fopen(keys_path, "w")) == NULL)
+		return 99;
+	fputs("0 zero-secret\n3 three-secret\n4 four-secret\n", f);
+	fclose(f);
+	cfg->batv.sign_key = 4;
+	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	CHECK(outbound_sig_sentlog() == l);
+	CHECK(sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
+	    time(NULL)));
+	filter_outbound_sig.shutdown();
+	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	CHECK(strstr(sentlog_load_note(outbound_sig_sentlog()), "loaded") != NULL);
+	CHECK(sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
+	    time(NULL)));
+	/* removing the lowest key (the end of a rotation) starts afresh */
+	if ((f = fopen(keys_path, "w")) == NULL)
+		return 99;
+	fputs("3 three-secret\n4 four-secret\n", f);
+	fclose(f);
+	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	CHECK(!sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
+	    time(NULL)));
+	CHECK(strstr(sentlog_load_note(outbound_sig_sentlog()), "another key") != NULL);
+	cfg->batv.sign_key = 3;
 	/* a reload with other settings starts afresh, after saving */
 	cfg->sentlog.sent_per_day = 2000;
 	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
-	CHECK(!sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", time(NULL)));
+	CHECK(!sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
+	    time(NULL)));
 	/* a key that is not in the file: init fails, the running log stays */
 	l = outbound_sig_sentlog();
 	cfg->batv.sign_key = 5;

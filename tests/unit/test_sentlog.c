@@ -1,8 +1,9 @@
 /*
- * test_sentlog - the sent Message-ID log: add/contains, rotation across
+ * test_sentlog - the sent (Message-ID, sender) log: add/contains, an id
+ * vouching only for its sender, rotation across
  * days (the clock is a parameter), the state file's round trip, files that
  * must be ignored (damaged, cut, foreign, another key or geometry, not a
- * file), and the false-positive rate measured on 1M random ids against
+ * file, a FIFO that must not block), and the false-positive rate measured on 1M random ids against
  * the rate the geometry predicts.
  */
 #define _POSIX_C_SOURCE 200809L   /* mkdtemp */
@@ -20,6 +21,9 @@
 
 #define DAY0 ((time_t)20429 * 86400 + 43200)   /* noon of a day */
 #define DAYS(n) ((time_t)(n) * 86400)
+
+/* the sender every test id is added and asked with */
+#define S "prvs=1234abcdef=user@example.org"
 
 static const unsigned char key[32] = "0123456789abcdef0123456789abcdef";
 static const unsigned char key2[32] = "another key, 32 bytes long......";
@@ -70,24 +74,24 @@ static void test_add_contains(void)
 	struct sentlog *l = sentlog_open(NULL, key, 32, 30, 1000, err, sizeof err);
 
 	CHECK_STR(sentlog_load_note(l), "memory only");
-	CHECK(!sentlog_contains(l, "<a@example.org>", DAY0));
+	CHECK(!sentlog_contains(l, "<a@example.org>", S, DAY0));
 	CHECK(!sentlog_dirty(l));
-	sentlog_add(l, "<a@example.org>", DAY0);
+	sentlog_add(l, "<a@example.org>", S, DAY0);
 	CHECK(sentlog_dirty(l));
-	CHECK(sentlog_contains(l, "<a@example.org>", DAY0));
+	CHECK(sentlog_contains(l, "<a@example.org>", S, DAY0));
 	/* the canonical form is the key: folding, blanks, comments */
-	CHECK(sentlog_contains(l, "  <a@example.org>\r\n", DAY0));
-	CHECK(sentlog_contains(l, "(c) <a@example.org>", DAY0));
-	CHECK(!sentlog_contains(l, "<A@example.org>", DAY0));   /* exact id */
-	CHECK(!sentlog_contains(l, "<b@example.org>", DAY0));
+	CHECK(sentlog_contains(l, "  <a@example.org>\r\n", S, DAY0));
+	CHECK(sentlog_contains(l, "(c) <a@example.org>", S, DAY0));
+	CHECK(!sentlog_contains(l, "<A@example.org>", S, DAY0));   /* exact id */
+	CHECK(!sentlog_contains(l, "<b@example.org>", S, DAY0));
 	/* an empty id is never added nor found */
-	sentlog_add(l, "", DAY0);
-	sentlog_add(l, "  ", DAY0);
-	CHECK(!sentlog_contains(l, "", DAY0));
+	sentlog_add(l, "", S, DAY0);
+	sentlog_add(l, "  ", S, DAY0);
+	CHECK(!sentlog_contains(l, "", S, DAY0));
 	/* another key: other positions */
 	{
 		struct sentlog *o = sentlog_open(NULL, key2, 32, 30, 1000, err, sizeof err);
-		CHECK(!sentlog_contains(o, "<a@example.org>", DAY0));
+		CHECK(!sentlog_contains(o, "<a@example.org>", S, DAY0));
 		sentlog_close(o);
 	}
 	CHECK_INT(sentlog_flush(l, err, sizeof err), -1);
@@ -96,37 +100,64 @@ static void test_add_contains(void)
 	sentlog_close(l);
 }
 
+/* an entry is a pair: the id vouches for its sender only (a public
+ * Message-ID of user@'s must not open user3@'s mailbox); the sender's
+ * BATV tag and case do not matter; the null sender is never remembered */
+static void test_pairs(void)
+{
+	char err[256];
+	struct sentlog *l = sentlog_open(NULL, key, 32, 30, 1000, err, sizeof err);
+
+	CHECK(l != NULL);
+	if (l == NULL)
+		return;
+	sentlog_add(l, "<pub@example.org>", "prvs=1234abcdef=user@example.org", DAY0);
+	CHECK(sentlog_contains(l, "<pub@example.org>", "user@example.org", DAY0));
+	CHECK(sentlog_contains(l, "<pub@example.org>", "<USER@Example.ORG>", DAY0));
+	CHECK(sentlog_contains(l, "<pub@example.org>", "prvs=9999ffffff=user@example.org", DAY0));
+	CHECK(!sentlog_contains(l, "<pub@example.org>", "user3@example.org", DAY0));
+	CHECK(!sentlog_contains(l, "<pub@example.org>", "user@example.org.evil", DAY0));
+	CHECK(!sentlog_contains(l, "<pub@example.org>", "", DAY0));
+	/* the separator: id "<a>" + sender "b@c" is not id "<a>b" + ... */
+	CHECK(!sentlog_contains(l, "<pub@example.org>user", "@example.org", DAY0));
+	sentlog_add(l, "<null@example.org>", "", DAY0);
+	sentlog_add(l, "<null@example.org>", "<>", DAY0);
+	CHECK(!sentlog_contains(l, "<null@example.org>", "", DAY0));
+	CHECK(!sentlog_contains(l, "<null@example.org>", "<>", DAY0));
+	sentlog_close(l);
+}
+
 static void test_rotation(void)
 {
 	char err[256];
 	struct sentlog *l = sentlog_open(NULL, key, 32, 3, 1000, err, sizeof err);
 
-	sentlog_add(l, "<day0@x>", DAY0);
-	sentlog_add(l, "<day1@x>", DAY0 + DAYS(1));
+	sentlog_add(l, "<day0@x>", S, DAY0);
+	sentlog_add(l, "<day1@x>", S, DAY0 + DAYS(1));
 	/* remembered for `remember` full days, within the window */
-	CHECK(sentlog_contains(l, "<day0@x>", DAY0 + DAYS(3)));
-	CHECK(sentlog_contains(l, "<day1@x>", DAY0 + DAYS(3)));
+	CHECK(sentlog_contains(l, "<day0@x>", S, DAY0 + DAYS(3)));
+	CHECK(sentlog_contains(l, "<day1@x>", S, DAY0 + DAYS(3)));
 	/* later than that: out of the window, though the bits are still there */
-	CHECK(!sentlog_contains(l, "<day0@x>", DAY0 + DAYS(4)));
-	CHECK(sentlog_contains(l, "<day1@x>", DAY0 + DAYS(4)));
+	CHECK(!sentlog_contains(l, "<day0@x>", S, DAY0 + DAYS(4)));
+	CHECK(sentlog_contains(l, "<day1@x>", S, DAY0 + DAYS(4)));
 	/* the ring comes back to day0's slot: it is cleared, day1's kept */
-	sentlog_add(l, "<day4@x>", DAY0 + DAYS(4));
-	CHECK(!sentlog_contains(l, "<day0@x>", DAY0 + DAYS(4)));
-	CHECK(sentlog_contains(l, "<day4@x>", DAY0 + DAYS(4)));
-	CHECK(sentlog_contains(l, "<day1@x>", DAY0 + DAYS(4)));
+	sentlog_add(l, "<day4@x>", S, DAY0 + DAYS(4));
+	CHECK(!sentlog_contains(l, "<day0@x>", S, DAY0 + DAYS(4)));
+	CHECK(sentlog_contains(l, "<day4@x>", S, DAY0 + DAYS(4)));
+	CHECK(sentlog_contains(l, "<day1@x>", S, DAY0 + DAYS(4)));
 	/* the clock set back to day0: day4 is ahead by more than a day */
-	CHECK(!sentlog_contains(l, "<day4@x>", DAY0));
-	CHECK(sentlog_contains(l, "<day4@x>", DAY0 + DAYS(3)));   /* one day of skew */
+	CHECK(!sentlog_contains(l, "<day4@x>", S, DAY0));
+	CHECK(sentlog_contains(l, "<day4@x>", S, DAY0 + DAYS(3)));   /* one day of skew */
 	/* a long pause: everything forgotten, nothing stale comes back */
-	CHECK(!sentlog_contains(l, "<day4@x>", DAY0 + DAYS(100)));
-	sentlog_add(l, "<day100@x>", DAY0 + DAYS(100));
-	CHECK(sentlog_contains(l, "<day100@x>", DAY0 + DAYS(100)));
-	CHECK(!sentlog_contains(l, "<day4@x>", DAY0 + DAYS(104)));
+	CHECK(!sentlog_contains(l, "<day4@x>", S, DAY0 + DAYS(100)));
+	sentlog_add(l, "<day100@x>", S, DAY0 + DAYS(100));
+	CHECK(sentlog_contains(l, "<day100@x>", S, DAY0 + DAYS(100)));
+	CHECK(!sentlog_contains(l, "<day4@x>", S, DAY0 + DAYS(104)));
 	/* overfull: more than expected on one day */
 	for (int i = 0; i < 1005; i++) {
 		char id[32];
 		snprintf(id, sizeof id, "<%d@x>", i);
-		sentlog_add(l, id, DAY0 + DAYS(101));
+		sentlog_add(l, id, S, DAY0 + DAYS(101));
 	}
 	CHECK_INT(sentlog_overfull(l, DAY0 + DAYS(101)), 5);
 	CHECK_INT(sentlog_overfull(l, DAY0 + DAYS(100)), 0);
@@ -172,8 +203,8 @@ static void test_persistence(void)
 	CHECK(strstr(sentlog_load_note(l), "no state file") != NULL);
 	CHECK_INT(sentlog_flush(l, err, sizeof err), 0);   /* nothing new: no file */
 	CHECK(stat(path, &st) < 0);
-	sentlog_add(l, "<kept@x>", DAY0);
-	sentlog_add(l, "<kept2@x>", DAY0 + DAYS(1));
+	sentlog_add(l, "<kept@x>", S, DAY0);
+	sentlog_add(l, "<kept2@x>", S, DAY0 + DAYS(1));
 	CHECK_INT(sentlog_flush(l, err, sizeof err), 0);
 	CHECK(!sentlog_dirty(l));
 	CHECK_INT(stat(path, &st), 0);
@@ -185,24 +216,24 @@ static void test_persistence(void)
 
 	l = open_log(key, 30, 1000);
 	CHECK(strstr(sentlog_load_note(l), "loaded 2 ids of 2 days") != NULL);
-	CHECK(sentlog_contains(l, "<kept@x>", DAY0 + DAYS(1)));
-	CHECK(sentlog_contains(l, "<kept2@x>", DAY0 + DAYS(1)));
-	CHECK(!sentlog_contains(l, "<other@x>", DAY0 + DAYS(1)));
+	CHECK(sentlog_contains(l, "<kept@x>", S, DAY0 + DAYS(1)));
+	CHECK(sentlog_contains(l, "<kept2@x>", S, DAY0 + DAYS(1)));
+	CHECK(!sentlog_contains(l, "<other@x>", S, DAY0 + DAYS(1)));
 	CHECK(!sentlog_dirty(l));
 	/* the split flush (worker thread in backstop) writes the same */
-	sentlog_add(l, "<kept3@x>", DAY0 + DAYS(1));
+	sentlog_add(l, "<kept3@x>", S, DAY0 + DAYS(1));
 	{
 		struct sentlog_snapshot *s = sentlog_snapshot(l);
 		CHECK(s != NULL);
 		CHECK(!sentlog_dirty(l));
-		sentlog_add(l, "<after-snapshot@x>", DAY0 + DAYS(1));
+		sentlog_add(l, "<after-snapshot@x>", S, DAY0 + DAYS(1));
 		CHECK_INT(sentlog_snapshot_write(s, err, sizeof err), 0);
 		sentlog_snapshot_free(s);
 	}
 	sentlog_close(l);
 	l = open_log(key, 30, 1000);
-	CHECK(sentlog_contains(l, "<kept3@x>", DAY0 + DAYS(1)));
-	CHECK(!sentlog_contains(l, "<after-snapshot@x>", DAY0 + DAYS(1)));
+	CHECK(sentlog_contains(l, "<kept3@x>", S, DAY0 + DAYS(1)));
+	CHECK(!sentlog_contains(l, "<after-snapshot@x>", S, DAY0 + DAYS(1)));
 	sentlog_close(l);
 }
 
@@ -216,7 +247,7 @@ static void ignored(const char *why, const unsigned char *k, unsigned days, size
 		fprintf(stderr, "note \"%s\" lacks \"%s\"\n", n, why);
 	CHECK(strstr(n, why) != NULL);
 	CHECK(strstr(n, "starting empty") != NULL);
-	CHECK(!sentlog_contains(l, "<kept@x>", DAY0 + DAYS(1)));
+	CHECK(!sentlog_contains(l, "<kept@x>", S, DAY0 + DAYS(1)));
 	sentlog_close(l);
 }
 
@@ -267,8 +298,16 @@ static void test_corrupt(void)
 		ignored("other settings", key, 30, 1000);
 		free(img);
 	}
-	/* a directory in its place */
+	/* a FIFO in its place: refused at once, start-up is not blocked
+	 * (without O_NONBLOCK open() waits for a writer: the alarm fails the
+	 * test) */
 	unlink(path);
+	CHECK_INT(mkfifo(path, 0600), 0);
+	alarm(10);
+	ignored("not a regular file", key, 30, 1000);
+	alarm(0);
+	unlink(path);
+	/* a directory in its place */
 	mkdir(path, 0700);
 	ignored("not a regular file", key, 30, 1000);
 	rmdir(path);
@@ -288,9 +327,9 @@ static void test_corrupt(void)
 	{
 		struct sentlog *l = open_log(key, 30, 1000);
 		CHECK(strstr(sentlog_load_note(l), "loaded") != NULL);
-		CHECK(sentlog_contains(l, "<kept@x>", DAY0 + DAYS(1)));
+		CHECK(sentlog_contains(l, "<kept@x>", S, DAY0 + DAYS(1)));
 		/* a state directory that cannot be written: an error, kept dirty */
-		sentlog_add(l, "<new@x>", DAY0 + DAYS(1));
+		sentlog_add(l, "<new@x>", S, DAY0 + DAYS(1));
 		chmod(dir, 0500);
 		if (geteuid() != 0) {
 			CHECK_INT(sentlog_flush(l, err, sizeof err), -1);
@@ -329,11 +368,11 @@ static void test_fp_rate(void)
 	for (unsigned d = 0; d <= days; d++)
 		for (size_t i = 0; i < per_day; i++) {
 			snprintf(id, sizeof id, "<%016llx.%u@sent.example>", (unsigned long long)rng(), d);
-			sentlog_add(l, id, DAY0 + DAYS(d));
+			sentlog_add(l, id, S, DAY0 + DAYS(d));
 		}
 	for (size_t i = 0; i < queries; i++) {
 		snprintf(id, sizeof id, "<%016llx@random.example>", (unsigned long long)rng());
-		hits += sentlog_contains(l, id, DAY0 + DAYS(days));
+		hits += sentlog_contains(l, id, S, DAY0 + DAYS(days));
 	}
 	slot_fp = pow(1 - exp(-(double)k * per_day / m), k);
 	predicted = 1 - pow(1 - slot_fp, days + 1);
@@ -350,7 +389,7 @@ static void test_fp_rate(void)
 	for (unsigned d = 0; d <= days; d++)
 		for (size_t i = 0; i < per_day; i++) {
 			snprintf(id, sizeof id, "<%016llx.%u@sent.example>", (unsigned long long)rng(), d);
-			hits += sentlog_contains(l, id, DAY0 + DAYS(days));
+			hits += sentlog_contains(l, id, S, DAY0 + DAYS(days));
 		}
 	CHECK_INT(hits, (size_t)(days + 1) * per_day);
 	sentlog_close(l);
@@ -367,6 +406,7 @@ int main(void)
 	test_params();
 	test_geometry();
 	test_add_contains();
+	test_pairs();
 	test_rotation();
 	test_persistence();
 	test_corrupt();
