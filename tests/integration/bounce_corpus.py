@@ -40,9 +40,16 @@ t = Test("bounce_corpus", need=("smtp-sink",), watchdog=170)
 
 
 def corpus_dir():
-    cands = [os.environ.get("BACKSTOP_CORPORA", ""),
-             os.path.join(srcdir(), "..", "shared", "corpora"),
-             os.path.join(srcdir(), "..", "..", "shared", "corpora")]
+    # shared/ sits beside the checkout (CI: ../shared); a clone made
+    # elsewhere on the machine finds it beside any parent, as
+    # tests/unit/test_bounce_corpus does
+    cands = [os.environ.get("BACKSTOP_CORPORA", "")]
+    d = os.path.abspath(srcdir())
+    while True:
+        cands.append(os.path.join(os.path.dirname(d), "shared", "corpora"))
+        if os.path.dirname(d) == d:
+            break
+        d = os.path.dirname(d)
     for c in cands:
         d = os.path.join(c, "sisimai-set-of-emails", "maildir")
         if c and os.path.isdir(os.path.join(d, "bsd")):
