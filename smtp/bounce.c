@@ -695,7 +695,9 @@ static const char *report_missing(const struct bounce_scan *s, enum bounce_class
 	unsigned other = mdn ? sh->feedback_parts : sh->disposition_parts;
 	unsigned fields = sh->fields;
 
-	if (strcmp(s->report_type, mdn ? "disposition-notification" : "feedback-report") != 0)
+	if (mdn ? strcmp(s->report_type, "disposition-notification") != 0 &&
+	    strcmp(s->report_type, "global-disposition-notification") != 0 :
+	    strcmp(s->report_type, "feedback-report") != 0)
 		return "report-type";
 	if (own == 0)
 		return mdn ? "no disposition-notification part" : "no feedback-report part";

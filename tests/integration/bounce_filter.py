@@ -62,6 +62,8 @@ observe = backstop({"mode": "observe"}, batv=dict(BATV, mode="observe", refuse_a
 marking = backstop({"mode": "enforce", "unverifiable": "mark"}, batv=dict(BATV, mode="off"))
 accepting = backstop({"mode": "enforce", "unverifiable": "accept"}, batv=dict(BATV, mode="off"))
 batv_only = backstop({"mode": "off"})
+# [bounce] classes without autoreply: refuse_at = content still judges one
+narrow = backstop({"mode": "enforce", "classes": "ndr dsn"})
 
 
 def send(bs, mail_from, rcpt, body):
@@ -385,6 +387,12 @@ Content-Type: text/html
         refused("%s: feedback report without User-Agent and Version" % label, bs, "",
                 "user@test.example", feedback_report(fields=("Feedback-Type: abuse",)),
                 text=r"feedback report for a message this domain did not send")
+    # only a well-formed MDN/ARF is waived, not a class [bounce] classes leaves out
+    refused("classes = ndr dsn: a null-sender vacation reply still needs evidence", narrow, "",
+            "user@test.example", vacation(FORGED_MID),
+            text=r"auto-reply for a message this domain did not send")
+    accepted("classes = ndr dsn: a read receipt passes", narrow, "", "user@test.example",
+             read_receipt())
     # a report that is not well formed is judged like a bounce: evidence lets it through
     accepted("X-Apple-Unsubscribe answering a Message-ID sent through [outbound]", enforce, "",
              "user@test.example", crlf("In-Reply-To: %s\n" % sent_mid) + apple)
@@ -405,6 +413,6 @@ with t.case("ordinary mail is never judged"):
     accepted("ordinary mail that mentions Undelivered Mail", enforce, "friend@remote.example",
              "user@test.example", ordinary(subject="Re: Undelivered Mail Returned to Sender"))
 
-for bs in (enforce, observe, marking, accepting, batv_only):
+for bs in (enforce, observe, marking, accepting, batv_only, narrow):
     bs.stop()
 t.done()

@@ -361,6 +361,8 @@ static void test_report_well_formed(void)
 	CHECK(r.cls == BOUNCE_MDN && !r.well_formed);
 	r = mdn_form("unknown-report", "text/plain", "", MDN_FIELDS);
 	CHECK(r.cls == BOUNCE_MDN && !r.well_formed);
+	r = mdn_form("global-disposition-notification", "text/plain", "", MDN_FIELDS);   /* RFC 6533 */
+	CHECK(r.cls == BOUNCE_MDN && r.well_formed);
 	/* the report part outside the multipart/report */
 	r = classify(
 	    "From: x@example.net\nContent-Type: multipart/mixed; boundary=o\n\n"
