@@ -770,11 +770,14 @@ void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce
 	 * must not turn into a read receipt (a class [batv] refuse_at =
 	 * content lets pass) by one more part or another report-type. */
 	const char *rt = s->report_type;
-	if (strcmp(rt, "delivery-status") == 0 || strcmp(rt, "global-delivery-status") == 0 ||
-	    (s->parts & P_DELIVERY_STATUS)) {
+	bool ds_type = strcmp(rt, "delivery-status") == 0 || strcmp(rt, "global-delivery-status") == 0;
+	if (ds_type || (s->parts & P_DELIVERY_STATUS)) {
 		out->cls = BOUNCE_DSN;
-		set_why(out, "%s%s", rt[0] ? "multipart/report " : "message/delivery-status part",
-		    rt[0] ? rt : "");
+		if (ds_type)
+			set_why(out, "multipart/report %s", rt);
+		else
+			set_why(out, "message/delivery-status part%s%s", rt[0] ? " in multipart/report " : "",
+			    rt);
 		return;
 	}
 	if (strcmp(rt, "feedback-report") == 0 || (s->parts & P_FEEDBACK)) {

@@ -397,6 +397,8 @@ static void test_report_well_formed(void)
 		    (int)(rt - forged), forged, rt + strlen("report-type=delivery-status"));
 		r = classify(relabelled, "");
 		IS(r, BOUNCE_DSN);
+		CHECK_STR(r.why, "message/delivery-status part in multipart/report "
+		    "disposition-notification");
 	}
 	/* report-type=delivery-status decides without its part */
 	r = mdn_form("delivery-status", "text/plain", "", MDN_FIELDS);
