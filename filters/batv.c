@@ -19,8 +19,8 @@
  *         (observe: X-Backstop-BATV header, log line).
  *         refuse_at = content (enforce): the verdict waits for end of
  *         data, where filters/bounce.c asks for it (batv_bounce_verdict)
- *         and lets read receipts and the other classes it does not judge
- *         pass.
+ *         and lets well-formed read receipts and feedback reports of a
+ *         class it does not judge pass.
  *   Exempt: postmaster@ and abuse@ of every domain (RFC 5321 4.5.1,
  *   RFC 2142) and [batv] exempt ("user@domain" or "local@*", '*' globs).
  *   Routed recipients ([batv] refuse_routed): the backend may deliver a

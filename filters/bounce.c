@@ -556,6 +556,14 @@ static enum filter_result decide(const struct filter_env *env, const struct boun
 	const struct config *cfg = env->cfg;
 	enum bounce_class c = r->cls;
 	bool judged_class = c != BOUNCE_ORDINARY && (cfg->bounce.class_mask & (1u << c)) != 0;
+	/* refuse_at = content waives BATV only for a read receipt or a
+	 * feedback report complete as its RFC writes it (bounce.h,
+	 * well_formed): those answer the From: address, which carries no tag.
+	 * A report that only claims to be one (a forged DSN with an MDN part,
+	 * a report-type label, X-Apple-Unsubscribe) and any other class,
+	 * judged by [bounce] classes or not, needs evidence. */
+	bool waived = batv_failed && !judged_class && (c == BOUNCE_MDN || c == BOUNCE_ARF) &&
+	    r->well_formed;
 	struct judgement j;
 	char orig[700], e[ESC_ADDR], why[200];
 
@@ -567,14 +575,14 @@ static enum filter_result decide(const struct filter_env *env, const struct boun
 		    "of a known kind: refused ([batv] refuse_at = content)", env->sid);
 		return FILTER_REJECT;
 	}
-	if (batv_failed && !judged_class) {
+	if (waived) {
 		snprintf(v->note, sizeof v->note, "batv=exempt(%s)", bounce_class_name(c));
-		log_info("%s: bounce: %s (%s) without a valid BATV tag accepted: [bounce] classes "
-		    "does not judge %s ([batv] refuse_at = content)", env->sid, bounce_class_name(c),
-		    why, bounce_class_name(c));
+		log_info("%s: bounce: %s (%s) without a valid BATV tag accepted: a well-formed "
+		    "report, and [bounce] classes does not judge %s ([batv] refuse_at = content)",
+		    env->sid, bounce_class_name(c), why, bounce_class_name(c));
 		return FILTER_CONTINUE;
 	}
-	if (!judged_class || (!batv_failed && cfg->bounce.mode == BOUNCE_MODE_OFF)) {
+	if (!batv_failed && (!judged_class || cfg->bounce.mode == BOUNCE_MODE_OFF)) {
 		if (c != BOUNCE_ORDINARY)
 			log_debug("%s: bounce: %s (%s) not judged", env->sid, bounce_class_name(c), why);
 		return FILTER_CONTINUE;

@@ -40,8 +40,8 @@ enum spf_mode { SPF_MODE_OFF, SPF_MODE_ANNOTATE, SPF_MODE_ENFORCE };
 enum spf_permerror { SPF_PERMERROR_MARK, SPF_PERMERROR_REJECT };
 enum batv_mode { BATV_MODE_OFF, BATV_MODE_OBSERVE, BATV_MODE_ENFORCE };
 /* content: a failed check waits for end of data, where the bounce filter
- * (filters/bounce.c) lets the classes it does not judge (read receipts)
- * pass and refuses the rest */
+ * (filters/bounce.c) lets well-formed read receipts and feedback reports
+ * (of a class it does not judge) pass and refuses the rest */
 enum batv_refuse_at { BATV_REFUSE_DATA, BATV_REFUSE_RCPT, BATV_REFUSE_CONTENT };
 enum dkim_mode { DKIM_MODE_OFF, DKIM_MODE_ANNOTATE, DKIM_MODE_ENFORCE };
 enum dmarc_mode { DMARC_MODE_OFF, DMARC_MODE_ANNOTATE, DMARC_MODE_ENFORCE };

@@ -5,11 +5,15 @@
  *
  * 1. Structure. A multipart/report among the message's own parts (not
  *    inside an attached message: a forwarded bounce is ordinary mail) with
- *    report-type feedback-report, disposition-notification or
- *    delivery-status, or a message/feedback-report, message/disposition-
- *    notification, message/(global-)delivery-status part: ARF, MDN, DSN.
- *    Machines write these; a person forwarding one attaches it as
- *    message/rfc822, where it does not count.
+ *    report-type delivery-status, feedback-report or disposition-
+ *    notification, or a message/(global-)delivery-status, message/feedback-
+ *    report, message/disposition-notification part: DSN, ARF, MDN, in that
+ *    order (a delivery status wins: one more part must not turn a forged
+ *    DSN into a read receipt). Machines write these; a person forwarding
+ *    one attaches it as message/rfc822, where it does not count. An MDN or
+ *    ARF is also checked for the parts and fields its RFC requires
+ *    (bounce_result.well_formed); a label alone makes the class, not a
+ *    well-formed report.
  * 2. Challenge: a challenge header (X-Challenge, X-TMDA, X-Spamarrest,
  *    X-Boxbe) or challenge phrases in the text with an automatic sender.
  * 3. Non-delivery score: several independent signals must agree, because
@@ -28,15 +32,19 @@
  *    NDR when the score reaches 6 and at least one signal is not about the
  *    sender: a person (3 at most from the subject alone, 4 with a pasted
  *    copy) stays ordinary; MAILER-DAEMON with a bounce subject, or an
- *    unknown sender with subject, explanation and copy, does not.
+ *    unknown sender with subject, explanation and copy, does not. Never
+ *    a mailing list's post (List-Id, List-Post, List-Unsubscribe) whose
+ *    envelope sender is not null and neither sender is a daemon: members
+ *    paste bounces to ask about them.
  * 4. Auto-reply: Auto-Submitted: auto-replied (RFC 3834), X-Autoreply,
  *    X-Autorespond, Precedence: auto_reply, X-Apple-Action: VACATION; or
  *    an auto-reply subject ("Automatic reply:", "Out of Office",
  *    "Abwesenheit") backed by an automatic marker (Auto-Submitted of any
  *    kind, X-Auto-Response-Suppress, null sender, Precedence: bulk/junk)
- *    or by auto-reply text ("I am out of the office"). A subject alone is
- *    a person talking about their holiday; a mailing list (List-Id) with
- *    only a subject stays ordinary too.
+ *    or by auto-reply text ("I am out of the office"), or answering a
+ *    message (In-Reply-To, References: a person answering writes "Re:").
+ *    A subject alone is a person talking about their holiday; a mailing
+ *    list (List-Id) with only a subject stays ordinary too.
  * 5. Anything else is ordinary. Auto-Submitted: auto-generated alone is a
  *    notification (cron, monitoring), not an answer to a message.
  *
@@ -97,7 +105,31 @@ enum {
 	P_ORIGINAL = 1 << 3,         /* message/rfc822, message/global, text/rfc822-headers */
 };
 
+/* the fields RFC 8098 (MDN) and RFC 5965 (ARF) require of their report
+ * part, seen with a value */
+enum {
+	F_FINAL_RECIPIENT = 1 << 0,
+	F_DISPOSITION = 1 << 1,
+	F_ORIGINAL_MESSAGE_ID = 1 << 2,
+	F_FEEDBACK_TYPE = 1 << 3,
+	F_USER_AGENT = 1 << 4,
+	F_VERSION = 1 << 5,
+};
+#define MDN_REQUIRED (F_FINAL_RECIPIENT | F_DISPOSITION | F_ORIGINAL_MESSAGE_ID)
+#define ARF_REQUIRED (F_FEEDBACK_TYPE | F_USER_AGENT | F_VERSION)
+
 enum part_kind { K_NONE, K_TEXT, K_HTML, K_REPORT_FIELDS, K_HEADERS };
+
+/* What a multipart/report holds, for bounce_result.well_formed. */
+struct report_shape {
+	unsigned disposition_parts;   /* message/(global-)disposition-notification parts */
+	unsigned feedback_parts;      /* message/feedback-report parts */
+	unsigned outside_report;      /* of those, not inside a multipart/report */
+	unsigned current;             /* P_* of the report part being read, 0 for none */
+	unsigned fields;              /* F_* found in disposition and feedback parts */
+	bool text;                    /* a human-readable text part in the multipart/report */
+	bool original;                /* an original (message/rfc822, headers) in it */
+};
 
 struct quoted {
 	/* a header field being collected from lines (text/rfc822-headers or
@@ -128,6 +160,7 @@ struct bounce_scan {
 	unsigned orig_index;        /* the encapsulated message captured (index + 1, 0 = none) */
 	struct bounce_original orig_part, orig_quoted;
 	char ds_sender[256], ds_msgid[256];
+	struct report_shape shape;
 	struct quoted q;            /* quoted headers in text */
 	struct quoted h;            /* text/rfc822-headers lines */
 	char lowered[MIME_LINE_MAX + 1];
@@ -291,10 +324,23 @@ static void on_header(void *ctx, const struct mime_part *p, const char *field, s
 	}
 }
 
+/* inside_report - p is a part (at any depth) of a multipart/report */
+static bool inside_report(const struct mime_part *p)
+{
+	for (const struct mime_part *q = p->parent; q != NULL; q = q->parent)
+		if (is_type(q, "multipart/report"))
+			return true;
+	return false;
+}
+
 static bool on_part_begin(void *ctx, const struct mime_part *p)
 {
 	struct bounce_scan *s = ctx;
+	struct report_shape *shape = &s->shape;
+	bool in_report;
+
 	s->kind = K_NONE;
+	shape->current = 0;
 	if (p->msg_depth > 0) {
 		/* inside an attached message: only an encoded copy's headers matter */
 		return false;
@@ -302,22 +348,32 @@ static bool on_part_begin(void *ctx, const struct mime_part *p)
 	if (strcmp(p->type, "multipart/report") == 0 && !s->report_type[0])
 		bounce_copy(s->report_type, sizeof s->report_type, p->report_type, strlen(p->report_type));
 	memset(&s->q, 0, sizeof s->q);
+	in_report = inside_report(p);
 	if (is_type(p, "message/delivery-status") || is_type(p, "message/global-delivery-status")) {
 		s->parts |= P_DELIVERY_STATUS;
 		s->kind = K_REPORT_FIELDS;
+		shape->current = P_DELIVERY_STATUS;
 	} else if (is_type(p, "message/disposition-notification") ||
 	    is_type(p, "message/global-disposition-notification")) {
 		s->parts |= P_DISPOSITION;
 		s->kind = K_REPORT_FIELDS;
+		shape->current = P_DISPOSITION;
+		shape->disposition_parts++;
+		shape->outside_report += !in_report;
 	} else if (is_type(p, "message/feedback-report")) {
 		s->parts |= P_FEEDBACK;
 		s->kind = K_REPORT_FIELDS;
+		shape->current = P_FEEDBACK;
+		shape->feedback_parts++;
+		shape->outside_report += !in_report;
 	} else if (is_type(p, "text/rfc822-headers") || is_type(p, "message/global-headers") ||
+	    is_type(p, "text/rfc822-header") ||   /* sic, seen in feedback reports */
 	    ((is_type(p, "message/rfc822") || is_type(p, "message/global")) &&
 	     p->encoding != MIME_ENC_7BIT)) {
 		/* headers as lines: a text part of headers, or an encoded copy
 		 * the walker does not walk into */
 		s->parts |= P_ORIGINAL;
+		shape->original |= in_report;
 		if (s->orig_index == 0 && !s->orig_part.found) {
 			s->orig_index = p->index + 1;
 			memset(&s->h, 0, sizeof s->h);
@@ -325,16 +381,43 @@ static bool on_part_begin(void *ctx, const struct mime_part *p)
 		}
 	} else if (is_type(p, "message/rfc822") || is_type(p, "message/global")) {
 		s->parts |= P_ORIGINAL;
-	} else if (strncmp(p->type, "text/", 5) == 0 && s->text_budget > 0) {
-		s->kind = is_type(p, "text/html") ? K_HTML : K_TEXT;
+		shape->original |= in_report;
+	} else if (strncmp(p->type, "text/", 5) == 0) {
+		shape->text |= in_report;
+		if (s->text_budget > 0)
+			s->kind = is_type(p, "text/html") ? K_HTML : K_TEXT;
 	}
 	return s->kind != K_NONE;
+}
+
+/* report_field - the F_* flag of a field an MDN or ARF report part must
+ * have (with a value), 0 for any other line */
+static unsigned report_field(const char *line, size_t n)
+{
+	static const struct { const char *name; unsigned flag; } required[] = {
+		{"Final-Recipient", F_FINAL_RECIPIENT}, {"Disposition", F_DISPOSITION},
+		{"Original-Message-ID", F_ORIGINAL_MESSAGE_ID}, {"Feedback-Type", F_FEEDBACK_TYPE},
+		{"User-Agent", F_USER_AGENT}, {"Version", F_VERSION},
+	};
+	size_t vlen;
+	const char *v = mime_field_value(line, n, &vlen);
+
+	while (v != NULL && vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+		vlen--;
+	if (v == NULL || vlen == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof required / sizeof required[0]; i++)
+		if (name_is(line, n, required[i].name))
+			return required[i].flag;
+	return 0;
 }
 
 static void report_line(struct bounce_scan *s, const char *line, size_t n)
 {
 	size_t vlen;
 	const char *v;
+	if (s->shape.current == P_DISPOSITION || s->shape.current == P_FEEDBACK)
+		s->shape.fields |= report_field(line, n);
 	if (name_is(line, n, "X-Postfix-Sender") || name_is(line, n, "Original-Mail-From") ||
 	    name_is(line, n, "X-Original-Sender")) {
 		if (!s->ds_sender[0] && (v = mime_field_value(line, n, &vlen))) {
@@ -414,6 +497,7 @@ static void on_part_end(void *ctx, const struct mime_part *p)
 	else if (s->kind == K_HEADERS)
 		q_finish(&s->h, &s->orig_part);
 	s->kind = K_NONE;
+	s->shape.current = 0;
 }
 
 /* ---- the API ---- */
@@ -573,6 +657,20 @@ static bool subject_lead(const char *subj)
 	return bounce_rule_find_near(RULES_SUBJECT_BOUNCE, p, 16) != NULL;
 }
 
+/* envelope_daemon - the envelope sender is a daemon's (MAILER-DAEMON@x) */
+static bool envelope_daemon(const char *mail_from)
+{
+	char local[256];
+	const char *at;
+
+	if (mail_from == NULL || mail_from[0] == '\0')
+		return false;
+	at = strrchr(mail_from, '@');
+	bounce_lowercase(mail_from, at ? (size_t)(at - mail_from) : strlen(mail_from), local,
+	    sizeof local);
+	return bounce_rule_find(RULES_SENDER_LOCAL, local) != NULL;
+}
+
 static bool daemon_sender(const struct bounce_scan *s)
 {
 	char local[256], name[128];
@@ -585,6 +683,48 @@ static bool daemon_sender(const struct bounce_scan *s)
 		return true;
 	bounce_lowercase(s->from_name, strlen(s->from_name), name, sizeof name);
 	return bounce_rule_find(RULES_SENDER_NAME, name) != NULL;
+}
+
+/* report_missing - what keeps an MDN or ARF from being well formed
+ * (bounce.h, bounce_result.well_formed), NULL when nothing does */
+static const char *report_missing(const struct bounce_scan *s, enum bounce_class c)
+{
+	const struct report_shape *sh = &s->shape;
+	bool mdn = c == BOUNCE_MDN;
+	unsigned own = mdn ? sh->disposition_parts : sh->feedback_parts;
+	unsigned other = mdn ? sh->feedback_parts : sh->disposition_parts;
+	unsigned fields = sh->fields;
+
+	if (mdn ? strcmp(s->report_type, "disposition-notification") != 0 &&
+	    strcmp(s->report_type, "global-disposition-notification") != 0 :
+	    strcmp(s->report_type, "feedback-report") != 0)
+		return "report-type";
+	if (own == 0)
+		return mdn ? "no disposition-notification part" : "no feedback-report part";
+	if (own > 1 || other > 0)
+		return "more than one report part";
+	if (sh->outside_report > 0)
+		return "report part outside the multipart/report";
+	if (!sh->text)
+		return "no human-readable part";
+	if (mdn) {
+		if (!(fields & F_FINAL_RECIPIENT))
+			return "no Final-Recipient";
+		if (!(fields & F_DISPOSITION))
+			return "no Disposition";
+		if (!(fields & F_ORIGINAL_MESSAGE_ID))
+			return "no Original-Message-ID";
+		return NULL;
+	}
+	if (!(fields & F_FEEDBACK_TYPE))
+		return "no Feedback-Type";
+	if (!(fields & F_USER_AGENT))
+		return "no User-Agent";
+	if (!(fields & F_VERSION))
+		return "no Version";
+	if (!sh->original)
+		return "no original attached";
+	return NULL;
 }
 
 __attribute__((format(printf, 2, 3)))
@@ -626,25 +766,34 @@ void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce
 	if (out->orig.return_path[0] || out->orig.message_id[0])
 		out->orig.found = true;
 
-	/* 1. structure */
+	/* 1. structure. A delivery status decides first: a forged DSN
+	 * must not turn into a read receipt (a class [batv] refuse_at =
+	 * content lets pass) by one more part or another report-type. */
 	const char *rt = s->report_type;
+	bool ds_type = strcmp(rt, "delivery-status") == 0 || strcmp(rt, "global-delivery-status") == 0;
+	if (ds_type || (s->parts & P_DELIVERY_STATUS)) {
+		out->cls = BOUNCE_DSN;
+		if (ds_type)
+			set_why(out, "multipart/report %s", rt);
+		else
+			set_why(out, "message/delivery-status part%s%s", rt[0] ? " in multipart/report " : "",
+			    rt);
+		return;
+	}
 	if (strcmp(rt, "feedback-report") == 0 || (s->parts & P_FEEDBACK)) {
+		const char *missing = report_missing(s, BOUNCE_ARF);
 		out->cls = BOUNCE_ARF;
-		set_why(out, "%s%s", rt[0] ? "multipart/report " : "message/feedback-report part",
-		    rt[0] ? rt : "");
+		out->well_formed = missing == NULL;
+		set_why(out, "%s%s%s%s", rt[0] ? "multipart/report " : "message/feedback-report part",
+		    rt[0] ? rt : "", missing ? "; not well formed: " : "", missing ? missing : "");
 		return;
 	}
 	if (strcmp(rt, "disposition-notification") == 0 || (s->parts & P_DISPOSITION)) {
+		const char *missing = report_missing(s, BOUNCE_MDN);
 		out->cls = BOUNCE_MDN;
-		set_why(out, "%s%s", rt[0] ? "multipart/report " : "message/disposition-notification part",
-		    rt[0] ? rt : "");
-		return;
-	}
-	if (strcmp(rt, "delivery-status") == 0 || strcmp(rt, "global-delivery-status") == 0 ||
-	    (s->parts & P_DELIVERY_STATUS)) {
-		out->cls = BOUNCE_DSN;
-		set_why(out, "%s%s", rt[0] ? "multipart/report " : "message/delivery-status part",
-		    rt[0] ? rt : "");
+		out->well_formed = missing == NULL;
+		set_why(out, "%s%s%s%s", rt[0] ? "multipart/report " : "message/disposition-notification part",
+		    rt[0] ? rt : "", missing ? "; not well formed: " : "", missing ? missing : "");
 		return;
 	}
 
@@ -654,12 +803,13 @@ void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce
 	 * the message it answers) */
 	if (!reply && (s->parts & P_ORIGINAL) && bounce_rule_find(RULES_SUBJECT_FEEDBACK, subj)) {
 		out->cls = BOUNCE_ARF;
-		set_why(out, "subject '%.60s' + attached message", s->subject);
+		set_why(out, "subject '%.60s' + attached message; not well formed: no RFC 5965 report",
+		    s->subject);
 		return;
 	}
 	if (s->hdr & H_UNSUBSCRIBE) {
 		out->cls = BOUNCE_ARF;
-		set_why(out, "X-Apple-Unsubscribe: true");
+		set_why(out, "X-Apple-Unsubscribe: true; not well formed: no RFC 5965 report");
 		return;
 	}
 
@@ -697,7 +847,11 @@ void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce
 	SIGNAL((s->parts & P_ORIGINAL) || (s->text & T_ORIGINAL) || s->orig_quoted.found, 1, true,
 	    "original attached");
 #undef SIGNAL
-	if (score >= 6 && content > 0) {
+	/* a mailing list's post from a person (List-Id and a sender that is
+	 * neither null nor a daemon) is someone pasting a bounce to ask about
+	 * it; refusing it would get the member unsubscribed */
+	bool list_post = list && !null_sender && !daemon && !envelope_daemon(mail_from);
+	if (score >= 6 && content > 0 && !list_post) {
 		out->cls = BOUNCE_NDR;
 		if (bsubj)
 			snprintf(out->why, sizeof out->why, "%.100s (subject '%.44s')", why, s->subject);
@@ -724,10 +878,16 @@ void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce
 	 * responder): only with the null sender, which RFC 3834 asks of
 	 * responders; a transactional mail marked auto-generated may well say
 	 * "out of office" */
-	if (((asubj && automatic) || ((s->text & T_AUTOREPLY) && null_sender)) && !list) {
+	/* An auto-reply subject that answers a message (In-Reply-To,
+	 * References) is a responder too, marked or not: a person answering
+	 * writes "Re:" */
+	bool answers = s->in_reply_to[0] != '\0' || s->nrefs > 0;
+	if (((asubj && (automatic || answers)) || ((s->text & T_AUTOREPLY) && null_sender)) &&
+	    !list) {
 		out->cls = BOUNCE_AUTOREPLY;
 		if (asubj)
-			set_why(out, "subject '%.60s' + %s", s->subject, "automatic sender");
+			set_why(out, "subject '%.60s' + %s", s->subject,
+			    automatic ? "automatic sender" : "answers a message");
 		else
 			set_why(out, "auto-reply text + automatic sender");
 		return;

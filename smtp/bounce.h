@@ -60,6 +60,15 @@ struct bounce_original {
 struct bounce_result {
 	enum bounce_class cls;
 	char why[160];            /* what decided the class, for the log */
+	/* MDN and ARF only: the report is complete as its RFC writes it (a
+	 * multipart/report of the right report-type holding a human-readable
+	 * text part and exactly one report part with the required fields:
+	 * RFC 8098 Final-Recipient, Disposition and Original-Message-ID;
+	 * RFC 5965 Feedback-Type, User-Agent, Version and the original
+	 * attached). An arf from header heuristics (X-Apple-Unsubscribe, a
+	 * complaint subject) never is. [batv] refuse_at = content waives BATV
+	 * for well-formed ones only: a forger can label anything a report. */
+	bool well_formed;
 	char in_reply_to[256];    /* top-level In-Reply-To (first msg-id) */
 	size_t nrefs;             /* top-level References, up to 8, "<...>" each */
 	char refs[8][256];

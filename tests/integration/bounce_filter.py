@@ -18,9 +18,14 @@ and the sent Message-ID of user@'s message do not let a bounce to user2@
 through (review 11), nor does a Received hop naming our relay below the
 bouncing side's own, or our relay's name as a HELO. A report that quotes nothing follows
 [bounce] unverifiable (refuse, mark, accept). postmaster@ and [bounce]
-exempt are not judged. [batv] refuse_at = content lets a read receipt to an
-untagged recipient pass, while a forged DSN is refused, also with [bounce]
-mode = off, and ordinary null-sender mail still gets BATV's refusal. The log
+exempt are not judged. [batv] refuse_at = content lets a well-formed read
+receipt or feedback report to an untagged recipient pass, while a forged DSN
+is refused, also with [bounce] mode = off, and ordinary null-sender mail
+still gets BATV's refusal; a report that only claims to be one (a DSN with
+an MDN part, a report-type label, X-Apple-Unsubscribe, required fields
+missing) is refused unless evidence says the original was ours. A vacation
+reply without Auto-Submitted is judged; a mailing-list post pasting a
+bounce is ordinary mail (issue 11 review: H2, H3, M2). The log
 line of a refusal names the class, the original's sender, client address
 and Message-ID, and what evidence was missing; the summary line carries
 bounce=fail(dsn) / bounce=pass(dsn,tag)."""
@@ -61,6 +66,8 @@ observe = backstop({"mode": "observe"}, batv=dict(BATV, mode="observe", refuse_a
 marking = backstop({"mode": "enforce", "unverifiable": "mark"}, batv=dict(BATV, mode="off"))
 accepting = backstop({"mode": "enforce", "unverifiable": "accept"}, batv=dict(BATV, mode="off"))
 batv_only = backstop({"mode": "off"})
+# [bounce] classes without autoreply: refuse_at = content still judges one
+narrow = backstop({"mode": "enforce", "classes": "ndr dsn"})
 
 
 def send(bs, mail_from, rcpt, body):
@@ -112,6 +119,77 @@ def note_in_summary(name, bs, note):
 FORGED_MID = "<spam.4711@spammer.example>"
 forged_orig = original_headers(mid=FORGED_MID)
 
+
+def summary_checks(bs):
+    """The checks=[...] of the last summary line since bs.mark()."""
+    bs.wait_log(r"checks=\[")
+    found = re.findall(r"checks=\[([^\]]*)\]", bs.log(True))
+    return found[-1] if found else None
+
+
+def feedback_report(rcpt="user@test.example", fields=("Feedback-Type: abuse", "User-Agent: fbl/1.0",
+                                                       "Version: 1")):
+    """An RFC 5965 feedback report (ARF) quoting a message of ours."""
+    return crlf("""From: <fbl@remote.example>
+To: <%(rcpt)s>
+Subject: Abuse report
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="ARF.1"
+Message-Id: <arf.1@remote.example>
+Date: %(date)s
+
+--ARF.1
+Content-Type: text/plain
+
+This is an email abuse report for a message received from 192.0.2.3.
+
+--ARF.1
+Content-Type: message/feedback-report
+
+%(fields)s
+Original-Mail-From: <user@test.example>
+
+--ARF.1
+Content-Type: text/rfc822-headers
+
+From: <user@test.example>
+Message-ID: <complained.1@test.example>
+Subject: our newsletter
+
+--ARF.1--
+""" % {"rcpt": rcpt, "date": DATE, "fields": "\n".join(fields)})
+
+
+# A member's post to a mailing list pasting a bounce, not '>'-quoted
+# (issue 11 review, H3): a person's question, never an NDR
+LIST_POST = """From: Alice Admin <alice@remote.example>
+To: postfix-users@lists.example
+Subject: Re: Why does my server reject this?
+In-Reply-To: <q0@remote.example>
+References: <q0@remote.example>
+List-Id: <postfix-users.lists.example>
+List-Post: <mailto:postfix-users@lists.example>
+Precedence: list
+Message-ID: <q1@remote.example>
+Date: %s
+
+Here is the bounce my users get back, what does it mean?
+
+This is the mail system at host mail.remote.example.
+
+I'm sorry to have to inform you that your message could not
+be delivered to one or more recipients. It's attached below.
+
+<victim@remote.example>: host mx.remote.example[198.51.100.20] said: 550 5.1.1
+    <victim@remote.example>: Recipient address rejected: User unknown
+
+Final-Recipient: rfc822; victim@remote.example
+Action: failed
+Status: 5.1.1
+
+Thanks, Alice
+""" % DATE
+
 with t.case("enforce: a forged DSN is refused before end of data is answered, Postfix keeps nothing"):
     r = refused("forged Postfix DSN", enforce, "", "user@test.example", postfix_dsn(forged_orig))
     t.check("reply names the recipient", r is not None and "<user@test.example>" in r.text, r)
@@ -141,6 +219,12 @@ with t.case("non-null sender: an auto-reply to a Message-ID we never sent is jud
     note_in_summary("vacation", enforce, "bounce=fail(autoreply)")
     refused("NDR from MAILER-DAEMON@ (bounce_senders)", enforce, "MAILER-DAEMON@mail.remote.example",
             "user@test.example", postfix_dsn(forged_orig))
+    # no Auto-Submitted: the subject and In-Reply-To make it an auto-reply
+    unmarked = b"\r\n".join(l for l in vacation(FORGED_MID).split(b"\r\n")
+                             if not l.lower().startswith(b"auto-submitted"))
+    refused("vacation reply without Auto-Submitted", enforce, "victim@remote.example",
+            "user@test.example", unmarked, text=r"auto-reply for a message this domain did not send")
+    note_in_summary("unmarked vacation", enforce, "bounce=fail(autoreply)")
 
 with t.case("evidence: a BATV-tagged recipient"):
     tagged = py_tag("user@test.example", 1, SECRET)
@@ -313,11 +397,75 @@ with t.case("[batv] refuse_at = content: read receipts pass, forged bounces do n
             "user@test.example", postfix_dsn(forged_orig))
     refused("ordinary null-sender mail gets BATV's refusal", enforce, "", "user@test.example",
             ordinary(), text=r"address did not send this mail \(no BATV tag\)")
+    accepted("a feedback report (RFC 5965) to an untagged recipient", enforce, "",
+             "user@test.example", feedback_report())
+    note_in_summary("arf", enforce, "batv=exempt(arf)")
+
+with t.case("[batv] refuse_at = content: a claimed read receipt or feedback report waives nothing"):
+    # issue 11 review, H2: only a well-formed MDN/ARF passes without a tag
+    dsn = postfix_dsn(forged_orig)
+    plus_mdn = dsn.replace(b"--B0UND.1--", b"--B0UND.1\r\nContent-Type: message/disposition-"
+                           b"notification\r\n\r\nDisposition: manual-action/MDN-sent-manually;"
+                           b" displayed\r\n\r\n--B0UND.1--")
+    t.check("the forged DSN got its MDN part", plus_mdn != dsn)
+    labelled = crlf("""From: <promo@spammer.example>
+To: <user@test.example>
+Subject: Cheap watches
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=disposition-notification; boundary=b
+
+--b
+Content-Type: text/html
+
+<a href=x>BUY</a>
+--b--
+""")
+    apple = crlf("From: <promo@spammer.example>\nTo: <user@test.example>\nSubject: Cheap watches\n"
+                 "X-Apple-Unsubscribe: true\n\nBUY NOW\n")
+    no_msgid = read_receipt().replace(b"Original-Message-ID: <lunch.1@test.example>\r\n", b"")
+    t.check("the read receipt lost its Original-Message-ID", no_msgid != read_receipt())
+    for bs, label in ((enforce, "[bounce] enforce"), (batv_only, "[bounce] off")):
+        refused("%s: forged DSN plus a disposition-notification part" % label, bs, "",
+                "user@test.example", plus_mdn)
+        note_in_summary("DSN + MDN part", bs, "bounce=fail(dsn)")
+        refused("%s: spam labelled report-type=disposition-notification" % label, bs, "",
+                "user@test.example", labelled, text=r"read receipt for a message this domain did not send")
+        refused("%s: spam with X-Apple-Unsubscribe: true" % label, bs, "", "user@test.example", apple,
+                text=r"feedback report for a message this domain did not send")
+        t.check("%s: the log says the report is not well formed" % label,
+                bs.wait_log(r"bounce: refused arf \(X-Apple-Unsubscribe: true; not well formed"),
+                bs.log(True)[-2000:])
+        refused("%s: read receipt without Original-Message-ID" % label, bs, "", "user@test.example",
+                no_msgid, text=r"read receipt for a message this domain did not send")
+        refused("%s: feedback report without User-Agent and Version" % label, bs, "",
+                "user@test.example", feedback_report(fields=("Feedback-Type: abuse",)),
+                text=r"feedback report for a message this domain did not send")
+    # only a well-formed MDN/ARF is waived, not a class [bounce] classes leaves out
+    refused("classes = ndr dsn: a null-sender vacation reply still needs evidence", narrow, "",
+            "user@test.example", vacation(FORGED_MID),
+            text=r"auto-reply for a message this domain did not send")
+    accepted("classes = ndr dsn: a read receipt passes", narrow, "", "user@test.example",
+             read_receipt())
+    # a report that is not well formed is judged like a bounce: evidence lets it through
+    accepted("X-Apple-Unsubscribe answering a Message-ID sent through [outbound]", enforce, "",
+             "user@test.example", crlf("In-Reply-To: %s\n" % sent_mid) + apple)
+    note_in_summary("apple + sent", enforce, "bounce=pass(arf,sent)")
+
+with t.case("a mailing-list post pasting a bounce is ordinary mail"):
+    # issue 11 review, H3: refusing it would get the member unsubscribed
+    for name, body in (("list reply pasting a bounce", LIST_POST),
+                       ("list post (no In-Reply-To) pasting a bounce",
+                        "\n".join(l for l in LIST_POST.split("\n")
+                                  if not l.startswith(("In-Reply-To", "References"))))):
+        accepted(name, enforce, "postfix-users-bounces@lists.example", "user@test.example", crlf(body))
+        checks = summary_checks(enforce)
+        t.check("%s: not judged (no bounce= in the summary)" % name,
+                checks is not None and "bounce=" not in checks, checks)
 
 with t.case("ordinary mail is never judged"):
     accepted("ordinary mail that mentions Undelivered Mail", enforce, "friend@remote.example",
              "user@test.example", ordinary(subject="Re: Undelivered Mail Returned to Sender"))
 
-for bs in (enforce, observe, marking, accepting, batv_only):
+for bs in (enforce, observe, marking, accepting, batv_only, narrow):
     bs.stop()
 t.done()

@@ -265,6 +265,7 @@ static void test_reports(void)
 	    "--m--\n", "bob@example.net");
 	IS(r, BOUNCE_MDN);
 	CHECK_STR(r.orig.message_id, "<lunch.1@example.org>");
+	CHECK(r.well_formed);
 
 	r = classify(
 	    "From: feedback@fbl.example\n"
@@ -273,13 +274,226 @@ static void test_reports(void)
 	    "\n"
 	    "--f\n\nThis is an email abuse report.\n"
 	    "--f\nContent-Type: message/feedback-report\n\n"
-	    "Feedback-Type: abuse\nOriginal-Mail-From: <alice@example.org>\n"
+	    "Feedback-Type: abuse\nUser-Agent: fbl/1.0\nVersion: 1\n"
+	    "Original-Mail-From: <alice@example.org>\n"
 	    "--f\nContent-Type: message/rfc822\n\n"
 	    "From: alice@example.org\nMessage-ID: <arf.1@example.org>\n\nspam?\n"
 	    "--f--\n", "fbl@fbl.example");
 	IS(r, BOUNCE_ARF);
 	CHECK_STR(r.orig.message_id, "<arf.1@example.org>");
 	CHECK_STR(r.orig.return_path, "alice@example.org");
+	CHECK(r.well_formed);
+	/* DSNs and ordinary mail are never "well formed" reports */
+	CHECK(!classify(postfix_dsn, "").well_formed);
+}
+
+/* A well-formed RFC 8098 read receipt, with a %s before the report part and
+ * a %s in it: the forms of test_report_well_formed. */
+static const char mdn_template[] =
+    "From: bob@example.net\n"
+    "Subject: Read: lunch\n"
+    "Content-Type: multipart/report; report-type=%s; boundary=m\n"
+    "\n"
+    "--m\nContent-Type: %s\n\nYour message was read.\n"
+    "%s"
+    "--m\nContent-Type: message/disposition-notification\n\n"
+    "Reporting-UA: mua.example.net\n"
+    "%s"
+    "--m--\n";
+#define MDN_FIELDS "Final-Recipient: rfc822; bob@example.net\n" \
+    "Original-Message-ID: <lunch.1@example.org>\n" \
+    "Disposition: manual-action/MDN-sent-manually; displayed\n"
+
+static struct bounce_result mdn_form(const char *report_type, const char *text_type,
+    const char *before, const char *fields)
+{
+	char msg[4096];
+	snprintf(msg, sizeof msg, mdn_template, report_type, text_type, before, fields);
+	return classify(msg, "");
+}
+
+/* ARF (RFC 5965) with the feedback fields given and an attached original */
+static struct bounce_result arf_form(const char *fields, const char *original_type)
+{
+	char msg[4096];
+	snprintf(msg, sizeof msg,
+	    "From: feedback@fbl.example\nSubject: FW: lunch\n"
+	    "Content-Type: multipart/report; report-type=feedback-report; boundary=f\n\n"
+	    "--f\nContent-Type: text/plain\n\nThis is an email abuse report.\n"
+	    "--f\nContent-Type: message/feedback-report\n\n%s"
+	    "--f\nContent-Type: %s\n\n"
+	    "From: alice@example.org\nMessage-ID: <arf.1@example.org>\n\nspam?\n"
+	    "--f--\n", fields, original_type);
+	return classify(msg, "");
+}
+
+/* test_report_well_formed - what [batv] refuse_at = content waives BATV
+ * for: only a complete MDN or ARF. Issue 11 review (H2): a forger labelled
+ * spam and a forged DSN as reports. */
+static void test_report_well_formed(void)
+{
+	struct bounce_result r = mdn_form("disposition-notification", "text/plain", "", MDN_FIELDS);
+	IS(r, BOUNCE_MDN);
+	CHECK(r.well_formed);
+	/* each required field missing, or without a value */
+	r = mdn_form("disposition-notification", "text/plain", "",
+	    "Original-Message-ID: <lunch.1@example.org>\nDisposition: manual-action/MDN-sent-manually; "
+	    "displayed\n");
+	IS(r, BOUNCE_MDN);
+	CHECK(!r.well_formed);
+	CHECK(strstr(r.why, "not well formed: no Final-Recipient") != NULL);
+	r = mdn_form("disposition-notification", "text/plain", "",
+	    "Final-Recipient: rfc822; bob@example.net\nOriginal-Message-ID: <lunch.1@example.org>\n");
+	CHECK(r.cls == BOUNCE_MDN && !r.well_formed);
+	r = mdn_form("disposition-notification", "text/plain", "",
+	    "Final-Recipient: rfc822; bob@example.net\nDisposition: automatic-action/MDN-sent-"
+	    "automatically; deleted\n");
+	CHECK(r.cls == BOUNCE_MDN && !r.well_formed);
+	r = mdn_form("disposition-notification", "text/plain", "",
+	    "Final-Recipient: rfc822; bob@example.net\nOriginal-Message-ID: <lunch.1@example.org>\n"
+	    "Disposition:   \n");
+	CHECK(r.cls == BOUNCE_MDN && !r.well_formed);
+	/* two report parts; no human-readable part; another report-type */
+	r = mdn_form("disposition-notification", "text/plain",
+	    "--m\nContent-Type: message/disposition-notification\n\n" MDN_FIELDS, MDN_FIELDS);
+	CHECK(r.cls == BOUNCE_MDN && !r.well_formed);
+	r = mdn_form("disposition-notification", "image/png", "", MDN_FIELDS);
+	CHECK(r.cls == BOUNCE_MDN && !r.well_formed);
+	r = mdn_form("unknown-report", "text/plain", "", MDN_FIELDS);
+	CHECK(r.cls == BOUNCE_MDN && !r.well_formed);
+	r = mdn_form("global-disposition-notification", "text/plain", "", MDN_FIELDS);   /* RFC 6533 */
+	CHECK(r.cls == BOUNCE_MDN && r.well_formed);
+	/* the report part outside the multipart/report */
+	r = classify(
+	    "From: x@example.net\nContent-Type: multipart/mixed; boundary=o\n\n"
+	    "--o\nContent-Type: multipart/report; report-type=disposition-notification; boundary=m\n\n"
+	    "--m\nContent-Type: text/plain\n\nread\n--m--\n"
+	    "--o\nContent-Type: message/disposition-notification\n\n" MDN_FIELDS "--o--\n", "");
+	CHECK(r.cls == BOUNCE_MDN && !r.well_formed);
+
+	/* a report-type label alone (spam in a multipart/report) */
+	r = classify(
+	    "From: <promo@spammer.example>\nSubject: Cheap watches\nMIME-Version: 1.0\n"
+	    "Content-Type: multipart/report; report-type=disposition-notification; boundary=b\n\n"
+	    "--b\nContent-Type: text/html\n\n<a href=x>BUY</a>\n--b--\n", "");
+	IS(r, BOUNCE_MDN);
+	CHECK(!r.well_formed);
+	CHECK(strstr(r.why, "no disposition-notification part") != NULL);
+
+	/* a forged DSN with one message/disposition-notification part more,
+	 * or relabelled report-type=disposition-notification: still a DSN */
+	char forged[8192];
+	const char *end = strstr(postfix_dsn, "--4A1B2C.1733--");
+	snprintf(forged, sizeof forged, "%.*s--4A1B2C.1733\nContent-Type: message/disposition-"
+	    "notification\n\n" MDN_FIELDS "\n%s", (int)(end - postfix_dsn), postfix_dsn, end);
+	r = classify(forged, "");
+	IS(r, BOUNCE_DSN);
+	CHECK(!r.well_formed);
+	char *rt = strstr(forged, "report-type=delivery-status");
+	CHECK(rt != NULL);
+	if (rt) {
+		char relabelled[8192];
+		snprintf(relabelled, sizeof relabelled, "%.*sreport-type=disposition-notification%s",
+		    (int)(rt - forged), forged, rt + strlen("report-type=delivery-status"));
+		r = classify(relabelled, "");
+		IS(r, BOUNCE_DSN);
+		CHECK_STR(r.why, "message/delivery-status part in multipart/report "
+		    "disposition-notification");
+	}
+	/* report-type=delivery-status decides without its part */
+	r = mdn_form("delivery-status", "text/plain", "", MDN_FIELDS);
+	IS(r, BOUNCE_DSN);
+
+	/* ARF: every required field and the original */
+	r = arf_form("Feedback-Type: abuse\nUser-Agent: fbl/1.0\nVersion: 1\n", "message/rfc822");
+	IS(r, BOUNCE_ARF);
+	CHECK(r.well_formed);
+	r = arf_form("Feedback-Type: abuse\nUser-Agent: fbl/1.0\nVersion: 1\n", "text/rfc822-headers");
+	CHECK(r.cls == BOUNCE_ARF && r.well_formed);
+	r = arf_form("Feedback-Type: abuse\nUser-Agent: fbl/1.0\nVersion: 1\n", "text/rfc822-header");
+	CHECK(r.cls == BOUNCE_ARF && r.well_formed);   /* sic: seen in the wild (sisimai arf-12) */
+	r = arf_form("User-Agent: fbl/1.0\nVersion: 1\n", "message/rfc822");
+	CHECK(r.cls == BOUNCE_ARF && !r.well_formed);
+	r = arf_form("Feedback-Type: abuse\nVersion: 1\n", "message/rfc822");
+	CHECK(r.cls == BOUNCE_ARF && !r.well_formed);
+	r = arf_form("Feedback-Type: abuse\nUser-Agent: fbl/1.0\n", "message/rfc822");
+	CHECK(r.cls == BOUNCE_ARF && !r.well_formed);
+	r = arf_form("Feedback-Type: abuse\nUser-Agent: fbl/1.0\nVersion: 1\n", "text/plain");
+	CHECK(r.cls == BOUNCE_ARF && !r.well_formed);
+	CHECK(strstr(r.why, "no original attached") != NULL);
+	/* the header heuristics classify, never well formed */
+	r = classify("From: <promo@spammer.example>\nSubject: Cheap watches\n"
+	    "X-Apple-Unsubscribe: true\n\nBUY NOW\n", "");
+	IS(r, BOUNCE_ARF);
+	CHECK(!r.well_formed);
+	r = classify("From: staff@hotmail.example\nSubject: complaint about message from 192.0.2.1\n"
+	    "Content-Type: multipart/mixed; boundary=j\n\n--j\n\ncomplaint\n"
+	    "--j\nContent-Type: message/rfc822\n\nFrom: a@example.org\nMessage-ID: <j@x>\n\nx\n"
+	    "--j--\n", "");
+	IS(r, BOUNCE_ARF);
+	CHECK(!r.well_formed);
+}
+
+/* A mailing-list reply that pastes a Postfix bounce, not '>'-quoted
+ * (issue 11 review, H3): a person's post, not an NDR. */
+static const char list_paste[] =
+    "From: Alice Admin <alice@remote.example>\n"
+    "To: postfix-users@lists.example\n"
+    "Subject: Re: Why does my server reject this?\n"
+    "In-Reply-To: <q0@remote.example>\n"
+    "%s"
+    "Precedence: list\n"
+    "Message-ID: <q1@remote.example>\n"
+    "\n"
+    "Here is the bounce my users get back, what does it mean?\n"
+    "\n"
+    "This is the mail system at host mail.remote.example.\n"
+    "\n"
+    "I'm sorry to have to inform you that your message could not\n"
+    "be delivered to one or more recipients. It's attached below.\n"
+    "\n"
+    "<victim@remote.example>: host mx.remote.example[198.51.100.20] said: 550 5.1.1\n"
+    "    <victim@remote.example>: Recipient address rejected: User unknown\n"
+    "\n"
+    "Final-Recipient: rfc822; victim@remote.example\n"
+    "Action: failed\n"
+    "Status: 5.1.1\n"
+    "\n"
+    "Thanks, Alice\n";
+
+static void test_list_post_pasting_a_bounce(void)
+{
+	char msg[4096];
+	static const char *const list_fields[] = {
+		"List-Id: <postfix-users.lists.example>\n",
+		"List-Post: <mailto:postfix-users@lists.example>\n",
+		"List-Unsubscribe: <mailto:postfix-users-leave@lists.example>\n",
+	};
+	struct bounce_result r;
+
+	for (size_t i = 0; i < sizeof list_fields / sizeof list_fields[0]; i++) {
+		snprintf(msg, sizeof msg, list_paste, list_fields[i]);
+		r = classify(msg, "postfix-users-bounces@lists.example");
+		IS(r, BOUNCE_ORDINARY);
+		r = classify(msg, NULL);   /* envelope unknown: not null */
+		IS(r, BOUNCE_ORDINARY);
+	}
+	/* the veto is a person's: the null sender, a daemon envelope sender
+	 * or From: keeps the NDR */
+	snprintf(msg, sizeof msg, list_paste, list_fields[0]);
+	r = classify(msg, "");
+	IS(r, BOUNCE_NDR);
+	r = classify(msg, "MAILER-DAEMON@lists.example");
+	IS(r, BOUNCE_NDR);
+	char daemon[4096];
+	snprintf(daemon, sizeof daemon, "From: Mail Delivery System <MAILER-DAEMON@remote.example>%s",
+	    strchr(msg, '\n'));
+	r = classify(daemon, "postfix-users-bounces@lists.example");
+	IS(r, BOUNCE_NDR);
+	/* without the list fields it stays an NDR (what the veto is about) */
+	snprintf(msg, sizeof msg, list_paste, "");
+	r = classify(msg, "alice@remote.example");
+	IS(r, BOUNCE_NDR);
 }
 
 static void test_autoreply_and_challenge(void)
@@ -314,6 +528,24 @@ static void test_autoreply_and_challenge(void)
 	/* a person's subject alone */
 	r = classify("From: d@example.com\nSubject: Out of Office plans\n\nI will be out of the office.\n",
 	    "d@example.com");
+	IS(r, BOUNCE_ORDINARY);
+	/* a vacation reply without Auto-Submitted or any other marker, from a
+	 * non-null sender: its subject and In-Reply-To (or References) make it
+	 * one (issue 11 review, M2) */
+	r = classify("From: Victim <victim@remote.example>\nSubject: Out of office: Cheap watches\n"
+	    "In-Reply-To: <spam.9@spammer.example>\n\nI am out of the office until Monday.\n",
+	    "victim@remote.example");
+	IS(r, BOUNCE_AUTOREPLY);
+	CHECK_STR(r.in_reply_to, "<spam.9@spammer.example>");
+	r = classify("From: v@remote.example\nSubject: Automatic reply: x\n"
+	    "References: <spam.9@spammer.example>\n\nback soon\n", "v@remote.example");
+	IS(r, BOUNCE_AUTOREPLY);
+	/* but not a person answering ("Re:"), nor a list */
+	r = classify("From: v@remote.example\nSubject: Re: Out of office: x\n"
+	    "In-Reply-To: <a@x>\n\nwelcome back\n", "v@remote.example");
+	IS(r, BOUNCE_ORDINARY);
+	r = classify("From: v@remote.example\nSubject: Out of office etiquette\n"
+	    "In-Reply-To: <a@x>\nList-Id: <office.lists.example>\n\nmy view\n", "v@remote.example");
 	IS(r, BOUNCE_ORDINARY);
 	/* auto-generated alone is a notification */
 	r = classify("From: root@example.com\nSubject: cron\nAuto-Submitted: auto-generated\n\nok\n",
@@ -499,6 +731,8 @@ int main(void)
 	test_dsn();
 	test_ndr_forms();
 	test_reports();
+	test_report_well_formed();
+	test_list_post_pasting_a_bounce();
 	test_original_in_odd_places();
 	test_autoreply_and_challenge();
 	test_ordinary_lookalikes();
