@@ -408,7 +408,13 @@ static bool check_sent(const struct filter_env *env, const struct bounce_result 
 		missing_add(j, "Message-ID: no sent log ([server] state_dir)");
 		return false;
 	}
-	j->checkable = true;
+	/* An auto-reply or challenge quotes nothing but In-Reply-To and
+	 * References: there they are what can be checked. A report (NDR,
+	 * DSN) is checkable by its original; In-Reply-To alone is a header
+	 * any sender adds (a list reply pasting a bounce), so without an
+	 * original it stays unverifiable ([bounce] unverifiable decides). */
+	if (r->cls == BOUNCE_AUTOREPLY || r->cls == BOUNCE_CHALLENGE)
+		j->checkable = true;
 	for (size_t i = 0; i < env->nrcpts; i++) {
 		const char *hit = NULL;
 		if (!judged_bare(env, i, all, bare, sizeof bare))

@@ -66,6 +66,9 @@ observe = backstop({"mode": "observe"}, batv=dict(BATV, mode="observe", refuse_a
 marking = backstop({"mode": "enforce", "unverifiable": "mark"}, batv=dict(BATV, mode="off"))
 accepting = backstop({"mode": "enforce", "unverifiable": "accept"}, batv=dict(BATV, mode="off"))
 batv_only = backstop({"mode": "off"})
+# the same with a sent log ([outbound] on): In-Reply-To is then looked up
+marking_sent = backstop({"mode": "enforce", "unverifiable": "mark"}, batv=dict(BATV, mode="off"),
+                        outbound=True)
 # [bounce] classes without autoreply: refuse_at = content still judges one
 narrow = backstop({"mode": "enforce", "classes": "ndr dsn"})
 
@@ -357,6 +360,14 @@ with t.case("unverifiable: a report that quotes nothing"):
     t.check("marked X-Backstop-Bounce: unverifiable",
             m is not None and [h for h in m.headers("X-Backstop-Bounce") if h.startswith("unverifiable")],
             m and m.header_block())
+    # an NDR that quotes nothing but carries In-Reply-To (any sender can add
+    # one) stays unverifiable: the id is looked up, and not finding it is
+    # no evidence against a report
+    ndr_irt = bare_ndr().replace(b"Date: ", b"In-Reply-To: <never.sent.1@test.example>\r\nDate: ", 1)
+    m = accepted("unverifiable = mark, NDR with In-Reply-To only", marking_sent, "", "user@test.example", ndr_irt)
+    t.check("marked unverifiable, not refused as 'no evidence'",
+            m is not None and [h for h in m.headers("X-Backstop-Bounce") if h.startswith("unverifiable")],
+            m and m.headers("X-Backstop-Bounce"))
     m = accepted("unverifiable = accept", accepting, "", "user@test.example", bare_ndr())
     t.check("not marked", m is not None and m.headers("X-Backstop-Bounce") == [], m and m.header_block())
     refused("unverifiable = mark still refuses a report with an original", marking, "",
