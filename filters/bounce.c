@@ -362,7 +362,7 @@ static bool check_relay(const struct filter_env *env, const struct bounce_origin
 	const struct config *cfg = env->cfg;
 	char what[120];
 
-	if (cfg->bounce.relay_names.n == 0 && cfg->bounce.relay_nets.n == 0) {
+	if (cfg->bounce.relay_nets.n == 0) {
 		missing_add(j, "Received: no [bounce] our_relays");
 		return false;
 	}

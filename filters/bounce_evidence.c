@@ -105,20 +105,6 @@ static bool ip_ours(const struct config *cfg, const char *text)
 	    cidrs_match(&cfg->bounce.relay_nets, (const struct sockaddr *)&ss);
 }
 
-/* name_ours - a host name of our_relays; also "name (more)" or "name
- * [addr]" as some Received fields write it: the first word counts. */
-static bool name_ours(const struct config *cfg, const char *host)
-{
-	size_t len = strcspn(host, " \t([;");
-
-	if (len == 0)
-		return false;
-	for (size_t i = 0; i < cfg->bounce.relay_names.n; i++)
-		if (domain_matches(cfg->bounce.relay_names.v[i], host, len))
-			return true;
-	return false;
-}
-
 static void what_set(char *what, size_t cap, const char *clause, const char *value)
 {
 	char v[80];
@@ -156,8 +142,10 @@ bool bounce_relay_hop(const struct config *cfg, const struct bounce_original *o,
 				continue;   /* the receiving side's own filters and relays */
 			return false;
 		}
+		/* no address: the name is the client's HELO or its PTR, both
+		 * the sender's to choose; nothing to trust */
 		what_set(what, cap, "from", hop->from[0] ? hop->from : "(none)");
-		return hop->from[0] && (name_ours(cfg, hop->from) || ip_ours(cfg, hop->from));
+		return false;
 	}
 	return false;
 }

@@ -784,7 +784,6 @@ static void config_free(struct config *cfg)
 			break;
 		}
 	}
-	words_free(&cfg->bounce.relay_names);   /* derived by check_bounce */
 	free(cfg->bounce.relay_nets.v);
 	free(cfg->path);
 	free(cfg);
@@ -885,21 +884,8 @@ static void absolute_paths(struct cfg_parse *p)
 	}
 }
 
-/* relay_name_valid - "mx.example.com" or ".example.com" (its hosts). */
-static bool relay_name_valid(const char *w)
-{
-	size_t n = strlen(w);
-
-	if (n == 0 || n > 253 || (w[0] == '.' && n == 1))
-		return false;
-	for (const char *c = w; *c; c++)
-		if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.')
-			return false;
-	return strstr(w, "..") == NULL;
-}
-
-/* check_bounce - [bounce]: the class names, our_relays split into names
- * and networks, and what the check needs from [batv]. */
+/* check_bounce - [bounce]: the class names, our_relays as networks, and
+ * what the check needs from [batv]. */
 static void check_bounce(struct cfg_parse *p)
 {
 	struct config *cfg = p->cfg;
@@ -914,7 +900,6 @@ static void check_bounce(struct cfg_parse *p)
 		else
 			cfg->bounce.class_mask |= 1u << c;
 	}
-	words_free(&cfg->bounce.relay_names);
 	free(cfg->bounce.relay_nets.v);
 	cfg->bounce.relay_nets.v = NULL;
 	cfg->bounce.relay_nets.n = 0;
@@ -925,11 +910,12 @@ static void check_bounce(struct cfg_parse *p)
 			if (add_cidr(&cfg->bounce.relay_nets, w) < 0)
 				cfg_error(p, "[bounce] our_relays: '%s' is not an address or CIDR "
 				    "(192.0.2.25, 198.51.100.0/24, 2001:db8::/32)", w);
-		} else if (!relay_name_valid(w)) {
-			cfg_error(p, "[bounce] our_relays: '%s' is not a host name "
-			    "(mx1.example.com, or .example.com for every host of the domain)", w);
-		} else if (words_add(&cfg->bounce.relay_names, w, strlen(w)) < 0) {
-			cfg_error(p, "out of memory");
+		} else {
+			/* a name in a Received field is the client's HELO or its
+			 * PTR: the sender's to choose, so never evidence */
+			cfg_error(p, "[bounce] our_relays: '%s': list the addresses your outgoing "
+			    "relays send from (192.0.2.25, 198.51.100.0/24, 2001:db8::/32), not names: "
+			    "a name in a Received field is the sender's HELO or reverse name", w);
 		}
 	}
 	if (cfg->bounce.mode != BOUNCE_MODE_OFF && cfg->batv.domains.n == 0)

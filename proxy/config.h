@@ -184,7 +184,6 @@ struct config {
 		struct cfg_words classes; /* names of smtp/bounce.h classes */
 		unsigned class_mask;      /* derived: 1u << enum bounce_class */
 		struct cfg_words our_relays; /* host names, .domains, CIDRs */
-		struct cfg_words relay_names; /* derived: the names of our_relays */
 		struct cfg_cidrs relay_nets;  /* derived: its addresses and CIDRs */
 		struct cfg_words exempt;  /* addresses (globs) and domains */
 	} bounce;

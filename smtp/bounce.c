@@ -62,6 +62,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smtp/bounce_fields.h"
 #include "smtp/bounce_rules.h"
@@ -736,6 +737,25 @@ static void set_why(struct bounce_result *out, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* responder_prefix - the subject starts with what responders put before
+ * the original subject ("Automatic reply: ...", Exchange; "Auto: ...",
+ * Lotus; "Out of Office: ..."), colon included: a person's "Out of office
+ * coverage next week" does not. */
+static bool responder_prefix(const char *subj)
+{
+	static const char *const prefixes[] = {
+		"automatic reply:", "auto:", "autoreply:", "auto-reply:", "out of office:",
+		"out of office reply:", "out of the office:", "automatische antwort:",
+		"abwesenheitsnotiz:", "r\xc3\xa9ponse automatique :", "r\xc3\xa9ponse automatique:",
+		"respuesta autom\xc3\xa1tica:", "risposta automatica:",
+	};
+	for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+		if (strncasecmp(subj, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
+
 void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce_result *out)
 {
 	char subj[256];
@@ -879,9 +899,12 @@ void bounce_scan_end(struct bounce_scan *s, const char *mail_from, struct bounce
 	 * responders; a transactional mail marked auto-generated may well say
 	 * "out of office" */
 	/* An auto-reply subject that answers a message (In-Reply-To,
-	 * References) is a responder too, marked or not: a person answering
-	 * writes "Re:" */
-	bool answers = s->in_reply_to[0] != '\0' || s->nrefs > 0;
+	 * References) and says so in its text ("I am out of the office") is
+	 * a responder too, marked or not: a person answering writes "Re:".
+	 * The subject and In-Reply-To alone are a person's new message in a
+	 * thread ("Out of office coverage next week"). */
+	bool answers = (s->in_reply_to[0] != '\0' || s->nrefs > 0) &&
+	    ((s->text & T_AUTOREPLY) || responder_prefix(subj));
 	if (((asubj && (automatic || answers)) || ((s->text & T_AUTOREPLY) && null_sender)) &&
 	    !list) {
 		out->cls = BOUNCE_AUTOREPLY;

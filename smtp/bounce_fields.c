@@ -237,25 +237,41 @@ void bounce_parse_received(const char *v, size_t n, struct bounce_hop *hop)
 			e++;
 		bounce_copy(hop->by, sizeof hop->by, p, (size_t)(e - p));
 	}
-	/* ip: the first [literal] of the from clause (before "by") */
+	/* ip: the address the receiving side saw. The from clause opens with
+	 * the client's HELO (Postfix, Sendmail, Exchange: "from HELO (name
+	 * [ip])", "from HELO (ip)") or, in Exim, the address itself or the
+	 * reverse name ("from [ip] (helo=H)", "from name ([H]) [ip]"); qmail
+	 * writes "from name (HELO H) (ip)". The client chooses its HELO, so
+	 * the address is the LAST address-like token of the clause, bracketed
+	 * or alone in parentheses, never one that follows "helo=" or "HELO ". */
 	const char *limit = by ? tmp + by_off : tmp + strlen(tmp);
 	for (const char *p = tmp; p < limit; p++) {
-		if (*p != '[')
+		const char *ip, *e;
+		if (*p == '[') {
+			ip = p + 1;
+			if ((e = memchr(ip, ']', (size_t)(limit - ip))) == NULL)
+				break;
+		} else if (*p == '(') {
+			ip = p + 1;
+			e = ip + strspn(ip, "0123456789abcdefABCDEF.:");
+			if (e >= limit || *e != ')')
+				continue;
+		} else {
 			continue;
-		const char *e = memchr(p, ']', (size_t)(limit - p));
-		if (!e)
-			break;
-		const char *ip = p + 1;
-		if (strncmp(low + (ip - tmp), "ipv6:", 5) == 0)
-			ip += 5;
-		bool ok = e > ip;
-		for (const char *c = ip; c < e; c++)
+		}
+		/* the client's own word: "helo=H", "(HELO H)" */
+		size_t at = (size_t)(p - tmp);
+		bool helo = (at >= 5 && strncmp(low + at - 5, "helo=", 5) == 0) ||
+		    (at >= 5 && strncmp(low + at - 5, "helo ", 5) == 0);
+		const char *a = ip;
+		if ((size_t)(e - a) > 5 && strncmp(low + (a - tmp), "ipv6:", 5) == 0)
+			a += 5;
+		bool ok = e > a && !helo;
+		for (const char *c = a; c < e && ok; c++)
 			if (!strchr("0123456789abcdefABCDEF.:", *c))
 				ok = false;
-		if (ok) {
-			bounce_copy(hop->ip, sizeof hop->ip, ip, (size_t)(e - ip));
-			break;
-		}
+		if (ok && (memchr(a, '.', (size_t)(e - a)) != NULL || memchr(a, ':', (size_t)(e - a)) != NULL))
+			bounce_copy(hop->ip, sizeof hop->ip, a, (size_t)(e - a));
 		p = e;
 	}
 }

@@ -93,7 +93,7 @@ def start(batv_mode):
         "limits": {"max_message_size": "10m"},
         "batv": {"mode": batv_mode, "domains": "test.example", "keys_file": KEYS, "sign_key": "1",
                  "refuse_at": "content"},
-        "bounce": {"mode": "enforce", "unverifiable": "refuse", "our_relays": RELAY + " " + RELAY_ADDR},
+        "bounce": {"mode": "enforce", "unverifiable": "refuse", "our_relays": RELAY_ADDR},
         "outbound": {"listen": "127.0.0.1:%d" % port, "relay": sink.address},
     }), port
 

@@ -47,7 +47,7 @@ state = t.tmpdir("state")
 pf = t.postfix()
 BATV = {"mode": "enforce", "domains": "test.example", "keys_file": KEYS, "sign_key": "1",
         "refuse_at": "content", "bounce_senders": "MAILER-DAEMON@*"}
-RELAYS = "relay-out.test.example 192.0.2.0/28"
+RELAYS = "192.0.2.0/28"
 
 
 def backstop(bounce, batv=None, outbound=False):
@@ -242,7 +242,7 @@ with t.case("evidence: our relay in the original's Received chain"):
         "from relay-out.test.example (relay-out.test.example [192.0.2.3])\n\tby mx.remote.example"
         " with ESMTPS id 1;\n\t" + DATE,
         "from pc.test.example (pc [10.0.0.5])\n\tby relay-out.test.example with ESMTP id 2;\n\t" + DATE])
-    accepted("DSN via our relay (name)", enforce, "", "user@test.example", postfix_dsn(orig))
+    accepted("DSN via our relay (its address)", enforce, "", "user@test.example", postfix_dsn(orig))
     note_in_summary("relay", enforce, "bounce=pass(dsn,relay)")
     orig = original_headers(received=[
         "from unnamed (unknown [192.0.2.9])\n\tby mx.remote.example with ESMTP id 1;\n\t" + DATE])
@@ -266,6 +266,21 @@ with t.case("evidence: our relay in the original's Received chain"):
     t.check("log: the receiving hop named", enforce.wait_log(
         r"bounce: refused dsn .*Received: the receiving hop \(from 203\.0\.113\.66\) is not ours"),
         enforce.log(True)[-2000:])
+    # rereview of issue 11: the HELO is the client's word. Postfix writes
+    # "from [HELO literal] (name [real address])" for a client that said
+    # EHLO [192.0.2.3]; Exchange and qmail write the address unbracketed;
+    # a hop without an address proves nothing, whatever its name
+    for name, rcv in (("Postfix, HELO our relay's literal",
+                       "from [192.0.2.3] (unknown [203.0.113.9])\n\tby mx.remote.example; "),
+                      ("Exim, HELO our relay's literal",
+                       "from [203.0.113.9] (helo=[192.0.2.3])\n\tby mx.remote.example; "),
+                      ("qmail, HELO our relay's literal",
+                       "from relay-out.test.example (HELO [192.0.2.3]) (203.0.113.66)\n\tby mx; "),
+                      ("Exchange, our relay's name, another address",
+                       "from relay-out.test.example (203.0.113.66) by mx.remote.example; "),
+                      ("no address, our relay's name", "from relay-out.test.example by mx; ")):
+        orig = original_headers(received=[rcv + DATE])
+        refused(name, enforce, "", "user@test.example", postfix_dsn(orig))
     # the bouncing side's content filter (a loopback hop) on top is skipped
     orig = original_headers(received=[
         "from localhost (localhost [127.0.0.1])\n\tby mx.remote.example (amavis); " + DATE,

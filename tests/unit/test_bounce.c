@@ -540,6 +540,12 @@ static void test_autoreply_and_challenge(void)
 	r = classify("From: v@remote.example\nSubject: Automatic reply: x\n"
 	    "References: <spam.9@spammer.example>\n\nback soon\n", "v@remote.example");
 	IS(r, BOUNCE_AUTOREPLY);
+	/* nor a person's new message in a thread whose subject mentions it
+	 * (rereview of issue 11) */
+	r = classify("From: alice@partner.example\nSubject: Out of office coverage next week\n"
+	    "In-Reply-To: <thread.1@partner.example>\n\nCan you cover the desk on Monday?\n",
+	    "alice@partner.example");
+	IS(r, BOUNCE_ORDINARY);
 	/* but not a person answering ("Re:"), nor a list */
 	r = classify("From: v@remote.example\nSubject: Re: Out of office: x\n"
 	    "In-Reply-To: <a@x>\n\nwelcome back\n", "v@remote.example");

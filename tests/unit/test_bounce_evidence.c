@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "filters/bounce_evidence.h"
+#include "smtp/bounce_fields.h"
 #include "proxy/config.h"
 #include "tests/unit/check.h"
 
@@ -69,14 +70,13 @@ static void test_config(void)
 	}
 	cfg = load("[batv]\ndomains = example.com\nrefuse_at = content\n"
 	    "[bounce]\nmode = enforce\nunverifiable = refuse\nclasses = NDR dsn mdn\n"
-	    "our_relays = mx1.example.com .out.example.com 192.0.2.25 198.51.100.0/24 2001:db8::/32\n",
+	    "our_relays = 192.0.2.25 198.51.100.0/24 2001:db8::/32\n",
 	    err, sizeof err);
 	CHECK(cfg != NULL);
 	if (cfg != NULL) {
 		CHECK_INT(cfg->batv.refuse_at, BATV_REFUSE_CONTENT);
 		CHECK_INT(cfg->bounce.class_mask, (1u << BOUNCE_NDR) | (1u << BOUNCE_DSN) |
 		    (1u << BOUNCE_MDN));
-		CHECK_INT(cfg->bounce.relay_names.n, 2);
 		CHECK_INT(cfg->bounce.relay_nets.n, 3);
 		config_unref(cfg);
 	}
@@ -88,8 +88,10 @@ static void test_config(void)
 	CHECK(load("[bounce]\nour_relays = 192.0.2.0/33\n", err, sizeof err) == NULL);
 	CHECK(strstr(err, "'192.0.2.0/33' is not an address or CIDR") != NULL);
 	CHECK(load("[bounce]\nour_relays = 999.1.1.1\n", err, sizeof err) == NULL);
-	CHECK(load("[bounce]\nour_relays = mx_1.example.com\n", err, sizeof err) == NULL);
-	CHECK(strstr(err, "'mx_1.example.com' is not a host name") != NULL);
+	/* names are the sender's to choose (HELO, PTR): refused, saying why */
+	CHECK(load("[bounce]\nour_relays = mx1.example.com\n", err, sizeof err) == NULL);
+	CHECK(strstr(err, "'mx1.example.com': list the addresses") != NULL);
+	CHECK(load("[bounce]\nour_relays = .out.example.com\n", err, sizeof err) == NULL);
 	CHECK(load("[bounce]\nour_relays = a..b\n", err, sizeof err) == NULL);
 	CHECK(load("[bounce]\nour_relays = .\n", err, sizeof err) == NULL);
 	CHECK(load("[bounce]\nmode = observe\n", err, sizeof err) == NULL);
@@ -103,7 +105,7 @@ static void test_relays(void)
 {
 	char err[2048], what[120];
 	struct config *cfg = load("[batv]\ndomains = example.com\n[bounce]\n"
-	    "our_relays = mx1.example.com .out.example.com 192.0.2.25 198.51.100.0/24 2001:db8::/32\n",
+	    "our_relays = 192.0.2.25 198.51.100.0/24 2001:db8::/32\n",
 	    err, sizeof err);
 
 	CHECK(cfg != NULL);
@@ -111,14 +113,12 @@ static void test_relays(void)
 		fprintf(stderr, "%s", err);
 		return;
 	}
-	/* names (of a hop without an address): exact, below a .domain, case
-	 * and a final dot ignored */
-	CHECK(ours(cfg, "", "mx1.example.com", "", what, sizeof what));
+	/* a hop without an address: its name is the client's HELO or PTR,
+	 * never evidence (rereview of issue 11: Exchange and qmail forms) */
+	CHECK(!ours(cfg, "", "mx1.example.com", "", what, sizeof what));
 	CHECK_STR(what, "from mx1.example.com");
-	CHECK(ours(cfg, "", "MX1.Example.COM.", "", what, sizeof what));
-	CHECK(ours(cfg, "", "a.b.out.example.com", "", what, sizeof what));
-	CHECK_STR(what, "from a.b.out.example.com");
-	CHECK(ours(cfg, "", "mx1.example.com (Postfix)", "", what, sizeof what));
+	CHECK(!ours(cfg, "", "a.b.out.example.com", "", what, sizeof what));
+	CHECK(!ours(cfg, "", "192.0.2.25", "", what, sizeof what));
 	CHECK(!ours(cfg, "", "out.example.com", "", what, sizeof what));   /* .domain: below only */
 	CHECK(!ours(cfg, "", "xmx1.example.com", "", what, sizeof what));
 	CHECK(!ours(cfg, "", "mx1.example.com.evil.example", "", what, sizeof what));
@@ -142,7 +142,9 @@ static void test_relays(void)
 	CHECK(ours(cfg, "", "", "::ffff:192.0.2.25", what, sizeof what));
 	CHECK(!ours(cfg, "", "", "2001:db9::1", what, sizeof what));
 	CHECK(!ours(cfg, "[192.0.2.25]", "", "", what, sizeof what));
-	CHECK(ours(cfg, "", "[IPv6:2001:db8::7]", "", what, sizeof what));
+	/* a literal as the from word with no ip: the parser puts a hop's
+	 * address in ip (bounce_parse_received); from alone is a name */
+	CHECK(!ours(cfg, "", "[IPv6:2001:db8::7]", "", what, sizeof what));
 	/* hostile: garbage, half brackets, overlong, control bytes */
 	CHECK(!ours(cfg, "", "", "[192.0.2.25", what, sizeof what));
 	CHECK(!ours(cfg, "", "", "192.0.2.25]", what, sizeof what));
@@ -157,11 +159,11 @@ static void test_relays(void)
 		strcpy(long_name + sizeof long_name - 18, ".out.example.com");
 		/* bounce_hop fields are 256 bytes: the name is cut there */
 		CHECK(!ours(cfg, long_name, long_name, "", what, sizeof what));
-		CHECK(ours(cfg, "", "x\x01y.out.example.com", "", what, sizeof what));   /* a .domain match */
+		CHECK(!ours(cfg, "", "x\x01y.out.example.com", "", what, sizeof what));
 		CHECK(strchr(what, '\x01') == NULL);                 /* logged printable */
 	}
 	/* a tiny what buffer is still terminated */
-	CHECK(ours(cfg, "", "mx1.example.com", "", what, 4));
+	CHECK(ours(cfg, "", "", "192.0.2.25", what, 4));
 	CHECK_STR(what, "fro");
 	config_unref(cfg);
 
@@ -180,7 +182,7 @@ static void test_relays(void)
 static void test_relay_chain(void)
 {
 	char err[2048], what[120];
-	struct config *cfg = load("[bounce]\nour_relays = relay-out.example.com 192.0.2.0/28\n",
+	struct config *cfg = load("[bounce]\nour_relays = 192.0.2.0/28\n",
 	    err, sizeof err);
 	struct bounce_original o;
 
@@ -308,6 +310,46 @@ static void test_rcpts(void)
 	CHECK_STR(out, "0123456");
 }
 
+/* The address of a Received hop is the one the receiving side saw, never
+ * the client's HELO (rereview of issue 11: "EHLO [our relay]" made Postfix
+ * write "from [192.0.2.3] (unknown [127.0.0.1])" and the first literal
+ * won). Each MTA's form: */
+static void test_received_address(void)
+{
+	static const struct {
+		const char *field, *ip;
+	} cases[] = {
+		/* Postfix, Sendmail: from HELO (name [ip]) */
+		{"from [192.0.2.3] (unknown [127.0.0.1]) by backend.test.example (Postfix)", "127.0.0.1"},
+		{"from relay-out.example.com (relay-out.example.com [192.0.2.3]) by mx.remote.example", "192.0.2.3"},
+		{"from [IPv6:::ffff:192.0.2.3] (unknown [203.0.113.9]) by mx", "203.0.113.9"},
+		{"from helo.example (user@host.example [203.0.113.9] (may be forged)) by mx", "203.0.113.9"},
+		/* Exim: from [ip] (helo=H), from name ([H]) [ip] */
+		{"from [203.0.113.9] (helo=[192.0.2.3]) by mx.remote.example with esmtp", "203.0.113.9"},
+		{"from host.example ([192.0.2.3]) [203.0.113.9] by mx.remote.example", "203.0.113.9"},
+		{"from host.example ([192.0.2.3] helo=[192.0.2.4]) [203.0.113.9] by mx", "203.0.113.9"},
+		/* Exchange: from HELO (ip); qmail: from name (HELO H) (ip) */
+		{"from relay-out.example.com (203.0.113.66) by mx.remote.example", "203.0.113.66"},
+		{"from relay-out.example.com (HELO [192.0.2.3]) (203.0.113.66) by mx", "203.0.113.66"},
+		{"from unknown (HELO 192.0.2.3) (203.0.113.66) by mx", "203.0.113.66"},
+		{"from mail.example (HELO mail.example) ([203.0.113.66]) by mx", "203.0.113.66"},
+		/* IPv6 */
+		{"from x (unknown [IPv6:2001:db8::25]) by mx", "2001:db8::25"},
+		/* no address at all; words that are not addresses */
+		{"from relay-out.example.com by mx.remote.example", ""},
+		{"from x (Postfix) (ESMTP) (dead) by mx", ""},
+		{"from x (helo=[192.0.2.3]) by mx", ""},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct bounce_hop hop;
+		bounce_parse_received(cases[i].field, strlen(cases[i].field), &hop);
+		if (strcmp(hop.ip, cases[i].ip) != 0)
+			fprintf(stderr, "case %zu: '%s' gave ip '%s'\n", i, cases[i].field, hop.ip);
+		CHECK_STR(hop.ip, cases[i].ip);
+	}
+}
+
 int main(void)
 {
 	strcpy(ini_path, "/tmp/test_bounce_evidence.XXXXXX");
@@ -320,6 +362,7 @@ int main(void)
 	test_config();
 	test_relays();
 	test_relay_chain();
+	test_received_address();
 	test_origin();
 	test_rcpts();
 	unlink(ini_path);
