@@ -130,6 +130,7 @@ struct report_shape {
 	unsigned fields;              /* F_* found in disposition and feedback parts */
 	bool text;                    /* a human-readable text part in the multipart/report */
 	bool original;                /* an original (message/rfc822, headers) in it */
+	unsigned extra;               /* parts that are none of those: HTML, images, files */
 };
 
 struct quoted {
@@ -384,9 +385,14 @@ static bool on_part_begin(void *ctx, const struct mime_part *p)
 		s->parts |= P_ORIGINAL;
 		shape->original |= in_report;
 	} else if (strncmp(p->type, "text/", 5) == 0) {
-		shape->text |= in_report;
+		if (is_type(p, "text/plain"))
+			shape->text |= in_report;
+		else
+			shape->extra++;
 		if (s->text_budget > 0)
 			s->kind = is_type(p, "text/html") ? K_HTML : K_TEXT;
+	} else if (strncmp(p->type, "multipart/", 10) != 0) {
+		shape->extra++;   /* an image, a program, ...: no report carries one */
 	}
 	return s->kind != K_NONE;
 }
@@ -707,7 +713,11 @@ static const char *report_missing(const struct bounce_scan *s, enum bounce_class
 	if (sh->outside_report > 0)
 		return "report part outside the multipart/report";
 	if (!sh->text)
-		return "no human-readable part";
+		return "no human-readable text/plain part";
+	/* a waiver of BATV must not carry anything but the report itself
+	 * (rereview of issue 11: an HTML body and an .exe rode along) */
+	if (sh->extra > 0)
+		return "a part besides the text, the report and the original";
 	if (mdn) {
 		if (!(fields & F_FINAL_RECIPIENT))
 			return "no Final-Recipient";

@@ -335,6 +335,14 @@ static void test_report_well_formed(void)
 	struct bounce_result r = mdn_form("disposition-notification", "text/plain", "", MDN_FIELDS);
 	IS(r, BOUNCE_MDN);
 	CHECK(r.well_formed);
+	/* nothing may ride along: an HTML body, a program (rereview of issue 11) */
+	r = mdn_form("disposition-notification", "text/html", "", MDN_FIELDS);
+	CHECK(r.cls == BOUNCE_MDN && !r.well_formed);
+	r = mdn_form("disposition-notification", "text/plain",
+	    "--m\nContent-Type: application/x-msdownload; name=invoice.exe\n\nTVqQAAMAAAAEAAAA\n",
+	    MDN_FIELDS);
+	CHECK(r.cls == BOUNCE_MDN && !r.well_formed);
+	CHECK(strstr(r.why, "a part besides the text, the report and the original") != NULL);
 	/* each required field missing, or without a value */
 	r = mdn_form("disposition-notification", "text/plain", "",
 	    "Original-Message-ID: <lunch.1@example.org>\nDisposition: manual-action/MDN-sent-manually; "
