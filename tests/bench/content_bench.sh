@@ -105,39 +105,9 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-trap 'echo "content_bench: stopped by a signal (or BENCH_MAX_TIME = $MAX_TIME s exceeded)" >&2; exit 1' INT TERM
-main_pid=$$
-(
-	exec </dev/null >/dev/null 2>&1
-	sleep "$MAX_TIME" &
-	sp=$!
-	trap 'kill $sp; exit 0' TERM
-	wait $sp && kill -TERM "$main_pid"
-) &
-dog_pid=$!
-
-listening() { [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
-free_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$(( 10000 + RANDOM % 22000 ))
-		listening "$p" || { echo "$p"; return 0; }
-	done
-	return 1
-}
-wait_listen() {   # PORT PID SECONDS
-	local i
-	for i in $(seq 1 $(( $3 * 20 ))); do
-		kill -0 "$2" 2>/dev/null || return 1
-		listening "$1" && return 0
-		sleep 0.05
-	done
-	return 1
-}
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-vm() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# shared helpers: watchdog, ports, /proc readings
+. "$here/bench_lib.sh"
+bench_watchdog content_bench "$MAX_TIME"
 size_bytes() { stat -c %s "$work/msg-$1.eml"; }
 
 # ---- the generator ----
