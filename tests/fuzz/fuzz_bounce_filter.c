@@ -63,7 +63,7 @@ static void init(void)
 		snprintf(text, sizeof text, "[backend]\naddress = 127.0.0.1:25\n"
 		    "[batv]\nmode = enforce\nrefuse_at = content\ndomains = test.example\nkeys_file = %s\n"
 		    "[bounce]\nmode = %s\nunverifiable = %s\n"
-		    "our_relays = relay.test.example .out.test.example 192.0.2.0/24 2001:db8::/32\n"
+		    "our_relays = 192.0.2.0/24 2001:db8::/32\n"
 		    "exempt = noc@test.example .lists.test.example\n",
 		    keys, i ? "observe" : "enforce", i ? "mark" : "refuse");
 		cfg[i] = load(text);
