@@ -79,44 +79,12 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-trap 'echo "relay_bench: stopped by a signal (or BENCH_MAX_TIME = $MAX_TIME s exceeded)" >&2; exit 1' INT TERM
 # the whole script is bounded: a watchdog sends it SIGTERM after
-# BENCH_MAX_TIME. It keeps no descriptor of ours open (a pipe reading our
-# output must see EOF when we end) and takes its sleep along when killed.
-main_pid=$$
-(
-	exec </dev/null >/dev/null 2>&1
-	sleep "$MAX_TIME" &
-	sp=$!
-	trap 'kill $sp; exit 0' TERM
-	wait $sp && kill -TERM "$main_pid"
-) &
-dog_pid=$!
-
-listening() { [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
-free_port() {
-	local p i
-	for i in $(seq 1 200); do
-		p=$(( 10000 + RANDOM % 22000 ))   # below the ephemeral range (32768-)
-		listening "$p" || { echo "$p"; return 0; }
-	done
-	return 1
-}
-# wait_listen PORT PID SECONDS
-wait_listen() {
-	local i
-	for i in $(seq 1 $(( $3 * 20 ))); do
-		kill -0 "$2" 2>/dev/null || return 1
-		listening "$1" && return 0
-		sleep 0.05
-	done
-	return 1
-}
+# BENCH_MAX_TIME (bench_lib.sh; it keeps no descriptor of ours open, so a
+# pipe reading our output sees EOF when we end); ports and /proc readings
+. "$here/bench_lib.sh"
+bench_watchdog relay_bench "$MAX_TIME"
 now() { date +%s.%N; }
-# cpu_ticks PID: utime+stime in clock ticks (fields 14 and 15 of stat;
-# the command name in field 2 has no spaces for backstop)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-vm() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 # sink_sessions: sessions the sink has seen so far (its -c counter line)
 sink_sessions() {
 	tr '\r' '\n' < "$work/sink.out" | awk -F'[ =]' '/^sess=/ { s = $2 } END { print s + 0 }'
