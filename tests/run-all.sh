@@ -39,6 +39,21 @@ problem() { echo "run-all.sh: FAIL: $*"; failed=$((failed + 1)); }
 trap 'problem "time limit (SUITE_TIME_LIMIT=${SUITE_TIME_LIMIT:-2400}s) reached"; summary; exit 124' TERM
 trap 'problem "interrupted"; summary; exit 130' INT
 
+# The bounce corpus is ../shared/corpora beside the checkout (the tests also
+# look beside every parent). A clone made elsewhere (mktemp -d) finds it
+# beside the repository it was cloned from.
+if [ -z "${BACKSTOP_CORPORA:-}" ]; then
+	origin=$(git config --get remote.origin.url 2>/dev/null || true)
+	for d in "$top/.." "${origin:+$origin/..}"; do
+		c="$d/shared/corpora"
+		if [ -n "$d" ] && [ -d "$c/sisimai-set-of-emails/maildir/bsd" ]; then
+			export BACKSTOP_CORPORA=$(cd "$c" && pwd)
+			export BOUNCE_CORPUS=$BACKSTOP_CORPORA/sisimai-set-of-emails/maildir
+			break
+		fi
+	done
+fi
+
 bash tests/deps.sh || { problem "tests/deps.sh could not install the dependencies"; summary; exit 1; }
 autoreconf -fi >/dev/null 2>&1 || { autoreconf -fi; problem "autoreconf"; summary; exit 1; }
 jobs=$(nproc)
