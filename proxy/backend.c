@@ -42,6 +42,7 @@ enum be_state {
 	BE_TLS,         /* TLS handshake in progress */
 	BE_XCLIENT,
 	BE_EHLO_AGAIN,
+	BE_RSET,        /* a pooled connection's RSET before its new owner's XCLIENT */
 	BE_READY,       /* idle, transaction commands may be sent */
 	BE_COMMAND,     /* a command's reply is awaited */
 	BE_QUIT,
@@ -70,6 +71,9 @@ struct backend {
 	bool xclient_early;     /* XCLIENT sent right after the greeting */
 	bool via_xclient;
 	bool ehlo_answered;     /* a 2xx to our first EHLO: past what a probe checks */
+	bool in_content;        /* the backend said 354: it takes content until the dot */
+	bool reusing;           /* a pooled connection re-identifying for a new owner:
+	                           its failure is the connection's, not the backend's */
 	struct backend_caps caps;
 	struct tls_conn *tls;   /* after STARTTLS: all traffic goes through it */
 	struct tls_client *cli; /* the context chosen at STARTTLS (a reload
@@ -208,6 +212,7 @@ static const char *be_stage(const struct backend *be)
 	case BE_TLS: return "TLS handshake";
 	case BE_XCLIENT: return "XCLIENT";
 	case BE_EHLO_AGAIN: return "EHLO after XCLIENT";
+	case BE_RSET: return "RSET of a pooled connection";
 	default: return "ready";
 	}
 }
@@ -228,7 +233,7 @@ static void be_fail(struct backend *be, int err)
 	/* /health: any failure between the start and the ready state (no
 	 * greeting, 4xx/5xx, TLS, XCLIENT); those after it are about one
 	 * transaction, and a session's own abort is no failure (be_close) */
-	if (!be->p.outbound && !be->dead && be->state < BE_READY)
+	if (!be->p.outbound && !be->dead && be->state < BE_READY && !be->reusing)
 		metrics_backend_failed(be->p.metrics, be_stage(be), backend_err_text(err),
 		    be->ehlo_answered || be->state > BE_EHLO || be->tls != NULL);
 	be_close(be);
@@ -624,6 +629,7 @@ static void be_ready(struct backend *be)
 		metrics_backend_ready(be->p.metrics);
 	be->state = BE_READY;
 	be->done = NULL;
+	be->reusing = false;
 	uv_timer_stop(&be->timer);
 	if (done)
 		done(be, NULL, 0);
@@ -714,6 +720,14 @@ static void be_reply(struct backend *be)
 			be_send_ehlo(be, BE_EHLO);
 			return;
 		}
+		if (be->reusing) {
+			/* the owner connects afresh: a fresh connection's refusal
+			 * is the one that tells the operator what to fix */
+			log_info("%s: pooled backend connection refused XCLIENT: %d %s; not reusing it",
+			    be->p.log_id, r->code, r->text);
+			be_fail(be, BACKEND_EGREET);
+			return;
+		}
 		/* Offered but refused: never relay as backstop's own address,
 		 * which a backend usually trusts (mynetworks) -- that would make
 		 * every client a trusted local one. Fail closed: the client gets
@@ -724,6 +738,21 @@ static void be_reply(struct backend *be)
 		    "the backend cannot take IPv6 client addresses: with Postfix, inet_protocols must include ipv6" :
 		    "allow backstop in Postfix's smtpd_authorized_xclient_hosts, or set [backend] xclient = off");
 		be_fail(be, BACKEND_EGREET);
+		return;
+	case BE_RSET:
+		if (r->code / 100 != 2) {
+			log_info("%s: pooled backend connection answered RSET with %d %s; not reusing it",
+			    be->p.log_id, r->code, r->text);
+			be_fail(be, BACKEND_EPROTO);
+			return;
+		}
+		if (be->via_xclient) {
+			/* the new owner's client, as a fresh connection would say */
+			be->xclient_early = false;
+			be_send_xclient(be);
+			return;
+		}
+		be_ready(be);
 		return;
 	case BE_COMMAND: {
 		be_done_fn done = be->done;
@@ -738,6 +767,9 @@ static void be_reply(struct backend *be)
 				done(be, &copy, 0);
 			return;
 		}
+		/* after 354 the backend reads content, not commands, until the
+		 * dot's reply: never reusable in between */
+		be->in_content = r->code == 354;
 		if (done)
 			done(be, r, 0);
 		return;
@@ -1126,11 +1158,76 @@ static void be_on_idle(uv_timer_t *t)
 
 void backend_idle(struct backend *be)
 {
-	if (be == NULL || be->dead || be->state != BE_READY || be->p.cfg->backend.idle_timeout == 0)
+	if (be != NULL)
+		backend_idle_after(be, be->p.cfg->backend.idle_timeout);
+}
+
+void backend_idle_after(struct backend *be, uint64_t ms)
+{
+	if (be == NULL || be->dead || be->state != BE_READY || ms == 0)
 		return;
 	/* the timer is free while READY: every command re-arms it with its
 	 * own timeout (be_wait) */
-	uv_timer_start(&be->timer, be_on_idle, be->p.cfg->backend.idle_timeout, 0);
+	uv_timer_start(&be->timer, be_on_idle, ms, 0);
+}
+
+bool backend_reusable(const struct backend *be)
+{
+	/* idle between transactions, nothing of the old owner's in flight
+	 * or unread: no keepalive NOOP, no queued command, no bytes */
+	return be != NULL && !be->dead && be->state == BE_READY && !be->in_content && !be->noop_inflight &&
+	    be->pending_line == NULL && be->keepalive_ms == 0 && be->in.len == 0 &&
+	    backend_queued(be) == 0;
+}
+
+bool backend_reidentifies(const struct backend *be)
+{
+	return be != NULL && be->via_xclient;
+}
+
+/* be_rehome - the connection changes owner: the old one forgets it
+ * (closed) and holds no reference any more (released, at once: the
+ * connection stays open, and its handles now count for the new owner) */
+static void be_rehome(struct backend *be, const struct backend_owner_ops *ops, void *owner)
+{
+	const struct backend_owner_ops *old_ops = be->ops;
+	void *old_owner = be->owner;
+
+	be_detach(be);
+	uv_timer_stop(&be->timer);
+	be->ops = ops;
+	be->owner = owner;
+	be->attached = true;
+	old_ops->released(old_owner);
+}
+
+void backend_handover(struct backend *be, const struct backend_owner_ops *ops, void *owner)
+{
+	be_rehome(be, ops, owner);
+	be->done = NULL;
+}
+
+void backend_reuse(struct backend *be, const struct backend_params *p,
+    const struct backend_owner_ops *ops, void *owner, bool rset)
+{
+	be_rehome(be, ops, owner);
+	/* the new client's attributes, log id and config (the same as the
+	 * old one's: the pool only keeps connections of the current one) */
+	be->p = *p;
+	be->reusing = true;
+	be->done = be_owner_reply;
+	if (!rset && be->via_xclient) {
+		/* no transaction left at the backend: XCLIENT may come at once
+		 * (XCLIENT_README: at any time outside a transaction), and
+		 * resets the backend's session like a new connection */
+		be->xclient_early = false;
+		be_send_xclient(be);
+		return;
+	}
+	be->state = BE_RSET;
+	be_wait(be, p->cfg->backend.connect_timeout);
+	if (be_send_line(be, "RSET") != 0)
+		be_fail(be, BACKEND_ELOST);
 }
 
 static void keepalive_arm(struct backend *be);

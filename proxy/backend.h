@@ -128,6 +128,36 @@ int backend_open(struct backend **bep, const struct backend_params *p,
  * after [backend] idle_timeout unless a command comes first, so idle
  * clients do not pin the backend's processes */
 void backend_idle(struct backend *be);
+/* backend_idle_after - the same after ms instead of [backend] idle_timeout
+ * (a pooled connection: [backend] pool_idle) */
+void backend_idle_after(struct backend *be, uint64_t ms);
+
+/*
+ * Reuse (proxy/backend_pool.h keeps the idle connections of a loop).
+ *
+ * backend_reusable - be is idle between transactions with nothing of its
+ * owner's in flight: it may go to a pool. Every failure closes a
+ * connection, so an open one has seen no error.
+ * backend_reidentifies - be told the backend its client with XCLIENT, so
+ * XCLIENT can tell it another client; without, only a client of the same
+ * identity may reuse it.
+ * backend_handover - give be to a new owner as it is (idle, to a pool):
+ * the old owner is told closed() and released() now.
+ * backend_reuse - give be to a new owner that uses it at once: the old
+ * owner is told closed() and released(), then the connection re-identifies
+ * with p's client (RSET, then XCLIENT and EHLO when it used XCLIENT; rset
+ * false: the old owner left no transaction at the backend, and XCLIENT
+ * alone, which resets the backend's session, saves the RSET) and
+ * answers ops->reply like a backend_open (ready, or the failure; a 4xx or
+ * 5xx to RSET or XCLIENT is a failure and closes it). p->cfg must be the
+ * configuration the connection was opened with.
+ */
+bool backend_reusable(const struct backend *be);
+bool backend_reidentifies(const struct backend *be);
+void backend_handover(struct backend *be, const struct backend_owner_ops *ops, void *owner);
+void backend_reuse(struct backend *be, const struct backend_params *p,
+    const struct backend_owner_ops *ops, void *owner, bool rset);
+
 /* backend_connections - inbound backend connections open (the cap's count) */
 unsigned long backend_connections(void);
 /* be may be NULL in these (no connection) */

@@ -93,6 +93,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"backend", "max_connections", CFG_UINT, "100", O(backend.max_connections), 1, 1000000, NULL},
 	{"backend", "idle_timeout", CFG_DURATION, "10s", O(backend.idle_timeout), 0, DAY_MS, NULL},
 	{"backend", "keepalive", CFG_DURATION, "60s", O(backend.keepalive), 0, 3600000, NULL},
+	{"backend", "pool_size", CFG_UINT, "32", O(backend.pool_size), 0, 100000, NULL},
+	{"backend", "pool_idle", CFG_DURATION, "30s", O(backend.pool_idle), 1000, 3600000, NULL},
 
 	{"limits", "max_connections", CFG_UINT, "1000", O(limits.max_connections), 1, 1000000, NULL},
 	{"limits", "max_connections_per_ip", CFG_UINT, "20", O(limits.max_connections_per_ip), 1, 1000000, NULL},

@@ -79,6 +79,8 @@ struct config {
 		uint64_t idle_timeout;    /* ms; 0 = never close an idle one */
 		uint64_t keepalive;       /* ms between NOOPs while a held message
 		                             uploads; 0 = none */
+		unsigned long pool_size;  /* idle connections kept per loop; 0 = off */
+		uint64_t pool_idle;       /* ms an idle pooled connection is kept */
 	} backend;
 
 	struct {

@@ -10,7 +10,7 @@ libproxy_a_SOURCES = \
 	proxy/server.c proxy/server.h \
 	proxy/session.c proxy/session.h \
 	proxy/session_cmd.c proxy/session_data.c proxy/session_filter.c proxy/session_backend.c \
-	proxy/backend.c proxy/backend.h proxy/backend_probe.c \
+	proxy/backend.c proxy/backend.h proxy/backend_probe.c proxy/backend_pool.c proxy/backend_pool.h \
 	proxy/tls.c proxy/tls.h \
 	proxy/privs.c proxy/privs.h \
 	proxy/sdnotify.c proxy/sdnotify.h \

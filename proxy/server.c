@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "proxy/backend.h"
+#include "proxy/backend_pool.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/metrics_http.h"
@@ -46,6 +47,9 @@ static struct metrics_http *metrics_http;
  * the loop's, like the counters (sessions reach it as s->backend_known,
  * each backend connection and probe gets it passed) */
 static struct backend_known backend_known;
+/* the loop's idle backend connections, kept for the next client
+ * (sessions reach it as s->backend_pool) */
+static struct backend_pool backend_pool;
 /* /health's re-probe: while the backend is unhealthy and no client brings
  * traffic that would tell, one probe every BACKEND_REPROBE_MS (each one
  * bounded by [backend] connect_timeout, never two at once) */
@@ -76,6 +80,11 @@ struct metrics *server_metrics(void)
 struct backend_known *server_backend_known(void)
 {
 	return &backend_known;
+}
+
+struct backend_pool *server_backend_pool(void)
+{
+	return &backend_pool;
 }
 
 /* metrics_gauges - what a scrape reads besides the counters; /health is
@@ -259,6 +268,7 @@ void server_stop(void)
 	if (sessions_count() > 0)
 		return;
 	stopped = true;
+	backend_pool_configure(&backend_pool, NULL);   /* QUIT the idle ones; no more */
 	uv_signal_stop(&sig_term);
 	uv_signal_stop(&sig_int);
 	uv_signal_stop(&sig_hup);
@@ -289,6 +299,8 @@ static void on_sigterm(uv_signal_t *h, int signum)
 	log_info("signal %d: stopping; %u session(s) get up to %llums to finish", signum, sessions_count(),
 	    (unsigned long long)current->server.drain_time);
 	listeners_close();
+	/* idle backend connections hold the backend's processes for nothing now */
+	backend_pool_configure(&backend_pool, NULL);
 	sessions_drain();
 	if (sessions_count() == 0) {
 		server_stop();
@@ -370,6 +382,9 @@ void server_reload(void)
 	config_unref(current);
 	current = next;
 	spool_set_limit(current->spool.max_size);   /* [limits] spool_max, reloaded */
+	/* a kept connection was set up under the old settings (address, TLS,
+	 * XCLIENT, HELO): none is reused after a reload */
+	backend_pool_configure(&backend_pool, current);
 	if (current_tls)
 		tls_server_unref(current_tls);
 	current_tls = tls;
@@ -401,6 +416,7 @@ int server_listen(struct config *cfg)
 	current = cfg;
 	spool_set_limit(current->spool.max_size);
 	bound = config_ref(cfg);
+	backend_pool_configure(&backend_pool, cfg);
 	/* signals before the first "listening on": a SIGTERM that follows it
 	 * is a drain, never the default action (uv_loop_fork() carries the
 	 * handlers over daemon()) */
@@ -445,6 +461,7 @@ void server_run(bool daemon_mode)
 
 void server_release(void)
 {
+	backend_pool_configure(&backend_pool, NULL);
 	config_unref(bound);
 	bound = NULL;
 	config_unref(current);

@@ -49,6 +49,10 @@ struct metrics *server_metrics(void);
  * outbound relay offer (proxy/backend.h); sessions keep the pointer
  * (session->backend_known) and hand it to their backend connections. */
 struct backend_known *server_backend_known(void);
+/* server_backend_pool - the loop's idle backend connections
+ * (proxy/backend_pool.h); sessions keep the pointer (session->backend_pool) */
+struct backend_pool;
+struct backend_pool *server_backend_pool(void);
 
 
 #endif

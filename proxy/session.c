@@ -221,6 +221,7 @@ void session_accept(struct listener *l, uv_stream_t *server)
 	s->cfg = config_ref(server_config());
 	s->metrics = server_metrics();
 	s->backend_known = server_backend_known();
+	s->backend_pool = server_backend_pool();
 	s->listener = l;
 	s->outbound = l->outbound;
 	uv_tcp_init(loop, &s->tcp);
@@ -722,7 +723,7 @@ void session_close(struct session *s, const char *why)
 	if (s->be) {
 		if (s->txn.active || s->state == SMTP_STATE_DATA)
 			backend_abort(s->be);
-		else
+		else if (!session_backend_pool_put(s))
 			backend_quit(s->be);
 	}
 	session_read_stop(s);

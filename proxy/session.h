@@ -126,6 +126,7 @@ struct session {
 	struct config *cfg;         /* reference held for the whole session */
 	struct metrics *metrics;    /* the loop's counters */
 	struct backend_known *backend_known; /* the loop's record of what the backend offers */
+	struct backend_pool *backend_pool;   /* the loop's idle backend connections */
 	struct listener *listener;
 	bool outbound;              /* the listener's role */
 	uv_tcp_t tcp;
@@ -171,6 +172,7 @@ struct session {
 	uv_shutdown_t shutdown_req;
 	bool in_process;            /* session_process() is on the stack */
 	bool be_rset_pending;       /* the backend still holds an ended transaction */
+	bool be_pooled;             /* s->be came from the pool and is re-identifying */
 	bool xforward_sent;         /* for the current transaction */
 	/* what to do with the backend's reply to MAIL */
 	void (*mail_then)(struct session *, const struct smtp_reply *, int);
@@ -259,6 +261,9 @@ typedef void (*session_backend_then)(struct session *s, const struct smtp_reply 
  * happens); returns 0, or BACKEND_EBUSY / BACKEND_ECONNECT (then is not
  * called) */
 int session_backend_open(struct session *s, session_backend_then then);
+/* session_backend_pool_put - the session ends cleanly: its connection goes
+ * to the loop's pool (true; s->be is NULL then) or stays s's to quit */
+bool session_backend_pool_put(struct session *s);
 /* one command line; without a connection then gets BACKEND_ELOST at once */
 void session_backend_command(struct session *s, const char *line, session_backend_then then);
 /* the content in b, ending with the final dot (backend_data_end) */

@@ -15,7 +15,9 @@
 #include <string.h>
 
 #include "proxy/backend.h"
+#include "proxy/backend_pool.h"
 #include "proxy/log.h"
+#include "proxy/server.h"
 #include "proxy/session.h"
 
 static void on_backend_reply(void *owner, const struct smtp_reply *r, int err)
@@ -25,6 +27,20 @@ static void on_backend_reply(void *owner, const struct smtp_reply *r, int err)
 
 	/* cleared first: the continuation may make the next request */
 	s->be_then = NULL;
+	if (s->be_pooled) {
+		s->be_pooled = false;
+		if (err != 0 && !s->closing) {
+			int rc;
+			/* the pooled connection's failure (closed by the backend
+			 * meanwhile, RSET or XCLIENT refused) is not the client's
+			 * concern: a fresh connection is what it would have got */
+			log_info("%s: pooled backend connection failed (%s); connecting afresh", s->sid,
+			    backend_err_text(err));
+			if ((rc = session_backend_open(s, then)) != 0 && then != NULL)
+				then(s, NULL, rc);
+			return;
+		}
+	}
 	if (then != NULL)
 		then(s, r, err);
 }
@@ -93,9 +109,29 @@ static void backend_params_of(const struct session *s, struct backend_params *p)
 	p->client_name_tempfail = s->rdns_temporary;
 }
 
+/* pool_identity - what a connection without XCLIENT carries of its client:
+ * who may reuse it */
+static const char *pool_identity(const struct session *s)
+{
+	return s->ip;
+}
+
+bool session_backend_pool_put(struct session *s)
+{
+	if (s->be == NULL || s->be_pooled || s->be_then != NULL || server_draining())
+		return false;
+	if (!backend_pool_put(s->backend_pool, s->be, s->cfg, s->outbound, pool_identity(s),
+	    s->be_rset_pending))
+		return false;
+	log_debug("%s: backend connection kept for the next client", s->sid);
+	return true;
+}
+
 int session_backend_open(struct session *s, session_backend_then then)
 {
 	struct backend_params p;
+	struct backend *pooled;
+	bool txn_left = false;
 	int rc;
 
 	if (s->be != NULL)
@@ -104,7 +140,20 @@ int session_backend_open(struct session *s, session_backend_then then)
 	s->be_then = then;
 	s->be_rset_pending = false;   /* a new connection holds no transaction */
 	s->open_handles++;            /* until on_backend_released */
-	if ((rc = backend_open(&s->be, &p, &session_backend_ops, s)) != 0) {
+	pooled = backend_pool_take(s->backend_pool, s->cfg, s->outbound, pool_identity(s), &txn_left);
+	if (pooled != NULL) {
+		log_debug("%s: reusing a kept backend connection", s->sid);
+		s->be = pooled;
+		s->be_pooled = true;
+		backend_reuse(pooled, &p, &session_backend_ops, s, txn_left);
+		return 0;
+	}
+	/* kept connections count towards [backend] max_connections: a client
+	 * that needs one more takes the place of the oldest kept one */
+	while ((rc = backend_open(&s->be, &p, &session_backend_ops, s)) == BACKEND_EBUSY &&
+	    backend_pool_evict(s->backend_pool))
+		;
+	if (rc != 0) {
 		s->be_then = NULL;
 		s->open_handles--;
 	}

@@ -25,6 +25,8 @@
 #                       connection; 0 (default): one connection per message
 #   BENCH_LOG_LEVEL     backstop [log] level (warning)
 #   BENCH_XCLIENT       backstop [backend] xclient = auto|on|off (auto)
+#   BENCH_POOL_SIZE     backstop [backend] pool_size (32; 0 = no connection
+#                       pool: every client session opens its own)
 #   BENCH_RUN_TIMEOUT   seconds one smtp-source run may take (120)
 #   BENCH_MAX_TIME      seconds the whole script may take (900)
 #   BENCH_KEEP          1: keep the work directory (logs, config)
@@ -51,6 +53,7 @@ REPEAT=${BENCH_REPEAT:-3}
 REUSE=${BENCH_REUSE:-0}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-warning}
 XCLIENT=${BENCH_XCLIENT:-auto}
+POOL_SIZE=${BENCH_POOL_SIZE:-32}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-120}
 MAX_TIME=${BENCH_MAX_TIME:-900}
 HZ=$(getconf CLK_TCK)
@@ -130,6 +133,7 @@ drain_time = 2s
 [backend]
 address = 127.0.0.1:$sink_port
 xclient = $XCLIENT
+pool_size = $POOL_SIZE
 [limits]
 max_connections = 20000
 max_connections_per_ip = 20000
@@ -155,7 +159,7 @@ echo "backstop: $BACKSTOP (built $(date -u -r "$BACKSTOP" +%Y-%m-%dT%H:%M:%SZ); 
 echo "smtp-sink: 127.0.0.1:$sink_port (pid $sink_pid); startup probe: $(sink_sessions) sink connection(s), excluded below"
 echo "smtp-source flags: -s CONC -m N ${src_flags[*]}" \
     "($([ "$REUSE" = 1 ] && echo "sessions reuse their connection" || echo "one connection per message"))"
-echo "backstop: log level $LOG_LEVEL, xclient $XCLIENT, spf off; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "backstop: log level $LOG_LEVEL, xclient $XCLIENT, pool_size $POOL_SIZE, spf off; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 printf '%-5s %-6s %6s %8s %8s %7s %8s %7s %9s %8s %10s %9s\n' \
     conc path N wall_s msg/s ratio bs_cpu_s bs_cpu% peak_rss sink_cpu sink_conns sink_msgs

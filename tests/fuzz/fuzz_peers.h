@@ -427,7 +427,7 @@ static void fp_init(const char *extra_backend)
 	fprintf(f,
 	    "[server]\nlisten = 127.0.0.1:%u\nhostname = fuzz.example.org\ndrain_time = 1s\n"
 	    "[backend]\naddress = 127.0.0.1:%u\nconnect_timeout = 1s\ncommand_timeout = 1s\n"
-	    "data_timeout = 1s\n%s\n"
+	    "data_timeout = 1s\npool_size = 0\n%s\n"
 	    "[limits]\nmax_connections_per_ip = 100000\nmax_recipients = 4\nmax_message_size = 20k\n"
 	    "max_errors = 8\ngreeting_timeout = 1s\ncommand_timeout = 1s\ndata_timeout = 1s\n"
 	    "session_timeout = 2s\ndata_buffer = 4k\n"

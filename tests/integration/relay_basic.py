@@ -109,9 +109,12 @@ with t.case("smtplib: three transactions on one session share one backend connec
     t.check("three messages delivered", len(msgs) == 3, msgs)
     t.check("to user, user2, user3", sorted(m.mailbox for m in msgs) == ["user", "user2", "user3"],
             [m.mailbox for m in msgs])
-    pf.wait_log(r"smtpd\[\d+\]: disconnect from", 3)
+    # the connection may be one the previous case's session left in the
+    # pool ([backend] pool_size): at most one connect, one smtpd for all
     n = pf.count_log(r"smtpd\[\d+\]: connect from")
-    t.check("Postfix logged exactly one connect", n == 1, pf.log(True))
+    t.check("Postfix logged at most one connect", n <= 1, pf.log(True))
+    pids = set(re.findall(r"smtpd\[(\d+)\]: \w+: client=", pf.log(True)))
+    t.check("one smtpd process took all three", len(pids) == 1, pf.log(True))
 
 with t.case("HELO (not EHLO) session"):
     pf.clear_mail()

@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""backend_pool: a backend connection outlives its client's session
+([backend] pool_size) and is re-identified for the next client with
+XCLIENT, against a real Postfix.
+
+Each client connects from its own loopback address (127.0.0.N) and greets
+with its own name, and its message says N in its Subject: Postfix's
+Received header and its log (client=...[127.0.0.N]) prove which client the
+backend believed it talked to, message by message. Postfix's "connect from"
+lines count backstop's connections to it.
+
+Cases: reuse and attribution over sequential clients; a client that aborts
+mid-DATA (its connection is never kept: the next client gets a fresh one,
+and no message of the aborted one is delivered); a session that left a
+refused transaction behind (RSET before XCLIENT); pool_idle expiry; the
+backend closing a kept connection (smtpd_timeout); a reload empties the
+pool; pool_size = 0 is one backend connection per client."""
+import re
+import signal
+import time
+from harness import *
+
+t = Test("backend_pool", need=("postfix",))
+pf = t.postfix()
+
+CONNECT = r"postfix/smtpd\[\d+\]: connect from "
+
+
+def client_addr(n):
+    return "127.0.0.%d" % n
+
+
+def send_one(bs, n, subject=None):
+    """Client n: one message from its own address and HELO, then QUIT.
+    Returns the end-of-data reply."""
+    c = bs.client(source=(client_addr(n), 0))
+    c.cmd("EHLO client-%d.example" % n)
+    rs = c.mail_transaction("sender%d@example.org" % n, ["user@test.example"],
+                            make_message(subject or "pool client %d" % n))
+    c.cmd("QUIT")
+    c.close()
+    return rs[-1]
+
+
+def attribution(msgs):
+    """(n, ok, detail) for each delivered message: does Postfix's own
+    Received header name client n's address and HELO?"""
+    out = []
+    for m in msgs:
+        subj = (m.msg.get("Subject") or "")
+        mo = re.search(r"client (\d+)", subj)
+        if not mo:
+            continue
+        n = int(mo.group(1))
+        top = re.sub(r"\s+", " ", m.headers("Received")[0])
+        ok = ("[%s]" % client_addr(n)) in top and ("client-%d.example" % n) in top
+        out.append((n, ok, top))
+    return out
+
+
+with t.case("sequential clients share one backend connection, each one attributed"):
+    pf.clear_mail()
+    pf.mark()
+    bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "4"}})
+    bs.wait_backend_known()
+    pf.wait_log(r"disconnect from", 5)   # the start-up probe
+    pf.mark()
+    bs.mark()
+    clients = list(range(2, 10))
+    for n in clients:
+        r = send_one(bs, n)
+        t.check("client %d: message accepted" % n, r is not None and r.code == 250, r)
+    msgs = pf.wait_for_mail(len(clients), timeout=10)
+    t.check("all %d messages delivered" % len(clients), len(msgs) == len(clients), len(msgs))
+    seen = attribution(msgs)
+    t.check("every message carries its own client's address and HELO (Postfix's Received)",
+            len(seen) == len(clients) and all(ok for _, ok, _ in seen),
+            [s for s in seen if not s[1]] or seen)
+    log_text = pf.log(True)
+    for n in clients:
+        t.check("Postfix logs client=...[%s] exactly once" % client_addr(n),
+                len(re.findall(r"client=\S*\[%s\]" % re.escape(client_addr(n)), log_text)) == 1,
+                log_text[-3000:])
+    conns = pf.count_log(CONNECT)
+    t.check("Postfix saw fewer connections than clients (%d for %d)" % (conns, len(clients)),
+            1 <= conns < len(clients), log_text[-3000:])
+    t.check("backstop reused a kept connection for the later clients",
+            bs.count_log(r"reusing a kept backend connection") >= len(clients) - 1, bs.log()[-3000:])
+    bs.stop()
+    t.check("the kept connection is closed at shutdown (Postfix logs its disconnect)",
+            pf.wait_log(r"disconnect from \S*\[%s\]" % re.escape(client_addr(clients[-1])), 5),
+            pf.log(True)[-2000:])
+
+with t.case("a client that aborts mid-DATA leaves no connection in the pool"):
+    pf.clear_mail()
+    bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "4"}})
+    bs.wait_backend_known()
+    pf.wait_log(r"disconnect from", 5)
+    r = send_one(bs, 20)
+    t.check("client 20: accepted", r is not None and r.code == 250, r)
+    pf.wait_for_mail(1)
+    pf.mark()
+    bs.mark()
+    # client 21 takes the kept connection and breaks off inside DATA
+    c = bs.client(source=(client_addr(21), 0))
+    c.cmd("EHLO client-21.example")
+    t.check_reply("client 21: MAIL", c.cmd("MAIL FROM:<aborter@example.org>"), 250)
+    t.check_reply("client 21: RCPT", c.cmd("RCPT TO:<user2@test.example>"), 250)
+    t.check_reply("client 21: DATA", c.cmd("DATA"), 354)
+    c.send(b"Subject: pool client 21 aborted\r\n\r\nhalf a message\r\n")
+    time.sleep(0.3)
+    c.close()
+    t.check("backstop saw client 21 leave inside DATA",
+            bs.wait_log(r"lost connection from \[%s\]" % re.escape(client_addr(21)), 5), bs.log()[-2000:])
+    t.check("client 21 had reused the kept connection",
+            bs.count_log(r"reusing a kept backend connection") == 1, bs.log()[-3000:])
+    t.check("Postfix lost that connection (never kept by backstop)",
+            pf.wait_log(r"lost connection after DATA", 5), pf.log(True)[-2000:])
+    pf.mark()
+    bs.mark()
+    r = send_one(bs, 22)
+    t.check("client 22: accepted", r is not None and r.code == 250, r)
+    t.check("client 22 got a fresh backend connection", pf.count_log(CONNECT) == 1, pf.log(True)[-2000:])
+    t.check("backstop reused nothing for client 22",
+            bs.count_log(r"reusing a kept backend connection") == 0, bs.log()[-3000:])
+    pf.settle(1.0)
+    msgs = pf.messages()
+    t.check("client 21's half message was never delivered",
+            not any("aborted" in (m.msg.get("Subject") or "") for m in msgs), [m.msg.get("Subject") for m in msgs])
+    seen = attribution(msgs)
+    t.check("clients 20 and 22 attributed to their own addresses",
+            sorted(n for n, ok, _ in seen if ok) == [20, 22], seen)
+    bs.stop()
+
+with t.case("a session that leaves a refused transaction: the next client's RSET comes first"):
+    pf.clear_mail()
+    bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "4"}})
+    bs.wait_backend_known()
+    pf.wait_log(r"disconnect from", 5)
+    pf.mark()
+    bs.mark()
+    c = bs.client(source=(client_addr(30), 0))
+    c.cmd("EHLO client-30.example")
+    t.check_reply("client 30: MAIL", c.cmd("MAIL FROM:<s30@example.org>"), 250)
+    t.check_reply("client 30: RCPT to an unknown user refused", c.cmd("RCPT TO:<nobody@test.example>"), 5)
+    t.check_reply("client 30: RSET", c.cmd("RSET"), 250)
+    c.cmd("QUIT")
+    c.close()
+    bs.wait_log(r"disconnect from \[%s\]" % re.escape(client_addr(30)), 5)
+    r = send_one(bs, 31)
+    t.check("client 31: accepted on the kept connection", r is not None and r.code == 250, r)
+    t.check("one backend connection for both", pf.count_log(CONNECT) == 1, pf.log(True)[-2000:])
+    t.check("the kept connection got RSET before XCLIENT",
+            re.search(r"backend <- RSET\n.*backend -> 250.*\n.*backend <- XCLIENT .*ADDR=127\.0\.0\.31",
+                      bs.log(True)) is not None, bs.log(True)[-3000:])
+    msgs = pf.wait_for_mail(1)
+    seen = attribution(msgs)
+    t.check("client 31's message attributed to 127.0.0.31",
+            len(seen) == 1 and seen[0][0] == 31 and seen[0][1], seen)
+    bs.stop()
+
+with t.case("pool_idle: a kept connection unused for that long is closed"):
+    bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "4",
+                                 "pool_idle": "1s"}})
+    bs.wait_backend_known()
+    pf.wait_log(r"disconnect from", 5)
+    pf.mark()
+    r = send_one(bs, 40)
+    t.check("client 40: accepted", r is not None and r.code == 250, r)
+    t.check("the kept connection is closed after pool_idle (QUIT: Postfix logs quit=1)",
+            pf.wait_log(r"disconnect from \S*\[127\.0\.0\.40\].*quit=1", 4), pf.log(True)[-2000:])
+    pf.mark()
+    r = send_one(bs, 41)
+    t.check("client 41: accepted on a fresh connection",
+            r is not None and r.code == 250 and pf.count_log(CONNECT) == 1, pf.log(True)[-2000:])
+    bs.stop()
+
+with t.case("the backend closes a kept connection (its smtpd_timeout): dropped, next client unharmed"):
+    pf2 = t.postfix(extra_main="smtpd_timeout = 2s\n")
+    bs = t.backstop({"backend": {"address": pf2.address, "xclient": "on", "pool_size": "4",
+                                 "pool_idle": "60s"}})
+    bs.wait_backend_known()
+    pf2.wait_log(r"disconnect from", 5)
+    pf2.mark()
+    bs.mark()
+    r = send_one(bs, 50)
+    t.check("client 50: accepted", r is not None and r.code == 250, r)
+    t.check("Postfix times the kept connection out",
+            pf2.wait_log(r"timeout after (END-OF-MESSAGE|QUIT|RSET|EHLO|XCLIENT)", 6), pf2.log(True)[-2000:])
+    t.check("backstop drops it: the backend's 421 or close is logged",
+            bs.wait_log(r"backend (said 421|127\.0\.0\.1:\d+ closed the connection)", 3), bs.log()[-2000:])
+    pf2.mark()
+    bs.mark()
+    r = send_one(bs, 51)
+    t.check("client 51: accepted on a fresh connection, no pooled failure seen",
+            r is not None and r.code == 250 and pf2.count_log(CONNECT) == 1, pf2.log(True)[-2000:])
+    t.check("nothing was taken from the pool", bs.count_log(r"reusing a kept backend connection") == 0,
+            bs.log()[-2000:])
+    bs.stop()
+    pf2.stop()
+
+with t.case("a reload empties the pool"):
+    bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "4"}})
+    bs.wait_backend_known()
+    pf.wait_log(r"disconnect from", 5)
+    pf.mark()
+    r = send_one(bs, 60)
+    t.check("client 60: accepted", r is not None and r.code == 250, r)
+    bs.mark()
+    bs.signal(signal.SIGHUP)
+    t.check("reloaded", bs.wait_log(r"reload: configuration .* loaded", 5), bs.log()[-2000:])
+    t.check("the kept connection got QUIT at the reload",
+            pf.wait_log(r"disconnect from \S*\[127\.0\.0\.60\].*quit=1", 4), pf.log(True)[-2000:])
+    bs.stop()
+
+with t.case("pool_size = 0: one backend connection per client, as before"):
+    pf.clear_mail()
+    bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "0"}})
+    bs.wait_backend_known()
+    pf.wait_log(r"disconnect from", 5)
+    pf.mark()
+    bs.mark()
+    for n in (70, 71, 72):
+        r = send_one(bs, n)
+        t.check("client %d: accepted" % n, r is not None and r.code == 250, r)
+    msgs = pf.wait_for_mail(3)
+    t.check("three Postfix connections for three clients", pf.count_log(CONNECT) == 3, pf.log(True)[-3000:])
+    t.check("each one QUIT at its client's end",
+            pf.wait_log(r"disconnect from .*quit=1", 3, count=3), pf.log(True)[-3000:])
+    seen = attribution(msgs)
+    t.check("each attributed", sorted(n for n, ok, _ in seen if ok) == [70, 71, 72], seen)
+    t.check("no reuse logged", bs.count_log(r"reusing a kept backend connection") == 0)
+    bs.stop()
+
+t.done()
