@@ -145,7 +145,6 @@ bool backend_pool_put(struct backend_pool *pool, struct backend *be, const struc
 		pool->head = e;
 	pool->tail = e;
 	pool->n++;
-	pool->pooled++;
 	backend_idle_after(be, pool->cfg->backend.pool_idle);
 	return true;
 }
@@ -161,7 +160,6 @@ struct backend *backend_pool_take(struct backend_pool *pool, const struct config
 			continue;
 		entry_unlink(e);
 		*txn_left = e->txn_left;
-		pool->reused++;
 		return e->be;   /* the caller's backend_reuse tells e closed and released */
 	}
 	return NULL;

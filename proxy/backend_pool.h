@@ -29,7 +29,6 @@ struct backend_pool {
 	struct config *cfg;         /* connections of this config only; NULL: closed */
 	struct pool_entry *head, *tail; /* oldest first */
 	size_t n;
-	unsigned long reused, pooled;   /* counters, for the log and tests */
 };
 
 /* backend_pool_configure - the loop's configuration changed (startup,
