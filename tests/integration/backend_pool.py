@@ -159,6 +159,41 @@ with t.case("a session that leaves a refused transaction: the next client's RSET
             len(seen) == 1 and seen[0][0] == 31 and seen[0][1], seen)
     bs.stop()
 
+with t.case("XCLIENT refused on a kept connection: closed, a fresh one tried for the client"):
+    # Postfix (inet_protocols = ipv4) answers 501 to XCLIENT ADDR=IPV6:...:
+    # the kept connection of an IPv4 client is refused for an IPv6 one
+    p4, p6 = free_port("127.0.0.1"), free_port("::1")
+    bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "4"},
+                     "server": {"listen": "127.0.0.1:%d [::1]:%d" % (p4, p6)}}, start=False)
+    bs.port = p4
+    bs.start()
+    bs.wait_backend_known()
+    pf.wait_log(r"disconnect from", 5)
+    pf.mark()
+    bs.mark()
+    r = send_one(bs, 35)
+    t.check("client 35 (IPv4): accepted", r is not None and r.code == 250, r)
+    c = bs.client(host="::1", port=p6)
+    c.cmd("EHLO client-v6.example")
+    r = c.cmd("MAIL FROM:<v6@example.org>")
+    t.check("the IPv6 client gets the fresh connection's refusal (451), as without a pool",
+            r is not None and r.code == 451, r)
+    t.check("the kept connection's refusal is logged and it is not reused",
+            bs.wait_log(r"pooled backend connection refused XCLIENT: 501", 3), bs.log(True)[-3000:])
+    t.check("then backstop connects afresh",
+            bs.wait_log(r"pooled backend connection failed \(refused the connection\); connecting afresh", 3),
+            bs.log(True)[-3000:])
+    t.check("the fresh connection's refusal says what to fix",
+            bs.wait_log(r"backend refused XCLIENT: 501 .*inet_protocols must include ipv6", 3),
+            bs.log(True)[-3000:])
+    t.check("Postfix saw the fresh connection", pf.wait_log(CONNECT, 3, count=2), pf.log(True)[-3000:])
+    c.cmd("QUIT")
+    c.close()
+    bs.mark()
+    r = send_one(bs, 36)
+    t.check("client 36 (IPv4) afterwards: accepted", r is not None and r.code == 250, r)
+    bs.stop()
+
 with t.case("pool_idle: a kept connection unused for that long is closed"):
     bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "4",
                                  "pool_idle": "1s"}})
