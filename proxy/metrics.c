@@ -287,6 +287,16 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
 	put(&o, "backstop_backend_connect_failures_in_a_row %u\n", m->backend_failed_in_a_row);
 	head(&o, "backend_connections", "gauge", "Connections to the backend open now.");
 	put(&o, "backstop_backend_connections %lu\n", g->backend_connections);
+	head(&o, "backend_pool_idle", "gauge",
+	    "Backend connections kept idle for the next client ([backend] pool_size; counted in backend_connections).");
+	put(&o, "backstop_backend_pool_idle %lu\n", g->backend_pool_idle);
+	head(&o, "backend_pool_reuses_total", "counter",
+	    "Kept backend connections a client's session took instead of connecting.");
+	put(&o, "backstop_backend_pool_reuses_total %llu\n", (unsigned long long)m->backend_pool_reuses);
+	head(&o, "backend_pool_reuse_failures_total", "counter",
+	    "Kept connections that failed to re-identify (closed, RSET or XCLIENT refused): the session connected afresh.");
+	put(&o, "backstop_backend_pool_reuse_failures_total %llu\n",
+	    (unsigned long long)m->backend_pool_reuse_failures);
 
 	head(&o, "tls_handshakes_total", "counter", "STARTTLS handshakes with clients that completed.");
 	for (int v = 0; v < METRICS_TLS_COUNT; v++)

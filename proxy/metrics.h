@@ -71,6 +71,10 @@ struct metrics {
 	uint64_t refusals[METRICS_CHECK_COUNT][2];   /* [check][0: 4xx, 1: 5xx] */
 	uint64_t backend_connects[2];         /* [0 inbound backend, 1 outbound relay] */
 	uint64_t backend_connect_errors[2];
+	/* [backend] pool_size: kept connections a session took, and those of
+	 * them that failed to re-identify (then it connected afresh) */
+	uint64_t backend_pool_reuses;
+	uint64_t backend_pool_reuse_failures;
 	/* /health's view of the inbound backend (metrics_backend_ready() and
 	 * friends): connections and probes that failed before the backend
 	 * could take mail, since the last one that could */
@@ -91,6 +95,7 @@ struct metrics {
 struct metrics_gauges {
 	unsigned long connections;       /* sessions open */
 	unsigned long backend_connections;
+	unsigned long backend_pool_idle;  /* kept idle for the next client */
 	uint64_t spool_bytes;
 	bool draining;
 	bool healthy;

@@ -97,6 +97,7 @@ static void metrics_gauges(void *arg, struct metrics_gauges *g)
 
 	g->connections = sessions_count();
 	g->backend_connections = backend_connections();
+	g->backend_pool_idle = backend_pool.n;
 	g->spool_bytes = spool_bytes_in_use();
 	g->draining = draining;
 	g->dns = dns_counts(g->dns_answers, &g->dns_inflight);

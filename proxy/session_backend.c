@@ -31,6 +31,7 @@ static void on_backend_reply(void *owner, const struct smtp_reply *r, int err)
 		s->be_pooled = false;
 		if (err != 0 && !s->closing) {
 			int rc;
+			s->metrics->backend_pool_reuse_failures++;
 			/* the pooled connection's failure (closed by the backend
 			 * meanwhile, RSET or XCLIENT refused) is not the client's
 			 * concern: a fresh connection is what it would have got */
@@ -143,6 +144,7 @@ int session_backend_open(struct session *s, session_backend_then then)
 	pooled = backend_pool_take(s->backend_pool, s->cfg, s->outbound, pool_identity(s), &txn_left);
 	if (pooled != NULL) {
 		log_debug("%s: reusing a kept backend connection", s->sid);
+		s->metrics->backend_pool_reuses++;
 		s->be = pooled;
 		s->be_pooled = true;
 		backend_reuse(pooled, &p, &session_backend_ops, s, txn_left);

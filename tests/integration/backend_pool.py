@@ -18,6 +18,7 @@ pool; pool_size = 0 is one backend connection per client."""
 import re
 import signal
 import time
+import urllib.request
 from harness import *
 
 t = Test("backend_pool", need=("postfix",))
@@ -42,6 +43,12 @@ def send_one(bs, n, subject=None):
     return rs[-1]
 
 
+def scrape(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        body = r.read().decode()
+    return {l.split()[0]: float(l.split()[1]) for l in body.splitlines() if l and not l.startswith("#")}
+
+
 def attribution(msgs):
     """(n, ok, detail) for each delivered message: does Postfix's own
     Received header name client n's address and HELO?"""
@@ -61,7 +68,9 @@ def attribution(msgs):
 with t.case("sequential clients share one backend connection, each one attributed"):
     pf.clear_mail()
     pf.mark()
-    bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "4"}})
+    mport = free_port()
+    bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "4"},
+                     "metrics": {"listen": "127.0.0.1:%d" % mport}})
     bs.wait_backend_known()
     pf.wait_log(r"disconnect from", 5)   # the start-up probe
     pf.mark()
@@ -86,6 +95,12 @@ with t.case("sequential clients share one backend connection, each one attribute
             1 <= conns < len(clients), log_text[-3000:])
     t.check("backstop reused a kept connection for the later clients",
             bs.count_log(r"reusing a kept backend connection") >= len(clients) - 1, bs.log()[-3000:])
+    m = scrape(mport)
+    t.check("metrics: %d reuses, no failure, one connection kept idle" % (len(clients) - 1),
+            m.get("backstop_backend_pool_reuses_total") == len(clients) - 1 and
+            m.get("backstop_backend_pool_reuse_failures_total") == 0 and
+            m.get("backstop_backend_pool_idle") == 1 and m.get("backstop_backend_connections") == 1,
+            {k: v for k, v in m.items() if "backend" in k})
     bs.stop()
     t.check("the kept connection is closed at shutdown (Postfix logs its disconnect)",
             pf.wait_log(r"disconnect from \S*\[%s\]" % re.escape(client_addr(clients[-1])), 5),
@@ -186,7 +201,8 @@ with t.case("XCLIENT refused on a kept connection: closed, a fresh one tried for
     t.check("the fresh connection's refusal says what to fix",
             bs.wait_log(r"backend refused XCLIENT: 501 .*inet_protocols must include ipv6", 3),
             bs.log(True)[-3000:])
-    t.check("Postfix saw the fresh connection", pf.wait_log(CONNECT, 3, count=2), pf.log(True)[-3000:])
+    t.check("Postfix saw the fresh connection: two connects in all",
+            pf.wait_log(CONNECT, 3, count=2) and pf.count_log(CONNECT) == 2, pf.log(True)[-3000:])
     c.cmd("QUIT")
     c.close()
     bs.mark()
