@@ -119,7 +119,7 @@ void backend_pool_configure(struct backend_pool *pool, struct config *cfg)
 }
 
 bool backend_pool_put(struct backend_pool *pool, struct backend *be, const struct config *cfg,
-    bool outbound, const char *identity, bool txn_left)
+    bool outbound, const char *identity, bool identity_fixed, bool txn_left)
 {
 	struct pool_entry *e;
 
@@ -133,7 +133,7 @@ bool backend_pool_put(struct backend_pool *pool, struct backend *be, const struc
 	e->be = be;
 	e->cfg = config_ref(pool->cfg);
 	e->outbound = outbound;
-	e->reidentifies = backend_reidentifies(be);
+	e->reidentifies = !identity_fixed && backend_reidentifies(be);
 	e->txn_left = txn_left;
 	snprintf(e->identity, sizeof e->identity, "%s", identity);
 	backend_handover(be, &pool_entry_ops, e);

@@ -38,11 +38,13 @@ void backend_pool_configure(struct backend_pool *pool, struct config *cfg);
 /* backend_pool_put - take be (its owner is told closed and released)
  * and keep it; false when it may not be kept: the caller still owns it
  * and quits it. identity: what a connection without XCLIENT carries of
- * its client (its address, or the identity mode's key). txn_left: the
+ * its client (its address, or the identity mode's key); identity_fixed:
+ * the connection itself carries it (a PROXY header, a transparent source
+ * address), so even XCLIENT cannot make it another client's. txn_left: the
  * backend may still hold a transaction (MAIL relayed, no RSET or final
  * dot since): the next owner must RSET. */
 bool backend_pool_put(struct backend_pool *pool, struct backend *be, const struct config *cfg,
-    bool outbound, const char *identity, bool txn_left);
+    bool outbound, const char *identity, bool identity_fixed, bool txn_left);
 /* backend_pool_take - an idle connection for a client of identity, or
  * NULL; the caller gives it a new owner at once (backend_reuse, with
  * RSET when *txn_left). */

@@ -117,12 +117,22 @@ static const char *pool_identity(const struct session *s)
 	return s->ip;
 }
 
+/* pool_identity_fixed - does the connection itself carry its client's
+ * identity (beyond what XCLIENT can re-say)? Not yet: backstop connects
+ * from its own address. A PROXY header or a transparent source address
+ * would: then only a client of the same pool_identity may reuse it. */
+static bool pool_identity_fixed(const struct session *s)
+{
+	(void)s;
+	return false;
+}
+
 bool session_backend_pool_put(struct session *s)
 {
 	if (s->be == NULL || s->be_pooled || s->be_then != NULL || server_draining())
 		return false;
 	if (!backend_pool_put(s->backend_pool, s->be, s->cfg, s->outbound, pool_identity(s),
-	    s->be_rset_pending))
+	    pool_identity_fixed(s), s->be_rset_pending))
 		return false;
 	log_debug("%s: backend connection kept for the next client", s->sid);
 	return true;
