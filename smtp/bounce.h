@@ -27,6 +27,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "smtp/url_hosts.h"
+
 enum bounce_class {
 	BOUNCE_ORDINARY = 0,  /* ordinary mail */
 	BOUNCE_DSN,           /* RFC 3464 multipart/report; report-type=delivery-status */
@@ -56,6 +58,10 @@ struct bounce_original {
 	char backstop_sig[512];  /* value of the original's X-Backstop-Sig field, "" if none */
 	size_t nhops;
 	struct bounce_hop hops[BOUNCE_RECEIVED_MAX];   /* topmost first */
+	/* hosts of the http(s) URLs in the original's text (the first
+	 * ORIG_TEXT_BUDGET bytes of an attached copy's text parts, or the text
+	 * after inline-quoted headers): the sites a spam run advertises */
+	struct url_hosts urls;
 };
 struct bounce_result {
 	enum bounce_class cls;
