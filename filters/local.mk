@@ -17,3 +17,4 @@ libfilters_a_SOURCES += filters/dmarc_record.c filters/dmarc_record.h \
 	filters/dmarc_org.c filters/dmarc_org.h \
 	filters/dmarc_eval.c filters/dmarc_eval.h
 libfilters_a_SOURCES += filters/bounce.c filters/bounce_evidence.c filters/bounce_evidence.h
+libfilters_a_SOURCES += filters/bounce_record.c filters/bounce_record.h
