@@ -17,6 +17,9 @@ libproxy_a_SOURCES = \
 	proxy/metrics.c proxy/metrics.h \
 	proxy/metrics_http.c proxy/metrics_http.h \
 	proxy/http_request.c proxy/http_request.h
+# backstop report (the backscatter report): reader, tables, writers
+libproxy_a_SOURCES += proxy/report.c proxy/report.h proxy/report_reader.c proxy/report_reader.h \
+	proxy/report_agg.c proxy/report_agg.h proxy/report_out.c proxy/report_out.h
 
 sbin_PROGRAMS += backstop
 backstop_SOURCES = proxy/main.c

@@ -10,6 +10,8 @@
  *   backstop -V                 version
  *   backstop [-c FILE] batv sign|verify ADDRESS
  *   backstop [-c FILE] sentlog contains MESSAGE-ID SENDER
+ *   backstop report [--format F] [--since T] [--until T] LOG...
+ *                               the backscatter report (proxy/report.c)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +29,7 @@
 #include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/report.h"
 #include "proxy/privs.h"
 #include "proxy/sdnotify.h"
 #include "proxy/server.h"
@@ -46,6 +49,7 @@ static void usage(FILE *out)
 	    "       backstop -n [-c FILE] [-o ...]   print the effective configuration\n"
 	    "       backstop [-c FILE] batv sign|verify ADDRESS\n"
 	    "       backstop [-c FILE] sentlog contains MESSAGE-ID SENDER\n"
+	    "       backstop report [--format text|csv|rbldnsd|html] [--since T] [--until T] LOG...\n"
 	    "       backstop -V                    print the version\n"
 	    "       backstop -h, --help            this text\n"
 	    "default FILE: %s\n", DEFAULT_CONFIG);
@@ -125,6 +129,9 @@ int main(int argc, char **argv)
 	struct privs pv;
 	int opt, rc;
 
+	/* the report reads logs, not the configuration */
+	if (argc > 1 && strcmp(argv[1], "report") == 0)
+		return report_main(argc - 1, argv + 1);
 	/* blocking library calls (libspf2, key lookups) run on libuv's pool:
 	 * a few slow DNS servers must not starve the others (invariant 3) */
 	if (getenv("UV_THREADPOOL_SIZE") == NULL)
