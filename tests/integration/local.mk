@@ -71,3 +71,5 @@ INTEGRATION_TESTS += tests/integration/install.py tests/integration/manpages.py
 INTEGRATION_TESTS += tests/integration/bounce_filter.py tests/integration/bounce_corpus.py
 INTEGRATION_TESTS += tests/integration/metrics.py
 INTEGRATION_TESTS += tests/integration/keepalive_failures.py
+# the refused-bounce record and `backstop report` over the corpus (issue 15)
+INTEGRATION_TESTS += tests/integration/bounce_report.py
