@@ -1,7 +1,7 @@
 # libFuzzer targets: built by "make fuzz" with clang (FUZZ_CC), run by
 # tests/fuzz/run.sh for a bounded time each.
 FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag config smtp_from dmarc_record \
-	smtp_fields log_json http_request bounce bsig sentlog_load
+	smtp_fields log_json http_request bounce bsig sentlog_load report_reader url_hosts
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
 	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
@@ -50,7 +50,7 @@ tests/fuzz/fuzz_log_json: $(srcdir)/tests/fuzz/fuzz_log_json.c $(srcdir)/proxy/l
 # The MIME walker and bounce classifier (smtp/, named without the smtp_
 # prefix the object rules below expect).
 FUZZ_MIME_SRCS = $(srcdir)/smtp/mime.c $(srcdir)/smtp/bounce.c $(srcdir)/smtp/bounce_rules.c \
-	$(srcdir)/smtp/bounce_fields.c
+	$(srcdir)/smtp/bounce_fields.c $(srcdir)/smtp/url_hosts.c $(srcdir)/smtp/received_ip.c
 tests/fuzz/fuzz_bounce: $(srcdir)/tests/fuzz/fuzz_bounce.c $(FUZZ_MIME_SRCS) \
 		$(srcdir)/tests/unit/bounce_feed.h
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
@@ -68,6 +68,19 @@ tests/fuzz/fuzz_sentlog_load: $(srcdir)/tests/fuzz/fuzz_sentlog_load.c \
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_sentlog_load.c \
 		$(srcdir)/filters/sentlog.c $(srcdir)/filters/bsig.c $(OPENSSL_LIBS) -lm
+# the log reader of backstop report, and the refused-bounce record's extractions (issue 15)
+tests/fuzz/fuzz_report_reader: $(srcdir)/tests/fuzz/fuzz_report_reader.c \
+		$(srcdir)/proxy/report_reader.c $(srcdir)/proxy/report_agg.c
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_report_reader.c \
+		$(srcdir)/proxy/report_reader.c $(srcdir)/proxy/report_agg.c
+tests/fuzz/fuzz_url_hosts: $(srcdir)/tests/fuzz/fuzz_url_hosts.c $(srcdir)/smtp/url_hosts.c \
+		$(srcdir)/smtp/received_ip.c
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_url_hosts.c \
+		$(srcdir)/smtp/url_hosts.c $(srcdir)/smtp/received_ip.c
 # Targets on proxy/ and filters/ code: linked with every module (built once
 # with the fuzzer's instrumentation into tests/fuzz/libbackstop-fuzz.a) and
 # backstop's libraries. fuzz_session and fuzz_backend run the real server
