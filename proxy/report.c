@@ -35,7 +35,7 @@ static int read_file(const char *path, struct report_reader *r, struct report_ag
 	size_t len;
 	int rc = 0;
 
-	r->f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	report_reader_reset(r, strcmp(path, "-") == 0 ? stdin : fopen(path, "r"));
 	if (r->f == NULL) {
 		fprintf(stderr, "backstop report: cannot read %s: %s\n", path, strerror(errno));
 		return 1;

@@ -3,7 +3,7 @@
  * reader over one line: only the members a record needs are kept, the
  * rest is checked and skipped.
  */
-#define _DEFAULT_SOURCE   /* getc_unlocked, timegm */
+#define _DEFAULT_SOURCE   /* timegm */
 #include "proxy/report_reader.h"
 
 #include <stdint.h>
@@ -400,27 +400,41 @@ bool report_parse_time(const char *s, size_t len, long long *out)
 	return true;
 }
 
+void report_reader_reset(struct report_reader *r, FILE *f)
+{
+	r->f = f;
+	r->pos = r->fill = 0;
+}
+
 bool report_reader_next(struct report_reader *r, const char **line, size_t *len)
 {
 	size_t n = 0;
-	int ch;
-	bool too_long = false;
+	bool too_long = false, any = false;
 
 	for (;;) {
-		ch = getc_unlocked(r->f);
-		if (ch == EOF) {
-			if (n == 0 && !too_long)
-				return false;
-			break;
+		if (r->pos == r->fill) {
+			r->pos = 0;
+			r->fill = fread(r->chunk, 1, sizeof r->chunk, r->f);
+			if (r->fill == 0) {
+				if (!any)
+					return false;
+				break;   /* the last line has no line end */
+			}
 		}
-		if (ch == '\n')
-			break;
-		if (n < REPORT_LINE_MAX)
-			r->buf[n++] = (char)ch;
-		else
+		any = true;
+		const char *start = r->chunk + r->pos;
+		const char *nl = memchr(start, '\n', r->fill - r->pos);
+		size_t take = nl ? (size_t)(nl - start) : r->fill - r->pos;
+		/* bounded: the part of a line past REPORT_LINE_MAX is dropped */
+		if (!too_long && n + take <= REPORT_LINE_MAX) {
+			memcpy(r->buf + n, start, take);
+			n += take;
+		} else {
 			too_long = true;
-		if (too_long)
-			n = 0;   /* the rest of the line is read and dropped */
+		}
+		r->pos += take + (nl != NULL);
+		if (nl != NULL)
+			break;
 	}
 	r->lines++;
 	if (too_long) {

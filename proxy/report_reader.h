@@ -53,9 +53,15 @@ enum report_line_kind report_parse_line(const char *line, size_t len, struct rep
  * false when s is none of those. */
 bool report_parse_time(const char *s, size_t len, long long *out);
 
+#define REPORT_READ_CHUNK (256 * 1024)
+
+/* zeroed, then f set; for the next file, f and the chunk state reset
+ * (report_reader_reset) */
 struct report_reader {
 	FILE *f;
 	char buf[REPORT_LINE_MAX + 2];
+	char chunk[REPORT_READ_CHUNK];  /* read ahead: fread, then memchr for line ends */
+	size_t pos, fill;
 	unsigned long long lines;       /* lines read */
 	unsigned long long long_lines;  /* skipped: longer than REPORT_LINE_MAX */
 };
@@ -64,5 +70,7 @@ struct report_reader {
  * line and len (valid until the next call); false at the end of the file or
  * on a read error (ferror(r->f) tells). */
 bool report_reader_next(struct report_reader *r, const char **line, size_t *len);
+/* report_reader_reset - read from f next (the counts stay) */
+void report_reader_reset(struct report_reader *r, FILE *f);
 
 #endif

@@ -208,7 +208,7 @@ static void test_stream(void)
 	memset(data, 'x', big);
 	n = big;
 	n += (size_t)sprintf(data + n, "\nsecond\r\n\nlast");
-	r->f = fmemopen(data, n, "r");
+	report_reader_reset(r, fmemopen(data, n, "r"));
 	CHECK(r->f != NULL);
 	CHECK(report_reader_next(r, &line, &len));
 	CHECK_INT(len, 0);
@@ -221,6 +221,26 @@ static void test_stream(void)
 	CHECK_MEM(line, len, "last");
 	CHECK(!report_reader_next(r, &line, &len));
 	CHECK_INT(r->lines, 4);
+	fclose(r->f);
+	free(data);
+
+	/* lines across the read-ahead chunk's edges, each read whole and in order */
+	size_t count = 3 * REPORT_READ_CHUNK / 8, bad = 0, k = 0;
+	data = malloc(count * 16);
+	if (data == NULL)
+		abort();
+	n = 0;
+	for (size_t i = 0; i < count; i++)
+		n += (size_t)sprintf(data + n, "line %zu\n", i);
+	memset(r, 0, sizeof *r);
+	report_reader_reset(r, fmemopen(data, n, "r"));
+	while (report_reader_next(r, &line, &len)) {
+		char want[32];
+		int wl = snprintf(want, sizeof want, "line %zu", k++);
+		bad += len != (size_t)wl || memcmp(line, want, len) != 0;
+	}
+	CHECK_INT(k, count);
+	CHECK_INT(bad, 0);
 	fclose(r->f);
 	free(r);
 	free(data);
