@@ -223,6 +223,29 @@ t.check("the records have URL hosts of the originals' text",
 t.check("the records have subjects", sum(1 for r in records if r["subject"]) >= 0.8 * len(records))
 
 
+# the text format: the same record as one key=value line
+bs_text = t.backstop({
+    "backend": {"address": sink.address},
+    "server": {"state_dir": t.tmpdir("state-text")},
+    "limits": {"max_message_size": "10m"},
+    "log": {"format": "text", "level": "info"},
+    "batv": {"mode": "enforce", "domains": "test.example", "keys_file": KEYS, "sign_key": "1",
+             "refuse_at": "content"},
+    "bounce": {"mode": "enforce", "unverifiable": "refuse"},
+})
+name = next(n for n, r in sorted(refused.items()) if r and expect_ip[n])
+c = bs_text.client(timeout=20)
+c.ehlo()
+rs = c.mail_transaction("", [RCPT], dict(items)[name])
+c.cmd("QUIT")
+c.close()
+m = bs_text.wait_log(r"bounce refused: server_ip=127\.0\.0\.1 server_name=\S+ helo=\S+ "
+                     r"rcpt=user@test\.example sender=<> class=\w+ reason=\w+ orig_sender=\S+ "
+                     r"orig_client_ip=(\S+) message_id=\S+ url_hosts=\S+ subject=", 10)
+t.check("the text log has the record as key=value (%s)" % name,
+        m and expect_ip[name] in bs_text.log(), bs_text.log()[-600:])
+
+
 def report(*args, ok=True):
     p = subprocess.run([backstop_bin(), "report"] + list(args), capture_output=True, timeout=60)
     if ok and p.returncode != 0:
