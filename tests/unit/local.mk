@@ -69,3 +69,6 @@ UNIT_TESTS += tests/unit/test_bounce_rules_scan
 tests_unit_test_bounce_rules_scan_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_outbound_sig
 tests_unit_test_outbound_sig_LDADD = $(UNIT_LDADD)
+# issue 12: the PROXY v2 header towards the backend ([backend] identity = proxy)
+UNIT_TESTS += tests/unit/test_proxy_out
+tests_unit_test_proxy_out_LDADD = $(UNIT_LDADD)
