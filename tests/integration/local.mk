@@ -71,3 +71,6 @@ INTEGRATION_TESTS += tests/integration/install.py tests/integration/manpages.py
 INTEGRATION_TESTS += tests/integration/bounce_filter.py tests/integration/bounce_corpus.py
 INTEGRATION_TESTS += tests/integration/metrics.py
 INTEGRATION_TESTS += tests/integration/keepalive_failures.py
+# [backend] identity (issue 12): PROXY v2 to Postfix, none, required
+# xclient/xforward, transparent in three network namespaces
+INTEGRATION_TESTS += tests/integration/backend_identity.py
