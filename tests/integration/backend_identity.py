@@ -236,6 +236,26 @@ with t.case("identity = transparent: the backend sees the client's own address")
             "backend <- XCLIENT" not in bs.log(), bs.log()[-2000:])
     bs.stop()
 
+with t.case("identity = transparent, an IPv6 client and an IPv4 backend: 451 4.3.0"):
+    # a session that cannot get a transparent socket (here: no IPv4
+    # address to bind for the client) is refused, never relayed as backstop
+    ns6 = t.netns(ipv6=True)
+    sink = t.sink()
+    port = free_port()
+    bs = t.backstop({"backend": {"address": sink.address, "identity": "transparent"},
+                     "server": {"listen": "[%s]:%d" % (ns6.host_addr6, port)}})
+    c = ns6.client(ns6.host_addr6, port)
+    t.check("v6 client: greeted", c.greeting().code == 220)
+    c.ehlo()
+    r = c.cmd("MAIL FROM:<sender@example.org>")
+    t.check_reply("v6 client, v4 backend: MAIL gets 451 4.3.0", r, 451, "4.3.0")
+    c.cmd("QUIT")
+    t.check("v6 client, v4 backend: the log says why",
+            bs.wait_log(r"identity = transparent\): client %s is IPv6 but the backend is IPv4"
+                        % re.escape(ns6.addr6), 2), bs.log()[-2000:])
+    t.check("v6 client, v4 backend: nothing reached the sink", sink.files() == [], sink.files())
+    bs.stop()
+
 with t.case("identity = transparent without CAP_NET_ADMIN: refused at start-up"):
     bs = t.backstop({"backend": {"address": "127.0.0.1:%d" % free_port(), "identity": "transparent"}},
                     start=False)
