@@ -968,7 +968,13 @@ static int be_send_proxy_header(struct backend *be)
 		be_fail(be, BACKEND_EIDENTITY);
 		return -1;
 	}
-	if ((copy = malloc((size_t)n)) == NULL || (memcpy(copy, hdr, (size_t)n), be_write_raw(be, copy, (size_t)n)) != 0) {
+	/* before STARTTLS, if any: the header is outside the SMTP stream */
+	if ((copy = malloc((size_t)n)) == NULL) {
+		be_fail(be, BACKEND_ELOST);
+		return -1;
+	}
+	memcpy(copy, hdr, (size_t)n);
+	if (be_write_raw(be, copy, (size_t)n) != 0) {
 		be_fail(be, BACKEND_ELOST);
 		return -1;
 	}
