@@ -56,6 +56,8 @@ static const char *const log_levels[] = {"error", "warning", "info", "debug", NU
 static const char *const log_dests[] = {"stderr", "syslog", "file", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const xclient_modes[] = {"auto", "on", "off", NULL};
+static const char *const identity_modes[] = {"auto", "xclient", "xforward", "proxy", "transparent",
+	"none", NULL};
 static const char *const backend_tls_modes[] = {"none", "opportunistic", "required", NULL};
 static const char *const newline_policies[] = {"reject", "normalise", NULL};
 static const char *const spf_modes[] = {"off", "annotate", "enforce", NULL};
@@ -87,6 +89,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"backend", "command_timeout", CFG_DURATION, "60s", O(backend.command_timeout), 100, 3600000, NULL},
 	{"backend", "data_timeout", CFG_DURATION, "600s", O(backend.data_timeout), 100, 3600000, NULL},
 	{"backend", "xclient", CFG_ENUM, "auto", O(backend.xclient), 0, 0, xclient_modes},
+	{"backend", "identity", CFG_ENUM, "auto", O(backend.identity), 0, 0, identity_modes},
 	{"backend", "tls", CFG_ENUM, "none", O(backend.tls), 0, 0, backend_tls_modes},
 	{"backend", "ca_file", CFG_STR, "", O(backend.ca_file), 0, 4096, NULL},
 	{"backend", "verify_name", CFG_STR, "", O(backend.verify_name), 0, 255, NULL},
@@ -925,6 +928,25 @@ static void check_bounce(struct cfg_parse *p)
 }
 
 /* Cross-key checks and derived defaults. */
+/* check_identity - [backend] identity against the keys it replaces or
+ * needs: xclient decides only under identity = auto (and for the
+ * [outbound] relay), and a backend port that expects a PROXY header cannot
+ * also be the [outbound] relay, whose connections carry none. */
+static void check_identity(struct cfg_parse *p)
+{
+	const struct config *cfg = p->cfg;
+
+	if (cfg->backend.identity != IDENTITY_AUTO && cfg->backend.xclient != XCLIENT_AUTO)
+		cfg_error(p, "[backend] identity = %s and xclient = %s: identity replaces xclient for the "
+		    "backend; remove xclient (or set identity = auto)", identity_modes[cfg->backend.identity],
+		    xclient_modes[cfg->backend.xclient]);
+	if (cfg->backend.identity == IDENTITY_PROXY && cfg->outbound.listen.n > 0 &&
+	    cfg->backend.address != NULL && strcmp(cfg->outbound.relay, cfg->backend.address) == 0)
+		cfg_error(p, "[backend] identity = proxy: [outbound] relay is [backend] address %s, which "
+		    "expects a PROXY header the [outbound] listener does not send; set [outbound] relay to a "
+		    "port of the MTA without smtpd_upstream_proxy_protocol", cfg->backend.address);
+}
+
 static void config_finish(struct cfg_parse *p)
 {
 	struct config *cfg = p->cfg;
@@ -981,6 +1003,7 @@ static void config_finish(struct cfg_parse *p)
 		free(cfg->outbound.relay);
 		cfg->outbound.relay = strdup(cfg->backend.address ? cfg->backend.address : "");
 	}
+	check_identity(p);
 }
 
 static const char *const *overrides;

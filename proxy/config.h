@@ -35,6 +35,10 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_D
 enum log_dest { LOG_DEST_STDERR, LOG_DEST_SYSLOG, LOG_DEST_FILE };
 enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 enum xclient_mode { XCLIENT_AUTO, XCLIENT_ON, XCLIENT_OFF };
+/* [backend] identity: how the backend learns the client's address (the
+ * order of the names in config.c) */
+enum backend_identity { IDENTITY_AUTO, IDENTITY_XCLIENT, IDENTITY_XFORWARD, IDENTITY_PROXY,
+	IDENTITY_TRANSPARENT, IDENTITY_NONE };
 enum backend_tls { BACKEND_TLS_NONE, BACKEND_TLS_OPPORTUNISTIC, BACKEND_TLS_REQUIRED };
 enum spf_mode { SPF_MODE_OFF, SPF_MODE_ANNOTATE, SPF_MODE_ENFORCE };
 enum spf_permerror { SPF_PERMERROR_MARK, SPF_PERMERROR_REJECT };
@@ -72,6 +76,7 @@ struct config {
 		uint64_t command_timeout;
 		uint64_t data_timeout;
 		int xclient;              /* enum xclient_mode */
+		int identity;             /* enum backend_identity; auto: as xclient says */
 		int tls;                  /* enum backend_tls */
 		char *ca_file;
 		char *verify_name;

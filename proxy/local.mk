@@ -11,6 +11,7 @@ libproxy_a_SOURCES = \
 	proxy/session.c proxy/session.h \
 	proxy/session_cmd.c proxy/session_data.c proxy/session_filter.c proxy/session_backend.c \
 	proxy/backend.c proxy/backend.h proxy/backend_probe.c \
+	proxy/backend_identity.c proxy/backend_identity.h \
 	proxy/tls.c proxy/tls.h \
 	proxy/privs.c proxy/privs.h \
 	proxy/sdnotify.c proxy/sdnotify.h \

@@ -25,6 +25,7 @@
 
 #include "filters/batv.h"
 #include "filters/outbound_sig.h"
+#include "proxy/backend_identity.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
@@ -90,6 +91,10 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 	if (tls)
 		tls_server_unref(tls);
 	if (resolver_check(cfg, err, errlen) < 0)
+		return -1;
+	/* a transparent socket needs CAP_NET_ADMIN: said now, not as 451s */
+	if (cfg->backend.identity == IDENTITY_TRANSPARENT &&
+	    backend_identity_transparent_check(err, errlen) < 0)
 		return -1;
 	if (privs_lookup(cfg, pv, err, errlen) < 0)
 		return -1;
@@ -263,8 +268,14 @@ int main(int argc, char **argv)
 			log_error("%s; not starting", err);
 			return 1;
 		}
-		log_info("running as user %s (uid %lu), group %s (gid %lu)", pv.user,
-		    (unsigned long)pv.uid, pv.group, (unsigned long)pv.gid);
+		log_info("running as user %s (uid %lu), group %s (gid %lu)%s", pv.user,
+		    (unsigned long)pv.uid, pv.group, (unsigned long)pv.gid,
+		    pv.keep_net_admin && pv.uid != 0 ? ", keeping CAP_NET_ADMIN for [backend] identity = transparent" : "");
+		if (cfg->backend.identity == IDENTITY_TRANSPARENT &&
+		    backend_identity_transparent_check(err, sizeof err) < 0) {
+			log_error("after dropping to user %s: %s; not starting", pv.user, err);
+			return 1;
+		}
 		if (pv.uid == 0 || pv.gid == 0)
 			log_warn("[server] %s: backstop keeps %s after binding: every parser"
 			    " that reads a client runs with it; use a dedicated user and group",

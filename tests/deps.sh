@@ -9,6 +9,8 @@ pkgs=(build-essential autoconf automake libtool pkg-config
       libpsl-dev publicsuffix
       systemd groff-base man-db mandoc
       chromium)
+# backend_identity.py: the transparent mode's policy routing (nft)
+pkgs+=(nftables)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -2,6 +2,8 @@
 # tests/fuzz/run.sh for a bounded time each.
 FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag config smtp_from dmarc_record \
 	smtp_fields log_json http_request bounce bsig sentlog_load report_reader url_hosts
+# the PROXY v2 header towards the backend (issue 12)
+FUZZ_TARGETS += proxy_out
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
 	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
@@ -29,6 +31,11 @@ tests/fuzz/fuzz_smtp_from: $(srcdir)/tests/fuzz/fuzz_smtp_from.c $(srcdir)/smtp/
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_smtp_from.c \
 		$(srcdir)/smtp/smtp_from.c $(srcdir)/smtp/smtp_addr.c
+tests/fuzz/fuzz_proxy_out: $(srcdir)/tests/fuzz/fuzz_proxy_out.c $(srcdir)/smtp/proxy_out.c
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_proxy_out.c \
+		$(srcdir)/smtp/proxy_out.c
 tests/fuzz/fuzz_http_request: $(srcdir)/tests/fuzz/fuzz_http_request.c $(srcdir)/proxy/http_request.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
 	@$(MKDIR_P) tests/fuzz
@@ -90,6 +97,8 @@ FUZZ_ALL_OBJS := $(patsubst %.c,tests/fuzz/obj/%.o,$(notdir $(FUZZ_SMTP_SRCS)) \
 	$(subst /,_,$(filter %.c,$(libfilters_a_SOURCES) $(libproxy_a_SOURCES))))
 # the MIME walker and classifier, for filters that use them
 FUZZ_ALL_OBJS += $(patsubst %.c,tests/fuzz/obj/smtpmime_%.o,$(notdir $(FUZZ_MIME_SRCS)))
+# the backend's PROXY v2 header (backend.c, backend_probe.c)
+FUZZ_ALL_OBJS += tests/fuzz/obj/smtpmime_proxy_out.o
 FUZZ_PROXY_CFLAGS = $(FUZZ_CFLAGS) -DSYSCONFDIR='"$(sysconfdir)"' $(LIBUV_CFLAGS) \
 	$(INIH_CFLAGS) $(OPENDKIM_CFLAGS) $(PSL_CFLAGS)
 FUZZ_PROXY_LIBS = $(LIBUV_LIBS) $(OPENSSL_LIBS) $(INIH_LIBS) $(OPENDKIM_LIBS) \

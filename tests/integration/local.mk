@@ -73,3 +73,6 @@ INTEGRATION_TESTS += tests/integration/metrics.py
 INTEGRATION_TESTS += tests/integration/keepalive_failures.py
 # the refused-bounce record and `backstop report` over the corpus (issue 15)
 INTEGRATION_TESTS += tests/integration/bounce_report.py
+# [backend] identity (issue 12): PROXY v2 to Postfix, none, required
+# xclient/xforward, transparent in three network namespaces
+INTEGRATION_TESTS += tests/integration/backend_identity.py

@@ -74,3 +74,7 @@ tests_unit_test_outbound_sig_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_report_reader tests/unit/test_bounce_record
 tests_unit_test_report_reader_LDADD = $(UNIT_LDADD)
 tests_unit_test_bounce_record_LDADD = $(UNIT_LDADD)
+
+# issue 12: the PROXY v2 header towards the backend ([backend] identity = proxy)
+UNIT_TESTS += tests/unit/test_proxy_out
+tests_unit_test_proxy_out_LDADD = $(UNIT_LDADD)
