@@ -73,3 +73,5 @@ INTEGRATION_TESTS += tests/integration/metrics.py
 INTEGRATION_TESTS += tests/integration/keepalive_failures.py
 # the refused-bounce record and `backstop report` over the corpus (issue 15)
 INTEGRATION_TESTS += tests/integration/bounce_report.py
+# forged Received hops (issue 15): the published examples against test DNS
+INTEGRATION_TESTS += tests/integration/joejob.py
