@@ -164,6 +164,8 @@ static bool host_name(const char *s, size_t len, char *out)
 		if (++label > 63)
 			return false;
 	}
+	if (label == 0)
+		return false;   /* "a.." */
 	memcpy(out, s, len);
 	out[len] = '\0';
 	return true;

@@ -103,6 +103,8 @@ static const struct received_case cases[] = {
 	  "", "x", "", "192.0.2.1", NULL, "-", "", "empty label not a name; '-' is (harmless)" },
 	{ ") ] from [192.0.2.1] by h.example", R(MALFORMED),
 	  "", "", "", "192.0.2.1", NULL, "h.example", "", "stray closers" },
+	{ "from a.example.. by b.example.", R(OK), "", "", "", NULL, NULL, "b.example", "",
+	  "two final dots: not a name (found by fuzz_smtp_received)" },
 	{ "", R(OK), "", "", "", NULL, NULL, "", "", "empty" },
 	{ "from", R(OK), "", "", "", NULL, NULL, "", "", "keyword only" },
 	{ "from by by", R(MALFORMED), "", "", "", NULL, NULL, "", "", "keywords as names" },
