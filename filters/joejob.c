@@ -22,6 +22,7 @@
  *                 through the shared resolver, and the verdict when `by` is
  *                 one of them: enforce 550 5.7.1, mark a header field.
  *                 A DNS failure never refuses (joejob=temperror).
+ * Inbound only: mail through [outbound] is our own users'.
  * The lookups are self-contained (they hold the async token, never the
  * message), so a session gone meanwhile just drops the verdict.
  */
@@ -75,9 +76,15 @@ static bool joejob_enabled(const struct config *cfg)
 	return cfg->joejob.mode != JOEJOB_MODE_OFF;
 }
 
-static bool joejob_hold(const struct config *cfg)
+/* inbound only: what [outbound] takes is our own users' mail */
+static bool inbound(const char *listener)
 {
-	return cfg->joejob.mode == JOEJOB_MODE_MARK;   /* its field goes on top */
+	return listener == NULL || strcmp(listener, "outbound") != 0;
+}
+
+static bool joejob_hold_listener(const struct config *cfg, const char *listener)
+{
+	return cfg->joejob.mode == JOEJOB_MODE_MARK && inbound(listener);   /* its field goes on top */
 }
 
 static struct joejob_msg *msg_get(const struct filter_env *env)
@@ -292,7 +299,7 @@ static enum filter_result joejob_eoh(const struct filter_env *env,
 	char client[SMTP_RECEIVED_ADDR_MAX];
 	size_t ndomains;
 
-	if (m == NULL || m->received == NULL || env->client_ip == NULL)
+	if (m == NULL || m->received == NULL || env->client_ip == NULL || !inbound(env->listener))
 		return FILTER_CONTINUE;
 	smtp_received_parse(m->received, m->received_len, &r);
 	if (!r.by_name[0] || names_client(env, r.by_name))
@@ -374,7 +381,7 @@ const struct filter_ops filter_joejob = {
 	.hook = {[FILTER_EOH] = joejob_eoh},
 	.header = joejob_header,
 	.txn_end = joejob_txn_end,
-	.hold = joejob_hold,
+	.hold_listener = joejob_hold_listener,
 	.async_timeout = joejob_async_timeout,
 	.timeout_continues = true,
 };
