@@ -17,6 +17,7 @@ field names itself (by = its HELO) even when it is an NS host. A DNS
 failure never refuses."""
 import os
 import re
+import time
 from harness import *
 
 t = Test("joejob")
@@ -41,6 +42,9 @@ ordinary.example.       60 IN MX 10 mx.ordinary.example.
 other.example.          60 IN SOA ns.other.example. host.other.example. 1 60 60 60 30
 broken.example.         60 IN SOA ns.broken.example. host.broken.example. 1 60 60 60 30
 $SERVFAIL broken.example.
+slow.example.           60 IN SOA ns.slow.example. host.slow.example. 1 60 60 60 30
+slow.example.           60 IN NS ns2.bt.net.
+$DELAY slow.example. 3
 """)
 dnslog = os.path.join(t.tmpdir("dnslog"), "queries")
 dport = t.dns_server("--log", dnslog, zone)
@@ -181,6 +185,27 @@ with t.case("a DNS failure does not refuse"):
     t.check("servfail: 250", r.code == 250, r)
     t.check("servfail: delivered", len(sink.with_subject("servfail")) == 1)
     t.check("servfail: noted", enforce.wait_log(r"joejob=temperror"), enforce.log()[-2000:])
+
+with t.case("a DNS timeout does not refuse"):
+    # slow.example names ns2.bt.net as its NS, but answers after [dns] timeout
+    r = send(enforce, "slow", "x@slow.example", TALK21[:1])
+    t.check("timeout: 250", r.code == 250, r)
+    t.check("timeout: delivered", len(sink.with_subject("slow")) == 1)
+    t.check("timeout: logged as such", enforce.wait_log(
+        r"joejob: cannot tell whether ns2\.bt\.net .*slow\.example: timeout"), enforce.log()[-2000:])
+
+with t.case("the client leaves while the lookups are out"):
+    c = enforce.client()
+    c.ehlo()
+    c.cmd("MAIL FROM:<x@slow.example>")
+    c.cmd("RCPT TO:<user@test.example>")
+    c.cmd("DATA")
+    c.send(dot_stuff(message("gone", "x@slow.example", TALK21[:1])) + b".\r\n")
+    c.close()
+    time.sleep(2.5)   # the answers come to a session that is gone
+    r = send(enforce, "after-gone", "alice@ordinary.example", ["from x by y; " + DATE])
+    t.check("backstop still serves", r.code == 250, r)
+    t.check("nothing of the gone session delivered", sink.with_subject("gone", timeout=0.5) == [])
 
 with t.case("a client's own X-Backstop-Joejob field is removed"):
     c = off.client()
