@@ -76,3 +76,5 @@ tests_unit_test_report_reader_LDADD = $(UNIT_LDADD)
 tests_unit_test_bounce_record_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_smtp_received
 tests_unit_test_smtp_received_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_joejob
+tests_unit_test_joejob_LDADD = $(UNIT_LDADD)
