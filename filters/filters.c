@@ -14,6 +14,7 @@ extern const struct filter_ops filter_outbound_sig;
 extern const struct filter_ops filter_spf;
 extern const struct filter_ops filter_dkim;
 extern const struct filter_ops filter_dmarc;
+extern const struct filter_ops filter_joejob;
 
 const struct filter_ops *const filter_table[] = {
 	&filter_helo,
@@ -23,6 +24,7 @@ const struct filter_ops *const filter_table[] = {
 	&filter_spf,
 	&filter_dkim,
 	&filter_dmarc,  /* after SPF and DKIM: it reads their results */
+	&filter_joejob,
 };
 const size_t filter_table_len = sizeof filter_table / sizeof filter_table[0];
 

@@ -18,3 +18,5 @@ libfilters_a_SOURCES += filters/dmarc_record.c filters/dmarc_record.h \
 	filters/dmarc_eval.c filters/dmarc_eval.h
 libfilters_a_SOURCES += filters/bounce.c filters/bounce_evidence.c filters/bounce_evidence.h
 libfilters_a_SOURCES += filters/bounce_record.c filters/bounce_record.h
+# forged Received hops (issue 15)
+libfilters_a_SOURCES += filters/joejob.c

@@ -67,6 +67,7 @@ static const char *const batv_refuse[] = {"data", "rcpt", "content", NULL};
 static const char *const dkim_modes[] = {"off", "annotate", "enforce", NULL};
 static const char *const dmarc_modes[] = {"off", "annotate", "enforce", NULL};
 static const char *const dmarc_malformed[] = {"mark", "reject", NULL};
+static const char *const joejob_modes[] = {"off", "mark", "enforce", NULL};
 static const char *const bounce_modes[] = {"off", "observe", "enforce", NULL};
 static const char *const bounce_unverifiable[] = {"refuse", "mark", "accept", NULL};
 
@@ -174,6 +175,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"dmarc", "psl_file", CFG_STR, "/usr/share/publicsuffix/public_suffix_list.dat",
 	    O(dmarc.psl_file), 0, 4096, NULL},
 	{"dmarc", "pct_seed", CFG_UINT, "0", O(dmarc.pct_seed), 0, 1000000, NULL},
+
+	{"joejob", "mode", CFG_ENUM, "off", O(joejob.mode), 0, 0, joejob_modes},
 
 	{"bounce", "mode", CFG_ENUM, "off", O(bounce.mode), 0, 0, bounce_modes},
 	{"bounce", "unverifiable", CFG_ENUM, "mark", O(bounce.unverifiable), 0, 0, bounce_unverifiable},

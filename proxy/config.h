@@ -50,6 +50,7 @@ enum batv_refuse_at { BATV_REFUSE_DATA, BATV_REFUSE_RCPT, BATV_REFUSE_CONTENT };
 enum dkim_mode { DKIM_MODE_OFF, DKIM_MODE_ANNOTATE, DKIM_MODE_ENFORCE };
 enum dmarc_mode { DMARC_MODE_OFF, DMARC_MODE_ANNOTATE, DMARC_MODE_ENFORCE };
 enum dmarc_malformed { DMARC_MALFORMED_MARK, DMARC_MALFORMED_REJECT };
+enum joejob_mode { JOEJOB_MODE_OFF, JOEJOB_MODE_MARK, JOEJOB_MODE_ENFORCE };
 enum bounce_mode { BOUNCE_MODE_OFF, BOUNCE_MODE_OBSERVE, BOUNCE_MODE_ENFORCE };
 enum bounce_unverifiable { BOUNCE_UNVERIFIABLE_REFUSE, BOUNCE_UNVERIFIABLE_MARK,
 	BOUNCE_UNVERIFIABLE_ACCEPT };
@@ -182,6 +183,10 @@ struct config {
 		char *psl_file;           /* "" = libpsl's built-in list */
 		unsigned long pct_seed;   /* 0 = random pct draws */
 	} dmarc;
+
+	struct {                      /* filters/joejob.c: forged Received hops */
+		int mode;                 /* enum joejob_mode */
+	} joejob;
 
 	struct {                      /* filters/bounce.c */
 		int mode;                 /* enum bounce_mode */

@@ -16,3 +16,5 @@ libsmtp_a_SOURCES += smtp/mime.c smtp/mime.h smtp/bounce.c smtp/bounce.h \
 	smtp/url_hosts.c smtp/url_hosts.h smtp/received_ip.c smtp/received_ip.h
 # PROXY v2 header towards the backend ([backend] identity = proxy, issue 12)
 libsmtp_a_SOURCES += smtp/proxy_out.c smtp/proxy_out.h
+# forged Received hops (issue 15): the from and by parts of a Received field
+libsmtp_a_SOURCES += smtp/smtp_received.c smtp/smtp_received.h

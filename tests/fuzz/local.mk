@@ -1,13 +1,14 @@
 # libFuzzer targets: built by "make fuzz" with clang (FUZZ_CC), run by
 # tests/fuzz/run.sh for a bounded time each.
 FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag config smtp_from dmarc_record \
-	smtp_fields log_json http_request bounce bsig sentlog_load report_reader url_hosts
+	smtp_fields log_json http_request bounce bsig sentlog_load report_reader url_hosts smtp_received
 # the PROXY v2 header towards the backend (issue 12)
 FUZZ_TARGETS += proxy_out
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
 	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
-	$(srcdir)/smtp/smtp_wire.c $(srcdir)/smtp/smtp_fields.c $(srcdir)/smtp/smtp_from.c
+	$(srcdir)/smtp/smtp_wire.c $(srcdir)/smtp/smtp_fields.c $(srcdir)/smtp/smtp_from.c \
+	$(srcdir)/smtp/smtp_received.c
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(srcdir) -I$(builddir) $(OPENSSL_CFLAGS)
 
 fuzz: $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)

@@ -76,3 +76,5 @@ INTEGRATION_TESTS += tests/integration/bounce_report.py
 # [backend] identity (issue 12): PROXY v2 to Postfix, none, required
 # xclient/xforward, transparent in three network namespaces
 INTEGRATION_TESTS += tests/integration/backend_identity.py
+# forged Received hops (issue 15): the published examples against test DNS
+INTEGRATION_TESTS += tests/integration/joejob.py

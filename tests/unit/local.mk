@@ -78,3 +78,7 @@ tests_unit_test_bounce_record_LDADD = $(UNIT_LDADD)
 # issue 12: the PROXY v2 header towards the backend ([backend] identity = proxy)
 UNIT_TESTS += tests/unit/test_proxy_out
 tests_unit_test_proxy_out_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_smtp_received
+tests_unit_test_smtp_received_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_joejob
+tests_unit_test_joejob_LDADD = $(UNIT_LDADD)
