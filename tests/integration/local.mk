@@ -76,3 +76,5 @@ INTEGRATION_TESTS += tests/integration/bounce_report.py
 # [backend] identity (issue 12): PROXY v2 to Postfix, none, required
 # xclient/xforward, transparent in three network namespaces
 INTEGRATION_TESTS += tests/integration/backend_identity.py
+# DNS block and allow lists (issue 12), against the test DNS server
+INTEGRATION_TESTS += tests/integration/dnsbl.py
