@@ -78,3 +78,6 @@ tests_unit_test_bounce_record_LDADD = $(UNIT_LDADD)
 # issue 12: the PROXY v2 header towards the backend ([backend] identity = proxy)
 UNIT_TESTS += tests/unit/test_proxy_out
 tests_unit_test_proxy_out_LDADD = $(UNIT_LDADD)
+# DNS lists (issue 12): postscreen's site syntax, query names, the answer cache
+UNIT_TESTS += tests/unit/test_dnsbl
+tests_unit_test_dnsbl_LDADD = $(UNIT_LDADD)
