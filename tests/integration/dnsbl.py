@@ -172,6 +172,9 @@ with t.case("null-sender list: MAIL FROM:<> refused, the same client's other mai
                   deliver(c, subject="after null"), 250)
     t.check_reply("MAIL FROM:<> again: refused again", c.cmd("MAIL FROM:<>"), 550, "5.7.1")
     c.cmd("QUIT")
+    t.check("the summary line carries dnsbl=listed(bs.example.org)",
+            bs.wait_log(r"from=<> .*checks=\[dnsbl=listed\(bs\.example\.org\)\].*refused at MAIL: 550", 3),
+            bs.log()[-1500:])
     t.check("the delivered message reached the backend", len(sink.with_subject("after null")) == 1)
     bs.stop()
     bs = start({"sites": "wl.example.org=127.0.[0..255].[0..255]*-1", "whitelist_threshold": "-1",
