@@ -180,7 +180,10 @@ static void verdict(struct dnsbl_check *c, struct filter_verdict *v)
 	}
 	log_info("%s: dnsbl: %s [%s] listed: score %ld >= threshold %lu (%s)%s", c->sid, what, c->ip,
 	    score[g], cfg->dnsbl.threshold, detail, enforce ? "" : "; mode = log, not refused");
-	snprintf(v->note, sizeof v->note, "dnsbl=listed(%.120s)", named[g]->domain);
+	/* a note belongs to a transaction: at connect there is none yet (the
+	 * log line above is the record) */
+	if (c->kind == CHECK_NULL_SENDER)
+		snprintf(v->note, sizeof v->note, "dnsbl=listed(%.120s)", named[g]->domain);
 	if (!enforce)
 		return;
 	v->result = FILTER_REJECT;
