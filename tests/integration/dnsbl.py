@@ -97,6 +97,9 @@ with t.case("a listed client is refused, naming the list, and counted as check d
     t.check("logged with the score and the answer",
             bs.wait_log(r"dnsbl: client \[127\.0\.0\.1\] listed: score 1 >= threshold 1 "
                         r"\(bl\.example\.org=127\.0\.0\.2\)", 3), bs.log()[-1500:])
+    c = bs.client()    # the answer comes from the cache now: the verdict is immediate
+    c.ehlo()
+    refused_by("bl, second connection (cached answer)", c, "bl.example.org")
     m = scrape()
     t.check("/metrics: refusals counted under check=\"dnsbl\"",
             m.get('backstop_refusals_total{check="dnsbl",class="5xx"}', 0) >= 2,
