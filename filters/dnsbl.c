@@ -12,8 +12,9 @@
  *
  * A listed client, in enforce mode, gets the banner like every other
  * client, and then 550 5.7.1 "Service unavailable; client [ADDR] blocked
- * using LIST" (postscreen's words) to every MAIL, RCPT, DATA, VRFY and
- * EXPN until it quits: the behaviour of every connect-stage refusal
+ * using LIST" (postscreen's words; then "; " and the list's TXT record,
+ * printable ASCII only, when it has one, as Postfix's default_rbl_reply) to
+ * every MAIL, RCPT, DATA, VRFY and EXPN until it quits: the behaviour of every connect-stage refusal
  * (proxy/session.c, connect_filtered: a client logs a refused command
  * better than a refused greeting). In log mode the verdict is only logged.
  *
@@ -26,7 +27,8 @@
  * Answers (listed with its A records, or not listed) are kept per query
  * name for the answer's TTL, at most [dnsbl] cache_ttl, at most
  * [dnsbl] cache_size of them: a client that comes back costs no query.
- * Failures are not kept.
+ * Failures are not kept. The TXT record of a refusing list is asked at
+ * each refusal (the resolver's cache keeps it).
  *
  * State: one struct (the cache and the checks in flight), loop thread
  * only. A check never points at a session: it keeps the session's token,
@@ -72,6 +74,11 @@ struct dnsbl_check {
 	char sid[40];
 	char ip[64];
 	size_t nslots, outstanding;
+	/* a refusal waiting for the list's TXT record (its reason) */
+	bool txt_pending;
+	uint64_t deadline;
+	struct filter_verdict v;
+	char txt_name[DNSBL_QNAME_MAX + 1];
 	struct dnsbl_slot slot[];
 };
 
@@ -152,6 +159,15 @@ static void evaluate(struct dnsbl_check *c, long score[2], const struct dnsbl_si
 }
 
 /* verdict - decide the check under the session's configuration. */
+/* query_name_of - the query name of the (first) slot of site's domain. */
+static const char *query_name_of(const struct dnsbl_check *c, const struct dnsbl_site *site)
+{
+	for (size_t i = 0; i < c->nslots; i++)
+		if (c->slot[i].shares < 0 && strcmp(c->slot[i].site->domain, site->domain) == 0)
+			return c->slot[i].name;
+	return "";
+}
+
 static void verdict(struct dnsbl_check *c, struct filter_verdict *v)
 {
 	const struct config *cfg = c->cfg;
@@ -191,6 +207,63 @@ static void verdict(struct dnsbl_check *c, struct filter_verdict *v)
 	snprintf(v->esc, sizeof v->esc, "5.7.1");
 	snprintf(v->text, sizeof v->text, "Service unavailable; client [%s] blocked using %s",
 	    c->ip, named[g]->domain);
+	snprintf(c->txt_name, sizeof c->txt_name, "%s", query_name_of(c, named[g]));
+}
+
+/*
+ * reason_add - "; REASON" from the list's TXT record (RFC 5782 2.1), as
+ * Postfix's default_rbl_reply has it: printable ASCII only (the list's
+ * text goes into our reply), white space collapsed, cut at 200 bytes.
+ */
+static void reason_add(struct filter_verdict *v, const struct dns_answer *a)
+{
+	char reason[201];
+	size_t n = 0;
+	const char *t;
+
+	if (a->status != DNS_OK || a->n == 0 || (t = a->rr[0].text) == NULL)
+		return;
+	for (size_t i = 0; i < a->rr[0].text_len && n < sizeof reason - 1; i++) {
+		unsigned char ch = (unsigned char)t[i];
+		if (ch < 0x20 || ch > 0x7e)
+			ch = ' ';
+		if (ch == ' ' && (n == 0 || reason[n - 1] == ' '))
+			continue;
+		reason[n++] = (char)ch;
+	}
+	while (n > 0 && reason[n - 1] == ' ')
+		n--;
+	reason[n] = '\0';
+	if (n > 0) {
+		size_t used = strlen(v->text);
+		snprintf(v->text + used, sizeof v->text - used, "; %s", reason);
+	}
+}
+
+static void check_unlink(struct dnsbl_check *c);
+
+static void txt_answered(void *arg, const struct dns_answer *a)
+{
+	struct dnsbl_check *c = arg;
+
+	check_unlink(c);
+	if (!c->orphan) {
+		reason_add(&c->v, a);
+		filter_async_done(&c->token, &c->v);
+	}
+	free(c);
+}
+
+/* reason_start - ask for the refusing list's TXT record before the
+ * refusal goes out; false when it cannot be asked (refuse without). */
+static bool reason_start(struct dnsbl_check *c)
+{
+	if (c->v.result != FILTER_REJECT || c->txt_name[0] == '\0')
+		return false;
+	if (dns_query_async(DNS_T_TXT, c->txt_name, c->deadline, txt_answered, c) != 0)
+		return false;
+	c->txt_pending = true;
+	return true;
 }
 
 static void check_unlink(struct dnsbl_check *c)
@@ -208,7 +281,6 @@ static void answered(void *arg, const struct dns_answer *a)
 {
 	struct dnsbl_slot *sl = arg;
 	struct dnsbl_check *c = sl->check;
-	struct filter_verdict v;
 
 	sl->status = a->status;
 	for (size_t i = 0; a->status == DNS_OK && i < a->n && sl->answer.n < DNSBL_ANSWER_ADDRS; i++)
@@ -219,12 +291,13 @@ static void answered(void *arg, const struct dns_answer *a)
 	answer_keep(sl, a, c->cache_ttl);
 	if (--c->outstanding > 0)
 		return;
-	check_unlink(c);
 	if (!c->orphan) {
-		memset(&v, 0, sizeof v);
-		verdict(c, &v);
-		filter_async_done(&c->token, &v);
+		verdict(c, &c->v);
+		if (reason_start(c))
+			return;   /* txt_answered delivers it */
+		filter_async_done(&c->token, &c->v);
 	}
+	check_unlink(c);
 	free(c);
 }
 
@@ -270,6 +343,7 @@ static enum filter_result check_start(const struct filter_env *env, struct filte
 	c->cache_ttl = cfg->dnsbl.cache_ttl;
 	c->token = *async;
 	c->nslots = n;
+	c->deadline = deadline;
 	snprintf(c->sid, sizeof c->sid, "%s", env->sid ? env->sid : "-");
 	snprintf(c->ip, sizeof c->ip, "%s", env->client_ip);
 	for (size_t g = 0, i = 0; g < 2; g++)
@@ -305,9 +379,12 @@ static enum filter_result check_start(const struct filter_env *env, struct filte
 		}
 	}
 	if (c->outstanding == 0) {
-		verdict(c, v);
-		free(c);
-		return v->result;
+		verdict(c, &c->v);
+		if (!reason_start(c)) {
+			*v = c->v;
+			free(c);
+			return v->result;
+		}
 	}
 	c->next = dnsbl.checks;
 	if (dnsbl.checks)
