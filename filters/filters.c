@@ -15,9 +15,11 @@ extern const struct filter_ops filter_spf;
 extern const struct filter_ops filter_dkim;
 extern const struct filter_ops filter_dmarc;
 extern const struct filter_ops filter_joejob;
+extern const struct filter_ops filter_dnsbl;
 
 const struct filter_ops *const filter_table[] = {
 	&filter_helo,
+	&filter_dnsbl,   /* early: at connect, and at MAIL FROM:<> before SPF's lookups */
 	&filter_batv,
 	&filter_bounce,  /* after BATV: with refuse_at = content it gives BATV's verdict */
 	&filter_outbound_sig,

@@ -52,6 +52,8 @@ enum dmarc_mode { DMARC_MODE_OFF, DMARC_MODE_ANNOTATE, DMARC_MODE_ENFORCE };
 enum dmarc_malformed { DMARC_MALFORMED_MARK, DMARC_MALFORMED_REJECT };
 enum joejob_mode { JOEJOB_MODE_OFF, JOEJOB_MODE_MARK, JOEJOB_MODE_ENFORCE };
 enum bounce_mode { BOUNCE_MODE_OFF, BOUNCE_MODE_OBSERVE, BOUNCE_MODE_ENFORCE };
+enum dnsbl_mode { DNSBL_MODE_OFF, DNSBL_MODE_LOG, DNSBL_MODE_ENFORCE };
+struct dnsbl_site;   /* filters/dnsbl_sites.h */
 enum bounce_unverifiable { BOUNCE_UNVERIFIABLE_REFUSE, BOUNCE_UNVERIFIABLE_MARK,
 	BOUNCE_UNVERIFIABLE_ACCEPT };
 
@@ -197,6 +199,21 @@ struct config {
 		struct cfg_cidrs relay_nets;  /* derived: its addresses and CIDRs */
 		struct cfg_words exempt;  /* addresses (globs) and domains */
 	} bounce;
+	struct {                      /* filters/dnsbl.c */
+		int mode;                 /* enum dnsbl_mode */
+		struct cfg_words sites;   /* postscreen's dnsbl_sites entries, as written */
+		struct cfg_words null_sender_sites;
+		unsigned long threshold;  /* refuse at a score this high */
+		char *whitelist_threshold; /* "" = none; else a signed integer */
+		uint64_t timeout;         /* ms, per lookup (at most [dns] timeout) */
+		uint64_t cache_ttl;       /* ms, the most an answer is kept */
+		unsigned long cache_size; /* answers kept */
+		/* derived by config_load */
+		struct dnsbl_site *site_list, *null_site_list;
+		size_t nsites, nnull_sites;
+		bool has_allow_threshold;
+		long allow_threshold;     /* whitelist_threshold as a number */
+	} dnsbl;
 	struct {
 		struct cfg_words listen;  /* HTTP /metrics and /health; empty = off */
 		unsigned long backend_failures; /* /health: 503 after this many

@@ -4,6 +4,8 @@ FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag config
 	smtp_fields log_json http_request bounce bsig sentlog_load report_reader url_hosts smtp_received
 # the PROXY v2 header towards the backend (issue 12)
 FUZZ_TARGETS += proxy_out
+# DNS lists (issue 12): postscreen's site syntax and the answer cache
+FUZZ_TARGETS += dnsbl_sites
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
 	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
@@ -18,7 +20,8 @@ tests/fuzz/fuzz_%: $(srcdir)/tests/fuzz/fuzz_%.c $(FUZZ_SMTP_SRCS)
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SMTP_SRCS) \
 		$(if $(findstring batv,$*),$(srcdir)/filters/batv_tag.c $(OPENSSL_LIBS)) \
-		$(if $(findstring config,$*),$(srcdir)/proxy/config.c $(FUZZ_MIME_SRCS) $(INIH_CFLAGS) $(INIH_LIBS))
+		$(if $(findstring config,$*),$(srcdir)/proxy/config.c $(srcdir)/filters/dnsbl_sites.c \
+			$(FUZZ_MIME_SRCS) $(INIH_CFLAGS) $(INIH_LIBS))
 
 CLEANFILES += $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
 EXTRA_DIST += tests/fuzz
@@ -134,3 +137,9 @@ $(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%): tests/fuzz/fuzz_%: $(srcdir)/tests/fu
 
 CLEANFILES += $(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%) tests/fuzz/libbackstop-fuzz.a \
 	$(FUZZ_ALL_OBJS)
+tests/fuzz/fuzz_dnsbl_sites: $(srcdir)/tests/fuzz/fuzz_dnsbl_sites.c $(srcdir)/filters/dnsbl_sites.c \
+		$(srcdir)/filters/dnsbl_cache.c $(srcdir)/filters/dnsbl_sites.h $(srcdir)/filters/dnsbl_cache.h
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_dnsbl_sites.c \
+		$(srcdir)/filters/dnsbl_sites.c $(srcdir)/filters/dnsbl_cache.c

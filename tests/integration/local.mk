@@ -78,3 +78,5 @@ INTEGRATION_TESTS += tests/integration/bounce_report.py
 INTEGRATION_TESTS += tests/integration/backend_identity.py
 # forged Received hops (issue 15): the published examples against test DNS
 INTEGRATION_TESTS += tests/integration/joejob.py
+# DNS block and allow lists (issue 12), against the test DNS server
+INTEGRATION_TESTS += tests/integration/dnsbl.py

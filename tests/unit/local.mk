@@ -82,3 +82,6 @@ UNIT_TESTS += tests/unit/test_smtp_received
 tests_unit_test_smtp_received_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_joejob
 tests_unit_test_joejob_LDADD = $(UNIT_LDADD)
+# DNS lists (issue 12): postscreen's site syntax, query names, the answer cache
+UNIT_TESTS += tests/unit/test_dnsbl
+tests_unit_test_dnsbl_LDADD = $(UNIT_LDADD)
