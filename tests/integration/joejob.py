@@ -16,6 +16,7 @@ host that is no MX/NS host of the domain, and a submission host whose own
 field names itself (by = its HELO) even when it is an NS host. A DNS
 failure never refuses."""
 import os
+import socket
 import re
 import time
 from harness import *
@@ -51,13 +52,37 @@ dport = t.dns_server("--log", dnslog, zone)
 sink = t.sink()
 
 
-def instance(mode):
-    return t.backstop({"backend": {"address": sink.address},
-                       "dns": {"servers": "127.0.0.1:%d" % dport, "timeout": "1s"},
-                       "joejob": {"mode": mode}})
+MPORT = free_port()
 
 
-enforce = instance("enforce")
+def instance(mode, metrics=False):
+    sections = {"backend": {"address": sink.address},
+                "dns": {"servers": "127.0.0.1:%d" % dport, "timeout": "1s"},
+                "joejob": {"mode": mode}}
+    if metrics:
+        sections["metrics"] = {"listen": "127.0.0.1:%d" % MPORT}
+    return t.backstop(sections)
+
+
+def refusals(check):
+    """backstop_refusals_total{check=CHECK,class="5xx"} of the enforce instance"""
+    s = socket.create_connection(("127.0.0.1", MPORT), timeout=5)
+    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    key = 'backstop_refusals_total{check="%s",class="5xx"} ' % check
+    for line in data.decode().splitlines():
+        if line.startswith(key):
+            return int(line[len(key):])
+    return 0
+
+
+enforce = instance("enforce", metrics=True)
 mark = instance("mark")
 off = instance("off")
 
@@ -111,6 +136,9 @@ with t.case("enforce: telesensventures.com / a.ns.joker.com is refused"):
     t.check_reply("telesens: 550 5.7.1", r, 550, "5.7.1")
     t.check("reply names a.ns.joker.com", "a.ns.joker.com" in r.text, r)
     t.check("the backend got nothing", sink.with_subject("telesens", timeout=1.0) == [])
+    t.check("/metrics counts both refusals under check=\"joejob\"",
+            refusals("joejob") == 2 and refusals("other") == 0,
+            (refusals("joejob"), refusals("other")))
 
 with t.case("enforce: an MX host, a name in the from part, case and final dot"):
     r = send(enforce, "talk21-mx", "gladys@talk21.com",
