@@ -100,7 +100,7 @@ const char *received_first_external(const struct bounce_original *o)
 	size_t n = o->nhops < BOUNCE_RECEIVED_MAX ? o->nhops : BOUNCE_RECEIVED_MAX;
 
 	for (size_t i = n; i-- > 0;)
-		if (received_ip_external(o->hops[i].ip))
-			return o->hops[i].ip;
+		if (received_ip_external(bounce_hop_at(o, i)->ip))
+			return bounce_hop_at(o, i)->ip;
 	return NULL;
 }
