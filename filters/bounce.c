@@ -68,6 +68,7 @@
 #include "filters/batv.h"
 #include "filters/batv_tag.h"
 #include "filters/bounce_evidence.h"
+#include "filters/bounce_record.h"
 #include "filters/bsig.h"
 #include "filters/filter.h"
 #include "filters/outbound_sig.h"
@@ -615,6 +616,7 @@ static enum filter_result decide(const struct filter_env *env, const struct boun
 		log_info("%s: bounce: refused %s (%s) to %s: %s%s; %s ([batv] refuse_at = content)",
 		    env->sid, bounce_class_name(c), why, esc(j.rcpt, e, sizeof e),
 		    j.checkable ? "" : "unverifiable, ", orig, j.missing);
+		bounce_record_refused(env, r, j.rcpt, "batv");
 		return FILTER_REJECT;
 	}
 	if (!j.checkable) {
@@ -624,6 +626,7 @@ static enum filter_result decide(const struct filter_env *env, const struct boun
 			refuse(v, j.rcpt, c, UNVERIFIABLE);
 			log_info("%s: bounce: refused %s (%s) to %s: unverifiable, %s; %s", env->sid,
 			    bounce_class_name(c), why, esc(j.rcpt, e, sizeof e), orig, j.missing);
+			bounce_record_refused(env, r, j.rcpt, "unverifiable");
 			return FILTER_REJECT;
 		}
 		if (cfg->bounce.mode == BOUNCE_MODE_OBSERVE ||
@@ -644,6 +647,7 @@ static enum filter_result decide(const struct filter_env *env, const struct boun
 	refuse(v, j.rcpt, c, NO_EVIDENCE);
 	log_info("%s: bounce: refused %s (%s) to %s: %s; %s", env->sid, bounce_class_name(c), why,
 	    esc(j.rcpt, e, sizeof e), orig, j.missing);
+	bounce_record_refused(env, r, j.rcpt, "no_evidence");
 	return FILTER_REJECT;
 }
 

@@ -130,7 +130,7 @@ bool bounce_relay_hop(const struct config *cfg, const struct bounce_original *o,
 	if (what != NULL && cap > 0)
 		what[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
-		const struct bounce_hop *hop = &o->hops[i];
+		const struct bounce_hop *hop = bounce_hop_at(o, i);
 		struct sockaddr_storage ss;
 		if (hop->ip[0]) {
 			/* the address the receiving side saw; the name beside it
@@ -183,7 +183,7 @@ const char *bounce_origin_ip(const struct config *cfg, const struct bounce_origi
 	size_t n = orig->nhops < BOUNCE_RECEIVED_MAX ? orig->nhops : BOUNCE_RECEIVED_MAX;
 
 	for (size_t i = n; i-- > 0;) {
-		const char *ip = orig->hops[i].ip;
+		const char *ip = bounce_hop_at(orig, i)->ip;
 		struct sockaddr_storage ss;
 		if (ip[0] == '\0' || !ip_parse(ip, &ss) || internal(&ss) || ip_ours(cfg, ip))
 			continue;

@@ -14,15 +14,19 @@ extern const struct filter_ops filter_outbound_sig;
 extern const struct filter_ops filter_spf;
 extern const struct filter_ops filter_dkim;
 extern const struct filter_ops filter_dmarc;
+extern const struct filter_ops filter_joejob;
+extern const struct filter_ops filter_dnsbl;
 
 const struct filter_ops *const filter_table[] = {
 	&filter_helo,
+	&filter_dnsbl,   /* early: at connect, and at MAIL FROM:<> before SPF's lookups */
 	&filter_batv,
 	&filter_bounce,  /* after BATV: with refuse_at = content it gives BATV's verdict */
 	&filter_outbound_sig,
 	&filter_spf,
 	&filter_dkim,
 	&filter_dmarc,  /* after SPF and DKIM: it reads their results */
+	&filter_joejob,
 };
 const size_t filter_table_len = sizeof filter_table / sizeof filter_table[0];
 

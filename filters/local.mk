@@ -17,3 +17,10 @@ libfilters_a_SOURCES += filters/dmarc_record.c filters/dmarc_record.h \
 	filters/dmarc_org.c filters/dmarc_org.h \
 	filters/dmarc_eval.c filters/dmarc_eval.h
 libfilters_a_SOURCES += filters/bounce.c filters/bounce_evidence.c filters/bounce_evidence.h
+libfilters_a_SOURCES += filters/bounce_record.c filters/bounce_record.h
+# forged Received hops (issue 15)
+libfilters_a_SOURCES += filters/joejob.c
+# DNS block and allow lists (issue 12): the filter, postscreen's site
+# syntax (pure), the answer cache (pure)
+libfilters_a_SOURCES += filters/dnsbl.c filters/dnsbl_sites.c filters/dnsbl_sites.h \
+	filters/dnsbl_cache.c filters/dnsbl_cache.h

@@ -16,15 +16,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "proxy/backend.h"
+#include "proxy/backend_identity.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/tls.h"
 #include "smtp/smtp_addr.h"
 #include "smtp/smtp_line.h"
+#include "smtp/proxy_out.h"
 
 /* the layering rule (README.md, Layout), checked by the compiler */
 #ifdef SESSION_H
@@ -140,6 +143,7 @@ const char *backend_err_text(int err)
 	case BACKEND_EGREET: return "refused the connection";
 	case BACKEND_ETLS: return "TLS failure";
 	case BACKEND_EBUSY: return "has too many connections";
+	case BACKEND_EIDENTITY: return "cannot be told who the client is";
 	default: return "error";
 	}
 }
@@ -215,6 +219,27 @@ static const char *be_stage(const struct backend *be)
 	case BE_RSET: return "RSET of a pooled connection";
 	default: return "ready";
 	}
+}
+
+/* be_identity - how this connection tells the backend who the client is
+ * (enum backend_identity): [backend] identity for the [backend] address;
+ * under identity = auto, and for the [outbound] relay, [backend] xclient
+ * as before identity existed (on: XCLIENT required, off: nothing). */
+static int be_identity(const struct backend *be)
+{
+	const struct config *c = be->p.cfg;
+
+	if (!be->p.outbound && c->backend.identity != IDENTITY_AUTO)
+		return c->backend.identity;
+	return c->backend.xclient == XCLIENT_ON ? IDENTITY_XCLIENT :
+	    c->backend.xclient == XCLIENT_OFF ? IDENTITY_NONE : IDENTITY_AUTO;
+}
+
+/* be_by_identity_key - be_identity() comes from [backend] identity (its
+ * failures are 451 4.3.0), not from [backend] xclient (4.4.x, as before) */
+static bool be_by_identity_key(const struct backend *be)
+{
+	return !be->p.outbound && be->p.cfg->backend.identity != IDENTITY_AUTO;
 }
 
 static void be_fail(struct backend *be, int err)
@@ -517,16 +542,32 @@ static struct tls_client *be_tls_client(struct backend *be)
 /* be_after_ehlo - EHLO (or STARTTLS) done: XCLIENT, or ready. */
 static void be_after_ehlo(struct backend *be)
 {
-	const struct config *c = be->p.cfg;
-	if (be->state != BE_EHLO_AGAIN && !be->via_xclient && c->backend.xclient != XCLIENT_OFF) {
+	int identity = be_identity(be);
+
+	if (be->state == BE_EHLO_AGAIN || be->via_xclient) {
+		be_ready(be);
+		return;
+	}
+	if (identity == IDENTITY_XFORWARD && !be->caps.xforward) {
+		/* required: never relay as backstop's own address instead */
+		log_error("%s: backend %s:%u does not offer XFORWARD but [backend] identity = xforward; mail "
+		    "gets 451 4.3.0 (allow backstop in Postfix's smtpd_authorized_xforward_hosts)",
+		    be->p.log_id, be->host, be->port);
+		be_fail(be, BACKEND_EIDENTITY);
+		return;
+	}
+	if (identity == IDENTITY_AUTO || identity == IDENTITY_XCLIENT) {
 		if (be->caps.xclient) {
 			be_send_xclient(be);
 			return;
 		}
-		if (c->backend.xclient == XCLIENT_ON) {
-			log_error("%s: backend %s:%u does not offer XCLIENT but [backend] xclient = on "
-			    "(allow backstop in smtpd_authorized_xclient_hosts)", be->p.log_id, be->host, be->port);
-			be_fail(be, BACKEND_EGREET);
+		if (identity == IDENTITY_XCLIENT) {
+			/* required: never relay as backstop's own address instead */
+			bool by_identity = be_by_identity_key(be);
+			log_error("%s: backend %s:%u does not offer XCLIENT but %s (allow backstop in "
+			    "smtpd_authorized_xclient_hosts); mail gets 451", be->p.log_id, be->host, be->port,
+			    by_identity ? "[backend] identity = xclient" : "[backend] xclient = on");
+			be_fail(be, by_identity ? BACKEND_EIDENTITY : BACKEND_EGREET);
 			return;
 		}
 		if (!be->caps.xforward) {
@@ -536,7 +577,8 @@ static void be_after_ehlo(struct backend *be)
 			if (!warned)
 				log_warn("backend %s:%u offers neither XCLIENT nor XFORWARD: it sees every client as "
 				    "backstop's own address (allow backstop in smtpd_authorized_xclient_hosts and set "
-				    "[backend] xclient = on, or make sure the backend does not trust that address)",
+				    "[backend] identity = xclient, or another identity (README.md), or make sure the "
+				    "backend does not trust that address)",
 				    be->host, be->port);
 			warned = true;
 		}
@@ -654,8 +696,8 @@ static void be_reply(struct backend *be)
 		 * transaction. A backend known to offer it gets it at once,
 		 * which saves the EHLO before it (one round trip per
 		 * connection); with STARTTLS to do, the usual order stays. */
-		if (c->backend.xclient != XCLIENT_OFF && c->backend.tls == BACKEND_TLS_NONE &&
-		    known != NULL && known->xclient) {
+		if ((be_identity(be) == IDENTITY_AUTO || be_identity(be) == IDENTITY_XCLIENT) &&
+		    c->backend.tls == BACKEND_TLS_NONE && known != NULL && known->xclient) {
 			be->xclient_early = true;
 			be_send_xclient(be);
 			return;
@@ -736,8 +778,9 @@ static void be_reply(struct backend *be)
 		    be->p.log_id, r->code, r->text,
 		    r->code == 501 && strchr(be->p.client_ip, ':') ?
 		    "the backend cannot take IPv6 client addresses: with Postfix, inet_protocols must include ipv6" :
+		    be_by_identity_key(be) ? "allow backstop in Postfix's smtpd_authorized_xclient_hosts" :
 		    "allow backstop in Postfix's smtpd_authorized_xclient_hosts, or set [backend] xclient = off");
-		be_fail(be, BACKEND_EGREET);
+		be_fail(be, be_by_identity_key(be) ? BACKEND_EIDENTITY : BACKEND_EGREET);
 		return;
 	case BE_RSET:
 		if (r->code / 100 != 2) {
@@ -940,6 +983,38 @@ static void be_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	be_parse(be);
 }
 
+/* be_send_proxy_header - [backend] identity = proxy: the PROXY v2 header
+ * goes first, before the greeting (the backend says nothing until it has
+ * it). 0, or the connection failed (reported). */
+static int be_send_proxy_header(struct backend *be)
+{
+	unsigned char hdr[PROXY_OUT_V2_MAX];
+	char *copy;
+	int n = backend_identity_proxy_header((const struct sockaddr *)&be->p.client_addr,
+	    (const struct sockaddr *)&be->p.local_addr, hdr, sizeof hdr);
+
+	if (n < 0) {
+		log_error("%s: cannot make a PROXY header for client [%s]:%u ([backend] identity = proxy): "
+		    "no usable client or local address; mail gets 451 4.3.0", be->p.log_id, be->p.client_ip,
+		    be->p.client_port);
+		be_fail(be, BACKEND_EIDENTITY);
+		return -1;
+	}
+	/* before STARTTLS, if any: the header is outside the SMTP stream */
+	if ((copy = malloc((size_t)n)) == NULL) {
+		be_fail(be, BACKEND_ELOST);
+		return -1;
+	}
+	memcpy(copy, hdr, (size_t)n);
+	if (be_write_raw(be, copy, (size_t)n) != 0) {
+		be_fail(be, BACKEND_ELOST);
+		return -1;
+	}
+	log_debug("%s: backend <- PROXY v2 header for [%s]:%u (%d bytes)", be->p.log_id, be->p.client_ip,
+	    be->p.client_port, n);
+	return 0;
+}
+
 static void be_on_connect(uv_connect_t *req, int status)
 {
 	struct backend *be = req->data;
@@ -953,15 +1028,47 @@ static void be_on_connect(uv_connect_t *req, int status)
 	metrics_backend_connect(be->p.metrics, be->p.outbound, true);
 	/* Nagle plus delayed ACKs would add ~40 ms to each small write */
 	uv_tcp_nodelay(&be->tcp, 1);
+	if (be_identity(be) == IDENTITY_PROXY && be_send_proxy_header(be) != 0)
+		return;
 	be->state = BE_GREETING;
 	be_wait(be, be->p.cfg->backend.connect_timeout);
 	if (uv_read_start((uv_stream_t *)&be->tcp, be_alloc, be_on_read) != 0)
 		be_fail(be, BACKEND_ECONNECT);
 }
 
+/* be_socket_for_identity - the socket a connection to sa starts from:
+ * libuv's own (made at connect), or under [backend] identity =
+ * transparent one bound to the client's address. 0, or the connection
+ * failed (reported). */
+static int be_socket_for_identity(struct backend *be, const struct sockaddr *sa)
+{
+	char err[512];
+	int fd, rc;
+
+	if (be_identity(be) != IDENTITY_TRANSPARENT)
+		return 0;
+	fd = backend_identity_transparent_socket((const struct sockaddr *)&be->p.client_addr, sa, err, sizeof err);
+	if (fd < 0) {
+		log_error("%s: cannot connect to backend %s:%u as client [%s]:%u ([backend] identity = "
+		    "transparent): %s; mail gets 451 4.3.0", be->p.log_id, be->host, be->port, be->p.client_ip,
+		    be->p.client_port, err);
+		be_fail(be, BACKEND_EIDENTITY);
+		return -1;
+	}
+	if ((rc = uv_tcp_open(&be->tcp, fd)) != 0) {
+		log_error("%s: uv_tcp_open: %s", be->p.log_id, uv_strerror(rc));
+		close(fd);
+		be_fail(be, BACKEND_ECONNECT);
+		return -1;
+	}
+	return 0;
+}
+
 static void be_connect_addr(struct backend *be, const struct sockaddr *sa)
 {
 	be->creq.data = be;
+	if (be_socket_for_identity(be, sa) != 0)
+		return;
 	if (uv_tcp_connect(&be->creq, &be->tcp, sa, be_on_connect) != 0)
 		be_fail(be, BACKEND_ECONNECT);
 }
@@ -1067,7 +1174,7 @@ const struct backend_caps *backend_caps(const struct backend *be)
 bool backend_wants_xforward(const struct backend *be)
 {
 	return be && !be->via_xclient && be->caps.xforward &&
-	    be->p.cfg->backend.xclient != XCLIENT_OFF;
+	    (be_identity(be) == IDENTITY_AUTO || be_identity(be) == IDENTITY_XFORWARD);
 }
 
 void backend_command(struct backend *be, const char *line)

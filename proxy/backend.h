@@ -22,6 +22,7 @@
 #define BACKEND_H
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -42,6 +43,7 @@ enum backend_err {
 	BACKEND_EGREET = -5,     /* refused us at greeting/EHLO/XCLIENT */
 	BACKEND_ETLS = -6,       /* STARTTLS required and failed */
 	BACKEND_EBUSY = -7,      /* [backend] max_connections reached */
+	BACKEND_EIDENTITY = -8,  /* cannot tell it who the client is as [backend] identity says */
 };
 
 struct backend_caps {
@@ -86,6 +88,10 @@ struct backend_params {
 	bool client_esmtp;
 	char client_name[256];      /* forward-confirmed, or "unknown" */
 	bool client_name_tempfail;  /* "unknown" after a temporary DNS failure */
+	/* the client's connection as sockets see it, for [backend] identity
+	 * = proxy (both, in the PROXY header) and transparent (client) */
+	struct sockaddr_storage client_addr;
+	struct sockaddr_storage local_addr;   /* where it connected to backstop */
 };
 
 /*

@@ -15,6 +15,7 @@
 #include "proxy/buf.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "smtp/proxy_out.h"
 #include "smtp/smtp_line.h"
 #include "smtp/smtp_reply.h"
 
@@ -37,6 +38,7 @@ struct probe {
 	void *arg;
 	struct backend_known *known;   /* what the EHLO reply is learnt into */
 	char helo[256];
+	bool proxy_header;   /* send a PROXY v2 LOCAL header first */
 };
 
 static const char *probe_stage(const struct probe *p)
@@ -93,11 +95,13 @@ static void probe_write_done(uv_write_t *req, int status)
 	free(req);
 }
 
-static void probe_send(struct probe *p, const char *text)
+static void probe_send_bytes(struct probe *p, const void *data, size_t len)
 {
 	uv_write_t *w = malloc(sizeof *w);
-	char *d = strdup(text);
+	char *d = malloc(len);
 	uv_buf_t b;
+	if (d)
+		memcpy(d, data, len);
 	if (!w || !d) {
 		free(w);
 		free(d);
@@ -105,12 +109,17 @@ static void probe_send(struct probe *p, const char *text)
 		return;
 	}
 	w->data = d;
-	b = uv_buf_init(d, (unsigned)strlen(d));
+	b = uv_buf_init(d, (unsigned)len);
 	if (uv_write(w, (uv_stream_t *)&p->tcp, &b, 1, probe_write_done) != 0) {
 		free(d);
 		free(w);
 		probe_end(p);
 	}
+}
+
+static void probe_send(struct probe *p, const char *text)
+{
+	probe_send_bytes(p, text, strlen(text));
 }
 
 static void probe_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
@@ -190,6 +199,14 @@ static void probe_connected(uv_connect_t *req, int status)
 		return;
 	}
 	p->connected = true;
+	if (p->proxy_header) {
+		/* [backend] identity = proxy: the port expects a header before
+		 * it greets; LOCAL (the probe is backstop's own connection) */
+		unsigned char hdr[PROXY_OUT_V2_MAX];
+		int n = proxy_out_v2(PROXY_OUT_LOCAL, NULL, NULL, hdr, sizeof hdr);
+		if (n > 0)
+			probe_send_bytes(p, hdr, (size_t)n);
+	}
 	if (uv_read_start((uv_stream_t *)&p->tcp, probe_alloc, probe_read) != 0)
 		probe_end(p);
 }
@@ -215,6 +232,7 @@ bool backend_probe(const struct config *cfg, struct backend_known *known, bool q
 		return false;
 	snprintf(p->helo, sizeof p->helo, "%s", cfg->backend.helo);
 	p->quiet = quiet;
+	p->proxy_header = cfg->backend.identity == IDENTITY_PROXY;
 	p->known = known;
 	p->cb = cb;
 	p->arg = arg;

@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "filters/dnsbl_sites.h"
 #include "proxy/config.h"
 #include "smtp/bounce.h"
 #include "smtp/smtp_data.h"
@@ -56,6 +57,8 @@ static const char *const log_levels[] = {"error", "warning", "info", "debug", NU
 static const char *const log_dests[] = {"stderr", "syslog", "file", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const xclient_modes[] = {"auto", "on", "off", NULL};
+static const char *const identity_modes[] = {"auto", "xclient", "xforward", "proxy", "transparent",
+	"none", NULL};
 static const char *const backend_tls_modes[] = {"none", "opportunistic", "required", NULL};
 static const char *const newline_policies[] = {"reject", "normalise", NULL};
 static const char *const spf_modes[] = {"off", "annotate", "enforce", NULL};
@@ -65,8 +68,10 @@ static const char *const batv_refuse[] = {"data", "rcpt", "content", NULL};
 static const char *const dkim_modes[] = {"off", "annotate", "enforce", NULL};
 static const char *const dmarc_modes[] = {"off", "annotate", "enforce", NULL};
 static const char *const dmarc_malformed[] = {"mark", "reject", NULL};
+static const char *const joejob_modes[] = {"off", "mark", "enforce", NULL};
 static const char *const bounce_modes[] = {"off", "observe", "enforce", NULL};
 static const char *const bounce_unverifiable[] = {"refuse", "mark", "accept", NULL};
+static const char *const dnsbl_modes[] = {"off", "log", "enforce", NULL};
 
 #define O(field) offsetof(struct config, field)
 #define DAY_MS (24ULL * 3600 * 1000)
@@ -87,6 +92,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"backend", "command_timeout", CFG_DURATION, "60s", O(backend.command_timeout), 100, 3600000, NULL},
 	{"backend", "data_timeout", CFG_DURATION, "600s", O(backend.data_timeout), 100, 3600000, NULL},
 	{"backend", "xclient", CFG_ENUM, "auto", O(backend.xclient), 0, 0, xclient_modes},
+	{"backend", "identity", CFG_ENUM, "auto", O(backend.identity), 0, 0, identity_modes},
 	{"backend", "tls", CFG_ENUM, "none", O(backend.tls), 0, 0, backend_tls_modes},
 	{"backend", "ca_file", CFG_STR, "", O(backend.ca_file), 0, 4096, NULL},
 	{"backend", "verify_name", CFG_STR, "", O(backend.verify_name), 0, 255, NULL},
@@ -174,6 +180,8 @@ static const struct cfg_key cfg_keys[] = {
 	    O(dmarc.psl_file), 0, 4096, NULL},
 	{"dmarc", "pct_seed", CFG_UINT, "0", O(dmarc.pct_seed), 0, 1000000, NULL},
 
+	{"joejob", "mode", CFG_ENUM, "off", O(joejob.mode), 0, 0, joejob_modes},
+
 	{"bounce", "mode", CFG_ENUM, "off", O(bounce.mode), 0, 0, bounce_modes},
 	{"bounce", "unverifiable", CFG_ENUM, "mark", O(bounce.unverifiable), 0, 0, bounce_unverifiable},
 	{"bounce", "classes", CFG_WORDS, "ndr dsn autoreply challenge", O(bounce.classes), 0, 0, NULL},
@@ -181,6 +189,14 @@ static const struct cfg_key cfg_keys[] = {
 	{"bounce", "exempt", CFG_WORDS, "", O(bounce.exempt), 0, 0, NULL},
 	{"bounce", "remember", CFG_DURATION, "30d", O(sentlog.remember), DAY_MS, 366 * DAY_MS, NULL},
 	{"bounce", "sent_per_day", CFG_UINT, "100000", O(sentlog.sent_per_day), 1, 10000000, NULL},
+	{"dnsbl", "mode", CFG_ENUM, "off", O(dnsbl.mode), 0, 0, dnsbl_modes},
+	{"dnsbl", "sites", CFG_WORDS, "", O(dnsbl.sites), 0, 0, NULL},
+	{"dnsbl", "threshold", CFG_UINT, "1", O(dnsbl.threshold), 1, DNSBL_WEIGHT_MAX * DNSBL_SITES_MAX, NULL},
+	{"dnsbl", "whitelist_threshold", CFG_STR, "", O(dnsbl.whitelist_threshold), 0, 16, NULL},
+	{"dnsbl", "null_sender_sites", CFG_WORDS, "", O(dnsbl.null_sender_sites), 0, 0, NULL},
+	{"dnsbl", "timeout", CFG_DURATION, "3s", O(dnsbl.timeout), 100, 60000, NULL},
+	{"dnsbl", "cache_ttl", CFG_DURATION, "1h", O(dnsbl.cache_ttl), 0, DAY_MS, NULL},
+	{"dnsbl", "cache_size", CFG_UINT, "10000", O(dnsbl.cache_size), 0, 10000000, NULL},
 	{"metrics", "listen", CFG_LISTEN, "", O(metrics.listen), 0, 0, NULL},
 	{"metrics", "backend_failures", CFG_UINT, "3", O(metrics.backend_failures), 1, 1000, NULL},
 };
@@ -787,6 +803,8 @@ static void config_free(struct config *cfg)
 		}
 	}
 	free(cfg->bounce.relay_nets.v);
+	free(cfg->dnsbl.site_list);
+	free(cfg->dnsbl.null_site_list);
 	free(cfg->path);
 	free(cfg);
 }
@@ -926,7 +944,81 @@ static void check_bounce(struct cfg_parse *p)
 		    cfg->bounce.mode == BOUNCE_MODE_OBSERVE ? "observe" : "enforce");
 }
 
+/* dnsbl_list - parse the entries of [dnsbl] key into a new array. */
+static void dnsbl_list(struct cfg_parse *p, const char *key, const struct cfg_words *w,
+    struct dnsbl_site **list, size_t *n)
+{
+	char why[300];
+
+	free(*list);
+	*list = NULL;
+	*n = 0;
+	if (w->n == 0)
+		return;
+	if (w->n > DNSBL_SITES_MAX) {
+		cfg_error(p, "[dnsbl] %s: %zu lists; at most %d (each is a DNS query per client)",
+		    key, w->n, DNSBL_SITES_MAX);
+		return;
+	}
+	if ((*list = calloc(w->n, sizeof **list)) == NULL) {
+		cfg_error(p, "[dnsbl] %s: out of memory", key);
+		return;
+	}
+	for (size_t i = 0; i < w->n; i++) {
+		if (!dnsbl_site_parse(w->v[i], strlen(w->v[i]), &(*list)[*n], why, sizeof why))
+			cfg_error(p, "[dnsbl] %s: %s", key, why);
+		else
+			(*n)++;
+	}
+}
+
+/* check_dnsbl - [dnsbl]: the lists in postscreen's syntax, the allow
+ * threshold as a signed number. */
+static void check_dnsbl(struct cfg_parse *p)
+{
+	struct config *cfg = p->cfg;
+	const char *wl = cfg->dnsbl.whitelist_threshold;
+
+	dnsbl_list(p, "sites", &cfg->dnsbl.sites, &cfg->dnsbl.site_list, &cfg->dnsbl.nsites);
+	dnsbl_list(p, "null_sender_sites", &cfg->dnsbl.null_sender_sites, &cfg->dnsbl.null_site_list,
+	    &cfg->dnsbl.nnull_sites);
+	cfg->dnsbl.has_allow_threshold = false;
+	if (wl[0] != '\0') {
+		char *end;
+		long v = strtol(wl, &end, 10);
+		if (*end != '\0' || end == wl || v > 0 || v < -(long)DNSBL_WEIGHT_MAX * DNSBL_SITES_MAX)
+			cfg_error(p, "[dnsbl] whitelist_threshold: '%s' is not 0 or a negative whole number "
+			    "(a client scoring this low is on an allow list; leave it empty for none)", wl);
+		cfg->dnsbl.has_allow_threshold = true;
+		cfg->dnsbl.allow_threshold = v;
+	}
+	if (cfg->dnsbl.mode != DNSBL_MODE_OFF && cfg->dnsbl.sites.n == 0 &&
+	    cfg->dnsbl.null_sender_sites.n == 0)
+		cfg_error(p, "[dnsbl] mode is %s but sites and null_sender_sites are empty: list the DNS "
+		    "lists to query (e.g. sites = zen.example=127.0.0.[2..11])",
+		    cfg->dnsbl.mode == DNSBL_MODE_LOG ? "log" : "enforce");
+}
+
 /* Cross-key checks and derived defaults. */
+/* check_identity - [backend] identity against the keys it replaces or
+ * needs: xclient decides only under identity = auto (and for the
+ * [outbound] relay), and a backend port that expects a PROXY header cannot
+ * also be the [outbound] relay, whose connections carry none. */
+static void check_identity(struct cfg_parse *p)
+{
+	const struct config *cfg = p->cfg;
+
+	if (cfg->backend.identity != IDENTITY_AUTO && cfg->backend.xclient != XCLIENT_AUTO)
+		cfg_error(p, "[backend] identity = %s and xclient = %s: identity replaces xclient for the "
+		    "backend; remove xclient (or set identity = auto)", identity_modes[cfg->backend.identity],
+		    xclient_modes[cfg->backend.xclient]);
+	if (cfg->backend.identity == IDENTITY_PROXY && cfg->outbound.listen.n > 0 &&
+	    cfg->backend.address != NULL && strcmp(cfg->outbound.relay, cfg->backend.address) == 0)
+		cfg_error(p, "[backend] identity = proxy: [outbound] relay is [backend] address %s, which "
+		    "expects a PROXY header the [outbound] listener does not send; set [outbound] relay to a "
+		    "port of the MTA without smtpd_upstream_proxy_protocol", cfg->backend.address);
+}
+
 static void config_finish(struct cfg_parse *p)
 {
 	struct config *cfg = p->cfg;
@@ -968,6 +1060,7 @@ static void config_finish(struct cfg_parse *p)
 	if (cfg->outbound.listen.n > 0 && cfg->batv.keys_file[0] == '\0')
 		cfg_error(p, "[outbound] listen is set but [batv] keys_file is not: nothing to sign with");
 	check_bounce(p);
+	check_dnsbl(p);
 	for (size_t i = 0; i < cfg->metrics.listen.n; i++) {
 		const char *a = cfg->metrics.listen.v[i];
 		for (size_t j = 0; j < cfg->server.listen.n; j++)
@@ -983,6 +1076,7 @@ static void config_finish(struct cfg_parse *p)
 		free(cfg->outbound.relay);
 		cfg->outbound.relay = strdup(cfg->backend.address ? cfg->backend.address : "");
 	}
+	check_identity(p);
 }
 
 static const char *const *overrides;

@@ -35,6 +35,10 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_D
 enum log_dest { LOG_DEST_STDERR, LOG_DEST_SYSLOG, LOG_DEST_FILE };
 enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 enum xclient_mode { XCLIENT_AUTO, XCLIENT_ON, XCLIENT_OFF };
+/* [backend] identity: how the backend learns the client's address (the
+ * order of the names in config.c) */
+enum backend_identity { IDENTITY_AUTO, IDENTITY_XCLIENT, IDENTITY_XFORWARD, IDENTITY_PROXY,
+	IDENTITY_TRANSPARENT, IDENTITY_NONE };
 enum backend_tls { BACKEND_TLS_NONE, BACKEND_TLS_OPPORTUNISTIC, BACKEND_TLS_REQUIRED };
 enum spf_mode { SPF_MODE_OFF, SPF_MODE_ANNOTATE, SPF_MODE_ENFORCE };
 enum spf_permerror { SPF_PERMERROR_MARK, SPF_PERMERROR_REJECT };
@@ -46,7 +50,10 @@ enum batv_refuse_at { BATV_REFUSE_DATA, BATV_REFUSE_RCPT, BATV_REFUSE_CONTENT };
 enum dkim_mode { DKIM_MODE_OFF, DKIM_MODE_ANNOTATE, DKIM_MODE_ENFORCE };
 enum dmarc_mode { DMARC_MODE_OFF, DMARC_MODE_ANNOTATE, DMARC_MODE_ENFORCE };
 enum dmarc_malformed { DMARC_MALFORMED_MARK, DMARC_MALFORMED_REJECT };
+enum joejob_mode { JOEJOB_MODE_OFF, JOEJOB_MODE_MARK, JOEJOB_MODE_ENFORCE };
 enum bounce_mode { BOUNCE_MODE_OFF, BOUNCE_MODE_OBSERVE, BOUNCE_MODE_ENFORCE };
+enum dnsbl_mode { DNSBL_MODE_OFF, DNSBL_MODE_LOG, DNSBL_MODE_ENFORCE };
+struct dnsbl_site;   /* filters/dnsbl_sites.h */
 enum bounce_unverifiable { BOUNCE_UNVERIFIABLE_REFUSE, BOUNCE_UNVERIFIABLE_MARK,
 	BOUNCE_UNVERIFIABLE_ACCEPT };
 
@@ -72,6 +79,7 @@ struct config {
 		uint64_t command_timeout;
 		uint64_t data_timeout;
 		int xclient;              /* enum xclient_mode */
+		int identity;             /* enum backend_identity; auto: as xclient says */
 		int tls;                  /* enum backend_tls */
 		char *ca_file;
 		char *verify_name;
@@ -180,6 +188,10 @@ struct config {
 		unsigned long pct_seed;   /* 0 = random pct draws */
 	} dmarc;
 
+	struct {                      /* filters/joejob.c: forged Received hops */
+		int mode;                 /* enum joejob_mode */
+	} joejob;
+
 	struct {                      /* filters/bounce.c */
 		int mode;                 /* enum bounce_mode */
 		int unverifiable;         /* enum bounce_unverifiable */
@@ -189,6 +201,21 @@ struct config {
 		struct cfg_cidrs relay_nets;  /* derived: its addresses and CIDRs */
 		struct cfg_words exempt;  /* addresses (globs) and domains */
 	} bounce;
+	struct {                      /* filters/dnsbl.c */
+		int mode;                 /* enum dnsbl_mode */
+		struct cfg_words sites;   /* postscreen's dnsbl_sites entries, as written */
+		struct cfg_words null_sender_sites;
+		unsigned long threshold;  /* refuse at a score this high */
+		char *whitelist_threshold; /* "" = none; else a signed integer */
+		uint64_t timeout;         /* ms, per lookup (at most [dns] timeout) */
+		uint64_t cache_ttl;       /* ms, the most an answer is kept */
+		unsigned long cache_size; /* answers kept */
+		/* derived by config_load */
+		struct dnsbl_site *site_list, *null_site_list;
+		size_t nsites, nnull_sites;
+		bool has_allow_threshold;
+		long allow_threshold;     /* whitelist_threshold as a number */
+	} dnsbl;
 	struct {
 		struct cfg_words listen;  /* HTTP /metrics and /health; empty = off */
 		unsigned long backend_failures; /* /health: 503 after this many

@@ -11,12 +11,16 @@ libproxy_a_SOURCES = \
 	proxy/session.c proxy/session.h \
 	proxy/session_cmd.c proxy/session_data.c proxy/session_filter.c proxy/session_backend.c \
 	proxy/backend.c proxy/backend.h proxy/backend_probe.c proxy/backend_pool.c proxy/backend_pool.h \
+	proxy/backend_identity.c proxy/backend_identity.h \
 	proxy/tls.c proxy/tls.h \
 	proxy/privs.c proxy/privs.h \
 	proxy/sdnotify.c proxy/sdnotify.h \
 	proxy/metrics.c proxy/metrics.h \
 	proxy/metrics_http.c proxy/metrics_http.h \
 	proxy/http_request.c proxy/http_request.h
+# backstop report (the backscatter report): reader, tables, writers
+libproxy_a_SOURCES += proxy/report.c proxy/report.h proxy/report_reader.c proxy/report_reader.h \
+	proxy/report_agg.c proxy/report_agg.h proxy/report_out.c proxy/report_out.h
 
 sbin_PROGRAMS += backstop
 backstop_SOURCES = proxy/main.c

@@ -10,6 +10,8 @@
  *   backstop -V                 version
  *   backstop [-c FILE] batv sign|verify ADDRESS
  *   backstop [-c FILE] sentlog contains MESSAGE-ID SENDER
+ *   backstop report [--format F] [--since T] [--until T] LOG...
+ *                               the backscatter report (proxy/report.c)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,10 +25,12 @@
 
 #include "filters/batv.h"
 #include "filters/outbound_sig.h"
+#include "proxy/backend_identity.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/metrics.h"
+#include "proxy/report.h"
 #include "proxy/privs.h"
 #include "proxy/sdnotify.h"
 #include "proxy/server.h"
@@ -46,6 +50,7 @@ static void usage(FILE *out)
 	    "       backstop -n [-c FILE] [-o ...]   print the effective configuration\n"
 	    "       backstop [-c FILE] batv sign|verify ADDRESS\n"
 	    "       backstop [-c FILE] sentlog contains MESSAGE-ID SENDER\n"
+	    "       backstop report [--format text|csv|rbldnsd|html] [--since T] [--until T] LOG...\n"
 	    "       backstop -V                    print the version\n"
 	    "       backstop -h, --help            this text\n"
 	    "default FILE: %s\n", DEFAULT_CONFIG);
@@ -87,6 +92,10 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 		tls_server_unref(tls);
 	if (resolver_check(cfg, err, errlen) < 0)
 		return -1;
+	/* a transparent socket needs CAP_NET_ADMIN: said now, not as 451s */
+	if (cfg->backend.identity == IDENTITY_TRANSPARENT &&
+	    backend_identity_transparent_check(err, errlen) < 0)
+		return -1;
 	if (privs_lookup(cfg, pv, err, errlen) < 0)
 		return -1;
 	/* with [server] user the log file is checked as that user
@@ -125,6 +134,9 @@ int main(int argc, char **argv)
 	struct privs pv;
 	int opt, rc;
 
+	/* the report reads logs, not the configuration */
+	if (argc > 1 && strcmp(argv[1], "report") == 0)
+		return report_main(argc - 1, argv + 1);
 	/* blocking library calls (libspf2, key lookups) run on libuv's pool:
 	 * a few slow DNS servers must not starve the others (invariant 3) */
 	if (getenv("UV_THREADPOOL_SIZE") == NULL)
@@ -256,8 +268,14 @@ int main(int argc, char **argv)
 			log_error("%s; not starting", err);
 			return 1;
 		}
-		log_info("running as user %s (uid %lu), group %s (gid %lu)", pv.user,
-		    (unsigned long)pv.uid, pv.group, (unsigned long)pv.gid);
+		log_info("running as user %s (uid %lu), group %s (gid %lu)%s", pv.user,
+		    (unsigned long)pv.uid, pv.group, (unsigned long)pv.gid,
+		    pv.keep_net_admin && pv.uid != 0 ? ", keeping CAP_NET_ADMIN for [backend] identity = transparent" : "");
+		if (cfg->backend.identity == IDENTITY_TRANSPARENT &&
+		    backend_identity_transparent_check(err, sizeof err) < 0) {
+			log_error("after dropping to user %s: %s; not starting", pv.user, err);
+			return 1;
+		}
 		if (pv.uid == 0 || pv.gid == 0)
 			log_warn("[server] %s: backstop keeps %s after binding: every parser"
 			    " that reads a client runs with it; use a dedicated user and group",

@@ -19,7 +19,7 @@ static const uint64_t size_le[METRICS_SIZE_BUCKETS - 1] = {
 };
 
 static const char *const check_names[METRICS_CHECK_COUNT] = {
-	"other",   /* AUTO: never counted as such (metrics_refusal) */ "spf", "dkim", "dmarc", "batv", "helo", "limits", "protocol", "size", "backend", "other",
+	"other",   /* AUTO: never counted as such (metrics_refusal) */ "spf", "dkim", "dmarc", "batv", "helo", "dnsbl", "bounce", "joejob", "limits", "protocol", "size", "backend", "other",
 };
 static const char *const refused_names[METRICS_REFUSED_COUNT] = {
 	"max_connections", "max_connections_per_ip", "pregreet", "connect_check",
@@ -58,7 +58,7 @@ enum metrics_check metrics_check_of_reply(int code, const char *esc)
 
 enum metrics_check metrics_check_of_filter(const char *name)
 {
-	for (int c = METRICS_CHECK_SPF; c <= METRICS_CHECK_HELO; c++)
+	for (int c = METRICS_CHECK_SPF; c <= METRICS_CHECK_JOEJOB; c++)
 		if (name != NULL && strcmp(name, check_names[c]) == 0)
 			return (enum metrics_check)c;
 	return METRICS_CHECK_OTHER;

@@ -27,6 +27,9 @@ enum metrics_check {
 	METRICS_CHECK_DMARC,
 	METRICS_CHECK_BATV,
 	METRICS_CHECK_HELO,
+	METRICS_CHECK_DNSBL,
+	METRICS_CHECK_BOUNCE,    /* a bounce without evidence of our mail */
+	METRICS_CHECK_JOEJOB,    /* a forged Received hop */
 	METRICS_CHECK_LIMITS,    /* [limits], [backend] max_connections, timeouts */
 	METRICS_CHECK_PROTOCOL,  /* the client's protocol errors */
 	METRICS_CHECK_SIZE,      /* max_message_size */

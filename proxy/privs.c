@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +13,10 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "proxy/backend_identity.h"
 #include "proxy/log.h"
 #include "proxy/privs.h"
 
@@ -37,6 +40,7 @@ int privs_lookup(const struct config *cfg, struct privs *pv, char *err, size_t e
 		return -1;
 	}
 	pv->drop = true;
+	pv->keep_net_admin = cfg->backend.identity == IDENTITY_TRANSPARENT;
 	pv->uid = pw->pw_uid;
 	pv->gid = pw->pw_gid;
 	snprintf(pv->user, sizeof pv->user, "%s", cfg->server.user);
@@ -57,9 +61,9 @@ int privs_lookup(const struct config *cfg, struct privs *pv, char *err, size_t e
 	return 0;
 }
 
-/* status_caps_zero - CapEff and CapPrm in /proc/self/status are all 0.
- * 1 yes, 0 no (what in err), -1 cannot tell. */
-static int status_caps_zero(char *err, size_t errlen)
+/* status_caps_are - CapEff and CapPrm in /proc/self/status are exactly
+ * mask. 1 yes, 0 no (what in err), -1 cannot tell. */
+static int status_caps_are(unsigned long long mask, char *err, size_t errlen)
 {
 	FILE *f = fopen("/proc/self/status", "r");
 	char line[256];
@@ -73,7 +77,7 @@ static int status_caps_zero(char *err, size_t errlen)
 		if (strncmp(line, "CapEff:", 7) != 0 && strncmp(line, "CapPrm:", 7) != 0)
 			continue;
 		seen++;
-		if (strtoull(line + 7, NULL, 16) != 0) {
+		if (strtoull(line + 7, NULL, 16) != mask) {
 			line[strcspn(line, "\n")] = '\0';
 			snprintf(err, errlen, "capabilities left after the drop: %s", line);
 			zero = 0;
@@ -85,6 +89,26 @@ static int status_caps_zero(char *err, size_t errlen)
 		return -1;
 	}
 	return zero;
+}
+
+/* keep_only_net_admin - after the uid change under KEEPCAPS: permitted
+ * and effective become CAP_NET_ADMIN alone, inheritable nothing (so an
+ * exec would carry none), and KEEPCAPS is off again */
+static int keep_only_net_admin(char *err, size_t errlen)
+{
+	struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+
+	memset(data, 0, sizeof data);
+	data[CAP_TO_INDEX(CAP_NET_ADMIN)].permitted = CAP_TO_MASK(CAP_NET_ADMIN);
+	data[CAP_TO_INDEX(CAP_NET_ADMIN)].effective = CAP_TO_MASK(CAP_NET_ADMIN);
+	if (syscall(SYS_capset, &hdr, data) < 0) {
+		snprintf(err, errlen, "cannot keep CAP_NET_ADMIN for [backend] identity = transparent: "
+		    "capset: %s", strerror(errno));
+		return -1;
+	}
+	(void)prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+	return 0;
 }
 
 int privs_drop(const struct privs *pv, char *err, size_t errlen)
@@ -101,12 +125,21 @@ int privs_drop(const struct privs *pv, char *err, size_t errlen)
 		return -1;
 	}
 	if (geteuid() == 0) {
+		bool keep = pv->keep_net_admin && pv->uid != 0;
+		/* the permitted set survives setresuid() only with KEEPCAPS */
+		if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
+			snprintf(err, errlen, "cannot keep CAP_NET_ADMIN for [backend] identity = transparent: "
+			    "prctl(PR_SET_KEEPCAPS): %s", strerror(errno));
+			return -1;
+		}
 		/* groups first: after setresuid() they cannot be changed */
 		if (setgroups(1, &pv->gid) < 0 || setresgid(pv->gid, pv->gid, pv->gid) < 0 ||
 		    setresuid(pv->uid, pv->uid, pv->uid) < 0) {
 			snprintf(err, errlen, "cannot become user %s: %s", pv->user, strerror(errno));
 			return -1;
 		}
+		if (keep && keep_only_net_admin(err, errlen) < 0)
+			return -1;
 	}
 	/* never gain anything back through an exec (there is none; belt and braces) */
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -130,7 +163,7 @@ int privs_drop(const struct privs *pv, char *err, size_t errlen)
 			snprintf(err, errlen, "privilege drop to %s: setuid(0) still works", pv->user);
 			return -1;
 		}
-		if (status_caps_zero(err, errlen) != 1)
+		if (status_caps_are(pv->keep_net_admin ? 1ULL << CAP_NET_ADMIN : 0, err, errlen) != 1)
 			return -1;
 	}
 	return 0;
@@ -273,6 +306,13 @@ int privs_check_as_user(const struct config *cfg, const struct privs *pv, char *
 			char msg[1200];
 			snprintf(msg, sizeof msg, "[server] user %s: %s", pv->user, cerr);
 			if (write(pfd[1], msg, strlen(msg)) < 0)
+				_exit(255);
+			_exit(255);
+		}
+		/* [backend] identity = transparent: the capability the drop
+		 * keeps must work as that user, as start-up checks it */
+		if (pv->keep_net_admin && backend_identity_transparent_check(cerr, sizeof cerr) < 0) {
+			if (write(pfd[1], cerr, strlen(cerr)) < 0)
 				_exit(255);
 			_exit(255);
 		}

@@ -21,6 +21,9 @@ struct privs {
 	gid_t gid;
 	char user[65];
 	char group[65];
+	/* [backend] identity = transparent: CAP_NET_ADMIN survives the drop
+	 * (IP_TRANSPARENT needs it), and nothing else */
+	bool keep_net_admin;
 };
 
 /* privs_lookup - resolve [server] user / group; 0, or -1 with a reason. */
@@ -30,7 +33,9 @@ int privs_lookup(const struct config *cfg, struct privs *pv, char *err, size_t e
  * privs_drop - become pv's user and group for good: supplementary groups
  * replaced by the group, real/effective/saved ids all set, then verified
  * (getresuid, getresgid, getgroups, setuid(0) refused, CapEff and CapPrm 0
- * in /proc/self/status). 0, or -1 with a reason: the caller must not go on.
+ * in /proc/self/status). With keep_net_admin, CapEff and CapPrm are
+ * exactly CAP_NET_ADMIN instead (PR_SET_KEEPCAPS across the uid change,
+ * then capset). 0, or -1 with a reason: the caller must not go on.
  */
 int privs_drop(const struct privs *pv, char *err, size_t errlen);
 

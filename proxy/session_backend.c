@@ -108,6 +108,10 @@ static void backend_params_of(const struct session *s, struct backend_params *p)
 	p->client_esmtp = s->esmtp;
 	snprintf(p->client_name, sizeof p->client_name, "%s", s->client_name);
 	p->client_name_tempfail = s->rdns_temporary;
+	memcpy(&p->client_addr, &s->peer, sizeof p->client_addr);
+	int namelen = sizeof p->local_addr;
+	if (uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&p->local_addr, &namelen) != 0)
+		p->local_addr.ss_family = AF_UNSPEC;   /* [backend] identity = proxy refuses it */
 }
 
 /* pool_identity - what a connection without XCLIENT carries of its client:

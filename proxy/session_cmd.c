@@ -302,6 +302,14 @@ static void backend_trouble(struct session *s, int err, bool fatal)
 		session_close(s, "backend failure");
 		return;
 	}
+	if (err == BACKEND_EIDENTITY) {
+		/* [backend] identity cannot be honoured (the backend lacks
+		 * XCLIENT/XFORWARD, or no PROXY header or transparent socket):
+		 * a local configuration error (RFC 3463 X.3.0), never a relay
+		 * as backstop's own address */
+		session_reply(s, 451, "4.3.0", "Error: backend %s, try again later", backend_err_text(err));
+		return;
+	}
 	session_reply(s, 451, backend_fail_code(err) == 1 ? "4.4.1" : "4.4.2",
 	    "Error: backend %s, try again later", backend_err_text(err));
 }

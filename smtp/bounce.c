@@ -72,6 +72,9 @@
  * message's own text parts. A bounce explains itself at the top; past this
  * the text is not read (and not decoded: part_begin says no). */
 #define TEXT_SCAN_BUDGET (96 * 1024)
+/* The text of an attached original read for URL hosts (url_hosts.h): a
+ * spam's links are near its top. */
+#define ORIG_TEXT_BUDGET (64 * 1024)
 #define QFIELD_MAX 2048            /* a quoted header field being collected */
 
 /* header signals (top level) */
@@ -119,7 +122,7 @@ enum {
 #define MDN_REQUIRED (F_FINAL_RECIPIENT | F_DISPOSITION | F_ORIGINAL_MESSAGE_ID)
 #define ARF_REQUIRED (F_FEEDBACK_TYPE | F_USER_AGENT | F_VERSION)
 
-enum part_kind { K_NONE, K_TEXT, K_HTML, K_REPORT_FIELDS, K_HEADERS };
+enum part_kind { K_NONE, K_TEXT, K_HTML, K_REPORT_FIELDS, K_HEADERS, K_ORIG_TEXT };
 
 /* What a multipart/report holds, for bounce_result.well_formed. */
 struct report_shape {
@@ -159,6 +162,7 @@ struct bounce_scan {
 	/* parts */
 	enum part_kind kind;        /* of the part being delivered */
 	size_t text_budget;
+	size_t orig_text_budget;    /* of the original's text, for URL hosts */
 	unsigned orig_index;        /* the encapsulated message captured (index + 1, 0 = none) */
 	struct bounce_original orig_part, orig_quoted;
 	char ds_sender[256], ds_msgid[256];
@@ -235,13 +239,25 @@ static size_t field_name_len(const char *s, size_t n)
 	return i;
 }
 
+/* orig_urls - a line of the original's text: its URL hosts, within budget */
+static void orig_urls(struct bounce_scan *s, struct bounce_original *o, const char *line, size_t n)
+{
+	if (n > s->orig_text_budget)
+		n = s->orig_text_budget;
+	s->orig_text_budget -= n;
+	url_hosts_line(&o->urls, line, n);
+}
+
 /* headers_line - a line of a text/rfc822-headers part (or an encoded
  * message/rfc822): plain header section syntax, ends at the first empty line. */
 static void headers_line(struct bounce_scan *s, const char *line, size_t n)
 {
 	struct quoted *h = &s->h;
-	if (h->in_block)
-		return;     /* past the header section */
+	if (h->in_block) {
+		/* past the header section: an encoded copy's body */
+		orig_urls(s, &s->orig_part, line, n);
+		return;
+	}
 	if (n == 0) {
 		q_finish(h, &s->orig_part);
 		h->in_block = true;
@@ -335,6 +351,15 @@ static bool inside_report(const struct mime_part *p)
 	return false;
 }
 
+/* original_index - the index of the top entity of the attached message p
+ * is in (at the first level) */
+static unsigned original_index(const struct mime_part *p)
+{
+	while (p != NULL && !(p->message_top && p->msg_depth == 1))
+		p = p->parent;
+	return p != NULL ? p->index : (unsigned)-1;
+}
+
 static bool on_part_begin(void *ctx, const struct mime_part *p)
 {
 	struct bounce_scan *s = ctx;
@@ -344,8 +369,12 @@ static bool on_part_begin(void *ctx, const struct mime_part *p)
 	s->kind = K_NONE;
 	shape->current = 0;
 	if (p->msg_depth > 0) {
-		/* inside an attached message: only an encoded copy's headers matter */
-		return false;
+		/* inside an attached message: only the original's text, for the
+		 * hosts of its URLs */
+		if (strncmp(p->type, "text/", 5) == 0 && s->orig_text_budget > 0 &&
+		    original_index(p) + 1 == s->orig_index)
+			s->kind = K_ORIG_TEXT;
+		return s->kind != K_NONE;
 	}
 	if (strcmp(p->type, "multipart/report") == 0 && !s->report_type[0])
 		bounce_copy(s->report_type, sizeof s->report_type, p->report_type, strlen(p->report_type));
@@ -478,8 +507,15 @@ static void on_line(void *ctx, const struct mime_part *p, const char *line, size
 	switch (s->kind) {
 	case K_TEXT:
 	case K_HTML:
-		if (s->text_budget > 0)
+		if (s->text_budget > 0) {
+			/* after quoted header fields, the text is the original's */
+			if (s->orig_quoted.found)
+				orig_urls(s, &s->orig_quoted, line, n < s->text_budget ? n : s->text_budget);
 			text_line(s, line, n, s->kind == K_HTML);
+		}
+		break;
+	case K_ORIG_TEXT:
+		orig_urls(s, &s->orig_part, line, n);
 		break;
 	case K_REPORT_FIELDS:
 		report_line(s, line, n);
@@ -524,6 +560,7 @@ struct bounce_scan *bounce_scan_new(void)
 		return NULL;
 	}
 	s->text_budget = TEXT_SCAN_BUDGET;
+	s->orig_text_budget = ORIG_TEXT_BUDGET;
 	return s;
 }
 

@@ -14,10 +14,11 @@
  * headers. ------"), and from the report fields (X-Postfix-Sender,
  * X-Original-Message-ID) when nothing better says.
  *
- * Memory: a bounce_scan is one allocation of about 30 KiB plus its MIME
- * walker (26 KiB): 56 KiB measured (test_bounce), allocated at
+ * Memory: a bounce_scan is one allocation of about 32 KiB plus its MIME
+ * walker (26 KiB): 56 KiB measured (test_bounce) before the URL hosts of
+ * the two originals it keeps (2 x 1 KiB) were added; allocated at
  * bounce_scan_new and never grown, whatever the message. A bounce_result
- * is 13 KiB. Time: linear; about 1 ms per MB for a 20 MB message that is
+ * is 14 KiB. Time: linear; about 1 ms per MB for a 20 MB message that is
  * mostly a base64 attachment (only text and report parts are decoded, and
  * of text only the first 96 KiB are read).
  */
@@ -26,6 +27,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "smtp/url_hosts.h"
 
 enum bounce_class {
 	BOUNCE_ORDINARY = 0,  /* ordinary mail */
@@ -43,7 +46,11 @@ const char *bounce_class_name(enum bounce_class c);
 /* bounce_class_parse - one of the names above (ASCII case-insensitive). */
 bool bounce_class_parse(const char *name, enum bounce_class *out);
 
+/* A longer chain keeps its topmost BOUNCE_RECEIVED_TOP hops (the receiving
+ * side's relays, for bounce_relay_hop) and its bottom-most ones (where the
+ * message came from, for the zombie's address): the middle is dropped. */
 #define BOUNCE_RECEIVED_MAX 16
+#define BOUNCE_RECEIVED_TOP 8
 struct bounce_hop { char by[256]; char from[256]; char ip[64]; };  /* one Received: of the original */
 struct bounce_original {
 	bool found;              /* an original (part or quoted headers) was found */
@@ -54,9 +61,19 @@ struct bounce_original {
 	char subject[256];
 	char date[64];
 	char backstop_sig[512];  /* value of the original's X-Backstop-Sig field, "" if none */
-	size_t nhops;
-	struct bounce_hop hops[BOUNCE_RECEIVED_MAX];   /* topmost first */
+	size_t nhops;            /* hops kept (at most BOUNCE_RECEIVED_MAX) */
+	size_t hops_seen;        /* Received: fields seen */
+	/* read through bounce_hop_at(): past BOUNCE_RECEIVED_MAX fields, the
+	 * slots after the top ones are a ring of the bottom-most */
+	struct bounce_hop hops[BOUNCE_RECEIVED_MAX];
+	/* hosts of the http(s) URLs in the original's text (the first
+	 * ORIG_TEXT_BUDGET bytes of an attached copy's text parts, or the text
+	 * after inline-quoted headers): the sites a spam run advertises */
+	struct url_hosts urls;
 };
+/* bounce_hop_at - the i-th kept hop of o, topmost first (i < o->nhops). */
+const struct bounce_hop *bounce_hop_at(const struct bounce_original *o, size_t i);
+
 struct bounce_result {
 	enum bounce_class cls;
 	char why[160];            /* what decided the class, for the log */

@@ -209,6 +209,29 @@ void bounce_rfc2047_decode(const char *s, char *out, size_t cap)
 	out[o] = '\0';
 }
 
+/* bounce_hop_slot - where the seen-th Received: field (0 = topmost) is
+ * stored: in order up to BOUNCE_RECEIVED_MAX, then over the oldest of the
+ * bottom ring, so a chain of any length costs one parse per field and no
+ * copying. */
+static size_t bounce_hop_slot(size_t seen)
+{
+	if (seen < BOUNCE_RECEIVED_MAX)
+		return seen;
+	return BOUNCE_RECEIVED_TOP + (seen - BOUNCE_RECEIVED_TOP) %
+	    (BOUNCE_RECEIVED_MAX - BOUNCE_RECEIVED_TOP);
+}
+
+const struct bounce_hop *bounce_hop_at(const struct bounce_original *o, size_t i)
+{
+	const size_t ring = BOUNCE_RECEIVED_MAX - BOUNCE_RECEIVED_TOP;
+
+	if (i < BOUNCE_RECEIVED_TOP || o->hops_seen <= BOUNCE_RECEIVED_MAX)
+		return &o->hops[i];
+	/* the ring's oldest slot is the one the next field would take */
+	return &o->hops[BOUNCE_RECEIVED_TOP +
+	    ((o->hops_seen - BOUNCE_RECEIVED_TOP) + (i - BOUNCE_RECEIVED_TOP)) % ring];
+}
+
 void bounce_parse_received(const char *v, size_t n, struct bounce_hop *hop)
 {
 	char tmp[1024], low[1024];
@@ -303,8 +326,10 @@ void bounce_capture(struct bounce_original *o, const char *field, size_t len)
 		if (!o->backstop_sig[0])
 			bounce_unfold(v, vlen, o->backstop_sig, sizeof o->backstop_sig);
 	} else if (mime_field_name_is(field, len, "Received")) {
+		bounce_parse_received(v, vlen, &o->hops[bounce_hop_slot(o->hops_seen)]);
+		o->hops_seen++;
 		if (o->nhops < BOUNCE_RECEIVED_MAX)
-			bounce_parse_received(v, vlen, &o->hops[o->nhops++]);
+			o->nhops++;
 	} else
 		return;
 	/* a copy with any of these is an original we can name */

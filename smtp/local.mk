@@ -12,4 +12,9 @@ libsmtp_a_SOURCES = \
 libsmtp_a_SOURCES += smtp/smtp_from.c smtp/smtp_from.h
 # MIME walker and bounce classifier (issue 11): no I/O, see smtp/mime.h, smtp/bounce.h
 libsmtp_a_SOURCES += smtp/mime.c smtp/mime.h smtp/bounce.c smtp/bounce.h \
-	smtp/bounce_rules.c smtp/bounce_rules.h smtp/bounce_fields.c smtp/bounce_fields.h
+	smtp/bounce_rules.c smtp/bounce_rules.h smtp/bounce_fields.c smtp/bounce_fields.h \
+	smtp/url_hosts.c smtp/url_hosts.h smtp/received_ip.c smtp/received_ip.h
+# PROXY v2 header towards the backend ([backend] identity = proxy, issue 12)
+libsmtp_a_SOURCES += smtp/proxy_out.c smtp/proxy_out.h
+# forged Received hops (issue 15): the from and by parts of a Received field
+libsmtp_a_SOURCES += smtp/smtp_received.c smtp/smtp_received.h

@@ -7,7 +7,10 @@ pkgs=(build-essential autoconf automake libtool pkg-config
       postfix swaks libnet-ssleay-perl unbound python3 python3-dnslib python3-dkim faketime bind9-dnsutils
       clang libclang-rt-14-dev openssl iproute2 procps psmisc util-linux testssl.sh
       libpsl-dev publicsuffix
-      systemd groff-base man-db mandoc)
+      systemd groff-base man-db mandoc
+      chromium)
+# backend_identity.py: the transparent mode's policy routing (nft)
+pkgs+=(nftables)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

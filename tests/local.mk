@@ -20,4 +20,4 @@ EXTRA_DIST += tests/run-all.sh tests/deps.sh tests/demo.sh \
 	tests/bench/README.md tests/bench/content_bench.sh tests/bench/content_fixtures.py \
 	tests/bench/idle_bench.py tests/bench/relay_bench.sh tests/bench/smtp_blast.c \
 	tests/bench/spf_bench.py tests/bench/spf_stall_bench.py tests/bench/tls_bench.sh \
-	tests/bench/bounce_bench.sh tests/bench/bench_lib.sh
+	tests/bench/bounce_bench.sh tests/bench/bench_lib.sh tests/bench/report_bench.sh

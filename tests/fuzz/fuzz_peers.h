@@ -433,7 +433,8 @@ static void fp_init(const char *extra_backend)
 	    "session_timeout = 2s\ndata_buffer = 4k\n"
 	    "[log]\nlevel = %s\ndestination = stderr\n"
 	    "[dns]\nservers = 127.0.0.1:%u\ntimeout = 1s\nreverse_lookup = no\n"
-	    "[spf]\nmode = off\n",
+	    "[spf]\nmode = off\n"
+	    "[joejob]\nmode = enforce\n",   /* a top Received from 127.0.0.1 reaches its lookups */
 	    fp_listen_port, ntohs(sa.sin_port), extra_backend,
 	    getenv("FUZZ_LOG") ? getenv("FUZZ_LOG") : "error", fp_free_port());
 	fclose(f);

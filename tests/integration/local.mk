@@ -71,3 +71,12 @@ INTEGRATION_TESTS += tests/integration/install.py tests/integration/manpages.py
 INTEGRATION_TESTS += tests/integration/bounce_filter.py tests/integration/bounce_corpus.py
 INTEGRATION_TESTS += tests/integration/metrics.py
 INTEGRATION_TESTS += tests/integration/keepalive_failures.py
+# the refused-bounce record and `backstop report` over the corpus (issue 15)
+INTEGRATION_TESTS += tests/integration/bounce_report.py
+# [backend] identity (issue 12): PROXY v2 to Postfix, none, required
+# xclient/xforward, transparent in three network namespaces
+INTEGRATION_TESTS += tests/integration/backend_identity.py
+# forged Received hops (issue 15): the published examples against test DNS
+INTEGRATION_TESTS += tests/integration/joejob.py
+# DNS block and allow lists (issue 12), against the test DNS server
+INTEGRATION_TESTS += tests/integration/dnsbl.py

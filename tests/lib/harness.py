@@ -633,7 +633,7 @@ def srcdir():
 # ---------------------------------------------------------------- Postfix
 
 MASTER_CF = """\
-{listen} inet n - n - - smtpd
+{listen} inet n - n - - smtpd{smtpd_opts}
 pickup unix n - n 60 1 pickup
 cleanup unix n - n - 0 cleanup
 qmgr unix n - n 300 1 qmgr
@@ -654,6 +654,10 @@ anvil unix - - n - 1 anvil
 scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
 """
+
+# PROXY protocol v2, LOCAL command (haproxy's proxy-protocol.txt 2.2): what
+# a health check sends to a port with smtpd_upstream_proxy_protocol = haproxy
+PROXY_V2_LOCAL = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00, 0x00, 0x00])
 
 MAIN_CF = """\
 compatibility_level = 3.6
@@ -739,13 +743,20 @@ class Postfix(LogFile):
     """A throwaway Postfix (test-peers.md 1) listening on 127.0.0.1:port,
     delivering test.example users to Maildirs."""
 
-    def __init__(self, root, users=USERS, extra_main=""):
+    def __init__(self, root, users=USERS, extra_main="", proxy_protocol=False, netns=None,
+                 host="127.0.0.1"):
+        """proxy_protocol: smtpd expects a PROXY header first
+        (smtpd_upstream_proxy_protocol = haproxy, dependencies-2.md 4).
+        netns: the name of a network namespace to run in, listening on
+        host there (an address of that namespace)."""
         self.T = root
         self.port = free_port()
-        self.host = "127.0.0.1"
-        self.address = "127.0.0.1:%d" % self.port
+        self.host = host
+        self.address = "%s:%d" % (host, self.port)
         self.users = users
         self.extra_main = extra_main
+        self.proxy_protocol = proxy_protocol
+        self.netns = netns
         self.running = False
 
     @property
@@ -761,7 +772,9 @@ class Postfix(LogFile):
         with open(os.path.join(T, "conf", "main.cf"), "w") as f:
             f.write(MAIN_CF.format(T=T) + self.extra_main)
         with open(os.path.join(T, "conf", "master.cf"), "w") as f:
-            f.write(MASTER_CF.format(listen="127.0.0.1:%d" % self.port))
+            f.write(MASTER_CF.format(
+                listen="%s:%d" % (self.host, self.port),
+                smtpd_opts=" -o smtpd_upstream_proxy_protocol=haproxy" if self.proxy_protocol else ""))
         with open(os.path.join(T, "conf", "vmailbox"), "w") as f:
             for u in self.users:
                 f.write("%s@%s %s/\n" % (u, DOMAIN, u))
@@ -770,7 +783,14 @@ class Postfix(LogFile):
         """Does this instance's smtpd answer with its 220? (A port that is
         open is not enough: another test's process may hold it.)"""
         try:
-            with SmtpClient(self.host, self.port, timeout) as c:
+            if self.netns:
+                sock = netns_socket(self.netns, self.host, self.port, timeout)
+            else:
+                sock = socket.create_connection((self.host, self.port), timeout)
+            with SmtpClient(sock=sock, timeout=timeout) as c:
+                if self.proxy_protocol:
+                    # a PROXY v2 LOCAL header: the probe is our own connection
+                    c.send(PROXY_V2_LOCAL)
                 return c.greeting(timeout).code == 220
         except (OSError, Closed):
             return False
@@ -778,10 +798,16 @@ class Postfix(LogFile):
     def start(self):
         for attempt in range(3):
             self._write()
-            r = subprocess.run(["postfix", "-c", os.path.join(self.T, "conf"), "start"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+            argv = ["postfix", "-c", os.path.join(self.T, "conf"), "start"]
+            if self.netns:
+                argv = ["ip", "netns", "exec", self.netns] + argv
+            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
             self.running = True
-            if r.returncode == 0 and wait_port(self.host, self.port, 10) and self._greets(30):
+            if self.netns:
+                up = r.returncode == 0 and poll(lambda: self._greets(2), 10)
+            else:
+                up = r.returncode == 0 and wait_port(self.host, self.port, 10) and self._greets(30)
+            if up:
                 break
             log("# postfix on port %d did not greet (attempt %d, rc %d): %s\n%s" % (
                 self.port, attempt + 1, r.returncode, r.stdout.decode(errors="replace"),
@@ -789,7 +815,7 @@ class Postfix(LogFile):
             subprocess.run(["postfix", "-c", os.path.join(self.T, "conf"), "stop"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
             self.port = free_port()
-            self.address = "127.0.0.1:%d" % self.port
+            self.address = "%s:%d" % (self.host, self.port)
         else:
             raise RuntimeError("postfix did not start and greet on three ports:\n%s" % self.log())
         # the probes above are logged as connects: note where the test's log begins
@@ -973,8 +999,11 @@ class Backstop(LogFile):
     stderr captured to a file. Defaults: listen on a free 127.0.0.1 port,
     short timeouts, log level debug to stderr."""
 
-    def __init__(self, test, root, sections, listen=None):
+    def __init__(self, test, root, sections, listen=None, netns=None):
+        """netns: the name of a network namespace to run backstop in (give
+        listen addresses of that namespace)."""
         self.test = test
+        self.netns = netns
         self.root = root
         self.bin = test.bin
         self.port = free_port()
@@ -1027,7 +1056,11 @@ class Backstop(LogFile):
 
     def start(self, timeout=10.0):
         self.logf = open(self.logfile, "ab")
-        self.proc = subprocess.Popen([self.bin, "-f", "-c", self.conf],
+        argv = [self.bin, "-f", "-c", self.conf]
+        if self.netns:
+            # ip netns exec execs the command: proc is backstop itself
+            argv = ["ip", "netns", "exec", self.netns] + argv
+        self.proc = subprocess.Popen(argv,
                                      stdout=self.logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         n = len(self.listen)
@@ -1154,6 +1187,33 @@ def _sh(*argv, check=True):
     return r.stdout.decode(errors="replace")
 
 
+def netns_socket(name, host, port, timeout=5.0):
+    """A TCP socket created inside network namespace name (ip netns),
+    connected to host:port (a socket stays in the namespace it was created
+    in). host is an IPv4 or a bare IPv6 address (no brackets)."""
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    target = os.open("/run/netns/%s" % name, os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
+        try:
+            s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                              socket.SOCK_STREAM)
+        finally:
+            if _libc.setns(own, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back")
+    finally:
+        os.close(own)
+        os.close(target)
+    s.settimeout(timeout)
+    try:
+        s.connect((host, port))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
 class Netns:
     """A client network namespace joined to the host by a veth pair.
     host_addr (host side, backstop listens there) and addr (the client)
@@ -1246,23 +1306,7 @@ class Netns:
         """A TCP socket created inside the namespace, connected to host:port
         (a socket stays in the namespace it was created in). host is an
         IPv4 or a bare IPv6 address (no brackets)."""
-        own = os.open("/proc/self/ns/net", os.O_RDONLY)
-        target = os.open("/run/netns/%s" % self.name, os.O_RDONLY)
-        try:
-            if _libc.setns(target, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-            try:
-                s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
-                                  socket.SOCK_STREAM)
-            finally:
-                if _libc.setns(own, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns back")
-        finally:
-            os.close(own)
-            os.close(target)
-        s.settimeout(timeout)
-        s.connect((host, port))
-        return s
+        return netns_socket(self.name, host, port, timeout)
 
     def client(self, host, port, timeout=5.0):
         return SmtpClient(sock=self.socket(host, port, timeout), timeout=timeout)

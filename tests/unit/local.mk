@@ -69,3 +69,19 @@ UNIT_TESTS += tests/unit/test_bounce_rules_scan
 tests_unit_test_bounce_rules_scan_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_outbound_sig
 tests_unit_test_outbound_sig_LDADD = $(UNIT_LDADD)
+# backstop report (issue 15): the log reader and tables; the URL hosts and
+# first external hop of a refused bounce's original
+UNIT_TESTS += tests/unit/test_report_reader tests/unit/test_bounce_record
+tests_unit_test_report_reader_LDADD = $(UNIT_LDADD)
+tests_unit_test_bounce_record_LDADD = $(UNIT_LDADD)
+
+# issue 12: the PROXY v2 header towards the backend ([backend] identity = proxy)
+UNIT_TESTS += tests/unit/test_proxy_out
+tests_unit_test_proxy_out_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_smtp_received
+tests_unit_test_smtp_received_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_joejob
+tests_unit_test_joejob_LDADD = $(UNIT_LDADD)
+# DNS lists (issue 12): postscreen's site syntax, query names, the answer cache
+UNIT_TESTS += tests/unit/test_dnsbl
+tests_unit_test_dnsbl_LDADD = $(UNIT_LDADD)

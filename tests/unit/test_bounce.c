@@ -669,7 +669,8 @@ static void test_hostile(void)
 	free(field);
 	free(body);
 
-	/* an original with 100 Received fields: 16 kept */
+	/* an original with 100 Received fields: 16 kept, the top 8 and the
+	 * bottom 8, in order (the bottom one is where it came from) */
 	char msg[16384];
 	size_t n = (size_t)snprintf(msg, sizeof msg,
 	    "From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail Returned to Sender\n"
@@ -682,7 +683,31 @@ static void test_hostile(void)
 	r = classify(msg, "");
 	IS(r, BOUNCE_DSN);
 	CHECK_INT(r.orig.nhops, BOUNCE_RECEIVED_MAX);
-	CHECK_STR(r.orig.hops[15].ip, "192.0.2.15");
+	CHECK_INT(r.orig.hops_seen, 100);
+	for (int i = 0; i < BOUNCE_RECEIVED_MAX; i++) {
+		char want[32];
+		int hop = i < BOUNCE_RECEIVED_TOP ? i : 100 - BOUNCE_RECEIVED_MAX + i;
+		snprintf(want, sizeof want, "192.0.2.%d", hop);
+		CHECK_STR(bounce_hop_at(&r.orig, (size_t)i)->ip, want);
+	}
+	/* 16 and 17 fields: the ring's edges */
+	for (int total = 16; total <= 17; total++) {
+		n = (size_t)snprintf(msg, sizeof msg,
+		    "From: MAILER-DAEMON@x.example\nSubject: Undelivered Mail Returned to Sender\n"
+		    "Content-Type: multipart/report; report-type=delivery-status; boundary=b\n\n"
+		    "--b\nContent-Type: message/rfc822\n\n");
+		for (int i = 0; i < total; i++)
+			n += (size_t)snprintf(msg + n, sizeof msg - n,
+			    "Received: from h%d.example ([192.0.2.%d]) by h%d.example\n", i, i, i + 1);
+		snprintf(msg + n, sizeof msg - n, "\nx\n--b--\n");
+		r = classify(msg, "");
+		char want[32];
+		snprintf(want, sizeof want, "192.0.2.%d", total - 1);
+		CHECK_STR(bounce_hop_at(&r.orig, BOUNCE_RECEIVED_MAX - 1)->ip, want);
+		snprintf(want, sizeof want, "192.0.2.%d", total - 8);
+		CHECK_STR(bounce_hop_at(&r.orig, BOUNCE_RECEIVED_TOP)->ip, want);
+		CHECK_STR(bounce_hop_at(&r.orig, BOUNCE_RECEIVED_TOP - 1)->ip, "192.0.2.7");
+	}
 }
 
 /* allocated - bytes in use on the heap (0 under ASan, whose allocator

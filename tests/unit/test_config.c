@@ -66,6 +66,27 @@ int main(void)
 		config_unref(c);
 	}
 
+	/* [backend] identity (issue 12): the mode, and the keys it conflicts with */
+	CHECK_INT(IDENTITY_AUTO, 0);
+	c = load("[backend]\naddress = 127.0.0.1:10026\nidentity = transparent\n", err, sizeof err);
+	CHECK(c != NULL);
+	if (c) {
+		CHECK_INT(c->backend.identity, IDENTITY_TRANSPARENT);
+		config_unref(c);
+	}
+	expect_error("[backend]\naddress = 127.0.0.1:10025\nidentity = sometimes\n", 3, "identity");
+	expect_error("[backend]\naddress = 127.0.0.1:10025\nidentity = xclient\nxclient = off\n", 0,
+	    "identity = xclient and xclient = off: identity replaces xclient");
+	expect_error("[backend]\naddress = 127.0.0.1:10026\nidentity = proxy\n[outbound]\n"
+	    "listen = 127.0.0.1:10027\n[batv]\nkeys_file = /k\n", 0,
+	    "[backend] identity = proxy: [outbound] relay is [backend] address 127.0.0.1:10026");
+	c = load("[backend]\naddress = 127.0.0.1:10026\nidentity = proxy\n[outbound]\n"
+	    "listen = 127.0.0.1:10027\nrelay = 127.0.0.1:10025\n[batv]\nkeys_file = /k\n", err, sizeof err);
+	CHECK(c != NULL);
+	if (c == NULL)
+		fprintf(stderr, "  got: %s\n", err);
+	config_unref(c);
+
 	/* typed values, lists extended by repetition, comments */
 	c = load("; comment\n[server]\nlisten = 127.0.0.1:25 [::1]:25\nlisten = 0.0.0.0:2525\n"
 	    "greet_pause = 1500ms\n[backend]\naddress = [::1]:25\nxclient = OFF\n"

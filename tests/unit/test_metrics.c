@@ -100,6 +100,9 @@ int main(void)
 	CHECK_INT(metrics_check_of_filter("batv"), METRICS_CHECK_BATV);
 	CHECK_INT(metrics_check_of_filter("helo"), METRICS_CHECK_HELO);
 	CHECK_INT(metrics_check_of_filter("dmarc"), METRICS_CHECK_DMARC);
+	CHECK_INT(metrics_check_of_filter("dnsbl"), METRICS_CHECK_DNSBL);
+	CHECK_INT(metrics_check_of_filter("bounce"), METRICS_CHECK_BOUNCE);
+	CHECK_INT(metrics_check_of_filter("joejob"), METRICS_CHECK_JOEJOB);
 	CHECK_INT(metrics_check_of_filter("newcheck"), METRICS_CHECK_OTHER);
 	CHECK_INT(metrics_check_of_filter(NULL), METRICS_CHECK_OTHER);
 	CHECK_INT(metrics_tls_version_of("TLSv1.3"), METRICS_TLS_1_3);

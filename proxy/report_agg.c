@@ -1,0 +1,233 @@
+/*
+ * report_agg - see report_agg.h. Open addressing with linear probing over
+ * fixed tables: no rehash, no growth.
+ */
+#define _DEFAULT_SOURCE
+#include "proxy/report_agg.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RUNS_CAP 16384
+#define ZOMBIES_CAP 32768
+#define SERVERS_CAP 8192
+#define HOURS_CAP 16384
+
+static unsigned long long fnv(unsigned long long seed, const char *a, const char *b)
+{
+	unsigned long long h = 1469598103934665603ULL ^ seed;
+	for (const unsigned char *p = (const unsigned char *)a; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	h = (h ^ 0x1f) * 1099511628211ULL;   /* the key/extra separator */
+	for (const unsigned char *p = (const unsigned char *)b; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return h ^ (h >> 29);
+}
+
+static int table_init(struct report_table *t, const char *name, size_t cap)
+{
+	t->name = name;
+	t->cap = cap;
+	t->e = calloc(cap, sizeof *t->e);
+	return t->e != NULL ? 0 : -1;
+}
+
+/* count - one record for key/extra in t at time ts */
+static void count(struct report_agg *a, struct report_table *t, const char *key, const char *extra,
+    long long ts)
+{
+	unsigned long long h = fnv(a->seed, key, extra);
+	size_t i = (size_t)(h % t->cap);
+	struct report_entry *e;
+
+	for (;;) {
+		e = &t->e[i];
+		if (!e->used)
+			break;
+		if (e->hash == h && strcmp(e->key, key) == 0 && strcmp(e->extra, extra) == 0)
+			goto found;
+		i = (i + 1) % t->cap;
+	}
+	if (t->used >= t->cap / 4 * 3) {
+		t->untracked++;
+		return;
+	}
+	e->used = 1;
+	e->hash = h;
+	e->first = e->last = -1;
+	/* the reader's fields fit (report_reader.h sizes); cut safely anyway */
+	strncpy(e->key, key, sizeof e->key - 1);
+	strncpy(e->extra, extra, sizeof e->extra - 1);
+	t->used++;
+found:
+	e->count++;
+	if (ts >= 0) {
+		if (e->first < 0 || ts < e->first)
+			e->first = ts;
+		if (ts > e->last)
+			e->last = ts;
+	}
+}
+
+static void count_hour(struct report_agg *a, long long ts)
+{
+	long long hour = ts / 3600;
+	size_t i = (size_t)(((unsigned long long)hour * 0x9e3779b97f4a7c15ULL ^ a->seed) % a->hours_cap);
+
+	for (;;) {
+		struct report_hour *h = &a->hours[i];
+		if (h->used && h->hour == hour) {
+			h->count++;
+			return;
+		}
+		if (!h->used)
+			break;
+		i = (i + 1) % a->hours_cap;
+	}
+	if (a->hours_used >= a->hours_cap / 4 * 3) {
+		a->hours_untracked++;
+		return;
+	}
+	a->hours[i].used = 1;
+	a->hours[i].hour = hour;
+	a->hours[i].count = 1;
+	a->hours_used++;
+}
+
+/* run_subject - the subject with blanks collapsed and trimmed: the same
+ * run folded or re-encoded differently is one run */
+static void run_subject(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+	bool blank = false;
+
+	for (; *s && n + 1 < cap; s++) {
+		if (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') {
+			blank = n > 0;
+			continue;
+		}
+		if (blank && n + 2 < cap)
+			out[n++] = ' ';
+		blank = false;
+		out[n++] = *s;
+	}
+	out[n] = '\0';
+}
+
+struct report_agg *report_agg_new(void)
+{
+	struct report_agg *a = calloc(1, sizeof *a);
+
+	if (a == NULL)
+		return NULL;
+	if (getrandom(&a->seed, sizeof a->seed, GRND_NONBLOCK) != (ssize_t)sizeof a->seed)
+		a->seed = (unsigned long long)time(NULL) * 2654435761ULL ^ (unsigned long long)getpid();
+	a->first = a->last = -1;
+	a->hours_cap = HOURS_CAP;
+	a->hours = calloc(a->hours_cap, sizeof *a->hours);
+	if (a->hours == NULL || table_init(&a->runs, "runs", RUNS_CAP) < 0 ||
+	    table_init(&a->zombies, "zombies", ZOMBIES_CAP) < 0 ||
+	    table_init(&a->servers, "servers", SERVERS_CAP) < 0) {
+		report_agg_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void report_agg_add(struct report_agg *a, const struct report_event *ev)
+{
+	char subject[REPORT_KEY_MAX];
+
+	a->records++;
+	if (ev->ts < 0) {
+		a->no_time++;
+	} else {
+		if (a->first < 0 || ev->ts < a->first)
+			a->first = ev->ts;
+		if (ev->ts > a->last)
+			a->last = ev->ts;
+		count_hour(a, ev->ts);
+	}
+	run_subject(ev->subject, subject, sizeof subject);
+	count(a, &a->runs, subject, ev->nurl_hosts > 0 ? ev->url_hosts[0] : "", ev->ts);
+	if (ev->orig_client_ip[0]) {
+		/* an address, written canonically (one zombie, one row), or not counted */
+		unsigned char bin[16];
+		char canon[INET6_ADDRSTRLEN];
+		if (inet_pton(AF_INET, ev->orig_client_ip, bin) == 1)
+			inet_ntop(AF_INET, bin, canon, sizeof canon);
+		else if (inet_pton(AF_INET6, ev->orig_client_ip, bin) == 1)
+			inet_ntop(AF_INET6, bin, canon, sizeof canon);
+		else
+			canon[0] = '\0';
+		if (canon[0])
+			count(a, &a->zombies, canon, "", ev->ts);
+		else
+			a->bad_addresses++;
+	}
+	count(a, &a->servers, ev->server_ip[0] ? ev->server_ip : "?", ev->server_name, ev->ts);
+}
+
+void report_agg_free(struct report_agg *a)
+{
+	if (a == NULL)
+		return;
+	free(a->runs.e);
+	free(a->zombies.e);
+	free(a->servers.e);
+	free(a->hours);
+	free(a);
+}
+
+static int by_count(const void *x, const void *y)
+{
+	const struct report_entry *a = *(const struct report_entry *const *)x;
+	const struct report_entry *b = *(const struct report_entry *const *)y;
+	int c;
+
+	if (a->count != b->count)
+		return a->count > b->count ? -1 : 1;
+	if ((c = strcmp(a->key, b->key)) != 0)
+		return c;
+	return strcmp(a->extra, b->extra);
+}
+
+struct report_entry **report_sorted(const struct report_table *t, size_t *n)
+{
+	struct report_entry **v = malloc((t->used + 1) * sizeof *v);
+	size_t k = 0;
+
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->e[i].used)
+			v[k++] = &t->e[i];
+	qsort(v, k, sizeof *v, by_count);
+	*n = k;
+	return v;
+}
+
+static int by_hour(const void *x, const void *y)
+{
+	const struct report_hour *a = x, *b = y;
+	return a->hour < b->hour ? -1 : a->hour > b->hour;
+}
+
+struct report_hour *report_hours_sorted(const struct report_agg *a, size_t *n)
+{
+	struct report_hour *v = malloc((a->hours_used + 1) * sizeof *v);
+	size_t k = 0;
+
+	if (v == NULL)
+		return NULL;
+	for (size_t i = 0; i < a->hours_cap; i++)
+		if (a->hours[i].used)
+			v[k++] = a->hours[i];
+	qsort(v, k, sizeof *v, by_hour);
+	*n = k;
+	return v;
+}
