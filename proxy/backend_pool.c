@@ -22,7 +22,7 @@ struct pool_entry {
 	bool outbound;
 	bool reidentifies;          /* XCLIENT: any client may take it */
 	bool txn_left;              /* the backend may hold a transaction: RSET first */
-	char identity[64];
+	char identity[BACKEND_POOL_KEY_MAX];
 	struct pool_entry *prev, *next;
 };
 

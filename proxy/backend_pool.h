@@ -25,6 +25,9 @@ struct backend;
 struct config;
 struct pool_entry;
 
+/* room for an identity key: a client address and a listener address */
+#define BACKEND_POOL_KEY_MAX 160
+
 struct backend_pool {
 	struct config *cfg;         /* connections of this config only; NULL: closed */
 	struct pool_entry *head, *tail; /* oldest first */

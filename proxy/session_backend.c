@@ -114,28 +114,32 @@ static void backend_params_of(const struct session *s, struct backend_params *p)
 		p->local_addr.ss_family = AF_UNSPEC;   /* [backend] identity = proxy refuses it */
 }
 
-/* pool_identity - what a connection without XCLIENT carries of its client:
- * who may reuse it */
-static const char *pool_identity(const struct session *s)
+/* pool_identity - what a connection without XCLIENT carries of its client,
+ * so who may reuse it: the client's address, and the listener it came to
+ * (a PROXY header names it too) */
+static const char *pool_identity(const struct session *s, char *key, size_t cap)
 {
-	return s->ip;
+	snprintf(key, cap, "%s %s", s->ip, s->listener != NULL ? s->listener->addr : "");
+	return key;
 }
 
 /* pool_identity_fixed - does the connection itself carry its client's
- * identity (beyond what XCLIENT can re-say)? Not yet: backstop connects
- * from its own address. A PROXY header or a transparent source address
- * would: then only a client of the same pool_identity may reuse it. */
+ * identity, which no command can change? [backend] identity = proxy (the
+ * PROXY header went first) and transparent (the client's own source
+ * address): then only a client of the same pool_identity may reuse it. */
 static bool pool_identity_fixed(const struct session *s)
 {
-	(void)s;
-	return false;
+	return !s->outbound && (s->cfg->backend.identity == IDENTITY_PROXY ||
+	    s->cfg->backend.identity == IDENTITY_TRANSPARENT);
 }
 
 bool session_backend_pool_put(struct session *s)
 {
+	char key[BACKEND_POOL_KEY_MAX];
+
 	if (s->be == NULL || s->be_pooled || s->be_then != NULL || server_draining())
 		return false;
-	if (!backend_pool_put(s->backend_pool, s->be, s->cfg, s->outbound, pool_identity(s),
+	if (!backend_pool_put(s->backend_pool, s->be, s->cfg, s->outbound, pool_identity(s, key, sizeof key),
 	    pool_identity_fixed(s), s->be_rset_pending))
 		return false;
 	log_debug("%s: backend connection kept for the next client", s->sid);
@@ -146,6 +150,7 @@ int session_backend_open(struct session *s, session_backend_then then)
 {
 	struct backend_params p;
 	struct backend *pooled;
+	char key[BACKEND_POOL_KEY_MAX];
 	bool txn_left = false;
 	int rc;
 
@@ -155,7 +160,7 @@ int session_backend_open(struct session *s, session_backend_then then)
 	s->be_then = then;
 	s->be_rset_pending = false;   /* a new connection holds no transaction */
 	s->open_handles++;            /* until on_backend_released */
-	pooled = backend_pool_take(s->backend_pool, s->cfg, s->outbound, pool_identity(s), &txn_left);
+	pooled = backend_pool_take(s->backend_pool, s->cfg, s->outbound, pool_identity(s, key, sizeof key), &txn_left);
 	if (pooled != NULL) {
 		log_debug("%s: reusing a kept backend connection", s->sid);
 		s->metrics->backend_pool_reuses++;

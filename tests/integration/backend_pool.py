@@ -264,6 +264,34 @@ with t.case("a reload empties the pool"):
             pf.wait_log(r"disconnect from \S*\[127\.0\.0\.60\].*quit=1", 4), pf.log(True)[-2000:])
     bs.stop()
 
+with t.case("identity = proxy: a kept connection serves only a client of the same address"):
+    # the PROXY header went first and names its client for the connection's
+    # life: XCLIENT or not, another client must not inherit it
+    pfp = t.postfix(proxy_protocol=True)
+    bs = t.backstop({"backend": {"address": pfp.address, "identity": "proxy", "pool_size": "4"}})
+    bs.wait_backend_known()
+    pfp.wait_log(r"disconnect from", 5)
+    pfp.mark()
+    bs.mark()
+    for n in (80, 81, 80):
+        r = send_one(bs, n)
+        t.check("client %d: accepted" % n, r is not None and r.code == 250, r)
+    msgs = pfp.wait_for_mail(3)
+    log_text = pfp.log(True)
+    t.check("Postfix: one connection from 127.0.0.80 (reused by its second session), one from .81",
+            len(re.findall(CONNECT + r"\S*\[127\.0\.0\.80\]", log_text)) == 1 and
+            len(re.findall(CONNECT + r"\S*\[127\.0\.0\.81\]", log_text)) == 1 and
+            pfp.count_log(CONNECT) == 2, log_text[-3000:])
+    t.check("backstop reused once (client 80's second session), with RSET, no XCLIENT",
+            bs.count_log(r"reusing a kept backend connection") == 1 and
+            not re.search(r"backend <- XCLIENT", bs.log(True)), bs.log(True)[-3000:])
+    # (the HELO Postfix records is backstop's own: PROXY carries no name)
+    seen = attribution(msgs)
+    t.check("every message attributed to its own client's address",
+            sorted(n for n, _, top in seen if "[%s]" % client_addr(n) in top) == [80, 80, 81], seen)
+    bs.stop()
+    pfp.stop()
+
 with t.case("pool_size = 0: one backend connection per client, as before"):
     pf.clear_mail()
     bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "0"}})
