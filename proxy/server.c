@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "filters/ratelimit.h"
 #include "proxy/backend.h"
 #include "proxy/dns.h"
 #include "proxy/log.h"
@@ -52,6 +53,12 @@ static struct backend_known backend_known;
 #define BACKEND_REPROBE_MS 10000
 static uv_timer_t reprobe_timer;
 static unsigned probes_inflight;
+/* the rate limits' counters ([limits] *_rate_*): the table is the
+ * process's (shared by loops, locked), the state with the Redis
+ * connection is the loop's; sessions' checks reach it through the filter
+ * environment (server_ratelimit) */
+static struct ratelimit_table *ratelimit_table;
+static struct ratelimit *ratelimit;
 
 struct config *server_config(void)
 {
@@ -76,6 +83,11 @@ struct metrics *server_metrics(void)
 struct backend_known *server_backend_known(void)
 {
 	return &backend_known;
+}
+
+struct ratelimit *server_ratelimit(void)
+{
+	return ratelimit;
 }
 
 /* metrics_gauges - what a scrape reads besides the counters; /health is
@@ -272,6 +284,7 @@ void server_stop(void)
 	/* open until here: /health says 503 while the sessions drain */
 	metrics_http_stop(metrics_http);
 	metrics_http = NULL;
+	ratelimit_stop(ratelimit);
 	(void)close_walk;
 }
 
@@ -330,6 +343,8 @@ static void restart_needed(const struct config *next)
 	if (!str_list_equal(next->server.user, bound->server.user) ||
 	    !str_list_equal(next->server.group, bound->server.group))
 		log_warn("reload: [server] user or group changed; it takes effect at the next restart");
+	if (next->limits.rate_table_size != bound->limits.rate_table_size)
+		log_warn("reload: [limits] rate_table_size changed; it takes effect at the next restart");
 }
 
 void server_reload(void)
@@ -370,6 +385,7 @@ void server_reload(void)
 	config_unref(current);
 	current = next;
 	spool_set_limit(current->spool.max_size);   /* [limits] spool_max, reloaded */
+	ratelimit_configure(ratelimit, current);     /* [limits] store, reloaded */
 	if (current_tls)
 		tls_server_unref(current_tls);
 	current_tls = tls;
@@ -412,6 +428,11 @@ int server_listen(struct config *cfg)
 	uv_signal_start(&sig_term, on_sigterm, SIGTERM);
 	uv_signal_start(&sig_int, on_sigterm, SIGINT);
 	uv_signal_start(&sig_hup, on_sighup, SIGHUP);
+	ratelimit_table = ratelimit_table_new(cfg->limits.rate_table_size);
+	if (ratelimit_table == NULL || (ratelimit = ratelimit_new(loop, ratelimit_table)) == NULL) {
+		log_error("out of memory for [limits] rate_table_size = %lu entries", cfg->limits.rate_table_size);
+		return -1;
+	}
 	current_tls = tls_server_new(cfg, err, sizeof err);
 	if (current_tls == NULL && err[0]) {
 		log_error("TLS: %s", err);
@@ -438,6 +459,8 @@ void server_run(bool daemon_mode)
 {
 	detached = daemon_mode;
 	backend_probe_start(false);
+	/* after daemon(): the Redis connection is the running process's */
+	ratelimit_configure(ratelimit, current);
 	/* only /health needs to know without traffic */
 	if (metrics_http != NULL)
 		uv_timer_start(&reprobe_timer, on_reprobe_timer, BACKEND_REPROBE_MS, BACKEND_REPROBE_MS);
@@ -449,4 +472,9 @@ void server_release(void)
 	bound = NULL;
 	config_unref(current);
 	current = NULL;
+	/* after the loop's last run: its handles are closed */
+	ratelimit_free(ratelimit);
+	ratelimit = NULL;
+	ratelimit_table_free(ratelimit_table);
+	ratelimit_table = NULL;
 }

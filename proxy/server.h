@@ -49,6 +49,9 @@ struct metrics *server_metrics(void);
  * outbound relay offer (proxy/backend.h); sessions keep the pointer
  * (session->backend_known) and hand it to their backend connections. */
 struct backend_known *server_backend_known(void);
+/* server_ratelimit - the loop's rate-limit state (filters/ratelimit.h);
+ * the filter environment carries it to the limits check */
+struct ratelimit *server_ratelimit(void);
 
 
 #endif

@@ -11,6 +11,8 @@ pkgs=(build-essential autoconf automake libtool pkg-config
       chromium)
 # backend_identity.py: the transparent mode's policy routing (nft)
 pkgs+=(nftables)
+# [limits] store = redis:// (hiredis), rate_limits_redis.py (a real Redis)
+pkgs+=(libhiredis-dev redis-server)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

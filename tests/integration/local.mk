@@ -80,3 +80,4 @@ INTEGRATION_TESTS += tests/integration/backend_identity.py
 INTEGRATION_TESTS += tests/integration/joejob.py
 # DNS block and allow lists (issue 12), against the test DNS server
 INTEGRATION_TESTS += tests/integration/dnsbl.py
+INTEGRATION_TESTS += tests/integration/rate_limits.py tests/integration/rate_limits_redis.py
