@@ -6,6 +6,8 @@ FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag config
 FUZZ_TARGETS += proxy_out
 # DNS lists (issue 12): postscreen's site syntax and the answer cache
 FUZZ_TARGETS += dnsbl_sites
+# [limits] store = redis://... (issue 12)
+FUZZ_TARGETS += config_redis_url
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
 	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
@@ -106,7 +108,7 @@ FUZZ_ALL_OBJS += tests/fuzz/obj/smtpmime_proxy_out.o
 FUZZ_PROXY_CFLAGS = $(FUZZ_CFLAGS) -DSYSCONFDIR='"$(sysconfdir)"' $(LIBUV_CFLAGS) \
 	$(INIH_CFLAGS) $(OPENDKIM_CFLAGS) $(PSL_CFLAGS)
 FUZZ_PROXY_LIBS = $(LIBUV_LIBS) $(OPENSSL_LIBS) $(INIH_LIBS) $(OPENDKIM_LIBS) \
-	$(SPF2_LIBS) $(UNBOUND_LIBS) $(PSL_LIBS) -lpthread -lm
+	$(SPF2_LIBS) $(UNBOUND_LIBS) $(PSL_LIBS) $(HIREDIS_LIBS) -lpthread -lm
 
 fuzz: $(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%)
 

@@ -85,3 +85,5 @@ tests_unit_test_joejob_LDADD = $(UNIT_LDADD)
 # DNS lists (issue 12): postscreen's site syntax, query names, the answer cache
 UNIT_TESTS += tests/unit/test_dnsbl
 tests_unit_test_dnsbl_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_ratelimit
+tests_unit_test_ratelimit_LDADD = $(UNIT_LDADD)
