@@ -58,7 +58,8 @@ enum metrics_check metrics_check_of_reply(int code, const char *esc)
 
 enum metrics_check metrics_check_of_filter(const char *name)
 {
-	for (int c = METRICS_CHECK_SPF; c <= METRICS_CHECK_JOEJOB; c++)
+	/* the rate limits' filter is named "limits": its refusals count there */
+	for (int c = METRICS_CHECK_SPF; c <= METRICS_CHECK_LIMITS; c++)
 		if (name != NULL && strcmp(name, check_names[c]) == 0)
 			return (enum metrics_check)c;
 	return METRICS_CHECK_OTHER;

@@ -7,7 +7,9 @@ RCPT) naming the limit, and logs limit, key, count and window; two
 addresses of one /24 (127.0.0.1 and 127.0.0.2, both on loopback: no netns
 needed) add up in the per-network counters while an address of another
 /24 does not; counters start over after rate_window."""
+import re
 import time
+import urllib.request
 from harness import *
 
 t = Test("rate_limits", need=("smtp-sink",))
@@ -15,10 +17,19 @@ sink = t.sink()
 WINDOW = 3  # seconds: short, so the expiry case is quick
 
 
-def start(limits):
+def start(limits, extra=None):
     lim = {"rate_window": "%ds" % WINDOW, "max_connections_per_ip": "100"}
     lim.update(limits)
-    return t.backstop({"backend": {"address": sink.address}, "limits": lim})
+    sections = {"backend": {"address": sink.address}, "limits": lim}
+    sections.update(extra or {})
+    return t.backstop(sections)
+
+
+def limits_refusals(port):
+    """backstop_refusals_total{check="limits",class="4xx"} from /metrics"""
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=3).read().decode()
+    m = re.search(r'^backstop_refusals_total\{check="limits",class="4xx"\} (\S+)$', body, re.M)
+    return float(m.group(1)) if m else None
 
 
 def connect(bs, source):
@@ -82,7 +93,8 @@ with t.case("conn_rate_per_net = 3: two addresses of one /24 add up, another /24
     bs.stop()
 
 with t.case("msg_rate_per_ip = 2: the 3rd MAIL gets 451 4.7.1"):
-    bs = start({"msg_rate_per_ip": "2"})
+    mport = free_port()
+    bs = start({"msg_rate_per_ip": "2"}, {"metrics": {"listen": "127.0.0.1:%d" % mport}})
     c = session(bs, "127.0.0.1")
     for i in range(2):
         t.check_reply("MAIL %d" % (i + 1), c.cmd("MAIL FROM:<a@example.org>"), 250)
@@ -91,6 +103,8 @@ with t.case("msg_rate_per_ip = 2: the 3rd MAIL gets 451 4.7.1"):
     t.check("3rd MAIL: 451 4.7.1 naming msg_rate_per_ip, try again later",
             refused(r, 451, "4.7.1", "msg_rate_per_ip") and "try again later" in r.text, r)
     t.check_reply("session goes on", c.cmd("NOOP"), 250)
+    n = limits_refusals(mport)
+    t.check("counted as a refusal of the limits check (metrics: %s)" % n, n == 1)
     c2 = session(bs, "127.0.0.3")
     t.check_reply("another address: MAIL accepted", c2.cmd("MAIL FROM:<a@example.org>"), 250)
     t.check("log", bs.wait_log(r"rate limit msg_rate_per_ip exceeded: 127\.0\.0\.1, 3 messages", 2),
