@@ -193,6 +193,29 @@ with t.case("Redis restarted: backstop reconnects and shares counts again"):
     t.check("from shared counters", bs2.wait_log(r"127\.0\.0\.15, 4 messages .*shared counters", 2),
             bs2.log()[-1500:])
 
+with t.case("SIGHUP: store = memory -> redis:// connects, -> memory again drops the connection"):
+    bs3 = start({"msg_rate_per_ip": "3", "store": "memory"})
+    c = session(bs3, "127.0.0.17")
+    t.check_reply("MAIL (memory)", c.cmd("MAIL FROM:<a@example.org>"), 250)
+    c.cmd("QUIT")
+    t.check("not in Redis", redis_cmd("EXISTS", "backstop:rl:60000:msg:ip:127.0.0.17") == ":0")
+    bs3.sections["limits"]["store"] = "redis://127.0.0.1:%d" % rport
+    bs3.write_config()
+    bs3.signal(signal.SIGHUP)
+    t.check("reloaded and connected", bs3.wait_log(r"limits: redis \S+ connected", 5), bs3.log()[-1500:])
+    c = session(bs3, "127.0.0.17")
+    t.check_reply("MAIL (redis)", c.cmd("MAIL FROM:<a@example.org>"), 250)
+    c.cmd("QUIT")
+    t.check("counted in Redis", redis_cmd("EXISTS", "backstop:rl:60000:msg:ip:127.0.0.17") == ":1")
+    clients = lambda: redis_cmd("CLIENT", "LIST") or ""
+    before = clients().count("cmd=")
+    bs3.sections["limits"]["store"] = "memory"
+    bs3.write_config()
+    bs3.signal(signal.SIGHUP)
+    t.check("back to memory: the connection is closed",
+            poll(lambda: clients().count("cmd=") == before - 1, 5, 0.1), clients())
+    bs3.stop()
+
 bs1.stop()
 bs2.stop()
 t.done()
