@@ -102,6 +102,7 @@ static const struct cfg_key cfg_keys[] = {
 
 	{"limits", "max_connections", CFG_UINT, "1000", O(limits.max_connections), 1, 1000000, NULL},
 	{"limits", "max_connections_per_ip", CFG_UINT, "20", O(limits.max_connections_per_ip), 1, 1000000, NULL},
+	{"limits", "max_connections_per_net", CFG_UINT, "0", O(limits.max_connections_per_net), 0, 1000000, NULL},
 	{"limits", "max_recipients", CFG_UINT, "100", O(limits.max_recipients), 1, 100000, NULL},
 	{"limits", "max_message_size", CFG_SIZE, "25m", O(limits.max_message_size), 1024, 1ULL << 40, NULL},
 	{"limits", "max_errors", CFG_UINT, "10", O(limits.max_errors), 1, 1000, NULL},

@@ -93,6 +93,7 @@ struct config {
 	struct {
 		unsigned long max_connections;
 		unsigned long max_connections_per_ip;
+		unsigned long max_connections_per_net; /* 0 = no limit */
 		unsigned long max_recipients;
 		uint64_t max_message_size;
 		unsigned long max_errors;

@@ -23,6 +23,7 @@ static const char *const check_names[METRICS_CHECK_COUNT] = {
 };
 static const char *const refused_names[METRICS_REFUSED_COUNT] = {
 	"max_connections", "max_connections_per_ip", "pregreet", "connect_check",
+	"max_connections_per_net",
 };
 static const char *const tls_names[METRICS_TLS_COUNT] = {
 	"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", "unknown",

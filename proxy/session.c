@@ -154,6 +154,21 @@ static void peer_describe(struct session *s)
 		ipkey_mask(s->ipkey + 1, 16, (unsigned)s->cfg->limits.ipv6_prefix);
 		s->ipkey[17] = (char)s->cfg->limits.ipv6_prefix;
 	}
+	/* [limits] max_connections_per_net: the same from the address, per
+	 * net_ipv4_prefix / net_ipv6_prefix bits, its family byte marked so
+	 * that it never meets a per-IP key of the same network */
+	memset(s->netkey, 0, sizeof s->netkey);
+	if (ss->ss_family == AF_INET) {
+		s->netkey[0] = 4 | 0x40;
+		memcpy(s->netkey + 1, &((struct sockaddr_in *)ss)->sin_addr, 4);
+		ipkey_mask(s->netkey + 1, 4, (unsigned)s->cfg->limits.net_ipv4_prefix);
+		s->netkey[17] = (char)s->cfg->limits.net_ipv4_prefix;
+	} else {
+		s->netkey[0] = 6 | 0x40;
+		memcpy(s->netkey + 1, &((struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		ipkey_mask(s->netkey + 1, 16, (unsigned)s->cfg->limits.net_ipv6_prefix);
+		s->netkey[17] = (char)s->cfg->limits.net_ipv6_prefix;
+	}
 }
 
 static void connect_filtered(struct session *s, const struct filter_verdict *v)
@@ -253,6 +268,7 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		tls_server_ref(s->tls_server);
 	registry_add(s);
 	ipcount_add(s->ipkey, +1);
+	ipcount_add(s->netkey, +1);
 	s->metrics->connections++;
 	log_info("%s: connect from [%s]:%u to %s%s", s->sid, s->ip, s->port, l->addr,
 	    s->outbound ? " (outbound)" : "");
@@ -276,6 +292,18 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		session_reply(s, 421, "4.7.0", "%s Too many connections from your address, try again later",
 		    s->cfg->server.hostname);
 		session_close(s, "max_connections_per_ip");
+		return;
+	}
+	if (s->cfg->limits.max_connections_per_net > 0 &&
+	    ipcount_add(s->netkey, 0) > s->cfg->limits.max_connections_per_net) {
+		log_warn("%s: refused [%s]:%u: too many connections from this network (max_connections_per_net = %lu, "
+		    "counted per /%u)", s->sid, s->ip, s->port, s->cfg->limits.max_connections_per_net,
+		    (unsigned char)s->netkey[17]);
+		s->metrics->refused[METRICS_REFUSED_MAX_CONNECTIONS_PER_NET]++;
+		s->reply_check = METRICS_CHECK_LIMITS;
+		session_reply(s, 421, "4.7.0", "%s Too many connections from your network (max_connections_per_net), "
+		    "try again later", s->cfg->server.hostname);
+		session_close(s, "max_connections_per_net");
 		return;
 	}
 	session_rdns_start(s);
@@ -719,6 +747,7 @@ void session_close(struct session *s, const char *why)
 	filters_session_end(s);
 	registry_del(s);
 	ipcount_add(s->ipkey, -1);
+	ipcount_add(s->netkey, -1);
 	if (s->be) {
 		if (s->txn.active || s->state == SMTP_STATE_DATA)
 			backend_abort(s->be);

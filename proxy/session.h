@@ -138,6 +138,7 @@ struct session {
 	char ip[INET6_ADDRSTRLEN];
 	unsigned port;
 	char ipkey[20];             /* family, network bytes, prefix: per-IP counting */
+	char netkey[20];            /* the same per network (max_connections_per_net) */
 	char client_name[256];      /* forward-confirmed, or "unknown" */
 	enum session_rdns rdns;
 	bool rdns_temporary;        /* the lookup failed temporarily */

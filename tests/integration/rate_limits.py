@@ -92,6 +92,27 @@ with t.case("conn_rate_per_net = 3: two addresses of one /24 add up, another /24
             bs.log()[-1500:])
     bs.stop()
 
+with t.case("max_connections_per_net = 2: connections at once from one /24"):
+    bs = start({"max_connections_per_net": "2"})
+    held = []
+    for src in ("127.0.0.1", "127.0.0.2"):
+        r, c = connect(bs, src)
+        t.check("%s greeted" % src, isinstance(r, Reply) and r.code == 220, r)
+        held.append(c)
+    r, c = connect(bs, "127.0.0.3")
+    t.check("3rd at once from the /24: 421 4.7.0 naming max_connections_per_net",
+            refused(r, 421, "4.7.0", "max_connections_per_net"), r)
+    r, c = connect(bs, "127.0.1.1")
+    t.check("another /24 still greeted", isinstance(r, Reply) and r.code == 220, r)
+    held[0].cmd("QUIT")
+    held[0].closed_within(2)
+    t.check("after one QUIT, the /24 gets in again",
+            poll(lambda: (lambda rc: isinstance(rc[0], Reply) and rc[0].code == 220 and
+                          (rc[1].cmd("QUIT") or True))(connect(bs, "127.0.0.3")), 2, 0.2))
+    t.check("logged", bs.wait_log(r"too many connections from this network \(max_connections_per_net = 2, "
+                                  r"counted per /24\)", 2), bs.log()[-1500:])
+    bs.stop()
+
 with t.case("msg_rate_per_ip = 2: the 3rd MAIL gets 451 4.7.1"):
     mport = free_port()
     bs = start({"msg_rate_per_ip": "2"}, {"metrics": {"listen": "127.0.0.1:%d" % mport}})
