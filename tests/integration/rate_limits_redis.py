@@ -193,6 +193,15 @@ with t.case("Redis restarted: backstop reconnects and shares counts again"):
     t.check("from shared counters", bs2.wait_log(r"127\.0\.0\.15, 4 messages .*shared counters", 2),
             bs2.log()[-1500:])
 
+with t.case("pipelined: MAIL/RSET x4 in one write, answered in order from Redis"):
+    c = session(bs1, "127.0.0.18")
+    c.send(b"MAIL FROM:<a@example.org>\r\nRSET\r\n" * 4)
+    rs = c.replies(8, 5)
+    t.check("250 x6, then 451 4.7.1 for the 4th MAIL, then 250 for RSET",
+            [r.code for r in rs] == [250] * 6 + [451, 250] and "msg_rate_per_ip" in rs[6].text, rs)
+    t.check("counted in Redis: 4", redis_cmd("GET", "backstop:rl:60000:msg:ip:127.0.0.18") == "$1 4",
+            redis_cmd("GET", "backstop:rl:60000:msg:ip:127.0.0.18"))
+
 with t.case("SIGHUP: store = memory -> redis:// connects, -> memory again drops the connection"):
     bs3 = start({"msg_rate_per_ip": "3", "store": "memory"})
     c = session(bs3, "127.0.0.17")
