@@ -80,3 +80,5 @@ INTEGRATION_TESTS += tests/integration/backend_identity.py
 INTEGRATION_TESTS += tests/integration/joejob.py
 # DNS block and allow lists (issue 12), against the test DNS server
 INTEGRATION_TESTS += tests/integration/dnsbl.py
+# issue 12: PROXY protocol in (behind a real HAProxy), non-SMTP commands
+INTEGRATION_TESTS += tests/integration/proxy_protocol.py
