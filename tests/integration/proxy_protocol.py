@@ -363,6 +363,13 @@ with t.case("non-SMTP: a TLS ClientHello in plaintext"):
     t.check("ClientHello: logged", bs.wait_log(r"NON-SMTP COMMAND \(TLS handshake\) from "
                                                r"\[192\.0\.2\.82\]:40082 after CONNECTED"), bs.log(True))
 
+with t.case("proxy_protocol = on without proxy_trusted is refused with what to fix"):
+    bad = t.backstop({"backend": {"address": pf.address}, "server": {"proxy_protocol": "on"}},
+                     start=False)
+    rc, out = bad.check_config()
+    t.check("backstop -t fails", rc != 0, out)
+    t.check("the error names proxy_trusted", "proxy_protocol = on needs proxy_trusted" in out, out)
+
 with t.case("backstop after all this"):
     t.check("backstop still runs", bs.running())
     bs.stop()
