@@ -787,8 +787,9 @@ void sessions_close_all(const char *why)
 		next = s->next;
 		if (s->txn.active)
 			session_summary(s, "shutdown");
-		session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later",
-		    s->cfg->server.hostname);
+		if (s->wait != WAIT_PROXY)   /* nothing before a PROXY header */
+			session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later",
+			    s->cfg->server.hostname);
 		session_close(s, why);
 	}
 }
