@@ -306,6 +306,39 @@ with t.case("greet_pause: bytes after the header in the same write are early tal
     t.check("the header alone is not early talk: 220 after greet_pause (%.2fs)" % took,
             r is not None and r.startswith("220 ") and took >= 0.9, (r, took))
 
+with t.case("IPv6 in the header, and IPv4-mapped IPv6 counted as IPv4"):
+    bs.mark()
+    s = raw("127.0.0.1", bs_port)
+    s.sendall(b"PROXY TCP6 2001:db8::77 2001:db8::1 40083 25\r\n")
+    t.check("TCP6: 220 banner", (read_reply(s) or "").startswith("220 "))
+    t.check("TCP6: the client is 2001:db8::77",
+            bs.wait_log(r"connect from \[2001:db8::77\]:40083 to 127\.0\.0\.1:%d via proxy" % bs_port),
+            bs.log(True))
+    s = raw("127.0.0.1", bs_port)
+    s.sendall(b"PROXY TCP6 ::ffff:192.0.2.84 ::1 40084 25\r\n")
+    t.check("mapped: 220 banner", (read_reply(s) or "").startswith("220 "))
+    t.check("mapped: the client is 192.0.2.84",
+            bs.wait_log(r"connect from \[192\.0\.2\.84\]:40084 to 127\.0\.0\.1:%d via proxy" % bs_port),
+            bs.log(True))
+
+with t.case("per-IP limits count the header's client, not the balancer"):
+    lim = t.backstop({"backend": {"address": pf.address},
+                      "server": {"proxy_protocol": "on", "proxy_trusted": "127.0.0.1"},
+                      "limits": {"max_connections_per_ip": "1"}})
+    held = []
+    for i in range(3):   # three clients through one balancer address
+        s = raw("127.0.0.1", lim.port)
+        s.sendall(v2_header("192.0.2.%d" % (100 + i), 40100 + i))
+        r = read_reply(s)
+        t.check("client %d of 3 through the balancer: 220" % (i + 1), (r or "").startswith("220 "), r)
+        held.append(s)
+    s = raw("127.0.0.1", lim.port)
+    s.sendall(v2_header("192.0.2.100", 40200))
+    r = read_reply(s)
+    t.check("a second connection of 192.0.2.100: 421 4.7.0", (r or "").startswith("421 4.7.0"), r)
+    t.check("logged for 192.0.2.100", lim.wait_log(r"refused \[192\.0\.2\.100\]:40200: too many "
+                                                   r"connections from this address"), lim.log()[-2000:])
+
 with t.case("SPF checks the client from the header"):
     zone = os.path.join(srcdir(), "tests", "data", "dns", "spf.zone")
     dport = t.dns_server(zone)
