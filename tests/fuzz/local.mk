@@ -100,6 +100,8 @@ tests/fuzz/fuzz_url_hosts: $(srcdir)/tests/fuzz/fuzz_url_hosts.c $(srcdir)/smtp/
 # backstop's libraries. fuzz_session and fuzz_backend run the real server
 # in-process (tests/fuzz/fuzz_peers.h).
 FUZZ_PROXY_TARGETS = session backend config_ini spf_ar spf_text bounce_filter
+# issue 12: the session behind a PROXY protocol header
+FUZZ_PROXY_TARGETS += session_proxy
 FUZZ_ALL_OBJS := $(patsubst %.c,tests/fuzz/obj/%.o,$(notdir $(FUZZ_SMTP_SRCS)) \
 	$(subst /,_,$(filter %.c,$(libfilters_a_SOURCES) $(libproxy_a_SOURCES))))
 # the MIME walker and classifier, for filters that use them
