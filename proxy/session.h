@@ -149,6 +149,8 @@ struct session {
 	char proxy_ip[INET6_ADDRSTRLEN];
 	unsigned proxy_port;
 	uint64_t proxy_deadline;    /* ms: the header must be complete by then */
+	struct sockaddr_storage proxy_dst; /* the header's destination: the
+	                                      address the client connected to */
 
 	enum smtp_state state;
 	enum session_wait wait;

@@ -53,20 +53,28 @@ void session_proxy_begin(struct session *s)
 }
 
 /* client_from_header - make the header's source the session's client */
+static void sockaddr_of(struct sockaddr_storage *ss, int family, const unsigned char *addr,
+    uint16_t port)
+{
+	memset(ss, 0, sizeof *ss);
+	if (family == AF_INET) {
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+		a4->sin_family = AF_INET;
+		memcpy(&a4->sin_addr, addr, 4);
+		a4->sin_port = htons(port);
+	} else {
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+		a6->sin6_family = AF_INET6;
+		memcpy(&a6->sin6_addr, addr, 16);
+		a6->sin6_port = htons(port);
+	}
+}
+
 static void client_from_header(struct session *s, const struct proxy_proto_result *r)
 {
-	memset(&s->peer, 0, sizeof s->peer);
-	if (r->family == AF_INET) {
-		struct sockaddr_in *a4 = (struct sockaddr_in *)&s->peer;
-		a4->sin_family = AF_INET;
-		memcpy(&a4->sin_addr, r->src, 4);
-		a4->sin_port = htons(r->src_port);
-	} else {
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&s->peer;
-		a6->sin6_family = AF_INET6;
-		memcpy(&a6->sin6_addr, r->src, 16);
-		a6->sin6_port = htons(r->src_port);
-	}
+	sockaddr_of(&s->peer, r->family, r->src, r->src_port);
+	/* [backend] identity = proxy passes it on as the header's destination */
+	sockaddr_of(&s->proxy_dst, r->family, r->dst, r->dst_port);
 	/* the per-IP count moves from the balancer to the client */
 	ipcount_add(s->ipkey, -1);
 	session_peer_describe(s);

@@ -359,6 +359,69 @@ with t.case("SPF checks the client from the header"):
     r = c.cmd("MAIL FROM:<someone@pass.example.org>", timeout=10)
     t.check_reply("SPF pass (198.51.100.0/24): 250", r, 250)
 
+class HeaderBackend(ThreadedServer):
+    """A minimal SMTP backend behind a PROXY v2 header ([backend] identity
+    = proxy): records each connection's header, accepts any mail."""
+
+    def __init__(self):
+        self.headers = []
+        super().__init__(t)
+
+    def session(self, c):
+        try:
+            c.settimeout(10)
+            data = b""
+            while len(data) < 16:
+                b = c.recv(16 - len(data))
+                if not b:
+                    return
+                data += b
+            n = struct.unpack(">H", data[14:16])[0]
+            while len(data) < 16 + n:
+                data += c.recv(16 + n - len(data))
+            self.headers.append(data)
+            c.sendall(b"220 header.backend ESMTP\r\n")
+            f = c.makefile("rb")
+            in_data = False
+            for line in f:
+                if in_data:
+                    if line == b".\r\n":
+                        in_data = False
+                        c.sendall(b"250 2.0.0 Ok: queued\r\n")
+                    continue
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    c.sendall(b"250-header.backend\r\n250 PIPELINING\r\n")
+                elif verb == b"DATA":
+                    in_data = True
+                    c.sendall(b"354 go\r\n")
+                elif verb == b"QUIT":
+                    c.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    c.sendall(b"250 2.0.0 Ok\r\n")
+        except OSError:
+            pass
+
+
+with t.case("[backend] identity = proxy passes the header's client and destination on"):
+    hb = HeaderBackend()
+    idp = t.backstop({"backend": {"address": hb.address, "identity": "proxy"},
+                      "server": {"proxy_protocol": "on", "proxy_trusted": "127.0.0.1"}})
+    s = raw("127.0.0.1", idp.port)
+    s.sendall(v2_header("192.0.2.90", 40090, dst="203.0.113.25", dport=25))
+    t.check("banner", (read_reply(s) or "").startswith("220 "))
+    for line in (b"EHLO client.example.org", b"MAIL FROM:<a@example.org>", b"RCPT TO:<b@example.net>",
+                 b"DATA"):
+        s.sendall(line + b"\r\n")
+        r = read_reply(s)
+    s.sendall(b"Subject: identity\r\n\r\nbody\r\n.\r\n")
+    r = read_reply(s)
+    t.check("the message is accepted", (r or "").startswith("250 "), r)
+    want = v2_header("192.0.2.90", 40090, dst="203.0.113.25", dport=25)
+    t.check("the backend's header: PROXY TCP4 192.0.2.90:40090 -> 203.0.113.25:25",
+            want in hb.headers, [h.hex() for h in hb.headers])
+
 with t.case("non-SMTP: an HTTP request"):
     bs.mark()
     s = raw("127.0.0.1", bs_port)
