@@ -359,6 +359,25 @@ with t.case("SPF checks the client from the header"):
     r = c.cmd("MAIL FROM:<someone@pass.example.org>", timeout=10)
     t.check_reply("SPF pass (198.51.100.0/24): 250", r, 250)
 
+with t.case("DNSBL looks up the header's client, not the balancer"):
+    # tests/data/dns/dnsbl.zone lists 127.0.0.1 (the balancer here) on bl.example.org
+    bl_dns = t.dns_server(os.path.join(srcdir(), "tests", "data", "dns", "dnsbl.zone"))
+    bl = t.backstop({"backend": {"address": pf.address},
+                     "server": {"proxy_protocol": "on", "proxy_trusted": "127.0.0.1"},
+                     "dns": {"servers": "127.0.0.1:%d" % bl_dns, "timeout": "3s"},
+                     "dnsbl": {"mode": "enforce", "timeout": "1s", "sites": "bl.example.org=127.0.0.[2..11]"}})
+    for label, hdr, want in (("client 192.0.2.91 through the balancer", v2_header("192.0.2.91", 40091), "250"),
+                             ("the balancer's own LOCAL connection", V2_LOCAL, "550")):
+        s = raw("127.0.0.1", bl.port)
+        s.sendall(hdr)
+        t.check("%s: banner" % label, (read_reply(s) or "").startswith("220 "))
+        s.sendall(b"EHLO client.example.org\r\n")
+        read_reply(s)
+        s.sendall(b"MAIL FROM:<a@example.org>\r\n")
+        r = read_reply(s)
+        t.check("%s: MAIL gets %s" % (label, want), (r or "").startswith(want), r)
+
+
 class HeaderBackend(ThreadedServer):
     """A minimal SMTP backend behind a PROXY v2 header ([backend] identity
     = proxy): records each connection's header, accepts any mail."""
