@@ -85,6 +85,9 @@ static const struct cfg_key cfg_keys[] = {
 	{"server", "drain_time", CFG_DURATION, "30s", O(server.drain_time), 0, DAY_MS, NULL},
 	{"server", "user", CFG_STR, "", O(server.user), 0, 64, NULL},
 	{"server", "group", CFG_STR, "", O(server.group), 0, 64, NULL},
+	{"server", "proxy_protocol", CFG_BOOL, "off", O(server.proxy_protocol), 0, 0, NULL},
+	{"server", "proxy_trusted", CFG_CIDRS, "", O(server.proxy_trusted), 0, 0, NULL},
+	{"server", "proxy_timeout", CFG_DURATION, "5s", O(server.proxy_timeout), 100, 600000, NULL},
 
 	{"backend", "address", CFG_HOSTPORT, NULL, O(backend.address), 1, 0, NULL},
 	{"backend", "helo", CFG_STR, "", O(backend.helo), 0, 255, NULL},
@@ -1147,6 +1150,10 @@ static void config_finish(struct cfg_parse *p)
 	check_bounce(p);
 	check_dnsbl(p);
 	check_limits(p);
+	if (cfg->server.proxy_protocol && cfg->server.proxy_trusted.n == 0)
+		cfg_error(p, "[server] proxy_protocol = on needs proxy_trusted: the addresses of the load"
+		    " balancers that send the header (such as 127.0.0.1 or 192.0.2.10/32); a header"
+		    " from anyone else is refused");
 	for (size_t i = 0; i < cfg->metrics.listen.n; i++) {
 		const char *a = cfg->metrics.listen.v[i];
 		for (size_t j = 0; j < cfg->server.listen.n; j++)

@@ -71,6 +71,11 @@ struct config {
 		uint64_t drain_time;      /* ms */
 		char *user;               /* run as this user after binding; "" = stay */
 		char *group;              /* and group; "" = the user's login group */
+		/* PROXY protocol (v1/v2) on the [server] listeners: the header
+		 * from a load balancer in proxy_trusted names the real client */
+		bool proxy_protocol;
+		struct cfg_cidrs proxy_trusted;
+		uint64_t proxy_timeout;   /* ms: the whole header must be in by then */
 	} server;
 
 	struct {

@@ -116,13 +116,13 @@ static void ipkey_mask(char *a, size_t len, unsigned prefix)
 	}
 }
 
-/* peer_describe - fill ip, port and the per-IP key, unmapping IPv4-mapped
+/* session_peer_describe - fill ip, port and the per-IP key, unmapping IPv4-mapped
  * IPv6 addresses (a dual-stack listener reports them; SPF and logs want
  * the IPv4 form, and they count as IPv4). The key is the network of
  * [limits] ipv4_prefix / ipv6_prefix bits (family, address, prefix): one
  * IPv6 host usually holds a whole /64, so counting single addresses would
  * give it 2^64 allowances. */
-static void peer_describe(struct session *s)
+void session_peer_describe(struct session *s)
 {
 	struct sockaddr_storage *ss = &s->peer;
 	memset(s->ipkey, 0, sizeof s->ipkey);
@@ -255,7 +255,7 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 		return;
 	}
-	peer_describe(s);
+	session_peer_describe(s);
 	if (id_base == 0)
 		id_base = ((uint64_t)uv_hrtime() & 0xffffff) << 24;
 	s->id = ++next_id;
@@ -270,8 +270,22 @@ void session_accept(struct listener *l, uv_stream_t *server)
 	ipcount_add(s->ipkey, +1);
 	ipcount_add(s->netkey, +1);
 	s->metrics->connections++;
-	log_info("%s: connect from [%s]:%u to %s%s", s->sid, s->ip, s->port, l->addr,
-	    s->outbound ? " (outbound)" : "");
+	if (session_proxy_wanted(s)) {
+		/* the PROXY protocol header comes first: it names the client */
+		session_proxy_begin(s);
+		return;
+	}
+	session_connected(s);
+}
+
+void session_connected(struct session *s)
+{
+	char via[96] = "";
+
+	if (s->proxied)
+		snprintf(via, sizeof via, " via proxy [%s]:%u", s->proxy_ip, s->proxy_port);
+	log_info("%s: connect from [%s]:%u to %s%s%s", s->sid, s->ip, s->port, s->listener->addr,
+	    s->outbound ? " (outbound)" : "", via);
 
 	if (nsessions > s->cfg->limits.max_connections) {
 		log_warn("%s: refused [%s]:%u: too many connections (max_connections = %lu)",
@@ -439,9 +453,14 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
 	} else {
 		s->in.len += (size_t)n;
 	}
+	/* the header is not complete yet, or it was refused, or it came
+	 * without any of the client's bytes after it */
+	if (s->wait == WAIT_PROXY && (!session_proxy_input(s) || s->in.len == 0))
+		return;
 	if (s->wait == WAIT_GREET) {
 		char esc[128];
-		log_info("%s: PREGREET %zd bytes from [%s]:%u: %s", s->sid, n, s->ip, s->port,
+		/* s->in: what came after a PROXY header in the same read, too */
+		log_info("%s: PREGREET %zu bytes from [%s]:%u: %s", s->sid, s->in.len, s->ip, s->port,
 		    log_escape(s->in.data, s->in.len < 64 ? s->in.len : 64, esc, sizeof esc));
 		s->metrics->refused[METRICS_REFUSED_PREGREET]++;
 		s->reply_check = METRICS_CHECK_PROTOCOL;
@@ -477,6 +496,13 @@ again:
 		}
 		if (s->inpos >= s->in.len)
 			break;
+		/* a TLS handshake in plaintext: it need not hold a line feed for
+		 * a long while, so it is recognised by its first bytes */
+		if (!s->skip_to_eol && smtp_foreign_start(s->in.data + s->inpos, s->in.len - s->inpos)
+		    == SMTP_FOREIGN_TLS) {
+			session_non_smtp(s, SMTP_FOREIGN_TLS, s->in.data + s->inpos, s->in.len - s->inpos);
+			break;
+		}
 		n = smtp_line_next(&s->lr, s->in.data + s->inpos, s->in.len - s->inpos,
 		    SESSION_CMD_MAX, &line);
 		if (n == 0)
@@ -533,6 +559,11 @@ void session_timer_arm(struct session *s)
 
 	if (s->closing || s->wait == WAIT_GREET)
 		return;
+	if (s->wait == WAIT_PROXY) {   /* a deadline for the whole header */
+		t = s->proxy_deadline > now ? s->proxy_deadline - now : 1;
+		uv_timer_start(&s->timer, on_timer, t, 0);
+		return;
+	}
 	if (s->state == SMTP_STATE_DATA)
 		t = c->limits.data_timeout;
 	else if (s->state == SMTP_STATE_CONNECTED)
@@ -560,6 +591,10 @@ static void on_timer(uv_timer_t *t)
 			uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
 		if (!uv_is_closing((uv_handle_t *)&s->timer))
 			uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+		return;
+	}
+	if (s->wait == WAIT_PROXY) {
+		session_proxy_timeout(s);
 		return;
 	}
 	if (s->wait == WAIT_GREET) {
@@ -781,8 +816,9 @@ void sessions_close_all(const char *why)
 		next = s->next;
 		if (s->txn.active)
 			session_summary(s, "shutdown");
-		session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later",
-		    s->cfg->server.hostname);
+		if (s->wait != WAIT_PROXY)   /* nothing before a PROXY header */
+			session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later",
+			    s->cfg->server.hostname);
 		session_close(s, why);
 	}
 }

@@ -81,3 +81,5 @@ INTEGRATION_TESTS += tests/integration/joejob.py
 # DNS block and allow lists (issue 12), against the test DNS server
 INTEGRATION_TESTS += tests/integration/dnsbl.py
 INTEGRATION_TESTS += tests/integration/rate_limits.py tests/integration/rate_limits_redis.py
+# issue 12: PROXY protocol in (behind a real HAProxy), non-SMTP commands
+INTEGRATION_TESTS += tests/integration/proxy_protocol.py
