@@ -278,13 +278,29 @@ static void test_agg(void)
 	CHECK_INT(h[0].hour, 10);
 	free(h);
 
+	/* a server name longer than the table's extra (253 bytes is a valid
+	 * PTR name; extra holds 127): the same server is one row, counted
+	 * each time, not a new row per record (nor a full table) */
+	memset(ev.server_name, 'n', 200);
+	ev.server_name[200] = '\0';
+	snprintf(ev.server_ip, sizeof ev.server_ip, "192.0.2.7");
+	for (int k = 0; k < 3; k++)
+		report_agg_add(a, &ev);
+	v = report_sorted(&a->servers, &n);
+	CHECK_INT(n, 2);     /* "?" with no name from above, and this one */
+	CHECK_STR(v[0]->key, "192.0.2.7");
+	CHECK_INT(v[0]->count, 3);
+	free(v);
+	ev.server_name[0] = '\0';
+	ev.server_ip[0] = '\0';
+
 	/* a full table: counted in the totals and as untracked, not grown */
 	for (unsigned i = 0; i < 40000; i++) {
 		snprintf(ev.orig_client_ip, sizeof ev.orig_client_ip, "10.%u.%u.%u", i >> 16,
 		    (i >> 8) & 255, i & 255);
 		report_agg_add(a, &ev);
 	}
-	CHECK_INT(a->records, 40002);
+	CHECK_INT(a->records, 40005);
 	CHECK(a->zombies.used <= a->zombies.cap / 4 * 3);
 	CHECK_INT(a->zombies.used + a->zombies.untracked, 40001);
 	report_agg_free(a);
