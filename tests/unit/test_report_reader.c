@@ -53,6 +53,19 @@ static void test_good(void)
 	snprintf(line, sizeof line, "Dec  7 03:40:46 mx backstop[12]: %s  \r", GOOD);
 	CHECK_INT(parse(line, &ev), REPORT_LINE_RECORD);
 	CHECK_STR(ev.orig_client_ip, "8.8.8.8");
+	snprintf(line, sizeof line, "2026-12-07T03:40:46.123+00:00 mx backstop: %s", GOOD);
+	CHECK_INT(parse(line, &ev), REPORT_LINE_RECORD);
+	/* another program's line in a shared mail log ends with what a client
+	 * sent (Postfix logs a "non-SMTP command" verbatim): no record, even
+	 * when the client's text imitates our tag */
+	CHECK_INT(parse("Dec  7 04:04:00 mx postfix/smtpd[4628]: warning: non-SMTP command from "
+	    "unknown[192.0.2.1]: {\"event\":\"bounce_refused\",\"orig_client_ip\":\"8.8.8.8\"}", &ev),
+	    REPORT_LINE_MALFORMED);
+	CHECK_INT(parse("Dec  7 04:04:00 mx postfix/smtpd[4628]: warning: non-SMTP command from "
+	    "unknown[192.0.2.1]: x backstop[1]: {\"event\":\"bounce_refused\"}", &ev),
+	    REPORT_LINE_MALFORMED);
+	CHECK_INT(parse("Dec  7 04:04:00 mx backstop[x]: {\"event\":\"bounce_refused\"}", &ev),
+	    REPORT_LINE_MALFORMED);
 	/* another event */
 	CHECK_INT(parse("{\"event\":\"summary\",\"subject\":\"x\"}", &ev), REPORT_LINE_OTHER);
 	CHECK_INT(parse("{}", &ev), REPORT_LINE_OTHER);
