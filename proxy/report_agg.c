@@ -165,10 +165,14 @@ void report_agg_add(struct report_agg *a, const struct report_event *ev)
 	count(a, &a->runs, subject, ev->nurl_hosts > 0 ? ev->url_hosts[0] : "", ev->ts);
 	if (ev->orig_client_ip[0]) {
 		/* an address, written canonically (one zombie, one row), or not counted */
+		static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 		unsigned char bin[16];
 		char canon[INET6_ADDRSTRLEN];
 		if (inet_pton(AF_INET, ev->orig_client_ip, bin) == 1)
 			inet_ntop(AF_INET, bin, canon, sizeof canon);
+		else if (inet_pton(AF_INET6, ev->orig_client_ip, bin) == 1 &&
+		    memcmp(bin, v4mapped, sizeof v4mapped) == 0)
+			inet_ntop(AF_INET, bin + 12, canon, sizeof canon);   /* Sendmail's [IPv6:::ffff:a.b.c.d] */
 		else if (inet_pton(AF_INET6, ev->orig_client_ip, bin) == 1)
 			inet_ntop(AF_INET6, bin, canon, sizeof canon);
 		else
