@@ -29,6 +29,7 @@
 #include "filters/authres.h"
 
 struct config;
+struct ratelimit;
 struct uv_loop_s;
 
 enum filter_stage {
@@ -130,6 +131,8 @@ struct filter_env {
 	struct auth_results *auth; /* the message's authentication results:
 	                              checks write theirs, read the others' */
 	bool hold;                 /* the message is held until end of data */
+	struct ratelimit *ratelimit; /* the loop's rate-limit state
+	                              (filters/ratelimit.h), for that check */
 };
 
 /* Token for an asynchronous verdict. Copy it; it holds no pointers. */

@@ -7,6 +7,7 @@
 
 #include "filters/filter.h"
 
+extern const struct filter_ops filter_ratelimit;
 extern const struct filter_ops filter_helo;
 extern const struct filter_ops filter_batv;
 extern const struct filter_ops filter_bounce;
@@ -18,6 +19,7 @@ extern const struct filter_ops filter_joejob;
 extern const struct filter_ops filter_dnsbl;
 
 const struct filter_ops *const filter_table[] = {
+	&filter_ratelimit,  /* first: cheap, and spares a flood the DNS lookups of later checks */
 	&filter_helo,
 	&filter_dnsbl,   /* early: at connect, and at MAIL FROM:<> before SPF's lookups */
 	&filter_batv,

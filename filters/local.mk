@@ -4,6 +4,7 @@ libfilters_a_SOURCES = \
 	filters/filter.h filters/filters.c \
 	filters/authres.c filters/authres.h \
 	filters/helo.c \
+	filters/ratelimit.c filters/ratelimit.h filters/ratelimit_redis.c filters/ratelimit_filter.c \
 	filters/batv_tag.c filters/batv_tag.h \
 	filters/batv.c filters/batv.h \
 	filters/bsig.c filters/bsig.h \

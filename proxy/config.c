@@ -85,6 +85,9 @@ static const struct cfg_key cfg_keys[] = {
 	{"server", "drain_time", CFG_DURATION, "30s", O(server.drain_time), 0, DAY_MS, NULL},
 	{"server", "user", CFG_STR, "", O(server.user), 0, 64, NULL},
 	{"server", "group", CFG_STR, "", O(server.group), 0, 64, NULL},
+	{"server", "proxy_protocol", CFG_BOOL, "off", O(server.proxy_protocol), 0, 0, NULL},
+	{"server", "proxy_trusted", CFG_CIDRS, "", O(server.proxy_trusted), 0, 0, NULL},
+	{"server", "proxy_timeout", CFG_DURATION, "5s", O(server.proxy_timeout), 100, 600000, NULL},
 
 	{"backend", "address", CFG_HOSTPORT, NULL, O(backend.address), 1, 0, NULL},
 	{"backend", "helo", CFG_STR, "", O(backend.helo), 0, 255, NULL},
@@ -104,6 +107,7 @@ static const struct cfg_key cfg_keys[] = {
 
 	{"limits", "max_connections", CFG_UINT, "1000", O(limits.max_connections), 1, 1000000, NULL},
 	{"limits", "max_connections_per_ip", CFG_UINT, "20", O(limits.max_connections_per_ip), 1, 1000000, NULL},
+	{"limits", "max_connections_per_net", CFG_UINT, "0", O(limits.max_connections_per_net), 0, 1000000, NULL},
 	{"limits", "max_recipients", CFG_UINT, "100", O(limits.max_recipients), 1, 100000, NULL},
 	{"limits", "max_message_size", CFG_SIZE, "25m", O(limits.max_message_size), 1024, 1ULL << 40, NULL},
 	{"limits", "max_errors", CFG_UINT, "10", O(limits.max_errors), 1, 1000, NULL},
@@ -114,6 +118,20 @@ static const struct cfg_key cfg_keys[] = {
 	{"limits", "data_buffer", CFG_SIZE, "64k", O(limits.data_buffer), 4096, 64ULL << 20, NULL},
 	{"limits", "ipv4_prefix", CFG_UINT, "32", O(limits.ipv4_prefix), 8, 32, NULL},
 	{"limits", "ipv6_prefix", CFG_UINT, "64", O(limits.ipv6_prefix), 16, 128, NULL},
+	{"limits", "rate_window", CFG_DURATION, "60s", O(limits.rate_window), 1000, DAY_MS, NULL},
+	{"limits", "conn_rate_per_ip", CFG_UINT, "0", O(limits.conn_rate_per_ip), 0, 100000000, NULL},
+	{"limits", "msg_rate_per_ip", CFG_UINT, "0", O(limits.msg_rate_per_ip), 0, 100000000, NULL},
+	{"limits", "rcpt_rate_per_ip", CFG_UINT, "0", O(limits.rcpt_rate_per_ip), 0, 100000000, NULL},
+	{"limits", "bounce_rcpt_rate_per_ip", CFG_UINT, "0", O(limits.bounce_rcpt_rate_per_ip), 0, 100000000, NULL},
+	{"limits", "conn_rate_per_net", CFG_UINT, "0", O(limits.conn_rate_per_net), 0, 100000000, NULL},
+	{"limits", "msg_rate_per_net", CFG_UINT, "0", O(limits.msg_rate_per_net), 0, 100000000, NULL},
+	{"limits", "rcpt_rate_per_net", CFG_UINT, "0", O(limits.rcpt_rate_per_net), 0, 100000000, NULL},
+	{"limits", "bounce_rcpt_rate_per_net", CFG_UINT, "0", O(limits.bounce_rcpt_rate_per_net), 0, 100000000, NULL},
+	{"limits", "net_ipv4_prefix", CFG_UINT, "24", O(limits.net_ipv4_prefix), 8, 32, NULL},
+	{"limits", "net_ipv6_prefix", CFG_UINT, "48", O(limits.net_ipv6_prefix), 16, 128, NULL},
+	{"limits", "rate_table_size", CFG_UINT, "100000", O(limits.rate_table_size), 64, 100000000, NULL},
+	{"limits", "store", CFG_STR, "memory", O(limits.store), 1, 200, NULL},
+	{"limits", "redis_timeout", CFG_DURATION, "50ms", O(limits.redis_timeout), 1, 10000, NULL},
 
 	{"log", "level", CFG_ENUM, "info", O(log.level), 0, 0, log_levels},
 	{"log", "destination", CFG_ENUM, "stderr", O(log.destination), 0, 0, log_dests},
@@ -999,6 +1017,78 @@ static void check_dnsbl(struct cfg_parse *p)
 		    cfg->dnsbl.mode == DNSBL_MODE_LOG ? "log" : "enforce");
 }
 
+int config_redis_url_parse(const char *url, char *host, size_t hostlen, unsigned *port, unsigned *db)
+{
+	static const char scheme[] = "redis://";
+	const char *h, *end, *rest;
+	char addr[INET6_ADDRSTRLEN + 2];
+	unsigned char bin[sizeof(struct in6_addr)];
+	unsigned long n;
+	char *stop;
+
+	if (strncmp(url, scheme, sizeof scheme - 1) != 0)
+		return -1;
+	h = url + sizeof scheme - 1;
+	if (*h == '[') {
+		/* [v6]:port */
+		if ((end = strchr(h, ']')) == NULL || end[1] != ':')
+			return -1;
+		h++;
+		rest = end + 2;
+	} else {
+		if ((end = strchr(h, ':')) == NULL)
+			return -1;
+		rest = end + 1;
+	}
+	if ((size_t)(end - h) >= sizeof addr || end == h)
+		return -1;
+	memcpy(addr, h, (size_t)(end - h));
+	addr[end - h] = '\0';
+	/* an address only: hiredis resolves names with a blocking getaddrinfo */
+	if (inet_pton(strchr(addr, ':') ? AF_INET6 : AF_INET, addr, bin) != 1)
+		return -1;
+	if (h[-1] == '[' && strchr(addr, ':') == NULL)
+		return -1;
+	if (!isdigit((unsigned char)*rest))
+		return -1;
+	errno = 0;
+	n = strtoul(rest, &stop, 10);
+	if (errno != 0 || n == 0 || n > 65535)
+		return -1;
+	*port = (unsigned)n;
+	*db = 0;
+	if (*stop == '/') {
+		rest = stop + 1;
+		if (!isdigit((unsigned char)*rest))
+			return -1;
+		n = strtoul(rest, &stop, 10);
+		if (errno != 0 || n > 1000000)
+			return -1;
+		*db = (unsigned)n;
+	}
+	if (*stop != '\0' || strlen(addr) >= hostlen)
+		return -1;
+	strcpy(host, addr);
+	return 0;
+}
+
+/* check_limits - [limits] store: memory, or a Redis server by address */
+static void check_limits(struct cfg_parse *p)
+{
+	struct config *cfg = p->cfg;
+
+	cfg->limits.redis_host[0] = '\0';
+	if (strcmp(cfg->limits.store, "memory") == 0)
+		return;
+	if (config_redis_url_parse(cfg->limits.store, cfg->limits.redis_host, sizeof cfg->limits.redis_host,
+	    &cfg->limits.redis_port, &cfg->limits.redis_db) < 0) {
+		cfg->limits.redis_host[0] = '\0';
+		cfg_error(p, "[limits] store: '%s' is neither memory nor redis://ADDRESS:PORT[/DB] "
+		    "(an IP address, not a name: redis://127.0.0.1:6379, redis://[::1]:6379/2)",
+		    cfg->limits.store);
+	}
+}
+
 /* Cross-key checks and derived defaults. */
 /* check_identity - [backend] identity against the keys it replaces or
  * needs: xclient decides only under identity = auto (and for the
@@ -1061,6 +1151,11 @@ static void config_finish(struct cfg_parse *p)
 		cfg_error(p, "[outbound] listen is set but [batv] keys_file is not: nothing to sign with");
 	check_bounce(p);
 	check_dnsbl(p);
+	check_limits(p);
+	if (cfg->server.proxy_protocol && cfg->server.proxy_trusted.n == 0)
+		cfg_error(p, "[server] proxy_protocol = on needs proxy_trusted: the addresses of the load"
+		    " balancers that send the header (such as 127.0.0.1 or 192.0.2.10/32); a header"
+		    " from anyone else is refused");
 	for (size_t i = 0; i < cfg->metrics.listen.n; i++) {
 		const char *a = cfg->metrics.listen.v[i];
 		for (size_t j = 0; j < cfg->server.listen.n; j++)

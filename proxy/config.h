@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 struct cfg_words {     /* space-separated list; a list key may repeat to extend */
@@ -70,6 +71,11 @@ struct config {
 		uint64_t drain_time;      /* ms */
 		char *user;               /* run as this user after binding; "" = stay */
 		char *group;              /* and group; "" = the user's login group */
+		/* PROXY protocol (v1/v2) on the [server] listeners: the header
+		 * from a load balancer in proxy_trusted names the real client */
+		bool proxy_protocol;
+		struct cfg_cidrs proxy_trusted;
+		uint64_t proxy_timeout;   /* ms: the whole header must be in by then */
 	} server;
 
 	struct {
@@ -94,6 +100,7 @@ struct config {
 	struct {
 		unsigned long max_connections;
 		unsigned long max_connections_per_ip;
+		unsigned long max_connections_per_net; /* 0 = no limit */
 		unsigned long max_recipients;
 		uint64_t max_message_size;
 		unsigned long max_errors;
@@ -104,6 +111,20 @@ struct config {
 		uint64_t data_buffer;       /* bytes held before writing to the backend */
 		unsigned long ipv4_prefix;  /* max_connections_per_ip counts per network */
 		unsigned long ipv6_prefix;
+		/* rate limits (filters/ratelimit.h): events per rate_window, per
+		 * client address (masked to ipv4_prefix/ipv6_prefix) and per
+		 * network (net_ipv4_prefix/net_ipv6_prefix); 0 = off */
+		uint64_t rate_window;       /* ms */
+		unsigned long conn_rate_per_ip, msg_rate_per_ip, rcpt_rate_per_ip, bounce_rcpt_rate_per_ip;
+		unsigned long conn_rate_per_net, msg_rate_per_net, rcpt_rate_per_net, bounce_rcpt_rate_per_net;
+		unsigned long net_ipv4_prefix;
+		unsigned long net_ipv6_prefix;
+		unsigned long rate_table_size; /* memory store: entries at most */
+		char *store;                /* "memory" or "redis://address:port[/db]" */
+		char redis_host[INET6_ADDRSTRLEN]; /* from store; "" = memory */
+		unsigned redis_port;
+		unsigned redis_db;
+		uint64_t redis_timeout;     /* ms per Redis call */
 	} limits;
 
 	struct {
@@ -249,6 +270,11 @@ void config_dump(const struct config *cfg, FILE *out);
 /* Table access for the test that checks the example config documents
  * every key. Returns "section.key" for i < count, NULL after. */
 const char *config_key_name(size_t i);
+
+/* config_redis_url_parse - "redis://ADDRESS:PORT[/DB]" ([limits] store):
+ * an IPv4 address or a bracketed IPv6 one, never a name; 0, or -1 when
+ * url is not one. */
+int config_redis_url_parse(const char *url, char *host, size_t hostlen, unsigned *port, unsigned *db);
 
 /* Helpers used by modules that handle addresses and lists. */
 bool cidrs_match(const struct cfg_cidrs *list, const struct sockaddr *sa);

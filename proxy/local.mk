@@ -64,3 +64,5 @@ uninstall-local:
 		rm -f '$(DESTDIR)$(backstopconfdir)/backstop.ini'; \
 		rmdir '$(DESTDIR)$(backstopconfdir)' 2>/dev/null || :; \
 	fi
+# issue 12: the PROXY protocol phase of a session
+libproxy_a_SOURCES += proxy/session_proxy.c

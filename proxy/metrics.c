@@ -23,6 +23,7 @@ static const char *const check_names[METRICS_CHECK_COUNT] = {
 };
 static const char *const refused_names[METRICS_REFUSED_COUNT] = {
 	"max_connections", "max_connections_per_ip", "pregreet", "connect_check",
+	"max_connections_per_net", "proxy_header", "non_smtp",
 };
 static const char *const tls_names[METRICS_TLS_COUNT] = {
 	"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", "unknown",
@@ -58,7 +59,8 @@ enum metrics_check metrics_check_of_reply(int code, const char *esc)
 
 enum metrics_check metrics_check_of_filter(const char *name)
 {
-	for (int c = METRICS_CHECK_SPF; c <= METRICS_CHECK_JOEJOB; c++)
+	/* the rate limits' filter is named "limits": its refusals count there */
+	for (int c = METRICS_CHECK_SPF; c <= METRICS_CHECK_LIMITS; c++)
 		if (name != NULL && strcmp(name, check_names[c]) == 0)
 			return (enum metrics_check)c;
 	return METRICS_CHECK_OTHER;
@@ -252,7 +254,8 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
 	head(&o, "connections_total", "counter", "Client connections accepted.");
 	put(&o, "backstop_connections_total %llu\n", (unsigned long long)m->connections);
 	head(&o, "connections_refused_total", "counter",
-	    "Client connections refused at or before the banner, by reason.");
+	    "Client connections refused at or before the banner (or, non_smtp, for speaking HTTP or"
+	    " TLS to the SMTP port), by reason.");
 	for (int r = 0; r < METRICS_REFUSED_COUNT; r++)
 		put(&o, "backstop_connections_refused_total{reason=\"%s\"} %llu\n", refused_names[r],
 		    (unsigned long long)m->refused[r]);

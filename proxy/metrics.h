@@ -44,6 +44,9 @@ enum metrics_refused {
 	METRICS_REFUSED_MAX_CONNECTIONS_PER_IP,
 	METRICS_REFUSED_PREGREET,
 	METRICS_REFUSED_CONNECT_CHECK,   /* a check's tempfail at connect */
+	METRICS_REFUSED_MAX_CONNECTIONS_PER_NET,
+	METRICS_REFUSED_PROXY_HEADER,    /* PROXY protocol: untrusted, bad or no header */
+	METRICS_REFUSED_NON_SMTP,        /* HTTP or TLS spoken to the SMTP port */
 	METRICS_REFUSED_COUNT
 };
 

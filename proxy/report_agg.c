@@ -6,6 +6,7 @@
 #include "proxy/report_agg.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -37,12 +38,21 @@ static int table_init(struct report_table *t, const char *name, size_t cap)
 }
 
 /* count - one record for key/extra in t at time ts */
-static void count(struct report_agg *a, struct report_table *t, const char *key, const char *extra,
-    long long ts)
+static void count(struct report_agg *a, struct report_table *t, const char *key_in,
+    const char *extra_in, long long ts)
 {
-	unsigned long long h = fnv(a->seed, key, extra);
-	size_t i = (size_t)(h % t->cap);
+	/* cut to the entry's sizes before hashing and comparing: a longer
+	 * value (a 253-byte server name in a 128-byte extra) must find its
+	 * stored, cut self again, not make a new row per record */
+	char key[sizeof t->e->key], extra[sizeof t->e->extra];
+	unsigned long long h;
+	size_t i;
 	struct report_entry *e;
+
+	snprintf(key, sizeof key, "%s", key_in);
+	snprintf(extra, sizeof extra, "%s", extra_in);
+	h = fnv(a->seed, key, extra);
+	i = (size_t)(h % t->cap);
 
 	for (;;) {
 		e = &t->e[i];
@@ -59,9 +69,8 @@ static void count(struct report_agg *a, struct report_table *t, const char *key,
 	e->used = 1;
 	e->hash = h;
 	e->first = e->last = -1;
-	/* the reader's fields fit (report_reader.h sizes); cut safely anyway */
-	strncpy(e->key, key, sizeof e->key - 1);
-	strncpy(e->extra, extra, sizeof e->extra - 1);
+	memcpy(e->key, key, sizeof e->key);
+	memcpy(e->extra, extra, sizeof e->extra);
 	t->used++;
 found:
 	e->count++;
@@ -156,10 +165,14 @@ void report_agg_add(struct report_agg *a, const struct report_event *ev)
 	count(a, &a->runs, subject, ev->nurl_hosts > 0 ? ev->url_hosts[0] : "", ev->ts);
 	if (ev->orig_client_ip[0]) {
 		/* an address, written canonically (one zombie, one row), or not counted */
+		static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 		unsigned char bin[16];
 		char canon[INET6_ADDRSTRLEN];
 		if (inet_pton(AF_INET, ev->orig_client_ip, bin) == 1)
 			inet_ntop(AF_INET, bin, canon, sizeof canon);
+		else if (inet_pton(AF_INET6, ev->orig_client_ip, bin) == 1 &&
+		    memcmp(bin, v4mapped, sizeof v4mapped) == 0)
+			inet_ntop(AF_INET, bin + 12, canon, sizeof canon);   /* Sendmail's [IPv6:::ffff:a.b.c.d] */
 		else if (inet_pton(AF_INET6, ev->orig_client_ip, bin) == 1)
 			inet_ntop(AF_INET6, bin, canon, sizeof canon);
 		else

@@ -265,9 +265,46 @@ static bool url_hosts(struct cursor *c, struct report_event *ev, int depth)
 	}
 }
 
+/* record_start - where a backstop line's JSON object begins: at the start
+ * (a log file, blanks allowed), or right after the syslog tag "backstop[PID]: "
+ * or "backstop: ", which is the first ": " of a syslog line (the time has
+ * no ": "). NULL for anything else: a line of another program in a shared
+ * mail log ends with text a client chose (Postfix: "non-SMTP command from
+ * unknown[192.0.2.1]: {...}"), so its first '{' is no record of ours. */
+static const char *record_start(const char *line, size_t len)
+{
+	const char *p = line, *end = line + len;
+
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	if (p < end && *p == '{')
+		return p;
+	for (const char *q = line; q + 1 < end; q++) {
+		const char *w = q;
+		bool ok;
+
+		if (q[0] != ':' || q[1] != ' ')
+			continue;
+		while (w > line && w[-1] != ' ' && w[-1] != '\t')
+			w--;
+		ok = q - w == 8 && memcmp(w, "backstop", 8) == 0;
+		if (!ok && q - w > 10 && memcmp(w, "backstop[", 9) == 0 && q[-1] == ']') {
+			ok = true;
+			for (const char *d = w + 9; d < q - 1; d++)
+				ok &= *d >= '0' && *d <= '9';
+		}
+		if (!ok)
+			return NULL;
+		for (q += 2; q < end && (*q == ' ' || *q == '\t'); q++)
+			;
+		return q < end && *q == '{' ? q : NULL;
+	}
+	return NULL;
+}
+
 enum report_line_kind report_parse_line(const char *line, size_t len, struct report_event *ev)
 {
-	const char *brace = memchr(line, '{', len);
+	const char *brace = record_start(line, len);
 	struct cursor c;
 	char key[32], event[32] = "", ts[40] = "";
 

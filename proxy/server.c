@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "filters/ratelimit.h"
 #include "proxy/backend.h"
 #include "proxy/backend_pool.h"
 #include "proxy/dns.h"
@@ -56,6 +57,12 @@ static struct backend_pool backend_pool;
 #define BACKEND_REPROBE_MS 10000
 static uv_timer_t reprobe_timer;
 static unsigned probes_inflight;
+/* the rate limits' counters ([limits] *_rate_*): the table is the
+ * process's (shared by loops, locked), the state with the Redis
+ * connection is the loop's; sessions' checks reach it through the filter
+ * environment (server_ratelimit) */
+static struct ratelimit_table *ratelimit_table;
+static struct ratelimit *ratelimit;
 
 struct config *server_config(void)
 {
@@ -85,6 +92,11 @@ struct backend_known *server_backend_known(void)
 struct backend_pool *server_backend_pool(void)
 {
 	return &backend_pool;
+}
+
+struct ratelimit *server_ratelimit(void)
+{
+	return ratelimit;
 }
 
 /* metrics_gauges - what a scrape reads besides the counters; /health is
@@ -283,6 +295,7 @@ void server_stop(void)
 	/* open until here: /health says 503 while the sessions drain */
 	metrics_http_stop(metrics_http);
 	metrics_http = NULL;
+	ratelimit_stop(ratelimit);
 	(void)close_walk;
 }
 
@@ -343,6 +356,8 @@ static void restart_needed(const struct config *next)
 	if (!str_list_equal(next->server.user, bound->server.user) ||
 	    !str_list_equal(next->server.group, bound->server.group))
 		log_warn("reload: [server] user or group changed; it takes effect at the next restart");
+	if (next->limits.rate_table_size != bound->limits.rate_table_size)
+		log_warn("reload: [limits] rate_table_size changed; it takes effect at the next restart");
 }
 
 void server_reload(void)
@@ -386,6 +401,7 @@ void server_reload(void)
 	/* a kept connection was set up under the old settings (address, TLS,
 	 * XCLIENT, HELO): none is reused after a reload */
 	backend_pool_configure(&backend_pool, current);
+	ratelimit_configure(ratelimit, current);     /* [limits] store, reloaded */
 	if (current_tls)
 		tls_server_unref(current_tls);
 	current_tls = tls;
@@ -429,6 +445,11 @@ int server_listen(struct config *cfg)
 	uv_signal_start(&sig_term, on_sigterm, SIGTERM);
 	uv_signal_start(&sig_int, on_sigterm, SIGINT);
 	uv_signal_start(&sig_hup, on_sighup, SIGHUP);
+	ratelimit_table = ratelimit_table_new(cfg->limits.rate_table_size);
+	if (ratelimit_table == NULL || (ratelimit = ratelimit_new(loop, ratelimit_table)) == NULL) {
+		log_error("out of memory for [limits] rate_table_size = %lu entries", cfg->limits.rate_table_size);
+		return -1;
+	}
 	current_tls = tls_server_new(cfg, err, sizeof err);
 	if (current_tls == NULL && err[0]) {
 		log_error("TLS: %s", err);
@@ -455,6 +476,8 @@ void server_run(bool daemon_mode)
 {
 	detached = daemon_mode;
 	backend_probe_start(false);
+	/* after daemon(): the Redis connection is the running process's */
+	ratelimit_configure(ratelimit, current);
 	/* only /health needs to know without traffic */
 	if (metrics_http != NULL)
 		uv_timer_start(&reprobe_timer, on_reprobe_timer, BACKEND_REPROBE_MS, BACKEND_REPROBE_MS);
@@ -467,4 +490,9 @@ void server_release(void)
 	bound = NULL;
 	config_unref(current);
 	current = NULL;
+	/* after the loop's last run: its handles are closed */
+	ratelimit_free(ratelimit);
+	ratelimit = NULL;
+	ratelimit_table_free(ratelimit_table);
+	ratelimit_table = NULL;
 }

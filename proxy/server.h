@@ -53,6 +53,9 @@ struct backend_known *server_backend_known(void);
  * (proxy/backend_pool.h); sessions keep the pointer (session->backend_pool) */
 struct backend_pool;
 struct backend_pool *server_backend_pool(void);
+/* server_ratelimit - the loop's rate-limit state (filters/ratelimit.h);
+ * the filter environment carries it to the limits check */
+struct ratelimit *server_ratelimit(void);
 
 
 #endif

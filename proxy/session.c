@@ -116,13 +116,13 @@ static void ipkey_mask(char *a, size_t len, unsigned prefix)
 	}
 }
 
-/* peer_describe - fill ip, port and the per-IP key, unmapping IPv4-mapped
+/* session_peer_describe - fill ip, port and the per-IP key, unmapping IPv4-mapped
  * IPv6 addresses (a dual-stack listener reports them; SPF and logs want
  * the IPv4 form, and they count as IPv4). The key is the network of
  * [limits] ipv4_prefix / ipv6_prefix bits (family, address, prefix): one
  * IPv6 host usually holds a whole /64, so counting single addresses would
  * give it 2^64 allowances. */
-static void peer_describe(struct session *s)
+void session_peer_describe(struct session *s)
 {
 	struct sockaddr_storage *ss = &s->peer;
 	memset(s->ipkey, 0, sizeof s->ipkey);
@@ -153,6 +153,21 @@ static void peer_describe(struct session *s)
 		memcpy(s->ipkey + 1, &a6->sin6_addr, 16);
 		ipkey_mask(s->ipkey + 1, 16, (unsigned)s->cfg->limits.ipv6_prefix);
 		s->ipkey[17] = (char)s->cfg->limits.ipv6_prefix;
+	}
+	/* [limits] max_connections_per_net: the same from the address, per
+	 * net_ipv4_prefix / net_ipv6_prefix bits, its family byte marked so
+	 * that it never meets a per-IP key of the same network */
+	memset(s->netkey, 0, sizeof s->netkey);
+	if (ss->ss_family == AF_INET) {
+		s->netkey[0] = 4 | 0x40;
+		memcpy(s->netkey + 1, &((struct sockaddr_in *)ss)->sin_addr, 4);
+		ipkey_mask(s->netkey + 1, 4, (unsigned)s->cfg->limits.net_ipv4_prefix);
+		s->netkey[17] = (char)s->cfg->limits.net_ipv4_prefix;
+	} else {
+		s->netkey[0] = 6 | 0x40;
+		memcpy(s->netkey + 1, &((struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		ipkey_mask(s->netkey + 1, 16, (unsigned)s->cfg->limits.net_ipv6_prefix);
+		s->netkey[17] = (char)s->cfg->limits.net_ipv6_prefix;
 	}
 }
 
@@ -241,7 +256,7 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 		return;
 	}
-	peer_describe(s);
+	session_peer_describe(s);
 	if (id_base == 0)
 		id_base = ((uint64_t)uv_hrtime() & 0xffffff) << 24;
 	s->id = ++next_id;
@@ -254,9 +269,24 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		tls_server_ref(s->tls_server);
 	registry_add(s);
 	ipcount_add(s->ipkey, +1);
+	ipcount_add(s->netkey, +1);
 	s->metrics->connections++;
-	log_info("%s: connect from [%s]:%u to %s%s", s->sid, s->ip, s->port, l->addr,
-	    s->outbound ? " (outbound)" : "");
+	if (session_proxy_wanted(s)) {
+		/* the PROXY protocol header comes first: it names the client */
+		session_proxy_begin(s);
+		return;
+	}
+	session_connected(s);
+}
+
+void session_connected(struct session *s)
+{
+	char via[96] = "";
+
+	if (s->proxied)
+		snprintf(via, sizeof via, " via proxy [%s]:%u", s->proxy_ip, s->proxy_port);
+	log_info("%s: connect from [%s]:%u to %s%s%s", s->sid, s->ip, s->port, s->listener->addr,
+	    s->outbound ? " (outbound)" : "", via);
 
 	if (nsessions > s->cfg->limits.max_connections) {
 		log_warn("%s: refused [%s]:%u: too many connections (max_connections = %lu)",
@@ -277,6 +307,18 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		session_reply(s, 421, "4.7.0", "%s Too many connections from your address, try again later",
 		    s->cfg->server.hostname);
 		session_close(s, "max_connections_per_ip");
+		return;
+	}
+	if (s->cfg->limits.max_connections_per_net > 0 &&
+	    ipcount_add(s->netkey, 0) > s->cfg->limits.max_connections_per_net) {
+		log_warn("%s: refused [%s]:%u: too many connections from this network (max_connections_per_net = %lu, "
+		    "counted per /%u)", s->sid, s->ip, s->port, s->cfg->limits.max_connections_per_net,
+		    (unsigned char)s->netkey[17]);
+		s->metrics->refused[METRICS_REFUSED_MAX_CONNECTIONS_PER_NET]++;
+		s->reply_check = METRICS_CHECK_LIMITS;
+		session_reply(s, 421, "4.7.0", "%s Too many connections from your network (max_connections_per_net), "
+		    "try again later", s->cfg->server.hostname);
+		session_close(s, "max_connections_per_net");
 		return;
 	}
 	session_rdns_start(s);
@@ -412,9 +454,14 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
 	} else {
 		s->in.len += (size_t)n;
 	}
+	/* the header is not complete yet, or it was refused, or it came
+	 * without any of the client's bytes after it */
+	if (s->wait == WAIT_PROXY && (!session_proxy_input(s) || s->in.len == 0))
+		return;
 	if (s->wait == WAIT_GREET) {
 		char esc[128];
-		log_info("%s: PREGREET %zd bytes from [%s]:%u: %s", s->sid, n, s->ip, s->port,
+		/* s->in: what came after a PROXY header in the same read, too */
+		log_info("%s: PREGREET %zu bytes from [%s]:%u: %s", s->sid, s->in.len, s->ip, s->port,
 		    log_escape(s->in.data, s->in.len < 64 ? s->in.len : 64, esc, sizeof esc));
 		s->metrics->refused[METRICS_REFUSED_PREGREET]++;
 		s->reply_check = METRICS_CHECK_PROTOCOL;
@@ -450,6 +497,13 @@ again:
 		}
 		if (s->inpos >= s->in.len)
 			break;
+		/* a TLS handshake in plaintext: it need not hold a line feed for
+		 * a long while, so it is recognised by its first bytes */
+		if (!s->skip_to_eol && smtp_foreign_start(s->in.data + s->inpos, s->in.len - s->inpos)
+		    == SMTP_FOREIGN_TLS) {
+			session_non_smtp(s, SMTP_FOREIGN_TLS, s->in.data + s->inpos, s->in.len - s->inpos);
+			break;
+		}
 		n = smtp_line_next(&s->lr, s->in.data + s->inpos, s->in.len - s->inpos,
 		    SESSION_CMD_MAX, &line);
 		if (n == 0)
@@ -506,6 +560,11 @@ void session_timer_arm(struct session *s)
 
 	if (s->closing || s->wait == WAIT_GREET)
 		return;
+	if (s->wait == WAIT_PROXY) {   /* a deadline for the whole header */
+		t = s->proxy_deadline > now ? s->proxy_deadline - now : 1;
+		uv_timer_start(&s->timer, on_timer, t, 0);
+		return;
+	}
 	if (s->state == SMTP_STATE_DATA)
 		t = c->limits.data_timeout;
 	else if (s->state == SMTP_STATE_CONNECTED)
@@ -533,6 +592,10 @@ static void on_timer(uv_timer_t *t)
 			uv_close((uv_handle_t *)&s->tcp, on_handle_closed);
 		if (!uv_is_closing((uv_handle_t *)&s->timer))
 			uv_close((uv_handle_t *)&s->timer, on_handle_closed);
+		return;
+	}
+	if (s->wait == WAIT_PROXY) {
+		session_proxy_timeout(s);
 		return;
 	}
 	if (s->wait == WAIT_GREET) {
@@ -720,6 +783,7 @@ void session_close(struct session *s, const char *why)
 	filters_session_end(s);
 	registry_del(s);
 	ipcount_add(s->ipkey, -1);
+	ipcount_add(s->netkey, -1);
 	if (s->be) {
 		if (s->txn.active || s->state == SMTP_STATE_DATA)
 			backend_abort(s->be);
@@ -753,8 +817,9 @@ void sessions_close_all(const char *why)
 		next = s->next;
 		if (s->txn.active)
 			session_summary(s, "shutdown");
-		session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later",
-		    s->cfg->server.hostname);
+		if (s->wait != WAIT_PROXY)   /* nothing before a PROXY header */
+			session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later",
+			    s->cfg->server.hostname);
 		session_close(s, why);
 	}
 }

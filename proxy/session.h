@@ -37,6 +37,7 @@
 #include "smtp/smtp_addr.h"
 #include "smtp/smtp_data.h"
 #include "smtp/smtp_fields.h"
+#include "smtp/smtp_foreign.h"
 #include "smtp/smtp_line.h"
 #include "smtp/smtp_reply.h"
 #include "smtp/smtp_server.h"
@@ -66,6 +67,7 @@ enum session_wait {
 	WAIT_GREET,     /* greet_pause before the banner */
 	WAIT_TLS,       /* STARTTLS handshake */
 	WAIT_RDNS,      /* the client's name, before the backend needs it */
+	WAIT_PROXY,     /* the PROXY protocol header (session_proxy.c) */
 };
 
 /* Recipient as the client gave it and as relayed (after filter rewrites). */
@@ -139,9 +141,18 @@ struct session {
 	char ip[INET6_ADDRSTRLEN];
 	unsigned port;
 	char ipkey[20];             /* family, network bytes, prefix: per-IP counting */
+	char netkey[20];            /* the same per network (max_connections_per_net) */
 	char client_name[256];      /* forward-confirmed, or "unknown" */
 	enum session_rdns rdns;
 	bool rdns_temporary;        /* the lookup failed temporarily */
+	/* PROXY protocol (session_proxy.c): the load balancer's own address
+	 * when peer/ip/port are the client's from its header */
+	bool proxied;
+	char proxy_ip[INET6_ADDRSTRLEN];
+	unsigned proxy_port;
+	uint64_t proxy_deadline;    /* ms: the header must be complete by then */
+	struct sockaddr_storage proxy_dst; /* the header's destination: the
+	                                      address the client connected to */
 
 	enum smtp_state state;
 	enum session_wait wait;
@@ -200,6 +211,12 @@ struct session {
 
 /* session_accept - take a new connection from listener. */
 void session_accept(struct listener *l, uv_stream_t *server);
+/* session_connected - the connection's client is known (the socket's
+ * peer, or a PROXY protocol header's source): per-IP limits, the client's
+ * name, greet_pause or the connect checks and the banner. */
+void session_connected(struct session *s);
+/* session_peer_describe - ip, port and the per-IP key from s->peer */
+void session_peer_describe(struct session *s);
 
 /* session_reply - the one place replies are built (smtp_reply_format),
  * and refusals counted (s->reply_check). */
@@ -228,6 +245,9 @@ unsigned sessions_count(void);
 
 /* session_cmd.c */
 void session_command(struct session *s, const struct smtp_line *line);
+/* session_non_smtp - a client speaking another protocol (HTTP, TLS in
+ * plaintext): logged, told once (postscreen's reply) and disconnected */
+void session_non_smtp(struct session *s, enum smtp_foreign what, const char *data, size_t len);
 void session_banner(struct session *s);
 void txn_reset(struct session *s);
 void txn_free(struct session *s);
@@ -268,6 +288,19 @@ bool session_backend_pool_put(struct session *s);
 void session_backend_command(struct session *s, const char *line, session_backend_then then);
 /* the content in b, ending with the final dot (backend_data_end) */
 void session_backend_data_end(struct session *s, struct buf *b, session_backend_then then);
+
+/* session_proxy.c: the PROXY protocol phase, before anything else on a
+ * [server] listener with proxy_protocol = on */
+bool session_proxy_wanted(const struct session *s);
+/* session_proxy_begin - refuse a peer outside proxy_trusted, else wait
+ * (WAIT_PROXY) for the header, at most [server] proxy_timeout */
+void session_proxy_begin(struct session *s);
+/* session_proxy_input - the bytes read so far (s->in): false while the
+ * header is incomplete or when the session was closed; true once the
+ * header is consumed and session_connected() ran, with the client's own
+ * bytes (if any came in the same read) left in s->in */
+bool session_proxy_input(struct session *s);
+void session_proxy_timeout(struct session *s);
 
 /* session_data.c */
 void session_data_start(struct session *s);

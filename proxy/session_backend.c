@@ -112,6 +112,8 @@ static void backend_params_of(const struct session *s, struct backend_params *p)
 	int namelen = sizeof p->local_addr;
 	if (uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&p->local_addr, &namelen) != 0)
 		p->local_addr.ss_family = AF_UNSPEC;   /* [backend] identity = proxy refuses it */
+	if (s->proxied)   /* behind a balancer: what the client connected to */
+		memcpy(&p->local_addr, &s->proxy_dst, sizeof p->local_addr);
 }
 
 /* pool_identity - what a connection without XCLIENT carries of its client,

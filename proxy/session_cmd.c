@@ -952,6 +952,21 @@ void session_starttls_done(struct session *s, bool ok)
 
 /* ---- dispatch ---- */
 
+void session_non_smtp(struct session *s, enum smtp_foreign what, const char *data, size_t len)
+{
+	char esc[128];
+
+	/* postscreen's log line and reply (its non_smtp_command test, action
+	 * drop): such a client will not understand anything else either */
+	log_info("%s: NON-SMTP COMMAND (%s) from [%s]:%u after %s: %s", s->sid, smtp_foreign_name(what),
+	    s->ip, s->port, smtp_state_name(s->state),
+	    log_escape(data, len < 60 ? len : 60, esc, sizeof esc));
+	s->metrics->refused[METRICS_REFUSED_NON_SMTP]++;
+	s->reply_check = METRICS_CHECK_PROTOCOL;
+	session_reply(s, 521, "5.7.0", "Error: I can break rules, too. Goodbye.");
+	session_close(s, "non-SMTP command");
+}
+
 void session_command(struct session *s, const struct smtp_line *line)
 {
 	struct smtp_cmd cmd;
@@ -965,6 +980,11 @@ void session_command(struct session *s, const struct smtp_line *line)
 		s->reply_check = METRICS_CHECK_LIMITS;
 		session_reply(s, 421, "4.7.0", "%s Error: too many errors", c->server.hostname);
 		session_close(s, "too many errors");
+		return;
+	}
+	/* before the bare newline check: scanners often end lines with LF */
+	if (smtp_foreign_line(line->data, line->len) != SMTP_FOREIGN_NONE) {
+		session_non_smtp(s, smtp_foreign_line(line->data, line->len), line->data, line->len);
 		return;
 	}
 	if ((line->flags & (SMTP_LINE_BARE_LF | SMTP_LINE_BARE_CR)) &&

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "proxy/log.h"
+#include "proxy/server.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
 
@@ -58,6 +59,7 @@ static void build_env(struct session *s, struct filter_env *e, size_t index)
 	e->rcpts_orig = s->txn.rcpt_orig_view;
 	e->nrcpts = s->txn.nrcpts;
 	e->cfg = s->cfg;
+	e->ratelimit = server_ratelimit();
 }
 
 static uint64_t filter_deadline_ms(const struct filter_ops *f, const struct config *cfg)

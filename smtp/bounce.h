@@ -71,8 +71,19 @@ struct bounce_original {
 	 * after inline-quoted headers): the sites a spam run advertises */
 	struct url_hosts urls;
 };
-/* bounce_hop_at - the i-th kept hop of o, topmost first (i < o->nhops). */
-const struct bounce_hop *bounce_hop_at(const struct bounce_original *o, size_t i);
+/* bounce_hop_at - the i-th kept hop of o, topmost first (i < o->nhops).
+ * Inline: the pure modules that read hops (received_ip.c) need no more of
+ * the classifier than this. */
+static inline const struct bounce_hop *bounce_hop_at(const struct bounce_original *o, size_t i)
+{
+	const size_t ring = BOUNCE_RECEIVED_MAX - BOUNCE_RECEIVED_TOP;
+
+	if (i < BOUNCE_RECEIVED_TOP || o->hops_seen <= BOUNCE_RECEIVED_MAX)
+		return &o->hops[i];
+	/* the ring's oldest slot is the one the next field would take */
+	return &o->hops[BOUNCE_RECEIVED_TOP +
+	    ((o->hops_seen - BOUNCE_RECEIVED_TOP) + (i - BOUNCE_RECEIVED_TOP)) % ring];
+}
 
 struct bounce_result {
 	enum bounce_class cls;

@@ -221,17 +221,6 @@ static size_t bounce_hop_slot(size_t seen)
 	    (BOUNCE_RECEIVED_MAX - BOUNCE_RECEIVED_TOP);
 }
 
-const struct bounce_hop *bounce_hop_at(const struct bounce_original *o, size_t i)
-{
-	const size_t ring = BOUNCE_RECEIVED_MAX - BOUNCE_RECEIVED_TOP;
-
-	if (i < BOUNCE_RECEIVED_TOP || o->hops_seen <= BOUNCE_RECEIVED_MAX)
-		return &o->hops[i];
-	/* the ring's oldest slot is the one the next field would take */
-	return &o->hops[BOUNCE_RECEIVED_TOP +
-	    ((o->hops_seen - BOUNCE_RECEIVED_TOP) + (i - BOUNCE_RECEIVED_TOP)) % ring];
-}
-
 void bounce_parse_received(const char *v, size_t n, struct bounce_hop *hop)
 {
 	char tmp[1024], low[1024];

@@ -18,3 +18,5 @@ libsmtp_a_SOURCES += smtp/mime.c smtp/mime.h smtp/bounce.c smtp/bounce.h \
 libsmtp_a_SOURCES += smtp/proxy_out.c smtp/proxy_out.h
 # forged Received hops (issue 15): the from and by parts of a Received field
 libsmtp_a_SOURCES += smtp/smtp_received.c smtp/smtp_received.h
+# PROXY protocol header (issue 12) and other protocols spoken to the SMTP port
+libsmtp_a_SOURCES += smtp/proxy_proto.c smtp/proxy_proto.h smtp/smtp_foreign.c smtp/smtp_foreign.h

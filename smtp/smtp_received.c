@@ -273,6 +273,7 @@ enum smtp_received_status smtp_received_parse(const char *body, size_t len,
 	enum clause clause = CLAUSE_NONE;
 	bool want_name = false;
 	struct tok t;
+	char name_lit[64] = "", name_addr[SMTP_RECEIVED_ADDR_MAX] = "";
 
 	memset(r, 0, sizeof *r);
 	if (len > SMTP_RECEIVED_BODY_MAX)
@@ -299,7 +300,16 @@ enum smtp_received_status smtp_received_parse(const char *body, size_t len,
 		if (want_name && (t.kind == TOK_ATOM || t.kind == TOK_LITERAL)) {
 			want_name = false;
 			if (clause == CLAUSE_FROM) {
-				if (!from_addr_add(r, t.s, t.len) && t.kind == TOK_ATOM)
+				/* a literal here is the client's HELO in Postfix and
+				 * Sendmail ("from [192.0.2.200] (unknown [192.0.2.1])"),
+				 * the address only in Exim's "from [192.0.2.1] (helo=x)":
+				 * taken at the end, when the TCP-info gave none */
+				if (t.kind == TOK_LITERAL || !smtp_received_addr_canon(t.s, t.len, name_addr))
+					name_addr[0] = '\0';
+				if (t.kind == TOK_LITERAL)
+					snprintf(name_lit, sizeof name_lit, "%.*s",
+					    (int)(t.len < sizeof name_lit ? t.len : 0), t.s);
+				else if (!name_addr[0])
 					host_name(t.s, t.len, r->from_name);
 			} else if (!smtp_received_addr_canon(t.s, t.len, r->by_addr)) {
 				r->by_addr[0] = '\0';
@@ -315,6 +325,10 @@ enum smtp_received_status smtp_received_parse(const char *body, size_t len,
 		else if (t.kind == TOK_COMMENT)
 			tcp_info(r, t.s, t.len);
 	}
+	if (r->from_naddrs == 0 && name_lit[0])
+		from_addr_add(r, name_lit, strlen(name_lit));
+	if (r->from_naddrs == 0 && name_addr[0])
+		from_addr_add(r, name_addr, strlen(name_addr));
 	return c.malformed ? SMTP_RECEIVED_MALFORMED : SMTP_RECEIVED_OK;
 }
 

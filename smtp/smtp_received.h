@@ -52,8 +52,10 @@ struct smtp_received {
 	char from_rdns[SMTP_RECEIVED_NAME_MAX + 1];  /* the name in TCP-info
 	                                                ("unknown" left out) */
 	char from_helo[SMTP_RECEIVED_NAME_MAX + 1];  /* Exim helo=, qmail HELO */
-	/* the addresses of the from part: the literal (or bare address)
-	 * after "from", then those of its comments, in order */
+	/* the addresses of the from part: those of its comments (TCP-info)
+	 * and literals, in order; the literal (or bare address) right after
+	 * "from" only when there is no other (Exim "from [192.0.2.1]
+	 * (helo=x)"): in Postfix and Sendmail it is the client's HELO */
 	char from_addrs[SMTP_RECEIVED_ADDRS][SMTP_RECEIVED_ADDR_MAX];
 	size_t from_naddrs;
 	/* by part: a host name, or an address literal */

@@ -5,12 +5,15 @@ set -euo pipefail
 pkgs=(build-essential autoconf automake libtool pkg-config
       libuv1-dev libssl-dev libspf2-dev libopendkim-dev libinih-dev libunbound-dev
       postfix swaks libnet-ssleay-perl unbound python3 python3-dnslib python3-dkim faketime bind9-dnsutils
+      haproxy
       clang libclang-rt-14-dev openssl iproute2 procps psmisc util-linux testssl.sh
       libpsl-dev publicsuffix
       systemd groff-base man-db mandoc
       chromium)
 # backend_identity.py: the transparent mode's policy routing (nft)
 pkgs+=(nftables)
+# [limits] store = redis:// (hiredis), rate_limits_redis.py (a real Redis)
+pkgs+=(libhiredis-dev redis-server)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,11 +6,16 @@ FUZZ_TARGETS = smtp_line smtp_cmd smtp_addr smtp_reply smtp_data batv_tag config
 FUZZ_TARGETS += proxy_out
 # DNS lists (issue 12): postscreen's site syntax and the answer cache
 FUZZ_TARGETS += dnsbl_sites
+# [limits] store = redis://... (issue 12)
+FUZZ_TARGETS += config_redis_url
 FUZZ_SMTP_SRCS = $(srcdir)/smtp/smtp_line.c $(srcdir)/smtp/smtp_cmd.c \
 	$(srcdir)/smtp/smtp_addr.c $(srcdir)/smtp/smtp_reply.c \
 	$(srcdir)/smtp/smtp_data.c $(srcdir)/smtp/smtp_server.c \
 	$(srcdir)/smtp/smtp_wire.c $(srcdir)/smtp/smtp_fields.c $(srcdir)/smtp/smtp_from.c \
 	$(srcdir)/smtp/smtp_received.c
+# issue 12: other protocols spoken to the SMTP port (HTTP, plaintext TLS)
+FUZZ_SMTP_SRCS += $(srcdir)/smtp/smtp_foreign.c
+FUZZ_TARGETS += smtp_foreign proxy_proto
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I$(srcdir) -I$(builddir) $(OPENSSL_CFLAGS)
 
 fuzz: $(FUZZ_TARGETS:%=tests/fuzz/fuzz_%)
@@ -97,16 +102,20 @@ tests/fuzz/fuzz_url_hosts: $(srcdir)/tests/fuzz/fuzz_url_hosts.c $(srcdir)/smtp/
 # backstop's libraries. fuzz_session and fuzz_backend run the real server
 # in-process (tests/fuzz/fuzz_peers.h).
 FUZZ_PROXY_TARGETS = session backend config_ini spf_ar spf_text bounce_filter
+# issue 12: the session behind a PROXY protocol header
+FUZZ_PROXY_TARGETS += session_proxy
 FUZZ_ALL_OBJS := $(patsubst %.c,tests/fuzz/obj/%.o,$(notdir $(FUZZ_SMTP_SRCS)) \
 	$(subst /,_,$(filter %.c,$(libfilters_a_SOURCES) $(libproxy_a_SOURCES))))
 # the MIME walker and classifier, for filters that use them
 FUZZ_ALL_OBJS += $(patsubst %.c,tests/fuzz/obj/smtpmime_%.o,$(notdir $(FUZZ_MIME_SRCS)))
 # the backend's PROXY v2 header (backend.c, backend_probe.c)
 FUZZ_ALL_OBJS += tests/fuzz/obj/smtpmime_proxy_out.o
+# the PROXY protocol parser (proxy/session_proxy.c uses it)
+FUZZ_ALL_OBJS += tests/fuzz/obj/smtpmime_proxy_proto.o
 FUZZ_PROXY_CFLAGS = $(FUZZ_CFLAGS) -DSYSCONFDIR='"$(sysconfdir)"' $(LIBUV_CFLAGS) \
 	$(INIH_CFLAGS) $(OPENDKIM_CFLAGS) $(PSL_CFLAGS)
 FUZZ_PROXY_LIBS = $(LIBUV_LIBS) $(OPENSSL_LIBS) $(INIH_LIBS) $(OPENDKIM_LIBS) \
-	$(SPF2_LIBS) $(UNBOUND_LIBS) $(PSL_LIBS) -lpthread -lm
+	$(SPF2_LIBS) $(UNBOUND_LIBS) $(PSL_LIBS) $(HIREDIS_LIBS) -lpthread -lm
 
 fuzz: $(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%)
 
@@ -143,3 +152,11 @@ tests/fuzz/fuzz_dnsbl_sites: $(srcdir)/tests/fuzz/fuzz_dnsbl_sites.c $(srcdir)/f
 	@$(MKDIR_P) tests/fuzz
 	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_dnsbl_sites.c \
 		$(srcdir)/filters/dnsbl_sites.c $(srcdir)/filters/dnsbl_cache.c
+# issue 12: the PROXY protocol header parser (smtp/, named without the
+# smtp_ prefix the pattern rule expects)
+tests/fuzz/fuzz_proxy_proto: $(srcdir)/tests/fuzz/fuzz_proxy_proto.c $(srcdir)/smtp/proxy_proto.c \
+		$(srcdir)/smtp/proxy_proto.h
+	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
+	@$(MKDIR_P) tests/fuzz
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(srcdir)/tests/fuzz/fuzz_proxy_proto.c \
+		$(srcdir)/smtp/proxy_proto.c

@@ -208,6 +208,15 @@ with t.case("a submission host's own field (by = the client) is not a forged hop
             not [q for q in queries()[before:] if q.split()[-1] in ("MX", "NS")],
             queries()[before:])
 
+with t.case("a HELO literal in the from part is no address of the connection"):
+    # Postfix and Sendmail write the client's HELO first: "from [HELO] (rdns
+    # [address])". A relay whose own client said HELO [relay's address] has
+    # not forged anything: the hop came from 203.0.113.9
+    r = send(enforce, "helo-literal", "gladys@talk21.com",
+             ["from [127.0.0.1] (unknown [203.0.113.9]) by ns2.bt.net (Postfix); " + DATE])
+    t.check("helo literal: 250", r.code == 250, r)
+    t.check("helo literal: delivered", len(sink.with_subject("helo-literal")) == 1)
+
 with t.case("a DNS failure does not refuse"):
     r = send(enforce, "servfail", "x@broken.example", TALK21[:1])
     t.check("servfail: 250", r.code == 250, r)

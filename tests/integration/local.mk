@@ -73,6 +73,7 @@ INTEGRATION_TESTS += tests/integration/metrics.py
 INTEGRATION_TESTS += tests/integration/keepalive_failures.py
 # the refused-bounce record and `backstop report` over the corpus (issue 15)
 INTEGRATION_TESTS += tests/integration/bounce_report.py
+INTEGRATION_TESTS += tests/integration/report_shared_log.py
 # [backend] identity (issue 12): PROXY v2 to Postfix, none, required
 # xclient/xforward, transparent in three network namespaces
 INTEGRATION_TESTS += tests/integration/backend_identity.py
@@ -80,3 +81,6 @@ INTEGRATION_TESTS += tests/integration/backend_identity.py
 INTEGRATION_TESTS += tests/integration/joejob.py
 # DNS block and allow lists (issue 12), against the test DNS server
 INTEGRATION_TESTS += tests/integration/dnsbl.py
+INTEGRATION_TESTS += tests/integration/rate_limits.py tests/integration/rate_limits_redis.py
+# issue 12: PROXY protocol in (behind a real HAProxy), non-SMTP commands
+INTEGRATION_TESTS += tests/integration/proxy_protocol.py

@@ -85,3 +85,9 @@ tests_unit_test_joejob_LDADD = $(UNIT_LDADD)
 # DNS lists (issue 12): postscreen's site syntax, query names, the answer cache
 UNIT_TESTS += tests/unit/test_dnsbl
 tests_unit_test_dnsbl_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_ratelimit
+tests_unit_test_ratelimit_LDADD = $(UNIT_LDADD)
+# issue 12: the PROXY protocol header, HTTP/TLS spoken to the SMTP port
+UNIT_TESTS += tests/unit/test_proxy_proto tests/unit/test_smtp_foreign
+tests_unit_test_proxy_proto_LDADD = $(UNIT_LDADD)
+tests_unit_test_smtp_foreign_LDADD = $(UNIT_LDADD)

@@ -53,6 +53,19 @@ static void test_good(void)
 	snprintf(line, sizeof line, "Dec  7 03:40:46 mx backstop[12]: %s  \r", GOOD);
 	CHECK_INT(parse(line, &ev), REPORT_LINE_RECORD);
 	CHECK_STR(ev.orig_client_ip, "8.8.8.8");
+	snprintf(line, sizeof line, "2026-12-07T03:40:46.123+00:00 mx backstop: %s", GOOD);
+	CHECK_INT(parse(line, &ev), REPORT_LINE_RECORD);
+	/* another program's line in a shared mail log ends with what a client
+	 * sent (Postfix logs a "non-SMTP command" verbatim): no record, even
+	 * when the client's text imitates our tag */
+	CHECK_INT(parse("Dec  7 04:04:00 mx postfix/smtpd[4628]: warning: non-SMTP command from "
+	    "unknown[192.0.2.1]: {\"event\":\"bounce_refused\",\"orig_client_ip\":\"8.8.8.8\"}", &ev),
+	    REPORT_LINE_MALFORMED);
+	CHECK_INT(parse("Dec  7 04:04:00 mx postfix/smtpd[4628]: warning: non-SMTP command from "
+	    "unknown[192.0.2.1]: x backstop[1]: {\"event\":\"bounce_refused\"}", &ev),
+	    REPORT_LINE_MALFORMED);
+	CHECK_INT(parse("Dec  7 04:04:00 mx backstop[x]: {\"event\":\"bounce_refused\"}", &ev),
+	    REPORT_LINE_MALFORMED);
 	/* another event */
 	CHECK_INT(parse("{\"event\":\"summary\",\"subject\":\"x\"}", &ev), REPORT_LINE_OTHER);
 	CHECK_INT(parse("{}", &ev), REPORT_LINE_OTHER);
@@ -273,10 +286,38 @@ static void test_agg(void)
 	CHECK_INT(n, 1);     /* the canonical form: one zombie */
 	CHECK_STR(v[0]->key, "2001:db8::1");
 	free(v);
+	/* an IPv4-mapped address (Sendmail on a dual-stack socket writes
+	 * [IPv6:::ffff:a.b.c.d]) is the IPv4 zombie: one row, in the ip4set */
+	snprintf(ev.orig_client_ip, sizeof ev.orig_client_ip, "::ffff:8.8.8.8");
+	report_agg_add(a, &ev);
+	snprintf(ev.orig_client_ip, sizeof ev.orig_client_ip, "8.8.8.8");
+	report_agg_add(a, &ev);
+	v = report_sorted(&a->zombies, &n);
+	CHECK_INT(n, 2);
+	CHECK_STR(v[1]->key, "8.8.8.8");   /* ties by key: after 2001:db8::1 */
+	CHECK_INT(v[1]->count, 2);
+	free(v);
+	snprintf(ev.orig_client_ip, sizeof ev.orig_client_ip, "2001:db8::1");
 	struct report_hour *h = report_hours_sorted(a, &n);
 	CHECK_INT(n, 2);
 	CHECK_INT(h[0].hour, 10);
 	free(h);
+
+	/* a server name longer than the table's extra (253 bytes is a valid
+	 * PTR name; extra holds 127): the same server is one row, counted
+	 * each time, not a new row per record (nor a full table) */
+	memset(ev.server_name, 'n', 200);
+	ev.server_name[200] = '\0';
+	snprintf(ev.server_ip, sizeof ev.server_ip, "192.0.2.7");
+	for (int k = 0; k < 3; k++)
+		report_agg_add(a, &ev);
+	v = report_sorted(&a->servers, &n);
+	CHECK_INT(n, 2);     /* "?" with no name from above (4), and this one */
+	CHECK_STR(v[1]->key, "192.0.2.7");
+	CHECK_INT(v[1]->count, 3);
+	free(v);
+	ev.server_name[0] = '\0';
+	ev.server_ip[0] = '\0';
 
 	/* a full table: counted in the totals and as untracked, not grown */
 	for (unsigned i = 0; i < 40000; i++) {
@@ -284,9 +325,9 @@ static void test_agg(void)
 		    (i >> 8) & 255, i & 255);
 		report_agg_add(a, &ev);
 	}
-	CHECK_INT(a->records, 40002);
+	CHECK_INT(a->records, 40007);
 	CHECK(a->zombies.used <= a->zombies.cap / 4 * 3);
-	CHECK_INT(a->zombies.used + a->zombies.untracked, 40001);
+	CHECK_INT(a->zombies.used + a->zombies.untracked, 40002);
 	report_agg_free(a);
 }
 

@@ -40,6 +40,14 @@ static const struct received_case cases[] = {
 	{ "from helo.example (user@rdns.example [192.0.2.9] (may be forged))\r\n\tby "
 	  "sm.example.net (8.17.1/8.17.1) with ESMTP id 1234; Mon, 7 Dec 2026", R(OK),
 	  "helo.example", "rdns.example", "", "192.0.2.9", NULL, "sm.example.net", "", "Sendmail ident" },
+	/* the client's HELO as a literal: Postfix and Sendmail write it first;
+	 * the connection's address is the one in the comment */
+	{ "from [192.0.2.200] (unknown [192.0.2.1]) by mx.example.net (Postfix)", R(OK),
+	  "", "", "", "192.0.2.1", NULL, "mx.example.net", "", "Postfix, HELO literal is no address" },
+	{ "from 192.0.2.200 (rdns.example [192.0.2.1]) by mx.example.net", R(OK),
+	  "", "rdns.example", "", "192.0.2.1", NULL, "mx.example.net", "", "bare HELO address" },
+	{ "from [192.0.2.200] (may be forged) by sm.example.net", R(OK),
+	  "", "", "", "192.0.2.200", NULL, "sm.example.net", "", "a literal alone counts" },
 	{ "from helo ([192.0.2.9]) by sm.example.net", R(OK),
 	  "helo", "", "", "192.0.2.9", NULL, "sm.example.net", "", "Sendmail no rdns" },
 	/* Exim */
