@@ -122,19 +122,23 @@ fuzz: $(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%)
 tests/fuzz/obj/smtp_%.o: $(srcdir)/smtp/smtp_%.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
 	@$(MKDIR_P) tests/fuzz/obj
-	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -c -o $@ $<
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -MMD -MP -c -o $@ $<
 tests/fuzz/obj/smtpmime_%.o: $(srcdir)/smtp/%.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
 	@$(MKDIR_P) tests/fuzz/obj
-	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -c -o $@ $<
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -MMD -MP -c -o $@ $<
 tests/fuzz/obj/filters_%.o: $(srcdir)/filters/%.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
 	@$(MKDIR_P) tests/fuzz/obj
-	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -c -o $@ $<
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -MMD -MP -c -o $@ $<
 tests/fuzz/obj/proxy_%.o: $(srcdir)/proxy/%.c
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
 	@$(MKDIR_P) tests/fuzz/obj
-	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -c -o $@ $<
+	$(AM_V_CC)$(FUZZ_CC) $(FUZZ_PROXY_CFLAGS) -MMD -MP -c -o $@ $<
+
+# the objects' header dependencies (-MMD): a changed header rebuilds them;
+# stale objects with an old struct layout crashed fuzz_session at start
+-include $(FUZZ_ALL_OBJS:.o=.d)
 
 tests/fuzz/libbackstop-fuzz.a: $(FUZZ_ALL_OBJS)
 	$(AM_V_AR)rm -f $@ && $(AR) cr $@ $(FUZZ_ALL_OBJS) && $(RANLIB) $@
@@ -145,7 +149,7 @@ $(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%): tests/fuzz/fuzz_%: $(srcdir)/tests/fu
 		$(FUZZ_PROXY_LIBS)
 
 CLEANFILES += $(FUZZ_PROXY_TARGETS:%=tests/fuzz/fuzz_%) tests/fuzz/libbackstop-fuzz.a \
-	$(FUZZ_ALL_OBJS)
+	$(FUZZ_ALL_OBJS) $(FUZZ_ALL_OBJS:.o=.d)
 tests/fuzz/fuzz_dnsbl_sites: $(srcdir)/tests/fuzz/fuzz_dnsbl_sites.c $(srcdir)/filters/dnsbl_sites.c \
 		$(srcdir)/filters/dnsbl_cache.c $(srcdir)/filters/dnsbl_sites.h $(srcdir)/filters/dnsbl_cache.h
 	@test -n "$(FUZZ_CC)" || { echo "make fuzz needs clang: apt-get install clang"; exit 1; }
