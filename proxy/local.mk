@@ -18,6 +18,8 @@ libproxy_a_SOURCES = \
 	proxy/metrics.c proxy/metrics.h \
 	proxy/metrics_http.c proxy/metrics_http.h \
 	proxy/http_request.c proxy/http_request.h
+# [server] workers > 1: the master and the table the workers share
+libproxy_a_SOURCES += proxy/workers.c proxy/workers.h proxy/ipcount_shared.c proxy/ipcount_shared.h
 # backstop report (the backscatter report): reader, tables, writers
 libproxy_a_SOURCES += proxy/report.c proxy/report.h proxy/report_reader.c proxy/report_reader.h \
 	proxy/report_agg.c proxy/report_agg.h proxy/report_out.c proxy/report_out.h
