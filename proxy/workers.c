@@ -54,6 +54,7 @@ struct workers {
 	bool stopping;
 	bool start_failed;
 	bool notified_ready;
+	bool all_ready;              /* every worker (not given up) listens */
 };
 
 static uint64_t now_ms(void)
@@ -306,27 +307,36 @@ static void reap(struct workers *w)
 			continue;
 		}
 		if (WIFSIGNALED(status))
-			log_error("worker %u (pid %ld) killed by signal %d (%s); %lu connection count(s) released;"
-			    " restarting", i, (long)pid, WTERMSIG(status), strsignal(WTERMSIG(status)), released);
+			log_error("worker %u (pid %ld) killed by signal %d (%s); %lu per-IP/per-network count(s)"
+			    " released; restarting", i, (long)pid, WTERMSIG(status), strsignal(WTERMSIG(status)), released);
 		else
-			log_error("worker %u (pid %ld) exited with status %d; %lu connection count(s) released;"
-			    " restarting", i, (long)pid, WEXITSTATUS(status), released);
+			log_error("worker %u (pid %ld) exited with status %d; %lu per-IP/per-network count(s)"
+			    " released; restarting", i, (long)pid, WEXITSTATUS(status), released);
 		schedule_restart(w, i);
 	}
 }
 
 static void check_ready(struct workers *w)
 {
+	unsigned listening = 0;
+
 	for (unsigned i = 0; i < w->count; i++) {
-		if (w->procs[i].pid != 0 && w->slots[i].ready)
+		if (w->procs[i].pid != 0 && w->slots[i].ready) {
 			w->procs[i].ever_ready = true;
-		if (!w->procs[i].gave_up && (w->procs[i].pid == 0 || !w->slots[i].ready))
+			listening++;
+		} else if (!w->procs[i].gave_up) {
+			w->all_ready = false;
 			return;
+		}
 	}
+	if (w->all_ready)
+		return;
+	w->all_ready = true;
+	/* at start-up, and again once a restarted worker listens */
+	log_info("%u workers listening", listening);
 	if (w->notified_ready)
 		return;
 	w->notified_ready = true;
-	log_info("%u workers listening", w->count);
 	/* systemd (Type=notify): every worker accepts and root is gone */
 	(void)sd_notify_state("READY=1");
 }
@@ -410,6 +420,7 @@ int workers_run(struct workers *w, struct config *cfg, worker_run_fn run, void *
 		default:
 			break;   /* the timeout, or EINTR */
 		}
+		check_ready(w);
 	}
 	log_info("every worker stopped");
 	return w->start_failed ? 1 : 0;

@@ -24,7 +24,8 @@ INTEGRATION_TESTS = \
 	tests/integration/batv_exim.sh \
 	tests/integration/batv_inbound.py \
 	tests/integration/batv_outbound.py \
-	tests/integration/outbound_sig.py
+	tests/integration/outbound_sig.py \
+	tests/integration/workers.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/lib
 # the harness's own rules (a skip in CI, a zero-check test, a swallowed
