@@ -110,6 +110,15 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 		snprintf(err, errlen, "[server] spool_dir %s is not a directory", cfg->spool.directory);
 		return -1;
 	}
+	/* each worker would keep a sentlog of its own and overwrite the
+	 * others' file: a bounce reaching another worker than the message
+	 * went out through would not be recognised */
+	if (cfg->outbound.listen.n > 0 && workers_resolve(cfg) > 1) {
+		snprintf(err, errlen, "[server] workers = %u with [outbound] listen: the sentlog of sent"
+		    " Message-IDs is not shared between worker processes yet; set [server] workers = 1"
+		    " (or run the [outbound] listener in a backstop of its own)", workers_resolve(cfg));
+		return -1;
+	}
 	/* the sent-message log of the [outbound] listener lives there */
 	if (cfg->outbound.listen.n > 0 &&
 	    (stat(cfg->sentlog.state_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {

@@ -415,6 +415,8 @@ static void restart_needed(const struct config *next)
 	if (!str_list_equal(next->server.user, bound->server.user) ||
 	    !str_list_equal(next->server.group, bound->server.group))
 		log_warn("reload: [server] user or group changed; it takes effect at the next restart");
+	if (next->server.workers != bound->server.workers)
+		log_warn("reload: [server] workers changed; it takes effect at the next restart");
 	if (next->limits.rate_table_size != bound->limits.rate_table_size)
 		log_warn("reload: [limits] rate_table_size changed; it takes effect at the next restart");
 }

@@ -227,4 +227,24 @@ with t.case("SIGTERM: every worker stops, the master exits 0"):
             bs.log()[-2000:])
     bs.check_sanitizers()
 
+with t.case("-t refuses workers > 1 with [outbound] listen (the sentlog is per process)"):
+    kdir = t.tmpdir("keys")
+    keys = os.path.join(kdir, "batv.keys")
+    with open(keys, "wb") as f:
+        f.write(b"1 sig-one-secret-0123456789\n")
+    os.chmod(keys, 0o600)
+    conf = os.path.join(kdir, "outbound.ini")
+    sections = {k: dict(v) for k, v in bs.sections.items()}
+    sections["outbound"] = {"listen": "127.0.0.1:%d" % free_port(), "relay": sink.address}
+    sections["batv"] = {"domains": "test.example", "keys_file": keys, "sign_key": "1"}
+    with open(conf, "w") as f:
+        f.write(ini_text(sections))
+    rc, out = t.run_backstop(["-t", "-c", conf])
+    t.check("exit 1, naming the fix", rc == 1 and "set [server] workers = 1" in out, (rc, out))
+    sections["server"]["workers"] = "1"
+    with open(conf, "w") as f:
+        f.write(ini_text(sections))
+    rc, out = t.run_backstop(["-t", "-c", conf])
+    t.check("workers = 1 with [outbound] listen is fine", rc == 0, (rc, out))
+
 t.done()
