@@ -40,6 +40,13 @@ static size_t key_slot(const struct ipcount_shared *t, const char *key)
 	uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
 	for (int i = 0; i < IPCOUNT_KEY_LEN; i++)
 		h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+	/* FNV's low bits mix poorly (the multiplication carries upward only):
+	 * MurmurHash3's finaliser spreads every bit over the slot number */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
 	return (size_t)h & (t->slots - 1);
 }
 

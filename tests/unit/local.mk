@@ -91,3 +91,6 @@ tests_unit_test_ratelimit_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_proxy_proto tests/unit/test_smtp_foreign
 tests_unit_test_proxy_proto_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_foreign_LDADD = $(UNIT_LDADD)
+# the workers' shared per-IP connection table (proxy/ipcount_shared.c)
+UNIT_TESTS += tests/unit/test_ipcount_shared
+tests_unit_test_ipcount_shared_LDADD = $(UNIT_LDADD)
