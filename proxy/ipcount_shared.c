@@ -99,6 +99,12 @@ void ipcount_shared_free(struct ipcount_shared *t)
 	munmap(t, t->map_len);
 }
 
+void ipcount_shared_unmap(struct ipcount_shared *t)
+{
+	if (t != NULL)
+		munmap(t, t->map_len);
+}
+
 /* remove_at - free slot i and shift back the entries of its probe run
  * that would no longer be found */
 static void remove_at(struct ipcount_shared *t, size_t i)

@@ -26,6 +26,9 @@ struct ipcount_shared;
  * NULL if the memory cannot be had. */
 struct ipcount_shared *ipcount_shared_new(size_t capacity, unsigned workers);
 void ipcount_shared_free(struct ipcount_shared *t);
+/* ipcount_shared_unmap - a process that did not make the table (a worker)
+ * lets go of its view; the table goes on for the others */
+void ipcount_shared_unmap(struct ipcount_shared *t);
 
 /* ipcount_shared_add - worker's connections for key change by delta; the
  * total over all workers after that. When the table is full a new key is

@@ -356,7 +356,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (workers != NULL)
-		return workers_run(workers, cfg, worker_loop, &foreground);
+	if (workers != NULL) {
+		rc = workers_run(workers, cfg, worker_loop, &foreground);
+		workers_free(workers, true);
+		config_unref(cfg);
+		return rc;
+	}
 	return run_loop(cfg, foreground, NULL);
 }

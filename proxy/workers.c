@@ -124,6 +124,15 @@ static int reuseport_socket(const char *addr, char *err, size_t errlen)
 	return fd;
 }
 
+static void close_fds(struct worker_proc *p, size_t n)
+{
+	for (size_t j = 0; j < n; j++)
+		if (p->fds[j] >= 0) {
+			close(p->fds[j]);
+			p->fds[j] = -1;
+		}
+}
+
 struct workers *workers_bind(const struct config *cfg, unsigned count, char *err, size_t errlen)
 {
 	struct workers *w = calloc(1, sizeof *w);
@@ -147,34 +156,56 @@ struct workers *workers_bind(const struct config *cfg, unsigned count, char *err
 	if (w->ipcounts == NULL || w->slots == MAP_FAILED) {
 		snprintf(err, errlen, "[server] workers = %u: cannot map the shared memory: %s", count,
 		    strerror(errno));
+		workers_free(w, true);
 		return NULL;
 	}
 	for (unsigned i = 0; i < count; i++) {
 		if ((w->procs[i].fds = malloc(n * sizeof(int))) == NULL)
 			goto nomem;
 		for (size_t j = 0; j < n; j++)
-			if ((w->procs[i].fds[j] = reuseport_socket(w->addrs[j], err, errlen)) < 0)
+			w->procs[i].fds[j] = -1;
+		for (size_t j = 0; j < n; j++)
+			if ((w->procs[i].fds[j] = reuseport_socket(w->addrs[j], err, errlen)) < 0) {
+				workers_free(w, true);
 				return NULL;
+			}
 	}
 	return w;
 nomem:
 	snprintf(err, errlen, "out of memory for [server] workers = %u", count);
+	workers_free(w, true);
 	return NULL;
+}
+
+void workers_free(struct workers *w, bool master)
+{
+	if (w == NULL)
+		return;
+	for (unsigned i = 0; w->procs && i < w->count; i++) {
+		if (w->procs[i].fds == NULL)
+			continue;
+		if (master)
+			close_fds(&w->procs[i], w->nlisteners);
+		free(w->procs[i].fds);
+	}
+	if (w->slots != NULL && w->slots != MAP_FAILED)
+		munmap(w->slots, w->slots_len);
+	/* the master's table; a worker only unmaps its view of it */
+	if (w->ipcounts != NULL) {
+		if (master)
+			ipcount_shared_free(w->ipcounts);
+		else
+			ipcount_shared_unmap(w->ipcounts);
+	}
+	free(w->procs);
+	free(w->addrs);
+	free(w);
 }
 
 void workers_worker_ready(const struct worker_context *ctx)
 {
 	ctx->slots[ctx->index].ready = true;
 	kill(getppid(), SIGUSR1);
-}
-
-static void close_fds(struct worker_proc *p, size_t n)
-{
-	for (size_t j = 0; j < n; j++)
-		if (p->fds[j] >= 0) {
-			close(p->fds[j]);
-			p->fds[j] = -1;
-		}
 }
 
 /* child_main - in the new worker process: keep its own sockets only, then
@@ -211,7 +242,9 @@ static void child_main(struct workers *w, unsigned i, pid_t master, struct confi
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
-	exit(run(cfg, &ctx, arg));
+	int rc = run(cfg, &ctx, arg);
+	workers_free(w, false);
+	exit(rc);
 }
 
 static int start_worker(struct workers *w, unsigned i, struct config *cfg, worker_run_fn run, void *arg)

@@ -75,6 +75,10 @@ struct workers *workers_bind(const struct config *cfg, unsigned count, char *err
 typedef int (*worker_run_fn)(struct config *cfg, const struct worker_context *ctx, void *arg);
 int workers_run(struct workers *w, struct config *cfg, worker_run_fn run, void *arg);
 
+/* workers_free - the master at its end (closes the sockets, frees the
+ * shared memory), or a worker at its end (master: false; unmaps only). */
+void workers_free(struct workers *w, bool master);
+
 /* workers_worker_ready - a worker's listeners accept: tell the master */
 void workers_worker_ready(const struct worker_context *ctx);
 
