@@ -7,9 +7,11 @@ connections' counts are released; SIGHUP reaches both workers (and a
 worker restarted after it runs the reloaded file); /metrics (worker 0)
 adds up both workers; SIGTERM stops them all and the master exits 0."""
 import os
+import pwd
 import re
 import signal
 import socket
+import struct
 import time
 import urllib.request
 from harness import *
@@ -226,6 +228,87 @@ with t.case("SIGTERM: every worker stops, the master exits 0"):
     t.check("each worker logged its stop", len(re.findall(r"worker \d \(pid \d+\) stopped", bs.log())) == 2,
             bs.log()[-2000:])
     bs.check_sanitizers()
+
+with t.case("systemd: READY=1 from the master once both workers listen, all as [server] user"):
+    nobody = pwd.getpwnam("nobody")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    t.defer(notify.close)
+    path = os.path.join(t.tmpdir("notify"), "notify.sock")
+    notify.bind(path)
+    os.chmod(path, 0o777)
+    notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    messages = []
+
+    def next_message(timeout):
+        """(the KEY=value lines as a dict, the sender's pid and uid), or None"""
+        notify.settimeout(timeout)
+        try:
+            data, anc, _, _ = notify.recvmsg(4096, socket.CMSG_SPACE(12))
+        except socket.timeout:
+            return None
+        pid = uid = None
+        for level, kind, value in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid, uid, _ = struct.unpack("iII", value[:12])
+        m = (dict(l.partition("=")[::2] for l in data.decode().split("\n") if l), pid, uid)
+        messages.append(m)
+        return m
+
+    sd = t.backstop({"backend": {"address": sink.address},
+                     "server": {"workers": "2", "user": "nobody"}}, start=False)
+    os.environ["NOTIFY_SOCKET"] = path
+    try:
+        sd.start()
+    finally:
+        del os.environ["NOTIFY_SOCKET"]
+    m = next_message(10)
+    t.check("READY=1 first, from the master as nobody",
+            m is not None and m[0] == {"READY": "1"} and m[1:] == (sd.pid, nobody.pw_uid), (m, sd.pid))
+    t.check("both workers listened by then", "2 workers listening" in sd.log(), sd.log())
+    pids = [int(p) for p in re.findall(r"worker \d started \(pid (\d+)\)", sd.log())]
+
+    def uid_of(pid):
+        with open("/proc/%d/status" % pid) as f:
+            return int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
+    t.check("the workers run as nobody", len(pids) == 2 and all(uid_of(p) == nobody.pw_uid for p in pids),
+            pids)
+    sd.signal(signal.SIGHUP)
+    m1, m2 = next_message(5), next_message(5)
+    t.check("SIGHUP: RELOADING=1 then READY=1, from the master",
+            m1 and m1[0].get("RELOADING") == "1" and m2 and m2[0] == {"READY": "1"} and
+            m1[1] == m2[1] == sd.pid, (m1, m2))
+    t.check("both workers reloaded", len(sd.wait_log(r"reload: configuration .* loaded", 3, count=2)) == 2,
+            sd.log())
+    sd.signal(signal.SIGTERM)
+    m = next_message(5)
+    t.check("SIGTERM: STOPPING=1 from the master", m and m[0] == {"STOPPING": "1"} and m[1] == sd.pid, m)
+    t.check("the master exits 0", sd.wait_exit(8) == 0, sd.log()[-2000:])
+    t.check("nothing from the workers", next_message(0.3) is None and
+            all(pid == sd.pid for _, pid, _ in messages), messages)
+
+with t.case("a worker that keeps dying is given up after 10 restarts; the other serves"):
+    gu = t.backstop({"backend": {"address": sink.address}, "server": {"workers": "2"}})
+    t.check("listening", len(gu.wait_log(r"2 workers listening", 5)) == 1, gu.log())
+    for n in range(11):
+        pid = int(re.findall(r"worker 1 started \(pid (\d+)\)", gu.log())[-1])
+        # wait until it runs its loop: killed earlier, it would count as a start-up failure
+        poll(lambda: re.search(r"backstop\[%d\]: backstop .* started" % pid, gu.log()), 3)
+        os.kill(pid, signal.SIGKILL)
+        if n < 10:
+            t.check("restart %d" % (n + 1),
+                    len(gu.wait_log(r"worker 1 started", 3, count=n + 2)) == n + 2, gu.log()[-1500:])
+    t.check("given up, and said why",
+            gu.wait_log(r"worker 1: 10 restarts within a minute; giving up on it", 3), gu.log()[-1500:])
+    ok = 0
+    for i in range(20):
+        try:
+            c = SmtpClient(gu.host, gu.port, 3)
+            ok += c.greeting().code == 220
+            c.close()
+        except (OSError, Closed):
+            pass
+    t.check("every new connection is served by worker 0 (the dead one's socket is closed)", ok == 20, ok)
+    gu.stop()
 
 with t.case("-t refuses workers > 1 with [outbound] listen (the sentlog is per process)"):
     kdir = t.tmpdir("keys")
