@@ -9,8 +9,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "smtp/mime.h"
+#include "smtp/smtp_received.h"
 
 static char lower(char c)
 {
@@ -286,6 +288,18 @@ void bounce_parse_received(const char *v, size_t n, struct bounce_hop *hop)
 			bounce_copy(hop->ip, sizeof hop->ip, a, (size_t)(e - a));
 		p = e;
 	}
+	/* rdns: the receiving side's reverse lookup of its client, from the
+	 * TCP-info comment ("from HELO (rdns [ip])": Postfix, Sendmail,
+	 * Gmail). Exim ("from rdns ([ip] helo=H)") and qmail ("from rdns
+	 * (HELO H) (ip)") write the HELO apart: their name after "from" is
+	 * their lookup. Parsed from the unfolded text the fields above came
+	 * from (a folded value is one line there). */
+	struct smtp_received r;
+	smtp_received_parse(tmp, strlen(tmp), &r);
+	if (r.from_rdns[0])
+		bounce_copy(hop->rdns, sizeof hop->rdns, r.from_rdns, strlen(r.from_rdns));
+	else if (r.from_helo[0] && r.from_name[0] && strcasecmp(r.from_name, "unknown") != 0)
+		bounce_copy(hop->rdns, sizeof hop->rdns, r.from_name, strlen(r.from_name));
 }
 
 /* capture - a field of the original into o (the first of each kind wins;
