@@ -54,11 +54,12 @@ bool bounce_class_parse(const char *name, enum bounce_class *out);
 #define BOUNCE_RECEIVED_TOP 8
 /* one Received: of the original. from is the word after "from" (the
  * client's HELO in most MTAs' format), ip the client address the receiving
- * side saw, rdns the reverse name it looked up for that address (the name
- * in the TCP-info comment; Exim's and qmail's name after "from" when they
- * write the HELO apart), "" when it wrote none: the client chooses its
- * HELO, not the name its address resolves to (smtp/received_ip.c). */
-struct bounce_hop { char by[256]; char from[256]; char ip[64]; char rdns[254]; };
+ * side saw. site_relay: the reverse name the receiving side looked up for
+ * that address (the name in the TCP-info comment; Exim's and qmail's name
+ * after "from" when they write the HELO apart; never the HELO, which the
+ * client chooses) is in the registered domain of the by host: the client
+ * is one of the receiving site's own relays (smtp/received_ip.h). */
+struct bounce_hop { char by[256]; char from[256]; char ip[64]; bool site_relay; };
 struct bounce_original {
 	bool found;              /* an original (part or quoted headers) was found */
 	bool quoted_headers;     /* from inline-quoted text rather than a MIME part */

@@ -170,7 +170,7 @@ const char *received_entry_ip(const struct bounce_original *o)
 		const struct bounce_hop *h = bounce_hop_at(o, i);
 		if (!received_ip_external(h->ip))
 			continue;      /* the site's private network, or no address */
-		if (received_same_registered_domain(h->rdns, h->by))
+		if (h->site_relay)
 			continue;      /* one of the site's relays handing it on */
 		return h->ip;
 	}

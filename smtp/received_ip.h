@@ -15,9 +15,10 @@
  * multicast, reserved, IPv4-mapped forms of those; or none) are skipped,
  * and so are the site's own relays, which may have public addresses
  * (Exchange Online, Gmail): a hop whose client's reverse name (the name
- * the receiving MTA looked up, struct bounce_hop .rdns; never the HELO,
- * which the client chooses) is in the same registered domain as the
- * hop's `by` host. The first hop left is the entry MTA's.
+ * the receiving MTA looked up; never the HELO, which the client chooses)
+ * is in the same registered domain as the hop's `by` host (struct
+ * bounce_hop .site_relay, set by bounce_parse_received). The first hop
+ * left is the entry MTA's.
  *
  * Limits: a site whose relays have no reverse name in its fields
  * (Exchange writes only the HELO) or whose relays sit in another domain

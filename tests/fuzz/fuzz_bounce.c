@@ -64,7 +64,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		TERMINATED(whole.orig.hops[i].by);
 		TERMINATED(whole.orig.hops[i].from);
 		TERMINATED(whole.orig.hops[i].ip);
-		TERMINATED(whole.orig.hops[i].rdns);
 	}
 	/* the zombie's address: a kept hop's, and a public one */
 	const char *entry = received_entry_ip(&whole.orig);

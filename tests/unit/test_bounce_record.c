@@ -123,8 +123,8 @@ static void test_received_ip(void)
 static void hop(struct bounce_original *o, size_t i, const char *ip, const char *rdns, const char *by)
 {
 	snprintf(o->hops[i].ip, sizeof o->hops[i].ip, "%s", ip);
-	snprintf(o->hops[i].rdns, sizeof o->hops[i].rdns, "%s", rdns);
 	snprintf(o->hops[i].by, sizeof o->hops[i].by, "%s", by);
+	o->hops[i].site_relay = received_same_registered_domain(rdns, by);
 	if (o->nhops < i + 1)
 		o->nhops = o->hops_seen = i + 1;
 }
@@ -181,10 +181,10 @@ static void test_entry_ip(void)
 	CHECK(received_entry_ip(o) == NULL);
 	o->nhops = 5;
 	/* a client whose reverse name is in another domain is no relay */
-	snprintf(o->hops[1].rdns, sizeof o->hops[1].rdns, "mx-in3.bouncer-evil.example");
+	hop(o, 1, "5.5.5.5", "mx-in3.bouncer-evil.example", "filter.bouncer.example");
 	CHECK_STR(received_entry_ip(o), "5.5.5.5");
 	/* no reverse name: a stranger */
-	o->hops[1].rdns[0] = '\0';
+	hop(o, 1, "5.5.5.5", "", "filter.bouncer.example");
 	CHECK_STR(received_entry_ip(o), "5.5.5.5");
 	/* a ccTLD's second level: bouncer.co.uk is one site, other.co.uk another */
 	memset(o, 0, sizeof *o);
