@@ -74,6 +74,8 @@ INTEGRATION_TESTS += tests/integration/keepalive_failures.py
 # the refused-bounce record and `backstop report` over the corpus (issue 15)
 INTEGRATION_TESTS += tests/integration/bounce_report.py
 INTEGRATION_TESTS += tests/integration/report_shared_log.py
+# fake bounces and forged Received lines do not list an address (review15)
+INTEGRATION_TESTS += tests/integration/fake_bounce_zombie.py
 # [backend] identity (issue 12): PROXY v2 to Postfix, none, required
 # xclient/xforward, transparent in three network namespaces
 INTEGRATION_TESTS += tests/integration/backend_identity.py
