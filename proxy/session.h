@@ -163,6 +163,8 @@ struct session {
 	bool reading;
 	bool drain_after_txn;       /* SIGTERM: close after this transaction */
 	bool skip_to_eol;           /* discarding the rest of an over-long line */
+	uint64_t line_started_ms;   /* when the pending, incomplete command line
+	                               began (0 = none): its deadline */
 	bool out_blocked;           /* the client does not read its replies */
 	unsigned errors;
 	char last_refusal[SESSION_REPLY_LOG_MAX]; /* "550 5.7.1 text" of the
