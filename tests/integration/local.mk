@@ -84,3 +84,4 @@ INTEGRATION_TESTS += tests/integration/dnsbl.py
 INTEGRATION_TESTS += tests/integration/rate_limits.py tests/integration/rate_limits_redis.py
 # issue 12: PROXY protocol in (behind a real HAProxy), non-SMTP commands
 INTEGRATION_TESTS += tests/integration/proxy_protocol.py
+INTEGRATION_TESTS += tests/integration/proxy_netcount.py
