@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "filters/ratelimit.h"
 #include "proxy/config.h"
@@ -32,6 +35,7 @@ struct ratelimit_table {
 	pthread_mutex_t lock;       /* the loops may be threads: see ratelimit.h */
 	size_t nsets;
 	size_t used;
+	uint64_t k0, k1;            /* the set hash's secret key */
 	struct ratelimit_entry *entries;   /* nsets * RATELIMIT_WAYS */
 };
 
@@ -53,6 +57,14 @@ struct ratelimit_table *ratelimit_table_new(size_t max_entries)
 	t->nsets = max_entries / RATELIMIT_WAYS;
 	if (t->nsets == 0)
 		t->nsets = 1;
+	/* a secret key: a client that could compute which keys share a set
+	 * could pick its addresses (IPv6 /64s of its /48) to evict its own
+	 * counters from the table */
+	if (getrandom(&t->k0, sizeof t->k0, GRND_NONBLOCK) != (ssize_t)sizeof t->k0 ||
+	    getrandom(&t->k1, sizeof t->k1, GRND_NONBLOCK) != (ssize_t)sizeof t->k1) {
+		t->k0 = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
+		t->k1 = (uint64_t)(uintptr_t)t * 0xbf58476d1ce4e5b9ULL ^ (uint64_t)clock();
+	}
 	/* calloc: pages of an idle table are never touched */
 	t->entries = calloc(t->nsets * RATELIMIT_WAYS, sizeof *t->entries);
 	if (t->entries == NULL || pthread_mutex_init(&t->lock, NULL) != 0) {
@@ -87,14 +99,48 @@ size_t ratelimit_table_used(struct ratelimit_table *t)
 	return n;
 }
 
-static uint64_t key_hash(const char *key)
-{
-	uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+/* key_hash - SipHash-2-4 of the key under the table's secret key */
+#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND \
+	do { \
+		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
+		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
+		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
+		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+	} while (0)
 
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-	return h;
+static uint64_t key_hash(const struct ratelimit_table *t, const char *key)
+{
+	uint64_t v0 = 0x736f6d6570736575ULL ^ t->k0, v1 = 0x646f72616e646f6dULL ^ t->k1;
+	uint64_t v2 = 0x6c7967656e657261ULL ^ t->k0, v3 = 0x7465646279746573ULL ^ t->k1;
+	size_t len = strlen(key), i = 0;
+	uint64_t m;
+
+	for (; i + 8 <= len; i += 8) {
+		m = 0;
+		for (int j = 7; j >= 0; j--)
+			m = m << 8 | (unsigned char)key[i + (size_t)j];
+		v3 ^= m;
+		SIPROUND;
+		SIPROUND;
+		v0 ^= m;
+	}
+	m = (uint64_t)(len & 0xff) << 56;
+	for (size_t j = 0; i + j < len; j++)
+		m |= (uint64_t)(unsigned char)key[i + j] << (8 * j);
+	v3 ^= m;
+	SIPROUND;
+	SIPROUND;
+	v0 ^= m;
+	v2 ^= 0xff;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	SIPROUND;
+	return v0 ^ v1 ^ v2 ^ v3;
 }
+#undef SIPROUND
+#undef ROTL
 
 static bool entry_expired(const struct ratelimit_entry *e, uint64_t now_ms)
 {
@@ -118,7 +164,7 @@ unsigned long ratelimit_table_hit(struct ratelimit_table *t, const char *key, ui
 	if (now_ms == 0)
 		now_ms = 1;
 	pthread_mutex_lock(&t->lock);
-	set = &t->entries[(key_hash(key) % t->nsets) * RATELIMIT_WAYS];
+	set = &t->entries[(key_hash(t, key) % t->nsets) * RATELIMIT_WAYS];
 	for (size_t i = 0; i < RATELIMIT_WAYS; i++) {
 		struct ratelimit_entry *c = &set[i];
 		if (c->start_ms != 0 && strcmp(c->key, key) == 0) {
