@@ -109,6 +109,7 @@ bool session_proxy_input(struct session *s)
 		s->proxied = true;
 		client_from_header(s, &r);
 	} else {
+		s->proxy_local = r.command == PROXY_PROTO_LOCAL;
 		/* LOCAL: the balancer's own connection (HAProxy's health check);
 		 * UNKNOWN: it could not tell. Either way the session goes on with
 		 * the balancer's address, as the specification says. */

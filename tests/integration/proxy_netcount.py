@@ -4,7 +4,8 @@ counts the header's client network, and the balancer's own network count
 does not grow with each proxied session (it once moved only the per-IP
 key: the balancer's net counter leaked one per session, so HAProxy's LOCAL
 health checks got 421 after max_connections_per_net sessions, and the
-clients' networks were never counted)."""
+clients' networks were never counted). The balancer's LOCAL health checks
+are no client connections: conn_rate_per_ip does not count them."""
 import re
 import struct
 from harness import *
@@ -70,5 +71,29 @@ with t.case("proxied sessions do not use up the balancer's own network count"):
     s.sendall(V2_LOCAL)
     r = read_reply(s)
     t.check("a LOCAL health check after 4 proxied sessions: 220", (r or "").startswith("220 "), r)
+
+with t.case("conn_rate_per_ip does not count the balancer's LOCAL health checks"):
+    # HAProxy checks every 2 s by default (30 a minute): a limit under that
+    # answered its checks 421, and HAProxy took backstop out of service
+    rl = t.backstop({"backend": {"address": pf.address},
+                     "server": {"proxy_protocol": "on", "proxy_trusted": "127.0.0.1"},
+                     "limits": {"conn_rate_per_ip": "3", "rate_window": "60s"}})
+    replies = []
+    for i in range(6):
+        s = socket.create_connection(("127.0.0.1", rl.port), timeout=5)
+        s.sendall(V2_LOCAL)
+        replies.append(read_reply(s))
+        s.close()
+    t.check("six LOCAL health checks in a window of conn_rate_per_ip = 3: all 220",
+            all((r or "").startswith("220 ") for r in replies), replies)
+    replies = []
+    for i in range(4):
+        s = socket.create_connection(("127.0.0.1", rl.port), timeout=5)
+        s.sendall(v2_header("192.0.2.50", 43000 + i))
+        replies.append(read_reply(s))
+        s.close()
+    t.check("a client through the balancer is still limited: the 4th gets 421 4.7.0",
+            all((r or "").startswith("220 ") for r in replies[:3]) and (replies[3] or "").startswith("421 4.7.0"),
+            replies)
 
 t.done()
