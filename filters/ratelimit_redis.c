@@ -77,6 +77,50 @@ struct rl_poll {
 
 static void rl_drop(struct ratelimit_redis *r, const char *why);
 
+/* The shadow reader builds no replies, it only checks their shape: the
+ * counting script answers an array of at most 8 integers, and an error or
+ * status line; anything much larger is no answer to us (hiredis would
+ * allocate whatever length a server announces: "*2000000000" is 16 GB). */
+#define SHADOW_MAX_ELEMENTS 8
+#define SHADOW_MAX_STRING 1024
+#define SHADOW_MAX_BUFFERED (64 * 1024)
+static char shadow_obj;
+
+static void *shadow_string(const redisReadTask *task, char *str, size_t len)
+{
+	(void)task;
+	(void)str;
+	return len > SHADOW_MAX_STRING ? NULL : &shadow_obj;
+}
+
+static void *shadow_array(const redisReadTask *task, int elements)
+{
+	(void)task;
+	return elements < 0 || elements > SHADOW_MAX_ELEMENTS ? NULL : &shadow_obj;
+}
+
+static void *shadow_integer(const redisReadTask *task, long long value)
+{
+	(void)task;
+	(void)value;
+	return &shadow_obj;
+}
+
+static void *shadow_nil(const redisReadTask *task)
+{
+	(void)task;
+	return &shadow_obj;
+}
+
+static void shadow_free(void *obj)
+{
+	(void)obj;
+}
+
+static redisReplyObjectFunctions shadow_fns = {
+	shadow_string, shadow_array, shadow_integer, shadow_nil, shadow_free,
+};
+
 /* rl_read - redisAsyncHandleRead, but a reply nobody asked for (a server
  * that greets, as POP3's "+OK", or answers one call twice) drops the
  * connection instead of reaching hiredis' assert */
@@ -104,12 +148,14 @@ static void rl_read(redisAsyncContext *ac)
 	for (const redisCallback *cb = ac->replies.head; cb != NULL; cb = cb->next)
 		pending++;
 	if (redisReaderFeed(r->shadow, buf, (size_t)n) == REDIS_OK)
-		while (redisReaderGetReply(r->shadow, &reply) == REDIS_OK && reply != NULL) {
-			freeReplyObject(reply);
+		while (redisReaderGetReply(r->shadow, &reply) == REDIS_OK && reply != NULL)
 			complete++;
-		}
 	if (complete > pending) {
 		rl_drop(r, "the server sent a reply no command asked for (is it Redis?)");
+		return;
+	}
+	if (r->shadow->err || r->shadow->len - r->shadow->pos > SHADOW_MAX_BUFFERED) {
+		rl_drop(r, "the server's reply is not one to the counting script (too large or malformed)");
 		return;
 	}
 	if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
@@ -322,7 +368,7 @@ static void rl_connect(struct ratelimit_redis *r)
 	r->connected = false;
 	if (r->shadow != NULL)
 		redisReaderFree(r->shadow);
-	r->shadow = redisReaderCreate();   /* NULL: unchecked, as hiredis alone */
+	r->shadow = redisReaderCreateWithFunctions(&shadow_fns);   /* NULL: unchecked, as hiredis alone */
 	/* right after the attach: setting it starts the write poll that
 	 * completes the connect */
 	redisAsyncSetConnectCallback(ac, on_connect);

@@ -3,7 +3,10 @@
 not a well-behaved Redis (a fake one on loopback). Whatever it says, mail
 goes on (counted in memory) and backstop stays up: a reply nobody asked for
 (a "+OK" greeting, as a POP3 server's; a second reply to one call), a
-protocol error, a huge bulk length, a close in the middle of a reply."""
+protocol error, a huge bulk length, a huge array length (hiredis would
+allocate 16 GB for "*2000000000"), an endless bulk string (memory stays
+bounded), a close in the middle of a reply."""
+import re
 import socket
 import threading
 from harness import *
@@ -54,6 +57,15 @@ class FakeRedis:
                     c.sendall(b"\x00\x01garbage\r\n")
                 elif b == "hugebulk":
                     c.sendall(b"$2000000000\r\n" + b"x" * 65536)
+                elif b == "hugearray":
+                    c.sendall(b"*2000000000\r\n:1\r\n")
+                elif b == "endless":
+                    c.sendall(b"$900000000\r\n")
+                    try:
+                        while True:
+                            c.sendall(b"x" * 65536)
+                    except OSError:
+                        return
                 elif b == "midclose":
                     c.sendall(b"*2\r\n:1\r\n")
                     c.close()
@@ -66,7 +78,7 @@ class FakeRedis:
             c.close()
 
 
-for behaviour in ("greeting", "twice", "garbage", "hugebulk", "midclose"):
+for behaviour in ("greeting", "twice", "garbage", "hugebulk", "hugearray", "endless", "midclose"):
     with t.case("fake Redis: %s" % behaviour):
         fr = FakeRedis(behaviour)
         bs = t.backstop({"backend": {"address": sink.address},
@@ -88,5 +100,12 @@ for behaviour in ("greeting", "twice", "garbage", "hugebulk", "midclose"):
             time.sleep(0.3)
         t.check("%s: MAIL accepted each time" % behaviour, ok, bs.log()[-2000:])
         t.check("%s: backstop still running" % behaviour, bs.proc.poll() is None, bs.log()[-2000:])
+        rss = 0
+        try:
+            with open("/proc/%d/status" % bs.proc.pid) as f:
+                rss = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        except (OSError, AttributeError):
+            pass
+        t.check("%s: resident memory under 300 MB (%d kB)" % (behaviour, rss), rss < 300000)
 
 t.done()
