@@ -10,13 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "filters/ratelimit.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/siphash.h"
 
 /* the fallback's log line: at most one per this many ms */
 #define FALLBACK_LOG_INTERVAL_MS 60000
@@ -35,7 +33,7 @@ struct ratelimit_table {
 	pthread_mutex_t lock;       /* the loops may be threads: see ratelimit.h */
 	size_t nsets;
 	size_t used;
-	uint64_t k0, k1;            /* the set hash's secret key */
+	struct siphash_key key;     /* the set hash's secret key */
 	struct ratelimit_entry *entries;   /* nsets * RATELIMIT_WAYS */
 };
 
@@ -60,11 +58,7 @@ struct ratelimit_table *ratelimit_table_new(size_t max_entries)
 	/* a secret key: a client that could compute which keys share a set
 	 * could pick its addresses (IPv6 /64s of its /48) to evict its own
 	 * counters from the table */
-	if (getrandom(&t->k0, sizeof t->k0, GRND_NONBLOCK) != (ssize_t)sizeof t->k0 ||
-	    getrandom(&t->k1, sizeof t->k1, GRND_NONBLOCK) != (ssize_t)sizeof t->k1) {
-		t->k0 = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
-		t->k1 = (uint64_t)(uintptr_t)t * 0xbf58476d1ce4e5b9ULL ^ (uint64_t)clock();
-	}
+	siphash_key_random(&t->key, t);
 	/* calloc: pages of an idle table are never touched */
 	t->entries = calloc(t->nsets * RATELIMIT_WAYS, sizeof *t->entries);
 	if (t->entries == NULL || pthread_mutex_init(&t->lock, NULL) != 0) {
@@ -100,47 +94,10 @@ size_t ratelimit_table_used(struct ratelimit_table *t)
 }
 
 /* key_hash - SipHash-2-4 of the key under the table's secret key */
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND \
-	do { \
-		v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
-		v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
-		v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
-		v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
-	} while (0)
-
 static uint64_t key_hash(const struct ratelimit_table *t, const char *key)
 {
-	uint64_t v0 = 0x736f6d6570736575ULL ^ t->k0, v1 = 0x646f72616e646f6dULL ^ t->k1;
-	uint64_t v2 = 0x6c7967656e657261ULL ^ t->k0, v3 = 0x7465646279746573ULL ^ t->k1;
-	size_t len = strlen(key), i = 0;
-	uint64_t m;
-
-	for (; i + 8 <= len; i += 8) {
-		m = 0;
-		for (int j = 7; j >= 0; j--)
-			m = m << 8 | (unsigned char)key[i + (size_t)j];
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	m = (uint64_t)(len & 0xff) << 56;
-	for (size_t j = 0; i + j < len; j++)
-		m |= (uint64_t)(unsigned char)key[i + j] << (8 * j);
-	v3 ^= m;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= m;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
+	return siphash24(&t->key, key, strlen(key));
 }
-#undef SIPROUND
-#undef ROTL
 
 static bool entry_expired(const struct ratelimit_entry *e, uint64_t now_ms)
 {
