@@ -148,6 +148,7 @@ struct session {
 	/* PROXY protocol (session_proxy.c): the load balancer's own address
 	 * when peer/ip/port are the client's from its header */
 	bool proxied;
+	bool proxy_local;           /* a PROXY v2 LOCAL header: the balancer's own (health check) */
 	char proxy_ip[INET6_ADDRSTRLEN];
 	unsigned proxy_port;
 	uint64_t proxy_deadline;    /* ms: the header must be complete by then */
