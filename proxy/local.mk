@@ -6,6 +6,7 @@ libproxy_a_SOURCES = \
 	proxy/rdns.c proxy/rdns.h \
 	proxy/log.c proxy/log.h proxy/log_json.c proxy/log_json.h \
 	proxy/buf.c proxy/buf.h \
+	proxy/siphash.h \
 	proxy/spool.c proxy/spool.h \
 	proxy/server.c proxy/server.h \
 	proxy/session.c proxy/session.h \

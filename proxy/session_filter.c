@@ -52,6 +52,7 @@ static void build_env(struct session *s, struct filter_env *e, size_t index)
 	e->helo = s->helo;
 	e->esmtp = s->esmtp;
 	e->tls = s->tls != NULL && tls_conn_handshake_done(s->tls);
+	e->proxy_local = s->proxy_local;
 	e->mail_from = s->txn.from_relayed[0] ? s->txn.from_relayed : s->txn.from.addr;
 	e->null_sender = s->txn.from.is_null;
 	e->rcpt = s->txn.rcpt.addr[0] ? s->txn.rcpt.addr : NULL;
