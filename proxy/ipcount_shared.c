@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 
 #include "proxy/ipcount_shared.h"
+#include "proxy/siphash.h"
 
 struct ipcount_entry {
 	char key[IPCOUNT_KEY_LEN];
@@ -27,6 +28,11 @@ struct ipcount_shared {
 	size_t used;
 	size_t entry_size;
 	unsigned workers;
+	/* keys are what clients choose (an IPv6 client has a /48 of /64s): a
+	 * secret hash key, made before the fork, so that none can line its
+	 * addresses up into one long probe run, which every worker would
+	 * walk under the lock */
+	struct siphash_key hash_key;
 	unsigned char entries[];  /* slots x entry_size */
 };
 
@@ -37,17 +43,7 @@ static struct ipcount_entry *entry_at(struct ipcount_shared *t, size_t i)
 
 static size_t key_slot(const struct ipcount_shared *t, const char *key)
 {
-	uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-	for (int i = 0; i < IPCOUNT_KEY_LEN; i++)
-		h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
-	/* FNV's low bits mix poorly (the multiplication carries upward only):
-	 * MurmurHash3's finaliser spreads every bit over the slot number */
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return (size_t)h & (t->slots - 1);
+	return (size_t)siphash24(&t->hash_key, key, IPCOUNT_KEY_LEN) & (t->slots - 1);
 }
 
 static void lock(struct ipcount_shared *t)
@@ -79,6 +75,7 @@ struct ipcount_shared *ipcount_shared_new(size_t capacity, unsigned workers)
 	t->slots = slots;
 	t->entry_size = entry_size;
 	t->workers = workers;
+	siphash_key_random(&t->hash_key, t);
 	pthread_mutexattr_init(&attr);
 	pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
 	pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);

@@ -5,7 +5,8 @@
  * workers.
  *
  * The table lives in anonymous MAP_SHARED memory made before the fork:
- * fixed size, open addressing with linear probing, one process-shared
+ * fixed size, open addressing with linear probing (SipHash under a key
+ * made before the fork: clients choose the keys), one process-shared
  * robust mutex (a worker killed while holding it does not block the
  * others). Each entry keeps a count per worker besides the total, so that
  * the master can take a dead worker's connections out
