@@ -34,7 +34,9 @@ void ipcount_shared_unmap(struct ipcount_shared *t);
 /* ipcount_shared_add - worker's connections for key change by delta; the
  * total over all workers after that. When the table is full a new key is
  * not counted (0 is returned, and *full set if full is not NULL): the
- * limit then does not apply to that address rather than refusing it. */
+ * limit then does not apply to that address rather than refusing it (and
+ * that connection's later -1 may take one off a count made meanwhile:
+ * never below the worker's own count). */
 unsigned ipcount_shared_add(struct ipcount_shared *t, unsigned worker, const char *key, int delta,
     int *full);
 /* ipcount_shared_forget_worker - a worker died: take its counts out. The

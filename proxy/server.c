@@ -202,11 +202,16 @@ static size_t ipkey_hash(const char *key)
 unsigned ipcount_add(const char *key, int delta)
 {
 	if (worker != NULL) {
+		/* once a minute at most: a full table is full for every new address */
+		static uint64_t full_warned_ms;
+		uint64_t now = uv_now(uv_default_loop());
 		int full;
 		unsigned n = ipcount_shared_add(worker->ipcounts, worker->index, key, delta, &full);
-		if (full)
-			log_warn("the workers' shared per-IP connection table is full: this address is not"
-			    " counted for [limits] max_connections_per_ip / _per_net");
+		if (full && (full_warned_ms == 0 || now - full_warned_ms >= 60000)) {
+			full_warned_ms = now;
+			log_warn("the workers' shared per-IP connection table is full: new addresses are not"
+			    " counted for [limits] max_connections_per_ip / _per_net until some leave");
+		}
 		return n;
 	}
 	struct ipcount **pp = &ipcounts[ipkey_hash(key)], *e;
