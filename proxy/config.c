@@ -625,7 +625,7 @@ static int set_value(struct config *cfg, const struct cfg_key *k, const char *v,
 			goto bad;
 		return 0;
 	case CFG_UINT_AUTO:
-		if (strcmp(v, "auto") == 0) {
+		if (strcasecmp(v, "auto") == 0) {   /* as the enums */
 			*(unsigned long *)field = 0;
 			return 0;
 		}
