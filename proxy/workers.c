@@ -316,6 +316,9 @@ static void reap(struct workers *w)
 			continue;
 		struct worker_proc *p = &w->procs[i];
 		p->pid = 0;
+		/* it listened, even if its SIGUSR1 was not taken yet */
+		if (w->slots[i].ready)
+			p->ever_ready = true;
 		/* the dead worker's connections are gone: so are their counts */
 		unsigned long released = ipcount_shared_forget_worker(w->ipcounts, i);
 		memset(&w->slots[i].gauges, 0, sizeof w->slots[i].gauges);
