@@ -99,8 +99,8 @@ static bool sees_backstop(struct probe *p, const struct backend_caps *caps)
 }
 
 /* relay_check_unfinished - the connection failed or timed out during the
- * relay check: the previous finding stands (mail is not refused, nor
- * let through again, on a guess) */
+ * relay check: the previous finding stands (none at start-up: mail is not
+ * refused on a guess, nor let through again after an open relay was seen) */
 static void relay_check_unfinished(const struct probe *p, const char *why)
 {
 	if (p->step != STEP_MAIL && p->step != STEP_RCPT)
@@ -123,8 +123,7 @@ static void relay_check_reply(struct probe *p)
 	}
 	log_escape(text, strlen(text) < 80 ? strlen(text) : 80, esc, sizeof esc);
 	if (p->step == STEP_MAIL) {
-		/* inconclusive: mail is not refused on a guess */
-		p->known->relays_for_backstop = false;
+		/* inconclusive: the previous finding stands */
 		log_msg(p->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, "backend probe: relay check: "
 		    "backend %s answered MAIL FROM:<> with %d %s; cannot tell whether it relays for "
 		    "backstop's own address (%s)", p->address, p->reply.code, esc, p->check_as);
