@@ -109,4 +109,19 @@ with t.case("identity = xforward, backend denies relay to backstop's address: wo
     t.check("and delivered", len(pf_strict.wait_for_mail(1, user="user")) == 1)
     bs.stop()
 
+with t.case("the backend fixed, then a reload: mail is accepted again"):
+    bs = start(pf, identity="xforward")
+    t.check("open relay seen", bs.wait_log(OPEN_RELAY_RX % "identity = xforward", timeout=10), bs.log()[-1500:])
+    # as if the operator fixed the backend: the same backstop now reaches the strict one
+    bs.sections["backend"]["address"] = pf_strict.address
+    bs.write_config()
+    bs.mark()
+    bs.signal(signal.SIGHUP)
+    t.check("the reload's probe says the backend no longer relays",
+            bs.wait_log(r"relay check: backend \S+ no longer relays for backstop's own address", timeout=10),
+            bs.log()[-1500:])
+    r = client_rcpt(bs, "user2@test.example")
+    t.check("a local recipient is accepted again", r.code == 250, r)
+    bs.stop()
+
 t.done()
