@@ -63,6 +63,11 @@ struct backend_known {
 		struct backend_caps caps;
 		bool known;
 	} target[2];    /* [0] [backend] address, [1] [outbound] relay */
+	/* the latest probe's relay check ([backend] relay_check): the backend,
+	 * which sees backstop's own address (identity xforward or none),
+	 * accepted a recipient in a foreign domain from it; inbound RCPTs get
+	 * 451 4.7.1 until a probe finds otherwise */
+	bool relays_for_backstop;
 };
 
 /* backend_known_caps - k's record for the target, or NULL before its first EHLO */

@@ -5,6 +5,15 @@
  * right after the greeting. Never blocks. Its outcome goes to the
  * caller's callback (the server: /health starts from it, and re-probes an
  * unhealthy backend with it while no client brings traffic).
+ *
+ * The relay check ([backend] relay_check): when the backend sees
+ * backstop's own address for access control (identity xforward or none,
+ * or auto resolving to XFORWARD or to nothing), the probe asks it, as
+ * backstop, to relay to a domain that cannot exist (MAIL FROM:<>, RCPT
+ * TO:<...@relay-check.invalid>, RSET; never DATA). A 2xx means every
+ * client could relay through backstop: logged as an error, and inbound
+ * RCPTs are refused (known->relays_for_backstop) until a probe finds the
+ * backend fixed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +29,12 @@
 #include "smtp/smtp_reply.h"
 
 #define PROBE_IN_MAX 8192
+#define RELAY_CHECK_RCPT "backstop-relay-check@relay-check.invalid"
+
+enum probe_step {
+	STEP_GREETING, STEP_EHLO, STEP_QUIT,
+	STEP_MAIL, STEP_RCPT, STEP_RSET    /* the relay check */
+};
 
 
 struct probe {
@@ -29,7 +44,7 @@ struct probe {
 	struct buf in;
 	struct smtp_line_reader lr;
 	struct smtp_reply reply;
-	int step;      /* 0 greeting, 1 EHLO reply, 2 QUIT sent */
+	enum probe_step step;
 	int handles;
 	bool connected;
 	bool reported; /* cb called: once per probe */
@@ -39,13 +54,98 @@ struct probe {
 	struct backend_known *known;   /* what the EHLO reply is learnt into */
 	char helo[256];
 	bool proxy_header;   /* send a PROXY v2 LOCAL header first */
+	bool relay_check;    /* [backend] relay_check */
+	int identity;        /* [backend] identity */
+	int xclient;         /* [backend] xclient (decides under identity = auto) */
+	char address[300];   /* [backend] address, for the log */
+	char check_as[120];  /* the identity in effect, as the relay check's log says it */
+	uint64_t command_timeout;   /* [backend] command_timeout: bounds the relay check */
 };
+
+static void probe_send(struct probe *p, const char *text);
 
 static const char *probe_stage(const struct probe *p)
 {
 	if (!p->connected)
 		return "connect";
-	return p->step == 0 ? "greeting" : "EHLO";
+	return p->step == STEP_GREETING ? "greeting" : "EHLO";
+}
+
+/* sees_backstop - the backend's access control sees backstop's own
+ * address under the identity in effect (caps: its EHLO); says which in
+ * p->check_as */
+static bool sees_backstop(struct probe *p, const struct backend_caps *caps)
+{
+	switch (p->identity) {
+	case IDENTITY_XFORWARD:
+		snprintf(p->check_as, sizeof p->check_as, "identity = xforward");
+		return true;
+	case IDENTITY_NONE:
+		snprintf(p->check_as, sizeof p->check_as, "identity = none");
+		return true;
+	case IDENTITY_AUTO:
+		if (p->xclient == XCLIENT_OFF) {
+			snprintf(p->check_as, sizeof p->check_as, "identity = auto and xclient = off");
+			return true;
+		}
+		if (p->xclient == XCLIENT_ON || caps->xclient)
+			return false;
+		snprintf(p->check_as, sizeof p->check_as, "identity = auto (the backend offers %s)",
+		    caps->xforward ? "XFORWARD but not XCLIENT" : "neither XCLIENT nor XFORWARD");
+		return true;
+	default:   /* xclient, proxy, transparent: the backend sees the client */
+		return false;
+	}
+}
+
+/* relay_check_unfinished - the connection failed or timed out during the
+ * relay check: the previous finding stands (none at start-up: mail is not
+ * refused on a guess, nor let through again after an open relay was seen) */
+static void relay_check_unfinished(const struct probe *p, const char *why)
+{
+	if (p->step != STEP_MAIL && p->step != STEP_RCPT)
+		return;
+	log_msg(p->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, "backend probe: relay check: backend %s %s "
+	    "before answering %s; cannot tell whether it relays for backstop's own address (%s)",
+	    p->address, why, p->step == STEP_MAIL ? "MAIL FROM:<>" : "the RCPT", p->check_as);
+}
+
+/* relay_check_reply - the answer to the relay check's MAIL or RCPT */
+static void relay_check_reply(struct probe *p)
+{
+	char esc[120];
+	const char *text = p->reply.text;
+
+	if (p->step == STEP_MAIL && p->reply.code / 100 == 2) {
+		probe_send(p, "RCPT TO:<" RELAY_CHECK_RCPT ">\r\n");
+		p->step = STEP_RCPT;
+		return;
+	}
+	log_escape(text, strlen(text) < 80 ? strlen(text) : 80, esc, sizeof esc);
+	if (p->step == STEP_MAIL) {
+		/* inconclusive: the previous finding stands */
+		log_msg(p->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, "backend probe: relay check: "
+		    "backend %s answered MAIL FROM:<> with %d %s; cannot tell whether it relays for "
+		    "backstop's own address (%s)", p->address, p->reply.code, esc, p->check_as);
+	} else if (p->reply.code / 100 == 2) {
+		p->known->relays_for_backstop = true;
+		log_msg(LOG_LEVEL_ERROR, "backend probe: backend %s relays for backstop's own address (RCPT "
+		    "to relay-check.invalid accepted: %d %s) while %s: any client could relay through "
+		    "backstop, so every RCPT gets 451 4.7.1. Fix: use identity = xclient or proxy, or "
+		    "remove backstop's address from the backend's mynetworks / relay permissions "
+		    "(README.md, Client identity towards the backend); [backend] relay_check = off "
+		    "only for a backend that delivers locally and never relays",
+		    p->address, p->reply.code, esc, p->check_as);
+	} else {
+		if (p->known->relays_for_backstop)
+			log_info("backend probe: relay check: backend %s no longer relays for backstop's own "
+			    "address; mail is accepted again", p->address);
+		p->known->relays_for_backstop = false;
+		log_msg(LOG_LEVEL_DEBUG, "backend probe: relay check: backend %s refused a foreign recipient "
+		    "from backstop's own address (%d %s): good", p->address, p->reply.code, esc);
+	}
+	probe_send(p, "RSET\r\n");
+	p->step = STEP_RSET;
 }
 
 /* probe_report - the outcome, once; a failure is logged saying what it means */
@@ -84,6 +184,7 @@ static void probe_end(struct probe *p)
 
 static void probe_timer(uv_timer_t *t)
 {
+	relay_check_unfinished(t->data, "gave no answer in time");
 	probe_report(t->data, false, "no answer in time");
 	probe_end(t->data);
 }
@@ -141,6 +242,7 @@ static void probe_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 	size_t pos = 0;
 	(void)b;
 	if (n < 0) {
+		relay_check_unfinished(p, "closed the connection");
 		probe_report(p, false, "closed the connection");
 		probe_end(p);
 		return;
@@ -160,12 +262,17 @@ static void probe_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 		}
 		if (!p->reply.complete)
 			continue;
-		if (p->step == 0 && p->reply.code == 220) {
+		if (p->step == STEP_MAIL || p->step == STEP_RCPT) {
+			relay_check_reply(p);
+		} else if (p->step == STEP_RSET) {
+			probe_send(p, "QUIT\r\n");
+			p->step = STEP_QUIT;
+		} else if (p->step == STEP_GREETING && p->reply.code == 220) {
 			char ehlo[300];
 			snprintf(ehlo, sizeof ehlo, "EHLO %s\r\n", p->helo);
 			probe_send(p, ehlo);
-			p->step = 1;
-		} else if (p->step == 1 && p->reply.code / 100 == 2) {
+			p->step = STEP_EHLO;
+		} else if (p->step == STEP_EHLO && p->reply.code / 100 == 2) {
 			struct backend_caps caps;
 			memset(&caps, 0, sizeof caps);
 			backend__caps_parse(&caps, p->reply.text);
@@ -174,14 +281,22 @@ static void probe_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 			    caps.smtputf8 ? "yes" : "no", caps.dsn ? "yes" : "no",
 			    caps.xclient ? "yes" : "no");
 			probe_report(p, true, NULL);
-			probe_send(p, "QUIT\r\n");
-			p->step = 2;
-		} else if (p->step != 2) {
+			if (p->relay_check && sees_backstop(p, &caps)) {
+				/* [backend] connect_timeout bounded the probe so far */
+				uv_timer_start(&p->timer, probe_timer, 3 * p->command_timeout, 0);
+				probe_send(p, "MAIL FROM:<>\r\n");
+				p->step = STEP_MAIL;
+			} else {
+				p->known->relays_for_backstop = false;
+				probe_send(p, "QUIT\r\n");
+				p->step = STEP_QUIT;
+			}
+		} else if (p->step != STEP_QUIT) {
 			char esc[120];
 			log_msg(p->quiet ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING, "backend probe: the %s got %d %s", probe_stage(p),
 			    p->reply.code, log_escape(p->reply.text, strlen(p->reply.text) < 80 ?
 			    strlen(p->reply.text) : 80, esc, sizeof esc));
-			probe_report(p, false, p->step == 0 ? "refused the connection" : "refused EHLO");
+			probe_report(p, false, p->step == STEP_GREETING ? "refused the connection" : "refused EHLO");
 			probe_end(p);
 			return;
 		}
@@ -233,6 +348,11 @@ bool backend_probe(const struct config *cfg, struct backend_known *known, bool q
 	snprintf(p->helo, sizeof p->helo, "%s", cfg->backend.helo);
 	p->quiet = quiet;
 	p->proxy_header = cfg->backend.identity == IDENTITY_PROXY;
+	p->relay_check = cfg->backend.relay_check;
+	p->identity = cfg->backend.identity;
+	p->xclient = cfg->backend.xclient;
+	p->command_timeout = cfg->backend.command_timeout;
+	snprintf(p->address, sizeof p->address, "%s", cfg->backend.address);
 	p->known = known;
 	p->cb = cb;
 	p->arg = arg;

@@ -98,6 +98,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"backend", "data_timeout", CFG_DURATION, "600s", O(backend.data_timeout), 100, 3600000, NULL},
 	{"backend", "xclient", CFG_ENUM, "auto", O(backend.xclient), 0, 0, xclient_modes},
 	{"backend", "identity", CFG_ENUM, "auto", O(backend.identity), 0, 0, identity_modes},
+	{"backend", "relay_check", CFG_BOOL, "on", O(backend.relay_check), 0, 0, NULL},
 	{"backend", "tls", CFG_ENUM, "none", O(backend.tls), 0, 0, backend_tls_modes},
 	{"backend", "ca_file", CFG_STR, "", O(backend.ca_file), 0, 4096, NULL},
 	{"backend", "verify_name", CFG_STR, "", O(backend.verify_name), 0, 255, NULL},

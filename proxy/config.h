@@ -89,6 +89,8 @@ struct config {
 		uint64_t data_timeout;
 		int xclient;              /* enum xclient_mode */
 		int identity;             /* enum backend_identity; auto: as xclient says */
+		bool relay_check;         /* the probe refuses mail through a backend
+		                             that relays for backstop's own address */
 		int tls;                  /* enum backend_tls */
 		char *ca_file;
 		char *verify_name;

@@ -771,6 +771,15 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 	enum smtp_path_status st;
 	const struct backend_caps *caps = backend_known_caps(s->backend_known, s->outbound);
 
+	if (!s->outbound && s->cfg->backend.relay_check && s->backend_known->relays_for_backstop) {
+		/* the probe's relay check: the backend relays for backstop's
+		 * own address, so it would relay anything for anyone (logged
+		 * at each probe, with the fix) */
+		s->reply_check = METRICS_CHECK_BACKEND;
+		session_reply(s, 451, "4.7.1", "Error: relaying is suspended (mail system misconfigured), try again later");
+		rcpt_refused(s, cmd);
+		return;
+	}
 	if (s->txn.nrcpts >= s->cfg->limits.max_recipients) {
 		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
 		s->reply_check = METRICS_CHECK_LIMITS;

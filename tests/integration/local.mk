@@ -80,6 +80,9 @@ INTEGRATION_TESTS += tests/integration/fake_bounce_zombie.py
 # [backend] identity (issue 12): PROXY v2 to Postfix, none, required
 # xclient/xforward, transparent in three network namespaces
 INTEGRATION_TESTS += tests/integration/backend_identity.py
+# review12: the probe's relay check against a Postfix that relays for
+# backstop's address (identity xforward/auto: refused) and one that does not
+INTEGRATION_TESTS += tests/integration/backend_relay_check.py
 # forged Received hops (issue 15): the published examples against test DNS
 INTEGRATION_TESTS += tests/integration/joejob.py
 # DNS block and allow lists (issue 12), against the test DNS server
