@@ -152,9 +152,10 @@ with t.case("README and backstop.ini agree"):
     ini = open(os.path.join(srcdir(), "backstop.ini")).read()
     backend = re.search(r"^\[backend\][^\[]*?^address = (\S+)", ini, re.M | re.S).group(1)
     port = backend.rsplit(":", 1)[1]
-    # (an smtpd that takes a PROXY header, for [backend] identity = proxy, is
-    # a second port of its own)
-    smtpd = set(re.findall(r"127\.0\.0\.1:(\d+)\s+inet[^\n]*\n(?!\s+-o smtpd_upstream_proxy_protocol)", readme))
+    # (an smtpd that takes a PROXY header, for [backend] identity = proxy, or
+    # one that does not trust backstop, for xforward, is a second port of its own)
+    smtpd = set(re.findall(r"127\.0\.0\.1:(\d+)\s+inet[^\n]*\n"
+                           r"(?!\s+-o (?:smtpd_upstream_proxy_protocol|mynetworks=))", readme))
     reinjection = set(re.findall(r"^relay = 127\.0\.0\.1:(\d+)", readme, re.M))
     t.check("README's inbound Postfix smtpd is on backstop.ini's backend port %s everywhere" % port,
             smtpd - reinjection == {port}, (smtpd, reinjection))
