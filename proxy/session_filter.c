@@ -17,29 +17,35 @@
 #include "proxy/session.h"
 #include "proxy/tls.h"
 
+/* notes_add - a check's note for the transaction's summary line. Before
+ * MAIL there is no transaction (nor a summary) to carry it. */
 static void notes_add(struct session *s, const char *note)
 {
-	size_t len = strlen(s->txn.notes), nl = strlen(note);
-	const char *p = s->txn.notes;
+	size_t len, nl = strlen(note);
+	const char *p;
 
-	if (!note[0])
+	if (!note[0] || s->txn.rec == NULL)
 		return;
+	len = strlen(s->txn.rec->notes);
+	p = s->txn.rec->notes;
 	/* the same verdict from several stages is noted once */
 	while ((p = strstr(p, note)) != NULL) {
-		if ((p == s->txn.notes || p[-1] == ' ') && (p[nl] == ' ' || p[nl] == '\0'))
+		if ((p == s->txn.rec->notes || p[-1] == ' ') && (p[nl] == ' ' || p[nl] == '\0'))
 			return;
 		p += nl;
 	}
-	snprintf(s->txn.notes + len, sizeof s->txn.notes - len, "%s%s", len ? " " : "", note);
+	snprintf(s->txn.rec->notes + len, sizeof s->txn.rec->notes - len, "%s%s", len ? " " : "", note);
 }
 
 
 static void build_env(struct session *s, struct filter_env *e, size_t index)
 {
+	const struct txn_record *rec = s->txn.rec;   /* NULL before MAIL */
+
 	memset(e, 0, sizeof *e);
 	e->txn_number = s->txn.number;
 	e->txn_state = index < FILTER_TABLE_MAX ? &s->txn.filter_state[index] : NULL;
-	e->auth = &s->txn.auth;
+	e->auth = s->txn.rec ? &s->txn.rec->auth : NULL;
 	e->hold = s->txn.hold;
 	e->loop = uv_default_loop();   /* the one loop today (one per worker later) */
 	e->session_id = s->id;
@@ -52,9 +58,9 @@ static void build_env(struct session *s, struct filter_env *e, size_t index)
 	e->helo = s->helo;
 	e->esmtp = s->esmtp;
 	e->tls = s->tls != NULL && tls_conn_handshake_done(s->tls);
-	e->mail_from = s->txn.from_relayed[0] ? s->txn.from_relayed : s->txn.from.addr;
-	e->null_sender = s->txn.from.is_null;
-	e->rcpt = s->txn.rcpt.addr[0] ? s->txn.rcpt.addr : NULL;
+	e->mail_from = rec == NULL ? "" : rec->from_relayed[0] ? rec->from_relayed : rec->from.addr;
+	e->null_sender = rec != NULL && rec->from.is_null;
+	e->rcpt = rec != NULL && rec->rcpt.addr[0] ? rec->rcpt.addr : NULL;
 	e->rcpts = s->txn.rcpt_view;
 	e->rcpts_orig = s->txn.rcpt_orig_view;
 	e->nrcpts = s->txn.nrcpts;
@@ -90,7 +96,9 @@ static bool apply_verdict(struct session *s, const char *name)
 	} else if (hl && buf_append(&s->txn.headers, v->headers, hl, 16 * FILTER_HEADERS_MAX) < 0) {
 		log_warn("%s: headers of filter %s dropped: too many", s->sid, name);
 	}
-	if (v->auth.method[0] && !authres_add(&s->txn.auth, &v->auth))
+	/* a result before MAIL has no message to go on: left out, as the
+	 * record of a transaction starts empty */
+	if (v->auth.method[0] && s->txn.rec != NULL && !authres_add(&s->txn.rec->auth, &v->auth))
 		log_warn("%s: %s result of filter %s left out: too many results", s->sid,
 		    v->auth.method, name);
 	notes_add(s, v->note);
