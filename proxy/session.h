@@ -191,7 +191,8 @@ struct session {
 	size_t filter_next;         /* next filter to run at the current stage */
 	enum filter_stage filter_stage;
 	void (*filter_then)(struct session *, const struct filter_verdict *);
-	struct filter_verdict *verdict;  /* of the filter call in progress */
+	struct filter_verdict *verdict;  /* of the filter stage in progress;
+	                                    NULL between stages */
 	uint64_t started_ms;
 	unsigned txn_count;
 

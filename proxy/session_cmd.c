@@ -64,7 +64,9 @@ void txn_reset(struct session *s)
 	txn_free(s);
 	memset(&s->txn, 0, sizeof s->txn);
 	s->txn.number = number;
-	s->dbuf.len = 0;
+	/* content left over (a refused message): freed, not kept for the
+	 * next transaction, which may never come */
+	buf_free(&s->dbuf);
 	if (s->state != SMTP_STATE_CONNECTED)
 		s->state = SMTP_STATE_READY;
 	backend_idle(s->be);
