@@ -16,8 +16,11 @@
 #     enforce) gets 5xx and is not delivered; a bounce to an address tagged with
 #     `backstop batv sign` in the container is delivered; the healthcheck script says healthy;
 #     metrics are scraped if the image knows [metrics] listen; SIGTERM stops backstop with 0;
-#  4. compose.haproxy.yml: messages through HAProxy reach Postfix through all three replicas
-#     (each replica's log has one), with HAProxy's address as the client's;
+#  4. compose.haproxy.yml (send-proxy-v2, proxy_protocol = on): messages through HAProxy reach
+#     Postfix through all three replicas (each replica's log has one), with the client address
+#     HAProxy's header names (logged "via proxy [HAProxy]"), not HAProxy's; the image's
+#     healthcheck (a v2 LOCAL header) says healthy; a PROXY header from outside the balancer
+#     network (the Postfix container) is refused without a banner;
 #  5. removes both stacks and their volumes (also on failure or ^C).
 #
 # Needs: docker, docker-compose or `docker compose`, /usr/bin/python3 (SMTP client, free port).
@@ -354,6 +357,27 @@ done
 file=$(mailbox_file haproxy "$token-ha$i")
 [[ -n $file ]] || fail "message $i through HAProxy did not reach the Maildir"
 haproxy_ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(dc haproxy ps -q haproxy)")
-dc haproxy exec -T postfix cat "$file" | grep -qF "[$haproxy_ip]" ||
-	fail "the client address Postfix got is not HAProxy's ($haproxy_ip)"
-say "delivered through HAProxy; the client address is HAProxy's ($haproxy_ip), as without PROXY protocol"
+# the replica that relayed message $i logged its client from HAProxy's header
+for r in backstop1 backstop2 backstop3; do
+	[[ " ${hit[$r]} " == *" $i "* ]] && last=$r
+done
+line=$(docker logs "${replica_cid[$last]}" 2>&1 | grep -E "connect from \[[0-9.]+\]:[0-9]+ to .* via proxy \[$haproxy_ip\]" | tail -n1) ||
+	fail "$last logged no 'connect from ... via proxy [$haproxy_ip]' (PROXY protocol not used?)"
+client_ip=$(sed -E 's/.*connect from \[([0-9.]+)\].*/\1/' <<<"$line")
+[[ $client_ip != "$haproxy_ip" ]] || fail "the client address in HAProxy's header is HAProxy's own ($haproxy_ip)"
+dc haproxy exec -T postfix cat "$file" | grep -qF "[$client_ip]" ||
+	fail "the client address Postfix got is not $client_ip (the one HAProxy's header named)"
+say "delivered through HAProxy with the PROXY protocol: client [$client_ip] via proxy [$haproxy_ip] ($last)"
+
+out=$(dc haproxy exec -T backstop1 backstop-healthcheck | tr -d '\r') || fail "healthcheck behind HAProxy: $out"
+[[ $out == "healthy: 220 mx.example.test "* ]] || fail "healthcheck behind HAProxy said: $out"
+say "healthcheck with proxy_protocol = on (v2 LOCAL header): $out"
+
+# Postfix is on the default network only, outside proxy_trusted: its forged header gets nothing
+# (a trusted peer would get the banner within a second)
+# shellcheck disable=SC2016 # the inner bash expands nothing of ours
+out=$(dc haproxy exec -T postfix bash -c 'exec 3<>/dev/tcp/backstop1/2525 && printf "PROXY TCP4 192.0.2.1 10.0.0.1 1234 25\r\n" >&3 && timeout 8 cat <&3' | tr -d '\r') || true
+[[ -z $out ]] || fail "a PROXY header from outside the balancer network was answered: $out"
+docker logs "${replica_cid[backstop1]}" 2>&1 | grep -q "not in \[server\] proxy_trusted" ||
+	fail "backstop1 did not log the refused connection from the Postfix container (not in proxy_trusted)"
+say "a PROXY header from the Postfix container (not in proxy_trusted) got no banner"

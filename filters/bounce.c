@@ -45,7 +45,7 @@
  * MAILER-DAEMON@ is classified by its content, not its envelope.
  *
  * One log line per judged message names the class, what decided it, the
- * original's sender, Message-ID and client address (first external hop)
+ * original's sender, Message-ID and client address (the entry MTA's client)
  * when the report quotes them, and the evidence found or what was missing.
  *
  * Holding: only a mark (observe, unverifiable = mark) needs the message

@@ -53,7 +53,7 @@ void bounce_record_refused(const struct filter_env *env, const struct bounce_res
 	if (sender[0] == '\0')
 		bounce_addr_bare(o->from, sender, sizeof sender);
 	str(&rec, "orig_sender", sender);
-	str(&rec, "orig_client_ip", received_first_external(o));
+	str(&rec, "orig_client_ip", received_entry_ip(o));
 	bounce_rfc2047_decode(o->subject, subject, sizeof subject);
 	str(&rec, "message_id", o->message_id);
 	/* the URL hosts before the subject: the subject is the longest value

@@ -14,8 +14,8 @@
  * reason is a token ("no_evidence", "unverifiable", "batv"). JSON members:
  * server_ip, server_name, helo (the bouncing server), rcpt, sender (the
  * bounce's envelope sender), class, reason, orig_sender (the original's
- * envelope sender, else its From:), orig_client_ip (its first external
- * Received hop: smtp/received_ip.h), subject (RFC 2047 decoded),
+ * envelope sender, else its From:), orig_client_ip (the client the
+ * bouncing site's entry MTA saw: smtp/received_ip.h), subject (RFC 2047 decoded),
  * message_id, url_hosts (array, url_hosts.h) - null when unknown. Text: the
  * same as key=value pairs, values escaped.
  */

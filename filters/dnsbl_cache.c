@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "filters/dnsbl_cache.h"
+#include "proxy/siphash.h"
 
 struct dnsbl_cache_entry {
 	struct dnsbl_cache_entry *chain;          /* same bucket */
@@ -15,21 +16,24 @@ struct dnsbl_cache_entry {
 	char name[];
 };
 
-static size_t hash(const char *s)
+/* hash - SipHash under the cache's secret key: the names hold client
+ * addresses, and an IPv6 client chooses among 2^64 of them; with a public
+ * hash it could put every entry in one bucket (each lookup a walk) */
+static size_t hash(const struct dnsbl_cache *c, const char *s)
 {
-	uint64_t h = 14695981039346656037ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	return (size_t)h;
+	struct siphash_key k = {c->k0, c->k1};
+	return (size_t)siphash24(&k, s, strlen(s));
 }
 
 void dnsbl_cache_init(struct dnsbl_cache *c, size_t max)
 {
+	struct siphash_key k;
+
 	memset(c, 0, sizeof *c);
 	c->max = max;
+	siphash_key_random(&k, c);
+	c->k0 = k.k0;
+	c->k1 = k.k1;
 }
 
 void dnsbl_cache_clear(struct dnsbl_cache *c)
@@ -48,7 +52,7 @@ void dnsbl_cache_clear(struct dnsbl_cache *c)
 
 static struct dnsbl_cache_entry **slot_of(struct dnsbl_cache *c, const char *name)
 {
-	struct dnsbl_cache_entry **pp = &c->buckets[hash(name) & (c->nbuckets - 1)];
+	struct dnsbl_cache_entry **pp = &c->buckets[hash(c, name) & (c->nbuckets - 1)];
 
 	while (*pp != NULL && strcmp((*pp)->name, name) != 0)
 		pp = &(*pp)->chain;

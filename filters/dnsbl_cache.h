@@ -26,6 +26,7 @@ struct dnsbl_cache {
 	size_t nbuckets;                      /* a power of two */
 	struct dnsbl_cache_entry *oldest, *newest;   /* in the order stored */
 	size_t n, max;
+	uint64_t k0, k1;                      /* the buckets' hash key (secret) */
 };
 
 /* dnsbl_cache_init - an empty cache of at most max entries (0: stores

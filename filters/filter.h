@@ -114,6 +114,7 @@ struct filter_env {
 	const char *helo;          /* "" before HELO/EHLO */
 	bool esmtp;
 	bool tls;
+	bool proxy_local;          /* the load balancer's own connection (PROXY v2 LOCAL) */
 	/* transaction; valid from FILTER_MAIL on */
 	const char *mail_from;     /* "local@domain", "" for the null sender */
 	bool null_sender;

@@ -14,6 +14,7 @@
 #include "filters/ratelimit.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/siphash.h"
 
 /* the fallback's log line: at most one per this many ms */
 #define FALLBACK_LOG_INTERVAL_MS 60000
@@ -32,6 +33,7 @@ struct ratelimit_table {
 	pthread_mutex_t lock;       /* the loops may be threads: see ratelimit.h */
 	size_t nsets;
 	size_t used;
+	struct siphash_key key;     /* the set hash's secret key */
 	struct ratelimit_entry *entries;   /* nsets * RATELIMIT_WAYS */
 };
 
@@ -53,6 +55,10 @@ struct ratelimit_table *ratelimit_table_new(size_t max_entries)
 	t->nsets = max_entries / RATELIMIT_WAYS;
 	if (t->nsets == 0)
 		t->nsets = 1;
+	/* a secret key: a client that could compute which keys share a set
+	 * could pick its addresses (IPv6 /64s of its /48) to evict its own
+	 * counters from the table */
+	siphash_key_random(&t->key, t);
 	/* calloc: pages of an idle table are never touched */
 	t->entries = calloc(t->nsets * RATELIMIT_WAYS, sizeof *t->entries);
 	if (t->entries == NULL || pthread_mutex_init(&t->lock, NULL) != 0) {
@@ -87,13 +93,10 @@ size_t ratelimit_table_used(struct ratelimit_table *t)
 	return n;
 }
 
-static uint64_t key_hash(const char *key)
+/* key_hash - SipHash-2-4 of the key under the table's secret key */
+static uint64_t key_hash(const struct ratelimit_table *t, const char *key)
 {
-	uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
-	return h;
+	return siphash24(&t->key, key, strlen(key));
 }
 
 static bool entry_expired(const struct ratelimit_entry *e, uint64_t now_ms)
@@ -118,7 +121,7 @@ unsigned long ratelimit_table_hit(struct ratelimit_table *t, const char *key, ui
 	if (now_ms == 0)
 		now_ms = 1;
 	pthread_mutex_lock(&t->lock);
-	set = &t->entries[(key_hash(key) % t->nsets) * RATELIMIT_WAYS];
+	set = &t->entries[(key_hash(t, key) % t->nsets) * RATELIMIT_WAYS];
 	for (size_t i = 0; i < RATELIMIT_WAYS; i++) {
 		struct ratelimit_entry *c = &set[i];
 		if (c->start_ms != 0 && strcmp(c->key, key) == 0) {

@@ -58,7 +58,8 @@ struct ratelimit_table;
  * RATELIMIT_WAYS); NULL when out of memory. When a key's set is full, the
  * new key takes the place of an expired counter, else of the one whose
  * window started first (its window is the nearest to its end): under a
- * flood of distinct keys a counter can be forgotten early, never one of
+ * flood of distinct keys a counter can be forgotten early (the sets are
+ * chosen by a keyed hash, so no client can aim at one), never one of
  * another key's counts. */
 struct ratelimit_table *ratelimit_table_new(size_t max_entries);
 void ratelimit_table_free(struct ratelimit_table *t);

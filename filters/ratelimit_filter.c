@@ -107,6 +107,11 @@ static enum filter_result on_connect(const struct filter_env *env, struct filter
     const struct filter_async *async)
 {
 	static const enum ratelimit_event ev[] = {RATELIMIT_CONN};
+	/* the balancer's health checks (PROXY v2 LOCAL) are no client's
+	 * connections: counted, a limit under their rate answers them 421 and
+	 * the balancer takes backstop out of service */
+	if (env->proxy_local)
+		return FILTER_CONTINUE;
 	return check(env, v, async, ev, 1);
 }
 

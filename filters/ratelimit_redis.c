@@ -20,14 +20,19 @@
  * While not connected, rlredis_incr refuses at once and the caller counts
  * in memory: no call waits for a connection.
  */
+#include <errno.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "filters/ratelimit.h"
 #include "proxy/log.h"
+
+/* exported by hiredis (0.14 and 1.x) though its async.h does not declare it */
+void redisProcessCallbacks(redisAsyncContext *ac);
 
 #define RECONNECT_MIN_MS 100
 #define RECONNECT_MAX_MS 5000
@@ -56,6 +61,10 @@ struct ratelimit_redis {
 	uv_timer_t timer;           /* the connect deadline, or the next reconnect */
 	uint64_t backoff_ms;
 	char why[160];              /* why it is not connected */
+	/* the same bytes as hiredis' reader, to count the replies before
+	 * hiredis sees them: hiredis asserts (aborts the process) on a reply
+	 * that no command is waiting for */
+	redisReader *shadow;
 };
 
 /* ---- the libuv adapter (hiredis' adapters/libuv.h, fixed) ---- */
@@ -66,6 +75,96 @@ struct rl_poll {
 	int events;
 };
 
+static void rl_drop(struct ratelimit_redis *r, const char *why);
+
+/* The shadow reader builds no replies, it only checks their shape: the
+ * counting script answers an array of at most 8 integers, and an error or
+ * status line; anything much larger is no answer to us (hiredis would
+ * allocate whatever length a server announces: "*2000000000" is 16 GB). */
+#define SHADOW_MAX_ELEMENTS 8
+#define SHADOW_MAX_STRING 1024
+#define SHADOW_MAX_BUFFERED (64 * 1024)
+static char shadow_obj;
+
+static void *shadow_string(const redisReadTask *task, char *str, size_t len)
+{
+	(void)task;
+	(void)str;
+	return len > SHADOW_MAX_STRING ? NULL : &shadow_obj;
+}
+
+static void *shadow_array(const redisReadTask *task, int elements)
+{
+	(void)task;
+	return elements < 0 || elements > SHADOW_MAX_ELEMENTS ? NULL : &shadow_obj;
+}
+
+static void *shadow_integer(const redisReadTask *task, long long value)
+{
+	(void)task;
+	(void)value;
+	return &shadow_obj;
+}
+
+static void *shadow_nil(const redisReadTask *task)
+{
+	(void)task;
+	return &shadow_obj;
+}
+
+static void shadow_free(void *obj)
+{
+	(void)obj;
+}
+
+static redisReplyObjectFunctions shadow_fns = {
+	shadow_string, shadow_array, shadow_integer, shadow_nil, shadow_free,
+};
+
+/* rl_read - redisAsyncHandleRead, but a reply nobody asked for (a server
+ * that greets, as POP3's "+OK", or answers one call twice) drops the
+ * connection instead of reaching hiredis' assert */
+static void rl_read(redisAsyncContext *ac)
+{
+	struct ratelimit_redis *r = ac->data;
+	redisContext *c = &ac->c;
+	char buf[16 * 1024];
+	size_t pending = 0, complete = 0;
+	void *reply;
+	ssize_t n;
+
+	if (r == NULL || r->shadow == NULL || !(c->flags & REDIS_CONNECTED)) {
+		redisAsyncHandleRead(ac);
+		return;
+	}
+	n = read(c->fd, buf, sizeof buf);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* the end or an error: hiredis reads it again and disconnects */
+		redisAsyncHandleRead(ac);
+		return;
+	}
+	for (const redisCallback *cb = ac->replies.head; cb != NULL; cb = cb->next)
+		pending++;
+	if (redisReaderFeed(r->shadow, buf, (size_t)n) == REDIS_OK)
+		while (redisReaderGetReply(r->shadow, &reply) == REDIS_OK && reply != NULL)
+			complete++;
+	if (complete > pending) {
+		rl_drop(r, "the server sent a reply no command asked for (is it Redis?)");
+		return;
+	}
+	if (r->shadow->err || r->shadow->len - r->shadow->pos > SHADOW_MAX_BUFFERED) {
+		rl_drop(r, "the server's reply is not one to the counting script (too large or malformed)");
+		return;
+	}
+	if (redisReaderFeed(c->reader, buf, (size_t)n) != REDIS_OK) {
+		redisAsyncHandleRead(ac);
+		return;
+	}
+	redisProcessCallbacks(ac);
+}
+
 static void rl_poll_cb(uv_poll_t *h, int status, int events)
 {
 	struct rl_poll *p = h->data;
@@ -74,8 +173,12 @@ static void rl_poll_cb(uv_poll_t *h, int status, int events)
 	 * directions so that it reads the error off the socket */
 	if (status != 0)
 		events = p->events;
+	/* the connect completes on the write side first, so that every read
+	 * goes through rl_read's count */
+	if (p->ac != NULL && !(p->ac->c.flags & REDIS_CONNECTED) && (events & UV_READABLE))
+		redisAsyncHandleWrite(p->ac);
 	if (p->ac != NULL && (events & UV_READABLE))
-		redisAsyncHandleRead(p->ac);
+		rl_read(p->ac);
 	if (p->ac != NULL && (events & UV_WRITABLE))
 		redisAsyncHandleWrite(p->ac);
 }
@@ -263,6 +366,9 @@ static void rl_connect(struct ratelimit_redis *r)
 	ac->data = r;
 	r->ac = ac;
 	r->connected = false;
+	if (r->shadow != NULL)
+		redisReaderFree(r->shadow);
+	r->shadow = redisReaderCreateWithFunctions(&shadow_fns);   /* NULL: unchecked, as hiredis alone */
 	/* right after the attach: setting it starts the write poll that
 	 * completes the connect */
 	redisAsyncSetConnectCallback(ac, on_connect);
@@ -295,7 +401,11 @@ struct ratelimit_redis *rlredis_new(uv_loop_t *loop, const char *host, unsigned 
 
 static void on_redis_closed(uv_handle_t *h)
 {
-	free(h->data);
+	struct ratelimit_redis *r = h->data;
+
+	if (r->shadow != NULL)
+		redisReaderFree(r->shadow);
+	free(r);
 }
 
 void rlredis_close(struct ratelimit_redis *r)

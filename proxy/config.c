@@ -31,6 +31,7 @@ enum cfg_type {
 	CFG_STR,       /* any text, may be empty */
 	CFG_BOOL,      /* yes/no/true/false/on/off/1/0 */
 	CFG_UINT,      /* decimal, within min..max */
+	CFG_UINT_AUTO, /* "auto" (stored as 0) or decimal within min..max */
 	CFG_SIZE,      /* bytes, suffix k/m/g (1024-based) */
 	CFG_DURATION,  /* ms; suffix ms/s/m/h, bare number = seconds */
 	CFG_ENUM,      /* one of names */
@@ -87,6 +88,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"server", "group", CFG_STR, "", O(server.group), 0, 64, NULL},
 	{"server", "proxy_protocol", CFG_BOOL, "off", O(server.proxy_protocol), 0, 0, NULL},
 	{"server", "proxy_trusted", CFG_CIDRS, "", O(server.proxy_trusted), 0, 0, NULL},
+	{"server", "workers", CFG_UINT_AUTO, "1", O(server.workers), 1, 256, NULL},
 	{"server", "proxy_timeout", CFG_DURATION, "5s", O(server.proxy_timeout), 100, 600000, NULL},
 
 	{"backend", "address", CFG_HOSTPORT, NULL, O(backend.address), 1, 0, NULL},
@@ -566,6 +568,7 @@ static const char *type_hint(const struct cfg_key *k)
 	switch (k->type) {
 	case CFG_BOOL: return "yes or no";
 	case CFG_UINT: return "a whole number";
+	case CFG_UINT_AUTO: return "auto or a whole number";
 	case CFG_SIZE: return "a size such as 512k or 25m";
 	case CFG_DURATION: return "a duration such as 500ms, 30s, 5m or 1h";
 	case CFG_HOSTPORT: return "host:port, or [IPv6]:port";
@@ -621,6 +624,12 @@ static int set_value(struct config *cfg, const struct cfg_key *k, const char *v,
 		else
 			goto bad;
 		return 0;
+	case CFG_UINT_AUTO:
+		if (strcasecmp(v, "auto") == 0) {   /* as the enums */
+			*(unsigned long *)field = 0;
+			return 0;
+		}
+		/* fall through */
 	case CFG_UINT:
 		if (parse_uint(v, &n) < 0)
 			goto bad;
@@ -1321,6 +1330,12 @@ void config_dump(const struct config *cfg, FILE *out)
 		case CFG_BOOL:
 			fputs(*(const bool *)field ? "yes" : "no", out);
 			break;
+		case CFG_UINT_AUTO:
+			if (*(const unsigned long *)field == 0) {
+				fputs("auto", out);
+				break;
+			}
+			/* fall through */
 		case CFG_UINT:
 			fprintf(out, "%lu", *(const unsigned long *)field);
 			break;

@@ -76,6 +76,9 @@ struct config {
 		bool proxy_protocol;
 		struct cfg_cidrs proxy_trusted;
 		uint64_t proxy_timeout;   /* ms: the whole header must be in by then */
+		/* event loops, one process each (proxy/workers.c); 0 = auto:
+		 * one per CPU. 1 = a single process, no master */
+		unsigned long workers;
 	} server;
 
 	struct {

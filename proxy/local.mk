@@ -6,6 +6,7 @@ libproxy_a_SOURCES = \
 	proxy/rdns.c proxy/rdns.h \
 	proxy/log.c proxy/log.h proxy/log_json.c proxy/log_json.h \
 	proxy/buf.c proxy/buf.h \
+	proxy/siphash.h \
 	proxy/spool.c proxy/spool.h \
 	proxy/server.c proxy/server.h \
 	proxy/session.c proxy/session.h \
@@ -18,6 +19,8 @@ libproxy_a_SOURCES = \
 	proxy/metrics.c proxy/metrics.h \
 	proxy/metrics_http.c proxy/metrics_http.h \
 	proxy/http_request.c proxy/http_request.h
+# [server] workers > 1: the master and the table the workers share
+libproxy_a_SOURCES += proxy/workers.c proxy/workers.h proxy/ipcount_shared.c proxy/ipcount_shared.h
 # backstop report (the backscatter report): reader, tables, writers
 libproxy_a_SOURCES += proxy/report.c proxy/report.h proxy/report_reader.c proxy/report_reader.h \
 	proxy/report_agg.c proxy/report_agg.h proxy/report_out.c proxy/report_out.h

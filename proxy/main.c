@@ -35,6 +35,7 @@
 #include "proxy/sdnotify.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
+#include "proxy/workers.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -109,6 +110,15 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 		snprintf(err, errlen, "[server] spool_dir %s is not a directory", cfg->spool.directory);
 		return -1;
 	}
+	/* each worker would keep a sentlog of its own and overwrite the
+	 * others' file: a bounce reaching another worker than the message
+	 * went out through would not be recognised */
+	if (cfg->outbound.listen.n > 0 && workers_resolve(cfg) > 1) {
+		snprintf(err, errlen, "[server] workers = %u with [outbound] listen: the sentlog of sent"
+		    " Message-IDs is not shared between worker processes yet; set [server] workers = 1"
+		    " (or run the [outbound] listener in a backstop of its own)", workers_resolve(cfg));
+		return -1;
+	}
 	/* the sent-message log of the [outbound] listener lives there */
 	if (cfg->outbound.listen.n > 0 &&
 	    (stat(cfg->sentlog.state_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
@@ -118,6 +128,42 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 		return -1;
 	}
 	return 0;
+}
+
+/* run_loop - the event loop of a single process, or of one worker, once
+ * the listeners are bound and root is gone. The exit status. */
+static int run_loop(struct config *cfg, bool foreground, const struct worker_context *worker)
+{
+	char err[512];
+	int rc;
+
+	/* after daemon(): the resolver starts threads, which a fork loses */
+	if (dns_init(cfg, err, sizeof err) < 0) {
+		log_error("DNS: %s", err);
+		return 1;
+	}
+	server_run(!foreground);
+	log_info("backstop %s started; backend %s", PACKAGE_VERSION, cfg->backend.address);
+	/* systemd (Type=notify): the listeners accept and root is gone; with
+	 * workers the master says it once they all do */
+	if (worker != NULL)
+		workers_worker_ready(worker);
+	else
+		(void)sd_notify_state("READY=1");
+	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+	log_info("stopped; %llu backend connection(s) opened in total",
+	    (unsigned long long)(server_metrics()->backend_connects[0] + server_metrics()->backend_connects[1]));
+	filters_shutdown();   /* the sentlog's last flush */
+	dns_shutdown();
+	uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* the resolver's handle */
+	server_release();
+	rc = uv_loop_close(uv_default_loop());
+	return rc == 0 ? 0 : 0;
+}
+
+static int worker_loop(struct config *cfg, const struct worker_context *ctx, void *arg)
+{
+	return run_loop(cfg, *(bool *)arg, ctx);
 }
 
 int main(int argc, char **argv)
@@ -259,7 +305,16 @@ int main(int argc, char **argv)
 	}
 	if (!foreground)
 		log_echo_stderr(true);
-	if (server_listen(cfg) < 0) {
+	/* [server] workers > 1: this process becomes their master; it binds
+	 * their sockets now, as root, and they listen on them */
+	unsigned nworkers = workers_resolve(cfg);
+	struct workers *workers = NULL;
+	if (nworkers > 1) {
+		if ((workers = workers_bind(cfg, nworkers, err, sizeof err)) == NULL) {
+			log_error("%s; not starting", err);
+			return 1;
+		}
+	} else if (server_listen(cfg) < 0) {
 		log_error("not starting");
 		return 1;
 	}
@@ -294,28 +349,18 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		log_echo_stderr(false);
-		/* the listeners' epoll set and the signal pipe belong to the child now */
-		if ((rc = uv_loop_fork(uv_default_loop())) != 0) {
+		/* the listeners' epoll set and the signal pipe belong to the child
+		 * now (a master has no loop: its workers make theirs) */
+		if (workers == NULL && (rc = uv_loop_fork(uv_default_loop())) != 0) {
 			log_error("uv_loop_fork: %s", uv_strerror(rc));
 			return 1;
 		}
 	}
-	/* after daemon(): the resolver starts threads, which a fork loses */
-	if (dns_init(cfg, err, sizeof err) < 0) {
-		log_error("DNS: %s", err);
-		return 1;
+	if (workers != NULL) {
+		rc = workers_run(workers, cfg, worker_loop, &foreground);
+		workers_free(workers, true);
+		config_unref(cfg);
+		return rc;
 	}
-	server_run(!foreground);
-	log_info("backstop %s started; backend %s", PACKAGE_VERSION, cfg->backend.address);
-	/* systemd (Type=notify): the listeners accept and root is gone */
-	(void)sd_notify_state("READY=1");
-	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
-	log_info("stopped; %llu backend connection(s) opened in total",
-	    (unsigned long long)(server_metrics()->backend_connects[0] + server_metrics()->backend_connects[1]));
-	filters_shutdown();   /* the sentlog's last flush */
-	dns_shutdown();
-	uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* the resolver's handle */
-	server_release();
-	rc = uv_loop_close(uv_default_loop());
-	return rc == 0 ? 0 : 0;
+	return run_loop(cfg, foreground, NULL);
 }

@@ -330,3 +330,56 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
 	    &m->message_size, size_le, METRICS_SIZE_BUCKETS - 1, false);
 	return o.full ? -1 : 0;
 }
+
+static void histogram_add(struct metrics_histogram *sum, const struct metrics_histogram *h)
+{
+	for (size_t i = 0; i < sizeof h->count / sizeof h->count[0]; i++)
+		sum->count[i] += h->count[i];
+	sum->n += h->n;
+	sum->sum += h->sum;
+}
+
+void metrics_add(struct metrics *sum, const struct metrics *m)
+{
+	sum->connections += m->connections;
+	for (int i = 0; i < METRICS_REFUSED_COUNT; i++)
+		sum->refused[i] += m->refused[i];
+	sum->transactions += m->transactions;
+	sum->messages_relayed += m->messages_relayed;
+	sum->bytes_relayed += m->bytes_relayed;
+	for (int i = 0; i < METRICS_CHECK_COUNT; i++) {
+		sum->refusals[i][0] += m->refusals[i][0];
+		sum->refusals[i][1] += m->refusals[i][1];
+	}
+	for (int i = 0; i < 2; i++) {
+		sum->backend_connects[i] += m->backend_connects[i];
+		sum->backend_connect_errors[i] += m->backend_connect_errors[i];
+	}
+	sum->backend_pool_reuses += m->backend_pool_reuses;
+	sum->backend_pool_reuse_failures += m->backend_pool_reuse_failures;
+	for (int i = 0; i < METRICS_TLS_COUNT; i++) {
+		sum->tls_handshakes[i] += m->tls_handshakes[i];
+		sum->tls_failures[i] += m->tls_failures[i];
+	}
+	histogram_add(&sum->eod_latency, &m->eod_latency);
+	histogram_add(&sum->message_size, &m->message_size);
+}
+
+void metrics_gauges_add(struct metrics_gauges *sum, const struct metrics_gauges *g)
+{
+	sum->connections += g->connections;
+	sum->backend_connections += g->backend_connections;
+	sum->backend_pool_idle += g->backend_pool_idle;
+	sum->spool_bytes += g->spool_bytes;
+	sum->draining = sum->draining || g->draining;
+	if (sum->healthy && !g->healthy) {
+		sum->healthy = false;
+		snprintf(sum->unhealthy, sizeof sum->unhealthy, "%s", g->unhealthy);
+	}
+	if (g->dns) {
+		sum->dns = true;
+		for (size_t i = 0; i < sizeof g->dns_answers / sizeof g->dns_answers[0]; i++)
+			sum->dns_answers[i] += g->dns_answers[i];
+		sum->dns_inflight += g->dns_inflight;
+	}
+}

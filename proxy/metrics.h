@@ -143,6 +143,14 @@ void metrics_tls_handshake(struct metrics *m, const char *version, bool ok);
 void metrics_eod(struct metrics *m, uint64_t ms);
 void metrics_relayed(struct metrics *m, uint64_t bytes);
 
+/* metrics_add - add m's counters and histograms to sum (the health
+ * fields, which do not add up, stay sum's): a scrape over the worker
+ * processes' counters (proxy/workers.c). */
+void metrics_add(struct metrics *sum, const struct metrics *m);
+/* metrics_gauges_add - add g to sum: counts add, draining if any is,
+ * healthy only if both are (sum keeps the first reason why not). */
+void metrics_gauges_add(struct metrics_gauges *sum, const struct metrics_gauges *g);
+
 /* metrics_render - the Prometheus text format 0.0.4 of m and g into out
  * (at most limit bytes). 0, or -1 when it does not fit. */
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, struct buf *out,

@@ -1,6 +1,6 @@
 /*
  * report - `backstop report [--format F] [--since T] [--until T] [--top N]
- * LOG...`: each file is read once, line by line (report_reader), the
+ * [--min-servers N] LOG...`: each file is read once, line by line (report_reader), the
  * bounce_refused records counted (report_agg: fixed tables), and the
  * counts written (report_out). Memory does not grow with the logs: a
  * line buffer and the tables.
@@ -20,11 +20,13 @@
 static void usage(FILE *out)
 {
 	fputs("usage: backstop report [--format text|csv|rbldnsd|html] [--since TIME] [--until TIME]\n"
-	    "                       [--top N] LOG...\n"
+	    "                       [--top N] [--min-servers N] LOG...\n"
 	    "  LOG: a backstop log with [log] format = json (syslog prefixes are skipped), - for\n"
 	    "  standard input. TIME: 2026-12-07, 2026-12-07T03:00, 2026-12-07T03:00:00Z (UTC)\n"
 	    "  or @UNIXSECONDS; --since is inclusive, --until exclusive. --top: rows per table\n"
-	    "  in text and html (default 50).\n", out);
+	    "  in text and html (default 50). --min-servers: a zombie is listed (the rbldnsd\n"
+	    "  zone) when bouncing servers in N distinct /24 (IPv6 /48) networks named it\n"
+	    "  (1 to 8, default 2).\n", out);
 }
 
 static int read_file(const char *path, struct report_reader *r, struct report_agg *a,
@@ -75,10 +77,12 @@ int report_main(int argc, char **argv)
 		{"since", required_argument, NULL, 's'},
 		{"until", required_argument, NULL, 'u'},
 		{"top", required_argument, NULL, 'n'},
+		{"min-servers", required_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct report_stats st = {.since = -1, .until = -1, .top = 50};
+	struct report_stats st = {.since = -1, .until = -1, .top = 50, .min_servers = 2};
+	unsigned long v;
 	const char *format = "text";
 	struct report_reader *r;
 	struct report_agg *a;
@@ -113,6 +117,18 @@ int report_main(int argc, char **argv)
 				fprintf(stderr, "backstop report: --top %s: not a number\n", optarg);
 				return 2;
 			}
+			break;
+		case 'm':
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || *end || optarg[0] < '0' || optarg[0] > '9' || v < 1 ||
+			    v > REPORT_SERVER_NETS) {
+				fprintf(stderr, "backstop report: --min-servers %s: write a number from 1 to %d "
+				    "(bouncing servers in distinct networks that must name a zombie)\n",
+				    optarg, REPORT_SERVER_NETS);
+				return 2;
+			}
+			st.min_servers = (unsigned)v;
 			break;
 		case 'h':
 			usage(stdout);

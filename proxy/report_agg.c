@@ -37,8 +37,47 @@ static int table_init(struct report_table *t, const char *name, size_t cap)
 	return t->e != NULL ? 0 : -1;
 }
 
-/* count - one record for key/extra in t at time ts */
-static void count(struct report_agg *a, struct report_table *t, const char *key_in,
+bool report_server_net(const char *ip, unsigned char net[REPORT_NET_BYTES])
+{
+	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	unsigned char bin[16];
+
+	memset(net, 0, REPORT_NET_BYTES);
+	if (inet_pton(AF_INET, ip, bin) == 1) {
+		net[0] = 4;
+		memcpy(net + 1, bin, 3);
+		return true;
+	}
+	if (inet_pton(AF_INET6, ip, bin) != 1)
+		return false;
+	if (memcmp(bin, v4mapped, sizeof v4mapped) == 0) {
+		net[0] = 4;
+		memcpy(net + 1, bin + 12, 3);
+		return true;
+	}
+	net[0] = 6;
+	memcpy(net + 1, bin, 6);
+	return true;
+}
+
+bool report_zombie_listed(const struct report_entry *e, unsigned min_servers)
+{
+	return e->nservers >= min_servers;
+}
+
+/* add_server_net - net into e's set, unless there or the set is full */
+static void add_server_net(struct report_entry *e, const unsigned char net[REPORT_NET_BYTES])
+{
+	for (unsigned i = 0; i < e->nservers; i++)
+		if (memcmp(e->server_nets[i], net, REPORT_NET_BYTES) == 0)
+			return;
+	if (e->nservers < REPORT_SERVER_NETS)
+		memcpy(e->server_nets[e->nservers++], net, REPORT_NET_BYTES);
+}
+
+/* count - one record for key/extra in t at time ts; the entry counted,
+ * NULL when the table was full */
+static struct report_entry *count(struct report_agg *a, struct report_table *t, const char *key_in,
     const char *extra_in, long long ts)
 {
 	/* cut to the entry's sizes before hashing and comparing: a longer
@@ -64,7 +103,7 @@ static void count(struct report_agg *a, struct report_table *t, const char *key_
 	}
 	if (t->used >= t->cap / 4 * 3) {
 		t->untracked++;
-		return;
+		return NULL;
 	}
 	e->used = 1;
 	e->hash = h;
@@ -80,6 +119,7 @@ found:
 		if (ts > e->last)
 			e->last = ts;
 	}
+	return e;
 }
 
 static void count_hour(struct report_agg *a, long long ts)
@@ -177,10 +217,14 @@ void report_agg_add(struct report_agg *a, const struct report_event *ev)
 			inet_ntop(AF_INET6, bin, canon, sizeof canon);
 		else
 			canon[0] = '\0';
-		if (canon[0])
-			count(a, &a->zombies, canon, "", ev->ts);
-		else
+		unsigned char net[REPORT_NET_BYTES];
+		struct report_entry *z = canon[0] ? count(a, &a->zombies, canon, "", ev->ts) : NULL;
+		if (!canon[0])
 			a->bad_addresses++;
+		/* who named it: one fake bounce is one server, and a site's
+		 * several outbound hosts in one network are one */
+		if (z != NULL && report_server_net(ev->server_ip, net))
+			add_server_net(z, net);
 	}
 	count(a, &a->servers, ev->server_ip[0] ? ev->server_ip : "?", ev->server_name, ev->ts);
 }

@@ -7,8 +7,8 @@
  * and filled to 3/4 at most; a record whose key is new when its table is
  * full is still counted in the totals, but not in that table, and
  * "untracked" says how many such records there were (the report prints
- * it). Memory: runs 16384 x 416 B, zombies 32768 x 416 B, servers 8192 x
- * 416 B, hours 16384 x 24 B: about 24 MiB of address space at most, of
+ * it). Memory: runs 16384 x 480 B, zombies 32768 x 480 B, servers 8192 x
+ * 480 B, hours 16384 x 24 B: about 27 MiB of address space at most, of
  * which only the pages used are touched. The hash is FNV-1a with a seed
  * drawn at start: keys come from hostile logs, and a fixed hash would let
  * them be chosen to collide.
@@ -16,12 +16,18 @@
 #ifndef REPORT_AGG_H
 #define REPORT_AGG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "proxy/report_reader.h"
 
 #define REPORT_KEY_MAX 256
 #define REPORT_EXTRA_MAX 128
+/* zombies: the distinct bouncing servers' networks kept per row (IPv4 /24,
+ * IPv6 /48: one site's several outbound hosts are one reporter); more
+ * are not told apart, so --min-servers goes up to this */
+#define REPORT_SERVER_NETS 8
+#define REPORT_NET_BYTES 7            /* family (4, 6), then 3 or 6 bytes of prefix */
 
 struct report_entry {
 	unsigned long long hash;
@@ -30,6 +36,9 @@ struct report_entry {
 	char key[REPORT_KEY_MAX];     /* run: subject; zombie, server: address */
 	char extra[REPORT_EXTRA_MAX]; /* run: URL host; server: its name */
 	unsigned char used;
+	/* zombie: the networks of the servers whose bounces named it */
+	unsigned char nservers;
+	unsigned char server_nets[REPORT_SERVER_NETS][REPORT_NET_BYTES];
 };
 
 struct report_table {
@@ -61,6 +70,14 @@ struct report_agg {
 struct report_agg *report_agg_new(void);
 void report_agg_add(struct report_agg *a, const struct report_event *ev);
 void report_agg_free(struct report_agg *a);
+
+/* report_server_net - the network (IPv4 /24, IPv6 /48; an IPv4-mapped
+ * address as IPv4) of a bouncing server's address into net; false when
+ * ip is no address (a record without one names no server). */
+bool report_server_net(const char *ip, unsigned char net[REPORT_NET_BYTES]);
+/* report_zombie_listed - e (a zombie) was named by bouncing servers in at
+ * least min_servers distinct networks: what goes into the rbldnsd zone */
+bool report_zombie_listed(const struct report_entry *e, unsigned min_servers);
 
 /* report_sorted - the used entries of t, most counted first (ties: key),
  * in an array the caller frees; *n gets their number. NULL on no memory. */

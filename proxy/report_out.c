@@ -39,8 +39,10 @@ static void put_term(FILE *out, const char *s)
 	}
 }
 
+/* text_table - min_servers > 0: t is the zombies, with their servers'
+ * count and whether they are listed */
 static void text_table(FILE *out, const struct report_table *t, const char *title,
-    const char *extra_title, size_t top)
+    const char *extra_title, size_t top, unsigned min_servers)
 {
 	size_t n;
 	struct report_entry **v = report_sorted(t, &n);
@@ -49,14 +51,21 @@ static void text_table(FILE *out, const struct report_table *t, const char *titl
 	fprintf(out, "\n%s: %zu", title, n);
 	if (t->untracked)
 		fprintf(out, " (table full: %llu records not counted here)", t->untracked);
-	fprintf(out, "\n%8s  %-20s  %-20s  %s\n", "count", "first", "last", extra_title);
+	if (min_servers > 0)
+		fprintf(out, "\n%8s  %7s  %-6s  %-20s  %-20s  %s\n", "count", "servers", "listed", "first",
+		    "last", extra_title);
+	else
+		fprintf(out, "\n%8s  %-20s  %-20s  %s\n", "count", "first", "last", extra_title);
 	if (v == NULL) {
 		fprintf(out, "  (out of memory)\n");
 		return;
 	}
 	for (size_t i = 0; i < n && i < top; i++) {
-		fprintf(out, "%8llu  %-20s  %-20s  ", v[i]->count, when(v[i]->first, f, sizeof f),
-		    when(v[i]->last, l, sizeof l));
+		fprintf(out, "%8llu  ", v[i]->count);
+		if (min_servers > 0)
+			fprintf(out, "%7u  %-6s  ", v[i]->nservers,
+			    report_zombie_listed(v[i], min_servers) ? "yes" : "-");
+		fprintf(out, "%-20s  %-20s  ", when(v[i]->first, f, sizeof f), when(v[i]->last, l, sizeof l));
 		put_term(out, v[i]->key[0] ? v[i]->key : "(none)");
 		if (v[i]->extra[0]) {
 			fputs("  ", out);
@@ -90,10 +99,12 @@ static void header_lines(FILE *out, const struct report_agg *a, const struct rep
 void report_write_text(FILE *out, const struct report_agg *a, const struct report_stats *st)
 {
 	header_lines(out, a, st, "");
-	text_table(out, &a->runs, "Runs (subject, first URL host)", "subject  URL host", st->top);
-	text_table(out, &a->zombies, "Zombies (first external Received hop of the original)",
-	    "address", st->top);
-	text_table(out, &a->servers, "Bouncing servers", "address  name", st->top);
+	text_table(out, &a->runs, "Runs (subject, first URL host)", "subject  URL host", st->top, 0);
+	fprintf(out, "\nZombies are listed (rbldnsd) when bouncing servers in %u networks (/24, /48) "
+	    "named them (--min-servers)", st->min_servers);
+	text_table(out, &a->zombies, "Zombies (the client the bouncing site's entry MTA saw)",
+	    "address", st->top, st->min_servers);
+	text_table(out, &a->servers, "Bouncing servers", "address  name", st->top, 0);
 }
 
 /* csv_field - RFC 4180 quoting; a value a spreadsheet would take for a
@@ -111,7 +122,10 @@ static void csv_field(FILE *out, const char *s)
 	fputc('"', out);
 }
 
-static void csv_table(FILE *out, const struct report_table *t, const char *section)
+/* csv_table - min_servers > 0: t is the zombies (servers and listed
+ * filled in; empty in the other sections) */
+static void csv_table(FILE *out, const struct report_table *t, const char *section,
+    unsigned min_servers)
 {
 	size_t n;
 	struct report_entry **v = report_sorted(t, &n);
@@ -125,7 +139,11 @@ static void csv_table(FILE *out, const struct report_table *t, const char *secti
 		csv_field(out, v[i]->key);
 		fputc(',', out);
 		csv_field(out, v[i]->extra);
-		fputs("\r\n", out);
+		if (min_servers > 0)
+			fprintf(out, ",%u,%s\r\n", v[i]->nservers,
+			    report_zombie_listed(v[i], min_servers) ? "yes" : "no");
+		else
+			fputs(",,\r\n", out);
 	}
 	free(v);
 }
@@ -136,14 +154,14 @@ void report_write_csv(FILE *out, const struct report_agg *a, const struct report
 	struct report_hour *h = report_hours_sorted(a, &n);
 	char f[32], l[32];
 
-	(void)st;
-	/* one table: section says what a row is; key and extra as in report_agg.h */
-	fputs("section,count,first_seen,last_seen,key,extra\r\n", out);
-	csv_table(out, &a->runs, "run");
-	csv_table(out, &a->zombies, "zombie");
-	csv_table(out, &a->servers, "server");
+	/* one table: section says what a row is; key and extra as in
+	 * report_agg.h; servers and listed for zombies only */
+	fputs("section,count,first_seen,last_seen,key,extra,servers,listed\r\n", out);
+	csv_table(out, &a->runs, "run", 0);
+	csv_table(out, &a->zombies, "zombie", st->min_servers);
+	csv_table(out, &a->servers, "server", 0);
 	for (size_t i = 0; h != NULL && i < n; i++)
-		fprintf(out, "hour,%llu,%s,%s,,\r\n", h[i].count, when(h[i].hour * 3600, f, sizeof f),
+		fprintf(out, "hour,%llu,%s,%s,,,,\r\n", h[i].count, when(h[i].hour * 3600, f, sizeof f),
 		    when(h[i].hour * 3600 + 3599, l, sizeof l));
 	free(h);
 }
@@ -155,22 +173,29 @@ void report_write_rbldnsd(FILE *out, const struct report_agg *a, const struct re
 	char f[32], l[32], canon[INET6_ADDRSTRLEN];
 	unsigned char bin[16];
 
-	(void)st;
-	fprintf(out, "# backstop report: the first external Received hop of the originals of\n"
-	    "# refused bounces (spam that forged our addresses), %s to %s\n"
+	size_t unlisted = 0;
+
+	for (size_t i = 0; v != NULL && i < n; i++)
+		unlisted += !report_zombie_listed(v[i], st->min_servers);
+	fprintf(out, "# backstop report: the clients that sent the originals of refused bounces\n"
+	    "# (spam that forged our addresses) as the bouncing sites' entry MTAs saw them,\n"
+	    "# %s to %s; advisory: an address is listed only when bouncing servers in\n"
+	    "# %u distinct networks (/24, /48) named it (--min-servers); %zu named by fewer\n"
 	    "# an rbldnsd ip4set dataset: rbldnsd ... zone:ip4set:this-file\n",
-	    when(a->first, f, sizeof f), when(a->last, l, sizeof l));
+	    when(a->first, f, sizeof f), when(a->last, l, sizeof l), st->min_servers, unlisted);
 	if (a->zombies.untracked)
 		fprintf(out, "# table full: %llu records of further addresses not listed\n",
 		    a->zombies.untracked);
 	fputs(":127.0.0.2:Sent spam forging our addresses, see backstop report\n", out);
 	for (size_t i = 0; v != NULL && i < n; i++) {
+		if (!report_zombie_listed(v[i], st->min_servers))
+			continue;   /* one fake bounce, or one site's word: not enough */
 		/* only what parses as an address reaches the zone, written in
 		 * its canonical form: the value came from a hostile log */
 		if (inet_pton(AF_INET, v[i]->key, bin) == 1) {
 			inet_ntop(AF_INET, bin, canon, sizeof canon);
-			fprintf(out, "%s :127.0.0.2:%llu refused bounces, last %s\n", canon, v[i]->count,
-			    when(v[i]->last, l, sizeof l));
+			fprintf(out, "%s :127.0.0.2:%llu refused bounces from %u servers, last %s\n", canon,
+			    v[i]->count, v[i]->nservers, when(v[i]->last, l, sizeof l));
 		} else if (inet_pton(AF_INET6, v[i]->key, bin) == 1) {
 			inet_ntop(AF_INET6, bin, canon, sizeof canon);
 			fprintf(out, "# IPv6 (an ip6trie dataset): %s %llu\n", canon, v[i]->count);
@@ -198,8 +223,10 @@ static void put_html(FILE *out, const char *s)
 	}
 }
 
+/* html_table - min_servers > 0: t is the zombies (servers and listed
+ * columns) */
 static void html_table(FILE *out, const struct report_table *t, const char *id, const char *title,
-    const char *key_title, const char *extra_title, size_t top)
+    const char *key_title, const char *extra_title, size_t top, unsigned min_servers)
 {
 	size_t n;
 	struct report_entry **v = report_sorted(t, &n);
@@ -208,14 +235,18 @@ static void html_table(FILE *out, const struct report_table *t, const char *id, 
 	fprintf(out, "<h2>%s (%zu)</h2>\n", title, n);
 	if (t->untracked)
 		fprintf(out, "<p>Table full: %llu records not counted here.</p>\n", t->untracked);
-	fprintf(out, "<table id=\"%s\"><thead><tr><th>count</th><th>first</th><th>last</th>"
-	    "<th>%s</th>", id, key_title);
+	fprintf(out, "<table id=\"%s\"><thead><tr><th>count</th>%s<th>first</th><th>last</th>"
+	    "<th>%s</th>", id, min_servers > 0 ? "<th>servers</th><th>listed</th>" : "", key_title);
 	if (extra_title)
 		fprintf(out, "<th>%s</th>", extra_title);
 	fputs("</tr></thead><tbody>\n", out);
 	for (size_t i = 0; v != NULL && i < n && i < top; i++) {
-		fprintf(out, "<tr><td>%llu</td><td>%s</td><td>%s</td><td>", v[i]->count,
-		    when(v[i]->first, f, sizeof f), when(v[i]->last, l, sizeof l));
+		fprintf(out, "<tr><td>%llu</td>", v[i]->count);
+		if (min_servers > 0)
+			fprintf(out, "<td>%u</td><td>%s</td>", v[i]->nservers,
+			    report_zombie_listed(v[i], min_servers) ? "yes" : "no");
+		fprintf(out, "<td>%s</td><td>%s</td><td>", when(v[i]->first, f, sizeof f),
+		    when(v[i]->last, l, sizeof l));
 		put_html(out, v[i]->key);
 		fputs("</td>", out);
 		if (extra_title) {
@@ -306,9 +337,11 @@ void report_write_html(FILE *out, const struct report_agg *a, const struct repor
 	header_lines(out, a, st, "");
 	fputs("</pre>\n<h2>Per hour</h2>\n", out);
 	html_chart(out, a);
-	html_table(out, &a->runs, "runs", "Runs", "subject", "first URL host", st->top);
-	html_table(out, &a->zombies, "zombies", "Zombies (first external Received hop of the original)",
-	    "address", NULL, st->top);
-	html_table(out, &a->servers, "servers", "Bouncing servers", "address", "name", st->top);
+	html_table(out, &a->runs, "runs", "Runs", "subject", "first URL host", st->top, 0);
+	fprintf(out, "<p>Zombies are listed (rbldnsd) when bouncing servers in %u networks (/24, /48) "
+	    "named them (--min-servers).</p>\n", st->min_servers);
+	html_table(out, &a->zombies, "zombies", "Zombies (the client the bouncing site's entry MTA saw)",
+	    "address", NULL, st->top, st->min_servers);
+	html_table(out, &a->servers, "servers", "Bouncing servers", "address", "name", st->top, 0);
 	fputs("</body></html>\n", out);
 }

@@ -17,6 +17,9 @@ struct report_stats {
 	unsigned long long lines, other, malformed, long_lines, outside;   /* outside: --since/--until */
 	long long since, until;     /* -1 = not given */
 	size_t top;                 /* rows per table in text and html */
+	unsigned min_servers;       /* a zombie is listed (the rbldnsd zone, "listed"
+	                               elsewhere) when this many bouncing servers'
+	                               networks named it: report_zombie_listed */
 };
 
 void report_write_text(FILE *out, const struct report_agg *a, const struct report_stats *st);

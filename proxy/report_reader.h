@@ -32,7 +32,7 @@ struct report_event {
 	char rcpt[256];
 	char cls[16];
 	char orig_sender[256];
-	char orig_client_ip[64];       /* the zombie: first external hop of the original */
+	char orig_client_ip[64];       /* the zombie: the original's entry MTA's client */
 	char subject[256];
 	char message_id[256];
 	size_t nurl_hosts;

@@ -22,6 +22,8 @@
 #include "proxy/session.h"
 #include "proxy/spool.h"
 #include "proxy/tls.h"
+#include "proxy/ipcount_shared.h"
+#include "proxy/workers.h"
 
 #define IPCOUNT_BUCKETS 4096
 
@@ -42,8 +44,15 @@ static bool draining, stopped;
 static struct ipcount *ipcounts[IPCOUNT_BUCKETS];
 /* the loop's counters (sessions reach them as s->metrics) and their
  * HTTP endpoint ([metrics] listen) */
-static struct metrics metrics;
+static struct metrics own_metrics;
+static struct metrics *metrics = &own_metrics;   /* a worker's: its shared slot */
 static struct metrics_http *metrics_http;
+/* [server] workers > 1: this process is worker ctx->index (proxy/workers.h);
+ * NULL in a single process */
+static const struct worker_context *worker;
+/* worker 0's scrape: every worker's counters added up */
+static struct metrics metrics_sum;
+static uv_timer_t gauges_timer;
 /* what the backend and the outbound relay offered at their latest EHLO:
  * the loop's, like the counters (sessions reach it as s->backend_known,
  * each backend connection and probe gets it passed) */
@@ -81,7 +90,7 @@ bool server_draining(void)
 
 struct metrics *server_metrics(void)
 {
-	return &metrics;
+	return metrics;
 }
 
 struct backend_known *server_backend_known(void)
@@ -117,20 +126,47 @@ static void metrics_gauges(void *arg, struct metrics_gauges *g)
 		g->healthy = false;
 		snprintf(g->unhealthy, sizeof g->unhealthy, "draining: shutting down");
 	} else {
-		g->healthy = metrics_backend_healthy(&metrics, current->metrics.backend_failures,
+		g->healthy = metrics_backend_healthy(metrics, current->metrics.backend_failures,
 		    g->unhealthy, sizeof g->unhealthy);
 	}
+}
+
+/* worker_metrics_gauges - worker 0's scrape: its own gauges now, the
+ * others' as they published them (at most WORKERS_GAUGES_MS old), and
+ * everyone's counters; /health's backend view is worker 0's */
+static void worker_metrics_gauges(void *arg, struct metrics_gauges *g)
+{
+	metrics_gauges(arg, g);
+	metrics_sum = *metrics;
+	for (unsigned i = 0; i < worker->count; i++) {
+		if (i == worker->index)
+			continue;
+		metrics_add(&metrics_sum, &worker->slots[i].metrics);
+		metrics_gauges_add(g, &worker->slots[i].gauges);
+	}
+}
+
+static void on_gauges_timer(uv_timer_t *t)
+{
+	(void)t;
+	metrics_gauges(NULL, &worker->slots[worker->index].gauges);
+}
+
+void server_set_worker(const struct worker_context *ctx)
+{
+	worker = ctx;
+	metrics = &ctx->slots[ctx->index].metrics;
 }
 
 static void on_probed(void *arg, bool ok, const char *stage, const char *why)
 {
 	char was[8];
-	bool was_healthy = metrics_backend_healthy(&metrics, current->metrics.backend_failures, was, sizeof was);
+	bool was_healthy = metrics_backend_healthy(metrics, current->metrics.backend_failures, was, sizeof was);
 
 	(void)arg;
 	probes_inflight--;
-	metrics_backend_probed(&metrics, ok, stage, why);
-	if (!was_healthy && metrics_backend_healthy(&metrics, current->metrics.backend_failures, was, sizeof was))
+	metrics_backend_probed(metrics, ok, stage, why);
+	if (!was_healthy && metrics_backend_healthy(metrics, current->metrics.backend_failures, was, sizeof was))
 		log_info("backend probe: the backend answers again; /health is 200");
 }
 
@@ -149,7 +185,7 @@ static void on_reprobe_timer(uv_timer_t *t)
 	(void)t;
 	/* with backend connections open, their outcome will tell */
 	if (draining || probes_inflight > 0 || backend_connections() > 0 ||
-	    !metrics_backend_probe_useful(&metrics, current->metrics.backend_failures))
+	    !metrics_backend_probe_useful(metrics, current->metrics.backend_failures))
 		return;
 	log_debug("backend probe: the backend was unhealthy and has had no traffic; probing it again");
 	backend_probe_start(true);
@@ -165,6 +201,19 @@ static size_t ipkey_hash(const char *key)
 
 unsigned ipcount_add(const char *key, int delta)
 {
+	if (worker != NULL) {
+		/* once a minute at most: a full table is full for every new address */
+		static uint64_t full_warned_ms;
+		uint64_t now = uv_now(uv_default_loop());
+		int full;
+		unsigned n = ipcount_shared_add(worker->ipcounts, worker->index, key, delta, &full);
+		if (full && (full_warned_ms == 0 || now - full_warned_ms >= 60000)) {
+			full_warned_ms = now;
+			log_warn("the workers' shared per-IP connection table is full: new addresses are not"
+			    " counted for [limits] max_connections_per_ip / _per_net until some leave");
+		}
+		return n;
+	}
 	struct ipcount **pp = &ipcounts[ipkey_hash(key)], *e;
 	for (; (e = *pp) != NULL; pp = &e->next)
 		if (memcmp(e->key, key, 20) == 0)
@@ -207,6 +256,16 @@ static void on_connection(uv_stream_t *server, int status)
 	session_accept(l, server);
 }
 
+/* listen_prebound - a worker's socket for addr, bound with SO_REUSEPORT
+ * by the master (proxy/workers.c) */
+static int listen_prebound(uv_tcp_t *tcp, const char *addr)
+{
+	for (size_t i = 0; i < worker->nfds; i++)
+		if (strcmp(worker->addrs[i], addr) == 0 && worker->fds[i] >= 0)
+			return uv_tcp_open(tcp, worker->fds[i]);
+	return UV_EADDRNOTAVAIL;   /* not bound at start-up: a restart binds it */
+}
+
 static int listen_one(const char *addr, bool outbound)
 {
 	char host[128];
@@ -234,7 +293,10 @@ static int listen_one(const char *addr, bool outbound)
 	l->outbound = outbound;
 	uv_tcp_init(uv_default_loop(), &l->tcp);
 	l->tcp.data = l;
-	rc = uv_tcp_bind(&l->tcp, &sa.sa, sa.sa.sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
+	if (worker != NULL)
+		rc = listen_prebound(&l->tcp, addr);
+	else
+		rc = uv_tcp_bind(&l->tcp, &sa.sa, sa.sa.sa_family == AF_INET6 ? UV_TCP_IPV6ONLY : 0);
 	if (rc == 0)
 		rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
 	if (rc != 0) {
@@ -292,6 +354,8 @@ void server_stop(void)
 		uv_close((uv_handle_t *)&drain_timer, NULL);
 	if (!uv_is_closing((uv_handle_t *)&reprobe_timer))
 		uv_close((uv_handle_t *)&reprobe_timer, NULL);
+	if (worker != NULL && !uv_is_closing((uv_handle_t *)&gauges_timer))
+		uv_close((uv_handle_t *)&gauges_timer, NULL);
 	/* open until here: /health says 503 while the sessions drain */
 	metrics_http_stop(metrics_http);
 	metrics_http = NULL;
@@ -356,6 +420,8 @@ static void restart_needed(const struct config *next)
 	if (!str_list_equal(next->server.user, bound->server.user) ||
 	    !str_list_equal(next->server.group, bound->server.group))
 		log_warn("reload: [server] user or group changed; it takes effect at the next restart");
+	if (next->server.workers != bound->server.workers)
+		log_warn("reload: [server] workers changed; it takes effect at the next restart");
 	if (next->limits.rate_table_size != bound->limits.rate_table_size)
 		log_warn("reload: [limits] rate_table_size changed; it takes effect at the next restart");
 }
@@ -461,8 +527,20 @@ int server_listen(struct config *cfg)
 	for (size_t i = 0; i < cfg->outbound.listen.n; i++)
 		if (listen_one(cfg->outbound.listen.v[i], true) < 0)
 			return -1;
-	if (cfg->metrics.listen.n > 0) {
-		metrics_http = metrics_http_start(&cfg->metrics.listen, &metrics, metrics_gauges, NULL,
+	if (worker != NULL) {
+		/* worker 0 serves the sum; every worker publishes its gauges */
+		uv_timer_init(loop, &gauges_timer);
+		uv_timer_start(&gauges_timer, on_gauges_timer, 0, WORKERS_GAUGES_MS);
+	}
+	if (cfg->metrics.listen.n > 0 && worker != NULL && worker->index == 0) {
+		metrics_http = metrics_http_start(&cfg->metrics.listen, &metrics_sum, worker_metrics_gauges,
+		    NULL, err, sizeof err);
+		if (metrics_http == NULL) {
+			log_error("%s", err);
+			return -1;
+		}
+	} else if (cfg->metrics.listen.n > 0 && worker == NULL) {
+		metrics_http = metrics_http_start(&cfg->metrics.listen, metrics, metrics_gauges, NULL,
 		    err, sizeof err);
 		if (metrics_http == NULL) {
 			log_error("%s", err);
@@ -475,7 +553,12 @@ int server_listen(struct config *cfg)
 void server_run(bool daemon_mode)
 {
 	detached = daemon_mode;
-	backend_probe_start(false);
+	/* a worker restarted after a SIGHUP: the master holds the start-up
+	 * file's configuration; the others run the reloaded one */
+	if (worker != NULL && worker->restarted)
+		server_reload();   /* probes the backend too */
+	else
+		backend_probe_start(false);
 	/* after daemon(): the Redis connection is the running process's */
 	ratelimit_configure(ratelimit, current);
 	/* only /health needs to know without traffic */

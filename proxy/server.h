@@ -30,6 +30,12 @@ int server_listen(struct config *cfg);
 void server_run(bool daemon_mode);
 /* server_release - at exit: drop the configurations still held. */
 void server_release(void);
+/* server_set_worker - before server_listen, in a worker process of
+ * [server] workers > 1 (proxy/workers.h): listen on the master's sockets,
+ * count connections per IP in the shared table, keep the counters in the
+ * shared slot; worker 0 serves [metrics] listen with everyone's sum. */
+struct worker_context;
+void server_set_worker(const struct worker_context *ctx);
 /* server_config - the configuration new sessions get. */
 struct config *server_config(void);
 struct tls_server *server_tls(void);

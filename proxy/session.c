@@ -486,6 +486,7 @@ void session_process(struct session *s)
 	if (s->in_process)
 		return;
 	s->in_process = true;
+	bool line_done = false;   /* a command line was completed in this call */
 again:
 	while (!s->closing && s->wait == WAIT_NONE) {
 		struct smtp_line line;
@@ -517,6 +518,8 @@ again:
 		if (n == 0)
 			break;
 		s->inpos += n;
+		if (!(line.flags & SMTP_LINE_PARTIAL))
+			line_done = true;
 		if (s->skip_to_eol) {
 			if (!(line.flags & SMTP_LINE_PARTIAL))
 				s->skip_to_eol = false;
@@ -548,6 +551,16 @@ again:
 	s->in_process = false;
 	if (s->closing)
 		return;
+	/* a command line is due within command_timeout of its first byte (as
+	 * Postfix's smtpd_per_record_deadline): otherwise a client dripping
+	 * one byte a second into a line that never ends restarts the idle
+	 * timer with each byte and holds its slot until session_timeout */
+	if (s->state != SMTP_STATE_DATA && (s->in.len > 0 || s->skip_to_eol)) {
+		if (line_done || s->line_started_ms == 0)
+			s->line_started_ms = uv_now(uv_default_loop());
+	} else {
+		s->line_started_ms = 0;
+	}
 	session_flush(s);
 	/* also while waiting: TLS records that only make output (KeyUpdate
 	 * requests, renegotiation refusals) must not pile up either */
@@ -584,6 +597,11 @@ void session_timer_arm(struct session *s)
 		t = c->limits.greeting_timeout;
 	else
 		t = c->limits.command_timeout;
+	if (s->state != SMTP_STATE_DATA && s->line_started_ms != 0) {
+		/* a deadline for the incomplete line, not an idle time */
+		uint64_t due = s->line_started_ms + t;
+		t = due > now ? due - now : 1;
+	}
 	if (s->wait == WAIT_TLS)   /* a deadline, not an idle time */
 		t = s->tls_deadline > now ? s->tls_deadline - now : 1;
 	left = now - s->started_ms >= c->limits.session_timeout ? 1 :

@@ -163,6 +163,7 @@ struct session {
 	/* PROXY protocol (session_proxy.c): the load balancer's own address
 	 * when peer/ip/port are the client's from its header */
 	bool proxied;
+	bool proxy_local;           /* a PROXY v2 LOCAL header: the balancer's own (health check) */
 	char proxy_ip[INET6_ADDRSTRLEN];
 	unsigned proxy_port;
 	uint64_t proxy_deadline;    /* ms: the header must be complete by then */
@@ -178,6 +179,8 @@ struct session {
 	bool reading;
 	bool drain_after_txn;       /* SIGTERM: close after this transaction */
 	bool skip_to_eol;           /* discarding the rest of an over-long line */
+	uint64_t line_started_ms;   /* when the pending, incomplete command line
+	                               began (0 = none): its deadline */
 	bool out_blocked;           /* the client does not read its replies */
 	unsigned errors;
 	char last_refusal[SESSION_REPLY_LOG_MAX]; /* "550 5.7.1 text" of the

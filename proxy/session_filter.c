@@ -58,6 +58,7 @@ static void build_env(struct session *s, struct filter_env *e, size_t index)
 	e->helo = s->helo;
 	e->esmtp = s->esmtp;
 	e->tls = s->tls != NULL && tls_conn_handshake_done(s->tls);
+	e->proxy_local = s->proxy_local;
 	e->mail_from = rec == NULL ? "" : rec->from_relayed[0] ? rec->from_relayed : rec->from.addr;
 	e->null_sender = rec != NULL && rec->from.is_null;
 	e->rcpt = rec != NULL && rec->rcpt.addr[0] ? rec->rcpt.addr : NULL;

@@ -75,10 +75,13 @@ static void client_from_header(struct session *s, const struct proxy_proto_resul
 	sockaddr_of(&s->peer, r->family, r->src, r->src_port);
 	/* [backend] identity = proxy passes it on as the header's destination */
 	sockaddr_of(&s->proxy_dst, r->family, r->dst, r->dst_port);
-	/* the per-IP count moves from the balancer to the client */
+	/* the per-IP and per-network counts move from the balancer to the
+	 * client (both keys: session_close takes both off the client's) */
 	ipcount_add(s->ipkey, -1);
+	ipcount_add(s->netkey, -1);
 	session_peer_describe(s);
 	ipcount_add(s->ipkey, +1);
+	ipcount_add(s->netkey, +1);
 }
 
 bool session_proxy_input(struct session *s)
@@ -106,6 +109,7 @@ bool session_proxy_input(struct session *s)
 		s->proxied = true;
 		client_from_header(s, &r);
 	} else {
+		s->proxy_local = r.command == PROXY_PROTO_LOCAL;
 		/* LOCAL: the balancer's own connection (HAProxy's health check);
 		 * UNKNOWN: it could not tell. Either way the session goes on with
 		 * the balancer's address, as the specification says. */

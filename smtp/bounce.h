@@ -47,11 +47,19 @@ const char *bounce_class_name(enum bounce_class c);
 bool bounce_class_parse(const char *name, enum bounce_class *out);
 
 /* A longer chain keeps its topmost BOUNCE_RECEIVED_TOP hops (the receiving
- * side's relays, for bounce_relay_hop) and its bottom-most ones (where the
- * message came from, for the zombie's address): the middle is dropped. */
+ * side's relays, for bounce_relay_hop, and its entry, for the zombie's
+ * address: smtp/received_ip.h) and its bottom-most ones (where the message
+ * claims to come from): the middle is dropped. */
 #define BOUNCE_RECEIVED_MAX 16
 #define BOUNCE_RECEIVED_TOP 8
-struct bounce_hop { char by[256]; char from[256]; char ip[64]; };  /* one Received: of the original */
+/* one Received: of the original. from is the word after "from" (the
+ * client's HELO in most MTAs' format), ip the client address the receiving
+ * side saw. site_relay: the reverse name the receiving side looked up for
+ * that address (the name in the TCP-info comment; Exim's and qmail's name
+ * after "from" when they write the HELO apart; never the HELO, which the
+ * client chooses) is in the registered domain of the by host: the client
+ * is one of the receiving site's own relays (smtp/received_ip.h). */
+struct bounce_hop { char by[256]; char from[256]; char ip[64]; bool site_relay; };
 struct bounce_original {
 	bool found;              /* an original (part or quoted headers) was found */
 	bool quoted_headers;     /* from inline-quoted text rather than a MIME part */

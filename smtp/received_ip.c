@@ -95,12 +95,84 @@ bool received_ip_external(const char *ip)
 	return false;
 }
 
-const char *received_first_external(const struct bounce_original *o)
+static bool letters(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
+			return false;
+	return n > 0;
+}
+
+/* registered_domain - where the registered domain of name starts, and its
+ * length without a trailing dot; false when name has too few labels, an
+ * empty label, or is an address (all digits and dots, or a literal) */
+static bool registered_domain(const char *name, const char **start, size_t *len)
+{
+	size_t n = strlen(name), labels = 0;
+	const char *dot[4] = {NULL, NULL, NULL, NULL};  /* the dots before the last 1..3 labels */
+	bool digits_only = true;
+
+	if (n > 0 && name[n - 1] == '.')
+		n--;
+	if (n == 0 || n > 253 || name[0] == '.')
+		return false;
+	for (size_t i = n; i-- > 0;) {
+		char c = name[i];
+		if (c == '.') {
+			if (i + 1 == n || name[i + 1] == '.')
+				return false;   /* an empty label */
+			if (labels < 3)
+				dot[labels] = &name[i];
+			labels++;
+		} else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+			return false;   /* a literal, a comment, anything not a host name */
+		} else if (c < '0' || c > '9') {
+			digits_only = false;
+		}
+	}
+	labels++;
+	if (digits_only || labels < 2)
+		return false;
+	const char *tld = dot[0] + 1;
+	const char *second = labels > 2 ? dot[1] + 1 : name;
+	size_t tld_len = (size_t)(name + n - tld), second_len = (size_t)(dot[0] - second);
+	size_t want = 2;
+	if (tld_len == 2 && letters(tld, 2) && (second_len == 2 || second_len == 3) &&
+	    letters(second, second_len))
+		want = 3;   /* co.uk, com.au: the registry's second level */
+	if (labels < want)
+		return false;
+	*start = want < labels ? dot[want - 1] + 1 : name;
+	*len = (size_t)(name + n - *start);
+	return true;
+}
+
+bool received_same_registered_domain(const char *a, const char *b)
+{
+	const char *sa, *sb;
+	size_t la, lb;
+
+	if (a == NULL || b == NULL || !registered_domain(a, &sa, &la) || !registered_domain(b, &sb, &lb))
+		return false;
+	return la == lb && strncasecmp(sa, sb, la) == 0;
+}
+
+const char *received_entry_ip(const struct bounce_original *o)
 {
 	size_t n = o->nhops < BOUNCE_RECEIVED_MAX ? o->nhops : BOUNCE_RECEIVED_MAX;
 
-	for (size_t i = n; i-- > 0;)
-		if (received_ip_external(bounce_hop_at(o, i)->ip))
-			return bounce_hop_at(o, i)->ip;
+	/* past the top ones, a longer chain kept its bottom-most hops: those
+	 * are not the next hops down, and may all be the sender's */
+	if (o->hops_seen > BOUNCE_RECEIVED_MAX && n > BOUNCE_RECEIVED_TOP)
+		n = BOUNCE_RECEIVED_TOP;
+	for (size_t i = 0; i < n; i++) {
+		const struct bounce_hop *h = bounce_hop_at(o, i);
+		if (!received_ip_external(h->ip))
+			continue;      /* the site's private network, or no address */
+		if (h->site_relay)
+			continue;      /* one of the site's relays handing it on */
+		return h->ip;
+	}
 	return NULL;
 }

@@ -21,3 +21,4 @@ EXTRA_DIST += tests/run-all.sh tests/deps.sh tests/demo.sh \
 	tests/bench/idle_bench.py tests/bench/relay_bench.sh tests/bench/smtp_blast.c \
 	tests/bench/spf_bench.py tests/bench/spf_stall_bench.py tests/bench/tls_bench.sh \
 	tests/bench/bounce_bench.sh tests/bench/bench_lib.sh tests/bench/report_bench.sh
+EXTRA_DIST += tests/bench/workers_bench.sh tests/bench/tls_blast.c

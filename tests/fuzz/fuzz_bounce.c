@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "smtp/bounce.h"
+#include "smtp/received_ip.h"
 #include "tests/unit/bounce_feed.h"
 
 #define REQUIRE(c) do { if (!(c)) abort(); } while (0)
@@ -63,6 +64,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		TERMINATED(whole.orig.hops[i].by);
 		TERMINATED(whole.orig.hops[i].from);
 		TERMINATED(whole.orig.hops[i].ip);
+	}
+	/* the zombie's address: a kept hop's, and a public one */
+	const char *entry = received_entry_ip(&whole.orig);
+	if (entry != NULL) {
+		REQUIRE(received_ip_external(entry));
+		REQUIRE(entry >= (const char *)whole.orig.hops &&
+		    entry < (const char *)(whole.orig.hops + BOUNCE_RECEIVED_MAX));
 	}
 	REQUIRE(bounce_class_parse(bounce_class_name(whole.cls), &(enum bounce_class){0}));
 

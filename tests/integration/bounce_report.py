@@ -7,9 +7,14 @@ set-of-emails maildir/bsd/ in ../shared/corpora) are replayed, null sender,
 to backstop with [bounce] mode = enforce and [log] format = json. Then
 `backstop report` reads the log, and its zombie counts are compared with an
 independent count in Python over the corpus files: for each message
-backstop refused, the original's first external Received hop (the
-bottom-most Received whose from-clause address is global, by Python's
-ipaddress) - every address found, every count right, and nothing else.
+backstop refused, the address the bouncing site's entry MTA saw (the
+Received fields read from the top; hops whose from-clause address is not
+global by Python's ipaddress skipped, and the site's own relays: a hop
+whose client's reverse name, as the receiving MTA wrote it, is in the
+registered domain of its `by` host) - every address found, every count
+right, and nothing else. Every record names one bouncing server
+(127.0.0.1): the zone lists nothing by default (--min-servers 2), all of
+them with --min-servers 1.
 
 Also: the record's fields; csv and rbldnsd output parsed back; --since and
 --until on a log of records at known times (with hostile lines: syslog
@@ -96,16 +101,28 @@ def original_headers(raw):
 
 
 ADDR = re.compile(r"\[(?:ipv6:)?([0-9a-f:.]+)\]|\(([0-9a-f:.]+)\)", re.I)
+# the receiving MTA's name for its client: "(name [addr])" (Postfix,
+# Sendmail "(user@name [addr])", Gmail "(name. [addr])")
+RDNS_COMMENT = re.compile(r"\((?:[^()\s@]*@)?([A-Za-z0-9_.-]+)\s+\[", re.I)
+# Exim "from name ([addr]... helo=H)", qmail "from name (HELO H) (addr)"
+RDNS_HELO_APART = re.compile(r"^from ([A-Za-z0-9_.-]+) \((?:\[[^\]]*\][^)]*\bhelo=|helo )", re.I)
 
 
-def hop_address(received):
-    """The client address of one Received value: the last address literal
-    of its from clause (before " by "), not the client's HELO."""
+def from_clause(received):
     v = re.sub(r"\s+", " ", str(received)).strip()
     if not v.lower().startswith("from "):
-        return None
+        return None, None
     m = re.search(r" by ", v, re.I)
     clause = v[:m.start() + 1] if m else v
+    by = None
+    if m:
+        by = re.match(r"[^\s(;]*", v[m.end():].lstrip()).group(0)
+    return clause, by
+
+
+def hop_address(clause):
+    """The client address of one from clause: its last address literal,
+    not the client's HELO."""
     found = None
     for mm in ADDR.finditer(clause):
         before = clause[max(0, mm.start() - 5):mm.start()].lower()
@@ -118,10 +135,65 @@ def hop_address(received):
     return found
 
 
-def first_external(hdrs):
-    """The bottom-most hop whose client address is global unicast."""
+def hop_rdns(clause):
+    m = RDNS_COMMENT.search(clause)
+    if m and m.group(1).lower() != "unknown":
+        return m.group(1)
+    m = RDNS_HELO_APART.match(clause)
+    if m and m.group(1).lower() != "unknown":
+        return m.group(1)
+    return None
+
+
+def site(name):
+    """The registered domain, approximated as backstop does without the
+    PSL: 2 labels, 3 under a 2-letter ccTLD whose second level has 2-3
+    letters (co.uk)."""
+    if not name:
+        return None
+    name = name.rstrip(".").lower() if name.endswith(".") and not name.endswith("..") else name.lower()
+    labels = name.split(".")
+    if any(not l or not re.fullmatch(r"[a-z0-9_-]+", l) for l in labels) or \
+            all(re.fullmatch(r"[0-9]+", l) for l in labels):
+        return None
+    want = 3 if (len(labels) >= 2 and re.fullmatch(r"[a-z]{2}", labels[-1]) and
+                 re.fullmatch(r"[a-z]{2,3}", labels[-2])) else 2
+    return ".".join(labels[-want:]) if len(labels) >= want else None
+
+
+relays_skipped = []   # the registered domains of the relays skipped, for the log
+
+
+def entry_address(hdrs):
+    """From the top: skip hops without a global client address and the
+    site's own relays; the first hop left is the entry MTA's."""
+    hops = hdrs.get_all("Received") or []
+    # backstop keeps 16 fields; of a longer chain the top 8 and the bottom
+    # ones: only the top 8 are the next hops down
+    for r in hops[:16] if len(hops) <= 16 else hops[:8]:
+        clause, by = from_clause(r)
+        if clause is None:
+            continue
+        a = hop_address(clause)
+        if a is None:
+            continue
+        if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped:
+            a = a.ipv4_mapped
+        if not a.is_global or a.is_multicast:
+            continue
+        s = site(hop_rdns(clause))
+        if s is not None and s == site(by):
+            relays_skipped.append(s)
+            continue
+        return str(a)
+    return None
+
+
+def bottom_external(hdrs):
+    """The old rule (before review15): the bottom-most global hop."""
     for r in reversed(hdrs.get_all("Received") or []):
-        a = hop_address(r)
+        clause, _ = from_clause(r)
+        a = hop_address(clause) if clause else None
         if a is None:
             continue
         if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped:
@@ -132,7 +204,7 @@ def first_external(hdrs):
 
 
 files = sorted(glob.glob(os.path.join(CORPUS, "bsd", "*.eml")))
-items, expect_ip = [], {}
+items, expect_ip, old_ip = [], {}, {}
 for f in files:
     raw = wire(open(f, "rb").read())
     try:
@@ -143,7 +215,8 @@ for f in files:
         continue
     name = os.path.basename(f)
     items.append((name, raw))
-    expect_ip[name] = first_external(h)
+    expect_ip[name] = entry_address(h)
+    old_ip[name] = bottom_external(h)
 with_ip = sum(1 for v in expect_ip.values() if v)
 log("# %d corpus messages carry an original with Received fields, %d with an external hop"
     % (len(items), with_ip))
@@ -259,7 +332,10 @@ p = report("--format", "csv", JLOG)
 t.check("report --format csv exits 0", p.returncode == 0, p.stderr[-300:])
 rows = list(csv.reader(io.StringIO(p.stdout.decode("utf-8"), newline="")))
 t.check("csv header", rows and rows[0] == ["section", "count", "first_seen", "last_seen", "key",
-                                           "extra"], rows[:1])
+                                           "extra", "servers", "listed"], rows[:1])
+t.check("csv: each zombie named by one server (127.0.0.1), none listed",
+        all(r[6] == "1" and r[7] == "no" for r in rows[1:] if r[0] == "zombie"),
+        [r for r in rows[1:] if r[0] == "zombie"][:3])
 got = {r[4]: int(r[1]) for r in rows[1:] if r[0] == "zombie"}
 missing = {ip: n for ip, n in want.items() if got.get(ip) != n}
 extra = {ip: n for ip, n in got.items() if ip not in want}
@@ -267,6 +343,13 @@ if missing or extra:
     for name, r in sorted(refused.items()):
         if r and expect_ip[name] in missing:
             log("#   %s: expected %s" % (name, expect_ip[name]))
+old = collections.Counter(old_ip[n] for n, r in refused.items() if r and old_ip[n])
+log("# entry-MTA rule: %d addresses, %d bounces; the old bottom-most rule: %d addresses, "
+    "%d bounces; %d bounces name another address" % (
+        len(want), sum(want.values()), len(old), sum(old.values()),
+        sum(1 for n, r in refused.items() if r and expect_ip[n] != old_ip[n])))
+log("# relays of the bouncing site skipped in the corpus (all messages): %d, %s"
+    % (len(relays_skipped), dict(collections.Counter(relays_skipped).most_common(8))))
 t.check("every original client address is found and counted right (%d addresses, %d bounces)"
         % (len(want), sum(want.values())), not missing, missing)
 t.check("no address the corpus does not quote", not extra, extra)
@@ -277,6 +360,11 @@ hours = [r for r in rows[1:] if r[0] == "hour"]
 t.check("per-hour rows add up", sum(int(r[1]) for r in hours) == nrefused)
 
 p = report("--format", "rbldnsd", JLOG)
+zone = p.stdout.decode()
+t.check("one bouncing server lists nothing (--min-servers 2 by default)",
+        p.returncode == 0 and not [l for l in zone.splitlines() if l and l[0] not in "#:"],
+        zone[:600])
+p = report("--format", "rbldnsd", "--min-servers", "1", JLOG)
 zone = p.stdout.decode()
 listed = {}
 for line in zone.splitlines():
@@ -334,7 +422,8 @@ zomb = {r[4]: int(r[1]) for r in rows[1:] if r[0] == "zombie"}
 t.check("--since/--until keep the records between (hostile lines skipped)",
         zomb == {"8.8.8.8": 2, "9.9.9.9": 1, "1.1.1.1": 1},
         zomb)
-p = report("--format", "rbldnsd", "--since", "2026-01-02", "--until", "2026-01-03", hostile)
+p = report("--format", "rbldnsd", "--min-servers", "1", "--since", "2026-01-02", "--until",
+           "2026-01-03", hostile)
 t.check("only addresses reach the zone", "2.2.2.2" not in p.stdout.decode() and
         "8.8.8.8 :127.0.0.2:2 refused" in p.stdout.decode(), p.stdout.decode())
 p = report("--since", "2026-01-02T11:00", hostile)

@@ -24,7 +24,8 @@ INTEGRATION_TESTS = \
 	tests/integration/batv_exim.sh \
 	tests/integration/batv_inbound.py \
 	tests/integration/batv_outbound.py \
-	tests/integration/outbound_sig.py
+	tests/integration/outbound_sig.py \
+	tests/integration/workers.py
 TESTS += $(INTEGRATION_TESTS)
 EXTRA_DIST += $(INTEGRATION_TESTS) tests/lib
 # the harness's own rules (a skip in CI, a zero-check test, a swallowed
@@ -75,6 +76,8 @@ INTEGRATION_TESTS += tests/integration/keepalive_failures.py
 # the refused-bounce record and `backstop report` over the corpus (issue 15)
 INTEGRATION_TESTS += tests/integration/bounce_report.py
 INTEGRATION_TESTS += tests/integration/report_shared_log.py
+# fake bounces and forged Received lines do not list an address (review15)
+INTEGRATION_TESTS += tests/integration/fake_bounce_zombie.py
 # [backend] identity (issue 12): PROXY v2 to Postfix, none, required
 # xclient/xforward, transparent in three network namespaces
 INTEGRATION_TESTS += tests/integration/backend_identity.py
@@ -83,5 +86,10 @@ INTEGRATION_TESTS += tests/integration/joejob.py
 # DNS block and allow lists (issue 12), against the test DNS server
 INTEGRATION_TESTS += tests/integration/dnsbl.py
 INTEGRATION_TESTS += tests/integration/rate_limits.py tests/integration/rate_limits_redis.py
+INTEGRATION_TESTS += tests/integration/redis_hostile.py
 # issue 12: PROXY protocol in (behind a real HAProxy), non-SMTP commands
 INTEGRATION_TESTS += tests/integration/proxy_protocol.py
+# issue 12, the pool: HAProxy (send-proxy-v2, smtpchk) in front of three
+# instances sharing Redis, one Postfix; SIGKILL, SIGTERM and Redis down mid-stream
+INTEGRATION_TESTS += tests/integration/pool_haproxy.py
+INTEGRATION_TESTS += tests/integration/proxy_netcount.py

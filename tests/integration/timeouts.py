@@ -58,6 +58,36 @@ with t.case("stalled DATA (data_timeout)"):
         return out
     t.check("no message at the backend", not stalled_dumps(), stalled_dumps())
 
+with t.case("a command line dripped one byte at a time (a deadline per line)"):
+    # each byte used to restart command_timeout: a line that never ends
+    # held the session until session_timeout
+    c = bs.client()
+    c.ehlo()
+    t0 = time.monotonic()
+    r = None
+    for ch in b"NOOP and some more words that never end":
+        try:
+            c.send(bytes([ch]))
+        except OSError:
+            break
+        r = c.try_reply(0.3)
+        if r is not None:
+            break
+    dt = time.monotonic() - t0
+    t.check_reply("dripped line: 421 4.4.2", r, 421, "4.4.2")
+    t.check("within command_timeout of the line's first byte (%.1fs)" % dt, 0.8 <= dt <= 2.0, dt)
+
+with t.case("complete commands in a row are not a dripped line"):
+    c = bs.client()
+    c.ehlo()
+    ok = True
+    for i in range(5):
+        c.send(b"NO")
+        time.sleep(0.3)
+        r = c.cmd("OP")   # the line completes within the deadline
+        ok = ok and r.code == 250
+    t.check("five NOOPs sent in two pieces 0.3 s apart: all 250", ok)
+
 with t.case("session_timeout"):
     c = bs.client()
     t0 = time.monotonic()

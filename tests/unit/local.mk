@@ -70,7 +70,7 @@ tests_unit_test_bounce_rules_scan_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_outbound_sig
 tests_unit_test_outbound_sig_LDADD = $(UNIT_LDADD)
 # backstop report (issue 15): the log reader and tables; the URL hosts and
-# first external hop of a refused bounce's original
+# the entry MTA's client of a refused bounce's original
 UNIT_TESTS += tests/unit/test_report_reader tests/unit/test_bounce_record
 tests_unit_test_report_reader_LDADD = $(UNIT_LDADD)
 tests_unit_test_bounce_record_LDADD = $(UNIT_LDADD)
@@ -91,3 +91,6 @@ tests_unit_test_ratelimit_LDADD = $(UNIT_LDADD)
 UNIT_TESTS += tests/unit/test_proxy_proto tests/unit/test_smtp_foreign
 tests_unit_test_proxy_proto_LDADD = $(UNIT_LDADD)
 tests_unit_test_smtp_foreign_LDADD = $(UNIT_LDADD)
+# the workers' shared per-IP connection table (proxy/ipcount_shared.c)
+UNIT_TESTS += tests/unit/test_ipcount_shared
+tests_unit_test_ipcount_shared_LDADD = $(UNIT_LDADD)

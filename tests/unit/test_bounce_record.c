@@ -2,11 +2,14 @@
  * test_bounce_record - what the refused-bounce record takes from the
  * original: the hosts of its URLs (smtp/url_hosts.c) against hostile text
  * (userinfo, ports, IPv6 literals, junk hosts, URLs cut by the line,
- * repeats, more hosts than kept, never a read past the line), its first
- * external Received hop (smtp/received_ip.c: every special-purpose range
- * skipped, the bottom-most public hop chosen, garbage refused), and both
- * through the classifier: an attached original, a base64 copy, inline
- * quoted text, and the budget on the original's text.
+ * repeats, more hosts than kept, never a read past the line), the
+ * address its bouncing site's entry MTA saw (smtp/received_ip.c: every
+ * special-purpose range skipped, the chain read from the top, the site's
+ * relays skipped by reverse name and registered domain, never a forged
+ * line below the entry nor the kept bottom of a long chain, garbage
+ * refused), and both through the classifier: an attached original,
+ * Gmail-, Exchange Online- and Postfix-like chains with forged lines below
+ * them, inline quoted text, and the budget on the original's text.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,22 +118,90 @@ static void test_received_ip(void)
 	memset(longip, '1', sizeof longip - 1);
 	longip[sizeof longip - 1] = '\0';
 	CHECK(!received_ip_external(longip));
+}
 
-	/* the bottom-most external hop; internal ones below it skipped */
+static void hop(struct bounce_original *o, size_t i, const char *ip, const char *rdns, const char *by)
+{
+	snprintf(o->hops[i].ip, sizeof o->hops[i].ip, "%s", ip);
+	snprintf(o->hops[i].by, sizeof o->hops[i].by, "%s", by);
+	o->hops[i].site_relay = received_same_registered_domain(rdns, by);
+	if (o->nhops < i + 1)
+		o->nhops = o->hops_seen = i + 1;
+}
+
+static void test_registered_domain(void)
+{
+	static const char *const same[][2] = {
+		{"mx1.bouncer.example", "MAIL.Bouncer.Example."}, {"a.b.c.google.com", "mx.google.com"},
+		{"relay.mail.bouncer.co.uk", "mx.bouncer.co.uk"}, {"x.y.isp.com.au", "isp.com.au"},
+		{"bouncer.example", "bouncer.example"}, {"a.example.de", "b.example.de"},
+	};
+	static const char *const differ[][2] = {
+		{"mx.bouncer.example", "mx.other.example"}, {"evil.co.uk", "mx.bouncer.co.uk"},
+		{"co.uk", "mx.co.uk"},               /* a registry is no site */
+		{"x.evilbouncer.example", "mx.bouncer.example"},
+		{"localhost", "localhost"}, {"example", "example"}, {"", ""}, {".", "."},
+		{"1.2.3.4", "5.6.3.4"}, {"[1.2.3.4]", "[1.2.3.4]"}, {"a..example", "b..example"},
+		{"a.example.", "a.example.."}, {"x (y.example)", "z.y.example"}, {"mx.abc.de", "mail.abc.de"},
+		{".bouncer.example", "mx.bouncer.example"}, {"bouncer.example", "bouncer.exampl"},
+	};
+	for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+		if (!received_same_registered_domain(same[i][0], same[i][1]))
+			fprintf(stderr, "not one site: %s %s\n", same[i][0], same[i][1]);
+		CHECK(received_same_registered_domain(same[i][0], same[i][1]));
+	}
+	for (size_t i = 0; i < sizeof differ / sizeof differ[0]; i++) {
+		if (received_same_registered_domain(differ[i][0], differ[i][1]))
+			fprintf(stderr, "taken as one site: %s %s\n", differ[i][0], differ[i][1]);
+		CHECK(!received_same_registered_domain(differ[i][0], differ[i][1]));
+	}
+	CHECK(!received_same_registered_domain(NULL, "a.example"));
+	char longname[400];
+	memset(longname, 'a', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	longname[390] = '.';
+	CHECK(!received_same_registered_domain(longname, longname));
+}
+
+static void test_entry_ip(void)
+{
+	/* from the top: the site's private and public relays skipped, the
+	 * entry MTA's client taken, the lines below it (the sender's) never */
 	struct bounce_original *o = calloc(1, sizeof *o);
 	if (o == NULL)
 		abort();
-	CHECK(received_first_external(o) == NULL);
-	snprintf(o->hops[0].ip, sizeof o->hops[0].ip, "198.51.100.1");  /* topmost: the bouncer's own */
-	snprintf(o->hops[1].ip, sizeof o->hops[1].ip, "5.6.7.8");       /* our MX got it from here? */
-	snprintf(o->hops[2].ip, sizeof o->hops[2].ip, "1.2.3.4");       /* the zombie */
-	snprintf(o->hops[3].ip, sizeof o->hops[3].ip, "192.168.0.5");   /* the zombie's LAN */
-	o->nhops = 5;                                                    /* hop 4: no address */
-	CHECK_STR(received_first_external(o), "1.2.3.4");
-	o->nhops = 1;
-	CHECK(received_first_external(o) == NULL);
-	o->nhops = 1000;   /* more than kept: only the kept ones */
-	CHECK_STR(received_first_external(o), "1.2.3.4");
+	CHECK(received_entry_ip(o) == NULL);
+	hop(o, 0, "10.1.1.1", "", "store.bouncer.example");                      /* private */
+	hop(o, 1, "5.5.5.5", "mx-in3.bouncer.example", "filter.bouncer.example"); /* public relay */
+	hop(o, 2, "1.2.3.4", "dsl-1-2-3-4.isp.example", "mx-in3.bouncer.example"); /* the entry */
+	hop(o, 3, "8.8.8.8", "relay.innocent.example", "mx.innocent.example");   /* forged */
+	hop(o, 4, "9.9.9.9", "", "relay.innocent.example");                      /* forged */
+	CHECK_STR(received_entry_ip(o), "1.2.3.4");
+	o->nhops = 2;
+	CHECK(received_entry_ip(o) == NULL);
+	o->nhops = 5;
+	/* a client whose reverse name is in another domain is no relay */
+	hop(o, 1, "5.5.5.5", "mx-in3.bouncer-evil.example", "filter.bouncer.example");
+	CHECK_STR(received_entry_ip(o), "5.5.5.5");
+	/* no reverse name: a stranger */
+	hop(o, 1, "5.5.5.5", "", "filter.bouncer.example");
+	CHECK_STR(received_entry_ip(o), "5.5.5.5");
+	/* a ccTLD's second level: bouncer.co.uk is one site, other.co.uk another */
+	memset(o, 0, sizeof *o);
+	hop(o, 0, "81.2.69.1", "relay.mail.bouncer.co.uk", "mx.bouncer.co.uk");
+	hop(o, 1, "81.2.69.2", "spam.other.co.uk", "relay.mail.bouncer.co.uk");
+	hop(o, 2, "8.8.8.8", "x.innocent.example", "spam.other.co.uk");
+	CHECK_STR(received_entry_ip(o), "81.2.69.2");
+	/* a chain longer than kept: past the top ones, the kept hops are the
+	 * bottom-most (the sender's own lines), never taken */
+	memset(o, 0, sizeof *o);
+	for (size_t i = 0; i < BOUNCE_RECEIVED_MAX; i++)
+		hop(o, i, i < BOUNCE_RECEIVED_TOP ? "10.0.0.1" : "8.8.8.8", "", "relay.bouncer.example");
+	CHECK_STR(received_entry_ip(o), "8.8.8.8");   /* 16 fields: all kept, in order */
+	o->hops_seen = BOUNCE_RECEIVED_MAX + 3;
+	CHECK(received_entry_ip(o) == NULL);
+	snprintf(o->hops[BOUNCE_RECEIVED_TOP - 1].ip, sizeof o->hops[0].ip, "2a00:1450::1");
+	CHECK_STR(received_entry_ip(o), "2a00:1450::1");
 	free(o);
 }
 
@@ -176,7 +247,7 @@ static void test_classifier(void)
 	CHECK(r->cls != BOUNCE_ORDINARY);
 	CHECK(r->orig.found);
 	CHECK_STR(r->orig.subject, "Cheap meds");
-	CHECK_STR(received_first_external(&r->orig), "1.2.3.4");
+	CHECK_STR(received_entry_ip(&r->orig), "1.2.3.4");
 	CHECK_INT(r->orig.urls.n, 2);
 	CHECK_STR(r->orig.urls.host[0], "meds.example");
 	CHECK_STR(r->orig.urls.host[1], "pills.example");
@@ -195,10 +266,69 @@ static void test_classifier(void)
 	    "From: user@test.example\nSubject: Rolex\nMessage-ID: <spam2@test.example>\n\n"
 	    "Watches at http://watches.example/ and http://watches.example/again\n");
 	CHECK(r->orig.found);
-	CHECK_STR(received_first_external(&r->orig), "9.9.9.9");
+	CHECK_STR(received_entry_ip(&r->orig), "9.9.9.9");
 	CHECK_INT(r->orig.urls.n, 1);
 	CHECK_STR(r->orig.urls.n ? r->orig.urls.host[0] : "", "watches.example");
 	free(r);
+
+	/* real chains, attached; below each entry hop, forged lines naming
+	 * 8.8.8.8 (the joe-job pattern): never the zombie */
+	static const char *const chains[][2] = {
+	    /* Gmail-like: internal relays with public addresses and names in
+	     * google.com, an IPv6 "by"-only hop, the entry from a zombie whose
+	     * HELO claims to be Google (the HELO is not what is compared) */
+	    {"Received: by 2002:a05:6402:1d4b:b0:1a2:3b4c:5d6e with SMTP id x1csp123;\n"
+	     "        Mon, 7 Dec 2026 02:59:10 -0800 (PST)\n"
+	     "Received: from mail-sor-f41.google.com (mail-sor-f41.google.com. [209.85.220.41])\n"
+	     "        by mx.google.com with SMTPS id a1sor1;\n        Mon, 7 Dec 2026 02:59:09 -0800 (PST)\n"
+	     "Received: from mx.google.com (dsl-81-2-69-77.isp.example. [81.2.69.77])\n"
+	     "        by mx.google.com with ESMTPS id b2si3;\n        Mon, 7 Dec 2026 02:59:08 -0800 (PST)\n",
+	     "81.2.69.77"},
+	    /* Postfix edge and Sendmail relays of one site in co.uk */
+	    {"Received: from relay2.bouncer.co.uk (relay2.bouncer.co.uk [81.2.69.10]) by store.bouncer.co.uk\n"
+	     "Received: from edge.bouncer.co.uk (edge.bouncer.co.uk [81.2.69.11] (may be forged))\n"
+	     "  by relay2.bouncer.co.uk (8.17.1/8.17.1) with ESMTP id 5B7\n"
+	     "Received: from bouncer.co.uk (unknown [203.0.113.9]) by edge.bouncer.co.uk (Postfix)\n"
+	     "Received: from helo.example (cpe-5-6-7-8.cable.example [5.6.7.8]) by edge.bouncer.co.uk (Postfix)\n",
+	     "5.6.7.8"},
+	    /* Exchange Online writes the client's HELO, no reverse name: its
+	     * relays with public addresses cannot be told from the entry's
+	     * client and the topmost is taken (received_ip.h: a limit); the
+	     * sender's lines below are still never reached */
+	    {"Received: from AM0PR07CA0021.eurprd07.prod.outlook.com (2603:10a6:208:ac::34) by\n"
+	     " DB7PR07MB5676.eurprd07.prod.outlook.com (2603:10a6:10:7d::13) with Microsoft SMTP\n"
+	     " Server (version=TLS1_2) id 15.20.2516.12; Mon, 7 Dec 2026 02:59:09 +0000\n"
+	     "Received: from zombie-pc (81.2.69.99) by AM5EUR02FT041.mail.protection.outlook.com\n"
+	     " (10.152.8.163) with Microsoft SMTP Server id 15.20.2516.12 via Frontend Transport\n",
+	     "2603:10a6:208:ac::34"},
+	    /* Exim, qmail: the name after "from" is the receiver's lookup when
+	     * the HELO is written apart */
+	    {"Received: from mx2.bouncer.example ([192.0.2.99] helo=mx2) by hub.bouncer.example with esmtp\n"
+	     "Received: from relay.bouncer.example ([81.2.69.20] helo=whatever) by hub.bouncer.example with esmtp\n"
+	     "Received: from relay.bouncer.example (HELO relay) (81.2.69.21) by relay.bouncer.example\n"
+	     "Received: from unknown (HELO relay.bouncer.example) (81.2.69.22) by relay.bouncer.example\n",
+	     "81.2.69.22"},
+	};
+	for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++) {
+		char msg[4096];
+		snprintf(msg, sizeof msg,
+		    "From: MAILER-DAEMON@bouncer.example\nTo: user@test.example\n"
+		    "Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+		    "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\n\n"
+		    "--b\nContent-Type: text/plain\n\nThis is the mail system.\n\n"
+		    "--b\nContent-Type: message/rfc822\n\n%s"
+		    "Received: from relay.innocent.example (relay.innocent.example [8.8.8.8])\n"
+		    "  by mx.bouncer.example\nReceived: from [8.8.4.4] by relay.innocent.example\n"
+		    "From: user@test.example\nSubject: s\nMessage-ID: <c%zu@test.example>\n\nx\n--b--\n",
+		    chains[i][0], i);
+		r = classify(msg);
+		CHECK(r->orig.found);
+		const char *ip = received_entry_ip(&r->orig);
+		if (ip == NULL || strcmp(ip, chains[i][1]) != 0)
+			fprintf(stderr, "chain %zu: %s, not %s\n", i, ip ? ip : "(none)", chains[i][1]);
+		CHECK_STR(ip ? ip : "", chains[i][1]);
+		free(r);
+	}
 
 	/* the original's text is read up to its budget only */
 	size_t pad = 200 * 1024, n = 0;
@@ -224,6 +354,8 @@ int main(void)
 {
 	test_url_hosts();
 	test_received_ip();
+	test_registered_domain();
+	test_entry_ip();
 	test_classifier();
 	return check_finish("test_bounce_record");
 }

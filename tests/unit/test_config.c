@@ -66,6 +66,26 @@ int main(void)
 		config_unref(c);
 	}
 
+	/* [server] workers: auto (kept as 0) or 1..256; nothing else */
+	c = load("[backend]\naddress = 127.0.0.1:10025\n", err, sizeof err);
+	CHECK(c != NULL && c->server.workers == 1);
+	config_unref(c);
+	c = load("[server]\nworkers = auto\n[backend]\naddress = 127.0.0.1:10025\n", err, sizeof err);
+	CHECK(c != NULL && c->server.workers == 0);
+	config_unref(c);
+	c = load("[server]\nworkers = 256\n[backend]\naddress = 127.0.0.1:10025\n", err, sizeof err);
+	CHECK(c != NULL && c->server.workers == 256);
+	config_unref(c);
+	expect_error("[server]\nworkers = 0\n[backend]\naddress = 127.0.0.1:10025\n", 2, "between 1 and 256");
+	expect_error("[server]\nworkers = 257\n[backend]\naddress = 127.0.0.1:10025\n", 2, "between 1 and 256");
+	c = load("[server]\nworkers = AUTO\n[backend]\naddress = 127.0.0.1:10025\n", err, sizeof err);
+	CHECK(c != NULL && c->server.workers == 0);   /* as the enums: any case */
+	config_unref(c);
+	expect_error("[server]\nworkers = auto2\n[backend]\naddress = 127.0.0.1:10025\n", 2,
+	    "auto or a whole number");
+	expect_error("[server]\nworkers = -1\n[backend]\naddress = 127.0.0.1:10025\n", 2,
+	    "auto or a whole number");
+
 	/* [backend] identity (issue 12): the mode, and the keys it conflicts with */
 	CHECK_INT(IDENTITY_AUTO, 0);
 	c = load("[backend]\naddress = 127.0.0.1:10026\nidentity = transparent\n", err, sizeof err);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -182,6 +183,67 @@ static struct dnsbl_answer listed(unsigned last)
 	return a;
 }
 
+/* the public FNV-1a the cache once used for its buckets */
+static uint64_t public_fnv(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static double seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* review12: an IPv6 client picks 4000 addresses of its /64 whose query
+ * names share one bucket under the public hash: every store and lookup
+ * walked the whole chain (about 1000 times slower than spread names) */
+static void test_cache_flood(void)
+{
+	enum { N = 4000 };
+	static char names[N][80];
+	struct dnsbl_cache c;
+	struct dnsbl_answer a;
+	double t0, flood, spread;
+	int n = 0;
+
+	memset(&a, 0, sizeof a);
+	for (uint64_t x = 0; n < N; x++) {
+		int o = 0;
+		uint64_t v = x;
+		for (int i = 0; i < 16; i++, v >>= 4)
+			o += snprintf(names[n] + o, sizeof names[n] - (size_t)o, "%x.", (unsigned)(v & 15));
+		snprintf(names[n] + o, sizeof names[n] - (size_t)o, "2.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.bl.example.org");
+		if ((public_fnv(names[n]) & 16383) == 77)
+			n++;
+	}
+	dnsbl_cache_init(&c, 10000);   /* 16384 buckets */
+	t0 = seconds();
+	for (int i = 0; i < N; i++)
+		dnsbl_cache_put(&c, names[i], &a, 1000);
+	for (int i = 0; i < N; i++)
+		CHECK(dnsbl_cache_get(&c, names[i], 0, &a));
+	flood = seconds() - t0;
+	dnsbl_cache_clear(&c);
+	dnsbl_cache_init(&c, 10000);
+	t0 = seconds();
+	for (int i = 0; i < N; i++) {
+		char name[80];
+		snprintf(name, sizeof name, "%d.0.0.10.bl.example.org", i);
+		dnsbl_cache_put(&c, name, &a, 1000);
+		CHECK(dnsbl_cache_get(&c, name, 0, &a));
+	}
+	spread = seconds() - t0;
+	dnsbl_cache_clear(&c);
+	if (!(flood < 20 * spread + 0.05))
+		fprintf(stderr, "chosen names: %.3f s, spread names: %.3f s\n", flood, spread);
+	CHECK(flood < 20 * spread + 0.05);
+}
+
 static void test_cache(void)
 {
 	struct dnsbl_cache c;
@@ -335,6 +397,7 @@ int main(void)
 	test_syntax();
 	test_query_names();
 	test_cache();
+	test_cache_flood();
 	test_config();
 	return check_finish("test_dnsbl");
 }

@@ -286,8 +286,48 @@ static void test_store_url(void)
 	CHECK_INT(config_redis_url_parse("redis://[1111:2222:3333:4444:5555:6666:7777:8888]:1", host, 8, &port, &db), -1);
 }
 
+/* the public FNV-1a the table once used for its sets */
+static uint64_t public_fnv(const char *key)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *key; key++)
+		h = (h ^ (unsigned char)*key) * 1099511628211ULL;
+	return h;
+}
+
+static void test_targeted_eviction(void)
+{
+	/* review12: an IPv6 client with a /48 rotates /64s chosen offline so
+	 * that their keys fall into its own per-network key's set: with a
+	 * public hash, RATELIMIT_WAYS connections reset its count (an escape
+	 * from *_rate_per_net). The set must not be predictable. */
+	struct ratelimit_table *t = ratelimit_table_new(100000);
+	const char *victim = "msg:net:2001:db8:1::/48";
+	size_t nsets = ratelimit_table_capacity(t) / RATELIMIT_WAYS;
+	uint64_t want = public_fnv(victim) % nsets;
+	char key[RATELIMIT_KEY_MAX];
+	int found = 0;
+
+	for (int i = 0; i < 10; i++)
+		ratelimit_table_hit(t, victim, 1000 + (uint64_t)i, 3600000);
+	/* each of its 65536 /64s makes four per-address keys (conn, msg,
+	 * rcpt, bounce_rcpt): about 20 of them share the victim's set */
+	for (unsigned x = 0; x < 4 * 0x10000 && found < 2 * RATELIMIT_WAYS; x++) {
+		static const char *const ev[] = {"conn", "msg", "rcpt", "bounce_rcpt"};
+		snprintf(key, sizeof key, "%s:ip:2001:db8:1:%x::/64", ev[x & 3], x >> 2);
+		if (public_fnv(key) % nsets != want)
+			continue;
+		found++;
+		ratelimit_table_hit(t, key, 2000 + (uint64_t)found, 3600000);
+	}
+	CHECK(found == 2 * RATELIMIT_WAYS);
+	CHECK_INT(ratelimit_table_hit(t, victim, 5000, 3600000), 11);
+	ratelimit_table_free(t);
+}
+
 int main(void)
 {
+	test_targeted_eviction();
 	test_window();
 	test_bounded();
 	test_eviction();

@@ -5,7 +5,8 @@
  * strings, \u0000 and unpaired surrogates, raw controls, deep nesting,
  * junk after the object, keys repeated - each skipped or read safely,
  * never past the input (guarded_copy); the streaming reader's bounded
- * buffer against an over-long line; times; bounded tables when full.
+ * buffer against an over-long line; times; bounded tables when full; the
+ * bouncing servers' networks counted per zombie (/24, /48, bounded).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -331,6 +332,77 @@ static void test_agg(void)
 	report_agg_free(a);
 }
 
+/* the bouncing servers that named a zombie: distinct networks, bounded */
+static void test_zombie_servers(void)
+{
+	struct report_agg *a = report_agg_new();
+	struct report_event ev;
+	unsigned char net[REPORT_NET_BYTES], net2[REPORT_NET_BYTES];
+	size_t n;
+
+	CHECK(a != NULL);
+	CHECK(report_server_net("192.0.2.7", net));
+	CHECK(report_server_net("::ffff:192.0.2.200", net2));
+	CHECK(memcmp(net, net2, sizeof net) == 0);       /* mapped: the same /24 */
+	CHECK(report_server_net("2001:db8:1:ffff::1", net));
+	CHECK(report_server_net("2001:db8:1::2", net2));
+	CHECK(memcmp(net, net2, sizeof net) == 0);       /* one /48 */
+	CHECK(report_server_net("2001:db8:2::2", net2));
+	CHECK(memcmp(net, net2, sizeof net) != 0);
+	static const char *const junk[] = {"", "?", "192.0.2", "192.0.2.1/24", "1.2.3.4 ", "x::y",
+	    "192.0.2.1\n", "::ffff:1.2.3"};
+	for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++)
+		CHECK(!report_server_net(junk[i], net));
+
+	memset(&ev, 0, sizeof ev);
+	ev.ts = 3600;
+	snprintf(ev.subject, sizeof ev.subject, "s");
+	/* one server, many fake bounces naming 8.8.8.8: one reporter */
+	snprintf(ev.orig_client_ip, sizeof ev.orig_client_ip, "8.8.8.8");
+	snprintf(ev.server_ip, sizeof ev.server_ip, "198.51.100.7");
+	for (int i = 0; i < 50; i++)
+		report_agg_add(a, &ev);
+	/* the same /24 from other hosts, and records naming no server */
+	snprintf(ev.server_ip, sizeof ev.server_ip, "198.51.100.200");
+	report_agg_add(a, &ev);
+	ev.server_ip[0] = '\0';
+	report_agg_add(a, &ev);
+	snprintf(ev.server_ip, sizeof ev.server_ip, "not an address");
+	report_agg_add(a, &ev);
+	struct report_entry **v = report_sorted(&a->zombies, &n);
+	CHECK_INT(n, 1);
+	CHECK_INT(v[0]->count, 53);
+	CHECK_INT(v[0]->nservers, 1);
+	CHECK(!report_zombie_listed(v[0], 2));
+	CHECK(report_zombie_listed(v[0], 1));
+	free(v);
+	/* a second network: listed at 2; then more networks than kept */
+	snprintf(ev.server_ip, sizeof ev.server_ip, "203.0.113.9");
+	report_agg_add(a, &ev);
+	v = report_sorted(&a->zombies, &n);
+	CHECK_INT(v[0]->nservers, 2);
+	CHECK(report_zombie_listed(v[0], 2));
+	CHECK(!report_zombie_listed(v[0], 3));
+	free(v);
+	for (unsigned i = 0; i < 20; i++) {
+		snprintf(ev.server_ip, sizeof ev.server_ip, "2001:db8:%x::1", i);
+		report_agg_add(a, &ev);
+	}
+	v = report_sorted(&a->zombies, &n);
+	CHECK_INT(v[0]->nservers, REPORT_SERVER_NETS);
+	CHECK(report_zombie_listed(v[0], REPORT_SERVER_NETS));
+	free(v);
+	/* another zombie's servers are its own */
+	snprintf(ev.orig_client_ip, sizeof ev.orig_client_ip, "9.9.9.9");
+	report_agg_add(a, &ev);
+	v = report_sorted(&a->zombies, &n);
+	CHECK_INT(n, 2);
+	CHECK_STR(v[1]->key, "9.9.9.9");
+	CHECK_INT(v[1]->nservers, 1);
+	free(v);
+	report_agg_free(a);
+}
+
 int main(void)
 {
 	test_good();
@@ -339,5 +411,6 @@ int main(void)
 	test_time();
 	test_stream();
 	test_agg();
+	test_zombie_servers();
 	return check_finish("test_report_reader");
 }
