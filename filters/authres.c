@@ -11,7 +11,7 @@
 
 bool authres_add(struct auth_results *a, const struct auth_result *r)
 {
-	if (a->n >= AUTHRES_MAX)
+	if (a == NULL || a->n >= AUTHRES_MAX)
 		return false;
 	a->r[a->n++] = *r;
 	return true;
@@ -20,6 +20,8 @@ bool authres_add(struct auth_results *a, const struct auth_result *r)
 const struct auth_result *authres_find(const struct auth_results *a,
     const char *method, size_t index)
 {
+	if (a == NULL)
+		return NULL;
 	for (size_t i = 0; i < a->n; i++)
 		if (strcmp(a->r[i].method, method) == 0 && index-- == 0)
 			return &a->r[i];
@@ -82,7 +84,7 @@ int authres_format(const struct auth_results *a, const char *authserv_id,
 	if (n < 0 || (size_t)n >= cap || !authres_value(out, cap, authserv_id, 255))
 		return -1;
 	used = strlen(out);
-	if (a->n == 0) {
+	if (a == NULL || a->n == 0) {
 		/* RFC 8601 2.2: no method was applied */
 		n = snprintf(out + used, cap - used, "; none\r\n");
 		return n < 0 || (size_t)n >= cap - used ? -1 : (int)(used + (size_t)n);

@@ -36,15 +36,18 @@ struct auth_results {
 };
 
 /* authres_add - append a copy of one result; false when the record is
- * full (the result is then left out and the caller may log it). */
+ * full or a is NULL (filter_env's auth outside a transaction): the result
+ * is then left out and the caller may log it. */
 bool authres_add(struct auth_results *a, const struct auth_result *r);
 
-/* authres_find - the index-th result of method, or NULL. */
+/* authres_find - the index-th result of method, or NULL (also when a is
+ * NULL: no transaction, no results). */
 const struct auth_result *authres_find(const struct auth_results *a,
     const char *method, size_t index);
 
 /* authres_format - "Authentication-Results: <id>;\r\n\t<method>=<result>
- * ...\r\n" (one folded line per result; "none" when there are none).
+ * ...\r\n" (one folded line per result; "none" when there are none,
+ * or a is NULL).
  * Returns its length, or -1 when it does not fit in cap. */
 int authres_format(const struct auth_results *a, const char *authserv_id,
     char *out, size_t cap);

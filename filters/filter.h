@@ -130,7 +130,9 @@ struct filter_env {
 	void **txn_state;          /* this filter's per-message slot: allocate on
 	                              first use, free in txn_end */
 	struct auth_results *auth; /* the message's authentication results:
-	                              checks write theirs, read the others' */
+	                              checks write theirs, read the others';
+	                              NULL before MAIL (authres_add and
+	                              authres_find take NULL) */
 	bool hold;                 /* the message is held until end of data */
 	struct ratelimit *ratelimit; /* the loop's rate-limit state
 	                              (filters/ratelimit.h), for that check */

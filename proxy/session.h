@@ -76,13 +76,36 @@ struct txn_rcpt {
 	char *relayed;
 };
 
-/* One mail transaction: from MAIL to end of data, RSET or HELO. */
-struct txn {
-	bool active;             /* MAIL accepted */
-	unsigned number;         /* per session, for ids */
+/* What a transaction records that an idle session need not hold: the
+ * sender and recipient as parsed, their parameters, the checks' notes and
+ * authentication results, the refusals and a content refusal's reply.
+ * About 12 kB, so it lives out of line (struct txn's rec): allocated when
+ * MAIL is taken (cmd_mail) and freed with the transaction (txn_free). */
+struct txn_record {
 	struct smtp_path from;   /* as given */
 	char from_relayed[SMTP_ADDR_MAX + 1];
 	char mail_params[512];   /* parameters passed on to the backend */
+	char notes[SESSION_NOTES_MAX]; /* "spf=pass batv=pass" */
+	char refusals[SESSION_REFUSALS_MAX]; /* "<rcpt> 550 5.1.1 text; ..." */
+	struct auth_results auth;    /* spf, dkim, dmarc: one A-R field */
+	char failed_esc[16];     /* content refused (failed_code): the reply */
+	char failed_text[FILTER_TEXT_MAX];
+	/* current command (RCPT) */
+	struct smtp_path rcpt;
+	char rcpt_params[512];
+};
+
+/* One mail transaction: from MAIL to end of data, RSET or HELO.
+ *
+ * rec is NULL between transactions (an idle session holds only this
+ * struct's few hundred bytes). It is set from cmd_mail on; whenever the
+ * session's state is MAIL, RCPT or DATA it is set (txn_reset, which frees
+ * it, always leaves those states). Code that can run between transactions
+ * (summaries, the filter env, verdicts at connect and HELO) checks it. */
+struct txn {
+	bool active;             /* MAIL accepted */
+	unsigned number;         /* per session, for ids */
+	struct txn_record *rec;  /* NULL between transactions */
 	uint64_t declared_size;
 	bool mail_relayed;       /* the backend has seen MAIL */
 	struct txn_rcpt *rcpts;
@@ -91,12 +114,9 @@ struct txn {
 	const char **rcpt_orig_view;
 	unsigned rcpts_refused;
 	struct buf headers;      /* prepended header fields from filters */
-	char notes[SESSION_NOTES_MAX]; /* "spf=pass batv=pass" */
-	char refusals[SESSION_REFUSALS_MAX]; /* "<rcpt> 550 5.1.1 text; ..." */
 	bool summarized;         /* its one summary line is written */
 	/* checks */
 	void *filter_state[FILTER_TABLE_MAX]; /* per filter, per message */
-	struct auth_results auth;    /* spf, dkim, dmarc: one A-R field */
 	enum filter_outcome outcome; /* for txn_end: how it ended */
 	/* content */
 	bool hold;               /* held in the spool until end of data */
@@ -112,14 +132,9 @@ struct txn {
 	bool eoh_done;
 	int failed_code;         /* content refused: reply at end of data */
 	enum metrics_check failed_check; /* and what refused it */
-	char failed_esc[16];
-	char failed_text[FILTER_TEXT_MAX];
 	uint64_t started_ms;
 	bool eod_pending;        /* the final dot came; the next reply answers it */
 	uint64_t eod_started_ms; /* when (for the end-of-data latency) */
-	/* current command (RCPT) */
-	struct smtp_path rcpt;
-	char rcpt_params[512];
 };
 
 struct session {
@@ -179,7 +194,8 @@ struct session {
 	size_t filter_next;         /* next filter to run at the current stage */
 	enum filter_stage filter_stage;
 	void (*filter_then)(struct session *, const struct filter_verdict *);
-	struct filter_verdict *verdict;  /* of the filter call in progress */
+	struct filter_verdict *verdict;  /* of the filter stage in progress;
+	                                    NULL between stages */
 	uint64_t started_ms;
 	unsigned txn_count;
 

@@ -40,6 +40,8 @@ void txn_free(struct session *s)
 	buf_free(&t->late_headers);
 	buf_free(&t->body_chunk);
 	spool_close(&t->spool);
+	free(t->rec);
+	t->rec = NULL;
 	t->rcpts = NULL;
 	t->rcpt_view = t->rcpt_orig_view = NULL;
 	t->nrcpts = 0;
@@ -62,7 +64,9 @@ void txn_reset(struct session *s)
 	txn_free(s);
 	memset(&s->txn, 0, sizeof s->txn);
 	s->txn.number = number;
-	s->dbuf.len = 0;
+	/* content left over (a refused message): freed, not kept for the
+	 * next transaction, which may never come */
+	buf_free(&s->dbuf);
 	if (s->state != SMTP_STATE_CONNECTED)
 		s->state = SMTP_STATE_READY;
 	backend_idle(s->be);
@@ -102,10 +106,14 @@ static int txn_add_rcpt(struct session *s, const char *orig, const char *relayed
 
 void txn_refusal(struct session *s, const char *what)
 {
-	char *r = s->txn.refusals;
-	size_t used = strlen(r), cap = sizeof s->txn.refusals;
+	char *r;
+	size_t used, cap = sizeof s->txn.rec->refusals;
 	int n;
 
+	if (s->txn.rec == NULL)
+		return;   /* no transaction: no summary line to carry it */
+	r = s->txn.rec->refusals;
+	used = strlen(r);
 	if (used + 4 >= cap)
 		return;   /* full: the "..." below already says so */
 	n = snprintf(r + used, cap - used, "%s%s: %s", used ? "; " : "", what, s->last_refusal);
@@ -212,6 +220,9 @@ void session_summary(struct session *s, const char *result)
 {
 	char text[LOG_REC_TEXT_MAX], json[LOG_REC_JSON_MAX], txn_id[48];
 	uint64_t ms = s->txn.started_ms ? uv_now(uv_default_loop()) - s->txn.started_ms : 0;
+	/* without a record (between transactions) the line says what a
+	 * transaction that recorded nothing would */
+	const struct txn_record *rec = s->txn.rec;
 	struct log_rec r;
 	size_t to_start;
 
@@ -241,7 +252,7 @@ void session_summary(struct session *s, const char *result)
 		log_rec_null(&r, "tls_cipher");
 		log_rec_null(&r, "tls_subject");
 	}
-	log_rec_str(&r, " from=<", "sender", s->txn.from.addr, 300, ">");
+	log_rec_str(&r, " from=<", "sender", rec ? rec->from.addr : "", 300, ">");
 	/* recipients: the text form holds what fits in 1200 bytes, the JSON
 	 * array all that fit in the record but the room kept for the members
 	 * after it (the result); recipients_count says how many */
@@ -260,9 +271,9 @@ void session_summary(struct session *s, const char *result)
 	if (s->txn.nrcpts == 0)
 		log_rec_text(&r, "none");
 	log_rec_uint(&r, NULL, "recipients_count", s->txn.nrcpts, NULL);
-	log_rec_checks(&r, " checks=[", "checks", s->txn.notes, "]");
-	if (s->txn.refusals[0])
-		log_rec_str(&r, " refused=[", "refused", s->txn.refusals, LOG_REC_VERBATIM, "]");
+	log_rec_checks(&r, " checks=[", "checks", rec ? rec->notes : "", "]");
+	if (rec && rec->refusals[0])
+		log_rec_str(&r, " refused=[", "refused", rec->refusals, LOG_REC_VERBATIM, "]");
 	else
 		log_rec_null(&r, "refused");
 	log_rec_uint(&r, " size=", "size", (unsigned long long)s->txn.data.bytes, "");
@@ -405,8 +416,8 @@ static void rcpt_relay(struct session *s);
 static int mail_params(struct session *s, const struct smtp_param *p, size_t np)
 {
 	const struct backend_caps *caps = backend_known_caps(s->backend_known, s->outbound);
-	char *out = s->txn.mail_params;
-	size_t used = 0, cap = sizeof s->txn.mail_params;
+	char *out = s->txn.rec->mail_params;
+	size_t used = 0, cap = sizeof s->txn.rec->mail_params;
 	bool seen_size = false, seen_body = false, seen_utf8 = false, seen_ret = false, seen_envid = false;
 
 	out[0] = '\0';
@@ -476,7 +487,7 @@ static int mail_params(struct session *s, const struct smtp_param *p, size_t np)
 			used += (size_t)n;
 		}
 	}
-	if (s->txn.from.has_8bit && !seen_utf8) {
+	if (s->txn.rec->from.has_8bit && !seen_utf8) {
 		session_reply(s, 553, "5.6.7", "Error: non-ASCII address without SMTPUTF8");
 		return -1;
 	}
@@ -515,7 +526,7 @@ static void mail_filtered(struct session *s, const struct filter_verdict *v)
 		return;
 	}
 	if (s->rewrite[0])
-		snprintf(s->txn.from_relayed, sizeof s->txn.from_relayed, "%s", s->rewrite);
+		snprintf(s->txn.rec->from_relayed, sizeof s->txn.rec->from_relayed, "%s", s->rewrite);
 	mail_relay(s, mail_relayed);
 }
 
@@ -523,10 +534,10 @@ static void mail_filtered(struct session *s, const struct filter_verdict *v)
  * transaction began: the sender as the client wrote it, and the reply. */
 static void mail_refused(struct session *s, const struct smtp_cmd *cmd)
 {
-	if (cmd != NULL && !s->txn.from.addr[0] && !s->txn.from.is_null) {
+	if (cmd != NULL && s->txn.rec && !s->txn.rec->from.addr[0] && !s->txn.rec->from.is_null) {
 		char raw[SMTP_ADDR_MAX + 1];
 		log_escape(cmd->arg, cmd->arg_len, raw, sizeof raw);
-		snprintf(s->txn.from.addr, sizeof s->txn.from.addr, "%s", raw);
+		snprintf(s->txn.rec->from.addr, sizeof s->txn.rec->from.addr, "%s", raw);
 	}
 	session_summary_refused(s, "MAIL");
 	txn_reset(s);
@@ -544,8 +555,15 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	txn_reset(s);
+	/* the transaction's record, from here to its end (txn_free) */
+	if ((s->txn.rec = calloc(1, sizeof *s->txn.rec)) == NULL) {
+		log_warn("%s: out of memory for a transaction of [%s]:%u", s->sid, s->ip, s->port);
+		session_reply(s, 452, "4.3.1", "Error: insufficient system resources");
+		mail_refused(s, NULL);
+		return;
+	}
 	st = smtp_path_parse(cmd->arg, cmd->arg_len, SMTP_PATH_ALLOW_NULL | SMTP_PATH_ALLOW_UTF8,
-	    &s->txn.from, params, &np);
+	    &s->txn.rec->from, params, &np);
 	switch (st) {
 	case SMTP_PATH_OK:
 		break;
@@ -609,7 +627,7 @@ static void prepare_step(struct session *s, const struct smtp_reply *r, int err)
 static void mail_send(struct session *s)
 {
 	char line[1024];
-	const char *from = s->txn.from_relayed[0] ? s->txn.from_relayed : s->txn.from.addr;
+	const char *from = s->txn.rec->from_relayed[0] ? s->txn.rec->from_relayed : s->txn.rec->from.addr;
 
 	if (!backend_ready(s->be) && s->rdns == RDNS_PENDING) {
 		/* XCLIENT NAME needs the client's name */
@@ -644,7 +662,7 @@ static void mail_send(struct session *s)
 		return;
 	}
 	s->xforward_sent = false;
-	snprintf(line, sizeof line, "MAIL FROM:<%s>%s", from, s->txn.mail_params);
+	snprintf(line, sizeof line, "MAIL FROM:<%s>%s", from, s->txn.rec->mail_params);
 	s->wait = WAIT_BACKEND;
 	session_backend_command(s, line, s->mail_then);
 }
@@ -673,8 +691,8 @@ static void rcpt_relayed(struct session *s, const struct smtp_reply *r, int err)
 		return;
 	}
 	if (relay_reply(s, r, false) == 2) {
-		const char *relayed = s->rewrite[0] ? s->rewrite : s->txn.rcpt.addr;
-		if (txn_add_rcpt(s, s->txn.rcpt.addr, relayed) < 0) {
+		const char *relayed = s->rewrite[0] ? s->rewrite : s->txn.rec->rcpt.addr;
+		if (txn_add_rcpt(s, s->txn.rec->rcpt.addr, relayed) < 0) {
 			/* the backend holds a recipient we cannot account for:
 			 * end everything, the client retries the whole message */
 			session_summary(s, "out of memory");
@@ -688,7 +706,7 @@ static void rcpt_relayed(struct session *s, const struct smtp_reply *r, int err)
 		s->txn.rcpts_refused++;
 		rcpt_refused(s, NULL);
 	}
-	s->txn.rcpt.addr[0] = '\0';
+	s->txn.rec->rcpt.addr[0] = '\0';
 	session_resume(s);
 }
 
@@ -698,8 +716,8 @@ static void rcpt_refused(struct session *s, const struct smtp_cmd *cmd)
 {
 	char what[SMTP_ADDR_MAX + 8], addr[SMTP_ADDR_MAX + 1];
 
-	if (s->txn.rcpt.addr[0])
-		log_escape(s->txn.rcpt.addr, strlen(s->txn.rcpt.addr), addr, sizeof addr);
+	if (s->txn.rec->rcpt.addr[0])
+		log_escape(s->txn.rec->rcpt.addr, strlen(s->txn.rec->rcpt.addr), addr, sizeof addr);
 	else if (cmd != NULL)
 		log_escape(cmd->arg, cmd->arg_len > 200 ? 200 : cmd->arg_len, addr, sizeof addr);
 	else
@@ -712,8 +730,8 @@ static void rcpt_refused(struct session *s, const struct smtp_cmd *cmd)
 static void rcpt_relay(struct session *s)
 {
 	char line[1024];
-	const char *to = s->rewrite[0] ? s->rewrite : s->txn.rcpt.addr;
-	snprintf(line, sizeof line, "RCPT TO:<%s>%s", to, s->txn.rcpt_params);
+	const char *to = s->rewrite[0] ? s->rewrite : s->txn.rec->rcpt.addr;
+	snprintf(line, sizeof line, "RCPT TO:<%s>%s", to, s->txn.rec->rcpt_params);
 	s->wait = WAIT_BACKEND;
 	session_backend_command(s, line, rcpt_relayed);
 }
@@ -724,7 +742,7 @@ static void rcpt_filtered(struct session *s, const struct filter_verdict *v)
 		session_reply_verdict(s, v);
 		s->txn.rcpts_refused++;
 		rcpt_refused(s, NULL);
-		s->txn.rcpt.addr[0] = '\0';
+		s->txn.rec->rcpt.addr[0] = '\0';
 		return;
 	}
 	rcpt_relay(s);
@@ -760,7 +778,7 @@ static void outbound_mail_filtered(struct session *s, const struct filter_verdic
 		return;
 	}
 	if (s->rewrite[0])
-		snprintf(s->txn.from_relayed, sizeof s->txn.from_relayed, "%s", s->rewrite);
+		snprintf(s->txn.rec->from_relayed, sizeof s->txn.rec->from_relayed, "%s", s->rewrite);
 	mail_relay(s, outbound_mail_relayed);
 }
 
@@ -784,53 +802,53 @@ static void cmd_rcpt(struct session *s, const struct smtp_cmd *cmd)
 		/* RFC 5321 4.5.3.1.10: 452, the client sends the rest later */
 		s->reply_check = METRICS_CHECK_LIMITS;
 		session_reply(s, 452, "4.5.3", "Error: too many recipients");
-		s->txn.rcpt.addr[0] = '\0';
+		s->txn.rec->rcpt.addr[0] = '\0';
 		rcpt_refused(s, cmd);
 		return;
 	}
 	st = smtp_path_parse(cmd->arg, cmd->arg_len, SMTP_PATH_ALLOW_POSTMASTER | SMTP_PATH_ALLOW_UTF8,
-	    &s->txn.rcpt, params, &np);
+	    &s->txn.rec->rcpt, params, &np);
 	if (st == SMTP_PATH_BAD_PARAM || st == SMTP_PATH_TOO_MANY_PARAMS) {
 		session_reply(s, 501, "5.5.4", "Error: bad parameters");
 		rcpt_refused(s, cmd);
 		return;
 	}
-	if (st == SMTP_PATH_8BIT || (st == SMTP_PATH_OK && s->txn.rcpt.has_8bit &&
-	    !strstr(s->txn.mail_params, "SMTPUTF8") && !strstr(s->txn.mail_params, "smtputf8"))) {
+	if (st == SMTP_PATH_8BIT || (st == SMTP_PATH_OK && s->txn.rec->rcpt.has_8bit &&
+	    !strstr(s->txn.rec->mail_params, "SMTPUTF8") && !strstr(s->txn.rec->mail_params, "smtputf8"))) {
 		session_reply(s, 553, "5.6.7", "Error: non-ASCII address without SMTPUTF8");
 		rcpt_refused(s, cmd);
-		s->txn.rcpt.addr[0] = '\0';
+		s->txn.rec->rcpt.addr[0] = '\0';
 		return;
 	}
 	if (st != SMTP_PATH_OK) {
 		session_reply(s, 501, "5.1.3", "Error: bad recipient address syntax");
 		rcpt_refused(s, cmd);
-		s->txn.rcpt.addr[0] = '\0';
+		s->txn.rec->rcpt.addr[0] = '\0';
 		return;
 	}
-	s->txn.rcpt_params[0] = '\0';
+	s->txn.rec->rcpt_params[0] = '\0';
 	for (size_t i = 0; i < np; i++) {
 		if ((smtp_param_is(&params[i], "NOTIFY") || smtp_param_is(&params[i], "ORCPT"))) {
 			if (!caps || !caps->dsn) {
 				session_reply(s, 555, "5.5.4", "Error: DSN is not supported");
 				rcpt_refused(s, cmd);
-				s->txn.rcpt.addr[0] = '\0';
+				s->txn.rec->rcpt.addr[0] = '\0';
 				return;
 			}
 		} else {
 			session_reply(s, 555, "5.5.4", "Error: unsupported parameter %.*s",
 			    (int)(params[i].key_len > 40 ? 40 : params[i].key_len), params[i].key);
 			rcpt_refused(s, cmd);
-			s->txn.rcpt.addr[0] = '\0';
+			s->txn.rec->rcpt.addr[0] = '\0';
 			return;
 		}
-		int n = snprintf(s->txn.rcpt_params + used, sizeof s->txn.rcpt_params - used, " %.*s%s%.*s",
+		int n = snprintf(s->txn.rec->rcpt_params + used, sizeof s->txn.rec->rcpt_params - used, " %.*s%s%.*s",
 		    (int)params[i].key_len, params[i].key, params[i].value ? "=" : "",
 		    params[i].value ? (int)params[i].value_len : 0, params[i].value ? params[i].value : "");
-		if (n < 0 || (size_t)n >= sizeof s->txn.rcpt_params - used) {
+		if (n < 0 || (size_t)n >= sizeof s->txn.rec->rcpt_params - used) {
 			session_reply(s, 501, "5.5.4", "Error: parameters too long");
 			rcpt_refused(s, cmd);
-			s->txn.rcpt.addr[0] = '\0';
+			s->txn.rec->rcpt.addr[0] = '\0';
 			return;
 		}
 		used += (size_t)n;

@@ -46,8 +46,8 @@ static void txn_fail(struct session *s, int code, const char *esc, const char *t
 	if (s->txn.failed_code)
 		return;
 	s->txn.failed_code = code;
-	snprintf(s->txn.failed_esc, sizeof s->txn.failed_esc, "%s", esc);
-	snprintf(s->txn.failed_text, sizeof s->txn.failed_text, "%s", text);
+	snprintf(s->txn.rec->failed_esc, sizeof s->txn.rec->failed_esc, "%s", esc);
+	snprintf(s->txn.rec->failed_text, sizeof s->txn.rec->failed_text, "%s", text);
 	if (s->be)
 		backend_abort(s->be);
 	s->dbuf.len = 0;
@@ -137,9 +137,9 @@ static void authres_header(struct session *s, struct smtp_wire *w)
 	char field[AUTHRES_MAX * (AUTHRES_PROPS_MAX + 160) + 512];
 	int n;
 
-	if (s->txn.auth.n == 0)
+	if (s->txn.rec->auth.n == 0)
 		return;   /* no method ran (SPF off, a trusted client): no field */
-	n = authres_format(&s->txn.auth, s->cfg->server.hostname, field, sizeof field);
+	n = authres_format(&s->txn.rec->auth, s->cfg->server.hostname, field, sizeof field);
 	if (n < 0) {
 		log_warn("%s: Authentication-Results does not fit; left out", s->sid);
 		return;
@@ -419,7 +419,7 @@ static void eod_checks(struct session *s)
 {
 	if (s->txn.failed_code) {
 		s->reply_check = s->txn.failed_check;
-		session_reply(s, s->txn.failed_code, s->txn.failed_esc, "%s", s->txn.failed_text);
+		session_reply(s, s->txn.failed_code, s->txn.rec->failed_esc, "%s", s->txn.rec->failed_text);
 		session_summary_refused(s, "end of data");
 		s->state = SMTP_STATE_READY;
 		txn_reset(s);

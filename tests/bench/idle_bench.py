@@ -19,6 +19,12 @@ Environment (all optional):
   BACKSTOP            backstop binary (default: build/backstop of this tree)
   BENCH_IDLE_CONNS    connections to hold (10000)
   BENCH_HOLD          seconds to hold them after the last banner (3)
+  BENCH_IDLE_EHLO     1: each client sends EHLO after the banner and reads
+                      the reply before it goes idle (a session that has
+                      read and answered a command; 0)
+  BENCH_IDLE_CONNECT_CHECK  1: [limits] conn_rate_per_ip set high enough
+                      never to refuse, so a connect-stage check (the rate
+                      limit filter) runs for every client (0)
   BENCH_MAX_TIME      seconds the whole script may take (180)
   BENCH_KEEP          1: keep the work directory (logs, config)
 Exit status: 0 when the benchmark ran (targets met or not), 1 when something
@@ -42,6 +48,8 @@ BACKSTOP = os.environ.get("BACKSTOP", os.path.join(HERE, "..", "..", "build", "b
 SINK = os.environ.get("SMTP_SINK", "/usr/sbin/smtp-sink")
 NCONN = int(os.environ.get("BENCH_IDLE_CONNS", "10000"))
 HOLD = float(os.environ.get("BENCH_HOLD", "3"))
+EHLO = os.environ.get("BENCH_IDLE_EHLO", "0") == "1"
+CONNECT_CHECK = os.environ.get("BENCH_IDLE_CONNECT_CHECK", "0") == "1"
 MAX_TIME = float(os.environ.get("BENCH_MAX_TIME", "180"))
 RSS_TARGET_MB = 80
 CONNECT_BATCH = 256         # connects in flight at once (backstop's backlog is 1024)
@@ -139,6 +147,40 @@ class Sink:
                 self.proc.wait()
 
 
+def ehlo_all(socks):
+    """Each socket sends EHLO and reads the reply up to its last line
+    ("250 "), CONNECT_BATCH at a time."""
+    sel = selectors.DefaultSelector()
+    pending = {}
+    todo = list(socks)
+    while todo or pending:
+        if deadline_left() < 10:
+            die("EHLO not answered in time: %d left" % (len(todo) + len(pending)))
+        while todo and len(pending) < CONNECT_BATCH:
+            s = todo.pop()
+            s.setblocking(True)
+            s.sendall(b"EHLO bench.example\r\n")
+            s.setblocking(False)
+            pending[s] = b""
+            sel.register(s, selectors.EVENT_READ)
+        for key, _ in sel.select(timeout=1.0):
+            s = key.fileobj
+            try:
+                data = s.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                die("a connection closed after EHLO")
+            pending[s] += data
+            got = pending[s]
+            if got.endswith(b"\r\n") and (got.startswith(b"250 ") or b"\r\n250 " in got):
+                sel.unregister(s)
+                del pending[s]
+            elif not got.startswith(b"250"):
+                die("EHLO refused: %r" % got[:100])
+    sel.close()
+
+
 def main():
     for exe in (BACKSTOP, SINK):
         if not os.access(exe, os.X_OK):
@@ -169,11 +211,12 @@ address = 127.0.0.1:%d
 [limits]
 max_connections = %d
 max_connections_per_ip = %d
-[spf]
+%s[spf]
 mode = off
 [log]
 level = info
-""" % (port, sink.port, NCONN + 1000, NCONN + 1000))
+""" % (port, sink.port, NCONN + 1000, NCONN + 1000,
+       "conn_rate_per_ip = %d\n" % (10 * NCONN) if CONNECT_CHECK else ""))
         log = os.path.join(work, "backstop.log")
         # backstop inherits the raised RLIMIT_NOFILE
         bs = subprocess.Popen([BACKSTOP, "-f", "-c", ini], stdout=subprocess.DEVNULL,
@@ -245,6 +288,9 @@ level = info
               % (greeted, t_open, failed))
         if failed:
             die("%d connection(s) were refused or not greeted" % failed)
+        if EHLO:
+            ehlo_all(socks)
+            print("%d connections sent EHLO and read its 250 reply" % len(socks))
 
         time.sleep(HOLD)
         rss = status_kb(bs.pid, "VmRSS")

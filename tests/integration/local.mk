@@ -41,6 +41,7 @@ INTEGRATION_TESTS += tests/integration/tls_client.py tests/integration/tls_backe
 	tests/integration/tls_testssl.py
 INTEGRATION_TESTS += tests/integration/spf_ipv6.py
 INTEGRATION_TESTS += tests/integration/hostile_peers.py
+INTEGRATION_TESTS += tests/integration/idle_memory.py
 INTEGRATION_TESTS += tests/integration/tls_slowloris.py
 INTEGRATION_TESTS += tests/integration/dkim.py
 EXTRA_DIST += tests/data/dkim

@@ -41,6 +41,22 @@ static void test_format(void)
 	CHECK_INT(a.n, AUTHRES_MAX);
 }
 
+/* outside a transaction a filter's env->auth is NULL (filters/filter.h):
+ * the calls take it as an empty record that cannot be written */
+static void test_no_record(void)
+{
+	struct auth_result r = {0};
+	char out[256];
+	int n;
+
+	snprintf(r.method, sizeof r.method, "spf");
+	snprintf(r.result, sizeof r.result, "pass");
+	CHECK(!authres_add(NULL, &r));
+	CHECK(authres_find(NULL, "spf", 0) == NULL);
+	n = authres_format(NULL, "mx.example.net", out, sizeof out);
+	CHECK_MEM(out, (size_t)n, "Authentication-Results: mx.example.net; none\r\n");
+}
+
 static void test_value(void)
 {
 	char out[64] = "x=";
@@ -80,6 +96,7 @@ static void test_is_ours(void)
 int main(void)
 {
 	test_format();
+	test_no_record();
 	test_value();
 	test_is_ours();
 	return check_finish("test_authres");
