@@ -75,6 +75,10 @@ struct backend {
 	bool via_xclient;
 	bool ehlo_answered;     /* a 2xx to our first EHLO: past what a probe checks */
 	bool in_content;        /* the backend said 354: it takes content until the dot */
+	bool refused_any;       /* it answered a command 4xx/5xx: never pooled. Its error
+	                           count (Postfix's smtpd_soft/hard_error_limit, the
+	                           error sleep) outlives RSET and XCLIENT, and would
+	                           tarpit or 421 the next client for this one's errors */
 	bool reusing;           /* a pooled connection re-identifying for a new owner:
 	                           its failure is the connection's, not the backend's */
 	struct backend_caps caps;
@@ -813,6 +817,8 @@ static void be_reply(struct backend *be)
 		/* after 354 the backend reads content, not commands, until the
 		 * dot's reply: never reusable in between */
 		be->in_content = r->code == 354;
+		if (r->code >= 400)
+			be->refused_any = true;
 		if (done)
 			done(be, r, 0);
 		return;
@@ -1282,7 +1288,8 @@ bool backend_reusable(const struct backend *be)
 {
 	/* idle between transactions, nothing of the old owner's in flight
 	 * or unread: no keepalive NOOP, no queued command, no bytes */
-	return be != NULL && !be->dead && be->state == BE_READY && !be->in_content && !be->noop_inflight &&
+	return be != NULL && !be->dead && be->state == BE_READY && !be->in_content && !be->refused_any &&
+	    !be->noop_inflight &&
 	    be->pending_line == NULL && be->keepalive_ms == 0 && be->in.len == 0 &&
 	    backend_queued(be) == 0;
 }
