@@ -329,6 +329,36 @@ with t.case("a connection the backend refused a command on is not kept (its erro
     bs.stop()
     pfe.stop()
 
+with t.case("a connection is retired before the RSETs it carried make Postfix slow down the next client"):
+    # Postfix counts RSET and NOOP per connection, across XCLIENT, until a
+    # message is accepted; past smtpd_junk_command_limit each is an error,
+    # and past smtpd_soft_error_limit every reply waits smtpd_error_sleep_time
+    pfj = t.postfix(extra_main="smtpd_junk_command_limit = 50\nsmtpd_soft_error_limit = 1\n"
+                               "smtpd_hard_error_limit = 100\nsmtpd_error_sleep_time = 1s\n")
+    bs = t.backstop({"backend": {"address": pfj.address, "xclient": "on", "pool_size": "4"}})
+    bs.wait_backend_known()
+    pfj.wait_log(r"disconnect from", 5)
+    bs.mark()
+    slow = []
+    for i in range(60):
+        t0 = time.time()
+        c = bs.client(source=(client_addr(100 + i % 100), 0))
+        c.cmd("EHLO client-%d.example" % i)
+        r1 = c.cmd("MAIL FROM:<j%d@example.org>" % i)
+        r2 = c.cmd("RCPT TO:<user@test.example>")
+        c.cmd("RSET")   # a transaction left at the backend: RSET at the next use
+        c.cmd("QUIT")
+        c.close()
+        took = time.time() - t0
+        if took > 0.8 or r1.code != 250 or r2.code != 250:
+            slow.append((i, round(took, 2), r1.code, r2.code))
+    t.check("no client of the 60 was slowed down or refused for the RSETs of those before it",
+            not slow, (slow, pfj.log(True)[-1500:]))
+    t.check("the connections were reused meanwhile", bs.count_log(r"reusing a kept backend connection") >= 40,
+            bs.count_log(r"reusing a kept backend connection"))
+    bs.stop()
+    pfj.stop()
+
 with t.case("pool_size = 0: one backend connection per client, as before"):
     pf.clear_mail()
     bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "0"}})
