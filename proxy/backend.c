@@ -75,6 +75,13 @@ struct backend {
 	bool via_xclient;
 	bool ehlo_answered;     /* a 2xx to our first EHLO: past what a probe checks */
 	bool in_content;        /* the backend said 354: it takes content until the dot */
+	bool refused_any;       /* it answered a command 4xx/5xx: never pooled. Its error
+	                           count (Postfix's smtpd_soft/hard_error_limit, the
+	                           error sleep) outlives RSET and XCLIENT, and would
+	                           tarpit or 421 the next client for this one's errors */
+	unsigned junk;          /* EHLOs, RSETs, NOOPs sent since the backend last accepted a
+	                           message: Postfix counts them the same way
+	                           (smtpd_junk_command_limit, then as errors) */
 	bool reusing;           /* a pooled connection re-identifying for a new owner:
 	                           its failure is the connection's, not the backend's */
 	struct backend_caps caps;
@@ -118,6 +125,14 @@ void backend_known_learnt(struct backend_known *k, bool outbound, const struct b
 	k->target[outbound].caps = *caps;
 	k->target[outbound].known = true;
 }
+
+/* A connection that has sent this many EHLOs, RSETs and NOOPs since its
+ * last accepted message is not kept: Postfix counts them per connection,
+ * across XCLIENT, and past smtpd_junk_command_limit (100) as errors, which
+ * slow down (smtpd_soft_error_limit) and then cut off every later client's
+ * session on it. A reuse sends EHLO, and RSET when a transaction was left
+ * (review14) */
+#define BACKEND_POOL_JUNK_MAX 40
 
 /* Inbound connections to [backend] address, from backend_open() until the
  * connection is closed (QUIT included): what [backend] max_connections caps. */
@@ -388,6 +403,9 @@ static int be_send_line(struct backend *be, const char *line)
 	memcpy(d, line, len);
 	memcpy(d + len, "\r\n", 2);
 	log_debug("%s: backend <- %s", be->p.log_id, line);
+	if (strcmp(line, "RSET") == 0 || strcmp(line, "NOOP") == 0 || strncmp(line, "EHLO ", 5) == 0 ||
+	    strncmp(line, "HELO ", 5) == 0)
+		be->junk++;
 	return be_write(be, d, len + 2);
 }
 
@@ -812,7 +830,11 @@ static void be_reply(struct backend *be)
 		}
 		/* after 354 the backend reads content, not commands, until the
 		 * dot's reply: never reusable in between */
+		if (be->in_content && r->code / 100 == 2)
+			be->junk = 0;   /* a message accepted: Postfix forgives the junk */
 		be->in_content = r->code == 354;
+		if (r->code >= 400)
+			be->refused_any = true;
 		if (done)
 			done(be, r, 0);
 		return;
@@ -1282,7 +1304,8 @@ bool backend_reusable(const struct backend *be)
 {
 	/* idle between transactions, nothing of the old owner's in flight
 	 * or unread: no keepalive NOOP, no queued command, no bytes */
-	return be != NULL && !be->dead && be->state == BE_READY && !be->in_content && !be->noop_inflight &&
+	return be != NULL && !be->dead && be->state == BE_READY && !be->in_content && !be->refused_any &&
+	    be->junk < BACKEND_POOL_JUNK_MAX && !be->noop_inflight &&
 	    be->pending_line == NULL && be->keepalive_ms == 0 && be->in.len == 0 &&
 	    backend_queued(be) == 0;
 }

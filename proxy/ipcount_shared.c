@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -46,12 +47,56 @@ static size_t key_slot(const struct ipcount_shared *t, const char *key)
 	return (size_t)siphash24(&t->hash_key, key, IPCOUNT_KEY_LEN) & (t->slots - 1);
 }
 
+/* repair - the lock's owner died in an update (SIGKILL, a crash): the
+ * table may hold a half-done change - a per-worker count moved but not the
+ * total (an entry that would never reach 0 again, or a live one that looks
+ * free), a key copied by a backward shift but not yet cleared behind it
+ * (the same key twice), used off by one. Each entry's total is made the
+ * sum of its per-worker counts again, and the table is built anew. */
+static void repair(struct ipcount_shared *t)
+{
+	size_t es = t->entry_size, n = 0, mask = t->slots - 1;
+	unsigned char *copy = malloc(t->slots * es);
+
+	for (size_t i = 0; i < t->slots; i++) {
+		struct ipcount_entry *e = entry_at(t, i);
+		uint64_t sum = 0;
+		for (unsigned w = 0; w < t->workers; w++)
+			sum += e->per_worker[w];
+		e->total = (uint32_t)sum;
+		if (sum == 0)
+			memset(e, 0, es);
+		else if (copy != NULL)
+			memcpy(copy + n++ * es, e, es);
+	}
+	if (copy == NULL)
+		return;   /* totals are right again; the rest waits for memory */
+	memset(t->entries, 0, t->slots * es);
+	t->used = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct ipcount_entry *src = (struct ipcount_entry *)(void *)(copy + k * es), *e;
+		size_t i = key_slot(t, src->key);
+		for (;; i = (i + 1) & mask) {
+			e = entry_at(t, i);
+			if (e->total == 0 || memcmp(e->key, src->key, IPCOUNT_KEY_LEN) == 0)
+				break;
+		}
+		if (e->total != 0)
+			continue;   /* the second copy of a half-done shift */
+		memcpy(e, src, es);
+		t->used++;
+	}
+	free(copy);
+}
+
 static void lock(struct ipcount_shared *t)
 {
-	/* the owner died holding it (SIGKILL in an update): the table may
-	 * have one half-done change, which the counts survive */
-	if (pthread_mutex_lock(&t->lock) == EOWNERDEAD)
+	/* the owner died holding it (SIGKILL in an update): mend the table
+	 * before anything reads it */
+	if (pthread_mutex_lock(&t->lock) == EOWNERDEAD) {
+		repair(t);
 		pthread_mutex_consistent(&t->lock);
+	}
 }
 
 struct ipcount_shared *ipcount_shared_new(size_t capacity, unsigned workers)

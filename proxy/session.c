@@ -276,8 +276,7 @@ void session_accept(struct listener *l, uv_stream_t *server)
 	if ((s->tls_server = server_tls()) != NULL)
 		tls_server_ref(s->tls_server);
 	registry_add(s);
-	ipcount_add(s->ipkey, +1);
-	ipcount_add(s->netkey, +1);
+	session_ipcount(s, +1);
 	s->metrics->connections++;
 	if (session_proxy_wanted(s)) {
 		/* the PROXY protocol header comes first: it names the client */
@@ -285,6 +284,20 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		return;
 	}
 	session_connected(s);
+}
+
+void session_ipcount(struct session *s, int delta)
+{
+	if (delta > 0) {
+		s->ip_counted = ipcount_add(s->ipkey, +1) > 0;
+		s->net_counted = ipcount_add(s->netkey, +1) > 0;
+		return;
+	}
+	if (s->ip_counted)
+		ipcount_add(s->ipkey, -1);
+	if (s->net_counted)
+		ipcount_add(s->netkey, -1);
+	s->ip_counted = s->net_counted = false;
 }
 
 void session_connected(struct session *s)
@@ -813,8 +826,7 @@ void session_close(struct session *s, const char *why)
 	}
 	filters_session_end(s);
 	registry_del(s);
-	ipcount_add(s->ipkey, -1);
-	ipcount_add(s->netkey, -1);
+	session_ipcount(s, -1);
 	if (s->be) {
 		if (s->txn.active || s->state == SMTP_STATE_DATA)
 			backend_abort(s->be);

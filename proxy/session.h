@@ -157,6 +157,8 @@ struct session {
 	unsigned port;
 	char ipkey[20];             /* family, network bytes, prefix: per-IP counting */
 	char netkey[20];            /* the same per network (max_connections_per_net) */
+	bool ip_counted, net_counted;/* their +1 was stored (a full shared table
+	                               stores none): only those are taken off */
 	char client_name[256];      /* forward-confirmed, or "unknown" */
 	enum session_rdns rdns;
 	bool rdns_temporary;        /* the lookup failed temporarily */
@@ -236,6 +238,11 @@ void session_accept(struct listener *l, uv_stream_t *server);
 void session_connected(struct session *s);
 /* session_peer_describe - ip, port and the per-IP key from s->peer */
 void session_peer_describe(struct session *s);
+/* session_ipcount - +1: count the session under its ipkey and netkey;
+ * -1: take off what its +1 stored, nothing else (a full shared table
+ * stores nothing, and the close of such a session must not take off the
+ * count another session of the same address added) */
+void session_ipcount(struct session *s, int delta);
 
 /* session_reply - the one place replies are built (smtp_reply_format),
  * and refusals counted (s->reply_check). */

@@ -77,11 +77,9 @@ static void client_from_header(struct session *s, const struct proxy_proto_resul
 	sockaddr_of(&s->proxy_dst, r->family, r->dst, r->dst_port);
 	/* the per-IP and per-network counts move from the balancer to the
 	 * client (both keys: session_close takes both off the client's) */
-	ipcount_add(s->ipkey, -1);
-	ipcount_add(s->netkey, -1);
+	session_ipcount(s, -1);
 	session_peer_describe(s);
-	ipcount_add(s->ipkey, +1);
-	ipcount_add(s->netkey, +1);
+	session_ipcount(s, +1);
 }
 
 bool session_proxy_input(struct session *s)

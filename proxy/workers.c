@@ -29,7 +29,9 @@
 #define WORKERS_RESTARTS_MAX 10
 #define WORKERS_RESTART_GAP_MS 1000
 /* distinct client addresses and networks the shared table counts at once */
+#ifndef WORKERS_IPCOUNT_CAPACITY
 #define WORKERS_IPCOUNT_CAPACITY 65536
+#endif
 
 struct worker_proc {
 	pid_t pid;                   /* 0: not running */

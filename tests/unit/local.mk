@@ -94,3 +94,6 @@ tests_unit_test_smtp_foreign_LDADD = $(UNIT_LDADD)
 # the workers' shared per-IP connection table (proxy/ipcount_shared.c)
 UNIT_TESTS += tests/unit/test_ipcount_shared
 tests_unit_test_ipcount_shared_LDADD = $(UNIT_LDADD)
+# a worker killed holding the table's lock in mid-update (review14)
+UNIT_TESTS += tests/unit/test_ipcount_ownerdead
+tests_unit_test_ipcount_ownerdead_LDADD = $(UNIT_LDADD)
