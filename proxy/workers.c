@@ -28,10 +28,34 @@
 /* a crash loop is given up after this many restarts within a minute */
 #define WORKERS_RESTARTS_MAX 10
 #define WORKERS_RESTART_GAP_MS 1000
-/* distinct client addresses and networks the shared table counts at once */
+/* distinct client addresses and networks the shared table counts at once:
+ * at least this many, and room for every connection the workers may hold
+ * (each holds two keys, address and network), up to the largest below. A
+ * full table stops counting new addresses, which would switch
+ * max_connections_per_ip off for them (review14): sized from the config, it
+ * cannot fill until a reload raises max_connections past it. */
 #ifndef WORKERS_IPCOUNT_CAPACITY
 #define WORKERS_IPCOUNT_CAPACITY 65536
 #endif
+#ifndef WORKERS_IPCOUNT_CAPACITY_MAX
+#define WORKERS_IPCOUNT_CAPACITY_MAX (1u << 22)
+#endif
+
+static size_t ipcount_capacity(const struct config *cfg, unsigned count)
+{
+	uint64_t need = 2ull * count * cfg->limits.max_connections;
+
+	if (need < WORKERS_IPCOUNT_CAPACITY)
+		need = WORKERS_IPCOUNT_CAPACITY;
+	if (need > WORKERS_IPCOUNT_CAPACITY_MAX) {
+		log_warn("[server] workers = %u with [limits] max_connections = %u: the shared per-IP"
+		    " table holds %u addresses, fewer than those connections may use; addresses past"
+		    " it are not counted for max_connections_per_ip", count,
+		    (unsigned)cfg->limits.max_connections, WORKERS_IPCOUNT_CAPACITY_MAX);
+		need = WORKERS_IPCOUNT_CAPACITY_MAX;
+	}
+	return (size_t)need;
+}
 
 struct worker_proc {
 	pid_t pid;                   /* 0: not running */
@@ -152,7 +176,7 @@ struct workers *workers_bind(const struct config *cfg, unsigned count, char *err
 		w->addrs[i] = cfg->server.listen.v[i];
 	for (size_t i = 0; i < cfg->outbound.listen.n; i++)
 		w->addrs[cfg->server.listen.n + i] = cfg->outbound.listen.v[i];
-	w->ipcounts = ipcount_shared_new(WORKERS_IPCOUNT_CAPACITY, count);
+	w->ipcounts = ipcount_shared_new(ipcount_capacity(cfg, count), count);
 	w->slots_len = count * sizeof *w->slots;
 	w->slots = mmap(NULL, w->slots_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (w->ipcounts == NULL || w->slots == MAP_FAILED) {
