@@ -122,6 +122,7 @@ static void metrics_gauges(void *arg, struct metrics_gauges *g)
 	g->spool_bytes = spool_bytes_in_use();
 	g->draining = draining;
 	g->dns = dns_counts(g->dns_answers, &g->dns_inflight);
+	g->dns_cache = dns_cache_counts(&g->dns_cache_hits, &g->dns_cache_misses);
 	if (draining) {
 		g->healthy = false;
 		snprintf(g->unhealthy, sizeof g->unhealthy, "draining: shutting down");
