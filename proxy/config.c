@@ -166,6 +166,8 @@ static const struct cfg_key cfg_keys[] = {
 	{"dns", "timeout", CFG_DURATION, "5s", O(dns.timeout), 100, 120000, NULL},
 	{"dns", "reverse_lookup", CFG_BOOL, "yes", O(dns.reverse_lookup), 0, 0, NULL},
 	{"dns", "max_queries", CFG_UINT, "1000", O(dns.max_queries), 1, 1000000, NULL},
+	{"dns", "cache_size", CFG_UINT, "10000", O(dns.cache_size), 0, 1000000, NULL},
+	{"dns", "cache_max_ttl", CFG_DURATION, "5m", O(dns.cache_max_ttl), 0, DAY_MS, NULL},
 
 	{"spf", "mode", CFG_ENUM, "annotate", O(spf.mode), 0, 0, spf_modes},
 	{"spf", "permerror", CFG_ENUM, "mark", O(spf.permerror), 0, 0, spf_permerrors},

@@ -162,6 +162,8 @@ struct config {
 		uint64_t timeout;         /* ms per query */
 		unsigned long max_queries;/* in flight */
 		bool reverse_lookup;      /* the client's name (FCrDNS) */
+		unsigned long cache_size; /* loop-thread answer cache entries; 0 = off */
+		uint64_t cache_max_ttl;   /* ms: an answer is kept at most this long */
 	} dns;
 
 	struct {

@@ -13,6 +13,11 @@
  * and [dns] max_queries in flight, and return a struct dns_answer that the
  * caller owns and releases with dns_answer_free().
  *
+ * Two caches: libunbound's serves both ways in; dns_query_async() also
+ * answers repeats from the loop thread's own answer cache ([dns]
+ * cache_size, cache_max_ttl; proxy/dns_cache.h) - on a later loop turn
+ * too, never inside the call.
+ *
  * Lifetime: dns_init() once on the loop thread before the first query (it
  * starts one dispatcher thread); dns_shutdown() after every user is gone,
  * on the loop thread, before the loop's final uv_run()/uv_loop_close().
@@ -115,9 +120,15 @@ void dns_answer_free(struct dns_answer *a);
  * dns_counts - answers handed to callers since dns_init(), by enum
  * dns_status (answers[6]), and queries in flight now. Any thread (the
  * counts are atomics: worker threads answer too). false without
- * dns_init(). libunbound does not say which answers came from its cache.
+ * dns_init(), loop cache hits included (dns_cache_counts).
  */
 bool dns_counts(uint64_t answers[6], unsigned long *inflight);
+
+/* dns_cache_counts - dns_query_async() lookups answered from the loop's
+ * answer cache (hits) and sent on to libunbound with the cache on
+ * (misses), since dns_init(). false without dns_init() or with the cache
+ * off. Loop thread (the metrics scrape). */
+bool dns_cache_counts(uint64_t *hits, uint64_t *misses);
 
 /* dns_status_name - "ok", "nodata", "nxdomain", ... */
 const char *dns_status_name(enum dns_status s);

@@ -2,7 +2,7 @@
 noinst_LIBRARIES += libproxy.a
 libproxy_a_SOURCES = \
 	proxy/config.c proxy/config.h \
-	proxy/dns.c proxy/dns.h \
+	proxy/dns.c proxy/dns.h proxy/dns_cache.c proxy/dns_cache.h \
 	proxy/rdns.c proxy/rdns.h \
 	proxy/log.c proxy/log.h proxy/log_json.c proxy/log_json.h \
 	proxy/buf.c proxy/buf.h \

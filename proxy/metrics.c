@@ -319,6 +319,14 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
 		head(&o, "dns_queries_in_flight", "gauge", "DNS queries waiting for an answer.");
 		put(&o, "backstop_dns_queries_in_flight %lu\n", g->dns_inflight);
 	}
+	if (g->dns_cache) {
+		head(&o, "dns_cache_hits_total", "counter",
+		    "DNS lookups answered from backstop's own answer cache (counted in dns_answers_total too).");
+		put(&o, "backstop_dns_cache_hits_total %llu\n", (unsigned long long)g->dns_cache_hits);
+		head(&o, "dns_cache_misses_total", "counter",
+		    "DNS lookups not in backstop's answer cache, sent on to the resolver.");
+		put(&o, "backstop_dns_cache_misses_total %llu\n", (unsigned long long)g->dns_cache_misses);
+	}
 
 	head(&o, "spool_bytes", "gauge", "Bytes of held messages in the spool directory now.");
 	put(&o, "backstop_spool_bytes %llu\n", (unsigned long long)g->spool_bytes);
@@ -381,5 +389,10 @@ void metrics_gauges_add(struct metrics_gauges *sum, const struct metrics_gauges 
 		for (size_t i = 0; i < sizeof g->dns_answers / sizeof g->dns_answers[0]; i++)
 			sum->dns_answers[i] += g->dns_answers[i];
 		sum->dns_inflight += g->dns_inflight;
+	}
+	if (g->dns_cache) {
+		sum->dns_cache = true;
+		sum->dns_cache_hits += g->dns_cache_hits;
+		sum->dns_cache_misses += g->dns_cache_misses;
 	}
 }

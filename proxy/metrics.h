@@ -109,6 +109,8 @@ struct metrics_gauges {
 	bool dns;                        /* the resolver runs: dns_answers is valid */
 	uint64_t dns_answers[6];         /* by enum dns_status */
 	unsigned long dns_inflight;
+	bool dns_cache;                  /* [dns] cache_size > 0: the two below are valid */
+	uint64_t dns_cache_hits, dns_cache_misses;
 };
 
 /* metrics_check_of_reply - the class of a reply nobody labelled: RFC 3463

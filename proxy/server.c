@@ -122,6 +122,7 @@ static void metrics_gauges(void *arg, struct metrics_gauges *g)
 	g->spool_bytes = spool_bytes_in_use();
 	g->draining = draining;
 	g->dns = dns_counts(g->dns_answers, &g->dns_inflight);
+	g->dns_cache = dns_cache_counts(&g->dns_cache_hits, &g->dns_cache_misses);
 	if (draining) {
 		g->healthy = false;
 		snprintf(g->unhealthy, sizeof g->unhealthy, "draining: shutting down");
@@ -414,8 +415,10 @@ static void restart_needed(const struct config *next)
 		log_warn("reload: [metrics] listen changed; it takes effect at the next restart");
 	if (!words_equal(&next->dns.servers, &bound->dns.servers) ||
 	    next->dns.timeout != bound->dns.timeout ||
-	    next->dns.max_queries != bound->dns.max_queries)
-		log_warn("reload: [dns] servers, timeout or max_queries changed; they take effect at"
+	    next->dns.max_queries != bound->dns.max_queries ||
+	    next->dns.cache_size != bound->dns.cache_size ||
+	    next->dns.cache_max_ttl != bound->dns.cache_max_ttl)
+		log_warn("reload: [dns] servers, timeout, max_queries or cache_* changed; they take effect at"
 		    " the next restart (the resolver keeps its start-up settings)");
 	if (!str_list_equal(next->server.user, bound->server.user) ||
 	    !str_list_equal(next->server.group, bound->server.group))

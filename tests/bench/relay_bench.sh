@@ -27,6 +27,8 @@
 #   BENCH_XCLIENT       backstop [backend] xclient = auto|on|off (auto)
 #   BENCH_POOL_SIZE     backstop [backend] pool_size (32; 0 = no connection
 #                       pool: every client session opens its own)
+#   BENCH_DNS_CACHE_SIZE backstop [dns] cache_size (10000; 0 = every client's
+#                       reverse lookup goes through libunbound)
 #   BENCH_RUN_TIMEOUT   seconds one smtp-source run may take (120)
 #   BENCH_MAX_TIME      seconds the whole script may take (900)
 #   BENCH_KEEP          1: keep the work directory (logs, config)
@@ -54,6 +56,7 @@ REUSE=${BENCH_REUSE:-0}
 LOG_LEVEL=${BENCH_LOG_LEVEL:-warning}
 XCLIENT=${BENCH_XCLIENT:-auto}
 POOL_SIZE=${BENCH_POOL_SIZE:-32}
+DNS_CACHE_SIZE=${BENCH_DNS_CACHE_SIZE:-10000}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-120}
 MAX_TIME=${BENCH_MAX_TIME:-900}
 HZ=$(getconf CLK_TCK)
@@ -137,6 +140,8 @@ pool_size = $POOL_SIZE
 [limits]
 max_connections = 20000
 max_connections_per_ip = 20000
+[dns]
+cache_size = $DNS_CACHE_SIZE
 [spf]
 # no DNS traffic: the benchmark stays on loopback
 mode = off

@@ -96,3 +96,5 @@ INTEGRATION_TESTS += tests/integration/proxy_protocol.py
 # instances sharing Redis, one Postfix; SIGKILL, SIGTERM and Redis down mid-stream
 INTEGRATION_TESTS += tests/integration/pool_haproxy.py
 INTEGRATION_TESTS += tests/integration/proxy_netcount.py
+# the event loop's DNS answer cache ([dns] cache_size): one query per TTL
+INTEGRATION_TESTS += tests/integration/dns_cache.py

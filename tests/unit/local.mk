@@ -97,3 +97,6 @@ tests_unit_test_ipcount_shared_LDADD = $(UNIT_LDADD)
 # a worker killed holding the table's lock in mid-update (review14)
 UNIT_TESTS += tests/unit/test_ipcount_ownerdead
 tests_unit_test_ipcount_ownerdead_LDADD = $(UNIT_LDADD)
+# the loop thread's DNS answer cache (proxy/dns_cache.c)
+UNIT_TESTS += tests/unit/test_dns_cache
+tests_unit_test_dns_cache_LDADD = $(UNIT_LDADD)

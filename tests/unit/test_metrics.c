@@ -175,6 +175,9 @@ int main(void)
 	g.healthy = true;
 	g.dns = true;
 	g.dns_answers[4] = 9;
+	g.dns_cache = true;
+	g.dns_cache_hits = 11;
+	g.dns_cache_misses = 4;
 	CHECK_INT(metrics_render(&m, &g, &b, 1 << 20), 0);
 	CHECK(b.len > 0 && b.data[b.len - 1] == '\n');
 	CHECK(buf_append(&b, "", 1, 1 << 21) == 0);   /* NUL for the string helpers */
@@ -201,10 +204,13 @@ int main(void)
 	CHECK_INT(sample(b.data, "backstop_tls_handshakes_total{version=\"TLSv1.3\"}"), 1);
 	CHECK_INT(sample(b.data, "backstop_tls_handshake_failures_total{version=\"unknown\"}"), 1);
 	CHECK_INT(sample(b.data, "backstop_dns_answers_total{result=\"timeout\"}"), 9);
+	CHECK_INT(sample(b.data, "backstop_dns_cache_hits_total"), 11);
+	CHECK_INT(sample(b.data, "backstop_dns_cache_misses_total"), 4);
 	CHECK_INT(sample(b.data, "backstop_healthy"), 1);
 
 	/* without the resolver: no DNS family at all */
 	g.dns = false;
+	g.dns_cache = false;
 	b.len = 0;
 	CHECK_INT(metrics_render(&m, &g, &b, 1 << 20), 0);
 	CHECK(buf_append(&b, "", 1, 1 << 21) == 0);

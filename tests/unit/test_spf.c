@@ -547,6 +547,7 @@ static void test_dns_async(void)
 	uint64_t t0 = dns_now_ms();
 
 	uv_timer_t keepalive;   /* the resolver's handle does not hold the loop */
+	uint64_t hits0, misses0, hits, misses;
 
 	uv_timer_init(uv_default_loop(), &keepalive);
 	uv_timer_start(&keepalive, keepalive_cb, 10, 10);
@@ -555,6 +556,26 @@ static void test_dns_async(void)
 	CHECK_INT(dns_query_async(DNS_T_TXT, "slow3.example.org", dns_now_ms() + 200, async_cb,
 	    (void *)1), 0);
 	CHECK_INT(async_calls, 0);   /* never inside the call */
+	while (async_calls < 2 && dns_now_ms() - t0 < 3000)
+		uv_run(uv_default_loop(), UV_RUN_ONCE);
+	CHECK_INT(async_calls, 2);
+	CHECK_INT(async_status[0], DNS_OK);
+	CHECK_INT(async_status[1], DNS_TIMEOUT);
+
+	/* a repeat comes from the loop's answer cache ([dns] cache_size), on a
+	 * later turn too; the timeout was not kept: slow3 is asked again */
+	CHECK(dns_cache_counts(&hits0, &misses0));
+	async_calls = 0;
+	CHECK_INT(dns_query_async(DNS_T_TXT, "PASS.example.org.", 0, async_cb, (void *)0), 0);
+	CHECK_INT(async_calls, 0);   /* never inside the call */
+	CHECK(dns_cache_counts(&hits, &misses));
+	CHECK_INT(hits, hits0 + 1);
+	CHECK_INT(misses, misses0);
+	CHECK_INT(dns_query_async(DNS_T_TXT, "slow3.example.org", dns_now_ms() + 200, async_cb,
+	    (void *)1), 0);
+	CHECK(dns_cache_counts(&hits, &misses));
+	CHECK_INT(misses, misses0 + 1);
+	t0 = dns_now_ms();
 	while (async_calls < 2 && dns_now_ms() - t0 < 3000)
 		uv_run(uv_default_loop(), UV_RUN_ONCE);
 	CHECK_INT(async_calls, 2);
@@ -837,8 +858,15 @@ int main(void)
 		test_spf_hostile(srcdir);
 		test_filter(cfg);
 		filter_spf.shutdown();
+		/* a cache hit still queued at shutdown is answered, once */
+		async_calls = 0;
+		CHECK_INT(dns_query_async(DNS_T_TXT, "pass.example.org", 0, async_cb, (void *)0), 0);
+		CHECK_INT(async_calls, 0);
 		dns_shutdown();
+		CHECK_INT(async_calls, 1);
+		CHECK_INT(async_status[0], DNS_OK);
 		uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* close the async handle */
+		CHECK_INT(async_calls, 1);
 		config_unref(cfg);
 	}
 

@@ -1,0 +1,268 @@
+/*
+ * dns_cache - see dns_cache.h.
+ *
+ * A chained hash table (buckets: a power of two, at least max_entries, so
+ * chains stay short) plus one doubly linked list in order of use, the most
+ * recently used first: a hit moves its entry to the front, a full table
+ * drops the entry at the back. Each entry is one allocation for the key
+ * and the header, plus the deep copy of the answer.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/dns_cache.h"
+#include "proxy/siphash.h"
+
+#define DNS_CLASS_IN 1
+
+struct entry {
+	struct entry *hash_next;
+	struct entry *newer, *older;  /* use order */
+	uint64_t hash;
+	uint64_t expires_ms;
+	struct dns_answer answer;
+	size_t key_len;
+	unsigned char key[];          /* type (2), class (2), lowercased name */
+};
+
+struct dns_cache {
+	struct siphash_key sip;
+	struct entry **buckets;
+	size_t mask;                  /* buckets - 1 */
+	size_t n, max_entries;
+	uint64_t max_ttl_ms;
+	struct entry *newest, *oldest;
+};
+
+struct dns_cache *dns_cache_new(size_t max_entries, uint64_t max_ttl_ms)
+{
+	struct dns_cache *c;
+	size_t nb = 16;
+
+	if (max_entries == 0)
+		return NULL;
+	while (nb < max_entries && nb < ((size_t)1 << 30))
+		nb <<= 1;
+	if ((c = calloc(1, sizeof *c)) == NULL)
+		return NULL;
+	if ((c->buckets = calloc(nb, sizeof *c->buckets)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	siphash_key_random(&c->sip, c);
+	c->mask = nb - 1;
+	c->max_entries = max_entries;
+	c->max_ttl_ms = max_ttl_ms;
+	return c;
+}
+
+static void entry_free(struct entry *e)
+{
+	dns_answer_free(&e->answer);
+	free(e);
+}
+
+void dns_cache_free(struct dns_cache *c)
+{
+	struct entry *e, *next;
+
+	if (c == NULL)
+		return;
+	for (e = c->newest; e != NULL; e = next) {
+		next = e->older;
+		entry_free(e);
+	}
+	free(c->buckets);
+	free(c);
+}
+
+size_t dns_cache_entries(const struct dns_cache *c)
+{
+	return c ? c->n : 0;
+}
+
+/*
+ * make_key - type, class and the name as a resolver compares it: ASCII
+ * letters folded to lower case (RFC 4343: other bytes, 8-bit ones
+ * included, compare exactly), one final dot dropped ("a.example." and
+ * "a.example" are the same absolute name to libunbound). Returns the key
+ * length, 0 for a name that is never kept (empty or too long).
+ */
+static size_t make_key(unsigned char *key, int type, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len > 1 && name[len - 1] == '.')
+		len--;
+	if (len == 0 || len > DNS_CACHE_NAME_MAX)
+		return 0;
+	key[0] = (unsigned char)(type >> 8);
+	key[1] = (unsigned char)type;
+	key[2] = 0;
+	key[3] = DNS_CLASS_IN;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)name[i];
+		key[4 + i] = (ch >= 'A' && ch <= 'Z') ? (unsigned char)(ch - 'A' + 'a') : ch;
+	}
+	return 4 + len;
+}
+
+static struct entry **find_link(struct dns_cache *c, const unsigned char *key, size_t key_len,
+    uint64_t hash)
+{
+	struct entry **link = &c->buckets[hash & c->mask];
+
+	for (; *link != NULL; link = &(*link)->hash_next) {
+		struct entry *e = *link;
+		if (e->hash == hash && e->key_len == key_len && memcmp(e->key, key, key_len) == 0)
+			break;
+	}
+	return link;
+}
+
+static void use_unlink(struct dns_cache *c, struct entry *e)
+{
+	if (e->newer)
+		e->newer->older = e->older;
+	else
+		c->newest = e->older;
+	if (e->older)
+		e->older->newer = e->newer;
+	else
+		c->oldest = e->newer;
+	e->newer = e->older = NULL;
+}
+
+static void use_push_front(struct dns_cache *c, struct entry *e)
+{
+	e->newer = NULL;
+	e->older = c->newest;
+	if (c->newest)
+		c->newest->newer = e;
+	else
+		c->oldest = e;
+	c->newest = e;
+}
+
+/* drop - take e (found through *link) out of the table and free it */
+static void drop(struct dns_cache *c, struct entry **link)
+{
+	struct entry *e = *link;
+
+	*link = e->hash_next;
+	use_unlink(c, e);
+	c->n--;
+	entry_free(e);
+}
+
+/* answer_copy - a deep copy; false (dst emptied) when out of memory */
+static bool answer_copy(struct dns_answer *dst, const struct dns_answer *src)
+{
+	*dst = *src;
+	dst->rr = NULL;
+	dst->n = 0;
+	if (src->n == 0)
+		return true;
+	if ((dst->rr = calloc(src->n, sizeof *dst->rr)) == NULL)
+		return false;
+	for (size_t i = 0; i < src->n; i++) {
+		const struct dns_rr *s = &src->rr[i];
+		struct dns_rr *d = &dst->rr[i];
+
+		d->len = s->len;
+		d->pref = s->pref;
+		d->text_len = s->text_len;
+		dst->n = i + 1;   /* dns_answer_free frees what is filled in */
+		if ((d->data = malloc(s->len ? s->len : 1)) == NULL)
+			goto fail;
+		memcpy(d->data, s->data, s->len);
+		if (s->text != NULL) {
+			if ((d->text = malloc(s->text_len + 1)) == NULL)
+				goto fail;
+			memcpy(d->text, s->text, s->text_len + 1);
+		}
+	}
+	return true;
+fail:
+	dns_answer_free(dst);
+	return false;
+}
+
+static size_t answer_size(const struct dns_answer *a)
+{
+	size_t size = 0;
+
+	for (size_t i = 0; i < a->n; i++)
+		size += sizeof a->rr[i] + a->rr[i].len + (a->rr[i].text ? a->rr[i].text_len + 1 : 0);
+	return size;
+}
+
+bool dns_cache_get(struct dns_cache *c, int type, const char *name, uint64_t now_ms,
+    struct dns_answer *out)
+{
+	unsigned char key[4 + DNS_CACHE_NAME_MAX];
+	size_t key_len;
+	uint64_t hash;
+	struct entry **link, *e;
+
+	if (c == NULL || name == NULL || (key_len = make_key(key, type, name)) == 0)
+		return false;
+	hash = siphash24(&c->sip, key, key_len);
+	link = find_link(c, key, key_len, hash);
+	if ((e = *link) == NULL)
+		return false;
+	if (e->expires_ms <= now_ms) {
+		drop(c, link);
+		return false;
+	}
+	if (!answer_copy(out, &e->answer))
+		return false;
+	out->ttl = (uint32_t)((e->expires_ms - now_ms) / 1000);
+	use_unlink(c, e);
+	use_push_front(c, e);
+	return true;
+}
+
+bool dns_cache_put(struct dns_cache *c, int type, const char *name, const struct dns_answer *a,
+    uint64_t now_ms)
+{
+	unsigned char key[4 + DNS_CACHE_NAME_MAX];
+	size_t key_len;
+	uint64_t hash, ttl_ms;
+	struct entry **link, *e;
+
+	if (c == NULL || name == NULL || (key_len = make_key(key, type, name)) == 0)
+		return false;
+	if (a->status != DNS_OK && a->status != DNS_NODATA && a->status != DNS_NXDOMAIN)
+		return false;
+	ttl_ms = (uint64_t)a->ttl * 1000;
+	if (ttl_ms > c->max_ttl_ms)
+		ttl_ms = c->max_ttl_ms;
+	if (ttl_ms == 0 || answer_size(a) > DNS_CACHE_ENTRY_MAX)
+		return false;
+
+	hash = siphash24(&c->sip, key, key_len);
+	link = find_link(c, key, key_len, hash);
+	if (*link != NULL)
+		drop(c, link);
+	if ((e = calloc(1, sizeof *e + key_len)) == NULL)
+		return false;
+	if (!answer_copy(&e->answer, a)) {
+		free(e);
+		return false;
+	}
+	if (c->n >= c->max_entries) {
+		struct entry *old = c->oldest;
+		drop(c, find_link(c, old->key, old->key_len, old->hash));
+	}
+	e->hash = hash;
+	e->expires_ms = now_ms + ttl_ms;
+	e->key_len = key_len;
+	memcpy(e->key, key, key_len);
+	link = &c->buckets[hash & c->mask];
+	e->hash_next = *link;
+	*link = e;
+	use_push_front(c, e);
+	c->n++;
+	return true;
+}
