@@ -95,4 +95,5 @@ INTEGRATION_TESTS += tests/integration/proxy_protocol.py
 # issue 12, the pool: HAProxy (send-proxy-v2, smtpchk) in front of three
 # instances sharing Redis, one Postfix; SIGKILL, SIGTERM and Redis down mid-stream
 INTEGRATION_TESTS += tests/integration/pool_haproxy.py
+INTEGRATION_TESTS += tests/integration/pool_proxy_identity.py
 INTEGRATION_TESTS += tests/integration/proxy_netcount.py
