@@ -43,6 +43,7 @@ INTEGRATION_TESTS += tests/integration/spf_ipv6.py
 INTEGRATION_TESTS += tests/integration/hostile_peers.py
 INTEGRATION_TESTS += tests/integration/idle_memory.py
 INTEGRATION_TESTS += tests/integration/tls_slowloris.py
+INTEGRATION_TESTS += tests/integration/tls_line_deadline.py
 INTEGRATION_TESTS += tests/integration/dkim.py
 EXTRA_DIST += tests/data/dkim
 INTEGRATION_TESTS += tests/integration/batv_routing.py
