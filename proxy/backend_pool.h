@@ -25,8 +25,9 @@ struct backend;
 struct config;
 struct pool_entry;
 
-/* room for an identity key: a client address and a listener address */
-#define BACKEND_POOL_KEY_MAX 160
+/* room for an identity key: a client address, a listener address and a
+ * PROXY header's destination */
+#define BACKEND_POOL_KEY_MAX 256
 
 struct backend_pool {
 	struct config *cfg;         /* connections of this config only; NULL: closed */

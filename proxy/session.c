@@ -465,6 +465,7 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
 	if (n == 0)
 		return;
 	if (s->tls) {
+		size_t before = s->in.len;
 		if (tls_conn_feed(s->tls, b->base, (size_t)n) != 0) {
 			session_close(s, "TLS input error");
 			return;
@@ -472,6 +473,9 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b)
 		tls_pump(s);
 		if (s->closing)
 			return;
+		/* a record dripped a byte at a time decrypts to nothing until
+		 * its last byte: its first starts the line's deadline */
+		s->tls_rx_raw = tls_conn_handshake_done(s->tls) && s->in.len == before;
 	} else {
 		s->in.len += (size_t)n;
 	}
@@ -567,8 +571,12 @@ again:
 	/* a command line is due within command_timeout of its first byte (as
 	 * Postfix's smtpd_per_record_deadline): otherwise a client dripping
 	 * one byte a second into a line that never ends restarts the idle
-	 * timer with each byte and holds its slot until session_timeout */
-	if (s->state != SMTP_STATE_DATA && (s->in.len > 0 || s->skip_to_eol)) {
+	 * timer with each byte and holds its slot until session_timeout.
+	 * Under TLS a line starts with its record: a record dripped a byte at
+	 * a time decrypts to nothing until its last byte */
+	if (s->state != SMTP_STATE_DATA && (s->in.len > 0 || s->skip_to_eol ||
+	    (s->tls != NULL && tls_conn_handshake_done(s->tls) &&
+	    (s->tls_rx_raw || tls_conn_input_pending(s->tls))))) {
 		if (line_done || s->line_started_ms == 0)
 			s->line_started_ms = uv_now(uv_default_loop());
 	} else {

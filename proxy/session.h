@@ -183,6 +183,8 @@ struct session {
 	bool skip_to_eol;           /* discarding the rest of an over-long line */
 	uint64_t line_started_ms;   /* when the pending, incomplete command line
 	                               began (0 = none): its deadline */
+	bool tls_rx_raw;            /* TLS bytes came that decrypted to nothing yet
+	                               (a record in progress: the line deadline runs) */
 	bool out_blocked;           /* the client does not read its replies */
 	unsigned errors;
 	char last_refusal[SESSION_REPLY_LOG_MAX]; /* "550 5.7.1 text" of the

@@ -11,6 +11,7 @@
  * backend_open until ops->released, so the session outlives every
  * callback of its connection, even after closed() made it forget s->be.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -121,7 +122,22 @@ static void backend_params_of(const struct session *s, struct backend_params *p)
  * (a PROXY header names it too) */
 static const char *pool_identity(const struct session *s, char *key, size_t cap)
 {
-	snprintf(key, cap, "%s %s", s->ip, s->listener != NULL ? s->listener->addr : "");
+	char dst[INET6_ADDRSTRLEN] = "";
+	unsigned dport = 0;
+
+	/* behind a balancer, identity = proxy passes the header's destination
+	 * on (backend_params_of): a connection whose header names one
+	 * front-end must not serve a client that came in through another */
+	if (s->proxied && s->proxy_dst.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&s->proxy_dst;
+		inet_ntop(AF_INET, &a->sin_addr, dst, sizeof dst);
+		dport = ntohs(a->sin_port);
+	} else if (s->proxied && s->proxy_dst.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&s->proxy_dst;
+		inet_ntop(AF_INET6, &a->sin6_addr, dst, sizeof dst);
+		dport = ntohs(a->sin6_port);
+	}
+	snprintf(key, cap, "%s %s %s:%u", s->ip, s->listener != NULL ? s->listener->addr : "", dst, dport);
 	return key;
 }
 

@@ -630,6 +630,12 @@ static void bio_trim(struct tls_conn *c, bool wbio)
 	}
 }
 
+bool tls_conn_input_pending(const struct tls_conn *c)
+{
+	/* SSL_has_pending counts a partial record in OpenSSL's own buffer */
+	return BIO_ctrl_pending(c->rbio) > 0 || SSL_has_pending(c->ssl);
+}
+
 /* tls_conn_feed - append ciphertext from the socket. */
 int tls_conn_feed(struct tls_conn *c, const char *data, size_t len)
 {

@@ -105,6 +105,9 @@ size_t tls_conn_take(struct tls_conn *c, char *out, size_t cap);
 void tls_conn_shutdown(struct tls_conn *c);
 
 bool tls_conn_handshake_done(const struct tls_conn *c);
+/* tls_conn_input_pending - does the engine hold ciphertext not yet
+ * decrypted (a record only partly received)? */
+bool tls_conn_input_pending(const struct tls_conn *c);
 const char *tls_conn_version(const struct tls_conn *c);  /* "TLSv1.3", "" before */
 /* tls_conn_version_tried - the version negotiated so far, also of a failed
  * handshake ("TLSv1.2"; "unknown" before a ClientHello chose one) */

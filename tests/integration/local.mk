@@ -43,6 +43,7 @@ INTEGRATION_TESTS += tests/integration/spf_ipv6.py
 INTEGRATION_TESTS += tests/integration/hostile_peers.py
 INTEGRATION_TESTS += tests/integration/idle_memory.py
 INTEGRATION_TESTS += tests/integration/tls_slowloris.py
+INTEGRATION_TESTS += tests/integration/tls_line_deadline.py
 INTEGRATION_TESTS += tests/integration/dkim.py
 EXTRA_DIST += tests/data/dkim
 INTEGRATION_TESTS += tests/integration/batv_routing.py
@@ -95,6 +96,7 @@ INTEGRATION_TESTS += tests/integration/proxy_protocol.py
 # issue 12, the pool: HAProxy (send-proxy-v2, smtpchk) in front of three
 # instances sharing Redis, one Postfix; SIGKILL, SIGTERM and Redis down mid-stream
 INTEGRATION_TESTS += tests/integration/pool_haproxy.py
+INTEGRATION_TESTS += tests/integration/pool_proxy_identity.py
 INTEGRATION_TESTS += tests/integration/proxy_netcount.py
 # the event loop's DNS answer cache ([dns] cache_size): one query per TTL
 INTEGRATION_TESTS += tests/integration/dns_cache.py
