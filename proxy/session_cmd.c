@@ -562,6 +562,10 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 		mail_refused(s, NULL);
 		return;
 	}
+	/* every MAIL gets its own transaction number, a refused one too: its
+	 * summary line must not share the previous transaction's id */
+	s->txn.number = ++s->txn_count;
+	s->txn.started_ms = uv_now(uv_default_loop());
 	st = smtp_path_parse(cmd->arg, cmd->arg_len, SMTP_PATH_ALLOW_NULL | SMTP_PATH_ALLOW_UTF8,
 	    &s->txn.rec->from, params, &np);
 	switch (st) {
@@ -585,8 +589,6 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 		mail_refused(s, cmd);
 		return;
 	}
-	s->txn.number = ++s->txn_count;
-	s->txn.started_ms = uv_now(uv_default_loop());
 	if (s->outbound) {
 		/* the outbound listener decides how to sign the sender by the
 		 * first recipient: MAIL goes to the next hop with it */

@@ -93,6 +93,14 @@ one_line("EHLO in a transaction", ["MAIL FROM:<sender@pass.example.org>", "RCPT 
                                    "EHLO again.example.org"],
          [(250, "2.1.0"), (250, "2.1.5"), (250, None)], ["to=<user@test.example>", "result: ended without a message"])
 
+with t.case("a refused MAIL after a transaction ended by RSET: two lines, two ids"):
+    # the refused MAIL's line used to carry the previous transaction's number
+    since = len(bs.log())
+    session(["MAIL FROM:<sender@pass.example.org>", "RSET", "MAIL FROM:<a b@pass.example.org>"])
+    got = summaries(since)
+    ids = [m.group(1) for m in (re.search(r": txn (\S+) from \[", l) for l in got) if m]
+    t.check("two summary lines with different ids", len(ids) == 2 and ids[0] != ids[1], got)
+
 with t.case("a sender cannot write fields into its summary line"):
     # a valid quoted local part that carries the summary's own delimiters
     forged = '"x> to=<ceo@corp.example> checks=[spf=pass] result: accepted"@test.example'
