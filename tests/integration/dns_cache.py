@@ -3,9 +3,9 @@
 cache_max_ttl; proxy/dns_cache.c) in front of libunbound. The loop's
 lookups here are [dnsbl]'s (its own cache off: cache_ttl = 0, so every
 connection asks the resolver) against tests/lib/dns_server.py with a
-2-second TTL: the client 127.0.0.1 is listed (A, positive) on
+4-second TTL: the client 127.0.0.1 is listed (A, positive) on
 listed.example.org and not on clean.example.org (NXDOMAIN with an SOA whose
-negative TTL is 2 s).
+negative TTL is 4 s).
 
 Checked: three connections within the TTL put ONE query per name on the
 wire and /metrics counts 2 cache misses and 4 hits (every lookup still
@@ -27,8 +27,8 @@ except ImportError as e:
 
 zone = os.path.join(t.tmpdir("zone"), "cache.zone")
 with open(zone, "w") as f:
-    f.write("example.org. 2 IN SOA ns.example.org. host.example.org. 1 60 60 60 2\n")
-    f.write("1.0.0.127.listed.example.org. 2 IN A 127.0.0.2\n")
+    f.write("example.org. 4 IN SOA ns.example.org. host.example.org. 1 60 60 60 4\n")
+    f.write("1.0.0.127.listed.example.org. 4 IN A 127.0.0.2\n")
 qlog = os.path.join(t.tmpdir("dns"), "queries.log")
 open(qlog, "w").close()
 dport = t.dns_server("--log", qlog, zone)
@@ -93,9 +93,8 @@ with t.case("within the TTL: one query per name, the repeats are cache hits"):
     for i in range(3):
         connect_and_quit(bs)
     m = scrape()
-    within = time.monotonic() - t0 < 1.8
-    if not within:
-        t.skip("3 connections took over 1.8 s: the 2 s TTL may have run out")
+    t.check("3 connections within the 4 s TTL (%.1f s)" % (time.monotonic() - t0),
+            time.monotonic() - t0 < 3.5)
     t.check("the test DNS saw one query for the listed name (%d)" % queries(LISTED),
             queries(LISTED) == 1)
     t.check("and one for the NXDOMAIN name (%d)" % queries(CLEAN), queries(CLEAN) == 1)
@@ -109,16 +108,21 @@ with t.case("within the TTL: one query per name, the repeats are cache hits"):
             not bs.wait_log(r"dnsbl.*clean\.example\.org.*(servfail|timeout|error)", 0.2),
             bs.log()[-2000:])
 
-    # after the TTL (2 s, libunbound's cache expires too): asked again
-    time.sleep(2.5)
+    # after the TTL our cache asks the resolver again (a cache that kept
+    # answers too long would answer from itself: 6 hits, 2 misses).
+    # libunbound keeps its own cache under the same TTL; whether its copy
+    # has run out too at that moment is its business (CI saw it answer
+    # without a new query), so the wire count is bounded, not exact
+    time.sleep(4.5)
     connect_and_quit(bs)
     m = scrape()
-    t.check("after the TTL the listed name is asked again (%d queries)" % queries(LISTED),
-            queries(LISTED) == 2)
-    t.check("and the negative answer expired too (%d queries)" % queries(CLEAN),
-            queries(CLEAN) == 2)
-    t.check("/metrics: 4 misses now (%s)" % m.get("backstop_dns_cache_misses_total"),
+    t.check("/metrics: after the TTL both names missed our cache: 4 misses (%s)"
+            % m.get("backstop_dns_cache_misses_total"),
             m.get("backstop_dns_cache_misses_total") == 4, dnsm(m))
+    t.check("/metrics: and no new hit (%s)" % m.get("backstop_dns_cache_hits_total"),
+            m.get("backstop_dns_cache_hits_total") == 4, dnsm(m))
+    t.check("the test DNS saw at most one more query per name (%d, %d)" % (queries(LISTED), queries(CLEAN)),
+            1 <= queries(LISTED) <= 2 and 1 <= queries(CLEAN) <= 2)
 
     # clients that leave at once, their lookups answered from the cache on
     # the next loop turn (after they may have gone)
@@ -127,10 +131,12 @@ with t.case("within the TTL: one query per name, the repeats are cache hits"):
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         c.close()
     time.sleep(0.5)
+    before = m.get("backstop_dns_cache_hits_total", 0) + m.get("backstop_dns_cache_misses_total", 0)
     connect_and_quit(bs)
     m = scrape()
-    t.check("after 20 clients left mid-lookup, hits went on (%s)" % m.get("backstop_dns_cache_hits_total"),
-            m.get("backstop_dns_cache_hits_total", 0) >= 6, dnsm(m))
+    after = m.get("backstop_dns_cache_hits_total", 0) + m.get("backstop_dns_cache_misses_total", 0)
+    t.check("after 20 clients left mid-lookup, the next client's two lookups went through the"
+            " cache (%d -> %d)" % (before, after), after >= before + 2, dnsm(m))
     bs.stop()
 
 with t.case("cache_size = 0: no cache, no cache counters"):
