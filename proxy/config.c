@@ -117,6 +117,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"limits", "greeting_timeout", CFG_DURATION, "60s", O(limits.greeting_timeout), 100, DAY_MS, NULL},
 	{"limits", "command_timeout", CFG_DURATION, "300s", O(limits.command_timeout), 100, DAY_MS, NULL},
 	{"limits", "data_timeout", CFG_DURATION, "180s", O(limits.data_timeout), 100, DAY_MS, NULL},
+	{"limits", "data_min_rate", CFG_UINT, "500", O(limits.data_min_rate), 0, 1000000000, NULL},
 	{"limits", "session_timeout", CFG_DURATION, "3600s", O(limits.session_timeout), 1000, DAY_MS, NULL},
 	{"limits", "data_buffer", CFG_SIZE, "64k", O(limits.data_buffer), 4096, 64ULL << 20, NULL},
 	{"limits", "ipv4_prefix", CFG_UINT, "32", O(limits.ipv4_prefix), 8, 32, NULL},

@@ -112,6 +112,7 @@ struct config {
 		uint64_t greeting_timeout;  /* ms; time for the first command */
 		uint64_t command_timeout;
 		uint64_t data_timeout;
+		unsigned long data_min_rate; /* bytes/s; 0 = off (see session_timer_arm) */
 		uint64_t session_timeout;
 		uint64_t data_buffer;       /* bytes held before writing to the backend */
 		unsigned long ipv4_prefix;  /* max_connections_per_ip counts per network */

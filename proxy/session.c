@@ -600,6 +600,15 @@ void session_resume(struct session *s)
 	session_process(s);
 }
 
+/* data_rate_due - when the content must be complete at data_min_rate */
+static uint64_t data_rate_due(const struct session *s)
+{
+	const struct config *c = s->cfg;
+
+	return s->txn.data_started_ms + c->limits.data_timeout +
+	    s->txn.data.bytes * 1000 / c->limits.data_min_rate;
+}
+
 void session_timer_arm(struct session *s)
 {
 	const struct config *c = s->cfg;
@@ -612,9 +621,20 @@ void session_timer_arm(struct session *s)
 		uv_timer_start(&s->timer, on_timer, t, 0);
 		return;
 	}
-	if (s->state == SMTP_STATE_DATA)
+	if (s->state == SMTP_STATE_DATA) {
 		t = c->limits.data_timeout;
-	else if (s->state == SMTP_STATE_CONNECTED)
+		if (c->limits.data_min_rate > 0) {
+			/* data_timeout is an idle time: a client dripping a byte
+			 * now and then would hold its backend connection until
+			 * session_timeout. The content as a whole is due by
+			 * data_timeout plus its size at data_min_rate (Postfix's
+			 * smtpd_min_data_rate), so a fast sender is never cut. */
+			uint64_t due = data_rate_due(s);
+			uint64_t rate_left = due > now ? due - now : 1;
+			if (rate_left < t)
+				t = rate_left;
+		}
+	} else if (s->state == SMTP_STATE_CONNECTED)
 		t = c->limits.greeting_timeout;
 	else
 		t = c->limits.command_timeout;
@@ -662,8 +682,16 @@ static void on_timer(uv_timer_t *t)
 	}
 	if (s->wait == WAIT_TLS)
 		metrics_tls_handshake(s->metrics, tls_conn_version_tried(s->tls), false);
-	log_info("%s: timeout after %s from [%s]:%u", s->sid,
-	    s->wait == WAIT_TLS ? "STARTTLS handshake" : smtp_state_name(s->state), s->ip, s->port);
+	if (s->state == SMTP_STATE_DATA && s->wait == WAIT_NONE && s->cfg->limits.data_min_rate > 0 &&
+	    uv_now(s->tcp.loop) >= data_rate_due(s))
+		log_info("%s: timeout after DATA from [%s]:%u: %llu bytes in %llu ms, slower than "
+		    "data_min_rate (%lu bytes/s after data_timeout)", s->sid, s->ip, s->port,
+		    (unsigned long long)s->txn.data.bytes,
+		    (unsigned long long)(uv_now(s->tcp.loop) - s->txn.data_started_ms),
+		    s->cfg->limits.data_min_rate);
+	else
+		log_info("%s: timeout after %s from [%s]:%u", s->sid,
+		    s->wait == WAIT_TLS ? "STARTTLS handshake" : smtp_state_name(s->state), s->ip, s->port);
 	if (s->txn.active)
 		session_summary(s, "timeout");
 	if (!s->tls || tls_conn_handshake_done(s->tls)) {

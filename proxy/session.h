@@ -133,6 +133,7 @@ struct txn {
 	int failed_code;         /* content refused: reply at end of data */
 	enum metrics_check failed_check; /* and what refused it */
 	uint64_t started_ms;
+	uint64_t data_started_ms; /* when DATA's 354 went (data_min_rate) */
 	bool eod_pending;        /* the final dot came; the next reply answers it */
 	uint64_t eod_started_ms; /* when (for the end-of-data latency) */
 };

@@ -152,6 +152,7 @@ void session_data_start(struct session *s)
 	struct txn *t = &s->txn;
 
 	s->state = SMTP_STATE_DATA;
+	t->data_started_ms = uv_now(s->tcp.loop);
 	memset(&t->data, 0, sizeof t->data);
 	t->failed_code = 0;
 	s->dbuf.len = 0;

@@ -106,6 +106,52 @@ with t.case("session_timeout"):
     t.check_reply("busy client past session_timeout gets 421", r, 421, "")
     t.check("after about 3s (%.1fs)" % dt, 2.8 <= dt <= 4.5, dt)
 
+with t.case("DATA dripped slower than data_min_rate"):
+    # data_timeout is an idle time: a line every 0.3 s used to hold the
+    # session (and its backend connection) until session_timeout
+    br = t.backstop({"backend": {"address": sink.address},
+                     "limits": {"data_timeout": "1s", "data_min_rate": "100",
+                                "session_timeout": "60s"}})
+    c = br.client()
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<b@example.org>")
+    t.check_reply("DATA 354", c.cmd("DATA"), 354)
+    t0 = time.monotonic()
+    r = None
+    c.send(b"Subject: dripped\r\n\r\n")
+    while time.monotonic() - t0 < 8:
+        try:
+            c.send(b"x\r\n")    # 10 bytes/s, below 100
+        except OSError:
+            break
+        r = c.try_reply(0.3)
+        if r is not None:
+            break
+    dt = time.monotonic() - t0
+    t.check_reply("dripped DATA: 421 4.4.2", r, 421, "4.4.2")
+    # due: data_timeout (1 s) + about 40 bytes at 100 bytes/s
+    t.check("cut after about 1.4 s (%.1fs)" % dt, 1.0 <= dt <= 2.5, dt)
+    t.check("logged, naming data_min_rate",
+            br.wait_log(r"timeout after DATA .* slower than data_min_rate \(100 bytes/s", 2), br.log()[-800:])
+    time.sleep(0.3)
+    t.check("no dripped message at the backend",
+            not [f for f in sink.files() if b"Subject: dripped" in open(f, "rb").read()])
+
+    # a sender above the rate may take longer than data_timeout in all
+    c = br.client()
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<b@example.org>")
+    t.check_reply("DATA 354", c.cmd("DATA"), 354)
+    t0 = time.monotonic()
+    c.send(b"Subject: steady\r\n\r\n")
+    while time.monotonic() - t0 < 2.5:
+        c.send(b"y" * 78 + b"\r\n" + b"z" * 78 + b"\r\n")   # about 530 bytes/s
+        time.sleep(0.3)
+    t.check_reply("steady sender for 2.5 s (data_timeout 1 s): 250", c.cmd("."), 250)
+    br.stop()
+
 with t.case("pregreet (greet_pause = 1s)"):
     bp = t.backstop({"backend": {"address": sink.address}, "server": {"greet_pause": "1s"}})
     # well-behaved client: waits for the banner
