@@ -266,8 +266,11 @@ static void child_main(struct workers *w, unsigned i, pid_t master, struct confi
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	/* SIGUSR1 is the master's "worker ready"; a worker has no use for it,
+	 * and left blocked with the default action a stray one would stay
+	 * pending, unblocked it would kill the worker: ignore it */
+	signal(SIGUSR1, SIG_IGN);
 	int rc = run(cfg, &ctx, arg);
 	workers_free(w, false);
 	exit(rc);

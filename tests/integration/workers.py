@@ -191,6 +191,15 @@ with t.case("SIGHUP reaches both workers"):
     t.check("the restarted worker answers with the reloaded banner", banners.get(w2[0]) == {"second banner"},
             (banners, w2))
 
+with t.case("a stray SIGUSR1 (the master's ready signal) does not stop a worker"):
+    w = workers_now()
+    bs.mark()
+    os.kill(w[1], signal.SIGUSR1)
+    time.sleep(0.3)
+    t.check("worker 1 still runs", os.path.exists("/proc/%d" % w[1]) and
+            "Z" not in open("/proc/%d/stat" % w[1]).read().split(")")[1].split()[0])
+    t.check("no worker restarted", not re.search(r"worker \d+ started", bs.log(True)), bs.log(True))
+
 with t.case("/metrics adds up both workers"):
     w = workers_now()
     accepted = len(re.findall(r": connect from \[", bs.log()))
