@@ -30,6 +30,9 @@
 #                       ("0 32") starts one backstop per size; each round
 #                       then runs direct and every backstop in turn
 #                       (interleaved), and the summary compares them
+#   BACKSTOP_B          a second backstop build: every configuration runs
+#                       once with each build in every round (labels -a,
+#                       -b), and the summary gives b's CPU saving over a
 #   BENCH_CLIENT        loopback (default; smtp-source on 127.0.0.1) or netns:
 #                       the client in a network namespace joined by a veth
 #                       pair (198.51.100.0/24, bench_lib.sh), the generator
@@ -63,6 +66,7 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "$0")" && pwd)
 BACKSTOP=${BACKSTOP:-$here/../../build/backstop}
+BACKSTOP_B=${BACKSTOP_B:-}
 SINK=${SMTP_SINK:-/usr/sbin/smtp-sink}
 SOURCE=${SMTP_SOURCE:-/usr/sbin/smtp-source}
 CONCS=${BENCH_CONCURRENCY:-"1 50 500"}
@@ -84,7 +88,7 @@ die() { echo "relay_bench: $*" >&2; exit 1; }
 
 case $CLIENT in loopback|netns) ;; *) die "BENCH_CLIENT must be loopback or netns" ;; esac
 case $SPF in off|annotate) ;; *) die "BENCH_SPF must be off or annotate" ;; esac
-for t in "$BACKSTOP" "$SINK"; do
+for t in "$BACKSTOP" ${BACKSTOP_B:+"$BACKSTOP_B"} "$SINK"; do
 	[ -x "$t" ] || die "$t: not found or not executable"
 done
 command -v ss >/dev/null || die "ss (iproute2) is needed"
@@ -101,7 +105,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 work=$(mktemp -d /tmp/relay_bench.XXXXXX) || die "mktemp failed"
 chmod 755 "$work"
 sink_pid= dog_pid= src_pid= dns_pid= ns= vh=
-declare -A bs_pid bs_port
+declare -A bs_pid bs_port bs_bin
 labels=()
 cleanup() {
 	local l
@@ -198,9 +202,15 @@ sink_pid=$!
 wait_listen "$sink_port" "$sink_pid" 10 || { cat "$work/sink.err" >&2; die "smtp-sink did not start"; }
 
 # ---- backstop(s): one per pool size ----
+# BACKSTOP_B: a second build, each pool size started once per build
+builds=(a)
+[ -n "$BACKSTOP_B" ] && builds+=(b)
 for p in $POOL_SIZES; do
+for b in "${builds[@]}"; do
 	if [ "$npools" -gt 1 ]; then l=pool$p; else l=via; fi
+	[ -n "$BACKSTOP_B" ] && l=$l-$b
 	labels+=("$l")
+	if [ "$b" = b ]; then bs_bin[$l]=$BACKSTOP_B; else bs_bin[$l]=$BACKSTOP; fi
 	port=$(free_port) || die "no free port"
 	cat > "$work/$l.ini" <<EOF
 [server]
@@ -225,7 +235,7 @@ $([ -n "$DKIM_DMARC" ] && printf '[dkim]\nmode = %s\n[dmarc]\nmode = %s\n' "$DKI
 level = $LOG_LEVEL
 EOF
 	s0=$(sink_sessions)
-	"$BACKSTOP" -f -c "$work/$l.ini" 2> "$work/$l.log" &
+	"${bs_bin[$l]}" -f -c "$work/$l.ini" 2> "$work/$l.log" &
 	bs_pid[$l]=$!
 	bs_port[$l]=$port
 	wait_listen "$port" "${bs_pid[$l]}" 10 || { cat "$work/$l.log" >&2; die "backstop ($l) did not start"; }
@@ -233,6 +243,7 @@ EOF
 	# before the first measurement
 	for i in $(seq 1 40); do [ "$(sink_sessions)" -gt "$s0" ] && break; sleep 0.05; done
 	sink_settle
+done
 done
 
 src_flags=(-l "$SIZE" -f a@example.org -t b@example.org -M client.example.org)
@@ -279,8 +290,9 @@ if [ "$CLIENT" = netns ]; then
 fi
 
 echo "relay_bench: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n), $(nproc) CPU(s), $(uname -r)"
-echo "backstop: $BACKSTOP (built $(date -u -r "$BACKSTOP" +%Y-%m-%dT%H:%M:%SZ))"
-for l in "${labels[@]}"; do echo "  $l: pid ${bs_pid[$l]}, listening $listen_addr:${bs_port[$l]}"; done
+for l in "${labels[@]}"; do
+	echo "  $l: ${bs_bin[$l]} (built $(date -u -r "${bs_bin[$l]}" +%Y-%m-%dT%H:%M:%SZ)), pid ${bs_pid[$l]}, listening $listen_addr:${bs_port[$l]}"
+done
 echo "smtp-sink: $listen_addr:$sink_port (pid $sink_pid); startup probes and warm-up excluded below"
 if [ "$CLIENT" = netns ]; then
 	echo "client: smtp_blast in namespace $ns ($cli_addr -> $host_addr), -c CONC -n N, $(stat -c %s "$work/msg.eml")-byte message," \
@@ -404,7 +416,7 @@ for c in $CONCS; do
 done
 # pool comparison: the first backstop (the smallest pool) against each other,
 # round by round (interleaved: the same machine state within a round)
-if [ "${#labels[@]}" -gt 1 ]; then
+if [ "$npools" -gt 1 ] && [ -z "$BACKSTOP_B" ]; then
 	echo
 	echo "CPU saving of each pool against ${labels[0]} (1 - us_pool / us_${labels[0]}), per round and over all rounds:"
 	for c in $CONCS; do
@@ -420,6 +432,25 @@ if [ "${#labels[@]}" -gt 1 ]; then
 			    -v b="${cpu_sum[$c/$l]:-0}" -v nb="${msgs_sum[$c/$l]:-1}" \
 			    'BEGIN { if (a > 0) printf "%.1f%%", 100 * (1 - (b / nb) / (a / na)); else print "-" }')
 			echo "  c=$c $l vs ${labels[0]}: per round$per; all rounds $all"
+		done
+	done
+fi
+if [ -n "$BACKSTOP_B" ]; then
+	echo
+	echo "CPU saving of build b ($BACKSTOP_B) against build a ($BACKSTOP), per round and over all rounds:"
+	for c in $CONCS; do
+		for la in "${labels[@]}"; do
+			case $la in *-a) ;; *) continue ;; esac
+			lb=${la%-a}-b
+			base=(${rounds_us[$c/$la]:-}) other=(${rounds_us[$c/$lb]:-}) per=
+			for i in "${!base[@]}"; do
+				[ -n "${other[$i]:-}" ] || continue
+				per="$per $(awk -v a="${base[$i]}" -v b="${other[$i]}" 'BEGIN { printf "%.0f%%", 100 * (1 - b / a) }')"
+			done
+			all=$(awk -v a="${cpu_sum[$c/$la]:-0}" -v na="${msgs_sum[$c/$la]:-1}" \
+			    -v b="${cpu_sum[$c/$lb]:-0}" -v nb="${msgs_sum[$c/$lb]:-1}" \
+			    'BEGIN { if (a > 0) printf "%.1f%%", 100 * (1 - (b / nb) / (a / na)); else print "-" }')
+			echo "  c=$c ${la%-a}: per round$per; all rounds $all"
 		done
 	done
 fi
