@@ -230,6 +230,10 @@ void session_summary(struct session *s, const char *result)
 		return;
 	s->txn.summarized = true;
 	s->metrics->transactions++;
+	/* the line is logged at info: below that, building it (some 2 kB of
+	 * formatting per transaction) would be thrown away */
+	if (log_get_level() < LOG_LEVEL_INFO)
+		return;
 
 	log_rec_init(&r, text, sizeof text, log_json_wanted() ? json : NULL, sizeof json);
 	snprintf(txn_id, sizeof txn_id, "%s.%u", s->sid, s->txn.number);

@@ -105,13 +105,19 @@ enum smtp_data_kind smtp_data_line(struct smtp_data *d,
 		}
 	}
 
-	for (size_t i = 0; i < n; i++) {
-		/* Postfix cleanup_replace_stray_cr_lf: a bare CR becomes a space
-		 * (smtp_line flags every CR left in the content as bare). */
-		out[o] = c[i] == '\r' || c[i] == '\0' ? ' ' : c[i];
-		d->nul_replaced += c[i] == '\0';
-		o++;
+	/* Postfix cleanup_replace_stray_cr_lf: a bare CR becomes a space
+	 * (smtp_line flags every CR left in the content as bare), and so does
+	 * a NUL. Most lines hold neither: one copy, no byte loop. */
+	if (n > 0)
+		memcpy(out, c, n);
+	if (n > 0 && (memchr(out, '\r', n) != NULL || memchr(out, '\0', n) != NULL)) {
+		for (size_t i = 0; i < n; i++) {
+			d->nul_replaced += out[i] == '\0';
+			if (out[i] == '\r' || out[i] == '\0')
+				out[i] = ' ';
+		}
 	}
+	o = n;
 	if (!continued) {
 		kind = classify(d, out, o, terminated);
 		d->partial_kind = kind;

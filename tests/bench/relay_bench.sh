@@ -26,7 +26,26 @@
 #   BENCH_LOG_LEVEL     backstop [log] level (warning)
 #   BENCH_XCLIENT       backstop [backend] xclient = auto|on|off (auto)
 #   BENCH_POOL_SIZE     backstop [backend] pool_size (32; 0 = no connection
-#                       pool: every client session opens its own)
+#                       pool: every client session opens its own). A list
+#                       ("0 32") starts one backstop per size; each round
+#                       then runs direct and every backstop in turn
+#                       (interleaved), and the summary compares them
+#   BACKSTOP_B          a second backstop build: every configuration runs
+#                       once with each build in every round (labels -a,
+#                       -b), and the summary gives b's CPU saving over a
+#   BENCH_CLIENT        loopback (default; smtp-source on 127.0.0.1) or netns:
+#                       the client in a network namespace joined by a veth
+#                       pair (198.51.100.0/24, bench_lib.sh), the generator
+#                       smtp_blast.c with a BENCH_SIZE-byte message, and
+#                       tests/lib/dns_server.py serving SPF records for the
+#                       sender domain and HELO name and the client's PTR/A.
+#                       Needs root. SPF passes every loopback client
+#                       unevaluated, so only netns measures SPF
+#   BENCH_SPF           backstop [spf] mode: off (default) or annotate
+#                       (default client with annotate: netns)
+#   BENCH_DKIM_DMARC    backstop [dkim] and [dmarc] mode: unset (default):
+#                       not written, backstop's default (annotate; the
+#                       message is unsigned); off; annotate
 #   BENCH_DNS_CACHE_SIZE backstop [dns] cache_size (10000; 0 = every client's
 #                       reverse lookup goes through libunbound)
 #   BENCH_RUN_TIMEOUT   seconds one smtp-source run may take (120)
@@ -47,15 +66,19 @@ export LC_ALL=C
 
 here=$(cd "$(dirname "$0")" && pwd)
 BACKSTOP=${BACKSTOP:-$here/../../build/backstop}
+BACKSTOP_B=${BACKSTOP_B:-}
 SINK=${SMTP_SINK:-/usr/sbin/smtp-sink}
 SOURCE=${SMTP_SOURCE:-/usr/sbin/smtp-source}
 CONCS=${BENCH_CONCURRENCY:-"1 50 500"}
 SIZE=${BENCH_SIZE:-4096}
 REPEAT=${BENCH_REPEAT:-3}
 REUSE=${BENCH_REUSE:-0}
+SPF=${BENCH_SPF:-off}
+DKIM_DMARC=${BENCH_DKIM_DMARC:-}
+if [ "$SPF" = off ]; then CLIENT=${BENCH_CLIENT:-loopback}; else CLIENT=${BENCH_CLIENT:-netns}; fi
 LOG_LEVEL=${BENCH_LOG_LEVEL:-warning}
 XCLIENT=${BENCH_XCLIENT:-auto}
-POOL_SIZE=${BENCH_POOL_SIZE:-32}
+POOL_SIZES=${BENCH_POOL_SIZE:-32}
 DNS_CACHE_SIZE=${BENCH_DNS_CACHE_SIZE:-10000}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-120}
 MAX_TIME=${BENCH_MAX_TIME:-900}
@@ -63,20 +86,35 @@ HZ=$(getconf CLK_TCK)
 
 die() { echo "relay_bench: $*" >&2; exit 1; }
 
-for t in "$BACKSTOP" "$SINK" "$SOURCE"; do
+case $CLIENT in loopback|netns) ;; *) die "BENCH_CLIENT must be loopback or netns" ;; esac
+case $SPF in off|annotate) ;; *) die "BENCH_SPF must be off or annotate" ;; esac
+for t in "$BACKSTOP" ${BACKSTOP_B:+"$BACKSTOP_B"} "$SINK"; do
 	[ -x "$t" ] || die "$t: not found or not executable"
 done
 command -v ss >/dev/null || die "ss (iproute2) is needed"
+if [ "$CLIENT" = netns ]; then
+	[ "$(id -u)" = 0 ] || die "BENCH_CLIENT=netns needs root (a network namespace)"
+	for t in ip cc flock; do command -v "$t" >/dev/null || die "$t is needed"; done
+	/usr/bin/python3 -c 'import dnslib' 2>/dev/null || die "/usr/bin/python3 needs python3-dnslib"
+else
+	[ -x "$SOURCE" ] || die "$SOURCE: not found or not executable"
+fi
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
 work=$(mktemp -d /tmp/relay_bench.XXXXXX) || die "mktemp failed"
-sink_pid= bs_pid= dog_pid= src_pid=
+chmod 755 "$work"
+sink_pid= dog_pid= src_pid= dns_pid= ns= vh=
+declare -A bs_pid bs_port bs_bin
+labels=()
 cleanup() {
+	local l
 	[ -n "$src_pid" ] && kill "$src_pid" 2>/dev/null
 	[ -n "$dog_pid" ] && kill "$dog_pid" 2>/dev/null
-	[ -n "$bs_pid" ] && kill -TERM "$bs_pid" 2>/dev/null
+	for l in "${labels[@]}"; do [ -n "${bs_pid[$l]:-}" ] && kill -TERM "${bs_pid[$l]}" 2>/dev/null; done
 	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null
+	[ -n "$dns_pid" ] && kill "$dns_pid" 2>/dev/null
+	bench_netns_down
 	wait 2>/dev/null
 	if [ "${BENCH_KEEP:-0}" = 1 ]; then
 		echo "work directory kept: $work"
@@ -87,7 +125,8 @@ cleanup() {
 trap cleanup EXIT
 # the whole script is bounded: a watchdog sends it SIGTERM after
 # BENCH_MAX_TIME (bench_lib.sh; it keeps no descriptor of ours open, so a
-# pipe reading our output sees EOF when we end); ports and /proc readings
+# pipe reading our output sees EOF when we end); ports, /proc readings, the
+# client namespace and the DNS server
 . "$here/bench_lib.sh"
 bench_watchdog relay_bench "$MAX_TIME"
 now() { date +%s.%N; }
@@ -109,115 +148,210 @@ sink_settle() {
 		a=$b
 	done
 }
+dns_queries() { [ -f "$work/dns.log" ] && wc -l < "$work/dns.log" || echo 0; }
 
 maxconc=1
 for c in $CONCS; do [ "$c" -gt "$maxconc" ] && maxconc=$c; done
+
+# ---- the client side: loopback, or a namespace with DNS for SPF ----
+listen_addr=127.0.0.1 dns_ini=
+if [ "$CLIENT" = netns ]; then
+	bench_netns_up bsr || die "the client namespace could not be set up"
+	listen_addr=$host_addr
+	bench_build_blast "$work/smtp_blast" || die "smtp_blast.c did not compile"
+	# one-day TTLs: after the warm-up every answer is cached
+	ptr=$(awk -F. '{ print $4 "." $3 "." $2 "." $1 }' <<< "$cli_addr")
+	cat > "$work/bench.zone" <<EOF
+example.org. 86400 IN SOA ns.example.org. hostmaster.example.org. 1 60 60 600 86400
+example.org. 86400 IN TXT "v=spf1 ip4:198.51.100.0/24 -all"
+client.example.org. 86400 IN TXT "v=spf1 ip4:198.51.100.0/24 -all"
+client.example.org. 86400 IN A $cli_addr
+100.51.198.in-addr.arpa. 86400 IN SOA ns.example.org. hostmaster.example.org. 1 60 60 600 86400
+$ptr.in-addr.arpa. 86400 IN PTR client.example.org.
+EOF
+	bench_dns_start "$work/bench.zone" "$work/dns.log" "$work/dns" || die "dns_server.py did not start"
+	dns_ini="servers = 127.0.0.1:$dns_port
+timeout = 2s"
+	# a message of SIZE bytes: a few header fields, then 70-character text lines
+	/usr/bin/python3 - "$work/msg.eml" "$SIZE" <<'EOF'
+import sys
+size = int(sys.argv[2])
+head = (b"From: <a@example.org>\r\nTo: <b@example.org>\r\nSubject: relay_bench\r\n"
+        b"Date: Mon, 7 Dec 2026 07:00:00 +0000\r\nMessage-ID: <relay-bench@example.org>\r\n\r\n")
+line = b"abcdefghijklmnopqrstuvwxyz0123456789 " * 2
+out = head
+while len(out) + 72 <= size:
+    out += line[:70] + b"\r\n"
+out += b"x" * max(0, size - len(out) - 2) + b"\r\n"
+open(sys.argv[1], "wb").write(out)
+EOF
+fi
 
 # ---- smtp-sink ----
 sink_port=$(free_port) || die "no free port"
 sink_user=()
 [ "$(id -u)" = 0 ] && sink_user=(-u nobody)   # smtp-sink refuses to run as root
 # -c: counters (sessions, messages) on stdout; -m: accept up to twice the
-# concurrency at once (client sessions and backstop's backend connections
-# during a switch-over); backlog as large as that.
-"$SINK" "${sink_user[@]}" -c -m $(( maxconc * 2 + 64 )) "127.0.0.1:$sink_port" $(( maxconc * 2 + 64 )) \
+# concurrency at once per backstop (client sessions and backstop's backend
+# connections during a switch-over); backlog as large as that.
+npools=$(wc -w <<< "$POOL_SIZES")
+sink_max=$(( maxconc * 2 * npools + 64 ))
+"$SINK" "${sink_user[@]}" -c -m "$sink_max" "$listen_addr:$sink_port" "$sink_max" \
     > "$work/sink.out" 2> "$work/sink.err" &
 sink_pid=$!
 wait_listen "$sink_port" "$sink_pid" 10 || { cat "$work/sink.err" >&2; die "smtp-sink did not start"; }
 
-# ---- backstop ----
-bs_port=$(free_port) || die "no free port"
-cat > "$work/backstop.ini" <<EOF
+# ---- backstop(s): one per pool size ----
+# BACKSTOP_B: a second build, each pool size started once per build
+builds=(a)
+[ -n "$BACKSTOP_B" ] && builds+=(b)
+for p in $POOL_SIZES; do
+for b in "${builds[@]}"; do
+	if [ "$npools" -gt 1 ]; then l=pool$p; else l=via; fi
+	[ -n "$BACKSTOP_B" ] && l=$l-$b
+	labels+=("$l")
+	if [ "$b" = b ]; then bs_bin[$l]=$BACKSTOP_B; else bs_bin[$l]=$BACKSTOP; fi
+	port=$(free_port) || die "no free port"
+	cat > "$work/$l.ini" <<EOF
 [server]
 user = root
-listen = 127.0.0.1:$bs_port
+listen = $listen_addr:$port
 hostname = mx.test.example
 drain_time = 2s
 [backend]
-address = 127.0.0.1:$sink_port
+address = $listen_addr:$sink_port
 xclient = $XCLIENT
-pool_size = $POOL_SIZE
+pool_size = $p
 [limits]
 max_connections = 20000
 max_connections_per_ip = 20000
 [dns]
 cache_size = $DNS_CACHE_SIZE
+$dns_ini
 [spf]
-# no DNS traffic: the benchmark stays on loopback
-mode = off
+mode = $SPF
+$([ -n "$DKIM_DMARC" ] && printf '[dkim]\nmode = %s\n[dmarc]\nmode = %s\n' "$DKIM_DMARC" "$DKIM_DMARC")
 [log]
 level = $LOG_LEVEL
 EOF
-"$BACKSTOP" -f -c "$work/backstop.ini" 2> "$work/backstop.log" &
-bs_pid=$!
-wait_listen "$bs_port" "$bs_pid" 10 || { cat "$work/backstop.log" >&2; die "backstop did not start"; }
-# the startup probe (one EHLO/QUIT connection to the sink) must be over
-# before the first measurement
-for i in $(seq 1 40); do [ "$(sink_sessions)" -ge 1 ] && break; sleep 0.05; done
-sink_settle
+	s0=$(sink_sessions)
+	"${bs_bin[$l]}" -f -c "$work/$l.ini" 2> "$work/$l.log" &
+	bs_pid[$l]=$!
+	bs_port[$l]=$port
+	wait_listen "$port" "${bs_pid[$l]}" 10 || { cat "$work/$l.log" >&2; die "backstop ($l) did not start"; }
+	# the startup probe (one EHLO/QUIT connection to the sink) must be over
+	# before the first measurement
+	for i in $(seq 1 40); do [ "$(sink_sessions)" -gt "$s0" ] && break; sleep 0.05; done
+	sink_settle
+done
+done
 
 src_flags=(-l "$SIZE" -f a@example.org -t b@example.org -M client.example.org)
 [ "$REUSE" = 1 ] && src_flags+=(-d)
+[ "$REUSE" = 1 ] && [ "$CLIENT" = netns ] && die "BENCH_REUSE=1 needs BENCH_CLIENT=loopback (smtp-source)"
 
-echo "relay_bench: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n), $(nproc) CPU(s), $(uname -r)"
-echo "backstop: $BACKSTOP (built $(date -u -r "$BACKSTOP" +%Y-%m-%dT%H:%M:%SZ); pid $bs_pid, listening 127.0.0.1:$bs_port)"
-echo "smtp-sink: 127.0.0.1:$sink_port (pid $sink_pid); startup probe: $(sink_sessions) sink connection(s), excluded below"
-echo "smtp-source flags: -s CONC -m N ${src_flags[*]}" \
-    "($([ "$REUSE" = 1 ] && echo "sessions reuse their connection" || echo "one connection per message"))"
-echo "backstop: log level $LOG_LEVEL, xclient $XCLIENT, pool_size $POOL_SIZE, spf off; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo
-printf '%-5s %-6s %6s %8s %8s %7s %8s %7s %9s %8s %10s %9s\n' \
-    conc path N wall_s msg/s ratio bs_cpu_s bs_cpu% peak_rss sink_cpu sink_conns sink_msgs
-failed=0
-declare -A best_direct best_via ratios cpu_via msgs_via conns_via
-last_direct=
-
-# run CONC N PORT PATHNAME
-run() {
-	local c=$1 n=$2 port=$3 path=$4 t0 t1 c0 c1 k0 k1 s0 s1 m0 m1 rc wall rate cpu kcpu hwm ratio=-
-	s0=$(sink_sessions); m0=$(sink_messages)
-	c0=$(cpu_ticks "$bs_pid"); k0=$(cpu_ticks "$sink_pid")
+# gen CONC N PORT: one generator run, its output in $work/source.out; sets gen_wall (s)
+gen() {
+	local c=$1 n=$2 port=$3 t0 t1 rc w
 	t0=$(now)
 	# in the background: a signal (the watchdog) interrupts the wait at once
-	timeout "$RUN_TIMEOUT" "$SOURCE" -s "$c" -m "$n" "${src_flags[@]}" "127.0.0.1:$port" \
-	    > "$work/source.out" 2>&1 &
+	if [ "$CLIENT" = netns ]; then
+		ip netns exec "$ns" timeout "$RUN_TIMEOUT" "$work/smtp_blast" -c "$c" -n "$n" -H client.example.org \
+		    -f a@example.org -t b@example.org -T "$RUN_TIMEOUT" "$listen_addr:$port" "$work/msg.eml" \
+		    > "$work/source.out" 2>&1 &
+	else
+		timeout "$RUN_TIMEOUT" "$SOURCE" -s "$c" -m "$n" "${src_flags[@]}" "127.0.0.1:$port" \
+		    > "$work/source.out" 2>&1 &
+	fi
 	src_pid=$!
 	wait "$src_pid"
 	rc=$?
 	src_pid=
 	t1=$(now)
-	c1=$(cpu_ticks "$bs_pid"); k1=$(cpu_ticks "$sink_pid")
+	gen_wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+	# smtp_blast times itself (without the namespace switch and the exec)
+	w=$(sed -n 's/.*wall=\([0-9.]*\).*/\1/p' "$work/source.out")
+	[ -n "$w" ] && gen_wall=$w
+	return $rc
+}
+
+if [ "$CLIENT" = netns ]; then
+	# warm-up: fills the resolver caches; with SPF on, the checks must have
+	# asked for the sender domain's and the HELO name's SPF records
+	for l in "${labels[@]}"; do
+		gen 5 20 "${bs_port[$l]}" || { cat "$work/source.out" >&2; die "warm-up through $l failed"; }
+	done
+	gen 5 20 "$sink_port" || { cat "$work/source.out" >&2; die "warm-up direct failed"; }
+	if [ "$SPF" != off ]; then
+		grep -qi '^example\.org\.\? TXT' "$work/dns.log" ||
+		    { cat "$work/dns.log" >&2; die "SPF is on but nobody asked for example.org's SPF record: the check did not run"; }
+	fi
 	sink_settle
-	s1=$(sink_sessions); m1=$(sink_messages)
-	hwm=$(vm "$bs_pid" VmHWM)
-	wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+fi
+
+echo "relay_bench: $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n), $(nproc) CPU(s), $(uname -r)"
+for l in "${labels[@]}"; do
+	echo "  $l: ${bs_bin[$l]} (built $(date -u -r "${bs_bin[$l]}" +%Y-%m-%dT%H:%M:%SZ)), pid ${bs_pid[$l]}, listening $listen_addr:${bs_port[$l]}"
+done
+echo "smtp-sink: $listen_addr:$sink_port (pid $sink_pid); startup probes and warm-up excluded below"
+if [ "$CLIENT" = netns ]; then
+	echo "client: smtp_blast in namespace $ns ($cli_addr -> $host_addr), -c CONC -n N, $(stat -c %s "$work/msg.eml")-byte message," \
+	    "one connection per message; DNS 127.0.0.1:$dns_port ($(dns_queries) queries in the warm-up)"
+else
+	echo "client: smtp-source on loopback, -s CONC -m N ${src_flags[*]}" \
+	    "($([ "$REUSE" = 1 ] && echo "sessions reuse their connection" || echo "one connection per message"))"
+fi
+echo "backstop: log level $LOG_LEVEL, xclient $XCLIENT, pool_size $POOL_SIZES, spf $SPF, dkim/dmarc ${DKIM_DMARC:-default (annotate)}; load average at start: $(loadavg)"
+[ "$SPF" != off ] && [ "$CLIENT" = loopback ] &&
+    echo "note: SPF passes loopback clients without evaluating them; BENCH_CLIENT=netns measures the check"
+echo
+printf '%-5s %-7s %6s %8s %8s %7s %8s %7s %7s %9s %8s %10s %9s %5s\n' \
+    conc path N wall_s msg/s ratio bs_cpu_s bs_cpu% us/msg peak_rss sink_cpu sink_conns sink_msgs dnsq
+failed=0
+declare -A best rounds_us ratios cpu_sum msgs_sum conns_sum
+last_direct=
+
+# run CONC N PATH (direct or a backstop label)
+run() {
+	local c=$1 n=$2 path=$3 port pid= c0=0 c1=0 k0 k1 s0 s1 m0 m1 q0 q1 rc wall rate cpu kcpu hwm=0 ratio=- us=-
+	if [ "$path" = direct ]; then port=$sink_port; else port=${bs_port[$path]} pid=${bs_pid[$path]}; fi
+	s0=$(sink_sessions); m0=$(sink_messages); q0=$(dns_queries)
+	[ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+	k0=$(cpu_ticks "$sink_pid")
+	gen "$c" "$n" "$port"
+	rc=$?
+	[ -n "$pid" ] && c1=$(cpu_ticks "$pid")
+	k1=$(cpu_ticks "$sink_pid")
+	sink_settle
+	s1=$(sink_sessions); m1=$(sink_messages); q1=$(dns_queries)
+	[ -n "$pid" ] && hwm=$(vm "$pid" VmHWM)
+	wall=$gen_wall
 	rate=$(awk -v n="$n" -v w="$wall" 'BEGIN { printf "%.0f", n / w }')
-	# backstop's CPU in the run (direct runs: it is idle, ~0) and the sink's
 	cpu=$(awk -v t=$(( c1 - c0 )) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
 	kcpu=$(awk -v t=$(( k1 - k0 )) -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
-	[ "$path" = via ] && [ -n "$last_direct" ] &&
+	[ -n "$pid" ] && us=$(awk -v t=$(( c1 - c0 )) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.0f", 1e6 * t / hz / n }')
+	[ "$path" != direct ] && [ -n "$last_direct" ] &&
 	    ratio=$(awk -v d="$last_direct" -v v="$rate" 'BEGIN { printf "%.1f%%", 100 * v / d }')
-	printf '%-5s %-6s %6s %8s %8s %7s %8s %6.0f%% %7.1fMB %8s %10s %9s\n' \
+	printf '%-5s %-7s %6s %8s %8s %7s %8s %6.0f%% %7s %7.1fMB %8s %10s %9s %5s\n' \
 	    "$c" "$path" "$n" "$wall" "$rate" "$ratio" "$cpu" \
-	    "$(awk -v c="$cpu" -v w="$wall" 'BEGIN { print 100 * c / w }')" \
-	    "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')" "$kcpu" $(( s1 - s0 )) $(( m1 - m0 ))
+	    "$(awk -v c="$cpu" -v w="$wall" 'BEGIN { print 100 * c / w }')" "$us" \
+	    "$(awk -v k="$hwm" 'BEGIN { print k / 1024 }')" "$kcpu" $(( s1 - s0 )) $(( m1 - m0 )) $(( q1 - q0 ))
 	if [ "$rc" != 0 ] || [ $(( m1 - m0 )) -lt "$n" ]; then
-		echo "      ^ FAILED: smtp-source exit $rc, sink got $(( m1 - m0 ))/$n messages:" \
+		echo "      ^ FAILED: generator exit $rc, sink got $(( m1 - m0 ))/$n messages:" \
 		    "$(tail -n 2 "$work/source.out" | tr '\n' ' ')"
 		failed=1
-		last_direct=
+		[ "$path" = direct ] && last_direct=
 		return
 	fi
+	awk -v a="$rate" -v b="${best[$c/$path]:-0}" 'BEGIN { exit !(a > b) }' && best[$c/$path]=$rate
 	if [ "$path" = direct ]; then
 		last_direct=$rate
-		awk -v a="$rate" -v b="${best_direct[$c]:-0}" 'BEGIN { exit !(a > b) }' && best_direct[$c]=$rate
 	else
-		awk -v a="$rate" -v b="${best_via[$c]:-0}" 'BEGIN { exit !(a > b) }' && best_via[$c]=$rate
-		[ "$ratio" != - ] && ratios[$c]="${ratios[$c]:-} ${ratio%\%}"
-		cpu_via[$c]=$(( ${cpu_via[$c]:-0} + c1 - c0 ))
-		msgs_via[$c]=$(( ${msgs_via[$c]:-0} + n ))
-		conns_via[$c]=$(( ${conns_via[$c]:-0} + s1 - s0 ))
-		last_direct=
+		[ "$ratio" != - ] && ratios[$c/$path]="${ratios[$c/$path]:-} ${ratio%\%}"
+		rounds_us[$c/$path]="${rounds_us[$c/$path]:-} $us"
+		cpu_sum[$c/$path]=$(( ${cpu_sum[$c/$path]:-0} + c1 - c0 ))
+		msgs_sum[$c/$path]=$(( ${msgs_sum[$c/$path]:-0} + n ))
+		conns_sum[$c/$path]=$(( ${conns_sum[$c/$path]:-0} + s1 - s0 ))
 	fi
 }
 
@@ -228,55 +362,105 @@ for c in $CONCS; do
 		case $c in 1) n=2000 ;; *) n=4000 ;; esac
 	fi
 	for r in $(seq 1 "$REPEAT"); do
-		run "$c" "$n" "$sink_port" direct
-		run "$c" "$n" "$bs_port" via
-		kill -0 "$bs_pid" 2>/dev/null || { echo "backstop died:" >&2; tail "$work/backstop.log" >&2; exit 1; }
+		run "$c" "$n" direct
+		for l in "${labels[@]}"; do
+			run "$c" "$n" "$l"
+			kill -0 "${bs_pid[$l]}" 2>/dev/null || { echo "backstop $l died:" >&2; tail "$work/$l.log" >&2; exit 1; }
+		done
 	done
 done
 
-total_cpu=$(awk -v t="$(cpu_ticks "$bs_pid")" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
-hwm=$(vm "$bs_pid" VmHWM)
-kill -TERM "$bs_pid"
-for i in $(seq 1 100); do kill -0 "$bs_pid" 2>/dev/null || break; sleep 0.05; done
-kill -0 "$bs_pid" 2>/dev/null && { kill -KILL "$bs_pid"; echo "backstop did not stop on SIGTERM" >&2; failed=1; }
-wait "$bs_pid" 2>/dev/null
-bs_pid=
-bs_total=$(sed -n 's/.*stopped; \([0-9]*\) backend connection(s) opened in total.*/\1/p' "$work/backstop.log")
+declare -A bs_total total_cpu hwm_end
+for l in "${labels[@]}"; do
+	total_cpu[$l]=$(awk -v t="$(cpu_ticks "${bs_pid[$l]}")" -v hz="$HZ" 'BEGIN { printf "%.2f", t / hz }')
+	hwm_end[$l]=$(vm "${bs_pid[$l]}" VmHWM)
+	kill -TERM "${bs_pid[$l]}"
+	for i in $(seq 1 100); do kill -0 "${bs_pid[$l]}" 2>/dev/null || break; sleep 0.05; done
+	kill -0 "${bs_pid[$l]}" 2>/dev/null && { kill -KILL "${bs_pid[$l]}"; echo "backstop $l did not stop on SIGTERM" >&2; failed=1; }
+	wait "${bs_pid[$l]}" 2>/dev/null
+	bs_pid[$l]=
+	bs_total[$l]=$(sed -n 's/.*stopped; \([0-9]*\) backend connection(s) opened in total.*/\1/p' "$work/$l.log")
+done
 
 echo
-echo "summary, ${SIZE}-byte messages, $REPEAT direct/via pair(s) per concurrency:"
-echo "  best = highest messages/s of each side; ratio = best via / best direct (judged);"
-echo "  pair median = median of the via/direct ratios of adjacent pairs; us/msg = backstop CPU per message"
-printf '%-5s %9s %9s %7s %8s %12s %7s %9s  %s\n' conc direct/s via/s ratio target "pair median" us/msg be_conns result
+echo "summary, ${SIZE}-byte messages, $REPEAT round(s) per concurrency (direct, then ${labels[*]}), client $CLIENT, spf $SPF:"
+echo "  best = highest messages/s of each path; ratio = best via / best direct (judged);"
+echo "  pair median = median of the via/direct ratios within rounds; us/msg = backstop CPU per message over all rounds"
+printf '%-5s %-7s %9s %9s %7s %8s %12s %7s %-22s %9s  %s\n' conc path direct/s via/s ratio target "pair median" us/msg "us/msg per round" be_conns result
 verdict=0
 for c in $CONCS; do
-	d=${best_direct[$c]:-} v=${best_via[$c]:-}
-	if [ -z "$d" ] || [ -z "$v" ]; then
-		printf '%-5s %9s %9s %7s %8s %12s %7s %9s  %s\n' "$c" "${d:--}" "${v:--}" - - - - - "no result"
-		verdict=1
-		continue
-	fi
-	ratio=$(awk -v d="$d" -v v="$v" 'BEGIN { printf "%.1f%%", 100 * v / d }')
-	med=$(echo ${ratios[$c]:-} | tr ' ' '\n' | sort -g |
-	    awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) printf "%.1f%%", a[(NR + 1) / 2];
-	        else printf "%.1f%%", (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
-	us=$(awk -v t="${cpu_via[$c]}" -v hz="$HZ" -v n="${msgs_via[$c]}" 'BEGIN { printf "%.0f", 1e6 * t / hz / n }')
-	case $c in 1) tgt=40 ;; 50) tgt=45 ;; *) tgt= ;; esac
-	if [ -n "$tgt" ]; then
-		if awk -v d="$d" -v v="$v" -v t="$tgt" 'BEGIN { exit !(100 * v / d >= t) }'; then res=PASS
-		else res=FAIL; verdict=1; fi
-		tgts=">=$tgt%"
-	else
-		res="(no target)" tgts=-
-	fi
-	printf '%-5s %9s %9s %7s %8s %12s %7s %9s  %s\n' "$c" "$d" "$v" "$ratio" "$tgts" "$med" "$us" \
-	    "${conns_via[$c]}" "$res"
+	d=${best[$c/direct]:-}
+	for l in "${labels[@]}"; do
+		v=${best[$c/$l]:-}
+		if [ -z "$d" ] || [ -z "$v" ]; then
+			printf '%-5s %-7s %9s %9s %7s %8s %12s %7s %-22s %9s  %s\n' "$c" "$l" "${d:--}" "${v:--}" - - - - - - "no result"
+			verdict=1
+			continue
+		fi
+		ratio=$(awk -v d="$d" -v v="$v" 'BEGIN { printf "%.1f%%", 100 * v / d }')
+		med=$(echo ${ratios[$c/$l]:-} | tr ' ' '\n' | sort -g |
+		    awk '{ a[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) printf "%.1f%%", a[(NR + 1) / 2];
+		        else printf "%.1f%%", (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+		us=$(awk -v t="${cpu_sum[$c/$l]}" -v hz="$HZ" -v n="${msgs_sum[$c/$l]}" 'BEGIN { printf "%.0f", 1e6 * t / hz / n }')
+		case $c in 1) tgt=40 ;; 50) tgt=45 ;; *) tgt= ;; esac
+		if [ -n "$tgt" ]; then
+			if awk -v d="$d" -v v="$v" -v t="$tgt" 'BEGIN { exit !(100 * v / d >= t) }'; then res=PASS
+			else res=FAIL; verdict=1; fi
+			tgts=">=$tgt%"
+		else
+			res="(no target)" tgts=-
+		fi
+		printf '%-5s %-7s %9s %9s %7s %8s %12s %7s %-22s %9s  %s\n' "$c" "$l" "$d" "$v" "$ratio" "$tgts" "$med" "$us" \
+		    "$(echo ${rounds_us[$c/$l]:-} | tr ' ' '/')" "${conns_sum[$c/$l]:-}" "$res"
+	done
 done
+# pool comparison: the first backstop (the smallest pool) against each other,
+# round by round (interleaved: the same machine state within a round)
+if [ "$npools" -gt 1 ] && [ -z "$BACKSTOP_B" ]; then
+	echo
+	echo "CPU saving of each pool against ${labels[0]} (1 - us_pool / us_${labels[0]}), per round and over all rounds:"
+	for c in $CONCS; do
+		base=(${rounds_us[$c/${labels[0]}]:-})
+		for l in "${labels[@]:1}"; do
+			other=(${rounds_us[$c/$l]:-})
+			per=
+			for i in "${!base[@]}"; do
+				[ -n "${other[$i]:-}" ] || continue
+				per="$per $(awk -v a="${base[$i]}" -v b="${other[$i]}" 'BEGIN { printf "%.0f%%", 100 * (1 - b / a) }')"
+			done
+			all=$(awk -v a="${cpu_sum[$c/${labels[0]}]:-0}" -v na="${msgs_sum[$c/${labels[0]}]:-1}" \
+			    -v b="${cpu_sum[$c/$l]:-0}" -v nb="${msgs_sum[$c/$l]:-1}" \
+			    'BEGIN { if (a > 0) printf "%.1f%%", 100 * (1 - (b / nb) / (a / na)); else print "-" }')
+			echo "  c=$c $l vs ${labels[0]}: per round$per; all rounds $all"
+		done
+	done
+fi
+if [ -n "$BACKSTOP_B" ]; then
+	echo
+	echo "CPU saving of build b ($BACKSTOP_B) against build a ($BACKSTOP), per round and over all rounds:"
+	for c in $CONCS; do
+		for la in "${labels[@]}"; do
+			case $la in *-a) ;; *) continue ;; esac
+			lb=${la%-a}-b
+			base=(${rounds_us[$c/$la]:-}) other=(${rounds_us[$c/$lb]:-}) per=
+			for i in "${!base[@]}"; do
+				[ -n "${other[$i]:-}" ] || continue
+				per="$per $(awk -v a="${base[$i]}" -v b="${other[$i]}" 'BEGIN { printf "%.0f%%", 100 * (1 - b / a) }')"
+			done
+			all=$(awk -v a="${cpu_sum[$c/$la]:-0}" -v na="${msgs_sum[$c/$la]:-1}" \
+			    -v b="${cpu_sum[$c/$lb]:-0}" -v nb="${msgs_sum[$c/$lb]:-1}" \
+			    'BEGIN { if (a > 0) printf "%.1f%%", 100 * (1 - (b / nb) / (a / na)); else print "-" }')
+			echo "  c=$c ${la%-a}: per round$per; all rounds $all"
+		done
+	done
+fi
 echo
-echo "backstop: ${total_cpu} CPU s in total (all runs), peak RSS (VmHWM) $(awk -v k="$hwm" 'BEGIN { printf "%.1f MB", k / 1024 }')"
-echo "backend connections: be_conns = sessions the sink saw during the via runs (the startup probe excluded);" \
-    "backstop's own count at exit: ${bs_total:-"not logged ([log] level = info logs it)"}"
-echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+for l in "${labels[@]}"; do
+	echo "backstop $l: ${total_cpu[$l]} CPU s in total (warm-up and all runs), peak RSS (VmHWM) $(mb "${hwm_end[$l]}") MB," \
+	    "its own count of backend connections at exit: ${bs_total[$l]:-"not logged ([log] level = info logs it)"}"
+done
+echo "be_conns = sessions the sink saw during that backstop's runs (startup probe excluded)"
+echo "load average at end: $(loadavg)"
 [ "$verdict" = 0 ] && echo "targets: met" || echo "targets: MISSED"
 [ "$failed" = 0 ] || { echo "relay_bench: some runs failed" >&2; exit 1; }
 exit 0
