@@ -906,6 +906,11 @@ static void be_parse(struct backend *be)
 				be_fail(be, BACKEND_EPROTO);
 				return;
 			}
+			/* the reply is taken before its owner hears of it: a session
+			 * that ends in the callback (a QUIT pipelined after the dot)
+			 * finds nothing unread, so backend_reusable() may keep it */
+			buf_consume(&be->in, pos);
+			pos = 0;
 			be_reply(be);
 			memset(&be->reply, 0, sizeof be->reply);
 			if (plain && be->tls != NULL) {

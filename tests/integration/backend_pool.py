@@ -174,6 +174,36 @@ with t.case("a session that leaves a transaction: the next client's RSET comes f
             len(seen) == 1 and seen[0][0] == 31 and seen[0][1], seen)
     bs.stop()
 
+with t.case("a client that pipelines QUIT after its end of data: its connection is still kept"):
+    # the QUIT is read in the callback of the backend's reply to the dot,
+    # which once left that reply unread in the connection's buffer: never
+    # reusable, QUIT instead (found by tests/fuzz/fuzz_backend_pool)
+    pf.clear_mail()
+    bs = t.backstop({"backend": {"address": pf.address, "xclient": "on", "pool_size": "4"}})
+    bs.wait_backend_known()
+    pf.wait_log(r"disconnect from", 5)
+    pf.mark()
+    bs.mark()
+    c = bs.client(source=(client_addr(32), 0))
+    c.cmd("EHLO client-32.example")
+    t.check_reply("client 32: MAIL", c.cmd("MAIL FROM:<s32@example.org>"), 250)
+    t.check_reply("client 32: RCPT", c.cmd("RCPT TO:<user@test.example>"), 250)
+    t.check_reply("client 32: DATA", c.cmd("DATA"), 354)
+    c.send(dot_stuff(make_message("pool client 32")) + b".\r\nQUIT\r\n")
+    t.check_reply("client 32: end of data", c.reply(), 250)
+    t.check_reply("client 32: QUIT", c.reply(), 221)
+    c.close()
+    bs.wait_log(r"disconnect from \[%s\]" % re.escape(client_addr(32)), 5)
+    r = send_one(bs, 33)
+    t.check("client 33: accepted", r is not None and r.code == 250, r)
+    t.check("client 33 reused client 32's connection: one Postfix connection for both",
+            bs.count_log(r"reusing a kept backend connection") == 1 and pf.count_log(CONNECT) == 1,
+            bs.log(True)[-3000:])
+    seen = attribution(pf.wait_for_mail(2))
+    t.check("clients 32 and 33 attributed to their own addresses",
+            sorted(n for n, ok, _ in seen if ok) == [32, 33], seen)
+    bs.stop()
+
 with t.case("XCLIENT refused on a kept connection: closed, a fresh one tried for the client"):
     # Postfix (inet_protocols = ipv4) answers 501 to XCLIENT ADDR=IPV6:...:
     # the kept connection of an IPv4 client is refused for an IPv6 one
