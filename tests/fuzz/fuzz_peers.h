@@ -181,6 +181,11 @@ static void fp_respond(struct fp_conn *c, const char *line)
 		fp_say(c, (m & 7) == 1 ? "421 4.3.0 going down\r\n" : "250 2.1.0 Ok\r\n");
 		if ((m & 7) == 1)
 			fp_conn_close(c, false);
+	} else if (strncasecmp(line, "RCPT", 4) == 0 && strcasestr(line, "@relay-check.invalid") != NULL) {
+		/* the startup probe's relay check ([backend] relay_check): a
+		 * backend that relayed for backstop's own address would make
+		 * backstop refuse every RCPT for the rest of the run */
+		fp_say(c, "554 5.7.1 Relay access denied\r\n");
 	} else if (strncasecmp(line, "RCPT", 4) == 0) {
 		fp_say(c, (m & 7) == 2 ? "550 5.1.1 unknown\r\n" : (m & 7) == 3 ? "451 4.3.0 later\r\n" :
 		    "250 2.1.5 Ok\r\n");
