@@ -14,6 +14,13 @@
  * half-closes and the exchange runs until every connection is gone.
  * backstop's own timers (1-2 s) bound every wait; a hang beyond them is a
  * finding (libFuzzer -timeout).
+ *
+ * A target may watch the fake backend (fuzz_backend_pool does): define,
+ * before including this file, FP_CONN_EXTRA (fields added to struct
+ * fp_conn, zeroed at accept), FP_ON_ACCEPT(c), FP_ON_SEND(c, data, len)
+ * (each write towards backstop), FP_ON_LINE(c, line) (each command line
+ * backstop sends, outside content; true: handled, no scripted answer) and
+ * FP_TICK_SKIP(c) (true: the idle tick leaves this connection alone).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -57,6 +64,9 @@ struct fp_conn {
 	size_t next_chunk;
 	bool dot_seen;          /* a final dot arrived, nothing sent since */
 	struct fp_conn *next;
+#ifdef FP_CONN_EXTRA
+	FP_CONN_EXTRA
+#endif
 };
 
 static uv_loop_t *fp_loop;
@@ -71,6 +81,11 @@ static uv_connect_t fp_creq;
 static uv_write_t fp_wreq;
 static uv_shutdown_t fp_sreq;
 static bool fp_client_open, fp_client_shut;
+/* the client's own address (NULL: the kernel's choice, 127.0.0.1) */
+static const char *fp_client_ip;
+/* fp_exchange leaves the backend connections open (a pool target parks
+ * them for the next exchange) */
+static bool fp_keep_backend;
 static char *fp_client_rx;
 static size_t fp_client_rxlen, fp_client_rxcap;
 
@@ -119,6 +134,9 @@ static void fp_send(struct fp_conn *c, const void *data, size_t len)
 
 	if (c->closed || len == 0)
 		return;
+#ifdef FP_ON_SEND
+	FP_ON_SEND(c, (const char *)data, len);
+#endif
 	if (c->dot_seen) {
 		if (((const char *)data)[0] == '2')
 			fp_backend_accepts++;
@@ -239,6 +257,10 @@ static void fp_backend_line(struct fp_conn *c, const char *line)
 		}
 		return;
 	}
+#ifdef FP_ON_LINE
+	if (FP_ON_LINE(c, line))
+		return;
+#endif
 	if (fp_script.scripted) {
 		if (strncasecmp(line, "DATA", 4) == 0)
 			c->in_data = true;   /* a scripted 354 or not: content follows */
@@ -287,7 +309,14 @@ static void fp_on_backend_conn(uv_stream_t *server, int status)
 		fp_conn_close(c, false);
 		return;
 	}
+	/* each chunk leaves at once: with Nagle, a chunk written while the
+	 * previous one waits for backstop's delayed ACK arrived some 40 ms
+	 * later, after the idle tick had moved on */
+	uv_tcp_nodelay(&c->tcp, 1);
 	uv_read_start((uv_stream_t *)&c->tcp, fp_alloc, fp_backend_read);
+#ifdef FP_ON_ACCEPT
+	FP_ON_ACCEPT(c);
+#endif
 	if (fp_script.scripted)
 		fp_next_chunk(c);
 	else
@@ -432,7 +461,7 @@ static void fp_init(const char *extra_backend)
 	fprintf(f,
 	    "[server]\nlisten = 127.0.0.1:%u\nhostname = fuzz.example.org\ndrain_time = 1s\n"
 	    "[backend]\naddress = 127.0.0.1:%u\nconnect_timeout = 1s\ncommand_timeout = 1s\n"
-	    "data_timeout = 1s\npool_size = 0\n%s\n"
+	    "data_timeout = 1s\n%s%s\n"
 	    "[limits]\nmax_connections_per_ip = 100000\nmax_recipients = 4\nmax_message_size = 20k\n"
 	    "max_errors = 8\ngreeting_timeout = 1s\ncommand_timeout = 1s\ndata_timeout = 1s\n"
 	    "session_timeout = 2s\ndata_buffer = 4k\n"
@@ -443,7 +472,9 @@ static void fp_init(const char *extra_backend)
 	    "[dns]\nservers = 127.0.0.1:%u\ntimeout = 1s\nreverse_lookup = no\n"
 	    "[spf]\nmode = off\n"
 	    "[joejob]\nmode = enforce\n",   /* a top Received from 127.0.0.1 reaches its lookups */
-	    fp_listen_port, ntohs(sa.sin_port), extra_backend,
+	    /* no pool unless the target configures one (one session per input) */
+	    fp_listen_port, ntohs(sa.sin_port), strstr(extra_backend, "pool_size") ? "" : "pool_size = 0\n",
+	    extra_backend,
 	    getenv("FUZZ_LOG") ? getenv("FUZZ_LOG") : "error", fp_free_port());
 	fclose(f);
 	cfg = config_load(path, err, sizeof err);
@@ -468,9 +499,14 @@ static bool fp_backend_tick(void)
 {
 	if (!fp_script.scripted)
 		return false;
-	for (struct fp_conn *c = fp_conns; c; c = c->next)
+	for (struct fp_conn *c = fp_conns; c; c = c->next) {
+#ifdef FP_TICK_SKIP
+		if (FP_TICK_SKIP(c))
+			continue;
+#endif
 		if (!c->closed)
 			return fp_next_chunk(c);
+	}
 	return false;
 }
 
@@ -489,6 +525,12 @@ static const char *fp_exchange(const uint8_t *data, size_t len, size_t *rxlen)
 	fp_backend_accepts = 0;
 	uv_ip4_addr("127.0.0.1", (int)fp_listen_port, &sa);
 	uv_tcp_init(fp_loop, &fp_client);
+	if (fp_client_ip != NULL) {
+		struct sockaddr_in from;
+		uv_ip4_addr(fp_client_ip, 0, &from);
+		if (uv_tcp_bind(&fp_client, (struct sockaddr *)&from, 0) != 0)
+			abort();
+	}
 	fp_client_open = true;
 	if (uv_tcp_connect(&fp_creq, &fp_client, (struct sockaddr *)&sa, fp_client_connected) != 0)
 		abort();
@@ -526,6 +568,9 @@ static const char *fp_exchange(const uint8_t *data, size_t len, size_t *rxlen)
 		}
 	}
 	uv_timer_stop(&fp_heartbeat);
+	*rxlen = fp_client_rxlen;
+	if (fp_keep_backend)
+		return fp_client_rx;
 	/* the backend connections the session left behind */
 	for (struct fp_conn *c = fp_conns; c; c = c->next)
 		fp_conn_close(c, false);

@@ -107,6 +107,8 @@ tests/fuzz/fuzz_url_hosts: $(srcdir)/tests/fuzz/fuzz_url_hosts.c $(srcdir)/smtp/
 FUZZ_PROXY_TARGETS = session backend config_ini spf_ar spf_text bounce_filter
 # issue 12: the session behind a PROXY protocol header
 FUZZ_PROXY_TARGETS += session_proxy
+# issue 14: the backend connection pool's reuse path, sessions in turn
+FUZZ_PROXY_TARGETS += backend_pool
 FUZZ_ALL_OBJS := $(patsubst %.c,tests/fuzz/obj/%.o,$(notdir $(FUZZ_SMTP_SRCS)) \
 	$(subst /,_,$(filter %.c,$(libfilters_a_SOURCES) $(libproxy_a_SOURCES))))
 # the MIME walker and classifier, for filters that use them
