@@ -926,8 +926,20 @@ static void be_parse(struct backend *be)
 			}
 		}
 	}
-	if (!be->dead)
-		buf_consume(&be->in, pos);
+	if (be->dead)
+		return;
+	buf_consume(&be->in, pos);
+	if (be->state == BE_READY && be->in.len > 0) {
+		/* part of a line while nothing was asked (a kept connection's
+		 * idle time, between a session's commands): it would prefix the
+		 * reply to our next command, and "220 x" + "550 no" reads as a
+		 * 220. Whole replies end in be_reply's default case. (be_fail:
+		 * an owner streaming content hears of it at once.) */
+		char esc[120];
+		log_info("%s: backend sent %zu bytes while idle (%s); closing it", be->p.log_id, be->in.len,
+		    log_escape(be->in.data, be->in.len < 80 ? be->in.len : 80, esc, sizeof esc));
+		be_fail(be, BACKEND_EPROTO);
+	}
 }
 
 /* be_tls_pump - decrypt what the engine holds, drive the handshake. */
