@@ -777,6 +777,9 @@ static void be_reply(struct backend *be)
 			    be->p.log_id, r->code, r->text);
 			be->xclient_early = false;
 			be->p.known->target[be->p.outbound].caps.xclient = false;
+			/* the backend counted the unknown command as an error,
+			 * which the next owner would inherit: never pooled */
+			be->refused_any = true;
 			be_send_ehlo(be, BE_EHLO);
 			return;
 		}
