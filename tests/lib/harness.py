@@ -839,10 +839,12 @@ class Postfix(LogFile):
             pid = None
 
         def gone():
+            # a zombie is gone too: the master is init's child (it
+            # daemonized), and init here may reap it a second or two later
             try:
-                os.kill(pid, 0)
-                return False
-            except ProcessLookupError:
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+            except (OSError, IndexError):
                 return True
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
