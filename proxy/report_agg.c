@@ -9,24 +9,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
-#include <unistd.h>
 
 #define RUNS_CAP 16384
 #define ZOMBIES_CAP 32768
 #define SERVERS_CAP 8192
 #define HOURS_CAP 16384
 
-static unsigned long long fnv(unsigned long long seed, const char *a, const char *b)
+/* key_hash - key and extra, NUL between them (neither holds one): the
+ * same pair, the same hash; another split of the same bytes, another */
+static unsigned long long key_hash(const struct siphash_key *k, const char *key, const char *extra)
 {
-	unsigned long long h = 1469598103934665603ULL ^ seed;
-	for (const unsigned char *p = (const unsigned char *)a; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
-	h = (h ^ 0x1f) * 1099511628211ULL;   /* the key/extra separator */
-	for (const unsigned char *p = (const unsigned char *)b; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
-	return h ^ (h >> 29);
+	char buf[REPORT_KEY_MAX + REPORT_EXTRA_MAX];
+	size_t kl = strnlen(key, REPORT_KEY_MAX - 1), xl = strnlen(extra, REPORT_EXTRA_MAX - 1);
+
+	memcpy(buf, key, kl);
+	buf[kl] = '\0';
+	memcpy(buf + kl + 1, extra, xl);
+	return siphash24(k, buf, kl + 1 + xl);
 }
 
 static int table_init(struct report_table *t, const char *name, size_t cap)
@@ -90,7 +89,7 @@ static struct report_entry *count(struct report_agg *a, struct report_table *t, 
 
 	snprintf(key, sizeof key, "%s", key_in);
 	snprintf(extra, sizeof extra, "%s", extra_in);
-	h = fnv(a->seed, key, extra);
+	h = key_hash(&a->key, key, extra);
 	i = (size_t)(h % t->cap);
 
 	for (;;) {
@@ -125,7 +124,7 @@ found:
 static void count_hour(struct report_agg *a, long long ts)
 {
 	long long hour = ts / 3600;
-	size_t i = (size_t)(((unsigned long long)hour * 0x9e3779b97f4a7c15ULL ^ a->seed) % a->hours_cap);
+	size_t i = (size_t)(siphash24(&a->key, &hour, sizeof hour) % a->hours_cap);
 
 	for (;;) {
 		struct report_hour *h = &a->hours[i];
@@ -173,8 +172,7 @@ struct report_agg *report_agg_new(void)
 
 	if (a == NULL)
 		return NULL;
-	if (getrandom(&a->seed, sizeof a->seed, GRND_NONBLOCK) != (ssize_t)sizeof a->seed)
-		a->seed = (unsigned long long)time(NULL) * 2654435761ULL ^ (unsigned long long)getpid();
+	siphash_key_random(&a->key, a);
 	a->first = a->last = -1;
 	a->hours_cap = HOURS_CAP;
 	a->hours = calloc(a->hours_cap, sizeof *a->hours);

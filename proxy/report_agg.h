@@ -9,9 +9,9 @@
  * "untracked" says how many such records there were (the report prints
  * it). Memory: runs 16384 x 480 B, zombies 32768 x 480 B, servers 8192 x
  * 480 B, hours 16384 x 24 B: about 27 MiB of address space at most, of
- * which only the pages used are touched. The hash is FNV-1a with a seed
- * drawn at start: keys come from hostile logs, and a fixed hash would let
- * them be chosen to collide.
+ * which only the pages used are touched. The hash is SipHash-2-4
+ * (proxy/siphash.h) under a key drawn at start: keys come from hostile
+ * logs, and a hash without a secret would let them be chosen to collide.
  */
 #ifndef REPORT_AGG_H
 #define REPORT_AGG_H
@@ -20,6 +20,7 @@
 #include <stddef.h>
 
 #include "proxy/report_reader.h"
+#include "proxy/siphash.h"
 
 #define REPORT_KEY_MAX 256
 #define REPORT_EXTRA_MAX 128
@@ -55,7 +56,7 @@ struct report_hour {
 };
 
 struct report_agg {
-	unsigned long long seed;
+	struct siphash_key key;        /* the tables' hash key */
 	unsigned long long records;    /* bounce_refused records counted */
 	unsigned long long no_time;    /* of those, without a valid ts */
 	unsigned long long bad_addresses;  /* an orig_client_ip that is no address */

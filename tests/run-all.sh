@@ -2,9 +2,9 @@
 # run-all.sh - the whole test suite: install what is missing, then build
 # twice (-Werror, and -fsanitize=address,undefined) and run `make check`
 # under both, then build the libFuzzer targets and run each for
-# FUZZ_SECONDS (default 60), then `make distcheck-quick` (the release
-# tarball builds, installs, uninstalls and passes the tests that need its
-# files), then docker/test.sh if a Docker engine is reachable (`docker info`;
+# FUZZ_SECONDS (default 60), nproc of them at a time, then `make
+# distcheck-quick` (the release tarball builds, installs, uninstalls and
+# passes the tests that need its files), then docker/test.sh if a Docker engine is reachable (`docker info`;
 # DOCKER_TIME_LIMIT, default 1200 s; otherwise it says "docker: no engine,
 # docker/test.sh not run"). Ends with the line
 #   suite: N passed, N failed, N skipped
@@ -110,11 +110,11 @@ run_build werror --enable-werror
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_build asan --enable-werror --enable-sanitizers
 
-echo "=== fuzz targets (${FUZZ_SECONDS:-60} s each)"
+echo "=== fuzz targets (${FUZZ_SECONDS:-60} s each, $jobs at a time)"
 if [ ! -f "$top/build-werror/Makefile" ]; then
 	problem "fuzz: build-werror was not configured"
-elif make -C "$top/build-werror" fuzz >"$top/build-werror/fuzz.out" 2>&1; then
-	FUZZ_SECONDS=${FUZZ_SECONDS:-60} bash tests/fuzz/run.sh "$top/build-werror" |
+elif make -C "$top/build-werror" -j"$jobs" fuzz >"$top/build-werror/fuzz.out" 2>&1; then
+	FUZZ_SECONDS=${FUZZ_SECONDS:-60} FUZZ_JOBS=$jobs bash tests/fuzz/run.sh "$top/build-werror" |
 		tee "$top/build-werror/fuzz-run.out"
 	rc=${PIPESTATUS[0]}
 	p=$(grep -c '^PASS ' "$top/build-werror/fuzz-run.out")

@@ -31,9 +31,7 @@ Exit status: 0 when the benchmark ran (targets met or not), 1 when something
 failed to run (start-up, connections refused or not greeted).
 """
 import os
-import random
 import re
-import resource
 import selectors
 import shutil
 import signal
@@ -42,6 +40,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from bench_proc import (Sink, die, established_to, free_port, raise_nofile,  # noqa: E402
+                        start_backstop, status_kb)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BACKSTOP = os.environ.get("BACKSTOP", os.path.join(HERE, "..", "..", "build", "backstop"))
@@ -59,92 +61,6 @@ T0 = time.monotonic()
 
 def deadline_left():
     return MAX_TIME - (time.monotonic() - T0)
-
-
-def die(msg):
-    print("idle_bench: " + msg, file=sys.stderr)
-    sys.exit(1)
-
-
-def listening(port):
-    out = subprocess.run(["ss", "-Htln", "sport = :%d" % port], capture_output=True, text=True).stdout
-    return bool(out.strip())
-
-
-def free_port():
-    for _ in range(200):
-        p = random.randint(10000, 32000)   # below the ephemeral range (32768-)
-        if not listening(p):
-            return p
-    die("no free port")
-
-
-def wait_listen(port, proc, secs):
-    end = time.monotonic() + secs
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            return False
-        if listening(port):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def status_kb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return -1
-
-
-def established_to(port):
-    """Established TCP connections whose remote end is 127.0.0.1:port."""
-    out = subprocess.run(["ss", "-Htn", "state", "established", "dport = :%d" % port],
-                         capture_output=True, text=True).stdout
-    return len([l for l in out.splitlines() if l.strip()])
-
-
-def raise_nofile(want):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < want:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))   # root only
-            return want
-        except (ValueError, OSError):
-            want = hard
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return want
-
-
-class Sink:
-    def __init__(self, workdir):
-        self.port = free_port()
-        self.out = os.path.join(workdir, "sink.out")
-        cmd = [SINK]
-        if os.geteuid() == 0:
-            cmd += ["-u", "nobody"]      # smtp-sink refuses to run as root
-        cmd += ["-c", "127.0.0.1:%d" % self.port, "100"]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.out, "wb"),
-                                     stderr=open(os.path.join(workdir, "sink.err"), "wb"))
-        if not wait_listen(self.port, self.proc, 10):
-            die("smtp-sink did not start")
-
-    def sessions(self):
-        """Sessions the sink has counted (its -c counter; updated at session end)."""
-        with open(self.out, "rb") as f:
-            data = f.read().decode("ascii", "replace")
-        m = re.findall(r"sess=(\d+)", data)
-        return int(m[-1]) if m else 0
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def ehlo_all(socks):
@@ -197,11 +113,9 @@ def main():
     sink = bs = None
     socks = []
     try:
-        sink = Sink(work)
+        sink = Sink(work, 100, SINK)
         port = free_port()
-        ini = os.path.join(work, "backstop.ini")
-        with open(ini, "w") as f:
-            f.write("""[server]
+        bs, probe = start_backstop(BACKSTOP, work, """[server]
 user = root
 listen = 127.0.0.1:%d
 hostname = mx.test.example
@@ -216,20 +130,8 @@ mode = off
 [log]
 level = info
 """ % (port, sink.port, NCONN + 1000, NCONN + 1000,
-       "conn_rate_per_ip = %d\n" % (10 * NCONN) if CONNECT_CHECK else ""))
+       "conn_rate_per_ip = %d\n" % (10 * NCONN) if CONNECT_CHECK else ""), [port], sink)
         log = os.path.join(work, "backstop.log")
-        # backstop inherits the raised RLIMIT_NOFILE
-        bs = subprocess.Popen([BACKSTOP, "-f", "-c", ini], stdout=subprocess.DEVNULL,
-                              stderr=open(log, "wb"))
-        if not wait_listen(port, bs, 10):
-            die("backstop did not start:\n" + open(log).read())
-        # the startup probe: wait until the sink has counted it, then take
-        # the sink's count as the baseline
-        end = time.monotonic() + 5
-        while sink.sessions() < 1 and time.monotonic() < end:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        probe = sink.sessions()
         rss0 = status_kb(bs.pid, "VmRSS")
 
         print("idle_bench: %s on %s, %d CPU(s), %s" % (

@@ -52,7 +52,6 @@ import json
 import os
 import random
 import re
-import resource
 import selectors
 import shutil
 import signal
@@ -63,6 +62,10 @@ import tempfile
 import threading
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from bench_proc import (Sink, cpu_seconds, die, established_to, free_port,  # noqa: E402
+                        raise_nofile, start_backstop, status_kb)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BACKSTOP = os.environ.get("BACKSTOP", os.path.join(HERE, "..", "..", "build", "backstop"))
@@ -83,70 +86,6 @@ CONNECT_BATCH = 256         # driver connects in flight at once (backstop's back
 DRIP_BUCKETS = 100          # the driver spreads each second's bytes over 10 ms slots
 
 T0 = time.monotonic()
-
-
-def die(msg):
-    print("soak_bench: " + msg, file=sys.stderr)
-    sys.exit(1)
-
-
-def listening(port):
-    out = subprocess.run(["ss", "-Htln", "sport = :%d" % port], capture_output=True, text=True).stdout
-    return bool(out.strip())
-
-
-def free_port():
-    for _ in range(200):
-        p = random.randint(10000, 32000)   # below the ephemeral range (32768-)
-        if not listening(p):
-            return p
-    die("no free port")
-
-
-def wait_listen(port, proc, secs):
-    end = time.monotonic() + secs
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            return False
-        if listening(port):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def status_kb(pid, key):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def established_to(port):
-    out = subprocess.run(["ss", "-Htn", "state", "established", "dport = :%d" % port],
-                         capture_output=True, text=True).stdout
-    return len([l for l in out.splitlines() if l.strip()])
-
-
-def raise_nofile(want):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < want:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))   # root only
-            return want
-        except (ValueError, OSError):
-            want = hard
-    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    return want
 
 
 def percentile(values, p):
@@ -344,36 +283,6 @@ def driver(port, nline, ndata, nsilent, duration):
 
 
 # ---------------------------------------------------------------- the bench
-
-class Sink:
-    def __init__(self, workdir):
-        self.port = free_port()
-        self.out = os.path.join(workdir, "sink.out")
-        cmd = [SINK]
-        if os.geteuid() == 0:
-            cmd += ["-u", "nobody"]      # smtp-sink refuses to run as root
-        cmd += ["-c", "127.0.0.1:%d" % self.port, "1024"]
-        self.proc = subprocess.Popen(cmd, stdout=open(self.out, "wb"),
-                                     stderr=open(os.path.join(workdir, "sink.err"), "wb"))
-        if not wait_listen(self.port, self.proc, 10):
-            die("smtp-sink did not start")
-
-    def sessions(self):
-        """Sessions the sink has counted (its -c counter; updated at session end)."""
-        with open(self.out, "rb") as f:
-            data = f.read().decode("ascii", "replace")
-        m = re.findall(r"sess=(\d+)", data)
-        return int(m[-1]) if m else 0
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
 
 BODY = ("From: a@example.org\r\nTo: b@example.org\r\nSubject: soak\r\n\r\n"
         + ("0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 01234567\r\n" * 27)
@@ -589,12 +498,10 @@ def main():
     work = tempfile.mkdtemp(prefix="soak_bench.")
     sink = bs = sampler = drv = None
     try:
-        sink = Sink(work)
+        sink = Sink(work, 1024, SINK)
         port = free_port()
         mport = free_port()
-        ini = os.path.join(work, "backstop.ini")
-        with open(ini, "w") as f:
-            f.write("""[server]
+        bs, probe = start_backstop(BACKSTOP, work, """[server]
 user = root
 listen = 127.0.0.1:%d
 hostname = mx.test.example
@@ -610,17 +517,8 @@ mode = off
 listen = 127.0.0.1:%d
 [log]
 level = warning
-""" % (port, sink.port, total + 1000, total + 1000, mport))
+""" % (port, sink.port, total + 1000, total + 1000, mport), [port, mport], sink)
         log = os.path.join(work, "backstop.log")
-        bs = subprocess.Popen([BACKSTOP, "-f", "-c", ini], stdout=subprocess.DEVNULL,
-                              stderr=open(log, "wb"))
-        if not wait_listen(port, bs, 10) or not wait_listen(mport, bs, 5):
-            die("backstop did not start:\n" + open(log).read())
-        end = time.monotonic() + 5
-        while sink.sessions() < 1 and time.monotonic() < end:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        probe = sink.sessions()
         sampler = Sampler(bs.pid, sink.port, mport, os.path.join(work, "samples.csv"))
         rss_start = status_kb(bs.pid, "VmRSS")
         sampler.start()

@@ -37,37 +37,13 @@ import re
 import threading
 import time
 from harness import *
+from corpus import require_sisimai_maildir
 from bounce_msgs import py_tag, py_bsig
 
 t = Test("bounce_corpus", need=("smtp-sink",), watchdog=170)
 
 
-def corpus_dir():
-    # shared/ sits beside the checkout (CI: ../shared); a clone made
-    # elsewhere on the machine finds it beside any parent, as
-    # tests/unit/test_bounce_corpus does
-    cands = [os.environ.get("BACKSTOP_CORPORA", "")]
-    d = os.path.abspath(srcdir())
-    while True:
-        cands.append(os.path.join(os.path.dirname(d), "shared", "corpora"))
-        if os.path.dirname(d) == d:
-            break
-        d = os.path.dirname(d)
-    for c in cands:
-        d = os.path.join(c, "sisimai-set-of-emails", "maildir")
-        if c and os.path.isdir(os.path.join(d, "bsd")):
-            return os.path.abspath(d)
-    return None
-
-
-CORPUS = corpus_dir()
-if CORPUS is None:
-    why = "the corpus ../shared/corpora/sisimai-set-of-emails/maildir/bsd is missing " \
-          "(or set BACKSTOP_CORPORA to the directory holding sisimai-set-of-emails)"
-    if in_ci():
-        t.check("corpus present", False, why)
-        t.done()
-    t.skip(why)
+CORPUS = require_sisimai_maildir(t)
 
 SECRET = "corpus-secret-0123456789abcdef"
 kdir = t.tmpdir("keys")

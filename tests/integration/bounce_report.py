@@ -39,32 +39,12 @@ import shutil
 import subprocess
 import threading
 from harness import *
+from corpus import require_sisimai_maildir
 
 t = Test("bounce_report", need=("smtp-sink",), watchdog=120)
 
 
-def corpus_dir():
-    cands = [os.environ.get("BACKSTOP_CORPORA", "")]
-    d = os.path.abspath(srcdir())
-    while True:
-        cands.append(os.path.join(os.path.dirname(d), "shared", "corpora"))
-        if os.path.dirname(d) == d:
-            break
-        d = os.path.dirname(d)
-    for c in cands:
-        d = os.path.join(c, "sisimai-set-of-emails", "maildir")
-        if c and os.path.isdir(os.path.join(d, "bsd")):
-            return os.path.abspath(d)
-    return None
-
-
-CORPUS = corpus_dir()
-if CORPUS is None:
-    why = "the corpus ../shared/corpora/sisimai-set-of-emails/maildir/bsd is missing"
-    if in_ci():
-        t.check("corpus present", False, why)
-        t.done()
-    t.skip(why)
+CORPUS = require_sisimai_maildir(t)
 
 
 # ------------------------------------------------ the independent count

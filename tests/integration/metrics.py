@@ -89,6 +89,8 @@ def send_timed(bs, subject):
 
 
 bs = t.backstop({"backend": {"address": sink.address, "connect_timeout": "1s"},
+                 # "/health is 503 while draining" looks at it while a session is open
+                 "server": {"drain_time": "5s"},
                  "metrics": {"listen": "127.0.0.1:%d" % MPORT, "backend_failures": "2"},
                  "helo": {"reject_invalid": "yes", "reject_own_name": "yes"},
                  "limits": {"max_message_size": "4k", "max_connections_per_ip": "4"}})

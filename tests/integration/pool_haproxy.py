@@ -27,6 +27,7 @@ import signal
 import subprocess
 import threading
 from harness import *
+from haproxy import HAProxy
 
 t = Test("pool_haproxy", watchdog=120,
          need=("postfix", "haproxy", "redis-server", "smtp-source"))
@@ -123,27 +124,16 @@ poll(lambda: all(re.search(r"limits: redis \S+ connected", b.log()) for b in poo
 # ------------------------------------------------------------------ HAProxy
 
 
-class HAProxy:
+class PoolHAProxy(HAProxy):
     """haproxy -db: one frontend on 127.0.0.1, one backend with the three
     instances (send-proxy-v2, smtpchk every 300 ms, down after 2 failures,
     up after 2 successes), a stats socket to read the servers' states."""
 
     def __init__(self, servers):
-        self.dir = t.tmpdir("haproxy")
-        self.cfg = os.path.join(self.dir, "haproxy.cfg")
-        self.logfile = os.path.join(self.dir, "haproxy.log")
+        HAProxy.__init__(self, t, "haproxy")
         self.sock = os.path.join(self.dir, "stats.sock")
         self.port = free_port()
-        text = ["global",
-                "    log stdout format raw local0",
-                "    stats socket %s mode 600 level admin" % self.sock,
-                "defaults",
-                "    mode tcp",
-                "    log global",
-                "    option tcplog",
-                "    timeout connect 1s",
-                "    timeout client 30s",
-                "    timeout server 30s",
+        text = HAProxy.tcp_defaults("1s", ["stats socket %s mode 600 level admin" % self.sock]) + [
                 # a connection refused by a dead instance is tried again,
                 # each time on another server
                 "    retries 3",
@@ -156,16 +146,7 @@ class HAProxy:
                 "    option smtpchk EHLO haproxy.test.example",
                 "    default-server send-proxy-v2 check inter 300ms fall 2 rise 2"]
         text += ["    server %s 127.0.0.1:%d" % (name, port) for name, port in servers]
-        with open(self.cfg, "w") as f:
-            f.write("\n".join(text) + "\n")
-        r = subprocess.run(["haproxy", "-c", "-f", self.cfg], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
-        if r.returncode != 0:
-            t.error("haproxy -c refused the test's configuration:\n%s" % r.stdout.decode())
-        self.out = open(self.logfile, "ab")
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", self.cfg], stdout=self.out,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        t.defer(self.stop)
+        self.start(text)
         if not poll(lambda: os.path.exists(self.sock) and self.states(), 5):
             t.error("haproxy did not start:\n%s" % self.log())
 
@@ -200,23 +181,9 @@ class HAProxy:
         return poll(lambda: all(self.states().get(k, "").startswith(v) for k, v in want.items()),
                     timeout, 0.1)
 
-    def log(self):
-        with open(self.logfile, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.out.close()
-
 
 names = ["bs1", "bs2", "bs3"]
-hap = HAProxy([(n, b.port) for n, b in zip(names, pool)])
+hap = PoolHAProxy([(n, b.port) for n, b in zip(names, pool)])
 log("# HAProxy on 127.0.0.1:%d -> %s" % (hap.port, ", ".join(
     "%s 127.0.0.1:%d" % (n, b.port) for n, b in zip(names, pool))))
 if not hap.wait_states({n: "UP" for n in names}, 5):

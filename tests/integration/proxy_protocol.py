@@ -15,6 +15,7 @@ import re
 import ssl
 import struct
 from harness import *
+from haproxy import HAProxy
 
 t = Test("proxy_protocol", need=("postfix", "haproxy", "ip"))
 pf = t.postfix()
@@ -87,21 +88,17 @@ bs.start()
 log("# backstop on 127.0.0.1:%d and %s:%d" % (bs_port, ns.host_addr, direct_port))
 
 
-class HAProxy:
+class ProtocolHAProxy(HAProxy):
     """haproxy -db in TCP mode: frontend v2 (send-proxy-v2, with smtpchk
     health checks) and v1 (send-proxy), both to backstop."""
 
     made = 0
 
     def __init__(self, backends):
-        HAProxy.made += 1
-        self.dir = t.tmpdir("haproxy%d" % HAProxy.made)
-        self.cfg = os.path.join(self.dir, "haproxy.cfg")
-        self.logfile = os.path.join(self.dir, "haproxy.log")
+        ProtocolHAProxy.made += 1
+        HAProxy.__init__(self, t, "haproxy%d" % ProtocolHAProxy.made)
         self.ports = {}
-        text = ["global", "    log stdout format raw local0", "defaults", "    mode tcp",
-                "    log global", "    option tcplog", "    timeout connect 2s",
-                "    timeout client 30s", "    timeout server 30s"]
+        text = HAProxy.tcp_defaults("2s")
         for name, (server_port, send, check) in backends.items():
             p = free_port(ns.host_addr)
             self.ports[name] = p
@@ -112,39 +109,16 @@ class HAProxy:
                          "    server bs 127.0.0.1:%d %s check inter 500ms" % (server_port, send)]
             else:
                 text += ["    server bs 127.0.0.1:%d %s" % (server_port, send)]
-        with open(self.cfg, "w") as f:
-            f.write("\n".join(text) + "\n")
-        r = subprocess.run(["haproxy", "-c", "-f", self.cfg], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
-        if r.returncode != 0:
-            t.error("haproxy -c refused the test's configuration:\n%s" % r.stdout.decode())
-        self.out = open(self.logfile, "ab")
-        self.proc = subprocess.Popen(["haproxy", "-db", "-f", self.cfg], stdout=self.out,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        t.defer(self.stop)
+        self.start(text)
         # listening in about 0.06 s (no connection to it: that would make one to backstop)
         def listening():
             out = subprocess.run(["ss", "-ltn"], stdout=subprocess.PIPE).stdout.decode()
             return all(":%d " % p in out for p in self.ports.values())
         if not poll(listening, 5):
-            t.error("haproxy did not listen:\n%s" % open(self.logfile).read())
-
-    def log(self):
-        with open(self.logfile, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.out.close()
+            t.error("haproxy did not listen:\n%s" % self.log())
 
 
-hap = HAProxy({"v2": (bs_port, "send-proxy-v2", True), "v1": (bs_port, "send-proxy", False)})
+hap = ProtocolHAProxy({"v2": (bs_port, "send-proxy-v2", True), "v1": (bs_port, "send-proxy", False)})
 
 
 def relay_through(version):
@@ -346,7 +320,7 @@ with t.case("SPF checks the client from the header"):
                       "server": {"proxy_protocol": "on", "proxy_trusted": "127.0.0.1"},
                       "dns": {"servers": "127.0.0.1:%d" % dport},
                       "spf": {"mode": "enforce"}})
-    hap2 = HAProxy({"spf": (spf.port, "send-proxy-v2", False)})
+    hap2 = ProtocolHAProxy({"spf": (spf.port, "send-proxy-v2", False)})
     # fail.example.org permits only 192.0.2.1; libspf2 passes any loopback
     # client, so a 5xx here shows the namespace's address was checked
     c = ns.client(ns.host_addr, hap2.ports["spf"])

@@ -100,3 +100,7 @@ tests_unit_test_ipcount_ownerdead_LDADD = $(UNIT_LDADD)
 # the loop thread's DNS answer cache (proxy/dns_cache.c)
 UNIT_TESTS += tests/unit/test_dns_cache
 tests_unit_test_dns_cache_LDADD = $(UNIT_LDADD)
+# the filter runner's deadline for a lost callback (filters/README.md),
+# through the real sessions, with a filter table of its own
+UNIT_TESTS += tests/unit/test_filter_deadline
+tests_unit_test_filter_deadline_LDADD = $(UNIT_LDADD)
