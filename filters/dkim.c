@@ -41,6 +41,7 @@
 #include <opendkim/dkim.h>
 
 #include "filters/authres.h"
+#include "filters/dkim_pubkey.h"
 #include "filters/filter.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
@@ -596,6 +597,10 @@ static int dkim_init_lib(const struct config *cfg, char *err, size_t errlen)
 		dkim_lib = NULL;
 		return -1;
 	}
+	/* libopendkim's key parsing goes through filters/dkim_pubkey.c */
+	if (!dkim_pubkey_interposed())
+		log_warn("dkim: parsed keys are not kept (d2i_PUBKEY_bio is not backstop's: a"
+		    " static or -Bsymbolic link?); every signature costs a key parse");
 	return 0;
 }
 
@@ -604,6 +609,7 @@ static void dkim_shutdown_lib(void)
 	if (dkim_lib != NULL)
 		dkim_close(dkim_lib);
 	dkim_lib = NULL;
+	dkim_pubkey_flush();
 }
 
 /* key lookups end at [dkim] timeout through the resolver; the runner's
