@@ -6,8 +6,9 @@
  *   header hook  - dkim_verify() on the first field, then dkim_header() per
  *                  whole field as received;
  *   FILTER_EOH   - dkim_eoh(). The library asks for each signature's key
- *                  through key_lookup(); a key not yet known starts a
- *                  query on the shared resolver and answers TRYAGAIN, so
+ *                  through key_lookup(); a key in the loop's DNS cache is
+ *                  used at once (dns_cache_peek), a key not yet known
+ *                  starts a query on the shared resolver and answers TRYAGAIN, so
  *                  dkim_eoh() returns CBTRYAGAIN and the hook goes
  *                  asynchronous; when every query has answered, dkim_eoh()
  *                  runs again (re-entry is supported at EOH only; see
@@ -41,6 +42,7 @@
 #include <opendkim/dkim.h>
 
 #include "filters/authres.h"
+#include "filters/dkim_pubkey.h"
 #include "filters/filter.h"
 #include "proxy/config.h"
 #include "proxy/dns.h"
@@ -121,6 +123,25 @@ static struct dkim_key *key_find(struct dkim_msg *m, const char *qname)
 
 static void eoh_resume(struct dkim_msg *m);
 
+/* key_set - the key's state from its DNS answer. */
+static void key_set(struct dkim_msg *m, struct dkim_key *k, const struct dns_answer *a)
+{
+	if (a->status == DNS_OK && a->n == 1 && a->rr[0].text != NULL &&
+	    a->rr[0].text_len < DKIM_KEY_MAX) {
+		k->txt = strdup(a->rr[0].text);
+		k->state = k->txt ? KEY_FOUND : KEY_TEMPFAIL;
+	} else if (a->status == DNS_OK && a->n > 1) {
+		k->state = KEY_TEMPFAIL;   /* RFC 6376 3.6.2.2: more than one key */
+	} else if (a->status == DNS_OK || a->status == DNS_NXDOMAIN || a->status == DNS_NODATA) {
+		k->state = KEY_NOTFOUND;   /* incl. a key record over 1 KB */
+	} else {
+		k->state = KEY_TEMPFAIL;
+	}
+	log_debug("%s: dkim: key %s: %s", m->sid, k->qname,
+	    k->state == KEY_FOUND ? "found" : k->state == KEY_NOTFOUND ? "not found" :
+	    dns_status_name(a->status));
+}
+
 static void key_answered(void *arg, const struct dns_answer *a)
 {
 	struct dkim_query *q = arg, **pp;
@@ -136,31 +157,21 @@ static void key_answered(void *arg, const struct dns_answer *a)
 	if (*pp)
 		*pp = q->next;
 	free(q);
-	if (a->status == DNS_OK && a->n == 1 && a->rr[0].text != NULL &&
-	    a->rr[0].text_len < DKIM_KEY_MAX) {
-		k->txt = strdup(a->rr[0].text);
-		k->state = k->txt ? KEY_FOUND : KEY_TEMPFAIL;
-	} else if (a->status == DNS_OK && a->n > 1) {
-		k->state = KEY_TEMPFAIL;   /* RFC 6376 3.6.2.2: more than one key */
-	} else if (a->status == DNS_OK || a->status == DNS_NXDOMAIN || a->status == DNS_NODATA) {
-		k->state = KEY_NOTFOUND;   /* incl. a key record over 1 KB */
-	} else {
-		k->state = KEY_TEMPFAIL;
-	}
-	log_debug("%s: dkim: key %s: %s", m->sid, k->qname,
-	    k->state == KEY_FOUND ? "found" : k->state == KEY_NOTFOUND ? "not found" :
-	    dns_status_name(a->status));
+	key_set(m, k, a);
 	if (m->pending > 0)
 		m->pending--;
 	if (m->pending == 0 && m->waiting)
 		eoh_resume(m);
 }
 
-/* key_start - ask the resolver for qname once per message. */
+/* key_start - ask the resolver for qname once per message; a key in the
+ * loop's DNS cache is taken at once (dkim_eoh() then needs no second
+ * round), anything else is asked for asynchronously. */
 static struct dkim_key *key_start(struct dkim_msg *m, const char *qname)
 {
 	struct dkim_key *k = key_find(m, qname);
 	struct dkim_query *q;
+	struct dns_answer kept;
 
 	if (k != NULL)
 		return k;
@@ -175,6 +186,12 @@ static struct dkim_key *key_start(struct dkim_msg *m, const char *qname)
 	k->next = m->keys;
 	m->keys = k;
 	m->nkeys++;
+	if (dns_cache_peek(DNS_T_TXT, qname, &kept)) {
+		key_set(m, k, &kept);
+		dns_answer_free(&kept);
+		free(q);
+		return k;
+	}
 	q->msg = m;
 	q->key = k;
 	if (dns_query_async(DNS_T_TXT, qname, m->deadline, key_answered, q) != 0) {
@@ -596,6 +613,10 @@ static int dkim_init_lib(const struct config *cfg, char *err, size_t errlen)
 		dkim_lib = NULL;
 		return -1;
 	}
+	/* libopendkim's key parsing goes through filters/dkim_pubkey.c */
+	if (!dkim_pubkey_interposed())
+		log_warn("dkim: parsed keys are not kept (d2i_PUBKEY_bio is not backstop's: a"
+		    " static or -Bsymbolic link?); every signature costs a key parse");
 	return 0;
 }
 
@@ -604,6 +625,7 @@ static void dkim_shutdown_lib(void)
 	if (dkim_lib != NULL)
 		dkim_close(dkim_lib);
 	dkim_lib = NULL;
+	dkim_pubkey_flush();
 }
 
 /* key lookups end at [dkim] timeout through the resolver; the runner's

@@ -11,7 +11,7 @@ libfilters_a_SOURCES = \
 	filters/sentlog.c filters/sentlog.h \
 	filters/outbound_sig.c filters/outbound_sig.h \
 	filters/spf.c filters/spf.h \
-	filters/dkim.c \
+	filters/dkim.c filters/dkim_pubkey.c filters/dkim_pubkey.h \
 	filters/dmarc.c
 EXTRA_DIST += filters/README.md
 libfilters_a_SOURCES += filters/dmarc_record.c filters/dmarc_record.h \

@@ -2,13 +2,19 @@
  * spf - SPF (RFC 7208) at MAIL FROM with libspf2.
  *
  * Flow: the FILTER_MAIL hook (inbound listener, mode != off, client not in
- * [spf] trusted) copies what the check needs into a job, queues it on
- * libuv's thread pool and returns FILTER_ASYNC. The worker runs libspf2,
+ * [spf] trusted) first evaluates on the loop thread with answers from the
+ * loop's DNS cache only (proxy/dns.h dns_cache_peek): when every answer
+ * the evaluation needs is kept, the verdict is returned at once - no
+ * thread hop, no lock, no query. At the first answer not kept it gives up
+ * (nothing is asked on the loop) and copies what the check needs into a
+ * job, queues it on libuv's thread pool and returns FILTER_ASYNC. The worker runs libspf2,
  * whose DNS layer (spf_layer_lookup) asks proxy/dns.c synchronously under
  * a per-check deadline. The after-work callback, on the loop thread, turns
  * the result into a verdict and hands it to filter_async_done() with the
  * token copied at submission: if the session has closed or moved on, the
- * proxy drops it; the job never touches a session.
+ * proxy drops it; the job never touches a session. The worker's definite
+ * answers (found, no data, no such name) go back with the job and are
+ * offered to the loop's cache (dns_cache_offer), under its TTL rules.
  *
  * libspf2 is used defensively (see /work/shared/notes/dependencies.md 1):
  *   - SPF_RESULT_INVALID is mapped here (spf_result_map), every getter may
@@ -86,11 +92,29 @@ struct spf_srv {
 
 static struct spf_srv *spf_cur;
 
-/* Per worker thread: the evaluation in progress. */
+/* Answers a worker's evaluation hands back to the loop's DNS cache (at
+ * most SPF_KEEP_MAX per check; the rest are not offered). */
+#define SPF_KEEP_MAX 16
+
+struct spf_kept {
+	struct spf_kept *next;
+	int type;
+	char *name;
+	struct dns_answer ans;
+};
+
+/* Per thread: the evaluation in progress. */
 static _Thread_local struct {
 	uint64_t deadline;
 	unsigned lookups;
 	const atomic_bool *abandoned;   /* the job's session has closed */
+	/* on the loop thread: answers from the loop's DNS cache only; the
+	 * first one not kept there ends the attempt (missed) */
+	bool cache_only;
+	bool missed;
+	/* on a worker: the answers it got, for the loop's cache */
+	struct spf_kept **kept;
+	unsigned nkept;
 } spf_tls;
 
 const char *spf_outcome_name(enum spf_outcome r)
@@ -422,6 +446,27 @@ static void exp_escape(char *dst, const char *s)
 	*dst = '\0';
 }
 
+/* answer_done - a worker keeps a definite answer for the loop's cache
+ * (spf_after_work offers it there); anything else is freed. */
+static void answer_done(int type, const char *domain, struct dns_answer *a)
+{
+	struct spf_kept *k = NULL;
+
+	if (spf_tls.kept == NULL || spf_tls.nkept >= SPF_KEEP_MAX ||
+	    (a->status != DNS_OK && a->status != DNS_NODATA && a->status != DNS_NXDOMAIN) ||
+	    (k = calloc(1, sizeof *k)) == NULL || (k->name = strdup(domain)) == NULL) {
+		if (k != NULL && k->name == NULL)
+			free(k);
+		dns_answer_free(a);
+		return;
+	}
+	k->type = type;
+	k->ans = *a;
+	k->next = *spf_tls.kept;
+	*spf_tls.kept = k;
+	spf_tls.nkept++;
+}
+
 static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *s, const char *domain,
     ns_type type, int should_cache)
 {
@@ -439,7 +484,15 @@ static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *s, const char *domain,
 	    (spf_tls.abandoned != NULL && atomic_load(spf_tls.abandoned)))
 		return SPF_dns_rr_new_init(s, domain, type, 0, TRY_AGAIN);
 
-	a = dns_query_sync_cancel((int)type, domain, spf_tls.deadline, spf_tls.abandoned);
+	if (spf_tls.cache_only) {
+		/* the loop thread: never a query, never a wait */
+		if (spf_tls.missed || !dns_cache_peek((int)type, domain, &a)) {
+			spf_tls.missed = true;
+			return SPF_dns_rr_new_init(s, domain, type, 0, TRY_AGAIN);
+		}
+	} else {
+		a = dns_query_sync_cancel((int)type, domain, spf_tls.deadline, spf_tls.abandoned);
+	}
 	switch (a.status) {
 	case DNS_OK: herrno = NETDB_SUCCESS; break;
 	case DNS_NODATA: herrno = NO_DATA; break;
@@ -448,7 +501,7 @@ static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *s, const char *domain,
 	}
 	rr = SPF_dns_rr_new_init(s, domain, type, (int)a.ttl, herrno);
 	if (rr == NULL || herrno != NETDB_SUCCESS) {
-		dns_answer_free(&a);
+		answer_done((int)type, domain, &a);
 		return rr;   /* NULL only when out of memory: libspf2 aborts */
 	}
 	for (size_t i = 0; i < a.n; i++) {
@@ -497,7 +550,7 @@ static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *s, const char *domain,
 	rr->num_rr = cnt;
 	if (cnt == 0)
 		rr->herrno = NO_DATA;
-	dns_answer_free(&a);
+	answer_done((int)type, domain, &a);
 	return rr;
 }
 
@@ -689,6 +742,7 @@ struct spf_job {
 	char receiver[SPF_DOMAIN_MAX];
 	struct spf_report rep;
 	atomic_bool abandoned;      /* set on the loop when the session closes */
+	struct spf_kept *kept;      /* the worker's answers, for the loop's cache */
 };
 
 static void spf_work(uv_work_t *req)
@@ -696,10 +750,51 @@ static void spf_work(uv_work_t *req)
 	struct spf_job *job = req->data;
 
 	spf_tls.abandoned = &job->abandoned;
+	spf_tls.kept = &job->kept;
+	spf_tls.nkept = 0;
 	evaluate(job->srv->spf, job->ip, job->helo, job->mail_from, job->deadline,
 	    &job->rep);
 	spf_tls.abandoned = NULL;
+	spf_tls.kept = NULL;
 	copy_str(job->rep.receiver, sizeof job->rep.receiver, job->receiver);
+}
+
+/* kept_release - loop thread: offer the worker's answers to the loop's
+ * DNS cache (the next check of the domain then runs on the loop), free
+ * them. */
+static void kept_release(struct spf_job *job)
+{
+	struct spf_kept *k, *next;
+
+	for (k = job->kept; k != NULL; k = next) {
+		next = k->next;
+		dns_cache_offer(k->type, k->name, &k->ans);
+		dns_answer_free(&k->ans);
+		free(k->name);
+		free(k);
+	}
+	job->kept = NULL;
+}
+
+/*
+ * evaluate_cached - on the loop thread, the whole evaluation when every
+ * answer it needs is in the loop's DNS cache (the usual case for a
+ * domain that sends a lot): no thread hop, no lock, no wait. false at the
+ * first answer not kept, and the check goes to a worker as before (its
+ * answers then fill the cache). libspf2's work with kept answers is a few
+ * microseconds, bounded like any evaluation (SPF_MAX_LOOKUPS).
+ */
+static bool evaluate_cached(const char *ip, const char *helo, const char *mail_from,
+    uint64_t deadline, struct spf_report *r)
+{
+	memset(r, 0, sizeof *r);
+	spf_tls.cache_only = true;
+	spf_tls.missed = false;
+	spf_tls.abandoned = NULL;
+	spf_tls.kept = NULL;
+	evaluate(spf_cur->spf, ip, helo, mail_from, deadline, r);
+	spf_tls.cache_only = false;
+	return !spf_tls.missed;
 }
 
 static void spf_log_result(const char *sid, const struct spf_report *r, uint64_t ms)
@@ -801,6 +896,7 @@ static void spf_after_work(uv_work_t *req, int status)
 		n_running--;
 		log_debug("%s: spf: check of a closed session ended after %llums", job->sid,
 		    (unsigned long long)(dns_now_ms() - job->start));
+		kept_release(job);
 		srv_unref(job->srv);
 		free(job);
 		schedule();
@@ -810,6 +906,7 @@ static void spf_after_work(uv_work_t *req, int status)
 		job->rep.result = SPF_OUT_TEMPERROR;
 		copy_str(job->rep.problem, sizeof job->rep.problem, "check cancelled");
 	}
+	kept_release(job);
 	for (unsigned i = 0; i < SPF_MAX_RUNNING; i++)
 		if (running[i] == job)
 			running[i] = NULL;
@@ -940,6 +1037,23 @@ static enum filter_result spf_mail(const struct filter_env *env,
 		}
 	}
 
+	if (spf_cur != NULL) {
+		/* the same inputs, cut to the same sizes, as a job's */
+		char ip[64], helo[SPF_DOMAIN_MAX], from[FILTER_ADDR_MAX + 1];
+		struct spf_report rep;
+		uint64_t start = dns_now_ms();
+
+		copy_str(ip, sizeof ip, env->client_ip);
+		copy_str(helo, sizeof helo, env->helo);
+		copy_str(from, sizeof from, env->null_sender ? "" : env->mail_from);
+		if (evaluate_cached(ip, helo, from, start + check_budget(cfg), &rep)) {
+			copy_str(rep.receiver, sizeof rep.receiver, cfg->server.hostname);
+			spf_log_result(env->sid, &rep, dns_now_ms() - start);
+			spf_verdict_build(&rep, cfg->spf.mode, cfg->spf.permerror, v);
+			return v->result;
+		}
+	}
+
 	job = calloc(1, sizeof *job);
 	if (job == NULL || spf_cur == NULL) {
 		struct spf_report rep = {.result = SPF_OUT_TEMPERROR};
@@ -980,8 +1094,8 @@ static enum filter_result spf_mail(const struct filter_env *env,
 	}
 	job->srv = spf_cur;
 	job->srv->refs++;
-	/* every check goes through the queue: the verdict always comes later,
-	 * from a callback, never from inside this hook */
+	/* a check that needs DNS goes through the queue: its verdict comes
+	 * later, from a callback, never from inside this hook */
 	if (waiting_tail)
 		waiting_tail->next = job;
 	else

@@ -32,8 +32,10 @@
  * answer from libunbound, so the callback never runs inside
  * dns_query_async() and a caller that has given up on a lookup (its
  * session gone) handles a hit exactly as any late answer. The cache is
- * touched on the loop thread only (lookups in dns_query_async, stores in
- * async_cb); blocking lookups (SPF, worker threads) do not use it.
+ * touched on the loop thread only (lookups in dns_query_async and
+ * dns_cache_peek, stores in async_cb and dns_cache_offer); blocking lookups
+ * (SPF, worker threads) do not use it, but SPF hands their answers to the
+ * loop (dns_cache_offer) and evaluates on the loop when they are all kept.
  *
  * Locking: dns.mu protects the in-flight list, counters and completion
  * queue. It is never held while calling into libunbound except ub_cancel()
@@ -520,6 +522,22 @@ static bool cache_answer(int type, const char *name, dns_cb cb, void *arg)
 	dns.hits_tail = q;
 	uv_idle_start(&dns.hits_idle, hits_deliver);
 	return true;
+}
+
+bool dns_cache_peek(int type, const char *name, struct dns_answer *out)
+{
+	if (!dns.inited || dns.cache == NULL || name == NULL ||
+	    !dns_cache_get(dns.cache, type, name, dns_now_ms(), out))
+		return false;
+	atomic_fetch_add_explicit(&dns.cache_hits, 1, memory_order_relaxed);
+	count_answer(out);
+	return true;
+}
+
+void dns_cache_offer(int type, const char *name, const struct dns_answer *a)
+{
+	if (dns.inited && dns.cache != NULL && name != NULL)
+		dns_cache_put(dns.cache, type, name, a, dns_now_ms());
 }
 
 /*

@@ -117,6 +117,23 @@ int dns_query_async(int type, const char *name, uint64_t deadline,
 void dns_answer_free(struct dns_answer *a);
 
 /*
+ * dns_cache_peek - loop thread: the loop cache's answer for (type, name)
+ * now, in *out (the caller frees it), without a query and without
+ * waiting for the next loop turn; false when none is kept or the cache is
+ * off. For a check that can run at once when every answer it needs is
+ * kept (SPF), and otherwise goes to a worker thread. A hit counts as one.
+ */
+bool dns_cache_peek(int type, const char *name, struct dns_answer *out);
+
+/*
+ * dns_cache_offer - loop thread: keep a copy of an answer that a worker
+ * thread's blocking lookup got (dns_query_sync), under the same rules as
+ * dns_query_async()'s answers, so that the next check finds it with
+ * dns_cache_peek(). Nothing when the cache is off.
+ */
+void dns_cache_offer(int type, const char *name, const struct dns_answer *a);
+
+/*
  * dns_counts - answers handed to callers since dns_init(), by enum
  * dns_status (answers[6]), and queries in flight now. Any thread (the
  * counts are atomics: worker threads answer too). false without

@@ -44,6 +44,10 @@
 #
 # Environment (all optional):
 #   BACKSTOP           backstop binary (default: build/backstop of this tree)
+#   BACKSTOP_B         a second binary, for an A/B comparison within one run:
+#                      a third backstop, all on, runs it and is measured in
+#                      every round right after "on" (path "on-b"); the
+#                      summary adds its us/msg and messages/s (not judged)
 #   BENCH_SIZES        "2k 100k"
 #   BENCH_CONCURRENCY  "1 50"
 #   BENCH_N_<size>_<conc>  messages per run (defaults: 2k: 600 at c=1,
@@ -208,7 +212,7 @@ mode = $mode
 [log]
 level = warning
 EOF
-	"$BACKSTOP" -f -c "$work/$name.ini" 2> "$work/$name.log" &
+	"${bs_bin:-$BACKSTOP}" -f -c "$work/$name.ini" 2> "$work/$name.log" &
 	bs_pid=$!
 	pids+=("$bs_pid")
 	wait_listen "$bs_port" "$bs_pid" 10 || { cat "$work/$name.log" >&2; die "backstop ($name) did not start"; }
@@ -292,9 +296,19 @@ start_backstop off off "$main_sink_port"
 off_port=$bs_port off_pid=$bs_pid
 start_backstop on on "$main_sink_port"
 on_port=$bs_port on_pid=$bs_pid
+paths="direct off on"
+onb_pid=
+if [ -n "${BACKSTOP_B:-}" ]; then
+	[ -x "$BACKSTOP_B" ] || die "$BACKSTOP_B: not found or not executable"
+	bs_bin=$BACKSTOP_B start_backstop on-b on "$main_sink_port"
+	onb_port=$bs_port onb_pid=$bs_pid
+	paths="direct off on on-b"
+	echo "backstop B (path on-b): $BACKSTOP_B"
+fi
 # warm-up: every size once through each (fills the "on" resolver cache)
 for s in $SIZES; do
-	blast "$off_port" "$s" 1 5 && blast "$on_port" "$s" 1 5 ||
+	blast "$off_port" "$s" 1 5 && blast "$on_port" "$s" 1 5 &&
+	    { [ -z "$onb_pid" ] || blast "$onb_port" "$s" 1 5; } ||
 	    { cat "$work/blast.out" "$work/blast.err" >&2; die "warm-up ($s) failed"; }
 done
 echo "warm-up done: $(dns_queries) DNS queries so far (the measured runs must add none)"
@@ -307,7 +321,7 @@ load_runs=
 
 run() {   # SIZE CONC N PATH
 	local s=$1 c=$2 n=$3 path=$4 port pid= c0=0 c1=0 k0 k1 q0 q1 rc rate wall bcpu kcpu gcpu
-	case $path in direct) port=$main_sink_port ;; off) port=$off_port pid=$off_pid ;; on) port=$on_port pid=$on_pid ;; esac
+	case $path in direct) port=$main_sink_port ;; off) port=$off_port pid=$off_pid ;; on) port=$on_port pid=$on_pid ;; on-b) port=$onb_port pid=$onb_pid ;; esac
 	[ -n "$pid" ] && c0=$(cpu_ticks "$pid")
 	k0=$(cpu_ticks "$main_sink_pid"); q0=$(dns_queries)
 	blast "$port" "$s" "$c" "$n"
@@ -343,10 +357,10 @@ for s in $SIZES; do
 			case $s/$c in 2k/1) n=600 ;; 2k/*) n=3000 ;; */1) n=300 ;; *) n=1500 ;; esac
 		fi
 		for r in $(seq 1 "$REPEAT"); do
-			for path in direct off on; do
+			for path in $paths; do
 				run "$s" "$c" "$n" "$path"
 			done
-			for p in "$off_pid" "$on_pid"; do
+			for p in "$off_pid" "$on_pid" $onb_pid; do
 				kill -0 "$p" 2>/dev/null || { echo "a backstop died:" >&2; tail "$work"/o*.log >&2; exit 1; }
 			done
 		done
@@ -373,6 +387,7 @@ for s in $SIZES; do
 		    "$(awk -v d="$d" -v v="$o" 'BEGIN { printf "%.1f", 100 * v / d }')" \
 		    "$(awk -v d="$d" -v v="$a" 'BEGIN { printf "%.1f", 100 * v / d }')" \
 		    "$ou" "$au" $(( au - ou )) "$gu" "${floor_us[$s]}"
+		[ -z "$onb_pid" ] || echo "$s    $c     on-b: $(us "$s/$c/on-b") us/msg (on: $au), best ${best[$s/$c/on-b]:-?} msg/s (on: $a)"
 		summary_on[$s/$c]=$au summary_inc[$s/$c]=$(( au - ou ))
 		ratio_on[$s/$c]=$(awk -v d="$d" -v v="$a" 'BEGIN { printf "%.1f", 100 * v / d }')
 	done
@@ -401,6 +416,7 @@ echo "peak RSS (VmHWM) over the runs: off $(mb "$off_hwm") MB, on $(mb "$on_hwm"
 echo "load average (1 min) after each run:$load_runs"
 stop_pid "$off_pid"
 stop_pid "$on_pid"
+[ -z "$onb_pid" ] || stop_pid "$onb_pid"
 
 # ---- memory with one big message ----
 if [ "$BIG" != 0 ]; then

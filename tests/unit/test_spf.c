@@ -770,6 +770,11 @@ static void run_hook(const struct config *cfg, const char *listener, const char 
 
 static void test_filter(const struct config *cfg)
 {
+	struct filter_verdict first;
+	uint64_t hits0, misses0, hits, misses;
+
+	/* the first check of a domain goes to a worker (its answers are not
+	 * in the loop's cache yet) ... */
 	run_hook(cfg, "inbound", "198.51.100.2", "user@fail.example.org", 41, FILTER_ASYNC);
 	CHECK_INT(got_verdict.result, FILTER_REJECT);
 	CHECK_INT(got_verdict.code, 550);
@@ -777,19 +782,41 @@ static void test_filter(const struct config *cfg)
 	CHECK_STR(got_verdict.text, "SPF fail: fail.example.org explains: Mail from "
 	    "fail.example.org is not accepted from 198.51.100.2, see https://www.example.org/spf");
 	CHECK_STR(got_verdict.note, "spf=fail");
+	first = got_verdict;
+	/* ... which hands them to the loop's cache: a repeat is evaluated on
+	 * the loop, from kept answers only (the record and the exp= text),
+	 * and gives the same verdict at once */
+	CHECK(dns_cache_counts(&hits0, &misses0));
+	run_hook(cfg, "inbound", "198.51.100.2", "user@fail.example.org", 51, FILTER_REJECT);
+	CHECK(dns_cache_counts(&hits, &misses));
+	CHECK_INT(hits - hits0, 2);
+	CHECK_INT(misses, misses0);
+	CHECK_INT(got_verdict.code, first.code);
+	CHECK_STR(got_verdict.esc, first.esc);
+	CHECK_STR(got_verdict.text, first.text);
+	CHECK_STR(got_verdict.note, first.note);
+	CHECK_STR(got_verdict.headers, first.headers);
+	CHECK_STR(got_verdict.auth.props, first.auth.props);
+	CHECK_STR(got_verdict.auth.result, first.auth.result);
 
-	run_hook(cfg, "inbound", "198.51.100.2", "user@pass.example.org", 42, FILTER_ASYNC);
+	/* pass.example.org's record is kept since test_dns_async */
+	run_hook(cfg, "inbound", "198.51.100.2", "user@pass.example.org", 42, FILTER_CONTINUE);
 	CHECK_INT(got_verdict.result, FILTER_CONTINUE);
 	CHECK_STR(got_verdict.auth.props, "smtp.mailfrom=pass.example.org");
 	CHECK_STR(got_verdict.auth.result, "pass");
 
 	run_hook(cfg, "inbound", "198.51.100.2", "", 43, FILTER_ASYNC);
 	CHECK_STR(got_verdict.auth.props, "smtp.helo=client.example.org");
+	run_hook(cfg, "inbound", "198.51.100.2", "", 52, FILTER_CONTINUE);
+	CHECK_STR(got_verdict.auth.props, "smtp.helo=client.example.org");
 
-	run_hook(cfg, "inbound", "198.51.100.2", "user@slow.example.org", 44, FILTER_ASYNC);
-	CHECK_INT(got_verdict.result, FILTER_TEMPFAIL);
-	CHECK_INT(got_verdict.code, 451);
-	CHECK_STR(got_verdict.esc, "4.7.24");
+	/* a timeout is never kept: every check of the domain goes to a worker */
+	for (int i = 0; i < 2; i++) {
+		run_hook(cfg, "inbound", "198.51.100.2", "user@slow.example.org", 44, FILTER_ASYNC);
+		CHECK_INT(got_verdict.result, FILTER_TEMPFAIL);
+		CHECK_INT(got_verdict.code, 451);
+		CHECK_STR(got_verdict.esc, "4.7.24");
+	}
 
 	/* trusted relay (192.0.2.0/24): no check; "none" and why, no A-R */
 	run_hook(cfg, "inbound", "192.0.2.7", "user@fail.example.org", 45, FILTER_CONTINUE);
@@ -808,7 +835,7 @@ static void test_filter(const struct config *cfg)
 	run_hook(cfg, "inbound", "127.45.6.7", "user@fail.example.org", 49, FILTER_CONTINUE);
 	CHECK(strstr(got_verdict.headers, "127.45.6.7 is a loopback address") != NULL);
 	/* ::ffff:127.0.0.1 reaches filters unmapped; 128.0.0.1 is not loopback */
-	run_hook(cfg, "inbound", "::2", "user@fail.example.org", 50, FILTER_ASYNC);
+	run_hook(cfg, "inbound", "::2", "user@fail.example.org", 50, FILTER_REJECT);
 	CHECK(strstr(got_verdict.headers, "loopback") == NULL);
 	/* outbound listener: not checked */
 	run_hook(cfg, "outbound", "198.51.100.2", "user@fail.example.org", 46, FILTER_CONTINUE);
