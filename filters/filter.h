@@ -138,10 +138,13 @@ struct filter_env {
 	                              (filters/ratelimit.h), for that check */
 };
 
-/* Token for an asynchronous verdict. Copy it; it holds no pointers. */
+/* Token for an asynchronous verdict. Copy it; it holds no pointer to the
+ * session (which may be gone when the verdict comes), only the loop's
+ * owner, which outlives every session (proxy's struct worker; opaque). */
 struct filter_async {
 	uint64_t session_id;
 	uint32_t call_seq;
+	void *owner;
 };
 
 struct filter_ops {

@@ -35,6 +35,7 @@
 #include "proxy/sdnotify.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
+#include "proxy/worker.h"
 #include "proxy/workers.h"
 
 #ifndef SYSCONFDIR
@@ -130,9 +131,23 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 	return 0;
 }
 
+/* worker_new - this process's loop and its owner: the one place that
+ * names uv_default_loop() (issue 14; everything else is handed w or
+ * w->loop). NULL when out of memory. */
+static struct worker *worker_new(void)
+{
+	struct worker *w = malloc(sizeof *w);
+
+	if (w == NULL)
+		log_error("out of memory for the event loop's state");
+	else
+		worker_init(w, uv_default_loop());
+	return w;
+}
+
 /* run_loop - the event loop of a single process, or of one worker, once
  * the listeners are bound and root is gone. The exit status. */
-static int run_loop(struct config *cfg, bool foreground, const struct worker_context *worker)
+static int run_loop(struct worker *w, struct config *cfg, bool foreground, const struct worker_context *worker)
 {
 	char err[512];
 	int rc;
@@ -142,7 +157,7 @@ static int run_loop(struct config *cfg, bool foreground, const struct worker_con
 		log_error("DNS: %s", err);
 		return 1;
 	}
-	server_run(!foreground);
+	server_run(w, !foreground);
 	log_info("backstop %s started; backend %s", PACKAGE_VERSION, cfg->backend.address);
 	/* systemd (Type=notify): the listeners accept and root is gone; with
 	 * workers the master says it once they all do */
@@ -150,20 +165,40 @@ static int run_loop(struct config *cfg, bool foreground, const struct worker_con
 		workers_worker_ready(worker);
 	else
 		(void)sd_notify_state("READY=1");
-	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+	uv_run(w->loop, UV_RUN_DEFAULT);
 	log_info("stopped; %llu backend connection(s) opened in total",
-	    (unsigned long long)(server_metrics()->backend_connects[0] + server_metrics()->backend_connects[1]));
+	    (unsigned long long)(w->metrics->backend_connects[0] + w->metrics->backend_connects[1]));
 	filters_shutdown();   /* the sentlog's last flush */
 	dns_shutdown();
-	uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* the resolver's handle */
-	server_release();
-	rc = uv_loop_close(uv_default_loop());
+	uv_run(w->loop, UV_RUN_NOWAIT);   /* the resolver's handle */
+	server_release(w);
+	rc = uv_loop_close(w->loop);
+	free(w);
 	return rc == 0 ? 0 : 0;
+}
+
+/* a worker process of [server] workers > 1 (proxy/workers.h): its loop
+ * and listeners, then its run */
+struct worker_start {
+	bool foreground;
+	struct worker *w;
+};
+
+static int worker_listen(struct config *cfg, const struct worker_context *ctx, void *arg)
+{
+	struct worker_start *start = arg;
+
+	if ((start->w = worker_new()) == NULL)
+		return -1;
+	server_set_worker(start->w, ctx);
+	return server_listen(start->w, cfg);
 }
 
 static int worker_loop(struct config *cfg, const struct worker_context *ctx, void *arg)
 {
-	return run_loop(cfg, *(bool *)arg, ctx);
+	struct worker_start *start = arg;
+
+	return run_loop(start->w, cfg, start->foreground, ctx);
 }
 
 int main(int argc, char **argv)
@@ -309,12 +344,13 @@ int main(int argc, char **argv)
 	 * their sockets now, as root, and they listen on them */
 	unsigned nworkers = workers_resolve(cfg);
 	struct workers *workers = NULL;
+	struct worker *w = NULL;
 	if (nworkers > 1) {
 		if ((workers = workers_bind(cfg, nworkers, err, sizeof err)) == NULL) {
 			log_error("%s; not starting", err);
 			return 1;
 		}
-	} else if (server_listen(cfg) < 0) {
+	} else if ((w = worker_new()) == NULL || server_listen(w, cfg) < 0) {
 		log_error("not starting");
 		return 1;
 	}
@@ -351,16 +387,18 @@ int main(int argc, char **argv)
 		log_echo_stderr(false);
 		/* the listeners' epoll set and the signal pipe belong to the child
 		 * now (a master has no loop: its workers make theirs) */
-		if (workers == NULL && (rc = uv_loop_fork(uv_default_loop())) != 0) {
+		if (workers == NULL && (rc = uv_loop_fork(w->loop)) != 0) {
 			log_error("uv_loop_fork: %s", uv_strerror(rc));
 			return 1;
 		}
 	}
 	if (workers != NULL) {
-		rc = workers_run(workers, cfg, worker_loop, &foreground);
+		struct worker_start start = {.foreground = foreground};
+		const struct worker_hooks hooks = {.listen = worker_listen, .run = worker_loop, .arg = &start};
+		rc = workers_run(workers, cfg, &hooks);
 		workers_free(workers, true);
 		config_unref(cfg);
 		return rc;
 	}
-	return run_loop(cfg, foreground, NULL);
+	return run_loop(w, cfg, foreground, NULL);
 }

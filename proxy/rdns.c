@@ -22,6 +22,7 @@
 #endif
 
 struct rdns_job {
+	void *owner;
 	uint64_t owner_id;
 	rdns_done_cb done;
 	int family;
@@ -31,7 +32,7 @@ struct rdns_job {
 
 static void rdns_finish(struct rdns_job *job, const char *name, bool temporary)
 {
-	job->done(job->owner_id, name, temporary);
+	job->done(job->owner, job->owner_id, name, temporary);
 	free(job);
 }
 
@@ -78,7 +79,7 @@ static void ptr_done(void *arg, const struct dns_answer *a)
 		rdns_finish(job, NULL, true);
 }
 
-int rdns_start(const struct sockaddr_storage *peer, uint64_t owner_id, rdns_done_cb done)
+int rdns_start(const struct sockaddr_storage *peer, void *owner, uint64_t owner_id, rdns_done_cb done)
 {
 	struct rdns_job *job;
 	char qname[80];
@@ -86,6 +87,7 @@ int rdns_start(const struct sockaddr_storage *peer, uint64_t owner_id, rdns_done
 
 	if ((job = calloc(1, sizeof *job)) == NULL)
 		return -1;
+	job->owner = owner;
 	job->owner_id = owner_id;
 	job->done = done;
 	job->family = peer->ss_family;

@@ -90,7 +90,7 @@ static struct filter_env env_in(const char *from, const char *rcpt,
 static enum filter_result run(enum filter_stage stage, const struct filter_env *e,
     struct filter_verdict *v)
 {
-	struct filter_async a = {e->session_id, 1};
+	struct filter_async a = {e->session_id, 1, NULL};
 	memset(v, 0, sizeof *v);
 	if (filter_batv.hook[stage] == NULL)
 		return FILTER_CONTINUE;
