@@ -78,6 +78,7 @@ struct dkim_seen {
 
 struct dkim_msg {
 	DKIM *d;
+	struct dns *dns;           /* the loop's resolver, for key lookups */
 	struct dkim_seen *seen;
 	unsigned nseen;
 	const struct config *cfg;
@@ -177,7 +178,7 @@ static struct dkim_key *key_start(struct dkim_msg *m, const char *qname)
 	m->nkeys++;
 	q->msg = m;
 	q->key = k;
-	if (dns_query_async(DNS_T_TXT, qname, m->deadline, key_answered, q) != 0) {
+	if (dns_query_async(m->dns, DNS_T_TXT, qname, m->deadline, key_answered, q) != 0) {
 		k->state = KEY_TEMPFAIL;
 		free(q);
 		return k;
@@ -277,6 +278,7 @@ static struct dkim_msg *msg_get(const struct filter_env *env)
 	if (dkim_lib == NULL || (m = calloc(1, sizeof *m)) == NULL)
 		return NULL;
 	m->cfg = env->cfg;
+	m->dns = env->dns;
 	snprintf(m->sid, sizeof m->sid, "%s", env->sid ? env->sid : "-");
 	snprintf(id, sizeof id, "%s.%u", m->sid, env->txn_number);
 	m->d = dkim_verify(dkim_lib, (const unsigned char *)id, NULL, &st);

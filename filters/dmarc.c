@@ -50,6 +50,7 @@ struct dmarc_query {              /* outlives the message: msg NULL = dropped */
 
 struct dmarc_msg {
 	char sid[40];
+	struct dns *dns;              /* the loop's resolver */
 	unsigned from_fields;
 	char *from_body;              /* the first From: field's body */
 	size_t from_len;
@@ -91,6 +92,7 @@ static struct dmarc_msg *msg_get(const struct filter_env *env)
 		return NULL;
 	snprintf(m->sid, sizeof m->sid, "%s", env->sid ? env->sid : "-");
 	m->cfg = env->cfg;
+	m->dns = env->dns;
 	*env->txn_state = m;
 	return m;
 }
@@ -175,7 +177,7 @@ static void lookup_start(struct dmarc_msg *m, const char *domain, enum lookup_ph
 		return;
 	}
 	q->msg = m;
-	if (dns_query_async(DNS_T_TXT, name, dns_now_ms() + m->cfg->dns.timeout,
+	if (dns_query_async(m->dns, DNS_T_TXT, name, dns_now_ms() + m->cfg->dns.timeout,
 	    record_answered, q) != 0) {
 		free(q);
 		m->discovery = DMARC_DISCOVERY_TEMPERROR;

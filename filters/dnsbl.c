@@ -70,6 +70,7 @@ struct dnsbl_check {
 	enum check_kind kind;
 	bool orphan;                       /* the session has gone */
 	const struct config *cfg;
+	struct dns *dns;                   /* the loop's resolver */
 	uint64_t cache_ttl;                /* ms: the config's, for after it */
 	char sid[40];
 	char ip[64];
@@ -260,7 +261,7 @@ static bool reason_start(struct dnsbl_check *c)
 {
 	if (c->v.result != FILTER_REJECT || c->txt_name[0] == '\0')
 		return false;
-	if (dns_query_async(DNS_T_TXT, c->txt_name, c->deadline, txt_answered, c) != 0)
+	if (dns_query_async(c->dns, DNS_T_TXT, c->txt_name, c->deadline, txt_answered, c) != 0)
 		return false;
 	c->txt_pending = true;
 	return true;
@@ -340,6 +341,7 @@ static enum filter_result check_start(const struct filter_env *env, struct filte
 	}
 	c->kind = kind;
 	c->cfg = cfg;
+	c->dns = env->dns;
 	c->cache_ttl = cfg->dnsbl.cache_ttl;
 	c->token = *async;
 	c->nslots = n;
@@ -373,7 +375,7 @@ static enum filter_result check_start(const struct filter_env *env, struct filte
 		if (sl->shares >= 0 || sl->cached || sl->status == DNS_ERROR)
 			continue;
 		started++;
-		if (dns_query_async(DNS_T_A, sl->name, deadline, answered, sl) != 0) {
+		if (dns_query_async(c->dns, DNS_T_A, sl->name, deadline, answered, sl) != 0) {
 			sl->status = DNS_ERROR;
 			c->outstanding--;
 		}

@@ -136,6 +136,8 @@ struct filter_env {
 	bool hold;                 /* the message is held until end of data */
 	struct ratelimit *ratelimit; /* the loop's rate-limit state
 	                              (filters/ratelimit.h), for that check */
+	struct dns *dns;           /* the loop's resolver (proxy/dns.h): lookups
+	                              go to it; NULL: none (lookups fail) */
 };
 
 /* Token for an asynchronous verdict. Copy it; it holds no pointer to the

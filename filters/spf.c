@@ -91,6 +91,7 @@ static _Thread_local struct {
 	uint64_t deadline;
 	unsigned lookups;
 	const atomic_bool *abandoned;   /* the job's session has closed */
+	struct dns *dns;                /* the job's loop's resolver */
 } spf_tls;
 
 const char *spf_outcome_name(enum spf_outcome r)
@@ -439,7 +440,7 @@ static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *s, const char *domain,
 	    (spf_tls.abandoned != NULL && atomic_load(spf_tls.abandoned)))
 		return SPF_dns_rr_new_init(s, domain, type, 0, TRY_AGAIN);
 
-	a = dns_query_sync_cancel((int)type, domain, spf_tls.deadline, spf_tls.abandoned);
+	a = dns_query_sync_cancel(spf_tls.dns, (int)type, domain, spf_tls.deadline, spf_tls.abandoned);
 	switch (a.status) {
 	case DNS_OK: herrno = NETDB_SUCCESS; break;
 	case DNS_NODATA: herrno = NO_DATA; break;
@@ -660,7 +661,7 @@ static void evaluate(SPF_server_t *spf, const char *ip, const char *helo,
 	SPF_request_free(req);
 }
 
-void spf_evaluate(const char *ip, const char *helo, const char *mail_from,
+void spf_evaluate(struct dns *dns, const char *ip, const char *helo, const char *mail_from,
     uint64_t deadline, struct spf_report *r)
 {
 	memset(r, 0, sizeof *r);
@@ -669,7 +670,9 @@ void spf_evaluate(const char *ip, const char *helo, const char *mail_from,
 		copy_str(r->problem, sizeof r->problem, "SPF not initialised");
 		return;
 	}
+	spf_tls.dns = dns;
 	evaluate(spf_cur->spf, ip, helo, mail_from, deadline, r);
+	spf_tls.dns = NULL;
 }
 
 /* ---- the filter ---- */
@@ -680,6 +683,7 @@ struct spf_job {
 	char domain[SPF_DOMAIN_MAX];/* checked domain, for the per-domain cap */
 	struct filter_async token;
 	struct spf_srv *srv;
+	struct dns *dns;            /* the session's loop's resolver */
 	int mode, permerror;
 	uint64_t start, deadline;
 	char sid[64];
@@ -696,9 +700,11 @@ static void spf_work(uv_work_t *req)
 	struct spf_job *job = req->data;
 
 	spf_tls.abandoned = &job->abandoned;
+	spf_tls.dns = job->dns;
 	evaluate(job->srv->spf, job->ip, job->helo, job->mail_from, job->deadline,
 	    &job->rep);
 	spf_tls.abandoned = NULL;
+	spf_tls.dns = NULL;
 	copy_str(job->rep.receiver, sizeof job->rep.receiver, job->receiver);
 }
 
@@ -854,7 +860,7 @@ static void spf_disconnect(const struct filter_env *env)
 		}
 	}
 	if (stopped > 0)
-		dns_cancel_wake();
+		dns_cancel_wake(env->dns);
 	if (dropped + stopped > 0)
 		log_debug("spf: session closed: %u queued check(s) dropped, %u running stopped",
 		    dropped, stopped);
@@ -955,6 +961,7 @@ static enum filter_result spf_mail(const struct filter_env *env,
 	job->req.data = job;
 	atomic_init(&job->abandoned, false);
 	job->token = *async;
+	job->dns = env->dns;
 	job->mode = cfg->spf.mode;
 	job->permerror = cfg->spf.permerror;
 	job->start = dns_now_ms();

@@ -153,7 +153,7 @@ static int run_loop(struct worker *w, struct config *cfg, bool foreground, const
 	int rc;
 
 	/* after daemon(): the resolver starts threads, which a fork loses */
-	if (dns_init(cfg, err, sizeof err) < 0) {
+	if ((w->dns = dns_new(w->loop, cfg, err, sizeof err)) == NULL) {
 		log_error("DNS: %s", err);
 		return 1;
 	}
@@ -169,8 +169,9 @@ static int run_loop(struct worker *w, struct config *cfg, bool foreground, const
 	log_info("stopped; %llu backend connection(s) opened in total",
 	    (unsigned long long)(w->metrics->backend_connects[0] + w->metrics->backend_connects[1]));
 	filters_shutdown();   /* the sentlog's last flush */
-	dns_shutdown();
-	uv_run(w->loop, UV_RUN_NOWAIT);   /* the resolver's handle */
+	dns_free(w->dns);
+	w->dns = NULL;
+	uv_run(w->loop, UV_RUN_NOWAIT);   /* the resolver's handles */
 	server_release(w);
 	rc = uv_loop_close(w->loop);
 	free(w);

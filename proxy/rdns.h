@@ -29,6 +29,8 @@ typedef void (*rdns_done_cb)(void *owner, uint64_t owner_id, const char *name, b
  * done is called once, later, on the loop thread (never from inside
  * rdns_start). Returns 0, or -1 when no lookup could start (out of memory,
  * no resolver): then done is never called. */
-int rdns_start(const struct sockaddr_storage *peer, void *owner, uint64_t owner_id, rdns_done_cb done);
+struct dns;
+/* dns: the loop's resolver (proxy/dns.h) */
+int rdns_start(struct dns *dns, const struct sockaddr_storage *peer, void *owner, uint64_t owner_id, rdns_done_cb done);
 
 #endif

@@ -74,8 +74,8 @@ static void metrics_gauges(void *arg, struct metrics_gauges *g)
 	g->backend_pool_idle = w->backend_pool.n;
 	g->spool_bytes = spool_bytes_in_use();
 	g->draining = w->draining;
-	g->dns = dns_counts(g->dns_answers, &g->dns_inflight);
-	g->dns_cache = dns_cache_counts(&g->dns_cache_hits, &g->dns_cache_misses);
+	g->dns = dns_counts(w->dns, g->dns_answers, &g->dns_inflight);
+	g->dns_cache = dns_cache_counts(w->dns, &g->dns_cache_hits, &g->dns_cache_misses);
 	if (w->draining) {
 		g->healthy = false;
 		snprintf(g->unhealthy, sizeof g->unhealthy, "draining: shutting down");

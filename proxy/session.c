@@ -223,7 +223,7 @@ static void session_rdns_start(struct session *s)
 		return;
 	}
 	s->rdns = RDNS_PENDING;
-	if (rdns_start(&s->peer, s->worker, s->id, rdns_answered) < 0)
+	if (rdns_start(s->worker->dns, &s->peer, s->worker, s->id, rdns_answered) < 0)
 		s->rdns = RDNS_DONE;
 }
 

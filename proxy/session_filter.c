@@ -68,6 +68,7 @@ static void build_env(struct session *s, struct filter_env *e, size_t index)
 	e->nrcpts = s->txn.nrcpts;
 	e->cfg = s->cfg;
 	e->ratelimit = s->worker->ratelimit;
+	e->dns = s->worker->dns;
 }
 
 static uint64_t filter_deadline_ms(const struct filter_ops *f, const struct config *cfg)

@@ -86,6 +86,9 @@ struct worker {
 	struct ratelimit_table *ratelimit_table;
 	struct ratelimit *ratelimit;
 
+	/* the resolver (proxy/dns.h): created in run_loop after daemon() */
+	struct dns *dns;
+
 	/* the session registry (session.c): by id, and all of them */
 	struct session *sessions_by_id[WORKER_SESSION_BUCKETS];
 	struct session *sessions;
