@@ -577,8 +577,9 @@ static void dkim_txn_end(const struct filter_env *env, enum filter_outcome outco
 	}
 }
 
-static int dkim_init_lib(const struct config *cfg, char *err, size_t errlen)
+static int dkim_init_lib(void **loop_state, const struct config *cfg, char *err, size_t errlen)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	unsigned int bits = 1024;   /* RFC 8301 3.2 */
 	unsigned int flags = DKIM_LIBFLAGS_NONE;
 
@@ -601,8 +602,9 @@ static int dkim_init_lib(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static void dkim_shutdown_lib(void)
+static void dkim_shutdown_lib(void **loop_state)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	if (dkim_lib != NULL)
 		dkim_close(dkim_lib);
 	dkim_lib = NULL;

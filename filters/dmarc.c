@@ -381,8 +381,9 @@ static void dmarc_txn_end(const struct filter_env *env, enum filter_outcome outc
 	*env->txn_state = NULL;
 }
 
-static int dmarc_init(const struct config *cfg, char *err, size_t errlen)
+static int dmarc_init(void **loop_state, const struct config *cfg, char *err, size_t errlen)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	const char *path = cfg->dmarc.psl_file[0] ? cfg->dmarc.psl_file : NULL;
 	char old[sizeof psl_path_loaded];
 	bool had = psl_loaded;
@@ -403,8 +404,9 @@ static int dmarc_init(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static void dmarc_shutdown(void)
+static void dmarc_shutdown(void **loop_state)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	dmarc_org_end();
 	psl_loaded = false;
 }

@@ -419,8 +419,9 @@ static void dnsbl_disconnect(const struct filter_env *env)
 			c->orphan = true;
 }
 
-static int dnsbl_init(const struct config *cfg, char *err, size_t errlen)
+static int dnsbl_init(void **loop_state, const struct config *cfg, char *err, size_t errlen)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	size_t size = dnsbl_enabled(cfg) ? cfg->dnsbl.cache_size : 0;
 
 	(void)err;
@@ -437,8 +438,9 @@ static int dnsbl_init(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static void dnsbl_shutdown(void)
+static void dnsbl_shutdown(void **loop_state)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	if (dnsbl.cache_ready)
 		dnsbl_cache_clear(&dnsbl.cache);
 	dnsbl.cache_ready = false;

@@ -370,8 +370,9 @@ static int open_log(const struct config *cfg, const unsigned char key[BSIG_SENTL
 	return 0;
 }
 
-static int outsig_init(const struct config *cfg, char *err, size_t errlen)
+static int outsig_init(void **loop_state, const struct config *cfg, char *err, size_t errlen)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	struct batv_keys k;
 	unsigned char key[BSIG_SENTLOG_KEY_BYTES];
 	unsigned sign_key = (unsigned)cfg->batv.sign_key;
@@ -401,8 +402,9 @@ static int outsig_init(const struct config *cfg, char *err, size_t errlen)
 	return rc;
 }
 
-static void outsig_shutdown(void)
+static void outsig_shutdown(void **loop_state)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	log_close_now();
 	if (outsig.timer_on) {
 		uv_close((uv_handle_t *)&outsig.timer, NULL);

@@ -78,13 +78,15 @@ static int resolver_check(const struct config *cfg, char *err, size_t errlen)
 }
 
 /* startup_checks - everything start-up checks before it binds, shared with
- * -t so that a configuration -t accepts is one the daemon starts with. */
-static int startup_checks(const struct config *cfg, struct privs *pv, char *err, size_t errlen)
+ * -t so that a configuration -t accepts is one the daemon starts with.
+ * The filters' state it makes (filters) becomes the loop's. */
+static int startup_checks(const struct config *cfg, struct filter_loop *filters, struct privs *pv,
+    char *err, size_t errlen)
 {
 	struct tls_server *tls;
 
 	err[0] = '\0';
-	if (filters_init(cfg, err, errlen) < 0)
+	if (filters_init(filters, cfg, err, errlen) < 0)
 		return -1;
 	/* the certificate and key must load too, not only parse */
 	tls = tls_server_new(cfg, err, errlen);
@@ -168,7 +170,7 @@ static int run_loop(struct worker *w, struct config *cfg, bool foreground, const
 	uv_run(w->loop, UV_RUN_DEFAULT);
 	log_info("stopped; %llu backend connection(s) opened in total",
 	    (unsigned long long)(w->metrics->backend_connects[0] + w->metrics->backend_connects[1]));
-	filters_shutdown();   /* the sentlog's last flush */
+	filters_shutdown(&w->filters);   /* the sentlog's last flush */
 	dns_free(w->dns);
 	w->dns = NULL;
 	uv_run(w->loop, UV_RUN_NOWAIT);   /* the resolver's handles */
@@ -182,6 +184,7 @@ static int run_loop(struct worker *w, struct config *cfg, bool foreground, const
  * and listeners, then its run */
 struct worker_start {
 	bool foreground;
+	const struct filter_loop *filters;   /* made by startup_checks */
 	struct worker *w;
 };
 
@@ -191,6 +194,7 @@ static int worker_listen(struct config *cfg, const struct worker_context *ctx, v
 
 	if ((start->w = worker_new()) == NULL)
 		return -1;
+	start->w->filters = *start->filters;
 	server_set_worker(start->w, ctx);
 	return server_listen(start->w, cfg);
 }
@@ -214,7 +218,11 @@ int main(int argc, char **argv)
 	static char err[65536];
 	struct config *cfg;
 	struct privs pv;
+	/* the filters' state: startup_checks makes it, the loop owns it */
+	struct filter_loop filters;
 	int opt, rc;
+
+	memset(&filters, 0, sizeof filters);
 
 	/* the report reads logs, not the configuration */
 	if (argc > 1 && strcmp(argv[1], "report") == 0)
@@ -261,7 +269,7 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		if (strcmp(argv[optind], "batv") == 0) {
-			if (filters_init(cfg, err, sizeof err) < 0) {
+			if (filters_init(&filters, cfg, err, sizeof err) < 0) {
 				fprintf(stderr, "%s: %s\n", cfg->path, err);
 				config_unref(cfg);
 				return 1;
@@ -279,7 +287,7 @@ int main(int argc, char **argv)
 		config_unref(cfg);
 		return 2;
 	}
-	if (startup_checks(cfg, &pv, err, sizeof err) < 0) {
+	if (startup_checks(cfg, &filters, &pv, err, sizeof err) < 0) {
 		fprintf(stderr, "%s: %s\n", cfg->path, err);
 		if (!check)
 			fprintf(stderr, "backstop: not starting: fix the configuration above\n");
@@ -351,9 +359,13 @@ int main(int argc, char **argv)
 			log_error("%s; not starting", err);
 			return 1;
 		}
-	} else if ((w = worker_new()) == NULL || server_listen(w, cfg) < 0) {
-		log_error("not starting");
-		return 1;
+	} else {
+		if ((w = worker_new()) != NULL)
+			w->filters = filters;
+		if (w == NULL || server_listen(w, cfg) < 0) {
+			log_error("not starting");
+			return 1;
+		}
 	}
 	if (pv.drop) {
 		if (privs_drop(&pv, err, sizeof err) < 0) {
@@ -394,7 +406,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (workers != NULL) {
-		struct worker_start start = {.foreground = foreground};
+		struct worker_start start = {.foreground = foreground, .filters = &filters};
 		const struct worker_hooks hooks = {.listen = worker_listen, .run = worker_loop, .arg = &start};
 		rc = workers_run(workers, cfg, &hooks);
 		workers_free(workers, true);

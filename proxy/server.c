@@ -412,9 +412,9 @@ void server_reload(struct worker *w)
 		config_unref(next);
 		return;
 	}
-	if (filters_init(next, ferr, sizeof ferr) < 0) {
+	if (filters_init(&w->filters, next, ferr, sizeof ferr) < 0) {
 		log_error("reload: %s; keeping the running configuration", ferr);
-		filters_init(w->current, ferr, sizeof ferr);
+		filters_init(&w->filters, w->current, ferr, sizeof ferr);
 		if (tls)
 			tls_server_unref(tls);
 		config_unref(next);

@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "filters/filter.h"
 #include "proxy/backend.h"
 #include "proxy/backend_pool.h"
 #include "proxy/metrics.h"
@@ -88,6 +89,9 @@ struct worker {
 
 	/* the resolver (proxy/dns.h): created in run_loop after daemon() */
 	struct dns *dns;
+	/* the filters' own per-loop state (filters/filter.h): made at
+	 * start-up, updated at reloads, freed at exit */
+	struct filter_loop filters;
 
 	/* the session registry (session.c): by id, and all of them */
 	struct session *sessions_by_id[WORKER_SESSION_BUCKETS];

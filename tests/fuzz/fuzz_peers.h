@@ -451,7 +451,7 @@ static void fp_init(const char *extra_backend)
 		abort();
 	}
 	log_open(LOG_DEST_STDERR, cfg->log.level);
-	if (filters_init(cfg, err, sizeof err) < 0 || (fp_worker.dns = dns_new(fp_loop, cfg, err, sizeof err)) == NULL ||
+	if (filters_init(&fp_worker.filters, cfg, err, sizeof err) < 0 || (fp_worker.dns = dns_new(fp_loop, cfg, err, sizeof err)) == NULL ||
 	    server_listen(&fp_worker, cfg) < 0) {
 		fprintf(stderr, "fuzz_peers: %s\n", err);
 		abort();

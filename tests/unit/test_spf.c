@@ -276,6 +276,8 @@ static void test_ar_match(void)
 static pid_t dns_pid = -1;
 /* the resolver under test (proxy/dns.h), on the default loop */
 static struct dns *dns;
+/* filter_spf's per-loop state (its init makes it) */
+static void *spf_state;
 
 static void dns_server_stop(void)
 {
@@ -664,7 +666,7 @@ static void test_spf_results(void)
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		uint64_t t0 = dns_now_ms();
-		spf_evaluate(dns, cases[i].ip, cases[i].helo, cases[i].from, dns_now_ms() + 4000, &r);
+		spf_evaluate(spf_state, dns, cases[i].ip, cases[i].helo, cases[i].from, dns_now_ms() + 4000, &r);
 		if (r.result != cases[i].want)
 			fprintf(stderr, "case %zu: %s from %s: got %s (%s)\n", i, cases[i].from,
 			    cases[i].ip, spf_outcome_name(r.result), r.problem);
@@ -674,16 +676,16 @@ static void test_spf_results(void)
 		CHECK(dns_now_ms() - t0 < 2500);
 	}
 	/* the IPv4-mapped client is reported as IPv4 */
-	spf_evaluate(dns, "::ffff:198.51.100.2", "client.example.org", "u@pass.example.org",
+	spf_evaluate(spf_state, dns, "::ffff:198.51.100.2", "client.example.org", "u@pass.example.org",
 	    dns_now_ms() + 4000, &r);
 	CHECK_STR(r.ip, "198.51.100.2");
-	spf_evaluate(dns, "198.51.100.2", "client.example.org", "", dns_now_ms() + 4000, &r);
+	spf_evaluate(spf_state, dns, "198.51.100.2", "client.example.org", "", dns_now_ms() + 4000, &r);
 	CHECK(r.helo_identity);
 	CHECK_STR(r.sender, "postmaster@client.example.org");
 	CHECK_STR(r.domain, "client.example.org");
 	/* the per-check deadline bounds a check whatever the DNS does */
 	uint64_t t0 = dns_now_ms();
-	spf_evaluate(dns, "198.51.100.2", "client.example.org", "u@slowmech.example.org",
+	spf_evaluate(spf_state, dns, "198.51.100.2", "client.example.org", "u@slowmech.example.org",
 	    dns_now_ms() + 400, &r);
 	CHECK_INT(r.result, SPF_OUT_TEMPERROR);
 	CHECK(dns_now_ms() - t0 < 700);
@@ -716,7 +718,7 @@ static void test_spf_hostile(const char *srcdir)
 			for (size_t i = 0; i < 2; i++) {
 				uint64_t c0 = dns_now_ms();
 				snprintf(from, sizeof from, "%s@%s", locals[l], name);
-				spf_evaluate(dns, ips[i], name, from, dns_now_ms() + 2000, &r);
+				spf_evaluate(spf_state, dns, ips[i], name, from, dns_now_ms() + 2000, &r);
 				uint64_t c = dns_now_ms() - c0;
 				if (c > slowest)
 					slowest = c;
@@ -748,6 +750,7 @@ static void run_hook(const struct config *cfg, const char *listener, const char 
 		.session_id = session, .sid = "test", .listener = listener,
 		.client_ip = ip, .helo = "client.example.org", .mail_from = from,
 		.null_sender = from[0] == '\0', .cfg = cfg, .dns = dns,
+		.loop = uv_default_loop(), .loop_state = spf_state,
 	};
 	struct filter_async tok = {.session_id = session, .call_seq = 7, .owner = NULL};
 	struct filter_verdict v;
@@ -853,14 +856,14 @@ int main(void)
 	if (cfg != NULL) {
 		dns = dns_new(uv_default_loop(), cfg, err, sizeof err);
 		CHECK(dns != NULL);
-		CHECK_INT(filter_spf.init(cfg, err, sizeof err), 0);
+		CHECK_INT(filter_spf.init(&spf_state, cfg, err, sizeof err), 0);
 		test_dns_answers(logfile);
 		test_dns_concurrency();
 		test_dns_async();
 		test_spf_results();
 		test_spf_hostile(srcdir);
 		test_filter(cfg);
-		filter_spf.shutdown();
+		filter_spf.shutdown(&spf_state);
 		/* a cache hit still queued at shutdown is answered, once */
 		async_calls = 0;
 		CHECK_INT(dns_query_async(dns, DNS_T_TXT, "pass.example.org", 0, async_cb, (void *)0), 0);
