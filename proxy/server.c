@@ -43,6 +43,7 @@ void worker_init(struct worker *w, uv_loop_t *loop)
 {
 	memset(w, 0, sizeof *w);
 	w->loop = loop;
+	w->backend.loop = loop;
 	w->metrics = &w->own_metrics;
 }
 
@@ -70,7 +71,7 @@ static void metrics_gauges(void *arg, struct metrics_gauges *g)
 	struct worker *w = arg;
 
 	g->connections = sessions_count(w);
-	g->backend_connections = backend_connections();
+	g->backend_connections = backend_connections(&w->backend);
 	g->backend_pool_idle = w->backend_pool.n;
 	g->spool_bytes = spool_bytes_in_use();
 	g->draining = w->draining;
@@ -133,7 +134,7 @@ static void backend_probe_start(struct worker *w, bool quiet)
 {
 	/* counted first: a probe that fails at once reports before it returns */
 	w->probes_inflight++;
-	if (!backend_probe(w->current, &w->backend_known, quiet, on_probed, w))
+	if (!backend_probe(&w->backend, w->current, &w->backend_known, quiet, on_probed, w))
 		w->probes_inflight--;   /* no probe (a host name): no report either */
 }
 
@@ -142,7 +143,7 @@ static void on_reprobe_timer(uv_timer_t *t)
 	struct worker *w = t->data;
 
 	/* with backend connections open, their outcome will tell */
-	if (w->draining || w->probes_inflight > 0 || backend_connections() > 0 ||
+	if (w->draining || w->probes_inflight > 0 || backend_connections(&w->backend) > 0 ||
 	    !metrics_backend_probe_useful(w->metrics, w->current->metrics.backend_failures))
 		return;
 	log_debug("backend probe: the backend was unhealthy and has had no traffic; probing it again");
@@ -543,4 +544,5 @@ void server_release(struct worker *w)
 	w->ratelimit = NULL;
 	ratelimit_table_free(w->ratelimit_table);
 	w->ratelimit_table = NULL;
+	backend_loop_release(&w->backend);
 }

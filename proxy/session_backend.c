@@ -100,6 +100,7 @@ static void backend_params_of(const struct session *s, struct backend_params *p)
 {
 	memset(p, 0, sizeof *p);
 	snprintf(p->log_id, sizeof p->log_id, "%s", s->sid);
+	p->bl = &s->worker->backend;
 	p->cfg = s->cfg;
 	p->metrics = s->metrics;
 	p->known = s->backend_known;

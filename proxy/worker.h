@@ -77,6 +77,9 @@ struct worker {
 	 * connections kept for the next client (s->backend_pool) */
 	struct backend_known backend_known;
 	struct backend_pool backend_pool;
+	/* what the backend connections share: the loop, their count, the
+	 * client TLS context, the read buffer (proxy/backend.h) */
+	struct backend_loop backend;
 	/* /health's re-probe of an unhealthy backend (server.c) */
 	uv_timer_t reprobe_timer;
 	unsigned probes_inflight;
