@@ -73,7 +73,10 @@ struct dmarc_msg {
 
 static char psl_path_loaded[4097];
 static bool psl_loaded;
-static unsigned long message_seq;   /* for [dmarc] pct_seed */
+/* the loop's (filter_env.loop_state) */
+struct dmarc_loop {
+	unsigned long message_seq;   /* for [dmarc] pct_seed */
+};
 
 static bool dmarc_enabled(const struct config *cfg)
 {
@@ -268,9 +271,9 @@ static void add_result(const struct filter_env *env, const char *result, const c
 		log_warn("%s: dmarc: result left out: too many results", env->sid);
 }
 
-static unsigned pct_draw(const struct config *cfg)
+static unsigned pct_draw(struct dmarc_loop *dl, const struct config *cfg)
 {
-	unsigned long seq = ++message_seq;
+	unsigned long seq = dl != NULL ? ++dl->message_seq : 1;
 	if (cfg->dmarc.pct_seed != 0)   /* tests: a fixed sequence of draws */
 		return (unsigned)((cfg->dmarc.pct_seed - 1 + seq - 1) % 100);   /* N-1, N, ... */
 	return arc4random_uniform(100);
@@ -316,7 +319,7 @@ static void finish(struct dmarc_msg *m, const struct filter_env *env, struct fil
 			in.ndkim++;
 	}
 	in.dkim = in.ndkim ? sigs : NULL;
-	in.pct_draw = pct_draw(cfg);
+	in.pct_draw = pct_draw(env->loop_state, cfg);
 	dmarc_evaluate(&in, &out);
 	add_result(env, dmarc_result_name(out.result), out.result == DMARC_RESULT_PASS ? "" : out.reason,
 	    out.header_from, out.policy_dmarc);
@@ -383,11 +386,14 @@ static void dmarc_txn_end(const struct filter_env *env, enum filter_outcome outc
 
 static int dmarc_init(void **loop_state, const struct config *cfg, char *err, size_t errlen)
 {
-	(void)loop_state;   /* no per-loop state (yet) */
 	const char *path = cfg->dmarc.psl_file[0] ? cfg->dmarc.psl_file : NULL;
 	char old[sizeof psl_path_loaded];
 	bool had = psl_loaded;
 
+	if (*loop_state == NULL && (*loop_state = calloc(1, sizeof(struct dmarc_loop))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if (!dmarc_enabled(cfg))
 		return 0;
 	if (psl_loaded && strcmp(psl_path_loaded, path ? path : "") == 0)
@@ -406,7 +412,8 @@ static int dmarc_init(void **loop_state, const struct config *cfg, char *err, si
 
 static void dmarc_shutdown(void **loop_state)
 {
-	(void)loop_state;   /* no per-loop state (yet) */
+	free(*loop_state);
+	*loop_state = NULL;
 	dmarc_org_end();
 	psl_loaded = false;
 }
