@@ -577,8 +577,10 @@ static void dkim_txn_end(const struct filter_env *env, enum filter_outcome outco
 	}
 }
 
-static int dkim_init_lib(void **loop_state, const struct config *cfg, char *err, size_t errlen)
+static int dkim_init_lib(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+    size_t errlen)
 {
+	(void)loop;
 	(void)loop_state;   /* no per-loop state (yet) */
 	unsigned int bits = 1024;   /* RFC 8301 3.2 */
 	unsigned int flags = DKIM_LIBFLAGS_NONE;

@@ -384,8 +384,10 @@ static void dmarc_txn_end(const struct filter_env *env, enum filter_outcome outc
 	*env->txn_state = NULL;
 }
 
-static int dmarc_init(void **loop_state, const struct config *cfg, char *err, size_t errlen)
+static int dmarc_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+    size_t errlen)
 {
+	(void)loop;
 	const char *path = cfg->dmarc.psl_file[0] ? cfg->dmarc.psl_file : NULL;
 	char old[sizeof psl_path_loaded];
 	bool had = psl_loaded;

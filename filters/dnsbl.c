@@ -436,8 +436,10 @@ static void dnsbl_disconnect(const struct filter_env *env)
 			c->orphan = true;
 }
 
-static int dnsbl_init(void **loop_state, const struct config *cfg, char *err, size_t errlen)
+static int dnsbl_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+    size_t errlen)
 {
+	(void)loop;
 	struct dnsbl_loop *dl = *loop_state;
 	size_t size = dnsbl_enabled(cfg) ? cfg->dnsbl.cache_size : 0;
 

@@ -158,9 +158,10 @@ struct filter_ops {
 	/* setup after a (re)load, teardown at exit; may be NULL. init returns
 	 * 0 or -1 with a message in err. loop_state is the filter's slot in
 	 * the loop's struct filter_loop (NULL the first time): a filter keeps
-	 * there what is the loop's (queues, caches, handles) and hooks see it
-	 * as env->loop_state; shutdown frees it. */
-	int (*init)(void **loop_state, const struct config *cfg, char *err, size_t errlen);
+	 * there what is the loop's (queues, caches, handles: on loop) and
+	 * hooks see it as env->loop_state; shutdown frees it. */
+	int (*init)(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+	    size_t errlen);
 	void (*shutdown)(void **loop_state);
 	/* per stage; NULL = not interested */
 	enum filter_result (*hook[FILTER_STAGE_COUNT])(const struct filter_env *env,
@@ -214,6 +215,7 @@ extern const size_t filter_table_len;
  * worker holds it): state[i] is filter_table[i]'s, made by its init at
  * start-up, updated at a reload, freed by its shutdown at exit. */
 struct filter_loop {
+	struct uv_loop_s *loop;
 	void *state[FILTER_TABLE_MAX];
 };
 

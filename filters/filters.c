@@ -39,7 +39,7 @@ int filters_init(struct filter_loop *fl, const struct config *cfg, char *err, si
 {
 	for (size_t i = 0; i < filter_table_len; i++) {
 		char why[512] = "";
-		if (filter_table[i]->init && filter_table[i]->init(&fl->state[i], cfg, why, sizeof why) < 0) {
+		if (filter_table[i]->init && filter_table[i]->init(&fl->state[i], fl->loop, cfg, why, sizeof why) < 0) {
 			snprintf(err, errlen, "%s: %s", filter_table[i]->name, why);
 			return -1;
 		}

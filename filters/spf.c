@@ -1016,8 +1016,10 @@ static enum filter_result spf_mail(const struct filter_env *env,
 }
 
 
-static int spf_init(void **loop_state, const struct config *cfg, char *err, size_t errlen)
+static int spf_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+    size_t errlen)
 {
+	(void)loop;
 	struct spf_loop *sl = *loop_state;
 	struct spf_srv *srv;
 

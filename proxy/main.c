@@ -133,9 +133,9 @@ static int startup_checks(const struct config *cfg, struct filter_loop *filters,
 	return 0;
 }
 
-/* worker_new - this process's loop and its owner: the one place that
- * names uv_default_loop() (issue 14; everything else is handed w or
- * w->loop). NULL when out of memory. */
+/* worker_new - this process's loop and its owner. main.c is the one file
+ * that names uv_default_loop() (issue 14; everything else is handed w,
+ * w->loop or the filters' loop). NULL when out of memory. */
 static struct worker *worker_new(void)
 {
 	struct worker *w = malloc(sizeof *w);
@@ -223,6 +223,7 @@ int main(int argc, char **argv)
 	int opt, rc;
 
 	memset(&filters, 0, sizeof filters);
+	filters.loop = uv_default_loop();   /* the loop worker_new() gives the worker */
 
 	/* the report reads logs, not the configuration */
 	if (argc > 1 && strcmp(argv[1], "report") == 0)

@@ -44,6 +44,7 @@ void worker_init(struct worker *w, uv_loop_t *loop)
 	memset(w, 0, sizeof *w);
 	w->loop = loop;
 	w->backend.loop = loop;
+	w->filters.loop = loop;
 	w->metrics = &w->own_metrics;
 }
 

@@ -72,7 +72,7 @@ static void init(void)
 		cfg[i] = load(text);
 	}
 	/* the BATV filter holds the keys both filters verify with */
-	if (filter_batv.init(&loop_state, cfg[0], err, sizeof err) < 0)
+	if (filter_batv.init(&loop_state, NULL, cfg[0], err, sizeof err) < 0)
 		abort();
 	unlink(keys);
 }

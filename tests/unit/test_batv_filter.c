@@ -512,7 +512,7 @@ static void test_reload(void)
 
 	CHECK(filter_batv.enabled(cfg));
 	chmod(keys_path, 0644);
-	CHECK_INT(filter_batv.init(&loop_state, cfg, err, sizeof err), -1);
+	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), -1);
 	CHECK(strstr(err, keys_path) == err);
 	CHECK(strstr(err, "mode 0644") != NULL);
 	CHECK(strstr(err, "secret") == NULL || strstr(err, "secrets") != NULL);
@@ -524,7 +524,7 @@ static void test_reload(void)
 
 	/* sign_key must be in the file when [outbound] listens */
 	cfg->batv.sign_key = 5;
-	CHECK_INT(filter_batv.init(&loop_state, cfg, err, sizeof err), -1);
+	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), -1);
 	CHECK(strstr(err, "sign_key 5") != NULL);
 	cfg->batv.sign_key = 1;
 
@@ -537,7 +537,7 @@ static void test_reload(void)
 	free(cfg->batv.keys_file);
 	cfg->batv.keys_file = strdup(path2);
 	cfg->batv.sign_key = 2;
-	CHECK_INT(filter_batv.init(&loop_state, cfg, err, sizeof err), 0);
+	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), 0);
 	set_mode(BATV_MODE_ENFORCE, BATV_REFUSE_RCPT);
 	CHECK_INT(rcpt("", tag("user@example.com", 1, 0), &v), FILTER_REJECT);
 	CHECK(strstr(v.text, "(unknown BATV key)") != NULL);
@@ -546,14 +546,14 @@ static void test_reload(void)
 	free(cfg->batv.keys_file);
 	cfg->batv.keys_file = strdup(keys_path);
 	cfg->batv.sign_key = 1;
-	CHECK_INT(filter_batv.init(&loop_state, cfg, err, sizeof err), 0);
+	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), 0);
 
 	/* shutdown forgets the keys: signing then tempfails */
 	filter_batv.shutdown(&loop_state);
 	e = env_out("alice@example.com", "bob@remote.org", NULL, 0, &sin_local);
 	CHECK_INT(run(FILTER_MAIL, &e, &v), FILTER_TEMPFAIL);
 	CHECK_INT(v.code, 451);
-	CHECK_INT(filter_batv.init(&loop_state, cfg, err, sizeof err), 0);
+	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), 0);
 }
 
 /* cli - run batv_cli with stdout captured into out. */
@@ -641,7 +641,7 @@ int main(void)
 	cfg->batv.sign_key = 1;
 	cfg->batv.validity_days = 7;
 	set_mode(BATV_MODE_ENFORCE, BATV_REFUSE_DATA);
-	CHECK_INT(filter_batv.init(&loop_state, cfg, err, sizeof err), 0);
+	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), 0);
 
 	test_rcpt_stage();
 	test_data_stage();

@@ -856,7 +856,7 @@ int main(void)
 	if (cfg != NULL) {
 		dns = dns_new(uv_default_loop(), cfg, err, sizeof err);
 		CHECK(dns != NULL);
-		CHECK_INT(filter_spf.init(&spf_state, cfg, err, sizeof err), 0);
+		CHECK_INT(filter_spf.init(&spf_state, uv_default_loop(), cfg, err, sizeof err), 0);
 		test_dns_answers(logfile);
 		test_dns_concurrency();
 		test_dns_async();
