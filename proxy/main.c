@@ -195,6 +195,7 @@ static int worker_listen(struct config *cfg, const struct worker_context *ctx, v
 	if ((start->w = worker_new()) == NULL)
 		return -1;
 	start->w->filters = *start->filters;
+	start->w->filters.loop = start->w->loop;
 	server_set_worker(start->w, ctx);
 	return server_listen(start->w, cfg);
 }
@@ -218,12 +219,13 @@ int main(int argc, char **argv)
 	static char err[65536];
 	struct config *cfg;
 	struct privs pv;
-	/* the filters' state: startup_checks makes it, the loop owns it */
-	struct filter_loop filters;
+	/* the filters' state: startup_checks makes it, the loop's owner takes
+	 * it over (and frees it when its loop ends); static, so that what a
+	 * process without a loop keeps (the workers' master, -t, an exit on an
+	 * error) is still reachable at its exit, as before issue 14 */
+	static struct filter_loop filters;
 	int opt, rc;
 
-	memset(&filters, 0, sizeof filters);
-	filters.loop = uv_default_loop();   /* the loop worker_new() gives the worker */
 
 	/* the report reads logs, not the configuration */
 	if (argc > 1 && strcmp(argv[1], "report") == 0)
@@ -288,6 +290,10 @@ int main(int argc, char **argv)
 		config_unref(cfg);
 		return 2;
 	}
+	/* the loop worker_new() will give a single process's worker; none
+	 * yet for [server] workers > 1: the master must not create one (each
+	 * worker makes its own after the fork, and takes the filters over) */
+	filters.loop = workers_resolve(cfg) > 1 ? NULL : uv_default_loop();
 	if (startup_checks(cfg, &filters, &pv, err, sizeof err) < 0) {
 		fprintf(stderr, "%s: %s\n", cfg->path, err);
 		if (!check)
