@@ -578,8 +578,11 @@ static bool batv_enabled(const struct config *cfg)
 }
 
 /* batv_init - (re)load the keys; on failure the old ones stay in force. */
-static int batv_init(const struct config *cfg, char *err, size_t errlen)
+static int batv_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+    size_t errlen)
 {
+	(void)loop;
+	(void)loop_state;   /* no per-loop state (yet) */
 	struct batv_keys k;
 	unsigned key = (unsigned)cfg->batv.sign_key;
 
@@ -599,8 +602,9 @@ static int batv_init(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static void batv_shutdown(void)
+static void batv_shutdown(void **loop_state)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	OPENSSL_cleanse(&batv_keys, sizeof batv_keys);
 	batv_have_keys = false;
 }

@@ -728,8 +728,11 @@ static bool bounce_hold(const struct config *cfg)
 	    cfg->bounce.unverifiable == BOUNCE_UNVERIFIABLE_MARK);
 }
 
-static int bounce_init(const struct config *cfg, char *err, size_t errlen)
+static int bounce_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+    size_t errlen)
 {
+	(void)loop;
+	(void)loop_state;   /* no per-loop state (yet) */
 	(void)err;
 	(void)errlen;
 	if (cfg->bounce.mode != BOUNCE_MODE_OFF && cfg->batv.keys_file[0] == '\0')

@@ -80,6 +80,7 @@ struct dkim_seen {
 
 struct dkim_msg {
 	DKIM *d;
+	struct dns *dns;           /* the loop's resolver, for key lookups */
 	struct dkim_seen *seen;
 	unsigned nseen;
 	const struct config *cfg;
@@ -186,7 +187,7 @@ static struct dkim_key *key_start(struct dkim_msg *m, const char *qname)
 	k->next = m->keys;
 	m->keys = k;
 	m->nkeys++;
-	if (dns_cache_peek(DNS_T_TXT, qname, &kept)) {
+	if (dns_cache_peek(m->dns, DNS_T_TXT, qname, &kept)) {
 		key_set(m, k, &kept);
 		dns_answer_free(&kept);
 		free(q);
@@ -194,7 +195,7 @@ static struct dkim_key *key_start(struct dkim_msg *m, const char *qname)
 	}
 	q->msg = m;
 	q->key = k;
-	if (dns_query_async(DNS_T_TXT, qname, m->deadline, key_answered, q) != 0) {
+	if (dns_query_async(m->dns, DNS_T_TXT, qname, m->deadline, key_answered, q) != 0) {
 		k->state = KEY_TEMPFAIL;
 		free(q);
 		return k;
@@ -294,6 +295,7 @@ static struct dkim_msg *msg_get(const struct filter_env *env)
 	if (dkim_lib == NULL || (m = calloc(1, sizeof *m)) == NULL)
 		return NULL;
 	m->cfg = env->cfg;
+	m->dns = env->dns;
 	snprintf(m->sid, sizeof m->sid, "%s", env->sid ? env->sid : "-");
 	snprintf(id, sizeof id, "%s.%u", m->sid, env->txn_number);
 	m->d = dkim_verify(dkim_lib, (const unsigned char *)id, NULL, &st);
@@ -592,8 +594,11 @@ static void dkim_txn_end(const struct filter_env *env, enum filter_outcome outco
 	}
 }
 
-static int dkim_init_lib(const struct config *cfg, char *err, size_t errlen)
+static int dkim_init_lib(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+    size_t errlen)
 {
+	(void)loop;
+	(void)loop_state;   /* no per-loop state (yet) */
 	unsigned int bits = 1024;   /* RFC 8301 3.2 */
 	unsigned int flags = DKIM_LIBFLAGS_NONE;
 
@@ -620,8 +625,9 @@ static int dkim_init_lib(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static void dkim_shutdown_lib(void)
+static void dkim_shutdown_lib(void **loop_state)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	if (dkim_lib != NULL)
 		dkim_close(dkim_lib);
 	dkim_lib = NULL;

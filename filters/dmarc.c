@@ -50,6 +50,7 @@ struct dmarc_query {              /* outlives the message: msg NULL = dropped */
 
 struct dmarc_msg {
 	char sid[40];
+	struct dns *dns;              /* the loop's resolver */
 	unsigned from_fields;
 	char *from_body;              /* the first From: field's body */
 	size_t from_len;
@@ -72,7 +73,10 @@ struct dmarc_msg {
 
 static char psl_path_loaded[4097];
 static bool psl_loaded;
-static unsigned long message_seq;   /* for [dmarc] pct_seed */
+/* the loop's (filter_env.loop_state) */
+struct dmarc_loop {
+	unsigned long message_seq;   /* for [dmarc] pct_seed */
+};
 
 static bool dmarc_enabled(const struct config *cfg)
 {
@@ -91,6 +95,7 @@ static struct dmarc_msg *msg_get(const struct filter_env *env)
 		return NULL;
 	snprintf(m->sid, sizeof m->sid, "%s", env->sid ? env->sid : "-");
 	m->cfg = env->cfg;
+	m->dns = env->dns;
 	*env->txn_state = m;
 	return m;
 }
@@ -175,7 +180,7 @@ static void lookup_start(struct dmarc_msg *m, const char *domain, enum lookup_ph
 		return;
 	}
 	q->msg = m;
-	if (dns_query_async(DNS_T_TXT, name, dns_now_ms() + m->cfg->dns.timeout,
+	if (dns_query_async(m->dns, DNS_T_TXT, name, dns_now_ms() + m->cfg->dns.timeout,
 	    record_answered, q) != 0) {
 		free(q);
 		m->discovery = DMARC_DISCOVERY_TEMPERROR;
@@ -271,9 +276,9 @@ static void add_result(const struct filter_env *env, const char *result, const c
  * out when draw >= pct), so no random number is made otherwise: glibc
  * 2.36's arc4random_uniform() is one or more getrandom(2) calls (seen
  * with strace, about 1.25 per message with p=reject and no pct=). */
-static unsigned pct_draw(const struct config *cfg, unsigned pct)
+static unsigned pct_draw(struct dmarc_loop *dl, const struct config *cfg, unsigned pct)
 {
-	unsigned long seq = ++message_seq;
+	unsigned long seq = dl != NULL ? ++dl->message_seq : 1;
 	if (cfg->dmarc.pct_seed != 0)   /* tests: a fixed sequence of draws */
 		return (unsigned)((cfg->dmarc.pct_seed - 1 + seq - 1) % 100);   /* N-1, N, ... */
 	if (pct == 0 || pct >= 100)
@@ -321,7 +326,7 @@ static void finish(struct dmarc_msg *m, const struct filter_env *env, struct fil
 			in.ndkim++;
 	}
 	in.dkim = in.ndkim ? sigs : NULL;
-	in.pct_draw = pct_draw(cfg, m->record.pct);
+	in.pct_draw = pct_draw(env->loop_state, cfg, m->record.pct);
 	dmarc_evaluate(&in, &out);
 	add_result(env, dmarc_result_name(out.result), out.result == DMARC_RESULT_PASS ? "" : out.reason,
 	    out.header_from, out.policy_dmarc);
@@ -386,12 +391,18 @@ static void dmarc_txn_end(const struct filter_env *env, enum filter_outcome outc
 	*env->txn_state = NULL;
 }
 
-static int dmarc_init(const struct config *cfg, char *err, size_t errlen)
+static int dmarc_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+    size_t errlen)
 {
+	(void)loop;
 	const char *path = cfg->dmarc.psl_file[0] ? cfg->dmarc.psl_file : NULL;
 	char old[sizeof psl_path_loaded];
 	bool had = psl_loaded;
 
+	if (*loop_state == NULL && (*loop_state = calloc(1, sizeof(struct dmarc_loop))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if (!dmarc_enabled(cfg))
 		return 0;
 	if (psl_loaded && strcmp(psl_path_loaded, path ? path : "") == 0)
@@ -408,8 +419,10 @@ static int dmarc_init(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-static void dmarc_shutdown(void)
+static void dmarc_shutdown(void **loop_state)
 {
+	free(*loop_state);
+	*loop_state = NULL;
 	dmarc_org_end();
 	psl_loaded = false;
 }

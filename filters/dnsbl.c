@@ -66,10 +66,12 @@ struct dnsbl_slot {
 
 struct dnsbl_check {
 	struct dnsbl_check *prev, *next;   /* the checks in flight */
+	struct dnsbl_loop *dl;             /* whose list and cache */
 	struct filter_async token;
 	enum check_kind kind;
 	bool orphan;                       /* the session has gone */
 	const struct config *cfg;
+	struct dns *dns;                   /* the loop's resolver */
 	uint64_t cache_ttl;                /* ms: the config's, for after it */
 	char sid[40];
 	char ip[64];
@@ -83,12 +85,15 @@ struct dnsbl_check {
 };
 
 /* The filter's state, loop thread only. */
-static struct {
+/* the loop's (filter_env.loop_state): the answer cache and the checks in
+ * flight. After shutdown it lives on until the last check in flight ends
+ * (the resolver answers them as it stops). */
+struct dnsbl_loop {
 	struct dnsbl_cache cache;
 	bool cache_ready;
 	bool down;                          /* after shutdown: keep nothing */
 	struct dnsbl_check *checks;
-} dnsbl;
+};
 
 static bool dnsbl_enabled(const struct config *cfg)
 {
@@ -100,11 +105,12 @@ static bool outbound(const struct filter_env *env)
 	return env->listener != NULL && strcmp(env->listener, "outbound") == 0;
 }
 
-static void answer_keep(struct dnsbl_slot *sl, const struct dns_answer *a, uint64_t cache_ttl)
+static void answer_keep(struct dnsbl_loop *dl, struct dnsbl_slot *sl, const struct dns_answer *a,
+    uint64_t cache_ttl)
 {
 	uint64_t ttl;
 
-	if (dnsbl.down || !dnsbl.cache_ready || cache_ttl == 0)
+	if (dl->down || !dl->cache_ready || cache_ttl == 0)
 		return;
 	if (sl->status != DNS_OK && sl->status != DNS_NXDOMAIN && sl->status != DNS_NODATA)
 		return;   /* a failure is asked again next time */
@@ -112,7 +118,7 @@ static void answer_keep(struct dnsbl_slot *sl, const struct dns_answer *a, uint6
 	if (ttl > cache_ttl)
 		ttl = cache_ttl;
 	if (ttl > 0)
-		dnsbl_cache_put(&dnsbl.cache, sl->name, &sl->answer, dns_now_ms() + ttl);
+		dnsbl_cache_put(&dl->cache, sl->name, &sl->answer, dns_now_ms() + ttl);
 }
 
 /* detail_add - "domain=127.0.0.2" to the log line's list of hits. */
@@ -260,7 +266,7 @@ static bool reason_start(struct dnsbl_check *c)
 {
 	if (c->v.result != FILTER_REJECT || c->txt_name[0] == '\0')
 		return false;
-	if (dns_query_async(DNS_T_TXT, c->txt_name, c->deadline, txt_answered, c) != 0)
+	if (dns_query_async(c->dns, DNS_T_TXT, c->txt_name, c->deadline, txt_answered, c) != 0)
 		return false;
 	c->txt_pending = true;
 	return true;
@@ -268,13 +274,17 @@ static bool reason_start(struct dnsbl_check *c)
 
 static void check_unlink(struct dnsbl_check *c)
 {
+	struct dnsbl_loop *dl = c->dl;
+
 	if (c->prev)
 		c->prev->next = c->next;
-	else if (dnsbl.checks == c)
-		dnsbl.checks = c->next;
+	else if (dl->checks == c)
+		dl->checks = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	c->prev = c->next = NULL;
+	if (dl->down && dl->checks == NULL)
+		free(dl);   /* the last one after shutdown */
 }
 
 static void answered(void *arg, const struct dns_answer *a)
@@ -288,7 +298,7 @@ static void answered(void *arg, const struct dns_answer *a)
 			memcpy(sl->answer.addr[sl->answer.n++], a->rr[i].data, 4);
 	if (sl->status == DNS_OK && sl->answer.n == 0)
 		sl->status = DNS_NODATA;
-	answer_keep(sl, a, c->cache_ttl);
+	answer_keep(c->dl, sl, a, c->cache_ttl);
 	if (--c->outstanding > 0)
 		return;
 	if (!c->orphan) {
@@ -315,6 +325,7 @@ static enum filter_result check_start(const struct filter_env *env, struct filte
     const struct filter_async *async, enum check_kind kind)
 {
 	const struct config *cfg = env->cfg;
+	struct dnsbl_loop *dl = env->loop_state;
 	const struct dnsbl_site *lists[2] = {cfg->dnsbl.site_list, cfg->dnsbl.null_site_list};
 	size_t counts[2] = {cfg->dnsbl.nsites, cfg->dnsbl.nnull_sites};
 	unsigned char addr[16];
@@ -322,6 +333,8 @@ static enum filter_result check_start(const struct filter_env *env, struct filte
 	struct dnsbl_check *c;
 	uint64_t deadline = dns_now_ms() + cfg->dnsbl.timeout;
 
+	if (dl == NULL)
+		return FILTER_CONTINUE;   /* no init: not configured */
 	if (alen == 0) {
 		log_warn("%s: dnsbl: client address '%s' is neither IPv4 nor IPv6; not checked",
 		    env->sid, env->client_ip);
@@ -339,7 +352,9 @@ static enum filter_result check_start(const struct filter_env *env, struct filte
 		return FILTER_CONTINUE;
 	}
 	c->kind = kind;
+	c->dl = dl;
 	c->cfg = cfg;
+	c->dns = env->dns;
 	c->cache_ttl = cfg->dnsbl.cache_ttl;
 	c->token = *async;
 	c->nslots = n;
@@ -360,7 +375,7 @@ static enum filter_result check_start(const struct filter_env *env, struct filte
 				continue;
 			if (dnsbl_query_name(addr, alen, sl->site->domain, sl->name, sizeof sl->name) == 0)
 				sl->status = DNS_ERROR;   /* cannot happen: the domain's length is bounded */
-			else if (dnsbl.cache_ready && dnsbl_cache_get(&dnsbl.cache, sl->name, dns_now_ms(),
+			else if (dl->cache_ready && dnsbl_cache_get(&dl->cache, sl->name, dns_now_ms(),
 			    &sl->answer)) {
 				sl->status = sl->answer.n ? DNS_OK : DNS_NXDOMAIN;
 				sl->cached = true;
@@ -373,7 +388,7 @@ static enum filter_result check_start(const struct filter_env *env, struct filte
 		if (sl->shares >= 0 || sl->cached || sl->status == DNS_ERROR)
 			continue;
 		started++;
-		if (dns_query_async(DNS_T_A, sl->name, deadline, answered, sl) != 0) {
+		if (dns_query_async(c->dns, DNS_T_A, sl->name, deadline, answered, sl) != 0) {
 			sl->status = DNS_ERROR;
 			c->outstanding--;
 		}
@@ -386,10 +401,10 @@ static enum filter_result check_start(const struct filter_env *env, struct filte
 			return v->result;
 		}
 	}
-	c->next = dnsbl.checks;
-	if (dnsbl.checks)
-		dnsbl.checks->prev = c;
-	dnsbl.checks = c;
+	c->next = dl->checks;
+	if (dl->checks)
+		dl->checks->prev = c;
+	dl->checks = c;
 	return FILTER_ASYNC;
 }
 
@@ -412,35 +427,51 @@ static enum filter_result dnsbl_mail(const struct filter_env *env,
 /* the session has gone: its checks' answers only fill the cache now */
 static void dnsbl_disconnect(const struct filter_env *env)
 {
-	for (struct dnsbl_check *c = dnsbl.checks; c; c = c->next)
+	struct dnsbl_loop *dl = env->loop_state;
+
+	if (dl == NULL)
+		return;
+	for (struct dnsbl_check *c = dl->checks; c; c = c->next)
 		if (c->token.session_id == env->session_id)
 			c->orphan = true;
 }
 
-static int dnsbl_init(const struct config *cfg, char *err, size_t errlen)
+static int dnsbl_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+    size_t errlen)
 {
+	(void)loop;
+	struct dnsbl_loop *dl = *loop_state;
 	size_t size = dnsbl_enabled(cfg) ? cfg->dnsbl.cache_size : 0;
 
-	(void)err;
-	(void)errlen;
-	dnsbl.down = false;
+	if (dl == NULL && (dl = *loop_state = calloc(1, sizeof *dl)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	dl->down = false;
 	/* a reload keeps the answers unless the cache's size changes; a
 	 * changed list or filter uses them as they are (they are per name) */
-	if (dnsbl.cache_ready && dnsbl.cache.max == size)
+	if (dl->cache_ready && dl->cache.max == size)
 		return 0;
-	if (dnsbl.cache_ready)
-		dnsbl_cache_clear(&dnsbl.cache);
-	dnsbl_cache_init(&dnsbl.cache, size);
-	dnsbl.cache_ready = true;
+	if (dl->cache_ready)
+		dnsbl_cache_clear(&dl->cache);
+	dnsbl_cache_init(&dl->cache, size);
+	dl->cache_ready = true;
 	return 0;
 }
 
-static void dnsbl_shutdown(void)
+static void dnsbl_shutdown(void **loop_state)
 {
-	if (dnsbl.cache_ready)
-		dnsbl_cache_clear(&dnsbl.cache);
-	dnsbl.cache_ready = false;
-	dnsbl.down = true;
+	struct dnsbl_loop *dl = *loop_state;
+
+	if (dl == NULL)
+		return;
+	*loop_state = NULL;
+	if (dl->cache_ready)
+		dnsbl_cache_clear(&dl->cache);
+	dl->cache_ready = false;
+	dl->down = true;
+	if (dl->checks == NULL)
+		free(dl);   /* else the last check in flight frees it */
 }
 
 /* each lookup ends at [dnsbl] timeout (or [dns] timeout, if shorter); the

@@ -136,22 +136,33 @@ struct filter_env {
 	bool hold;                 /* the message is held until end of data */
 	struct ratelimit *ratelimit; /* the loop's rate-limit state
 	                              (filters/ratelimit.h), for that check */
+	struct dns *dns;           /* the loop's resolver (proxy/dns.h): lookups
+	                              go to it; NULL: none (lookups fail) */
+	void *loop_state;          /* this filter's per-loop state (its init's
+	                              *loop_state; struct filter_loop) */
 };
 
-/* Token for an asynchronous verdict. Copy it; it holds no pointers. */
+/* Token for an asynchronous verdict. Copy it; it holds no pointer to the
+ * session (which may be gone when the verdict comes), only the loop's
+ * owner, which outlives every session (proxy's struct worker; opaque). */
 struct filter_async {
 	uint64_t session_id;
 	uint32_t call_seq;
+	void *owner;
 };
 
 struct filter_ops {
 	const char *name;
 	/* is the filter on under this configuration? NULL = always */
 	bool (*enabled)(const struct config *cfg);
-	/* process-wide setup/teardown, after a (re)load; may be NULL. Returns 0
-	 * or -1 with a message in err. */
-	int (*init)(const struct config *cfg, char *err, size_t errlen);
-	void (*shutdown)(void);
+	/* setup after a (re)load, teardown at exit; may be NULL. init returns
+	 * 0 or -1 with a message in err. loop_state is the filter's slot in
+	 * the loop's struct filter_loop (NULL the first time): a filter keeps
+	 * there what is the loop's (queues, caches, handles: on loop) and
+	 * hooks see it as env->loop_state; shutdown frees it. */
+	int (*init)(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+	    size_t errlen);
+	void (*shutdown)(void **loop_state);
 	/* per stage; NULL = not interested */
 	enum filter_result (*hook[FILTER_STAGE_COUNT])(const struct filter_env *env,
 	    struct filter_verdict *v, const struct filter_async *async);
@@ -200,13 +211,21 @@ void filter_async_done(const struct filter_async *async,
 extern const struct filter_ops *const filter_table[];
 extern const size_t filter_table_len;
 
-/* filters_init - (re)initialise every filter for cfg, in table order;
- * 0, or -1 with "filter: reason" in err. */
-int filters_init(const struct config *cfg, char *err, size_t errlen);
+/* The filters' state that belongs to one event loop (proxy's struct
+ * worker holds it): state[i] is filter_table[i]'s, made by its init at
+ * start-up, updated at a reload, freed by its shutdown at exit. */
+struct filter_loop {
+	struct uv_loop_s *loop;
+	void *state[FILTER_TABLE_MAX];
+};
+
+/* filters_init - (re)initialise every filter for cfg, in table order,
+ * with fl's state; 0, or -1 with "filter: reason" in err. */
+int filters_init(struct filter_loop *fl, const struct config *cfg, char *err, size_t errlen);
 
 /* filters_shutdown - every filter's shutdown, in reverse table order, once
  * the event loop has ended (the sentlog's last flush). */
-void filters_shutdown(void);
+void filters_shutdown(struct filter_loop *fl);
 
 
 /* filter_stage_name - "connect", "helo", "mail", ... */

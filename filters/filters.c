@@ -32,11 +32,14 @@ const struct filter_ops *const filter_table[] = {
 };
 const size_t filter_table_len = sizeof filter_table / sizeof filter_table[0];
 
-int filters_init(const struct config *cfg, char *err, size_t errlen)
+_Static_assert(sizeof filter_table / sizeof filter_table[0] <= FILTER_TABLE_MAX,
+    "struct filter_loop has a slot per filter");
+
+int filters_init(struct filter_loop *fl, const struct config *cfg, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < filter_table_len; i++) {
 		char why[512] = "";
-		if (filter_table[i]->init && filter_table[i]->init(cfg, why, sizeof why) < 0) {
+		if (filter_table[i]->init && filter_table[i]->init(&fl->state[i], fl->loop, cfg, why, sizeof why) < 0) {
 			snprintf(err, errlen, "%s: %s", filter_table[i]->name, why);
 			return -1;
 		}
@@ -44,11 +47,11 @@ int filters_init(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-void filters_shutdown(void)
+void filters_shutdown(struct filter_loop *fl)
 {
 	for (size_t i = filter_table_len; i-- > 0;)
 		if (filter_table[i]->shutdown != NULL)
-			filter_table[i]->shutdown();
+			filter_table[i]->shutdown(&fl->state[i]);
 }
 
 const char *filter_stage_name(enum filter_stage stage)

@@ -337,7 +337,7 @@ static enum filter_result joejob_eoh(const struct filter_env *env,
 			q->type = k == 0 ? DNS_T_MX : DNS_T_NS;
 			q->domain = d;
 			l->pending++;
-			if (dns_query_async(q->type, l->domains[d], dns_now_ms() + env->cfg->dns.timeout,
+			if (dns_query_async(env->dns, q->type, l->domains[d], dns_now_ms() + env->cfg->dns.timeout,
 			    answered, q) != 0) {
 				l->pending--;
 				free(q);

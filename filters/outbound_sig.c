@@ -168,16 +168,18 @@ static void flush_tick(uv_timer_t *t)
 }
 
 /* timer_start - flushes every interval, and logs a new log's note at
- * once, from the loop. On the default loop: init runs before the loop
- * does (and on reload, on it); one loop today. Never keeps the loop
- * alive: shutdown flushes by itself. */
-static void timer_start(void)
+ * once, from loop (the one init is given: init runs before the loop does,
+ * and on reload, on it). Never keeps the loop alive: shutdown flushes by
+ * itself. Without a loop (NULL) nothing is flushed until shutdown. */
+static void timer_start(uv_loop_t *loop)
 {
 	const char *ms = getenv(SENTLOG_FLUSH_ENV);
 
 	outsig.interval = ms != NULL && atoi(ms) > 0 ? (uint64_t)atoi(ms) : SENTLOG_FLUSH_INTERVAL;
+	if (loop == NULL && !outsig.timer_on)
+		return;
 	if (!outsig.timer_on) {
-		uv_timer_init(uv_default_loop(), &outsig.timer);
+		uv_timer_init(loop, &outsig.timer);
 		uv_unref((uv_handle_t *)&outsig.timer);
 		outsig.timer_on = true;
 	}
@@ -333,7 +335,7 @@ static bool outsig_hold_listener(const struct config *cfg, const char *listener)
 
 /* open_log - (re)open the sentlog for cfg; keep the open one when nothing
  * it was made from changed. */
-static int open_log(const struct config *cfg, const unsigned char key[BSIG_SENTLOG_KEY_BYTES],
+static int open_log(uv_loop_t *loop, const struct config *cfg, const unsigned char key[BSIG_SENTLOG_KEY_BYTES],
     char *err, size_t errlen)
 {
 	unsigned days = outbound_sig_remember_days(cfg);
@@ -366,12 +368,14 @@ static int open_log(const struct config *cfg, const unsigned char key[BSIG_SENTL
 	    "%zu KB, %u hashes: %s", days, per_day, sentlog_memory(l) >> 10, sentlog_nhashes(l),
 	    sentlog_load_note(l));
 	outsig.note_pending = true;
-	timer_start();
+	timer_start(loop);
 	return 0;
 }
 
-static int outsig_init(const struct config *cfg, char *err, size_t errlen)
+static int outsig_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+    size_t errlen)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	struct batv_keys k;
 	unsigned char key[BSIG_SENTLOG_KEY_BYTES];
 	unsigned sign_key = (unsigned)cfg->batv.sign_key;
@@ -390,7 +394,7 @@ static int outsig_init(const struct config *cfg, char *err, size_t errlen)
 		OPENSSL_cleanse(&k, sizeof k);
 		return -1;
 	}
-	rc = open_log(cfg, key, err, errlen);
+	rc = open_log(loop, cfg, key, err, errlen);
 	if (rc == 0) {
 		outsig.keys = k;
 		outsig.have_keys = true;
@@ -401,8 +405,9 @@ static int outsig_init(const struct config *cfg, char *err, size_t errlen)
 	return rc;
 }
 
-static void outsig_shutdown(void)
+static void outsig_shutdown(void **loop_state)
 {
+	(void)loop_state;   /* no per-loop state (yet) */
 	log_close_now();
 	if (outsig.timer_on) {
 		uv_close((uv_handle_t *)&outsig.timer, NULL);

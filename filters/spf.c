@@ -90,8 +90,6 @@ struct spf_srv {
 	int refs;                 /* loop thread only */
 };
 
-static struct spf_srv *spf_cur;
-
 /* Answers a worker's evaluation hands back to the loop's DNS cache (at
  * most SPF_KEEP_MAX per check; the rest are not offered). */
 #define SPF_KEEP_MAX 16
@@ -103,11 +101,15 @@ struct spf_kept {
 	struct dns_answer ans;
 };
 
-/* Per thread: the evaluation in progress. */
+/* Per thread: the evaluation in progress (thread-local: each of libuv's
+ * pool threads runs one evaluation at a time, the loop thread its cached
+ * ones, and libspf2's DNS layer callback has no argument of ours to carry
+ * it). */
 static _Thread_local struct {
 	uint64_t deadline;
 	unsigned lookups;
 	const atomic_bool *abandoned;   /* the job's session has closed */
+	struct dns *dns;                /* the job's loop's resolver */
 	/* on the loop thread: answers from the loop's DNS cache only; the
 	 * first one not kept there ends the attempt (missed) */
 	bool cache_only;
@@ -486,12 +488,13 @@ static SPF_dns_rr_t *spf_layer_lookup(SPF_dns_server_t *s, const char *domain,
 
 	if (spf_tls.cache_only) {
 		/* the loop thread: never a query, never a wait */
-		if (spf_tls.missed || !dns_cache_peek((int)type, domain, &a)) {
+		if (spf_tls.missed || !dns_cache_peek(spf_tls.dns, (int)type, domain, &a)) {
 			spf_tls.missed = true;
 			return SPF_dns_rr_new_init(s, domain, type, 0, TRY_AGAIN);
 		}
 	} else {
-		a = dns_query_sync_cancel((int)type, domain, spf_tls.deadline, spf_tls.abandoned);
+		a = dns_query_sync_cancel(spf_tls.dns, (int)type, domain, spf_tls.deadline,
+		    spf_tls.abandoned);
 	}
 	switch (a.status) {
 	case DNS_OK: herrno = NETDB_SUCCESS; break;
@@ -713,26 +716,16 @@ static void evaluate(SPF_server_t *spf, const char *ip, const char *helo,
 	SPF_request_free(req);
 }
 
-void spf_evaluate(const char *ip, const char *helo, const char *mail_from,
-    uint64_t deadline, struct spf_report *r)
-{
-	memset(r, 0, sizeof *r);
-	if (spf_cur == NULL) {
-		r->result = SPF_OUT_TEMPERROR;
-		copy_str(r->problem, sizeof r->problem, "SPF not initialised");
-		return;
-	}
-	evaluate(spf_cur->spf, ip, helo, mail_from, deadline, r);
-}
-
 /* ---- the filter ---- */
 
 struct spf_job {
 	uv_work_t req;
+	struct spf_loop *sl;        /* the scheduler it runs under */
 	struct spf_job *next;       /* in the wait queue */
 	char domain[SPF_DOMAIN_MAX];/* checked domain, for the per-domain cap */
 	struct filter_async token;
 	struct spf_srv *srv;
+	struct dns *dns;            /* the session's loop's resolver */
 	int mode, permerror;
 	uint64_t start, deadline;
 	char sid[64];
@@ -750,11 +743,13 @@ static void spf_work(uv_work_t *req)
 	struct spf_job *job = req->data;
 
 	spf_tls.abandoned = &job->abandoned;
+	spf_tls.dns = job->dns;
 	spf_tls.kept = &job->kept;
 	spf_tls.nkept = 0;
 	evaluate(job->srv->spf, job->ip, job->helo, job->mail_from, job->deadline,
 	    &job->rep);
 	spf_tls.abandoned = NULL;
+	spf_tls.dns = NULL;
 	spf_tls.kept = NULL;
 	copy_str(job->rep.receiver, sizeof job->rep.receiver, job->receiver);
 }
@@ -768,7 +763,7 @@ static void kept_release(struct spf_job *job)
 
 	for (k = job->kept; k != NULL; k = next) {
 		next = k->next;
-		dns_cache_offer(k->type, k->name, &k->ans);
+		dns_cache_offer(job->dns, k->type, k->name, &k->ans);
 		dns_answer_free(&k->ans);
 		free(k->name);
 		free(k);
@@ -784,16 +779,18 @@ static void kept_release(struct spf_job *job)
  * answers then fill the cache). libspf2's work with kept answers is a few
  * microseconds, bounded like any evaluation (SPF_MAX_LOOKUPS).
  */
-static bool evaluate_cached(const char *ip, const char *helo, const char *mail_from,
-    uint64_t deadline, struct spf_report *r)
+static bool evaluate_cached(struct spf_srv *srv, struct dns *dns, const char *ip,
+    const char *helo, const char *mail_from, uint64_t deadline, struct spf_report *r)
 {
 	memset(r, 0, sizeof *r);
+	spf_tls.dns = dns;
 	spf_tls.cache_only = true;
 	spf_tls.missed = false;
 	spf_tls.abandoned = NULL;
 	spf_tls.kept = NULL;
-	evaluate(spf_cur->spf, ip, helo, mail_from, deadline, r);
+	evaluate(srv->spf, ip, helo, mail_from, deadline, r);
 	spf_tls.cache_only = false;
+	spf_tls.dns = NULL;
 	return !spf_tls.missed;
 }
 
@@ -821,15 +818,35 @@ static void spf_log_result(const char *sid, const struct spf_report *r, uint64_t
 #define SPF_MAX_PER_DOMAIN 4
 #define SPF_MAX_WAITING 5000
 
-static struct spf_job *waiting_head, *waiting_tail;
-static unsigned n_running, n_waiting;
-static struct spf_job *running[SPF_MAX_RUNNING];
+/* the loop's SPF state (filter_env.loop_state): the libspf2 server of
+ * the current configuration and the scheduler's queue and slots */
+struct spf_loop {
+	struct spf_srv *cur;
+	uv_loop_t *loop;            /* the loop the checks are queued from */
+	struct spf_job *waiting_head, *waiting_tail;
+	unsigned n_running, n_waiting;
+	struct spf_job *running[SPF_MAX_RUNNING];
+};
 
-static unsigned running_for(const char *domain)
+void spf_evaluate(const struct spf_loop *sl, struct dns *dns, const char *ip, const char *helo,
+    const char *mail_from, uint64_t deadline, struct spf_report *r)
+{
+	memset(r, 0, sizeof *r);
+	if (sl == NULL || sl->cur == NULL) {
+		r->result = SPF_OUT_TEMPERROR;
+		copy_str(r->problem, sizeof r->problem, "SPF not initialised");
+		return;
+	}
+	spf_tls.dns = dns;
+	evaluate(sl->cur->spf, ip, helo, mail_from, deadline, r);
+	spf_tls.dns = NULL;
+}
+
+static unsigned running_for(const struct spf_loop *sl, const char *domain)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < SPF_MAX_RUNNING; i++)
-		n += running[i] != NULL && strcasecmp(running[i]->domain, domain) == 0;
+		n += sl->running[i] != NULL && strcasecmp(sl->running[i]->domain, domain) == 0;
 	return n;
 }
 
@@ -848,22 +865,22 @@ static void spf_after_work(uv_work_t *req, int status);
 
 /* schedule - start waiting checks while there is room; expire the ones
  * whose budget ran out while they waited. */
-static void schedule(void)
+static void schedule(struct spf_loop *sl)
 {
-	struct spf_job **pp = &waiting_head, *job, *prev = NULL;
+	struct spf_job **pp = &sl->waiting_head, *job, *prev = NULL;
 	uint64_t now = dns_now_ms();
 
-	while ((job = *pp) != NULL && n_running < SPF_MAX_RUNNING) {
+	while ((job = *pp) != NULL && sl->n_running < SPF_MAX_RUNNING) {
 		bool expired = now >= job->deadline;
-		if (!expired && running_for(job->domain) >= SPF_MAX_PER_DOMAIN) {
+		if (!expired && running_for(sl, job->domain) >= SPF_MAX_PER_DOMAIN) {
 			prev = job;
 			pp = &job->next;
 			continue;
 		}
 		*pp = job->next;
-		if (waiting_tail == job)
-			waiting_tail = prev;
-		n_waiting--;
+		if (sl->waiting_tail == job)
+			sl->waiting_tail = prev;
+		sl->n_waiting--;
 		job->next = NULL;
 		if (expired) {
 			job->rep.result = SPF_OUT_TEMPERROR;
@@ -873,13 +890,13 @@ static void schedule(void)
 			continue;
 		}
 		for (unsigned i = 0; i < SPF_MAX_RUNNING; i++) {
-			if (running[i] == NULL) {
-				running[i] = job;
+			if (sl->running[i] == NULL) {
+				sl->running[i] = job;
 				break;
 			}
 		}
-		n_running++;
-		if (uv_queue_work(uv_default_loop(), &job->req, spf_work, spf_after_work) != 0)
+		sl->n_running++;
+		if (uv_queue_work(sl->loop, &job->req, spf_work, spf_after_work) != 0)
 			spf_after_work(&job->req, UV_ECANCELED);
 	}
 }
@@ -887,19 +904,20 @@ static void schedule(void)
 static void spf_after_work(uv_work_t *req, int status)
 {
 	struct spf_job *job = req->data;
+	struct spf_loop *sl = job->sl;
 
 	if (atomic_load(&job->abandoned)) {
 		/* the session closed: nobody waits for this verdict */
 		for (unsigned i = 0; i < SPF_MAX_RUNNING; i++)
-			if (running[i] == job)
-				running[i] = NULL;
-		n_running--;
+			if (sl->running[i] == job)
+				sl->running[i] = NULL;
+		sl->n_running--;
 		log_debug("%s: spf: check of a closed session ended after %llums", job->sid,
 		    (unsigned long long)(dns_now_ms() - job->start));
 		kept_release(job);
 		srv_unref(job->srv);
 		free(job);
-		schedule();
+		schedule(sl);
 		return;
 	}
 	if (status != 0) {   /* UV_ECANCELED: never ran */
@@ -908,11 +926,11 @@ static void spf_after_work(uv_work_t *req, int status)
 	}
 	kept_release(job);
 	for (unsigned i = 0; i < SPF_MAX_RUNNING; i++)
-		if (running[i] == job)
-			running[i] = NULL;
-	n_running--;
+		if (sl->running[i] == job)
+			sl->running[i] = NULL;
+	sl->n_running--;
 	job_finish(job);
-	schedule();
+	schedule(sl);
 }
 
 /*
@@ -926,8 +944,13 @@ static void spf_after_work(uv_work_t *req, int status)
 static void spf_disconnect(const struct filter_env *env)
 {
 	uint64_t session_id = env->session_id;
-	struct spf_job **pp = &waiting_head, *job, *prev = NULL;
+	struct spf_loop *sl = env->loop_state;
+	struct spf_job **pp, *job, *prev = NULL;
 	unsigned dropped = 0, stopped = 0;
+
+	if (sl == NULL)
+		return;
+	pp = &sl->waiting_head;
 
 	while ((job = *pp) != NULL) {
 		if (job->token.session_id != session_id) {
@@ -936,22 +959,22 @@ static void spf_disconnect(const struct filter_env *env)
 			continue;
 		}
 		*pp = job->next;
-		if (waiting_tail == job)
-			waiting_tail = prev;
-		n_waiting--;
+		if (sl->waiting_tail == job)
+			sl->waiting_tail = prev;
+		sl->n_waiting--;
 		dropped++;
 		srv_unref(job->srv);
 		free(job);
 	}
 	for (unsigned i = 0; i < SPF_MAX_RUNNING; i++) {
-		if (running[i] != NULL && running[i]->token.session_id == session_id &&
-		    !atomic_load(&running[i]->abandoned)) {
-			atomic_store(&running[i]->abandoned, true);
+		if (sl->running[i] != NULL && sl->running[i]->token.session_id == session_id &&
+		    !atomic_load(&sl->running[i]->abandoned)) {
+			atomic_store(&sl->running[i]->abandoned, true);
 			stopped++;
 		}
 	}
 	if (stopped > 0)
-		dns_cancel_wake();
+		dns_cancel_wake(env->dns);
 	if (dropped + stopped > 0)
 		log_debug("spf: session closed: %u queued check(s) dropped, %u running stopped",
 		    dropped, stopped);
@@ -999,6 +1022,7 @@ static enum filter_result spf_mail(const struct filter_env *env,
     struct filter_verdict *v, const struct filter_async *async)
 {
 	const struct config *cfg = env->cfg;
+	struct spf_loop *sl = env->loop_state;
 	struct sockaddr_storage ss;
 	struct spf_job *job;
 
@@ -1037,7 +1061,7 @@ static enum filter_result spf_mail(const struct filter_env *env,
 		}
 	}
 
-	if (spf_cur != NULL) {
+	if (sl != NULL && sl->cur != NULL && env->dns != NULL) {
 		/* the same inputs, cut to the same sizes, as a job's */
 		char ip[64], helo[SPF_DOMAIN_MAX], from[FILTER_ADDR_MAX + 1];
 		struct spf_report rep;
@@ -1046,7 +1070,7 @@ static enum filter_result spf_mail(const struct filter_env *env,
 		copy_str(ip, sizeof ip, env->client_ip);
 		copy_str(helo, sizeof helo, env->helo);
 		copy_str(from, sizeof from, env->null_sender ? "" : env->mail_from);
-		if (evaluate_cached(ip, helo, from, start + check_budget(cfg), &rep)) {
+		if (evaluate_cached(sl->cur, env->dns, ip, helo, from, start + check_budget(cfg), &rep)) {
 			copy_str(rep.receiver, sizeof rep.receiver, cfg->server.hostname);
 			spf_log_result(env->sid, &rep, dns_now_ms() - start);
 			spf_verdict_build(&rep, cfg->spf.mode, cfg->spf.permerror, v);
@@ -1055,7 +1079,7 @@ static enum filter_result spf_mail(const struct filter_env *env,
 	}
 
 	job = calloc(1, sizeof *job);
-	if (job == NULL || spf_cur == NULL) {
+	if (job == NULL || sl == NULL || sl->cur == NULL) {
 		struct spf_report rep = {.result = SPF_OUT_TEMPERROR};
 		free(job);
 		copy_str(rep.problem, sizeof rep.problem, "internal error");
@@ -1069,6 +1093,7 @@ static enum filter_result spf_mail(const struct filter_env *env,
 	job->req.data = job;
 	atomic_init(&job->abandoned, false);
 	job->token = *async;
+	job->dns = env->dns;
 	job->mode = cfg->spf.mode;
 	job->permerror = cfg->spf.permerror;
 	job->start = dns_now_ms();
@@ -1083,32 +1108,37 @@ static enum filter_result spf_mail(const struct filter_env *env,
 		const char *at = env->null_sender ? NULL : strrchr(env->mail_from, '@');
 		copy_str(job->domain, sizeof job->domain, at ? at + 1 : env->helo);
 	}
-	if (n_waiting >= SPF_MAX_WAITING) {
+	if (sl->n_waiting >= SPF_MAX_WAITING) {
 		struct spf_report rep = {.result = SPF_OUT_TEMPERROR};
-		log_warn("%s: spf: %u checks waiting already; answering temperror", env->sid, n_waiting);
+		log_warn("%s: spf: %u checks waiting already; answering temperror", env->sid, sl->n_waiting);
 		free(job);
 		copy_str(rep.problem, sizeof rep.problem, "too many checks waiting");
 		copy_str(rep.receiver, sizeof rep.receiver, cfg->server.hostname);
 		spf_verdict_build(&rep, cfg->spf.mode, cfg->spf.permerror, v);
 		return v->result;
 	}
-	job->srv = spf_cur;
+	job->sl = sl;
+	sl->loop = env->loop;
+	job->srv = sl->cur;
 	job->srv->refs++;
 	/* a check that needs DNS goes through the queue: its verdict comes
 	 * later, from a callback, never from inside this hook */
-	if (waiting_tail)
-		waiting_tail->next = job;
+	if (sl->waiting_tail)
+		sl->waiting_tail->next = job;
 	else
-		waiting_head = job;
-	waiting_tail = job;
-	n_waiting++;
-	schedule();
+		sl->waiting_head = job;
+	sl->waiting_tail = job;
+	sl->n_waiting++;
+	schedule(sl);
 	return FILTER_ASYNC;
 }
 
 
-static int spf_init(const struct config *cfg, char *err, size_t errlen)
+static int spf_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
+    size_t errlen)
 {
+	(void)loop;
+	struct spf_loop *sl = *loop_state;
 	struct spf_srv *srv;
 
 	/* libspf2's handlers are process globals: set before any worker runs */
@@ -1119,15 +1149,26 @@ static int spf_init(const struct config *cfg, char *err, size_t errlen)
 	srv = srv_new(cfg, err, errlen);
 	if (srv == NULL)
 		return -1;
-	srv_unref(spf_cur);   /* a reload: running jobs keep the old one */
-	spf_cur = srv;
+	if (sl == NULL && (sl = *loop_state = calloc(1, sizeof *sl)) == NULL) {
+		srv_unref(srv);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	srv_unref(sl->cur);   /* a reload: running jobs keep the old one */
+	sl->cur = srv;
 	return 0;
 }
 
-static void spf_shutdown(void)
+static void spf_shutdown(void **loop_state)
 {
-	srv_unref(spf_cur);
-	spf_cur = NULL;
+	struct spf_loop *sl = *loop_state;
+
+	/* after the loop's end: no check is queued or running */
+	if (sl == NULL)
+		return;
+	srv_unref(sl->cur);
+	free(sl);
+	*loop_state = NULL;
 }
 
 /* a check ends at its own budget (451 4.7.24); the runner's deadline is

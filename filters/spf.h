@@ -90,10 +90,13 @@ bool spf_ar_is_ours(const char *value, size_t len, const char *hostname);
 
 /*
  * spf_evaluate - run libspf2 for (ip, helo, mail_from) now, blocking, on
- * the calling thread, with deadline (dns_now_ms() based). Needs filter_spf's
- * init() and dns_init(). Worker threads only (and tests).
+ * the calling thread, with deadline (dns_now_ms() based). Needs the state
+ * filter_spf's init() made (sl: its *loop_state) and a resolver, dns
+ * (dns_new()). Worker threads only (and tests).
  */
-void spf_evaluate(const char *ip, const char *helo, const char *mail_from,
-    uint64_t deadline, struct spf_report *r);
+struct dns;
+struct spf_loop;
+void spf_evaluate(const struct spf_loop *sl, struct dns *dns, const char *ip, const char *helo,
+    const char *mail_from, uint64_t deadline, struct spf_report *r);
 
 #endif

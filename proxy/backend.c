@@ -35,7 +35,6 @@
 #endif
 
 #define BACKEND_IN_MAX 8192
-#define BACKEND_TLS_SCRATCH 16384
 
 enum be_state {
 	BE_CONNECTING,
@@ -134,16 +133,8 @@ void backend_known_learnt(struct backend_known *k, bool outbound, const struct b
  * (review14) */
 #define BACKEND_POOL_JUNK_MAX 40
 
-/* Inbound connections to [backend] address, from backend_open() until the
- * connection is closed (QUIT included): what [backend] max_connections caps. */
-static unsigned long be_count;
-
-/* The client TLS context for [backend] tls, built at the first STARTTLS
- * to a backend and rebuilt when the configuration changes (SIGHUP). The
- * config reference keeps the pointer comparison meaningful. */
-static struct config *tls_cli_cfg;
-static struct tls_client *tls_cli;
-static char tls_scratch[BACKEND_TLS_SCRATCH];
+/* What the loop's connections share (the count, the client TLS context,
+ * the read buffer) is struct backend_loop, be->p.bl (backend.h). */
 
 static void be_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 static void be_fail(struct backend *be, int err);
@@ -209,7 +200,7 @@ static void be_close(struct backend *be)
 	be->state = BE_DEAD;
 	if (be->counted) {
 		be->counted = false;
-		be_count--;
+		be->p.bl->count--;
 	}
 	be->done = NULL;
 	free(be->pending_line);
@@ -524,37 +515,37 @@ static void be_ready(struct backend *be);
 /* backend__tls_client_for - the client context for config c; NULL when [backend]
  * tls = none or it cannot be built (logged once per config: at startup and
  * reload, from backend_probe, or at the first STARTTLS). */
-struct tls_client *backend__tls_client_for(struct config *c)
+struct tls_client *backend__tls_client_for(struct backend_loop *bl, struct config *c)
 {
 	char err[320];
 	struct tls_client *cli;
 
-	if (tls_cli_cfg == c)
-		return tls_cli;
+	if (bl->tls_cli_cfg == c)
+		return bl->tls_cli;
 	cli = tls_client_new(c, err, sizeof err);
-	if (cli == NULL && err[0] && tls_cli != NULL) {
+	if (cli == NULL && err[0] && bl->tls_cli != NULL) {
 		/* like the listener's context on SIGHUP: a bad new ca_file
 		 * keeps the one that worked */
 		log_error("backend TLS context: %s; keeping the previous one", err);
-		cli = tls_cli;
+		cli = bl->tls_cli;
 		tls_client_ref(cli);
 	} else if (cli == NULL && err[0]) {
 		log_error("backend TLS context: %s; %s", err,
 		    c->backend.tls == BACKEND_TLS_REQUIRED ? "mail will get 4xx" :
 		    "STARTTLS to the backend is off");
 	}
-	if (tls_cli)
-		tls_client_unref(tls_cli);
-	if (tls_cli_cfg)
-		config_unref(tls_cli_cfg);
-	tls_cli = cli;
-	tls_cli_cfg = config_ref(c);
-	return tls_cli;
+	if (bl->tls_cli)
+		tls_client_unref(bl->tls_cli);
+	if (bl->tls_cli_cfg)
+		config_unref(bl->tls_cli_cfg);
+	bl->tls_cli = cli;
+	bl->tls_cli_cfg = config_ref(c);
+	return bl->tls_cli;
 }
 
 static struct tls_client *be_tls_client(struct backend *be)
 {
-	return backend__tls_client_for(be->p.cfg);
+	return backend__tls_client_for(be->p.bl, be->p.cfg);
 }
 
 /* be_after_ehlo - EHLO (or STARTTLS) done: XCLIENT, or ready. */
@@ -589,16 +580,15 @@ static void be_after_ehlo(struct backend *be)
 			return;
 		}
 		if (!be->caps.xforward) {
-			static bool warned;
 			/* Postfix offers XCLIENT only to authorized clients: this is
 			 * what a missing smtpd_authorized_xclient_hosts looks like */
-			if (!warned)
+			if (!be->p.bl->warned_no_identity)
 				log_warn("backend %s:%u offers neither XCLIENT nor XFORWARD: it sees every client as "
 				    "backstop's own address (allow backstop in smtpd_authorized_xclient_hosts and set "
 				    "[backend] identity = xclient, or another identity (README.md), or make sure the "
 				    "backend does not trust that address)",
 				    be->host, be->port);
-			warned = true;
+			be->p.bl->warned_no_identity = true;
 		}
 	}
 	be_ready(be);
@@ -859,8 +849,8 @@ static void be_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	(void)suggested;
 	if (be->tls) {
 		/* ciphertext: the engine copies it at once */
-		b->base = tls_scratch;
-		b->len = sizeof tls_scratch;
+		b->base = be->p.bl->tls_scratch;
+		b->len = sizeof be->p.bl->tls_scratch;
 		return;
 	}
 	if (buf_reserve(&be->in, BACKEND_IN_MAX - be->in.len, BACKEND_IN_MAX) < 0 || be->in.len >= BACKEND_IN_MAX) {
@@ -1149,9 +1139,9 @@ int backend_open(struct backend **bep, const struct backend_params *p,
 	/* Postfix's default_process_limit is 100 and its per-client limits
 	 * exempt backstop: without a cap of our own, clients that hold
 	 * transactions open would take every backend process */
-	if (!p->outbound && be_count >= p->cfg->backend.max_connections) {
+	if (!p->outbound && p->bl->count >= p->cfg->backend.max_connections) {
 		log_warn("%s: refused a backend connection for [%s]:%u: %lu open ([backend] max_connections = %lu)",
-		    p->log_id, p->client_ip, p->client_port, be_count, p->cfg->backend.max_connections);
+		    p->log_id, p->client_ip, p->client_port, p->bl->count, p->cfg->backend.max_connections);
 		return BACKEND_EBUSY;
 	}
 	if ((be = calloc(1, sizeof *be)) == NULL)
@@ -1162,7 +1152,7 @@ int backend_open(struct backend **bep, const struct backend_params *p,
 	}
 	if (!p->outbound) {
 		be->counted = true;
-		be_count++;
+		p->bl->count++;
 	}
 	be->p = *p;
 	be->ops = ops;
@@ -1170,8 +1160,8 @@ int backend_open(struct backend **bep, const struct backend_params *p,
 	be->attached = true;
 	be->done = be_owner_reply;
 	be->state = BE_CONNECTING;
-	uv_tcp_init(uv_default_loop(), &be->tcp);
-	uv_timer_init(uv_default_loop(), &be->timer);
+	uv_tcp_init(p->bl->loop, &be->tcp);
+	uv_timer_init(p->bl->loop, &be->timer);
 	be->tcp.data = be->timer.data = be;
 	be->handles = 2;
 	be->owner_handles = 2;
@@ -1192,7 +1182,7 @@ int backend_open(struct backend **bep, const struct backend_params *p,
 		snprintf(port, sizeof port, "%u", be->port);
 		be->gai.data = be;
 		be->handles++;
-		if (uv_getaddrinfo(uv_default_loop(), &be->gai, be_on_resolved, be->host, port, &hints) != 0) {
+		if (uv_getaddrinfo(p->bl->loop, &be->gai, be_on_resolved, be->host, port, &hints) != 0) {
 			be->handles--;
 			be_fail(be, BACKEND_ECONNECT);
 		}
@@ -1291,9 +1281,19 @@ void backend_abort(struct backend *be)
 	}
 }
 
-unsigned long backend_connections(void)
+unsigned long backend_connections(const struct backend_loop *bl)
 {
-	return be_count;
+	return bl->count;
+}
+
+void backend_loop_release(struct backend_loop *bl)
+{
+	if (bl->tls_cli)
+		tls_client_unref(bl->tls_cli);
+	if (bl->tls_cli_cfg)
+		config_unref(bl->tls_cli_cfg);
+	bl->tls_cli = NULL;
+	bl->tls_cli_cfg = NULL;
 }
 
 static void be_on_idle(uv_timer_t *t)

@@ -27,6 +27,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include <uv.h>
+
 #include "proxy/buf.h"
 #include "smtp/smtp_reply.h"
 
@@ -80,8 +82,32 @@ void backend_known_forget(struct backend_known *k, bool outbound);
 /* backend_params - what a connection needs to know of its owner, copied
  * at backend_open. cfg and metrics must stay valid until the owner is
  * told released(); known until then too. */
+/*
+ * backend_loop - what one loop's backend connections share (proxy's struct
+ * worker holds it; every backend_params points to it): the loop, the
+ * count [backend] max_connections caps (inbound connections from
+ * backend_open() until closed, QUIT included), the client TLS context for
+ * [backend] tls (built at the first STARTTLS or probe, rebuilt when the
+ * configuration changes; the config reference keeps the pointer
+ * comparison meaningful) and the ciphertext read buffer.
+ */
+#define BACKEND_TLS_SCRATCH 16384
+struct tls_client;
+struct backend_loop {
+	uv_loop_t *loop;
+	unsigned long count;
+	struct config *tls_cli_cfg;
+	struct tls_client *tls_cli;
+	bool warned_no_identity;    /* said once: neither XCLIENT nor XFORWARD */
+	char tls_scratch[BACKEND_TLS_SCRATCH];
+};
+
+/* backend_loop_release - at exit: the TLS context and its config */
+void backend_loop_release(struct backend_loop *bl);
+
 struct backend_params {
 	char log_id[24];            /* the owner's id in log lines */
+	struct backend_loop *bl;    /* the loop's (struct backend_loop) */
 	struct config *cfg;
 	struct metrics *metrics;
 	struct backend_known *known;
@@ -170,7 +196,7 @@ void backend_reuse(struct backend *be, const struct backend_params *p,
     const struct backend_owner_ops *ops, void *owner, bool rset);
 
 /* backend_connections - inbound backend connections open (the cap's count) */
-unsigned long backend_connections(void);
+unsigned long backend_connections(const struct backend_loop *bl);
 /* be may be NULL in these (no connection) */
 bool backend_ready(const struct backend *be);
 const struct backend_caps *backend_caps(const struct backend *be);
@@ -211,7 +237,7 @@ void backend_helo_attr(const char *helo, char *out, size_t cap);
  * logged at debug level (a periodic re-probe). false when it cannot probe
  * (a host name: learnt at the first real connection); cb is not called. */
 typedef void (*backend_probe_cb)(void *arg, bool ok, const char *stage, const char *why);
-bool backend_probe(const struct config *cfg, struct backend_known *known, bool quiet,
+bool backend_probe(struct backend_loop *bl, const struct config *cfg, struct backend_known *known, bool quiet,
     backend_probe_cb cb, void *arg);
 
 /* backend__caps_parse - EHLO reply text (lines joined by '\n') to caps;
@@ -220,7 +246,6 @@ void backend__caps_parse(struct backend_caps *caps, const char *text);
 
 /* backend__tls_client_for - the backend TLS context for a configuration
  * (built once per config; backend.c and the probe) */
-struct tls_client;
-struct tls_client *backend__tls_client_for(struct config *c);
+struct tls_client *backend__tls_client_for(struct backend_loop *bl, struct config *c);
 
 #endif

@@ -326,7 +326,7 @@ static void probe_connected(uv_connect_t *req, int status)
 		probe_end(p);
 }
 
-bool backend_probe(const struct config *cfg, struct backend_known *known, bool quiet,
+bool backend_probe(struct backend_loop *bl, const struct config *cfg, struct backend_known *known, bool quiet,
     backend_probe_cb cb, void *arg)
 {
 	struct probe *p;
@@ -336,7 +336,7 @@ bool backend_probe(const struct config *cfg, struct backend_known *known, bool q
 
 	/* the backend TLS context is made now, so that a bad ca_file is
 	 * reported at startup and reload rather than at the first mail */
-	(void)backend__tls_client_for((struct config *)cfg);
+	(void)backend__tls_client_for(bl, (struct config *)cfg);
 	if (hostport_split(cfg->backend.address, host, sizeof host, &port) < 0)
 		return false;
 	memset(&ss, 0, sizeof ss);
@@ -356,8 +356,8 @@ bool backend_probe(const struct config *cfg, struct backend_known *known, bool q
 	p->known = known;
 	p->cb = cb;
 	p->arg = arg;
-	uv_tcp_init(uv_default_loop(), &p->tcp);
-	uv_timer_init(uv_default_loop(), &p->timer);
+	uv_tcp_init(bl->loop, &p->tcp);
+	uv_timer_init(bl->loop, &p->timer);
 	p->tcp.data = p->timer.data = p->creq.data = p;
 	p->handles = 2;
 	uv_timer_start(&p->timer, probe_timer, cfg->backend.connect_timeout, 0);

@@ -9,6 +9,7 @@
 #ifndef CONFIG_H
 #define CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,7 +61,9 @@ enum bounce_unverifiable { BOUNCE_UNVERIFIABLE_REFUSE, BOUNCE_UNVERIFIABLE_MARK,
 
 struct config {
 	char *path;
-	int refs;
+	/* references: sessions, the loop's owner, backend connections; atomic
+	 * so that a configuration may be shared by loops on several threads */
+	atomic_int refs;
 
 	struct {
 		struct cfg_words listen;

@@ -1,6 +1,7 @@
 /*
- * dns - one shared libunbound context behind a blocking API for worker
- * threads and a callback API for the loop thread.
+ * dns - a loop's resolver (struct dns, one per struct worker): one
+ * libunbound context behind a blocking API for worker threads and a
+ * callback API for the loop thread.
  *
  * The choice, and why:
  *   - libunbound rather than c-ares: it caches answers for their TTL,
@@ -37,7 +38,7 @@
  * (SPF, worker threads) do not use it, but SPF hands their answers to the
  * loop (dns_cache_offer) and evaluates on the loop when they are all kept.
  *
- * Locking: dns.mu protects the in-flight list, counters and completion
+ * Locking: d->mu protects the in-flight list, counters and completion
  * queue. It is never held while calling into libunbound except ub_cancel()
  * from the dispatcher, and libunbound calls our callback without its own
  * lock held, so there is no lock-order cycle.
@@ -69,6 +70,7 @@
 #define DNS_NAME_MAX 1025     /* presentation form incl. NUL */
 
 struct dns_q {
+	struct dns *d;               /* the resolver it went to */
 	struct dns_q *prev, *next;   /* in-flight list */
 	struct dns_q *done_next;     /* async completion queue */
 	uint64_t deadline;
@@ -84,8 +86,11 @@ struct dns_q {
 	char *cache_name;            /* async with the cache on: keep the answer under it */
 };
 
-static struct {
+/* one per loop (struct worker's dns): the libunbound context and its
+ * dispatcher thread, the loop's completion handle and answer cache */
+struct dns {
 	bool inited;
+	uv_loop_t *loop;
 	pthread_mutex_t mu;
 	pthread_cond_t slot_cv;
 	struct ub_ctx *ctx;
@@ -109,7 +114,19 @@ static struct {
 	uv_idle_t hits_idle;
 	bool hits_idle_inited;
 	atomic_ullong cache_hits, cache_misses;  /* read by scrapes */
-} dns = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = {-1, -1}};
+	/* the loop handles not yet closed: the struct is freed with the last
+	 * close callback once dns_free() has run (libuv rule) */
+	unsigned handles_open;
+	bool freeing;
+};
+
+static void handle_closed(uv_handle_t *h)
+{
+	struct dns *d = h->data;
+
+	if (--d->handles_open == 0 && d->freeing)
+		free(d);
+}
 
 uint64_t dns_now_ms(void)
 {
@@ -295,32 +312,36 @@ static struct dns_answer answer_from_ub(int type, int err, struct ub_result *res
 	return a;
 }
 
-static void wake_dispatcher(void)
+static void wake_dispatcher(struct dns *d)
 {
 	char c = 0;
 
-	if (dns.wake[1] >= 0 && write(dns.wake[1], &c, 1) < 0 && errno != EAGAIN)
+	if (d->wake[1] >= 0 && write(d->wake[1], &c, 1) < 0 && errno != EAGAIN)
 		log_warn("dns: wake: %s", strerror(errno));
 }
 
 /* list_remove - take q off the in-flight list and free its slot. mu held. */
 static void list_remove(struct dns_q *q)
 {
+	struct dns *d = q->d;
+
 	if (q->prev)
 		q->prev->next = q->next;
 	else
-		dns.inflight = q->next;
+		d->inflight = q->next;
 	if (q->next)
 		q->next->prev = q->prev;
 	q->prev = q->next = NULL;
-	dns.n_inflight--;
-	pthread_cond_signal(&dns.slot_cv);
+	d->n_inflight--;
+	pthread_cond_signal(&d->slot_cv);
 }
 
 /* complete - hand q's answer to its owner. mu held; q already removed.
  * Returns true when the loop must be woken. */
 static bool complete(struct dns_q *q, struct dns_answer ans)
 {
+	struct dns *d = q->d;
+
 	q->ans = ans;
 	q->done = true;
 	if (q->cv != NULL) {
@@ -328,11 +349,11 @@ static bool complete(struct dns_q *q, struct dns_answer ans)
 		return false;
 	}
 	q->done_next = NULL;
-	if (dns.done_tail)
-		dns.done_tail->done_next = q;
+	if (d->done_tail)
+		d->done_tail->done_next = q;
 	else
-		dns.done_head = q;
-	dns.done_tail = q;
+		d->done_head = q;
+	d->done_tail = q;
 	return true;
 }
 
@@ -341,27 +362,28 @@ static bool complete(struct dns_q *q, struct dns_answer ans)
 static void ub_done_cb(void *arg, int err, struct ub_result *res)
 {
 	struct dns_q *q = arg;
+	struct dns *d = q->d;
 	struct dns_answer a = answer_from_ub(q->type, err, res);
 	bool wake_loop;
 
-	pthread_mutex_lock(&dns.mu);
+	pthread_mutex_lock(&d->mu);
 	list_remove(q);
 	wake_loop = complete(q, a);
-	pthread_mutex_unlock(&dns.mu);
+	pthread_mutex_unlock(&d->mu);
 	if (wake_loop)
-		uv_async_send(&dns.async);
+		uv_async_send(&d->async);
 }
 
 /* expire - cancel and complete every submitted query past its deadline;
  * returns the next deadline (0 = none). Dispatcher thread. */
-static uint64_t expire(void)
+static uint64_t expire(struct dns *d)
 {
 	struct dns_q *expired = NULL, *q, *next;
 	uint64_t now = dns_now_ms(), soonest = 0;
 	bool wake_loop = false;
 
-	pthread_mutex_lock(&dns.mu);
-	for (q = dns.inflight; q != NULL; q = next) {
+	pthread_mutex_lock(&d->mu);
+	for (q = d->inflight; q != NULL; q = next) {
 		next = q->next;
 		if (!q->submitted)
 			continue;
@@ -373,41 +395,42 @@ static uint64_t expire(void)
 			soonest = q->deadline;
 		}
 	}
-	pthread_mutex_unlock(&dns.mu);
+	pthread_mutex_unlock(&d->mu);
 
 	/* ub_cancel() before completing: once it returns, libunbound will not
 	 * call ub_done_cb for the query, so q may be freed by its owner. */
 	for (q = expired; q != NULL; q = q->done_next)
-		ub_cancel(dns.ctx, q->ub_id);
+		ub_cancel(d->ctx, q->ub_id);
 
-	pthread_mutex_lock(&dns.mu);
+	pthread_mutex_lock(&d->mu);
 	for (q = expired; q != NULL; q = next) {
 		next = q->done_next;
 		wake_loop |= complete(q, answer_status(DNS_TIMEOUT));
 	}
-	pthread_mutex_unlock(&dns.mu);
+	pthread_mutex_unlock(&d->mu);
 	if (wake_loop)
-		uv_async_send(&dns.async);
+		uv_async_send(&d->async);
 	return soonest;
 }
 
-static void *dispatcher_main(void *unused)
+static void *dispatcher_main(void *arg)
 {
+	struct dns *d = arg;
 	struct pollfd pfd[2];
 	char buf[64];
 
-	pfd[0].fd = ub_fd(dns.ctx);
+	pfd[0].fd = ub_fd(d->ctx);
 	pfd[0].events = POLLIN;
-	pfd[1].fd = dns.wake[0];
+	pfd[1].fd = d->wake[0];
 	pfd[1].events = POLLIN;
 	for (;;) {
-		uint64_t next = expire(), now;
+		uint64_t next = expire(d), now;
 		int timeout = -1;
 		bool stop;
 
-		pthread_mutex_lock(&dns.mu);
-		stop = dns.stop;
-		pthread_mutex_unlock(&dns.mu);
+		pthread_mutex_lock(&d->mu);
+		stop = d->stop;
+		pthread_mutex_unlock(&d->mu);
 		if (stop)
 			break;
 		if (next != 0) {
@@ -419,10 +442,10 @@ static void *dispatcher_main(void *unused)
 			break;
 		}
 		if (pfd[1].revents & POLLIN)
-			while (read(dns.wake[0], buf, sizeof buf) > 0)
+			while (read(d->wake[0], buf, sizeof buf) > 0)
 				;
 		if (pfd[0].revents & POLLIN) {
-			int r = ub_process(dns.ctx);
+			int r = ub_process(d->ctx);
 			if (r != 0)
 				log_warn("dns: ub_process: %s", ub_strerror(r));
 		}
@@ -430,50 +453,51 @@ static void *dispatcher_main(void *unused)
 	return NULL;
 }
 
-static void count_answer(const struct dns_answer *a)
+static void count_answer(struct dns *d, const struct dns_answer *a)
 {
 	if ((unsigned)a->status <= DNS_ERROR)
-		atomic_fetch_add_explicit(&dns.answers[a->status], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&d->answers[a->status], 1, memory_order_relaxed);
 }
 
-bool dns_cache_counts(uint64_t *hits, uint64_t *misses)
+bool dns_cache_counts(struct dns *d, uint64_t *hits, uint64_t *misses)
 {
-	if (!dns.inited || dns.cache == NULL)
+	if (d == NULL || !d->inited || d->cache == NULL)
 		return false;
-	*hits = atomic_load_explicit(&dns.cache_hits, memory_order_relaxed);
-	*misses = atomic_load_explicit(&dns.cache_misses, memory_order_relaxed);
+	*hits = atomic_load_explicit(&d->cache_hits, memory_order_relaxed);
+	*misses = atomic_load_explicit(&d->cache_misses, memory_order_relaxed);
 	return true;
 }
 
-bool dns_counts(uint64_t answers[6], unsigned long *inflight)
+bool dns_counts(struct dns *d, uint64_t answers[6], unsigned long *inflight)
 {
 	_Static_assert(DNS_ERROR == 5, "dns_counts: six statuses");
-	if (!dns.inited)
+	if (d == NULL || !d->inited)
 		return false;
 	for (int i = 0; i <= DNS_ERROR; i++)
-		answers[i] = atomic_load_explicit(&dns.answers[i], memory_order_relaxed);
-	pthread_mutex_lock(&dns.mu);
-	*inflight = dns.n_inflight;
-	pthread_mutex_unlock(&dns.mu);
+		answers[i] = atomic_load_explicit(&d->answers[i], memory_order_relaxed);
+	pthread_mutex_lock(&d->mu);
+	*inflight = d->n_inflight;
+	pthread_mutex_unlock(&d->mu);
 	return true;
 }
 
 /* async_cb - loop thread: run the callbacks of completed async queries. */
 static void async_cb(uv_async_t *h)
 {
+	struct dns *d = h->data;
 	struct dns_q *q, *next;
 
-	pthread_mutex_lock(&dns.mu);
-	q = dns.done_head;
-	dns.done_head = dns.done_tail = NULL;
-	pthread_mutex_unlock(&dns.mu);
+	pthread_mutex_lock(&d->mu);
+	q = d->done_head;
+	d->done_head = d->done_tail = NULL;
+	pthread_mutex_unlock(&d->mu);
 	for (; q != NULL; q = next) {
 		next = q->done_next;
 		if (q->cache_name != NULL) {
-			dns_cache_put(dns.cache, q->type, q->cache_name, &q->ans, dns_now_ms());
+			dns_cache_put(d->cache, q->type, q->cache_name, &q->ans, dns_now_ms());
 			free(q->cache_name);
 		}
-		count_answer(&q->ans);
+		count_answer(d, &q->ans);
 		q->cb(q->arg, &q->ans);
 		dns_answer_free(&q->ans);
 		free(q);
@@ -485,13 +509,14 @@ static void async_cb(uv_async_t *h)
  * lookup that leads to another) wait for the next turn. */
 static void hits_deliver(uv_idle_t *h)
 {
-	struct dns_q *q = dns.hits_head, *next;
+	struct dns *d = h->data;
+	struct dns_q *q = d->hits_head, *next;
 
-	dns.hits_head = dns.hits_tail = NULL;
+	d->hits_head = d->hits_tail = NULL;
 	uv_idle_stop(h);
 	for (; q != NULL; q = next) {
 		next = q->done_next;
-		count_answer(&q->ans);
+		count_answer(d, &q->ans);
 		q->cb(q->arg, &q->ans);
 		dns_answer_free(&q->ans);
 		free(q);
@@ -500,44 +525,45 @@ static void hits_deliver(uv_idle_t *h)
 
 /* cache_answer - a kept answer for (type, name) queued for the loop's next
  * turn; false when there is none. Loop thread. */
-static bool cache_answer(int type, const char *name, dns_cb cb, void *arg)
+static bool cache_answer(struct dns *d, int type, const char *name, dns_cb cb, void *arg)
 {
 	struct dns_answer ans;
 	struct dns_q *q;
 
-	if (!dns_cache_get(dns.cache, type, name, dns_now_ms(), &ans))
+	if (!dns_cache_get(d->cache, type, name, dns_now_ms(), &ans))
 		return false;
 	if ((q = calloc(1, sizeof *q)) == NULL) {
 		dns_answer_free(&ans);
 		return false;
 	}
+	q->d = d;
 	q->type = type;
 	q->ans = ans;
 	q->cb = cb;
 	q->arg = arg;
-	if (dns.hits_tail)
-		dns.hits_tail->done_next = q;
+	if (d->hits_tail)
+		d->hits_tail->done_next = q;
 	else
-		dns.hits_head = q;
-	dns.hits_tail = q;
-	uv_idle_start(&dns.hits_idle, hits_deliver);
+		d->hits_head = q;
+	d->hits_tail = q;
+	uv_idle_start(&d->hits_idle, hits_deliver);
 	return true;
 }
 
-bool dns_cache_peek(int type, const char *name, struct dns_answer *out)
+bool dns_cache_peek(struct dns *d, int type, const char *name, struct dns_answer *out)
 {
-	if (!dns.inited || dns.cache == NULL || name == NULL ||
-	    !dns_cache_get(dns.cache, type, name, dns_now_ms(), out))
+	if (d == NULL || !d->inited || d->cache == NULL || name == NULL ||
+	    !dns_cache_get(d->cache, type, name, dns_now_ms(), out))
 		return false;
-	atomic_fetch_add_explicit(&dns.cache_hits, 1, memory_order_relaxed);
-	count_answer(out);
+	atomic_fetch_add_explicit(&d->cache_hits, 1, memory_order_relaxed);
+	count_answer(d, out);
 	return true;
 }
 
-void dns_cache_offer(int type, const char *name, const struct dns_answer *a)
+void dns_cache_offer(struct dns *d, int type, const char *name, const struct dns_answer *a)
 {
-	if (dns.inited && dns.cache != NULL && name != NULL)
-		dns_cache_put(dns.cache, type, name, a, dns_now_ms());
+	if (d != NULL && d->inited && d->cache != NULL && name != NULL)
+		dns_cache_put(d->cache, type, name, a, dns_now_ms());
 }
 
 /*
@@ -547,6 +573,7 @@ void dns_cache_offer(int type, const char *name, const struct dns_answer *a)
  */
 static bool submit(struct dns_q *q, int type, const char *name, bool wait)
 {
+	struct dns *d = q->d;
 	struct timespec ts;
 	int r, id = 0;
 
@@ -555,40 +582,40 @@ static bool submit(struct dns_q *q, int type, const char *name, bool wait)
 		q->ans = answer_status(DNS_ERROR);
 		return false;
 	}
-	pthread_mutex_lock(&dns.mu);
-	if (!dns.inited || dns.stop) {
-		pthread_mutex_unlock(&dns.mu);
+	pthread_mutex_lock(&d->mu);
+	if (!d->inited || d->stop) {
+		pthread_mutex_unlock(&d->mu);
 		q->ans = answer_status(DNS_ERROR);
 		return false;
 	}
-	while (dns.n_inflight >= dns.max_inflight) {
+	while (d->n_inflight >= d->max_inflight) {
 		if (!wait || dns_now_ms() >= q->deadline) {
-			pthread_mutex_unlock(&dns.mu);
+			pthread_mutex_unlock(&d->mu);
 			q->ans = answer_status(wait ? DNS_TIMEOUT : DNS_ERROR);
 			return false;
 		}
 		ms_to_timespec(q->deadline, &ts);
-		pthread_cond_timedwait(&dns.slot_cv, &dns.mu, &ts);
-		if (dns.stop) {
-			pthread_mutex_unlock(&dns.mu);
+		pthread_cond_timedwait(&d->slot_cv, &d->mu, &ts);
+		if (d->stop) {
+			pthread_mutex_unlock(&d->mu);
 			q->ans = answer_status(DNS_ERROR);
 			return false;
 		}
 	}
-	dns.n_inflight++;
+	d->n_inflight++;
 	q->prev = NULL;
-	q->next = dns.inflight;
-	if (dns.inflight)
-		dns.inflight->prev = q;
-	dns.inflight = q;
-	pthread_mutex_unlock(&dns.mu);
+	q->next = d->inflight;
+	if (d->inflight)
+		d->inflight->prev = q;
+	d->inflight = q;
+	pthread_mutex_unlock(&d->mu);
 
-	r = ub_resolve_async(dns.ctx, name, type, DNS_CLASS_IN, q, ub_done_cb, &id);
+	r = ub_resolve_async(d->ctx, name, type, DNS_CLASS_IN, q, ub_done_cb, &id);
 
-	pthread_mutex_lock(&dns.mu);
+	pthread_mutex_lock(&d->mu);
 	if (r != 0) {
 		list_remove(q);
-		pthread_mutex_unlock(&dns.mu);
+		pthread_mutex_unlock(&d->mu);
 		log_warn("dns: %s: %s", name, ub_strerror(r));
 		q->ans = answer_status(DNS_ERROR);
 		return false;
@@ -597,24 +624,24 @@ static bool submit(struct dns_q *q, int type, const char *name, bool wait)
 		q->ub_id = id;
 		q->submitted = true;
 	}
-	pthread_mutex_unlock(&dns.mu);
-	wake_dispatcher();   /* it may need an earlier poll timeout now */
+	pthread_mutex_unlock(&d->mu);
+	wake_dispatcher(d);   /* it may need an earlier poll timeout now */
 	return true;
 }
 
-static uint64_t effective_deadline(uint64_t deadline)
+static uint64_t effective_deadline(struct dns *d, uint64_t deadline)
 {
-	uint64_t d = dns_now_ms() + dns.timeout_ms;
+	uint64_t latest = dns_now_ms() + d->timeout_ms;
 
-	return (deadline != 0 && deadline < d) ? deadline : d;
+	return (deadline != 0 && deadline < latest) ? deadline : latest;
 }
 
-struct dns_answer dns_query_sync(int type, const char *name, uint64_t deadline)
+struct dns_answer dns_query_sync(struct dns *d, int type, const char *name, uint64_t deadline)
 {
-	return dns_query_sync_cancel(type, name, deadline, NULL);
+	return dns_query_sync_cancel(d, type, name, deadline, NULL);
 }
 
-struct dns_answer dns_query_sync_cancel(int type, const char *name, uint64_t deadline,
+struct dns_answer dns_query_sync_cancel(struct dns *d, int type, const char *name, uint64_t deadline,
     const atomic_bool *cancel)
 {
 	struct dns_q q;
@@ -622,7 +649,10 @@ struct dns_answer dns_query_sync_cancel(int type, const char *name, uint64_t dea
 	pthread_condattr_t ca;
 
 	memset(&q, 0, sizeof q);
-	q.deadline = effective_deadline(deadline);
+	if (d == NULL)
+		return answer_status(DNS_ERROR);
+	q.d = d;
+	q.deadline = effective_deadline(d, deadline);
 	q.cancel = cancel;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -630,13 +660,13 @@ struct dns_answer dns_query_sync_cancel(int type, const char *name, uint64_t dea
 	pthread_condattr_destroy(&ca);
 	q.cv = &cv;
 	if (submit(&q, type, name, true)) {
-		pthread_mutex_lock(&dns.mu);
+		pthread_mutex_lock(&d->mu);
 		while (!q.done)
-			pthread_cond_wait(&cv, &dns.mu);
-		pthread_mutex_unlock(&dns.mu);
+			pthread_cond_wait(&cv, &d->mu);
+		pthread_mutex_unlock(&d->mu);
 	}
 	pthread_cond_destroy(&cv);
-	count_answer(&q.ans);
+	count_answer(d, &q.ans);
 	return q.ans;
 }
 
@@ -644,47 +674,48 @@ struct dns_answer dns_query_sync_cancel(int type, const char *name, uint64_t dea
  * queries that carry it (as DNS_TIMEOUT, the timeout path, so each still
  * completes exactly once). A query submitted after the flag was raised is
  * caught too: submit() wakes the dispatcher. */
-void dns_cancel_wake(void)
+void dns_cancel_wake(struct dns *d)
 {
-	if (dns.inited)
-		wake_dispatcher();
+	if (d != NULL && d->inited)
+		wake_dispatcher(d);
 }
 
 /* An immediate failure is still delivered from the loop, later: no callback
  * ever runs inside dns_query_async(). */
-int dns_query_async(int type, const char *name, uint64_t deadline,
+int dns_query_async(struct dns *d, int type, const char *name, uint64_t deadline,
     dns_cb cb, void *arg)
 {
 	struct dns_q *q;
 
-	if (!dns.inited || !dns.async_inited)
+	if (d == NULL || !d->inited || !d->async_inited)
 		return -1;
-	if (dns.cache != NULL && name != NULL) {
-		if (cache_answer(type, name, cb, arg)) {
-			atomic_fetch_add_explicit(&dns.cache_hits, 1, memory_order_relaxed);
+	if (d->cache != NULL && name != NULL) {
+		if (cache_answer(d, type, name, cb, arg)) {
+			atomic_fetch_add_explicit(&d->cache_hits, 1, memory_order_relaxed);
 			return 0;
 		}
-		atomic_fetch_add_explicit(&dns.cache_misses, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&d->cache_misses, 1, memory_order_relaxed);
 	}
 	q = calloc(1, sizeof *q);
 	if (q == NULL)
 		return -1;
-	q->deadline = effective_deadline(deadline);
+	q->d = d;
+	q->deadline = effective_deadline(d, deadline);
 	q->cb = cb;
 	q->arg = arg;
 	/* without memory for the name the answer is simply not kept */
-	if (dns.cache != NULL && name != NULL)
+	if (d->cache != NULL && name != NULL)
 		q->cache_name = strdup(name);
 	if (!submit(q, type, name, false)) {
-		pthread_mutex_lock(&dns.mu);
+		pthread_mutex_lock(&d->mu);
 		complete(q, q->ans);
-		pthread_mutex_unlock(&dns.mu);
-		uv_async_send(&dns.async);
+		pthread_mutex_unlock(&d->mu);
+		uv_async_send(&d->async);
 	}
 	return 0;
 }
 
-static int set_forwarders(const struct config *cfg, char *err, size_t errlen)
+static int set_forwarders(struct dns *d, const struct config *cfg, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < cfg->dns.servers.n; i++) {
 		const char *s = cfg->dns.servers.v[i];
@@ -697,7 +728,7 @@ static int set_forwarders(const struct config *cfg, char *err, size_t errlen)
 			return -1;
 		}
 		snprintf(fwd, sizeof fwd, "%s@%u", host, port);
-		r = ub_ctx_set_fwd(dns.ctx, fwd);
+		r = ub_ctx_set_fwd(d->ctx, fwd);
 		if (r != 0) {
 			snprintf(err, errlen, "[dns] servers: %s: %s (an IP address is required)",
 			    s, ub_strerror(r));
@@ -709,148 +740,166 @@ static int set_forwarders(const struct config *cfg, char *err, size_t errlen)
 
 /* cache_close - answer the queued hits, close their handle, drop the
  * cache. Loop thread. */
-static void cache_close(void)
+static void cache_close(struct dns *d)
 {
-	if (dns.hits_idle_inited) {
-		hits_deliver(&dns.hits_idle);
-		uv_close((uv_handle_t *)&dns.hits_idle, NULL);
-		dns.hits_idle_inited = false;
+	if (d->hits_idle_inited) {
+		hits_deliver(&d->hits_idle);
+		uv_close((uv_handle_t *)&d->hits_idle, handle_closed);
+		d->hits_idle_inited = false;
 	}
-	dns_cache_free(dns.cache);
-	dns.cache = NULL;
+	dns_cache_free(d->cache);
+	d->cache = NULL;
 }
 
-int dns_init(const struct config *cfg, char *err, size_t errlen)
+struct dns *dns_new(uv_loop_t *loop, const struct config *cfg, char *err, size_t errlen)
 {
 	pthread_condattr_t ca;
 	char num[32];
 	int r;
+	struct dns *d = calloc(1, sizeof *d);
 
-	if (dns.inited) {
-		snprintf(err, errlen, "dns: already initialised");
-		return -1;
+	if (d == NULL) {
+		snprintf(err, errlen, "dns: out of memory");
+		return NULL;
 	}
-	dns.stop = false;
-	dns.timeout_ms = cfg->dns.timeout;
-	dns.max_inflight = cfg->dns.max_queries;
-	dns.ctx = ub_ctx_create();
-	if (dns.ctx == NULL) {
+	pthread_mutex_init(&d->mu, NULL);
+	d->wake[0] = d->wake[1] = -1;
+	d->loop = loop;
+	d->stop = false;
+	d->timeout_ms = cfg->dns.timeout;
+	d->max_inflight = cfg->dns.max_queries;
+	d->ctx = ub_ctx_create();
+	if (d->ctx == NULL) {
 		snprintf(err, errlen, "dns: cannot create resolver context");
-		return -1;
+		goto fail;
 	}
 	/* threaded, not forked: the background resolver shares our memory */
-	r = ub_ctx_async(dns.ctx, 1);
-	snprintf(num, sizeof num, "%zu", dns.max_inflight < 1024 ? (size_t)1024 : dns.max_inflight);
+	r = ub_ctx_async(d->ctx, 1);
+	snprintf(num, sizeof num, "%zu", d->max_inflight < 1024 ? (size_t)1024 : d->max_inflight);
 	if (r == 0)
-		r = ub_ctx_set_option(dns.ctx, "num-queries-per-thread:", num);
+		r = ub_ctx_set_option(d->ctx, "num-queries-per-thread:", num);
 	/* libunbound always forwards here (to [dns] servers or to the
 	 * resolv.conf nameservers), and those servers answer for private and
 	 * documentation reverse zones (10.in-addr.arpa, 100.51.198.in-addr.arpa,
 	 * ...): without this, libunbound answers them NXDOMAIN itself and SPF
 	 * ptr/%{p} never sees a local PTR record. */
 	if (r == 0)
-		r = ub_ctx_set_option(dns.ctx, "unblock-lan-zones:", "yes");
+		r = ub_ctx_set_option(d->ctx, "unblock-lan-zones:", "yes");
 	if (r != 0) {
 		snprintf(err, errlen, "dns: %s", ub_strerror(r));
 		goto fail;
 	}
 	if (cfg->dns.servers.n > 0) {
-		if (set_forwarders(cfg, err, errlen) < 0)
+		if (set_forwarders(d, cfg, err, errlen) < 0)
 			goto fail;
-	} else if ((r = ub_ctx_resolvconf(dns.ctx, NULL)) != 0) {
+	} else if ((r = ub_ctx_resolvconf(d->ctx, NULL)) != 0) {
 		snprintf(err, errlen, "dns: /etc/resolv.conf: %s", ub_strerror(r));
 		goto fail;
 	}
-	if (pipe(dns.wake) < 0) {
+	if (pipe(d->wake) < 0) {
 		snprintf(err, errlen, "dns: pipe: %s", strerror(errno));
 		goto fail;
 	}
 	for (int i = 0; i < 2; i++) {
-		fcntl(dns.wake[i], F_SETFL, fcntl(dns.wake[i], F_GETFL) | O_NONBLOCK);
-		fcntl(dns.wake[i], F_SETFD, FD_CLOEXEC);
+		fcntl(d->wake[i], F_SETFL, fcntl(d->wake[i], F_GETFL) | O_NONBLOCK);
+		fcntl(d->wake[i], F_SETFD, FD_CLOEXEC);
 	}
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&dns.slot_cv, &ca);
+	pthread_cond_init(&d->slot_cv, &ca);
 	pthread_condattr_destroy(&ca);
 
-	if (uv_async_init(uv_default_loop(), &dns.async, async_cb) == 0) {
-		uv_unref((uv_handle_t *)&dns.async);  /* idle resolver keeps no loop alive */
-		dns.async_inited = true;
+	d->async.data = d;
+	if (uv_async_init(loop, &d->async, async_cb) == 0) {
+		d->async.data = d;
+		uv_unref((uv_handle_t *)&d->async);  /* idle resolver keeps no loop alive */
+		d->async_inited = true;
+		d->handles_open++;
 	}
-	atomic_store(&dns.cache_hits, 0);
-	atomic_store(&dns.cache_misses, 0);
-	dns.cache = NULL;
+	atomic_store(&d->cache_hits, 0);
+	atomic_store(&d->cache_misses, 0);
+	d->cache = NULL;
 	if (cfg->dns.cache_size > 0 && cfg->dns.cache_max_ttl > 0 &&
-	    uv_idle_init(uv_default_loop(), &dns.hits_idle) == 0) {
-		dns.hits_idle_inited = true;
+	    uv_idle_init(loop, &d->hits_idle) == 0) {
+		d->hits_idle.data = d;
+		d->hits_idle_inited = true;
+		d->handles_open++;
 		/* out of memory: no cache, every lookup goes to libunbound */
-		dns.cache = dns_cache_new(cfg->dns.cache_size, cfg->dns.cache_max_ttl);
-		if (dns.cache == NULL)
+		d->cache = dns_cache_new(cfg->dns.cache_size, cfg->dns.cache_max_ttl);
+		if (d->cache == NULL)
 			log_warn("dns: no memory for a %lu-entry answer cache; running without",
 			    cfg->dns.cache_size);
 	}
-	dns.inited = true;
+	d->inited = true;
 	/* ub_fd() exists from creation; the context finalises on first use */
-	if ((r = pthread_create(&dns.thread, NULL, dispatcher_main, NULL)) != 0) {
+	if ((r = pthread_create(&d->thread, NULL, dispatcher_main, d)) != 0) {
 		snprintf(err, errlen, "dns: pthread_create: %s", strerror(r));
-		dns.inited = false;
-		if (dns.async_inited) {
-			uv_close((uv_handle_t *)&dns.async, NULL);
-			dns.async_inited = false;
+		d->inited = false;
+		if (d->async_inited) {
+			uv_close((uv_handle_t *)&d->async, handle_closed);
+			d->async_inited = false;
 		}
-		cache_close();
-		pthread_cond_destroy(&dns.slot_cv);
+		cache_close(d);
+		pthread_cond_destroy(&d->slot_cv);
 		goto fail;
 	}
-	return 0;
+	return d;
 
 fail:
 	for (int i = 0; i < 2; i++) {
-		if (dns.wake[i] >= 0)
-			close(dns.wake[i]);
-		dns.wake[i] = -1;
+		if (d->wake[i] >= 0)
+			close(d->wake[i]);
+		d->wake[i] = -1;
 	}
-	ub_ctx_delete(dns.ctx);
-	dns.ctx = NULL;
-	return -1;
+	if (d->ctx != NULL)
+		ub_ctx_delete(d->ctx);
+	pthread_mutex_destroy(&d->mu);
+	d->freeing = true;
+	if (d->handles_open == 0)
+		free(d);
+	return NULL;
 }
 
-void dns_shutdown(void)
+void dns_free(struct dns *d)
 {
 	struct dns_q *q, *next;
 
-	if (!dns.inited)
+	if (d == NULL)
 		return;
-	pthread_mutex_lock(&dns.mu);
-	dns.stop = true;
-	pthread_cond_broadcast(&dns.slot_cv);
-	pthread_mutex_unlock(&dns.mu);
-	wake_dispatcher();
-	pthread_join(dns.thread, NULL);
+	pthread_mutex_lock(&d->mu);
+	d->stop = true;
+	pthread_cond_broadcast(&d->slot_cv);
+	pthread_mutex_unlock(&d->mu);
+	wake_dispatcher(d);
+	pthread_join(d->thread, NULL);
 
 	/* what is still in flight ends now (cancelled: no libunbound callback) */
-	pthread_mutex_lock(&dns.mu);
-	for (q = dns.inflight; q != NULL; q = next) {
+	pthread_mutex_lock(&d->mu);
+	for (q = d->inflight; q != NULL; q = next) {
 		next = q->next;
 		if (q->submitted)
-			ub_cancel(dns.ctx, q->ub_id);
+			ub_cancel(d->ctx, q->ub_id);
 		list_remove(q);
 		complete(q, answer_status(DNS_ERROR));
 	}
-	pthread_mutex_unlock(&dns.mu);
-	if (dns.async_inited) {
-		async_cb(&dns.async);
-		uv_close((uv_handle_t *)&dns.async, NULL);
-		dns.async_inited = false;
+	pthread_mutex_unlock(&d->mu);
+	if (d->async_inited) {
+		async_cb(&d->async);
+		uv_close((uv_handle_t *)&d->async, handle_closed);
+		d->async_inited = false;
 	}
-	cache_close();
-	ub_ctx_delete(dns.ctx);
-	dns.ctx = NULL;
+	cache_close(d);
+	ub_ctx_delete(d->ctx);
+	d->ctx = NULL;
 	for (int i = 0; i < 2; i++) {
-		close(dns.wake[i]);
-		dns.wake[i] = -1;
+		close(d->wake[i]);
+		d->wake[i] = -1;
 	}
-	pthread_cond_destroy(&dns.slot_cv);
-	dns.inited = false;
+	pthread_cond_destroy(&d->slot_cv);
+	pthread_mutex_destroy(&d->mu);
+	/* the handles were closed above: the last close callback, on the
+	 * loop's next turn (the caller's uv_run), frees d */
+	d->freeing = true;
+	if (d->handles_open == 0)
+		free(d);
 }

@@ -18,10 +18,12 @@
  * cache_size, cache_max_ttl; proxy/dns_cache.h) - on a later loop turn
  * too, never inside the call.
  *
- * Lifetime: dns_init() once on the loop thread before the first query (it
- * starts one dispatcher thread); dns_shutdown() after every user is gone,
+ * Lifetime: dns_new() once per loop, on its thread, before the first query
+ * (it starts one dispatcher thread; the loop's owner keeps it: struct
+ * worker's dns, which filters get as filter_env.dns); dns_free() after
+ * every user is gone,
  * on the loop thread, before the loop's final uv_run()/uv_loop_close().
- * [dns] settings are read at dns_init() only: a reload does not change them.
+ * [dns] settings are read at dns_new() only: a reload does not change them.
  */
 #ifndef DNS_H
 #define DNS_H
@@ -30,8 +32,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 struct config;
+struct dns;
 
 /* RR types used by backstop (values from RFC 1035 / 3596). */
 enum {
@@ -74,15 +78,16 @@ struct dns_answer {
 };
 
 /*
- * dns_init - create the shared resolver from [dns]: servers (forwarders,
- * "addr:port"), else /etc/resolv.conf; timeout; max_queries. Returns 0, or
- * -1 with a message in err.
+ * dns_new - create a resolver for loop from [dns]: servers (forwarders,
+ * "addr:port"), else /etc/resolv.conf; timeout; max_queries. NULL with a
+ * message in err.
  */
-int dns_init(const struct config *cfg, char *err, size_t errlen);
+struct dns *dns_new(uv_loop_t *loop, const struct config *cfg, char *err, size_t errlen);
 
-/* dns_shutdown - cancel what is in flight (callbacks get DNS_ERROR), stop
- * the dispatcher thread, close the loop handle. Safe without dns_init. */
-void dns_shutdown(void);
+/* dns_free - cancel what is in flight (callbacks get DNS_ERROR), stop the
+ * dispatcher thread, close the loop handles (d's memory goes with the
+ * last close callback, on the loop's next turn). NULL is fine. */
+void dns_free(struct dns *d);
 
 /* dns_now_ms - the monotonic clock deadlines are expressed in. */
 uint64_t dns_now_ms(void);
@@ -92,7 +97,7 @@ uint64_t dns_now_ms(void);
  * dns_now_ms() value (0 = none); the query ends at the earlier of it and
  * [dns] timeout from now. Thread-safe. Blocks: worker threads only.
  */
-struct dns_answer dns_query_sync(int type, const char *name, uint64_t deadline);
+struct dns_answer dns_query_sync(struct dns *d, int type, const char *name, uint64_t deadline);
 
 /*
  * dns_query_sync_cancel - dns_query_sync() that also ends, as DNS_TIMEOUT,
@@ -100,18 +105,18 @@ struct dns_answer dns_query_sync(int type, const char *name, uint64_t deadline);
  * raising it (from any thread): a check whose session has gone frees its
  * worker thread at once instead of at its deadline. cancel may be NULL.
  */
-struct dns_answer dns_query_sync_cancel(int type, const char *name, uint64_t deadline,
+struct dns_answer dns_query_sync_cancel(struct dns *d, int type, const char *name, uint64_t deadline,
     const atomic_bool *cancel);
-void dns_cancel_wake(void);
+void dns_cancel_wake(struct dns *d);
 
 typedef void (*dns_cb)(void *arg, const struct dns_answer *answer);
 
 /*
  * dns_query_async - the same from the loop thread: cb(arg, answer) runs on
- * the loop thread later; answer is freed after cb returns. Returns 0, or -1
- * if dns_init() was not called (cb is then never called).
+ * d's loop thread later; answer is freed after cb returns. Returns 0, or
+ * -1 if d is NULL (cb is then never called).
  */
-int dns_query_async(int type, const char *name, uint64_t deadline,
+int dns_query_async(struct dns *d, int type, const char *name, uint64_t deadline,
     dns_cb cb, void *arg);
 
 void dns_answer_free(struct dns_answer *a);
@@ -123,7 +128,7 @@ void dns_answer_free(struct dns_answer *a);
  * off. For a check that can run at once when every answer it needs is
  * kept (SPF), and otherwise goes to a worker thread. A hit counts as one.
  */
-bool dns_cache_peek(int type, const char *name, struct dns_answer *out);
+bool dns_cache_peek(struct dns *d, int type, const char *name, struct dns_answer *out);
 
 /*
  * dns_cache_offer - loop thread: keep a copy of an answer that a worker
@@ -131,21 +136,21 @@ bool dns_cache_peek(int type, const char *name, struct dns_answer *out);
  * dns_query_async()'s answers, so that the next check finds it with
  * dns_cache_peek(). Nothing when the cache is off.
  */
-void dns_cache_offer(int type, const char *name, const struct dns_answer *a);
+void dns_cache_offer(struct dns *d, int type, const char *name, const struct dns_answer *a);
 
 /*
- * dns_counts - answers handed to callers since dns_init(), by enum
+ * dns_counts - answers handed to callers since dns_new(), by enum
  * dns_status (answers[6]), and queries in flight now. Any thread (the
  * counts are atomics: worker threads answer too). false without
- * dns_init(), loop cache hits included (dns_cache_counts).
+ * dns_new(), loop cache hits included (dns_cache_counts).
  */
-bool dns_counts(uint64_t answers[6], unsigned long *inflight);
+bool dns_counts(struct dns *d, uint64_t answers[6], unsigned long *inflight);
 
 /* dns_cache_counts - dns_query_async() lookups answered from the loop's
  * answer cache (hits) and sent on to libunbound with the cache on
- * (misses), since dns_init(). false without dns_init() or with the cache
+ * (misses), since dns_new(). false without dns_new() or with the cache
  * off. Loop thread (the metrics scrape). */
-bool dns_cache_counts(uint64_t *hits, uint64_t *misses);
+bool dns_cache_counts(struct dns *d, uint64_t *hits, uint64_t *misses);
 
 /* dns_status_name - "ok", "nodata", "nxdomain", ... */
 const char *dns_status_name(enum dns_status s);

@@ -8,7 +8,7 @@ libproxy_a_SOURCES = \
 	proxy/buf.c proxy/buf.h \
 	proxy/siphash.h \
 	proxy/spool.c proxy/spool.h \
-	proxy/server.c proxy/server.h \
+	proxy/server.c proxy/server.h proxy/worker.h \
 	proxy/session.c proxy/session.h \
 	proxy/session_cmd.c proxy/session_data.c proxy/session_filter.c proxy/session_backend.c \
 	proxy/backend.c proxy/backend.h proxy/backend_probe.c proxy/backend_pool.c proxy/backend_pool.h \

@@ -330,7 +330,9 @@ static void timestamp(char *ts, size_t cap)
 static void emit(int level, const char *event, const char *sid, const char *text, const char *msg,
     const char *members, bool members_cut)
 {
-	static char out[LOG_LINE_MAX];
+	/* per thread: the loop, libuv's pool (libspf2's diagnostics) and the
+	 * resolver's dispatcher all log */
+	static _Thread_local char out[LOG_LINE_MAX];
 	const char *lvl = level <= LOG_LEVEL_WARNING ? level_names[level] : "";
 	const char *sep = level <= LOG_LEVEL_WARNING ? ": " : "";
 	char ts[48];

@@ -35,6 +35,7 @@
 #include "proxy/sdnotify.h"
 #include "proxy/server.h"
 #include "proxy/tls.h"
+#include "proxy/worker.h"
 #include "proxy/workers.h"
 
 #ifndef SYSCONFDIR
@@ -77,13 +78,15 @@ static int resolver_check(const struct config *cfg, char *err, size_t errlen)
 }
 
 /* startup_checks - everything start-up checks before it binds, shared with
- * -t so that a configuration -t accepts is one the daemon starts with. */
-static int startup_checks(const struct config *cfg, struct privs *pv, char *err, size_t errlen)
+ * -t so that a configuration -t accepts is one the daemon starts with.
+ * The filters' state it makes (filters) becomes the loop's. */
+static int startup_checks(const struct config *cfg, struct filter_loop *filters, struct privs *pv,
+    char *err, size_t errlen)
 {
 	struct tls_server *tls;
 
 	err[0] = '\0';
-	if (filters_init(cfg, err, errlen) < 0)
+	if (filters_init(filters, cfg, err, errlen) < 0)
 		return -1;
 	/* the certificate and key must load too, not only parse */
 	tls = tls_server_new(cfg, err, errlen);
@@ -130,19 +133,33 @@ static int startup_checks(const struct config *cfg, struct privs *pv, char *err,
 	return 0;
 }
 
+/* worker_new - this process's loop and its owner. main.c is the one file
+ * that names uv_default_loop() (issue 14; everything else is handed w,
+ * w->loop or the filters' loop). NULL when out of memory. */
+static struct worker *worker_new(void)
+{
+	struct worker *w = malloc(sizeof *w);
+
+	if (w == NULL)
+		log_error("out of memory for the event loop's state");
+	else
+		worker_init(w, uv_default_loop());
+	return w;
+}
+
 /* run_loop - the event loop of a single process, or of one worker, once
  * the listeners are bound and root is gone. The exit status. */
-static int run_loop(struct config *cfg, bool foreground, const struct worker_context *worker)
+static int run_loop(struct worker *w, struct config *cfg, bool foreground, const struct worker_context *worker)
 {
 	char err[512];
 	int rc;
 
 	/* after daemon(): the resolver starts threads, which a fork loses */
-	if (dns_init(cfg, err, sizeof err) < 0) {
+	if ((w->dns = dns_new(w->loop, cfg, err, sizeof err)) == NULL) {
 		log_error("DNS: %s", err);
 		return 1;
 	}
-	server_run(!foreground);
+	server_run(w, !foreground);
 	log_info("backstop %s started; backend %s", PACKAGE_VERSION, cfg->backend.address);
 	/* systemd (Type=notify): the listeners accept and root is gone; with
 	 * workers the master says it once they all do */
@@ -150,20 +167,44 @@ static int run_loop(struct config *cfg, bool foreground, const struct worker_con
 		workers_worker_ready(worker);
 	else
 		(void)sd_notify_state("READY=1");
-	uv_run(uv_default_loop(), UV_RUN_DEFAULT);
+	uv_run(w->loop, UV_RUN_DEFAULT);
 	log_info("stopped; %llu backend connection(s) opened in total",
-	    (unsigned long long)(server_metrics()->backend_connects[0] + server_metrics()->backend_connects[1]));
-	filters_shutdown();   /* the sentlog's last flush */
-	dns_shutdown();
-	uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* the resolver's handle */
-	server_release();
-	rc = uv_loop_close(uv_default_loop());
+	    (unsigned long long)(w->metrics->backend_connects[0] + w->metrics->backend_connects[1]));
+	filters_shutdown(&w->filters);   /* the sentlog's last flush */
+	dns_free(w->dns);
+	w->dns = NULL;
+	uv_run(w->loop, UV_RUN_NOWAIT);   /* the resolver's handles */
+	server_release(w);
+	rc = uv_loop_close(w->loop);
+	free(w);
 	return rc == 0 ? 0 : 0;
+}
+
+/* a worker process of [server] workers > 1 (proxy/workers.h): its loop
+ * and listeners, then its run */
+struct worker_start {
+	bool foreground;
+	const struct filter_loop *filters;   /* made by startup_checks */
+	struct worker *w;
+};
+
+static int worker_listen(struct config *cfg, const struct worker_context *ctx, void *arg)
+{
+	struct worker_start *start = arg;
+
+	if ((start->w = worker_new()) == NULL)
+		return -1;
+	start->w->filters = *start->filters;
+	start->w->filters.loop = start->w->loop;
+	server_set_worker(start->w, ctx);
+	return server_listen(start->w, cfg);
 }
 
 static int worker_loop(struct config *cfg, const struct worker_context *ctx, void *arg)
 {
-	return run_loop(cfg, *(bool *)arg, ctx);
+	struct worker_start *start = arg;
+
+	return run_loop(start->w, cfg, start->foreground, ctx);
 }
 
 int main(int argc, char **argv)
@@ -178,7 +219,13 @@ int main(int argc, char **argv)
 	static char err[65536];
 	struct config *cfg;
 	struct privs pv;
+	/* the filters' state: startup_checks makes it, the loop's owner takes
+	 * it over (and frees it when its loop ends); static, so that what a
+	 * process without a loop keeps (the workers' master, -t, an exit on an
+	 * error) is still reachable at its exit, as before issue 14 */
+	static struct filter_loop filters;
 	int opt, rc;
+
 
 	/* the report reads logs, not the configuration */
 	if (argc > 1 && strcmp(argv[1], "report") == 0)
@@ -225,7 +272,7 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		if (strcmp(argv[optind], "batv") == 0) {
-			if (filters_init(cfg, err, sizeof err) < 0) {
+			if (filters_init(&filters, cfg, err, sizeof err) < 0) {
 				fprintf(stderr, "%s: %s\n", cfg->path, err);
 				config_unref(cfg);
 				return 1;
@@ -243,7 +290,11 @@ int main(int argc, char **argv)
 		config_unref(cfg);
 		return 2;
 	}
-	if (startup_checks(cfg, &pv, err, sizeof err) < 0) {
+	/* the loop worker_new() will give a single process's worker; none
+	 * yet for [server] workers > 1: the master must not create one (each
+	 * worker makes its own after the fork, and takes the filters over) */
+	filters.loop = workers_resolve(cfg) > 1 ? NULL : uv_default_loop();
+	if (startup_checks(cfg, &filters, &pv, err, sizeof err) < 0) {
 		fprintf(stderr, "%s: %s\n", cfg->path, err);
 		if (!check)
 			fprintf(stderr, "backstop: not starting: fix the configuration above\n");
@@ -309,14 +360,19 @@ int main(int argc, char **argv)
 	 * their sockets now, as root, and they listen on them */
 	unsigned nworkers = workers_resolve(cfg);
 	struct workers *workers = NULL;
+	struct worker *w = NULL;
 	if (nworkers > 1) {
 		if ((workers = workers_bind(cfg, nworkers, err, sizeof err)) == NULL) {
 			log_error("%s; not starting", err);
 			return 1;
 		}
-	} else if (server_listen(cfg) < 0) {
-		log_error("not starting");
-		return 1;
+	} else {
+		if ((w = worker_new()) != NULL)
+			w->filters = filters;
+		if (w == NULL || server_listen(w, cfg) < 0) {
+			log_error("not starting");
+			return 1;
+		}
 	}
 	if (pv.drop) {
 		if (privs_drop(&pv, err, sizeof err) < 0) {
@@ -351,16 +407,18 @@ int main(int argc, char **argv)
 		log_echo_stderr(false);
 		/* the listeners' epoll set and the signal pipe belong to the child
 		 * now (a master has no loop: its workers make theirs) */
-		if (workers == NULL && (rc = uv_loop_fork(uv_default_loop())) != 0) {
+		if (workers == NULL && (rc = uv_loop_fork(w->loop)) != 0) {
 			log_error("uv_loop_fork: %s", uv_strerror(rc));
 			return 1;
 		}
 	}
 	if (workers != NULL) {
-		rc = workers_run(workers, cfg, worker_loop, &foreground);
+		struct worker_start start = {.foreground = foreground, .filters = &filters};
+		const struct worker_hooks hooks = {.listen = worker_listen, .run = worker_loop, .arg = &start};
+		rc = workers_run(workers, cfg, &hooks);
 		workers_free(workers, true);
 		config_unref(cfg);
 		return rc;
 	}
-	return run_loop(cfg, foreground, NULL);
+	return run_loop(w, cfg, foreground, NULL);
 }

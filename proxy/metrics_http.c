@@ -66,6 +66,7 @@ struct scraper {
 };
 
 struct metrics_http {
+	uv_loop_t *loop;
 	const struct metrics *m;
 	metrics_gauges_fn gauges;
 	void *arg;
@@ -435,7 +436,7 @@ static int listen_one(struct metrics_http *mh, const char *addr, char *err, size
 	}
 	snprintf(l->addr, sizeof l->addr, "%s", addr);
 	l->mh = mh;
-	uv_tcp_init(uv_default_loop(), &l->tcp);
+	uv_tcp_init(mh->loop, &l->tcp);
 	l->tcp.data = l;
 	mh->handles++;
 	l->next = mh->listeners;
@@ -452,7 +453,7 @@ static int listen_one(struct metrics_http *mh, const char *addr, char *err, size
 	return 0;
 }
 
-struct metrics_http *metrics_http_start(const struct cfg_words *listen, const struct metrics *m,
+struct metrics_http *metrics_http_start(uv_loop_t *loop, const struct cfg_words *listen, const struct metrics *m,
     metrics_gauges_fn gauges, void *arg, char *err, size_t errlen)
 {
 	struct metrics_http *mh = calloc(1, sizeof *mh);
@@ -461,6 +462,7 @@ struct metrics_http *metrics_http_start(const struct cfg_words *listen, const st
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	mh->loop = loop;
 	mh->m = m;
 	mh->gauges = gauges;
 	mh->arg = arg;

@@ -6,6 +6,8 @@
 #ifndef METRICS_HTTP_H
 #define METRICS_HTTP_H
 
+#include <uv.h>
+
 #include "proxy/config.h"
 #include "proxy/metrics.h"
 
@@ -15,8 +17,9 @@ struct metrics_http;
 typedef void (*metrics_gauges_fn)(void *arg, struct metrics_gauges *g);
 
 /* metrics_http_start - listen on every address of listen (bound now, as
- * root, like the SMTP listeners). NULL with a reason in err on failure. */
-struct metrics_http *metrics_http_start(const struct cfg_words *listen, const struct metrics *m,
+ * root, like the SMTP listeners), on loop. NULL with a reason in err on
+ * failure. */
+struct metrics_http *metrics_http_start(uv_loop_t *loop, const struct cfg_words *listen, const struct metrics *m,
     metrics_gauges_fn gauges, void *arg, char *err, size_t errlen);
 /* metrics_http_stop - close the listeners and every scraper's connection;
  * the memory goes with the last close callback. */

@@ -22,6 +22,8 @@
 #endif
 
 struct rdns_job {
+	struct dns *dns;
+	void *owner;
 	uint64_t owner_id;
 	rdns_done_cb done;
 	int family;
@@ -31,7 +33,7 @@ struct rdns_job {
 
 static void rdns_finish(struct rdns_job *job, const char *name, bool temporary)
 {
-	job->done(job->owner_id, name, temporary);
+	job->done(job->owner, job->owner_id, name, temporary);
 	free(job);
 }
 
@@ -74,11 +76,11 @@ static void ptr_done(void *arg, const struct dns_answer *a)
 		return;
 	}
 	snprintf(job->name, sizeof job->name, "%s", a->rr[0].text);
-	if (dns_query_async(job->family == AF_INET ? DNS_T_A : DNS_T_AAAA, job->name, 0, forward_done, job) < 0)
+	if (dns_query_async(job->dns, job->family == AF_INET ? DNS_T_A : DNS_T_AAAA, job->name, 0, forward_done, job) < 0)
 		rdns_finish(job, NULL, true);
 }
 
-int rdns_start(const struct sockaddr_storage *peer, uint64_t owner_id, rdns_done_cb done)
+int rdns_start(struct dns *dns, const struct sockaddr_storage *peer, void *owner, uint64_t owner_id, rdns_done_cb done)
 {
 	struct rdns_job *job;
 	char qname[80];
@@ -86,6 +88,8 @@ int rdns_start(const struct sockaddr_storage *peer, uint64_t owner_id, rdns_done
 
 	if ((job = calloc(1, sizeof *job)) == NULL)
 		return -1;
+	job->dns = dns;
+	job->owner = owner;
 	job->owner_id = owner_id;
 	job->done = done;
 	job->family = peer->ss_family;
@@ -105,7 +109,7 @@ int rdns_start(const struct sockaddr_storage *peer, uint64_t owner_id, rdns_done
 		}
 		snprintf(qname + o, sizeof qname - o, "ip6.arpa");
 	}
-	if (dns_query_async(DNS_T_PTR, qname, 0, ptr_done, job) < 0) {
+	if (dns_query_async(dns, DNS_T_PTR, qname, 0, ptr_done, job) < 0) {
 		free(job);
 		return -1;
 	}

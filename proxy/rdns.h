@@ -19,14 +19,18 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* rdns_done_cb - the answer for owner_id: the forward-confirmed name, or
- * NULL for none (temporary: the lookup failed in a way that may pass) */
-typedef void (*rdns_done_cb)(uint64_t owner_id, const char *name, bool temporary);
+/* rdns_done_cb - the answer for owner_id of owner (the loop's owner,
+ * which outlives every lookup: the registry to find owner_id in): the
+ * forward-confirmed name, or NULL for none (temporary: the lookup failed
+ * in a way that may pass) */
+typedef void (*rdns_done_cb)(void *owner, uint64_t owner_id, const char *name, bool temporary);
 
 /* rdns_start - look up the client address peer (AF_INET or AF_INET6);
  * done is called once, later, on the loop thread (never from inside
  * rdns_start). Returns 0, or -1 when no lookup could start (out of memory,
  * no resolver): then done is never called. */
-int rdns_start(const struct sockaddr_storage *peer, uint64_t owner_id, rdns_done_cb done);
+struct dns;
+/* dns: the loop's resolver (proxy/dns.h) */
+int rdns_start(struct dns *dns, const struct sockaddr_storage *peer, void *owner, uint64_t owner_id, rdns_done_cb done);
 
 #endif

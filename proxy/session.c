@@ -21,16 +21,10 @@
 #include "proxy/server.h"
 #include "proxy/session.h"
 #include "proxy/tls.h"
+#include "proxy/worker.h"
 
-#define REGISTRY_BUCKETS 4096
-#define TLS_SCRATCH 16384
-
-static struct session *registry[REGISTRY_BUCKETS];
-static struct session *all_sessions;
-static unsigned nsessions;
-static uint64_t next_id;
-static uint64_t id_base;
-static char tls_scratch[TLS_SCRATCH];
+/* the registry and the TLS read buffer are the loop's (struct worker) */
+#define REGISTRY_BUCKETS WORKER_SESSION_BUCKETS
 
 struct write_req {
 	uv_write_t req;
@@ -41,26 +35,28 @@ struct write_req {
 static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *b);
 static void on_timer(uv_timer_t *t);
 
-unsigned sessions_count(void)
+unsigned sessions_count(struct worker *w)
 {
-	return nsessions;
+	return w->nsessions;
 }
 
 static void registry_add(struct session *s)
 {
+	struct worker *w = s->worker;
 	size_t b = s->id % REGISTRY_BUCKETS;
-	s->hnext = registry[b];
-	registry[b] = s;
-	s->next = all_sessions;
-	if (all_sessions)
-		all_sessions->prev = s;
-	all_sessions = s;
-	nsessions++;
+	s->hnext = w->sessions_by_id[b];
+	w->sessions_by_id[b] = s;
+	s->next = w->sessions;
+	if (w->sessions)
+		w->sessions->prev = s;
+	w->sessions = s;
+	w->nsessions++;
 }
 
 static void registry_del(struct session *s)
 {
-	struct session **pp = &registry[s->id % REGISTRY_BUCKETS];
+	struct worker *w = s->worker;
+	struct session **pp = &w->sessions_by_id[s->id % REGISTRY_BUCKETS];
 	while (*pp && *pp != s)
 		pp = &(*pp)->hnext;
 	if (*pp == NULL)
@@ -69,15 +65,15 @@ static void registry_del(struct session *s)
 	if (s->prev)
 		s->prev->next = s->next;
 	else
-		all_sessions = s->next;
+		w->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	nsessions--;
+	w->nsessions--;
 }
 
-struct session *session_find(uint64_t id)
+struct session *session_find(struct worker *w, uint64_t id)
 {
-	for (struct session *s = registry[id % REGISTRY_BUCKETS]; s; s = s->hnext)
+	for (struct session *s = w->sessions_by_id[id % REGISTRY_BUCKETS]; s; s = s->hnext)
 		if (s->id == id)
 			return s;
 	return NULL;
@@ -206,9 +202,9 @@ static void connect_filtered(struct session *s, const struct filter_verdict *v)
 
 /* rdns_answered - the client's name (proxy/rdns.h), found by session id:
  * a session that closed meanwhile is simply not found */
-static void rdns_answered(uint64_t id, const char *name, bool temporary)
+static void rdns_answered(void *owner, uint64_t id, const char *name, bool temporary)
 {
-	struct session *s = session_find(id);
+	struct session *s = session_find(owner, id);
 
 	if (s == NULL || s->closing)
 		return;
@@ -227,24 +223,26 @@ static void session_rdns_start(struct session *s)
 		return;
 	}
 	s->rdns = RDNS_PENDING;
-	if (rdns_start(&s->peer, s->id, rdns_answered) < 0)
+	if (rdns_start(s->worker->dns, &s->peer, s->worker, s->id, rdns_answered) < 0)
 		s->rdns = RDNS_DONE;
 }
 
 void session_accept(struct listener *l, uv_stream_t *server)
 {
 	struct session *s = calloc(1, sizeof *s);
-	uv_loop_t *loop = uv_default_loop();
+	struct worker *w = l->worker;
+	uv_loop_t *loop = w->loop;
 	int namelen = sizeof s->peer;
 
 	if (s == NULL) {
 		log_error("out of memory accepting a connection");
 		return;
 	}
-	s->cfg = config_ref(server_config());
-	s->metrics = server_metrics();
-	s->backend_known = server_backend_known();
-	s->backend_pool = server_backend_pool();
+	s->worker = w;
+	s->cfg = config_ref(server_config(w));
+	s->metrics = w->metrics;
+	s->backend_known = &w->backend_known;
+	s->backend_pool = &w->backend_pool;
 	s->listener = l;
 	s->outbound = l->outbound;
 	uv_tcp_init(loop, &s->tcp);
@@ -265,15 +263,15 @@ void session_accept(struct listener *l, uv_stream_t *server)
 		return;
 	}
 	session_peer_describe(s);
-	if (id_base == 0)
-		id_base = ((uint64_t)uv_hrtime() & 0xffffff) << 24;
-	s->id = ++next_id;
+	if (w->session_id_base == 0)
+		w->session_id_base = ((uint64_t)uv_hrtime() & 0xffffff) << 24;
+	s->id = ++w->next_session_id;
 	snprintf(s->sid, sizeof s->sid, "%012llX",
-	    (unsigned long long)((id_base + s->id) & 0xffffffffffffULL));
+	    (unsigned long long)((w->session_id_base + s->id) & 0xffffffffffffULL));
 	strcpy(s->client_name, "unknown");
 	s->started_ms = uv_now(loop);
 	s->state = SMTP_STATE_CONNECTED;
-	if ((s->tls_server = server_tls()) != NULL)
+	if ((s->tls_server = server_tls(w)) != NULL)
 		tls_server_ref(s->tls_server);
 	registry_add(s);
 	session_ipcount(s, +1);
@@ -289,14 +287,14 @@ void session_accept(struct listener *l, uv_stream_t *server)
 void session_ipcount(struct session *s, int delta)
 {
 	if (delta > 0) {
-		s->ip_counted = ipcount_add(s->ipkey, +1) > 0;
-		s->net_counted = ipcount_add(s->netkey, +1) > 0;
+		s->ip_counted = ipcount_add(s->worker, s->ipkey, +1) > 0;
+		s->net_counted = ipcount_add(s->worker, s->netkey, +1) > 0;
 		return;
 	}
 	if (s->ip_counted)
-		ipcount_add(s->ipkey, -1);
+		ipcount_add(s->worker, s->ipkey, -1);
 	if (s->net_counted)
-		ipcount_add(s->netkey, -1);
+		ipcount_add(s->worker, s->netkey, -1);
 	s->ip_counted = s->net_counted = false;
 }
 
@@ -309,7 +307,7 @@ void session_connected(struct session *s)
 	log_info("%s: connect from [%s]:%u to %s%s%s", s->sid, s->ip, s->port, s->listener->addr,
 	    s->outbound ? " (outbound)" : "", via);
 
-	if (nsessions > s->cfg->limits.max_connections) {
+	if (s->worker->nsessions > s->cfg->limits.max_connections) {
 		log_warn("%s: refused [%s]:%u: too many connections (max_connections = %lu)",
 		    s->sid, s->ip, s->port, s->cfg->limits.max_connections);
 		s->metrics->refused[METRICS_REFUSED_MAX_CONNECTIONS]++;
@@ -319,7 +317,7 @@ void session_connected(struct session *s)
 		session_close(s, "max_connections");
 		return;
 	}
-	if (ipcount_add(s->ipkey, 0) > s->cfg->limits.max_connections_per_ip) {
+	if (ipcount_add(s->worker, s->ipkey, 0) > s->cfg->limits.max_connections_per_ip) {
 		log_warn("%s: refused [%s]:%u: too many connections from this address (max_connections_per_ip = %lu, "
 		    "counted per /%u)", s->sid, s->ip, s->port, s->cfg->limits.max_connections_per_ip,
 		    (unsigned char)s->ipkey[17]);
@@ -331,7 +329,7 @@ void session_connected(struct session *s)
 		return;
 	}
 	if (s->cfg->limits.max_connections_per_net > 0 &&
-	    ipcount_add(s->netkey, 0) > s->cfg->limits.max_connections_per_net) {
+	    ipcount_add(s->worker, s->netkey, 0) > s->cfg->limits.max_connections_per_net) {
 		log_warn("%s: refused [%s]:%u: too many connections from this network (max_connections_per_net = %lu, "
 		    "counted per /%u)", s->sid, s->ip, s->port, s->cfg->limits.max_connections_per_net,
 		    (unsigned char)s->netkey[17]);
@@ -362,8 +360,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 	(void)suggested;
 
 	if (s->tls) {
-		b->base = tls_scratch;
-		b->len = sizeof tls_scratch;
+		b->base = s->worker->session_tls_scratch;
+		b->len = sizeof s->worker->session_tls_scratch;
 		return;
 	}
 	/* The input buffer is allocated at the first byte a client sends: an
@@ -578,7 +576,7 @@ again:
 	    (s->tls != NULL && tls_conn_handshake_done(s->tls) &&
 	    (s->tls_rx_raw || tls_conn_input_pending(s->tls))))) {
 		if (line_done || s->line_started_ms == 0)
-			s->line_started_ms = uv_now(uv_default_loop());
+			s->line_started_ms = uv_now(s->worker->loop);
 	} else {
 		s->line_started_ms = 0;
 	}
@@ -612,7 +610,7 @@ static uint64_t data_rate_due(const struct session *s)
 void session_timer_arm(struct session *s)
 {
 	const struct config *c = s->cfg;
-	uint64_t now = uv_now(uv_default_loop()), t, left;
+	uint64_t now = uv_now(s->worker->loop), t, left;
 
 	if (s->closing || s->wait == WAIT_GREET)
 		return;
@@ -676,7 +674,7 @@ static void on_timer(uv_timer_t *t)
 		session_process(s);
 		return;
 	}
-	if (s->wait == WAIT_FILTER && uv_now(uv_default_loop()) >= s->filter_deadline) {
+	if (s->wait == WAIT_FILTER && uv_now(s->worker->loop) >= s->filter_deadline) {
 		filters_timed_out(s);
 		return;
 	}
@@ -812,7 +810,7 @@ void session_reply(struct session *s, int code, const char *esc, const char *fmt
 	if (s->txn.eod_pending) {
 		/* the first reply after the final dot is the answer to it */
 		s->txn.eod_pending = false;
-		metrics_eod(s->metrics, uv_now(uv_default_loop()) - s->txn.eod_started_ms);
+		metrics_eod(s->metrics, uv_now(s->worker->loop) - s->txn.eod_started_ms);
 	}
 	if (code >= 400)
 		metrics_refusal(s->metrics, s->reply_check != METRICS_CHECK_AUTO ? s->reply_check :
@@ -875,10 +873,12 @@ void session_close(struct session *s, const char *why)
 		 * now; close(2) sends the FIN a shutdown would, and there is no
 		 * queue to wait for (saves the shutdown, its epoll round and the
 		 * timer per session) */
+		struct worker *w = s->worker;
+
 		s->shutdown_req.data = s;
 		on_shutdown(&s->shutdown_req, 0);
-		if (server_draining() && nsessions == 0)
-			server_stop();
+		if (server_draining(w) && w->nsessions == 0)
+			server_stop(w);
 		return;
 	}
 	/* give the last reply 5 s to leave, then close regardless */
@@ -886,24 +886,24 @@ void session_close(struct session *s, const char *why)
 	s->shutdown_req.data = s;
 	if (uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->tcp, on_shutdown) != 0)
 		on_shutdown(&s->shutdown_req, 0);
-	if (server_draining() && nsessions == 0)
-		server_stop();
+	if (server_draining(s->worker) && s->worker->nsessions == 0)
+		server_stop(s->worker);
 }
 
-/* ---- server-wide ---- */
+/* ---- the loop's ---- */
 
-void sessions_drain(void)
+void sessions_drain(struct worker *w)
 {
 	/* every session may finish what it is doing until drain_time; it
 	 * gets 421 at its next MAIL or after its current transaction */
-	for (struct session *s = all_sessions; s; s = s->next)
+	for (struct session *s = w->sessions; s; s = s->next)
 		s->drain_after_txn = true;
 }
 
-void sessions_close_all(const char *why)
+void sessions_close_all(struct worker *w, const char *why)
 {
 	struct session *s, *next;
-	for (s = all_sessions; s; s = next) {
+	for (s = w->sessions; s; s = next) {
 		next = s->next;
 		if (s->txn.active)
 			session_summary(s, "shutdown");

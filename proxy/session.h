@@ -48,6 +48,7 @@ struct backend_known;
 struct listener;
 struct tls_conn;
 struct tls_server;
+struct worker;
 
 #define SESSION_IN_MAX 16384      /* input held at most: commands or content */
 #define SESSION_CMD_MAX 2048      /* command line limit (Postfix line_length_limit) */
@@ -142,6 +143,7 @@ struct session {
 	uint64_t id;
 	char sid[24];
 	struct config *cfg;         /* reference held for the whole session */
+	struct worker *worker;      /* the loop's owner (proxy/worker.h) */
 	struct metrics *metrics;    /* the loop's counters */
 	struct backend_known *backend_known; /* the loop's record of what the backend offers */
 	struct backend_pool *backend_pool;   /* the loop's idle backend connections */
@@ -264,13 +266,13 @@ void session_timer_arm(struct session *s);
 void session_read_start(struct session *s);
 void session_read_stop(struct session *s);
 void session_flush(struct session *s);
-struct session *session_find(uint64_t id);
+struct session *session_find(struct worker *w, uint64_t id);
 void session_release(struct session *s);    /* a handle closed */
 
-/* server-wide shutdown: SIGTERM */
-void sessions_drain(void);
-void sessions_close_all(const char *why);
-unsigned sessions_count(void);
+/* the loop's shutdown: SIGTERM */
+void sessions_drain(struct worker *w);
+void sessions_close_all(struct worker *w, const char *why);
+unsigned sessions_count(struct worker *w);
 
 /* session_cmd.c */
 void session_command(struct session *s, const struct smtp_line *line);

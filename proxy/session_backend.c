@@ -20,6 +20,7 @@
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
+#include "proxy/worker.h"
 
 static void on_backend_reply(void *owner, const struct smtp_reply *r, int err)
 {
@@ -99,6 +100,7 @@ static void backend_params_of(const struct session *s, struct backend_params *p)
 {
 	memset(p, 0, sizeof *p);
 	snprintf(p->log_id, sizeof p->log_id, "%s", s->sid);
+	p->bl = &s->worker->backend;
 	p->cfg = s->cfg;
 	p->metrics = s->metrics;
 	p->known = s->backend_known;
@@ -155,7 +157,7 @@ bool session_backend_pool_put(struct session *s)
 {
 	char key[BACKEND_POOL_KEY_MAX];
 
-	if (s->be == NULL || s->be_pooled || s->be_then != NULL || server_draining())
+	if (s->be == NULL || s->be_pooled || s->be_then != NULL || server_draining(s->worker))
 		return false;
 	if (!backend_pool_put(s->backend_pool, s->be, s->cfg, s->outbound, pool_identity(s, key, sizeof key),
 	    pool_identity_fixed(s), s->be_rset_pending))

@@ -19,6 +19,7 @@
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
+#include "proxy/worker.h"
 #include "proxy/tls.h"
 
 #define MAX_ESMTP_PARAMS SMTP_PARAMS_MAX
@@ -219,7 +220,7 @@ static void summary_result(struct log_rec *r, const struct session *s, const cha
 void session_summary(struct session *s, const char *result)
 {
 	char text[LOG_REC_TEXT_MAX], json[LOG_REC_JSON_MAX], txn_id[48];
-	uint64_t ms = s->txn.started_ms ? uv_now(uv_default_loop()) - s->txn.started_ms : 0;
+	uint64_t ms = s->txn.started_ms ? uv_now(s->worker->loop) - s->txn.started_ms : 0;
 	/* without a record (between transactions) the line says what a
 	 * transaction that recorded nothing would */
 	const struct txn_record *rec = s->txn.rec;
@@ -553,7 +554,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 	size_t np = MAX_ESMTP_PARAMS;
 	enum smtp_path_status st;
 
-	if (server_draining()) {
+	if (server_draining(s->worker)) {
 		session_reply(s, 421, "4.3.2", "%s Service shutting down, try again later", s->cfg->server.hostname);
 		session_close(s, "shutdown");
 		return;
@@ -569,7 +570,7 @@ static void cmd_mail(struct session *s, const struct smtp_cmd *cmd)
 	/* every MAIL gets its own transaction number, a refused one too: its
 	 * summary line must not share the previous transaction's id */
 	s->txn.number = ++s->txn_count;
-	s->txn.started_ms = uv_now(uv_default_loop());
+	s->txn.started_ms = uv_now(s->worker->loop);
 	st = smtp_path_parse(cmd->arg, cmd->arg_len, SMTP_PATH_ALLOW_NULL | SMTP_PATH_ALLOW_UTF8,
 	    &s->txn.rec->from, params, &np);
 	switch (st) {
@@ -960,7 +961,7 @@ static void cmd_starttls(struct session *s)
 		return;
 	}
 	s->wait = WAIT_TLS;
-	s->tls_deadline = uv_now(uv_default_loop()) + s->cfg->tls.handshake_timeout;
+	s->tls_deadline = uv_now(s->worker->loop) + s->cfg->tls.handshake_timeout;
 	session_timer_arm(s);
 }
 

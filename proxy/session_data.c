@@ -22,6 +22,7 @@
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
+#include "proxy/worker.h"
 #include "proxy/tls.h"
 #include "filters/authres.h"
 #include "smtp/smtp_wire.h"
@@ -448,7 +449,7 @@ static void eoh_then_eod(struct session *s, const struct filter_verdict *v)
 
 static void data_end(struct session *s)
 {
-	s->txn.eod_started_ms = uv_now(uv_default_loop());
+	s->txn.eod_started_ms = uv_now(s->worker->loop);
 	s->txn.eod_pending = true;
 	field_finish(s);
 	body_flush(s);

@@ -15,6 +15,7 @@
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
+#include "proxy/worker.h"
 #include "proxy/tls.h"
 
 /* notes_add - a check's note for the transaction's summary line. Before
@@ -47,7 +48,7 @@ static void build_env(struct session *s, struct filter_env *e, size_t index)
 	e->txn_state = index < FILTER_TABLE_MAX ? &s->txn.filter_state[index] : NULL;
 	e->auth = s->txn.rec ? &s->txn.rec->auth : NULL;
 	e->hold = s->txn.hold;
-	e->loop = uv_default_loop();   /* the one loop today (one per worker later) */
+	e->loop = s->worker->loop;
 	e->session_id = s->id;
 	e->sid = s->sid;
 	e->listener = s->outbound ? "outbound" : "inbound";
@@ -66,7 +67,9 @@ static void build_env(struct session *s, struct filter_env *e, size_t index)
 	e->rcpts_orig = s->txn.rcpt_orig_view;
 	e->nrcpts = s->txn.nrcpts;
 	e->cfg = s->cfg;
-	e->ratelimit = server_ratelimit();
+	e->ratelimit = s->worker->ratelimit;
+	e->dns = s->worker->dns;
+	e->loop_state = index < FILTER_TABLE_MAX ? s->worker->filters.state[index] : NULL;
 }
 
 static uint64_t filter_deadline_ms(const struct filter_ops *f, const struct config *cfg)
@@ -157,6 +160,7 @@ static void filters_continue(struct session *s)
 		memset(s->verdict, 0, sizeof *s->verdict);
 		build_env(s, &env, s->filter_next - 1);
 		token.session_id = s->id;
+		token.owner = s->worker;
 		token.call_seq = ++s->call_seq;
 		s->verdict_ready = false;
 		/* waiting already while the hook runs: a filter may deliver its
@@ -171,7 +175,7 @@ static void filters_continue(struct session *s)
 			/* the runner keeps the time: a lost callback cannot park
 			 * the session beyond the filter's deadline */
 			s->wait = WAIT_FILTER;
-			s->filter_deadline = uv_now(uv_default_loop()) + filter_deadline_ms(f, s->cfg);
+			s->filter_deadline = uv_now(s->worker->loop) + filter_deadline_ms(f, s->cfg);
 			session_timer_arm(s);
 			return;
 		}
@@ -216,27 +220,19 @@ void filters_run(struct session *s, enum filter_stage stage,
  * The run queue: asynchronous verdicts resume their session from the
  * loop (a zero timer), never on the stack of the filter that delivered
  * them, which may be inside its own hook or inside a library callback.
- * Sessions are queued by id. One queue per loop; with one loop today it
- * is file-scope (it moves into the loop's own struct with the issue on
- * worker loops).
+ * Sessions are queued by id. One queue per loop: w->runq.
  */
-static struct {
-	uv_timer_t timer;
-	bool init;
-	uint64_t *ids;
-	size_t n, cap;
-} runq;
-
 static void runq_run(uv_timer_t *t)
 {
-	(void)t;
-	while (runq.n > 0) {
-		uint64_t *ids = runq.ids;
-		size_t n = runq.n;
-		runq.ids = NULL;
-		runq.n = runq.cap = 0;
+	struct worker *w = t->data;
+
+	while (w->runq.n > 0) {
+		uint64_t *ids = w->runq.ids;
+		size_t n = w->runq.n;
+		w->runq.ids = NULL;
+		w->runq.n = w->runq.cap = 0;
 		for (size_t i = 0; i < n; i++) {
-			struct session *s = session_find(ids[i]);
+			struct session *s = session_find(w, ids[i]);
 			const struct filter_ops *f;
 			if (s == NULL || s->closing || s->wait != WAIT_FILTER || !s->verdict_ready)
 				continue;
@@ -253,29 +249,30 @@ static void runq_run(uv_timer_t *t)
 	}
 }
 
-static void runq_push(uint64_t id)
+static void runq_push(struct worker *w, uint64_t id)
 {
-	if (!runq.init) {
-		uv_timer_init(uv_default_loop(), &runq.timer);
-		uv_unref((uv_handle_t *)&runq.timer);   /* never keeps the loop alive */
-		runq.init = true;
+	if (!w->runq.init) {
+		uv_timer_init(w->loop, &w->runq.timer);
+		w->runq.timer.data = w;
+		uv_unref((uv_handle_t *)&w->runq.timer);   /* never keeps the loop alive */
+		w->runq.init = true;
 	}
-	if (runq.n == runq.cap) {
-		size_t cap = runq.cap ? runq.cap * 2 : 16;
-		uint64_t *ids = realloc(runq.ids, cap * sizeof *ids);
+	if (w->runq.n == w->runq.cap) {
+		size_t cap = w->runq.cap ? w->runq.cap * 2 : 16;
+		uint64_t *ids = realloc(w->runq.ids, cap * sizeof *ids);
 		if (ids == NULL)
 			return;   /* the filter deadline still ends the wait */
-		runq.ids = ids;
-		runq.cap = cap;
+		w->runq.ids = ids;
+		w->runq.cap = cap;
 	}
-	runq.ids[runq.n++] = id;
-	if (!uv_is_closing((uv_handle_t *)&runq.timer) && !uv_is_active((uv_handle_t *)&runq.timer))
-		uv_timer_start(&runq.timer, runq_run, 0, 0);
+	w->runq.ids[w->runq.n++] = id;
+	if (!uv_is_closing((uv_handle_t *)&w->runq.timer) && !uv_is_active((uv_handle_t *)&w->runq.timer))
+		uv_timer_start(&w->runq.timer, runq_run, 0, 0);
 }
 
 void filter_async_done(const struct filter_async *async, const struct filter_verdict *v)
 {
-	struct session *s = session_find(async->session_id);
+	struct session *s = async->owner != NULL ? session_find(async->owner, async->session_id) : NULL;
 
 	if (s == NULL || s->closing || s->wait != WAIT_FILTER || async->call_seq != s->call_seq ||
 	    s->verdict_ready) {
@@ -285,7 +282,7 @@ void filter_async_done(const struct filter_async *async, const struct filter_ver
 	}
 	*s->verdict = *v;
 	s->verdict_ready = true;
-	runq_push(s->id);
+	runq_push(s->worker, s->id);
 }
 
 void filters_timed_out(struct session *s)

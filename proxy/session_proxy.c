@@ -21,6 +21,7 @@
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
+#include "proxy/worker.h"
 #include "smtp/proxy_proto.h"
 
 bool session_proxy_wanted(const struct session *s)
@@ -47,7 +48,7 @@ void session_proxy_begin(struct session *s)
 	log_debug("%s: connection from load balancer [%s]:%u to %s: waiting for its PROXY header",
 	    s->sid, s->ip, s->port, s->listener->addr);
 	s->wait = WAIT_PROXY;
-	s->proxy_deadline = uv_now(uv_default_loop()) + s->cfg->server.proxy_timeout;
+	s->proxy_deadline = uv_now(s->worker->loop) + s->cfg->server.proxy_timeout;
 	session_read_start(s);
 	session_timer_arm(s);
 }

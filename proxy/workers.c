@@ -237,7 +237,7 @@ void workers_worker_ready(const struct worker_context *ctx)
 /* child_main - in the new worker process: keep its own sockets only, then
  * today's server on them */
 static void child_main(struct workers *w, unsigned i, pid_t master, struct config *cfg,
-    worker_run_fn run, void *arg)
+    const struct worker_hooks *hooks)
 {
 	struct worker_context ctx = {
 		.index = i, .count = w->count, .addrs = w->addrs, .fds = w->procs[i].fds,
@@ -255,8 +255,7 @@ static void child_main(struct workers *w, unsigned i, pid_t master, struct confi
 			close_fds(&w->procs[j], w->nlisteners);
 	/* systemd hears from the master only (NotifyAccess=main) */
 	unsetenv("NOTIFY_SOCKET");
-	server_set_worker(&ctx);
-	if (server_listen(cfg) < 0) {
+	if (hooks->listen(cfg, &ctx, hooks->arg) != 0) {
 		log_error("worker %u: not starting", i);
 		exit(1);
 	}
@@ -271,12 +270,12 @@ static void child_main(struct workers *w, unsigned i, pid_t master, struct confi
 	 * and left blocked with the default action a stray one would stay
 	 * pending, unblocked it would kill the worker: ignore it */
 	signal(SIGUSR1, SIG_IGN);
-	int rc = run(cfg, &ctx, arg);
+	int rc = hooks->run(cfg, &ctx, hooks->arg);
 	workers_free(w, false);
 	exit(rc);
 }
 
-static int start_worker(struct workers *w, unsigned i, struct config *cfg, worker_run_fn run, void *arg)
+static int start_worker(struct workers *w, unsigned i, struct config *cfg, const struct worker_hooks *hooks)
 {
 	struct worker_proc *p = &w->procs[i];
 	pid_t master = getpid(), pid;
@@ -288,7 +287,7 @@ static int start_worker(struct workers *w, unsigned i, struct config *cfg, worke
 		return -1;
 	}
 	if (pid == 0)
-		child_main(w, i, master, cfg, run, arg);
+		child_main(w, i, master, cfg, hooks);
 	p->pid = pid;
 	p->started_ms = now_ms();
 	p->restart_pending = false;
@@ -406,7 +405,7 @@ static void check_ready(struct workers *w)
 	(void)sd_notify_state("READY=1");
 }
 
-int workers_run(struct workers *w, struct config *cfg, worker_run_fn run, void *arg)
+int workers_run(struct workers *w, struct config *cfg, const struct worker_hooks *hooks)
 {
 	sigset_t set;
 	siginfo_t info;
@@ -422,7 +421,7 @@ int workers_run(struct workers *w, struct config *cfg, worker_run_fn run, void *
 	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	for (unsigned i = 0; i < w->count; i++)
-		if (start_worker(w, i, cfg, run, arg) < 0) {
+		if (start_worker(w, i, cfg, hooks) < 0) {
 			w->stopping = w->start_failed = true;
 			forward(w, SIGTERM);
 			break;
@@ -446,7 +445,7 @@ int workers_run(struct workers *w, struct config *cfg, worker_run_fn run, void *
 				}
 				continue;
 			}
-			if (start_worker(w, i, cfg, run, arg) < 0)
+			if (start_worker(w, i, cfg, hooks) < 0)
 				schedule_restart(w, i);
 		}
 		if (given_up_all) {

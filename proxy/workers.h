@@ -69,11 +69,18 @@ unsigned workers_resolve(const struct config *cfg);
 struct workers *workers_bind(const struct config *cfg, unsigned count, char *err, size_t errlen);
 
 /* workers_run - the master, after the privilege drop and daemon(): fork
- * the workers, each of which calls run(cfg, ctx, arg) and exits with its
- * result; handle signals until they have all ended. The master's exit
+ * the workers, each of which calls hooks->listen(cfg, ctx, arg) (its
+ * loop, signal handlers and listeners; with the signals still blocked;
+ * non-zero: it exits 1), then hooks->run(cfg, ctx, arg) and exits with
+ * its result; handle signals until they have all ended. The master's exit
  * status. */
 typedef int (*worker_run_fn)(struct config *cfg, const struct worker_context *ctx, void *arg);
-int workers_run(struct workers *w, struct config *cfg, worker_run_fn run, void *arg);
+struct worker_hooks {
+	worker_run_fn listen;
+	worker_run_fn run;
+	void *arg;
+};
+int workers_run(struct workers *w, struct config *cfg, const struct worker_hooks *hooks);
 
 /* workers_free - the master at its end (closes the sockets, frees the
  * shared memory), or a worker at its end (master: false; unmaps only). */

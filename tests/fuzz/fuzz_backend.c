@@ -54,9 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(&caps, 0, sizeof caps);
 		caps.xclient = (data[0] & 4) != 0;
 		caps.pipelining = true;
-		backend_known_learnt(server_backend_known(), false, &caps);
+		backend_known_learnt(&fp_worker.backend_known, false, &caps);
 	} else {
-		backend_known_forget(server_backend_known(), false);
+		backend_known_forget(&fp_worker.backend_known, false);
 	}
 	while (pos <= size && fp_script.nchunks < FP_MAX_CHUNKS) {
 		const uint8_t *sep = memmem(data + pos, size - pos, "\n--\n", 4);

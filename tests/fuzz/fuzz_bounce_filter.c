@@ -26,6 +26,9 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 
+/* the filter's per-loop state (filters/filter.h: struct filter_loop) */
+static void *loop_state;
+
 extern const struct filter_ops filter_bounce;
 extern const struct filter_ops filter_batv;
 
@@ -69,7 +72,7 @@ static void init(void)
 		cfg[i] = load(text);
 	}
 	/* the BATV filter holds the keys both filters verify with */
-	if (filter_batv.init(cfg[0], err, sizeof err) < 0)
+	if (filter_batv.init(&loop_state, NULL, cfg[0], err, sizeof err) < 0)
 		abort();
 	unlink(keys);
 }

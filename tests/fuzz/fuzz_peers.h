@@ -41,6 +41,7 @@
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/session.h"
+#include "proxy/worker.h"
 
 #define FP_MAX_CHUNKS 64
 
@@ -70,6 +71,7 @@ struct fp_conn {
 };
 
 static uv_loop_t *fp_loop;
+static struct worker fp_worker;   /* backstop's loop state, on fp_loop */
 static uv_tcp_t fp_listener;
 static struct fp_conn *fp_conns;
 static struct fp_backend_script fp_script;
@@ -448,6 +450,7 @@ static void fp_init(const char *extra_backend)
 
 	signal(SIGPIPE, SIG_IGN);
 	fp_loop = uv_default_loop();
+	worker_init(&fp_worker, fp_loop);
 	uv_ip4_addr("127.0.0.1", 0, &sa);
 	uv_tcp_init(fp_loop, &fp_listener);
 	if (uv_tcp_bind(&fp_listener, (struct sockaddr *)&sa, 0) != 0 ||
@@ -484,12 +487,12 @@ static void fp_init(const char *extra_backend)
 		abort();
 	}
 	log_open(LOG_DEST_STDERR, cfg->log.level);
-	if (filters_init(cfg, err, sizeof err) < 0 || dns_init(cfg, err, sizeof err) < 0 ||
-	    server_listen(cfg) < 0) {
+	if (filters_init(&fp_worker.filters, cfg, err, sizeof err) < 0 || (fp_worker.dns = dns_new(fp_loop, cfg, err, sizeof err)) == NULL ||
+	    server_listen(&fp_worker, cfg) < 0) {
 		fprintf(stderr, "fuzz_peers: %s\n", err);
 		abort();
 	}
-	server_run(false);   /* foreground: starts the backend probe */
+	server_run(&fp_worker, false);   /* foreground: starts the backend probe */
 	/* the startup probe talks to the fake backend */
 	for (int i = 0; i < 200; i++)
 		uv_run(fp_loop, UV_RUN_NOWAIT);
@@ -559,7 +562,7 @@ static const char *fp_exchange(const uint8_t *data, size_t len, size_t *rxlen)
 		uv_shutdown(&fp_sreq, (uv_stream_t *)&fp_client, fp_shut_done);
 	}
 	/* until the session is gone (its timers bound this) */
-	while (fp_client_open || sessions_count() > 0) {
+	while (fp_client_open || sessions_count(&fp_worker) > 0) {
 		if (fp_progress == last && fp_backend_tick()) {
 			uv_run(fp_loop, UV_RUN_NOWAIT);
 		} else {

@@ -36,9 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(&caps, 0, sizeof caps);
 		caps.xclient = (data[0] & 0x08) != 0;
 		caps.pipelining = true;
-		backend_known_learnt(server_backend_known(), false, &caps);
+		backend_known_learnt(&fp_worker.backend_known, false, &caps);
 	} else {
-		backend_known_forget(server_backend_known(), false);
+		backend_known_forget(&fp_worker.backend_known, false);
 	}
 	rx = fp_exchange(data + 1, size - 1, &rxlen);
 	if (fp_count_accepts(rx, rxlen) > fp_backend_accepts) {

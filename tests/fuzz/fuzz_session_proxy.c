@@ -36,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&fp_script, 0, sizeof fp_script);
 	fp_script.mode = data[0];
-	backend_known_forget(server_backend_known(), false);
+	backend_known_forget(&fp_worker.backend_known, false);
 	rx = fp_exchange(data + 1, size - 1, &rxlen);
 	if (proxy_proto_parse(data + 1, size - 1, &hdr) != PROXY_PROTO_DONE && rxlen > 0) {
 		fprintf(stderr, "fuzz_session_proxy: %zu bytes sent to a client without a valid header\n",

@@ -102,3 +102,7 @@ INTEGRATION_TESTS += tests/integration/pool_proxy_identity.py
 INTEGRATION_TESTS += tests/integration/proxy_netcount.py
 # the event loop's DNS answer cache ([dns] cache_size): one query per TTL
 INTEGRATION_TESTS += tests/integration/dns_cache.py
+# issue 14: no file-scope mutable state in libproxy.a/libfilters.a outside
+# the loop's owner (struct worker) but what the allowlist names, with why
+INTEGRATION_TESTS += tests/integration/no_loop_globals.sh
+EXTRA_DIST += tests/integration/loop_globals.allow

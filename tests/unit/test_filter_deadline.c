@@ -41,6 +41,7 @@
 #include "proxy/dns.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "proxy/worker.h"
 #include "tests/unit/check.h"
 
 #define DEADLINE_MS 300      /* the test filters' async_timeout */
@@ -102,16 +103,18 @@ static const struct filter_ops filter_soft = {
 const struct filter_ops *const filter_table[] = { &filter_lost, &filter_soft };
 const size_t filter_table_len = sizeof filter_table / sizeof filter_table[0];
 
-int filters_init(const struct config *cfg, char *err, size_t errlen)
+int filters_init(struct filter_loop *fl, const struct config *cfg, char *err, size_t errlen)
 {
+	(void)fl;
 	(void)cfg;
 	(void)err;
 	(void)errlen;
 	return 0;
 }
 
-void filters_shutdown(void)
+void filters_shutdown(struct filter_loop *fl)
 {
+	(void)fl;
 }
 
 const char *filter_stage_name(enum filter_stage stage)
@@ -131,6 +134,7 @@ struct late_request {
 };
 
 static uv_async_t late_async, stop_async;
+static struct worker loop_owner;   /* the loop's state (proxy/worker.h) */
 static struct late_request *late_pending;
 static sem_t late_done;
 
@@ -458,8 +462,11 @@ int main(void)
 		fprintf(stderr, "test_filter_deadline: %s\n", err);
 		return 99;
 	}
-	if (log_configure(cfg, false, err, sizeof err) < 0 || dns_init(cfg, err, sizeof err) < 0 ||
-	    server_listen(cfg) < 0) {
+	worker_init(&loop_owner, uv_default_loop());
+	loop_owner.filters.loop = loop_owner.loop;
+	if (log_configure(cfg, false, err, sizeof err) < 0 ||
+	    (loop_owner.dns = dns_new(loop_owner.loop, cfg, err, sizeof err)) == NULL ||
+	    server_listen(&loop_owner, cfg) < 0) {
 		fprintf(stderr, "test_filter_deadline: %s\n", err);
 		return 99;
 	}
@@ -469,7 +476,7 @@ int main(void)
 	if (pthread_create(&backend_t, NULL, backend_accept, (void *)(intptr_t)backend_fd) != 0)
 		return 99;
 	pthread_detach(backend_t);
-	server_run(false);
+	server_run(&loop_owner, false);
 	if (pthread_create(&client_t, NULL, client_main, NULL) != 0)
 		return 99;
 	uv_run(uv_default_loop(), UV_RUN_DEFAULT);

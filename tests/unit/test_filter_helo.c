@@ -11,7 +11,7 @@ extern const struct filter_ops filter_helo;
 static enum filter_result run(const struct config *cfg, const char *helo, struct filter_verdict *v)
 {
 	struct filter_env env;
-	struct filter_async token = {1, 1};
+	struct filter_async token = {1, 1, NULL};
 	memset(&env, 0, sizeof env);
 	memset(v, 0, sizeof *v);
 	env.helo = helo;

@@ -28,7 +28,7 @@ static bool looks_up(const struct config *cfg, const struct client *c, const cha
 {
 	struct filter_env env;
 	struct filter_verdict v;
-	struct filter_async token = {1, 1};
+	struct filter_async token = {1, 1, NULL};
 	void *state = NULL;
 	enum filter_result r;
 

@@ -22,6 +22,9 @@
 #include "proxy/config.h"
 #include "tests/unit/check.h"
 
+/* the filter's per-loop state (filters/filter.h: struct filter_loop) */
+static void *loop_state;
+
 static struct config *cfg;
 static struct batv_keys keys;
 static char dir[64], keys_path[128], state_dir[128];
@@ -136,7 +139,7 @@ int main(void)
 	CHECK(filter_outbound_sig.hold_listener(cfg, "outbound"));
 	CHECK(!filter_outbound_sig.hold_listener(cfg, "inbound"));
 	CHECK(filter_outbound_sig.hold == NULL);
-	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
 	CHECK((l = outbound_sig_sentlog()) != NULL);
 
 	one_message("outbound", plain, FILTER_TXN_ACCEPTED, added, sizeof added);
@@ -172,7 +175,7 @@ int main(void)
 	CHECK(!sentlog_contains(l, "<inbound@x>", "user@test.example", time(NULL)));
 
 	/* shutdown saves; init loads; the CLI reads the file */
-	filter_outbound_sig.shutdown();
+	filter_outbound_sig.shutdown(&loop_state);
 	CHECK(outbound_sig_sentlog() == NULL);
 	{
 		char path[256];
@@ -180,7 +183,7 @@ int main(void)
 		snprintf(path, sizeof path, "%s/%s", state_dir, SENTLOG_FILE);
 		CHECK_INT(stat(path, &st), 0);
 	}
-	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
 	CHECK(outbound_sig_sentlog() != NULL && sentlog_contains(outbound_sig_sentlog(),
 	    "<one@test.example>", "user@test.example", time(NULL)));
 	{
@@ -201,12 +204,12 @@ int main(void)
 	fputs("0 zero-secret\n3 three-secret\n4 four-secret\n", f);
 	fclose(f);
 	cfg->batv.sign_key = 4;
-	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
 	CHECK(outbound_sig_sentlog() == l);
 	CHECK(sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
 	    time(NULL)));
-	filter_outbound_sig.shutdown();
-	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	filter_outbound_sig.shutdown(&loop_state);
+	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
 	CHECK(strstr(sentlog_load_note(outbound_sig_sentlog()), "loaded") != NULL);
 	CHECK(sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
 	    time(NULL)));
@@ -215,23 +218,23 @@ int main(void)
 		return 99;
 	fputs("3 three-secret\n4 four-secret\n", f);
 	fclose(f);
-	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
 	CHECK(!sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
 	    time(NULL)));
 	CHECK(strstr(sentlog_load_note(outbound_sig_sentlog()), "another key") != NULL);
 	cfg->batv.sign_key = 3;
 	/* a reload with other settings starts afresh, after saving */
 	cfg->sentlog.sent_per_day = 2000;
-	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), 0);
+	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
 	CHECK(!sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
 	    time(NULL)));
 	/* a key that is not in the file: init fails, the running log stays */
 	l = outbound_sig_sentlog();
 	cfg->batv.sign_key = 5;
-	CHECK_INT(filter_outbound_sig.init(cfg, err, sizeof err), -1);
+	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), -1);
 	CHECK(strstr(err, "sign_key 5") != NULL);
 	CHECK(outbound_sig_sentlog() == l);
-	filter_outbound_sig.shutdown();
+	filter_outbound_sig.shutdown(&loop_state);
 
 	{
 		char cmd[200];

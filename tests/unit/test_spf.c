@@ -274,6 +274,10 @@ static void test_ar_match(void)
 /* ---- against a real DNS server ---- */
 
 static pid_t dns_pid = -1;
+/* the resolver under test (proxy/dns.h), on the default loop */
+static struct dns *dns;
+/* filter_spf's per-loop state (its init makes it) */
+static void *spf_state;
 
 static void dns_server_stop(void)
 {
@@ -370,7 +374,7 @@ static void test_dns_answers(const char *logfile)
 	struct dns_answer a;
 	uint64_t t0;
 
-	a = dns_query_sync(DNS_T_TXT, "split.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_TXT, "split.example.org", 0);
 	CHECK_INT(a.status, DNS_OK);
 	CHECK_INT(a.n, 1);
 	if (a.n == 1)
@@ -378,62 +382,62 @@ static void test_dns_answers(const char *logfile)
 	CHECK(a.ttl > 0 && a.ttl <= 60);
 	dns_answer_free(&a);
 
-	a = dns_query_sync(DNS_T_A, "client.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_A, "client.example.org", 0);
 	CHECK_INT(a.status, DNS_OK);
 	CHECK(a.n == 1 && a.rr[0].len == 4 && memcmp(a.rr[0].data, "\xc6\x33\x64\x02", 4) == 0);
 	dns_answer_free(&a);
 
-	a = dns_query_sync(DNS_T_AAAA, "host6.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_AAAA, "host6.example.org", 0);
 	CHECK(a.status == DNS_OK && a.n == 1 && a.rr[0].len == 16);
 	dns_answer_free(&a);
 
-	a = dns_query_sync(DNS_T_MX, "mx.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_MX, "mx.example.org", 0);
 	CHECK_INT(a.n, 2);
 	for (size_t i = 0; i < a.n; i++)
 		CHECK(strcmp(a.rr[i].text, a.rr[i].pref == 10 ? "mail1.mx.example.org"
 		    : "mail2.mx.example.org") == 0);
 	dns_answer_free(&a);
 
-	a = dns_query_sync(DNS_T_PTR, "2.100.51.198.in-addr.arpa", 0);
+	a = dns_query_sync(dns, DNS_T_PTR, "2.100.51.198.in-addr.arpa", 0);
 	CHECK(a.status == DNS_OK && a.n == 1 && strcmp(a.rr[0].text, "client.example.org") == 0);
 	dns_answer_free(&a);
 
-	a = dns_query_sync(DNS_T_TXT, "nx.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_TXT, "nx.example.org", 0);
 	CHECK_INT(a.status, DNS_NXDOMAIN);
 	dns_answer_free(&a);
-	a = dns_query_sync(DNS_T_AAAA, "client.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_AAAA, "client.example.org", 0);
 	CHECK_INT(a.status, DNS_NODATA);
 	dns_answer_free(&a);
-	a = dns_query_sync(DNS_T_TXT, "broken.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_TXT, "broken.example.org", 0);
 	CHECK_INT(a.status, DNS_SERVFAIL);
 	dns_answer_free(&a);
-	a = dns_query_sync(DNS_T_TXT, "outside.example.com", 0);
+	a = dns_query_sync(dns, DNS_T_TXT, "outside.example.com", 0);
 	CHECK_INT(a.status, DNS_SERVFAIL);   /* REFUSED upstream */
 	dns_answer_free(&a);
-	a = dns_query_sync(DNS_T_TXT, "", 0);
+	a = dns_query_sync(dns, DNS_T_TXT, "", 0);
 	CHECK_INT(a.status, DNS_ERROR);
 	dns_answer_free(&a);
 
 	/* a record over 4 KB arrives (TC, then TCP) */
-	a = dns_query_sync(DNS_T_TXT, "long.hostile.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_TXT, "long.hostile.example.org", 0);
 	CHECK(a.status == DNS_OK && a.n == 1 && a.rr[0].text_len > 4000);
 	dns_answer_free(&a);
 
 	/* cache: positive and negative answers are asked once */
-	a = dns_query_sync(DNS_T_TXT, "pass.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_TXT, "pass.example.org", 0);
 	dns_answer_free(&a);
-	a = dns_query_sync(DNS_T_TXT, "pass.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_TXT, "pass.example.org", 0);
 	CHECK_INT(a.status, DNS_OK);
 	dns_answer_free(&a);
 	CHECK_INT(count_queries(logfile, "pass.example.org. TXT\n"), 1);
-	a = dns_query_sync(DNS_T_TXT, "nx.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_TXT, "nx.example.org", 0);
 	CHECK_INT(a.status, DNS_NXDOMAIN);
 	dns_answer_free(&a);
 	CHECK_INT(count_queries(logfile, "nx.example.org. TXT\n"), 1);
 
 	/* timeout: [dns] timeout = 1s against a 3 s delay */
 	t0 = dns_now_ms();
-	a = dns_query_sync(DNS_T_TXT, "slow.example.org", 0);
+	a = dns_query_sync(dns, DNS_T_TXT, "slow.example.org", 0);
 	uint64_t ms = dns_now_ms() - t0;
 	CHECK_INT(a.status, DNS_TIMEOUT);
 	CHECK(ms >= 950 && ms < 1300);
@@ -441,7 +445,7 @@ static void test_dns_answers(const char *logfile)
 	dns_answer_free(&a);
 	/* the caller's earlier deadline wins */
 	t0 = dns_now_ms();
-	a = dns_query_sync(DNS_T_TXT, "slow-a.example.org", dns_now_ms() + 300);
+	a = dns_query_sync(dns, DNS_T_TXT, "slow-a.example.org", dns_now_ms() + 300);
 	ms = dns_now_ms() - t0;
 	CHECK_INT(a.status, DNS_TIMEOUT);
 	CHECK(ms >= 280 && ms < 500);
@@ -468,7 +472,7 @@ static void *qthread_main(void *arg)
 	if (q->start_delay_ms)
 		usleep((useconds_t)q->start_delay_ms * 1000);
 	t0 = dns_now_ms();
-	a = dns_query_sync(q->type, q->name, 0);
+	a = dns_query_sync(dns, q->type, q->name, 0);
 	q->ms = dns_now_ms() - t0;
 	q->status = a.status;
 	dns_answer_free(&a);
@@ -552,8 +556,8 @@ static void test_dns_async(void)
 	uv_timer_init(uv_default_loop(), &keepalive);
 	uv_timer_start(&keepalive, keepalive_cb, 10, 10);
 	async_calls = 0;
-	CHECK_INT(dns_query_async(DNS_T_TXT, "pass.example.org", 0, async_cb, (void *)0), 0);
-	CHECK_INT(dns_query_async(DNS_T_TXT, "slow3.example.org", dns_now_ms() + 200, async_cb,
+	CHECK_INT(dns_query_async(dns, DNS_T_TXT, "pass.example.org", 0, async_cb, (void *)0), 0);
+	CHECK_INT(dns_query_async(dns, DNS_T_TXT, "slow3.example.org", dns_now_ms() + 200, async_cb,
 	    (void *)1), 0);
 	CHECK_INT(async_calls, 0);   /* never inside the call */
 	while (async_calls < 2 && dns_now_ms() - t0 < 3000)
@@ -564,16 +568,16 @@ static void test_dns_async(void)
 
 	/* a repeat comes from the loop's answer cache ([dns] cache_size), on a
 	 * later turn too; the timeout was not kept: slow3 is asked again */
-	CHECK(dns_cache_counts(&hits0, &misses0));
+	CHECK(dns_cache_counts(dns, &hits0, &misses0));
 	async_calls = 0;
-	CHECK_INT(dns_query_async(DNS_T_TXT, "PASS.example.org.", 0, async_cb, (void *)0), 0);
+	CHECK_INT(dns_query_async(dns, DNS_T_TXT, "PASS.example.org.", 0, async_cb, (void *)0), 0);
 	CHECK_INT(async_calls, 0);   /* never inside the call */
-	CHECK(dns_cache_counts(&hits, &misses));
+	CHECK(dns_cache_counts(dns, &hits, &misses));
 	CHECK_INT(hits, hits0 + 1);
 	CHECK_INT(misses, misses0);
-	CHECK_INT(dns_query_async(DNS_T_TXT, "slow3.example.org", dns_now_ms() + 200, async_cb,
+	CHECK_INT(dns_query_async(dns, DNS_T_TXT, "slow3.example.org", dns_now_ms() + 200, async_cb,
 	    (void *)1), 0);
-	CHECK(dns_cache_counts(&hits, &misses));
+	CHECK(dns_cache_counts(dns, &hits, &misses));
 	CHECK_INT(misses, misses0 + 1);
 	t0 = dns_now_ms();
 	while (async_calls < 2 && dns_now_ms() - t0 < 3000)
@@ -662,7 +666,7 @@ static void test_spf_results(void)
 
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		uint64_t t0 = dns_now_ms();
-		spf_evaluate(cases[i].ip, cases[i].helo, cases[i].from, dns_now_ms() + 4000, &r);
+		spf_evaluate(spf_state, dns, cases[i].ip, cases[i].helo, cases[i].from, dns_now_ms() + 4000, &r);
 		if (r.result != cases[i].want)
 			fprintf(stderr, "case %zu: %s from %s: got %s (%s)\n", i, cases[i].from,
 			    cases[i].ip, spf_outcome_name(r.result), r.problem);
@@ -672,16 +676,16 @@ static void test_spf_results(void)
 		CHECK(dns_now_ms() - t0 < 2500);
 	}
 	/* the IPv4-mapped client is reported as IPv4 */
-	spf_evaluate("::ffff:198.51.100.2", "client.example.org", "u@pass.example.org",
+	spf_evaluate(spf_state, dns, "::ffff:198.51.100.2", "client.example.org", "u@pass.example.org",
 	    dns_now_ms() + 4000, &r);
 	CHECK_STR(r.ip, "198.51.100.2");
-	spf_evaluate("198.51.100.2", "client.example.org", "", dns_now_ms() + 4000, &r);
+	spf_evaluate(spf_state, dns, "198.51.100.2", "client.example.org", "", dns_now_ms() + 4000, &r);
 	CHECK(r.helo_identity);
 	CHECK_STR(r.sender, "postmaster@client.example.org");
 	CHECK_STR(r.domain, "client.example.org");
 	/* the per-check deadline bounds a check whatever the DNS does */
 	uint64_t t0 = dns_now_ms();
-	spf_evaluate("198.51.100.2", "client.example.org", "u@slowmech.example.org",
+	spf_evaluate(spf_state, dns, "198.51.100.2", "client.example.org", "u@slowmech.example.org",
 	    dns_now_ms() + 400, &r);
 	CHECK_INT(r.result, SPF_OUT_TEMPERROR);
 	CHECK(dns_now_ms() - t0 < 700);
@@ -714,7 +718,7 @@ static void test_spf_hostile(const char *srcdir)
 			for (size_t i = 0; i < 2; i++) {
 				uint64_t c0 = dns_now_ms();
 				snprintf(from, sizeof from, "%s@%s", locals[l], name);
-				spf_evaluate(ips[i], name, from, dns_now_ms() + 2000, &r);
+				spf_evaluate(spf_state, dns, ips[i], name, from, dns_now_ms() + 2000, &r);
 				uint64_t c = dns_now_ms() - c0;
 				if (c > slowest)
 					slowest = c;
@@ -745,9 +749,10 @@ static void run_hook(const struct config *cfg, const char *listener, const char 
 	struct filter_env env = {
 		.session_id = session, .sid = "test", .listener = listener,
 		.client_ip = ip, .helo = "client.example.org", .mail_from = from,
-		.null_sender = from[0] == '\0', .cfg = cfg,
+		.null_sender = from[0] == '\0', .cfg = cfg, .dns = dns,
+		.loop = uv_default_loop(), .loop_state = spf_state,
 	};
-	struct filter_async tok = {.session_id = session, .call_seq = 7};
+	struct filter_async tok = {.session_id = session, .call_seq = 7, .owner = NULL};
 	struct filter_verdict v;
 	enum filter_result r;
 	uint64_t t0 = dns_now_ms();
@@ -786,9 +791,9 @@ static void test_filter(const struct config *cfg)
 	/* ... which hands them to the loop's cache: a repeat is evaluated on
 	 * the loop, from kept answers only (the record and the exp= text),
 	 * and gives the same verdict at once */
-	CHECK(dns_cache_counts(&hits0, &misses0));
+	CHECK(dns_cache_counts(dns, &hits0, &misses0));
 	run_hook(cfg, "inbound", "198.51.100.2", "user@fail.example.org", 51, FILTER_REJECT);
-	CHECK(dns_cache_counts(&hits, &misses));
+	CHECK(dns_cache_counts(dns, &hits, &misses));
 	CHECK_INT(hits - hits0, 2);
 	CHECK_INT(misses, misses0);
 	CHECK_INT(got_verdict.code, first.code);
@@ -876,20 +881,22 @@ int main(void)
 	cfg = load_cfg(servers, "1s", 100);
 	CHECK(cfg != NULL);
 	if (cfg != NULL) {
-		CHECK_INT(dns_init(cfg, err, sizeof err), 0);
-		CHECK_INT(filter_spf.init(cfg, err, sizeof err), 0);
+		dns = dns_new(uv_default_loop(), cfg, err, sizeof err);
+		CHECK(dns != NULL);
+		CHECK_INT(filter_spf.init(&spf_state, uv_default_loop(), cfg, err, sizeof err), 0);
 		test_dns_answers(logfile);
 		test_dns_concurrency();
 		test_dns_async();
 		test_spf_results();
 		test_spf_hostile(srcdir);
 		test_filter(cfg);
-		filter_spf.shutdown();
+		filter_spf.shutdown(&spf_state);
 		/* a cache hit still queued at shutdown is answered, once */
 		async_calls = 0;
-		CHECK_INT(dns_query_async(DNS_T_TXT, "pass.example.org", 0, async_cb, (void *)0), 0);
+		CHECK_INT(dns_query_async(dns, DNS_T_TXT, "pass.example.org", 0, async_cb, (void *)0), 0);
 		CHECK_INT(async_calls, 0);
-		dns_shutdown();
+		dns_free(dns);
+		dns = NULL;
 		CHECK_INT(async_calls, 1);
 		CHECK_INT(async_status[0], DNS_OK);
 		uv_run(uv_default_loop(), UV_RUN_NOWAIT);   /* close the async handle */
@@ -900,18 +907,20 @@ int main(void)
 	/* the in-flight bound, on a fresh resolver */
 	cfg = load_cfg(servers, "1s", 1);
 	if (cfg != NULL) {
-		CHECK_INT(dns_init(cfg, err, sizeof err), 0);
+		dns = dns_new(uv_default_loop(), cfg, err, sizeof err);
+		CHECK(dns != NULL);
 		test_dns_bound();
-		dns_shutdown();
+		dns_free(dns);
+		dns = NULL;
 		uv_run(uv_default_loop(), UV_RUN_NOWAIT);
 		config_unref(cfg);
 	}
 	/* a bad [dns] servers entry is an init error */
 	cfg = load_cfg("localhost:53", "1s", 10);
 	if (cfg != NULL) {
-		CHECK_INT(dns_init(cfg, err, sizeof err), -1);
+		CHECK(dns_new(uv_default_loop(), cfg, err, sizeof err) == NULL);
 		CHECK(strstr(err, "localhost:53") != NULL);
-		dns_shutdown();   /* harmless when not initialised */
+		dns_free(NULL);   /* harmless */
 		config_unref(cfg);
 	}
 
