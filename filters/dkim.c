@@ -15,7 +15,12 @@
  *                  ../shared/notes/dependencies.md, libopendkim 2.3). The
  *                  prescreen callback starts every lookup at once and
  *                  ignores signatures beyond [dkim] max_signatures;
- *   body hook    - dkim_body();
+ *   body hook    - the body hashes (filters/dkim_bodyhash.c), one per
+ *                  canonicalisation and digest the signatures use, compared
+ *                  with each bh= at end of data; libopendkim is given no
+ *                  body (its byte-wise canonicalisation cost ten times the
+ *                  hash). A message with an l= signature is fed to
+ *                  dkim_body() instead and libopendkim checks every bh=;
  *   FILTER_EOD   - dkim_eom(), one result per signature into the message's
  *                  authentication record (Authentication-Results is written
  *                  by proxy/), and in enforce mode require_signed_by.
@@ -42,6 +47,7 @@
 #include <opendkim/dkim.h>
 
 #include "filters/authres.h"
+#include "filters/dkim_bodyhash.h"
 #include "filters/dkim_pubkey.h"
 #include "filters/filter.h"
 #include "proxy/config.h"
@@ -50,6 +56,7 @@
 
 #define DKIM_QNAME_MAX 320
 #define DKIM_KEY_MAX 1024   /* the library's key buffer is BUFRSZ + 1 */
+#define DKIM_MIN_RSA_BITS 1024   /* RFC 8301 3.2 */
 
 enum key_state { KEY_PENDING, KEY_FOUND, KEY_NOTFOUND, KEY_TEMPFAIL };
 
@@ -78,8 +85,29 @@ struct dkim_seen {
 	char b8[9];
 };
 
+/* A body hash the message's signatures need: one per canonicalisation
+ * and digest (at most 2 x 2). */
+#define DKIM_BODYHASH_MAX 4
+
+struct dkim_bh_slot {
+	enum dkim_body_canon canon;
+	bool sha1;
+	struct dkim_bodyhash h;
+	unsigned char digest[EVP_MAX_MD_SIZE];
+	unsigned digest_len;      /* 0 until end of data (or on an error) */
+};
+
+/* The loop's digests, fetched once (an EVP_sha256() at every
+ * EVP_DigestInit_ex is an implicit fetch under a lock in OpenSSL 3). */
+struct dkim_loop {
+	EVP_MD *sha1, *sha256;
+};
+
 struct dkim_msg {
 	DKIM *d;
+	const struct dkim_loop *dl;
+	struct dkim_bh_slot *bh;   /* NULL: libopendkim hashes the body */
+	unsigned nbh;
 	struct dns *dns;           /* the loop's resolver, for key lookups */
 	struct dkim_seen *seen;
 	unsigned nseen;
@@ -296,6 +324,7 @@ static struct dkim_msg *msg_get(const struct filter_env *env)
 		return NULL;
 	m->cfg = env->cfg;
 	m->dns = env->dns;
+	m->dl = env->loop_state;
 	snprintf(m->sid, sizeof m->sid, "%s", env->sid ? env->sid : "-");
 	snprintf(id, sizeof id, "%s.%u", m->sid, env->txn_number);
 	m->d = dkim_verify(dkim_lib, (const unsigned char *)id, NULL, &st);
@@ -323,6 +352,9 @@ static void msg_free(struct dkim_msg *m)
 	}
 	if (m->d)
 		dkim_free(m->d);
+	for (unsigned i = 0; i < m->nbh; i++)
+		dkim_bodyhash_free(&m->bh[i].h);
+	free(m->bh);
 	free(m->seen);
 	free(m);
 }
@@ -347,6 +379,86 @@ static bool dkim_header_hook(const struct filter_env *env, const struct filter_h
 	return true;   /* DKIM never removes a field */
 }
 
+/* sig_canon - the body canonicalisation and digest of a signature. */
+static bool sig_canon(DKIM_SIGINFO *sig, enum dkim_body_canon *canon, bool *sha1)
+{
+	dkim_canon_t hc, bc;
+	dkim_alg_t alg;
+
+	if (dkim_sig_getcanons(sig, &hc, &bc) != DKIM_STAT_OK ||
+	    dkim_sig_getsignalg(sig, &alg) != DKIM_STAT_OK)
+		return false;
+	if (bc == DKIM_CANON_SIMPLE)
+		*canon = DKIM_BODY_SIMPLE;
+	else if (bc == DKIM_CANON_RELAXED)
+		*canon = DKIM_BODY_RELAXED;
+	else
+		return false;
+	if (alg == DKIM_SIGN_RSASHA1)
+		*sha1 = true;
+	else if (alg == DKIM_SIGN_RSASHA256 || alg == DKIM_SIGN_ED25519SHA256)
+		*sha1 = false;
+	else
+		return false;
+	return true;
+}
+
+/* sig_bh_slot - the body hash slot of a signature, or NULL. */
+static struct dkim_bh_slot *sig_bh_slot(const struct dkim_msg *m, DKIM_SIGINFO *sig)
+{
+	enum dkim_body_canon canon;
+	bool sha1;
+
+	if (m->bh == NULL || !sig_canon(sig, &canon, &sha1))
+		return NULL;
+	for (unsigned i = 0; i < m->nbh; i++)
+		if (m->bh[i].canon == canon && m->bh[i].sha1 == sha1)
+			return &m->bh[i];
+	return NULL;
+}
+
+/* bodyhash_setup - after dkim_eoh: the body hashes the signatures need.
+ * Any signature with l= (a hash of part of the body), or anything
+ * unexpected, leaves the body to libopendkim (m->bh NULL). */
+static void bodyhash_setup(struct dkim_msg *m)
+{
+	DKIM_SIGINFO **sigs = NULL;
+	int nsigs = 0;
+	struct dkim_bh_slot *bh;
+
+	if (m->dl == NULL || m->dl->sha1 == NULL || m->dl->sha256 == NULL ||
+	    dkim_getsiglist(m->d, &sigs, &nsigs) != DKIM_STAT_OK || nsigs <= 0 ||
+	    (bh = calloc(DKIM_BODYHASH_MAX, sizeof *bh)) == NULL)
+		return;
+	for (int i = 0; i < nsigs; i++) {
+		enum dkim_body_canon canon;
+		bool sha1, have = false;
+
+		if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
+			continue;
+		if (dkim_sig_gettagvalue(sigs[i], false, (u_char *)"l") != NULL ||
+		    !sig_canon(sigs[i], &canon, &sha1))
+			goto library;
+		for (unsigned j = 0; j < m->nbh; j++)
+			have |= bh[j].canon == canon && bh[j].sha1 == sha1;
+		if (have)
+			continue;
+		if (m->nbh == DKIM_BODYHASH_MAX ||
+		    !dkim_bodyhash_init(&bh[m->nbh].h, canon, sha1 ? m->dl->sha1 : m->dl->sha256))
+			goto library;
+		bh[m->nbh].canon = canon;
+		bh[m->nbh].sha1 = sha1;
+		m->nbh++;
+	}
+	m->bh = bh;
+	return;
+library:
+	for (unsigned j = 0; j < m->nbh; j++)
+		dkim_bodyhash_free(&bh[j].h);
+	free(bh);
+	m->nbh = 0;
+}
+
 /* eoh_step - run (or re-run) dkim_eoh; true when it is finished. */
 static bool eoh_step(struct dkim_msg *m)
 {
@@ -358,6 +470,7 @@ static bool eoh_step(struct dkim_msg *m)
 		return false;
 	if (st == DKIM_STAT_OK) {
 		m->feeding = true;
+		bodyhash_setup(m);
 	} else if (st == DKIM_STAT_NOSIG || m->sig_fields == 0) {
 		/* no signature (the library may also say SYNTAX first, e.g. for
 		 * a message without From:): nothing to verify */
@@ -405,20 +518,66 @@ static void dkim_body_hook(const struct filter_env *env, const char *data, size_
 
 	if (m == NULL || !m->feeding || m->broken)
 		return;
+	if (m->bh != NULL) {
+		for (unsigned i = 0; i < m->nbh; i++)
+			dkim_bodyhash_update(&m->bh[i].h, data, len);
+		return;
+	}
 	if (dkim_body(m->d, (u_char *)data, len) != DKIM_STAT_OK) {
 		m->broken = true;
 		snprintf(m->broken_why, sizeof m->broken_why, "body not accepted");
 	}
 }
 
+/* sig_bh_match - whether the signature's bh= is the body's hash: ours
+ * when we hashed the body, else libopendkim's verdict. */
+static bool sig_bh_match(const struct dkim_msg *m, DKIM_SIGINFO *sig)
+{
+	const struct dkim_bh_slot *slot;
+
+	if (m->bh == NULL)
+		return dkim_sig_getbh(sig) == DKIM_SIGBH_MATCH;
+	slot = sig_bh_slot(m, sig);
+	return slot != NULL && slot->digest_len > 0 &&
+	    dkim_bodyhash_matches((const char *)dkim_sig_gettagvalue(sig, false, (u_char *)"bh"),
+	    slot->digest, slot->digest_len);
+}
+
+/* sig_rsa_key_ok - false for an RSA signature whose key is under
+ * DKIM_MIN_RSA_BITS (or of unknown size). */
+static bool sig_rsa_key_ok(DKIM_SIGINFO *sig)
+{
+	dkim_alg_t alg;
+	unsigned int bits = 0;
+
+	if (dkim_sig_getsignalg(sig, &alg) != DKIM_STAT_OK)
+		return false;
+	if (alg != DKIM_SIGN_RSASHA1 && alg != DKIM_SIGN_RSASHA256)
+		return true;
+	return dkim_sig_getkeysize(sig, &bits) == DKIM_STAT_OK && bits >= DKIM_MIN_RSA_BITS;
+}
+
 /* sig_result - the RFC 8601 word for one signature, and a reason. */
-static const char *sig_result(DKIM_SIGINFO *sig, const char **reason)
+static const char *sig_result(const struct dkim_msg *m, DKIM_SIGINFO *sig, const char **reason)
 {
 	int err = dkim_sig_geterror(sig);
 	unsigned flags = dkim_sig_getflags(sig);
+	bool bh_match = sig_bh_match(m, sig);
 
+	/* libopendkim, given no body, found its bh= wrong (BADSIG with the
+	 * header signature PASSED): the body hash is ours to judge */
+	if (m->bh != NULL && (flags & DKIM_SIGFLAG_PASSED) && err == DKIM_SIGERROR_BADSIG)
+		err = DKIM_SIGERROR_OK;
 	*reason = "";
-	if (DKIM_SIG_CHECK(sig))
+	/* libopendkim applies DKIM_OPTS_MINKEYBITS only to a signature without
+	 * any other error, and the body hash it could not match is one: so
+	 * the key size is checked here too (RFC 8301 3.2) */
+	if ((flags & DKIM_SIGFLAG_PASSED) && !sig_rsa_key_ok(sig)) {
+		*reason = "key too small";
+		return "permerror";
+	}
+	if ((flags & DKIM_SIGFLAG_PASSED) && bh_match &&
+	    (err == DKIM_SIGERROR_OK || err == DKIM_SIGERROR_UNKNOWN))
 		return "pass";
 	switch (err) {
 	case DKIM_SIGERROR_KEYFAIL:
@@ -438,8 +597,7 @@ static const char *sig_result(DKIM_SIGINFO *sig, const char **reason)
 	default:
 		break;
 	}
-	if ((flags & DKIM_SIGFLAG_PROCESSED) &&
-	    (!(flags & DKIM_SIGFLAG_PASSED) || dkim_sig_getbh(sig) != DKIM_SIGBH_MATCH)) {
+	if ((flags & DKIM_SIGFLAG_PROCESSED) && (!(flags & DKIM_SIGFLAG_PASSED) || !bh_match)) {
 		*reason = (flags & DKIM_SIGFLAG_PASSED) ? "body hash mismatch" : "signature mismatch";
 		return "fail";
 	}
@@ -515,7 +673,12 @@ static enum filter_result dkim_eod_hook(const struct filter_env *env,
 		return FILTER_CONTINUE;
 	}
 	if (m->d != NULL && !m->broken && !m->nosig && m->feeding) {
-		DKIM_STAT st = dkim_eom(m->d, NULL);
+		DKIM_STAT st;
+
+		for (unsigned i = 0; i < m->nbh; i++)
+			if (!dkim_bodyhash_final(&m->bh[i].h, m->bh[i].digest, &m->bh[i].digest_len))
+				m->bh[i].digest_len = 0;   /* no match: fail, never pass */
+		st = dkim_eom(m->d, NULL);
 		if (st != DKIM_STAT_OK && st != DKIM_STAT_BADSIG && st != DKIM_STAT_NOKEY &&
 		    st != DKIM_STAT_CANTVRFY && st != DKIM_STAT_REVOKED && st != DKIM_STAT_KEYFAIL &&
 		    st != DKIM_STAT_NOSIG)
@@ -549,7 +712,7 @@ static enum filter_result dkim_eod_hook(const struct filter_env *env,
 		char b8[9];
 		if (dkim_sig_getflags(sigs[i]) & DKIM_SIGFLAG_IGNORE)
 			continue;
-		res = sig_result(sigs[i], &reason);
+		res = sig_result(m, sigs[i], &reason);
 		d = (const char *)dkim_sig_getdomain(sigs[i]);
 		sig_b8(sigs[i], b8);
 		add_result(env, res, reason, d, (const char *)dkim_sig_getselector(sigs[i]), b8);
@@ -597,12 +760,24 @@ static void dkim_txn_end(const struct filter_env *env, enum filter_outcome outco
 static int dkim_init_lib(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
     size_t errlen)
 {
-	(void)loop;
-	(void)loop_state;   /* no per-loop state (yet) */
-	unsigned int bits = 1024;   /* RFC 8301 3.2 */
+	unsigned int bits = DKIM_MIN_RSA_BITS;
 	unsigned int flags = DKIM_LIBFLAGS_NONE;
 
+	(void)loop;
 	(void)cfg;
+	if (*loop_state == NULL) {
+		struct dkim_loop *dl = calloc(1, sizeof *dl);
+
+		if (dl == NULL || (dl->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)) == NULL ||
+		    (dl->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
+			if (dl != NULL)
+				EVP_MD_free(dl->sha1);
+			free(dl);
+			snprintf(err, errlen, "OpenSSL: no SHA-1 or SHA-256 for DKIM body hashes");
+			return -1;
+		}
+		*loop_state = dl;
+	}
 	if (dkim_lib != NULL)
 		return 0;   /* options are set once, before the first message */
 	if ((dkim_lib = dkim_init(NULL, NULL)) == NULL) {
@@ -627,7 +802,14 @@ static int dkim_init_lib(void **loop_state, struct uv_loop_s *loop, const struct
 
 static void dkim_shutdown_lib(void **loop_state)
 {
-	(void)loop_state;   /* no per-loop state (yet) */
+	struct dkim_loop *dl = *loop_state;
+
+	if (dl != NULL) {
+		EVP_MD_free(dl->sha1);
+		EVP_MD_free(dl->sha256);
+		free(dl);
+		*loop_state = NULL;
+	}
 	if (dkim_lib != NULL)
 		dkim_close(dkim_lib);
 	dkim_lib = NULL;

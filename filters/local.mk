@@ -12,6 +12,7 @@ libfilters_a_SOURCES = \
 	filters/outbound_sig.c filters/outbound_sig.h \
 	filters/spf.c filters/spf.h \
 	filters/dkim.c filters/dkim_pubkey.c filters/dkim_pubkey.h \
+	filters/dkim_bodyhash.c filters/dkim_bodyhash.h \
 	filters/dmarc.c
 EXTRA_DIST += filters/README.md
 libfilters_a_SOURCES += filters/dmarc_record.c filters/dmarc_record.h \

@@ -109,6 +109,8 @@ FUZZ_PROXY_TARGETS = session backend config_ini spf_ar spf_text bounce_filter
 FUZZ_PROXY_TARGETS += session_proxy
 # issue 14: the backend connection pool's reuse path, sessions in turn
 FUZZ_PROXY_TARGETS += backend_pool
+# issue 10: DKIM's body hash against libopendkim's
+FUZZ_PROXY_TARGETS += dkim_bodyhash
 FUZZ_ALL_OBJS := $(patsubst %.c,tests/fuzz/obj/%.o,$(notdir $(FUZZ_SMTP_SRCS)) \
 	$(subst /,_,$(filter %.c,$(libfilters_a_SOURCES) $(libproxy_a_SOURCES))))
 # the MIME walker and classifier, for filters that use them

@@ -106,3 +106,5 @@ tests_unit_test_dns_cache_LDADD = $(UNIT_LDADD)
 # through the real sessions, with a filter table of its own
 UNIT_TESTS += tests/unit/test_filter_deadline
 tests_unit_test_filter_deadline_LDADD = $(UNIT_LDADD)
+UNIT_TESTS += tests/unit/test_dkim_bodyhash
+tests_unit_test_dkim_bodyhash_LDADD = $(UNIT_LDADD)
