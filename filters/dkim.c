@@ -426,7 +426,7 @@ static void bodyhash_setup(struct dkim_msg *m)
 	int nsigs = 0;
 	struct dkim_bh_slot *bh;
 
-	if (m->dl == NULL || m->dl->sha1 == NULL || m->dl->sha256 == NULL ||
+	if (m->bh != NULL || m->dl == NULL || m->dl->sha1 == NULL || m->dl->sha256 == NULL ||
 	    dkim_getsiglist(m->d, &sigs, &nsigs) != DKIM_STAT_OK || nsigs <= 0 ||
 	    (bh = calloc(DKIM_BODYHASH_MAX, sizeof *bh)) == NULL)
 		return;
