@@ -546,4 +546,8 @@ void server_release(struct worker *w)
 	ratelimit_table_free(w->ratelimit_table);
 	w->ratelimit_table = NULL;
 	backend_loop_release(&w->backend);
+	/* the sessions' references are gone with them */
+	if (w->tls != NULL)
+		tls_server_unref(w->tls);
+	w->tls = NULL;
 }
