@@ -48,6 +48,9 @@ writable_objects() {
 				next
 			if (s ~ /^\.data\.rel\.ro/ || s !~ /^\.(data|bss|tdata|tbss)/)
 				next
+			# bookkeeping of a sanitizer build (the ODR indicators of ASan)
+			if (name ~ /^(__odr_asan|__asan_|__ubsan_|__sancov_)/)
+				next
 			sub(/\.[0-9]+$/, "", name)
 			print obj, name
 		}' | sort -u
