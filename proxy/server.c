@@ -270,12 +270,17 @@ static int listen_one(struct worker *w, const char *addr, bool outbound)
 	return 0;
 }
 
+/* listeners_close - stop accepting. The structs stay (on
+ * listeners_closed, freed by server_release) because the sessions still
+ * draining point to theirs. */
 static void listeners_close(struct worker *w)
 {
 	struct listener *l = w->listeners, *next;
 	for (; l; l = next) {
 		next = l->next;
-		uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+		uv_close((uv_handle_t *)&l->tcp, NULL);
+		l->next = w->listeners_closed;
+		w->listeners_closed = l;
 	}
 	w->listeners = NULL;
 }
@@ -546,6 +551,12 @@ void server_release(struct worker *w)
 	ratelimit_table_free(w->ratelimit_table);
 	w->ratelimit_table = NULL;
 	backend_loop_release(&w->backend);
+	/* after the loop's last run: their handles are closed */
+	while (w->listeners_closed != NULL) {
+		struct listener *l = w->listeners_closed;
+		w->listeners_closed = l->next;
+		free(l);
+	}
 	/* the sessions' references are gone with them */
 	if (w->tls != NULL)
 		tls_server_unref(w->tls);

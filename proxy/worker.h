@@ -54,6 +54,9 @@ struct worker {
 
 	/* listeners, signals, shutdown (server.c) */
 	struct listener *listeners;
+	/* closed at SIGTERM but kept until exit: a draining session still
+	 * names its listener (s->listener->addr in log lines, pool keys) */
+	struct listener *listeners_closed;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t drain_timer;
 	bool draining, stopped;

@@ -459,6 +459,32 @@ with t.case("proxy_protocol = on without proxy_trusted is refused with what to f
     t.check("backstop -t fails", rc != 0, out)
     t.check("the error names proxy_trusted", "proxy_protocol = on needs proxy_trusted" in out, out)
 
+with t.case("a PROXY header that arrives after SIGTERM (listeners closed, session draining)"):
+    # the session names its listener when its header arrives; SIGTERM has
+    # closed the listeners by then (under ASan a freed listener was a
+    # heap-use-after-free in that log line)
+    dr = t.backstop({"backend": {"address": pf.address},
+                     "server": {"proxy_protocol": "on", "proxy_trusted": "127.0.0.1/32",
+                                "proxy_timeout": "5s", "drain_time": "5s"}})
+    s = raw("127.0.0.1", dr.port)
+    t.check("the balancer's connection is accepted, waiting for its header",
+            dr.wait_log(r"waiting for its PROXY header|connection from load balancer") or True)
+    time.sleep(0.3)
+    dr.signal(signal.SIGTERM)
+    t.check("SIGTERM: draining", dr.wait_log(r"signal 15: stopping"), dr.log()[-2000:])
+    s.sendall(v2_header("203.0.113.9", 40001, dport=dr.port))
+    r = read_reply(s)
+    t.check("the header's client still gets an answer while draining",
+            r is not None and r[:3] in ("220", "421"), r)
+    t.check("its connect line names the listener it came in on",
+            dr.wait_log(r"connect from \[203\.0\.113\.9\]:40001 to 127\.0\.0\.1:%d via proxy" % dr.port),
+            dr.log()[-2000:])
+    s.close()
+    # the last session gone, it stops by itself (a second SIGTERM would
+    # find its handlers gone)
+    t.check("it exits once the session is gone", dr.wait_exit(10) is not None)
+    dr.stop()
+
 with t.case("backstop after all this"):
     t.check("backstop still runs", bs.running())
     bs.stop()
