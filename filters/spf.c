@@ -99,6 +99,7 @@ struct spf_kept {
 	int type;
 	char *name;
 	struct dns_answer ans;
+	uint64_t got_ms;   /* dns_now_ms() when the answer came: ans.ttl counts from here */
 };
 
 /* Per thread: the evaluation in progress (thread-local: each of libuv's
@@ -463,6 +464,7 @@ static void answer_done(int type, const char *domain, struct dns_answer *a)
 		return;
 	}
 	k->type = type;
+	k->got_ms = dns_now_ms();
 	k->ans = *a;
 	k->next = *spf_tls.kept;
 	*spf_tls.kept = k;
@@ -756,14 +758,22 @@ static void spf_work(uv_work_t *req)
 
 /* kept_release - loop thread: offer the worker's answers to the loop's
  * DNS cache (the next check of the domain then runs on the loop), free
- * them. */
+ * them. An answer's TTL counts from when the worker got it, and the rest
+ * of the evaluation (up to its budget) has passed since: only what is
+ * left of it is offered (whole seconds, rounded down; nothing when less
+ * than one is left), or the loop would use an answer past its TTL. */
 static void kept_release(struct spf_job *job)
 {
 	struct spf_kept *k, *next;
+	uint64_t now = dns_now_ms();
 
 	for (k = job->kept; k != NULL; k = next) {
+		uint64_t ttl_ms = (uint64_t)k->ans.ttl * 1000, spent = now - k->got_ms;
+
 		next = k->next;
-		dns_cache_offer(job->dns, k->type, k->name, &k->ans);
+		k->ans.ttl = ttl_ms > spent ? (uint32_t)((ttl_ms - spent) / 1000) : 0;
+		if (k->ans.ttl > 0)
+			dns_cache_offer(job->dns, k->type, k->name, &k->ans);
 		dns_answer_free(&k->ans);
 		free(k->name);
 		free(k);

@@ -804,6 +804,23 @@ static void test_filter(const struct config *cfg)
 	CHECK_STR(got_verdict.auth.props, first.auth.props);
 	CHECK_STR(got_verdict.auth.result, first.auth.result);
 
+	/* a worker's answer goes to the loop's cache for what is left of its
+	 * TTL when the check ends, not for its whole TTL from then on:
+	 * shortttl's record (TTL 1 s) expired while the check waited 1 s for
+	 * lag (a timeout: temperror), so it is not kept and a repeat goes to
+	 * a worker again */
+	{
+		struct dns_answer kept;
+		bool hit;
+
+		run_hook(cfg, "inbound", "198.51.100.2", "user@shortttl.example.org", 53, FILTER_ASYNC);
+		CHECK_STR(got_verdict.note, "spf=temperror");
+		if ((hit = dns_cache_peek(dns, DNS_T_TXT, "shortttl.example.org", &kept)))
+			dns_answer_free(&kept);
+		CHECK(!hit);
+		run_hook(cfg, "inbound", "198.51.100.2", "user@shortttl.example.org", 54, FILTER_ASYNC);
+	}
+
 	/* pass.example.org's record is kept since test_dns_async */
 	run_hook(cfg, "inbound", "198.51.100.2", "user@pass.example.org", 42, FILTER_CONTINUE);
 	CHECK_INT(got_verdict.result, FILTER_CONTINUE);
