@@ -114,6 +114,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"limits", "max_recipients", CFG_UINT, "100", O(limits.max_recipients), 1, 100000, NULL},
 	{"limits", "max_message_size", CFG_SIZE, "25m", O(limits.max_message_size), 1024, 1ULL << 40, NULL},
 	{"limits", "max_errors", CFG_UINT, "10", O(limits.max_errors), 1, 1000, NULL},
+	{"limits", "junk_command_limit", CFG_UINT, "100", O(limits.junk_command_limit), 0, 100000, NULL},
 	{"limits", "greeting_timeout", CFG_DURATION, "60s", O(limits.greeting_timeout), 100, DAY_MS, NULL},
 	{"limits", "command_timeout", CFG_DURATION, "300s", O(limits.command_timeout), 100, DAY_MS, NULL},
 	{"limits", "data_timeout", CFG_DURATION, "180s", O(limits.data_timeout), 100, DAY_MS, NULL},

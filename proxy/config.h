@@ -112,6 +112,7 @@ struct config {
 		unsigned long max_recipients;
 		uint64_t max_message_size;
 		unsigned long max_errors;
+		unsigned long junk_command_limit;
 		uint64_t greeting_timeout;  /* ms; time for the first command */
 		uint64_t command_timeout;
 		uint64_t data_timeout;

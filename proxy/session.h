@@ -190,6 +190,8 @@ struct session {
 	                               (a record in progress: the line deadline runs) */
 	bool out_blocked;           /* the client does not read its replies */
 	unsigned errors;
+	unsigned junk_commands;     /* RSET NOOP VRFY EXPN HELP since the last
+	                               accepted message ([limits] junk_command_limit) */
 	char last_refusal[SESSION_REPLY_LOG_MAX]; /* "550 5.7.1 text" of the
 	                                          last 4xx/5xx reply, for logs */
 	enum metrics_check reply_check; /* what the next 4xx/5xx reply is

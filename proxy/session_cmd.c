@@ -1001,6 +1001,23 @@ void session_non_smtp(struct session *s, enum smtp_foreign what, const char *dat
 	session_close(s, "non-SMTP command");
 }
 
+/* count_junk - a command that moves no mail (RSET NOOP VRFY EXPN HELP).
+ * Past [limits] junk_command_limit since the last accepted message, each
+ * one is an error, so max_errors ends the session: as Postfix's
+ * smtpd_junk_command_limit. It bounds what one session can make the loop
+ * do between messages (each MAIL after an RSET is an SPF evaluation). */
+static void count_junk(struct session *s)
+{
+	unsigned long limit = s->cfg->limits.junk_command_limit;
+
+	if (limit > 0 && ++s->junk_commands > limit) {
+		s->errors++;
+		if (s->junk_commands == limit + 1)
+			log_info("%s: more than %lu junk commands (RSET NOOP VRFY EXPN HELP) from [%s]:%u;"
+			    " each one now counts as an error", s->sid, limit, s->ip, s->port);
+	}
+}
+
 void session_command(struct session *s, const struct smtp_line *line)
 {
 	struct smtp_cmd cmd;
@@ -1093,12 +1110,14 @@ void session_command(struct session *s, const struct smtp_line *line)
 		cmd_data(s);
 		break;
 	case SMTP_VERB_RSET:
+		count_junk(s);
 		if (s->txn.active)
 			session_summary(s, "reset by client");
 		txn_reset(s);
 		session_reply(s, 250, "2.0.0", "Ok");
 		break;
 	case SMTP_VERB_NOOP:
+		count_junk(s);
 		session_reply(s, 250, "2.0.0", "Ok");
 		break;
 	case SMTP_VERB_QUIT:
@@ -1108,13 +1127,16 @@ void session_command(struct session *s, const struct smtp_line *line)
 		session_close(s, "QUIT");
 		break;
 	case SMTP_VERB_VRFY:
+		count_junk(s);
 		/* RFC 5321 3.5.3: 252 when we will not verify but accept */
 		session_reply(s, 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
 		break;
 	case SMTP_VERB_EXPN:
+		count_junk(s);
 		session_reply(s, 502, "5.5.1", "Error: EXPN not supported");
 		break;
 	case SMTP_VERB_HELP:
+		count_junk(s);
 		session_reply(s, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP%s",
 		    s->tls_server && !s->tls ? " STARTTLS" : "");
 		break;

@@ -252,6 +252,7 @@ static void dot_relayed(struct session *s, const struct smtp_reply *r, int err)
 		snprintf(result, sizeof result, "451 backend %s", backend_err_text(err));
 	} else if (r->code / 100 == 2) {
 		s->txn.outcome = FILTER_TXN_ACCEPTED;
+		s->junk_commands = 0;   /* as Postfix: reset once mail is delivered */
 		metrics_relayed(s->metrics, s->txn.data.bytes);
 		session_reply(s, 250, r->esc[0] ? r->esc : "2.0.0", "%s (backstop id %s.%u)", r->text,
 		    s->sid, s->txn.number);

@@ -2,7 +2,7 @@
 """errors_and_sequence: unknown command 500 5.5.1, bad sequence 503 5.5.1,
 syntax errors 501 5.5.4 / 5.1.7 / 5.1.3, unsupported parameters 555 5.5.4,
 over-long lines and NULs 500 5.5.2, too many errors 421 4.7.0 and close,
-max_recipients 452 4.5.3 (each with its exact code and enhanced code);
+max_recipients 452 4.5.3, junk_command_limit (each with its exact code and enhanced code);
 every reply after the greeting carries an RFC 3463 enhanced code; the
 address parser accepts <>, quoted local parts and source routes."""
 import re
@@ -147,6 +147,40 @@ with t.case("max_errors = 5 -> 421 and close"):
     t.check_reply("the 421 is 421 4.7.0", last, 421, "4.7.0")
     t.check("connection closed after 421", c.closed_within(2))
     b5.stop()
+
+with t.case("junk_command_limit = 4, max_errors = 2: RSET NOOP VRFY HELP past the limit are errors"):
+    bj = t.backstop({"backend": {"address": sink.address},
+                     "limits": {"junk_command_limit": "4", "max_errors": "2"}})
+    c = bj.client()
+    c.ehlo()
+    got = [c.cmd(v).code for v in ("RSET", "NOOP", "VRFY user", "HELP")]
+    t.check("four junk commands answered as usual", got == [250, 250, 252, 214], got)
+    # a delivered message resets the count (as Postfix)
+    replies = c.mail_transaction("a@example.org", ["user@example.org"], "Subject: j\r\n\r\nbody\r\n")
+    t.check("a message is accepted", replies[-1].code == 250, replies[-1])
+    got = [c.cmd(v).code for v in ("RSET", "NOOP", "RSET", "NOOP")]
+    t.check("after it, four more junk commands answered as usual", got == [250] * 4, got)
+    # past the limit each junk command counts as an error: two more, then 421
+    got = []
+    for v in ("RSET", "NOOP", "RSET"):
+        try:
+            got.append(c.cmd(v, timeout=3).code)
+        except (Closed, OSError):
+            got.append("closed")
+            break
+    t.check("the 5th and 6th are answered, then 421 (max_errors = 2)", got == [250, 250, 421], got)
+    t.check("connection closed after 421", c.closed_within(2))
+    t.check("the log says why", bj.wait_log(r"more than 4 junk commands"), bj.log()[-1500:])
+    # 0: no limit
+    b0 = t.backstop({"backend": {"address": sink.address},
+                     "limits": {"junk_command_limit": "0", "max_errors": "2"}})
+    c = b0.client()
+    c.ehlo()
+    got = [c.cmd("NOOP").code for i in range(30)]
+    t.check("junk_command_limit = 0: 30 NOOPs all 250", got == [250] * 30, got)
+    c.cmd("QUIT")
+    bj.stop()
+    b0.stop()
 
 with t.case("every reply after the greeting has an enhanced code"):
     c = bs.client()
