@@ -261,12 +261,12 @@ static void session(unsigned number, const char *client_ip, const char *script, 
  * capabilities record are the loop's; their accessors may change). */
 static struct backend_known *pool_known(void)
 {
-	return server_backend_known();
+	return &fp_worker.backend_known;
 }
 
 static size_t pool_kept(void)
 {
-	return server_backend_pool()->n;
+	return fp_worker.backend_pool.n;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
