@@ -922,6 +922,15 @@ static void be_parse(struct backend *be)
 	if (be->dead)
 		return;
 	buf_consume(&be->in, pos);
+	if (be->state == BE_READY && be->in.len == 0 && be->reply.nlines > 0) {
+		/* a reply's first lines (250-x) while nothing was asked: the
+		 * bytes are consumed, but the lines would open the reply to our
+		 * next command */
+		log_info("%s: backend sent %u line(s) of a reply while idle; closing it", be->p.log_id,
+		    (unsigned)be->reply.nlines);
+		be_fail(be, BACKEND_EPROTO);
+		return;
+	}
 	if (be->state == BE_READY && be->in.len > 0) {
 		/* part of a line while nothing was asked (a kept connection's
 		 * idle time, between a session's commands): it would prefix the

@@ -58,7 +58,7 @@ struct backend_caps {
  * target: the inbound backend and the outbound relay (a relay without DSN
  * must not take DSN from the inbound EHLO). What EHLO to clients may
  * promise (SMTPUTF8, DSN), and whether a new connection may send XCLIENT
- * at once. One per loop, owned by its server state (server_backend_known)
+ * at once. One per loop, owned by its struct worker (w->backend_known)
  * and passed to every connection and probe; all zero: nothing known. */
 struct backend_known {
 	struct {

@@ -541,8 +541,13 @@ again:
 			continue;
 		}
 		if (line.flags & SMTP_LINE_PARTIAL) {
+			/* a line never completed never reaches session_command:
+			 * max_errors is checked here too, or over-long lines got
+			 * 500 after 500 until session_timeout. (session_reply
+			 * counts the 500.) */
 			s->skip_to_eol = true;
-			s->errors++;
+			if (session_errors_exceeded(s))
+				break;
 			session_reply(s, 500, "5.5.2", "Error: line too long (limit %d)", SESSION_CMD_MAX);
 			continue;
 		}

@@ -278,6 +278,9 @@ unsigned sessions_count(struct worker *w);
 
 /* session_cmd.c */
 void session_command(struct session *s, const struct smtp_line *line);
+/* session_errors_exceeded - at max_errors: 421, close, true (before the next
+ * command line, whole or over-long) */
+bool session_errors_exceeded(struct session *s);
 /* session_non_smtp - a client speaking another protocol (HTTP, TLS in
  * plaintext): logged, told once (postscreen's reply) and disconnected */
 void session_non_smtp(struct session *s, enum smtp_foreign what, const char *data, size_t len);

@@ -1018,6 +1018,20 @@ static void count_junk(struct session *s)
 	}
 }
 
+bool session_errors_exceeded(struct session *s)
+{
+	const struct config *c = s->cfg;
+
+	if (s->errors < c->limits.max_errors)
+		return false;
+	log_info("%s: too many errors from [%s]:%u after %s", s->sid, s->ip, s->port,
+	    smtp_state_name(s->state));
+	s->reply_check = METRICS_CHECK_LIMITS;
+	session_reply(s, 421, "4.7.0", "%s Error: too many errors", c->server.hostname);
+	session_close(s, "too many errors");
+	return true;
+}
+
 void session_command(struct session *s, const struct smtp_line *line)
 {
 	struct smtp_cmd cmd;
@@ -1025,14 +1039,8 @@ void session_command(struct session *s, const struct smtp_line *line)
 	enum smtp_seq seq;
 	const struct config *c = s->cfg;
 
-	if (s->errors >= c->limits.max_errors) {
-		log_info("%s: too many errors from [%s]:%u after %s", s->sid, s->ip, s->port,
-		    smtp_state_name(s->state));
-		s->reply_check = METRICS_CHECK_LIMITS;
-		session_reply(s, 421, "4.7.0", "%s Error: too many errors", c->server.hostname);
-		session_close(s, "too many errors");
+	if (session_errors_exceeded(s))
 		return;
-	}
 	/* before the bare newline check: scanners often end lines with LF */
 	if (smtp_foreign_line(line->data, line->len) != SMTP_FOREIGN_NONE) {
 		session_non_smtp(s, smtp_foreign_line(line->data, line->len), line->data, line->len);

@@ -182,6 +182,34 @@ with t.case("junk_command_limit = 4, max_errors = 2: RSET NOOP VRFY HELP past th
     bj.stop()
     b0.stop()
 
+with t.case("max_errors = 3 counts over-long lines -> 421 and close"):
+    # a line never completed never reached the max_errors check: over-long
+    # lines got 500 after 500 until session_timeout
+    b3 = t.backstop({"backend": {"address": sink.address}, "limits": {"max_errors": "3"}})
+    c = b3.client()
+    c.ehlo()
+    got, last = [], None
+    for i in range(6):
+        try:
+            last = c.cmd("X" * 3000, timeout=3)
+            got.append(last.code)
+        except (Closed, OSError):
+            got.append("closed")
+            break
+        if last.code == 421:
+            break
+    t.check("three over-long lines get 500, the fourth 421", got == [500] * 3 + [421], got)
+    t.check_reply("the 421 is 421 4.7.0", last, 421, "4.7.0")
+    t.check("connection closed after 421", c.closed_within(2))
+    # one over-long line is one error (it was counted twice)
+    c = b3.client()
+    c.ehlo()
+    codes = [c.cmd("X" * 3000).code, c.cmd("BOGUS").code, c.cmd("NOOP").code]
+    t.check("an over-long line and an unknown command are two errors: NOOP still 250", codes == [500, 500, 250],
+            codes)
+    c.cmd("QUIT")
+    b3.stop()
+
 with t.case("every reply after the greeting has an enhanced code"):
     c = bs.client()
     c.ehlo()

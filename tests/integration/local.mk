@@ -106,3 +106,6 @@ INTEGRATION_TESTS += tests/integration/dns_cache.py
 # the loop's owner (struct worker) but what the allowlist names, with why
 INTEGRATION_TESTS += tests/integration/no_loop_globals.sh
 EXTRA_DIST += tests/integration/loop_globals.allow
+# [server] workers = 2 with sessions in DATA in each worker: SIGHUP, SIGTERM
+# within and past drain_time, SIGKILL of one worker (real Postfix)
+INTEGRATION_TESTS += tests/integration/workers_drain.py
