@@ -603,12 +603,38 @@ void session_resume(struct session *s)
 	session_process(s);
 }
 
-/* data_rate_due - when the content must be complete at data_min_rate */
+/* data_clock - data_min_rate charges the client only for the time
+ * backstop was ready to take its content: the clock stops while a check or
+ * the backend holds the session (wait) or reading is stopped (the input
+ * buffer full, replies not read), and goes on when both end. Called
+ * wherever the timer is armed. */
+static void data_clock(struct session *s)
+{
+	uint64_t now = uv_now(s->worker->loop);
+	bool held = s->wait != WAIT_NONE || !s->reading;
+
+	if (s->state != SMTP_STATE_DATA) {
+		s->txn.data_paused_since = 0;
+		return;
+	}
+	if (held && s->txn.data_paused_since == 0) {
+		s->txn.data_paused_since = now > 0 ? now : 1;
+	} else if (!held && s->txn.data_paused_since != 0) {
+		s->txn.data_paused_ms += now - s->txn.data_paused_since;
+		s->txn.data_paused_since = 0;
+	}
+}
+
+/* data_rate_due - when the content must be complete at data_min_rate,
+ * the time backstop held it not counted */
 static uint64_t data_rate_due(const struct session *s)
 {
 	const struct config *c = s->cfg;
+	uint64_t paused = s->txn.data_paused_ms, now = uv_now(s->worker->loop);
 
-	return s->txn.data_started_ms + c->limits.data_timeout +
+	if (s->txn.data_paused_since != 0 && now > s->txn.data_paused_since)
+		paused += now - s->txn.data_paused_since;
+	return s->txn.data_started_ms + paused + c->limits.data_timeout +
 	    s->txn.data.bytes * 1000 / c->limits.data_min_rate;
 }
 
@@ -619,6 +645,7 @@ void session_timer_arm(struct session *s)
 
 	if (s->closing || s->wait == WAIT_GREET)
 		return;
+	data_clock(s);
 	if (s->wait == WAIT_PROXY) {   /* a deadline for the whole header */
 		t = s->proxy_deadline > now ? s->proxy_deadline - now : 1;
 		uv_timer_start(&s->timer, on_timer, t, 0);

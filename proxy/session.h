@@ -135,6 +135,9 @@ struct txn {
 	enum metrics_check failed_check; /* and what refused it */
 	uint64_t started_ms;
 	uint64_t data_started_ms; /* when DATA's 354 went (data_min_rate) */
+	uint64_t data_paused_ms;  /* time since then backstop held the content
+	                             (a check, the backend, a full buffer) */
+	uint64_t data_paused_since; /* 0, or when the current hold began */
 	bool eod_pending;        /* the final dot came; the next reply answers it */
 	uint64_t eod_started_ms; /* when (for the end-of-data latency) */
 };

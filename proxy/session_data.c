@@ -154,6 +154,7 @@ void session_data_start(struct session *s)
 
 	s->state = SMTP_STATE_DATA;
 	t->data_started_ms = uv_now(s->tcp.loop);
+	t->data_paused_ms = t->data_paused_since = 0;
 	memset(&t->data, 0, sizeof t->data);
 	t->failed_code = 0;
 	s->dbuf.len = 0;

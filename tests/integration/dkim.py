@@ -248,6 +248,36 @@ with t.case("annotate: a stalled key lookup is temperror after [dkim] timeout, o
     check_delivered(fast_fx)
     bs.stop()
 
+with t.case("data_min_rate does not charge the client for the key lookup backstop waits on"):
+    # headers, then the body only after the end-of-header check (the slow
+    # key, [dkim] timeout) is over: the content is due data_timeout (1 s)
+    # plus its size at data_min_rate after DATA, the wait not counted
+    pf.clear_mail()
+    bs = t.backstop({"backend": {"address": pf.address},
+                     "dns": {"servers": "127.0.0.1:%d" % dport, "timeout": "5s"},
+                     "spf": {"mode": "off"},
+                     "dkim": {"mode": "annotate", "timeout": "%gs" % DKIM_TIMEOUT},
+                     "limits": {"data_timeout": "1s", "data_min_rate": "1000000"}})
+    fx = FX["slow-key"]
+    c = bs.client(timeout=15)
+    c.ehlo()
+    replies = [c.cmd("MAIL FROM:<sender@%s>" % fx["from_domain"]),
+               c.cmd("RCPT TO:<user@test.example>"), c.cmd("DATA")]
+    t.check("slow-key: DATA 354", [x.code for x in replies] == [250, 250, 354], replies)
+    wire = dot_stuff(fx["raw"])
+    cut = wire.index(b"\r\n\r\n") + 4
+    c.send(wire[:cut])
+    time.sleep(DKIM_TIMEOUT + 0.5)   # the check ends after [dkim] timeout
+    early = c.try_reply(0.01)
+    t.check("nothing refused while backstop itself waited", early is None, early)
+    c.send(wire[cut:] + b".\r\n")
+    r = c.reply(timeout=15)
+    t.check_reply("slow-key: 250 at end of data (the wait was backstop's)", r, 250)
+    t.check("no 'slower than data_min_rate' in the log",
+            bs.count_log(r"slower than data_min_rate") == 0, bs.log()[-1500:])
+    c.cmd("QUIT")
+    bs.stop()
+
 with t.case("enforce, require_signed_by = %s: refusals at end of data, no copy kept" % REQUIRED):
     pf.clear_mail()
     pf.mark()
