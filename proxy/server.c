@@ -285,12 +285,31 @@ static void listeners_close(struct worker *w)
 	w->listeners = NULL;
 }
 
+/* After drain_time, a session whose final dot is already at the backend
+ * gets the backend's reply (or this long), not a 421 that its client
+ * would answer by sending the message again. */
+#define DRAIN_EOD_GRACE_MS 10000
+
 static void on_drain_timer(uv_timer_t *t)
 {
 	struct worker *w = t->data;
+	unsigned left;
 
+	if (w->drain_eod_grace) {
+		log_info("end-of-data grace over: closing %u remaining session(s)", sessions_count(w));
+		sessions_close_all(w, "shutdown", true);
+		server_stop(w);
+		return;
+	}
 	log_info("drain time over: closing %u remaining session(s)", sessions_count(w));
-	sessions_close_all(w, "shutdown");
+	left = sessions_close_all(w, "shutdown", false);
+	if (left > 0) {
+		log_info("%u session(s) whose message is at the backend wait up to %ums for its reply",
+		    left, DRAIN_EOD_GRACE_MS);
+		w->drain_eod_grace = true;
+		uv_timer_start(&w->drain_timer, on_drain_timer, DRAIN_EOD_GRACE_MS, 0);
+		return;
+	}
 	server_stop(w);
 }
 
@@ -335,7 +354,7 @@ static void on_sigterm(uv_signal_t *h, int signum)
 
 	if (w->draining) {
 		log_info("second signal %d: closing all sessions now", signum);
-		sessions_close_all(w, "shutdown");
+		sessions_close_all(w, "shutdown", true);
 		server_stop(w);
 		return;
 	}

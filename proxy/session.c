@@ -932,11 +932,19 @@ void sessions_drain(struct worker *w)
 		s->drain_after_txn = true;
 }
 
-void sessions_close_all(struct worker *w, const char *why)
+unsigned sessions_close_all(struct worker *w, const char *why, bool force)
 {
 	struct session *s, *next;
+	unsigned left = 0;
+
 	for (s = w->sessions; s; s = next) {
 		next = s->next;
+		if (!force && s->txn.eod_pending && s->txn.dot_at_backend && s->wait == WAIT_BACKEND) {
+			/* a 421 now and the backend's 250 later would be a message
+			 * delivered that the client sends again */
+			left++;
+			continue;
+		}
 		if (s->txn.active)
 			session_summary(s, "shutdown");
 		if (s->wait != WAIT_PROXY)   /* nothing before a PROXY header */
@@ -944,4 +952,5 @@ void sessions_close_all(struct worker *w, const char *why)
 			    s->cfg->server.hostname);
 		session_close(s, why);
 	}
+	return left;
 }

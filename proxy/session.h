@@ -139,6 +139,8 @@ struct txn {
 	                             (a check, the backend, a full buffer) */
 	uint64_t data_paused_since; /* 0, or when the current hold began */
 	bool eod_pending;        /* the final dot came; the next reply answers it */
+	bool dot_at_backend;     /* ... and went to the backend: closing now could
+	                            leave it delivered and the client retrying */
 	uint64_t eod_started_ms; /* when (for the end-of-data latency) */
 };
 
@@ -276,7 +278,10 @@ void session_release(struct session *s);    /* a handle closed */
 
 /* the loop's shutdown: SIGTERM */
 void sessions_drain(struct worker *w);
-void sessions_close_all(struct worker *w, const char *why);
+/* sessions_close_all - 421 and close every session; unless force, a
+ * session whose final dot is at the backend is left to get the backend's
+ * reply first (it closes right after it). The number left. */
+unsigned sessions_close_all(struct worker *w, const char *why, bool force);
 unsigned sessions_count(struct worker *w);
 
 /* session_cmd.c */

@@ -330,6 +330,7 @@ static bool spool_pump(struct session *s)
 	}
 	spool_close(&t->spool);
 	s->wait = WAIT_BACKEND;
+	t->dot_at_backend = true;
 	session_backend_data_end(s, &s->dbuf, dot_relayed);
 	return false;
 }
@@ -408,6 +409,7 @@ static void eod_filtered(struct session *s, const struct filter_verdict *v)
 		return;
 	}
 	s->wait = WAIT_BACKEND;
+	s->txn.dot_at_backend = true;
 	session_backend_data_end(s, &s->dbuf, dot_relayed);
 }
 

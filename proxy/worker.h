@@ -60,6 +60,8 @@ struct worker {
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t drain_timer;
 	bool draining, stopped;
+	bool drain_eod_grace;       /* drain_time is over; only sessions whose
+	                               final dot is at the backend are left */
 
 	/* per-IP connection counts of a single process (server.c; workers
 	 * share theirs: ctx->ipcounts) */

@@ -64,6 +64,69 @@ with t.case("SIGTERM: drain_time expires -> 421 and exit"):
     t.check("exits 0", rc == 0, rc)
     bs.check_sanitizers()
 
+class SlowDotBackend(ThreadedServer):
+    """A backend that takes DOT_DELAY seconds to answer the final dot, and
+    counts the messages it accepted."""
+    DOT_DELAY = 2.0
+
+    def __init__(self):
+        ThreadedServer.__init__(self, t)
+        self.accepted = 0
+
+    def session(self, c):
+        f = c.makefile("rb")
+        c.sendall(b"220 slow.example ESMTP\r\n")
+        in_data = False
+        for line in f:
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    time.sleep(self.DOT_DELAY)
+                    self.accepted += 1
+                    c.sendall(b"250 2.0.0 Ok: queued as SLOW%d\r\n" % self.accepted)
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                c.sendall(b"250-slow.example\r\n250 PIPELINING\r\n")
+            elif verb == b"DATA":
+                in_data = True
+                c.sendall(b"354 go\r\n")
+            elif verb == b"QUIT":
+                c.sendall(b"221 bye\r\n")
+                return
+            else:
+                c.sendall(b"250 2.0.0 Ok\r\n")
+
+
+with t.case("drain_time over while the backend has the final dot: the client gets its reply, not 421"):
+    # a 421 while the backend queues the message makes the client send it
+    # again: a duplicate (invariant 1)
+    slow = SlowDotBackend()
+    bs = t.backstop({"backend": {"address": slow.address, "xclient": "off", "pool_size": "0"},
+                     "server": {"drain_time": "500ms"}})
+    c = bs.client(timeout=10)
+    c.ehlo()
+    t.check_reply("MAIL", c.cmd("MAIL FROM:<a@example.org>"), 250)
+    t.check_reply("RCPT", c.cmd("RCPT TO:<b@example.org>"), 250)
+    t.check_reply("DATA", c.cmd("DATA"), 354)
+    c.send(dot_stuff(make_message("slow dot")) + b".\r\n")
+    time.sleep(0.2)   # the dot is at the backend, which answers in 2 s
+    t0 = time.monotonic()
+    bs.signal(signal.SIGTERM)
+    r = c.reply(timeout=8)
+    dt = time.monotonic() - t0
+    t.check_reply("the backend's 250 reaches the client after drain_time", r, 250, "2.0.0")
+    t.check("when the backend answered (%.1fs)" % dt, 1.2 <= dt <= 4.0, dt)
+    t.check("the backend accepted it once", slow.accepted == 1, slow.accepted)
+    r2 = c.try_reply(3)
+    t.check("then 421 and the connection closed",
+            (r2 is not None and r2.code == 421) or c.eof or c.closed_within(2), r2)
+    t.check("the log says it waited", bs.wait_log(r"1 session\(s\) whose message is at the backend wait"),
+            bs.log()[-2000:])
+    rc = bs.wait_exit(5)
+    t.check("exits 0", rc == 0, rc)
+    bs.check_sanitizers()
+
 with t.case("SIGTERM with no sessions exits at once"):
     bs = t.backstop({"backend": {"address": sink.address}, "server": {"drain_time": "10s"}})
     t0 = time.monotonic()
