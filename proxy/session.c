@@ -900,24 +900,20 @@ void session_close(struct session *s, const char *why)
 			backend_quit(s->be);
 	}
 	session_read_stop(s);
+	s->shutdown_req.data = s;
 	if (!s->tls && uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) == 0) {
 		/* the last reply has left (write_raw wrote it at once): close
 		 * now; close(2) sends the FIN a shutdown would, and there is no
 		 * queue to wait for (saves the shutdown, its epoll round and the
 		 * timer per session) */
-		struct worker *w = s->worker;
-
-		s->shutdown_req.data = s;
 		on_shutdown(&s->shutdown_req, 0);
-		if (server_draining(w) && w->nsessions == 0)
-			server_stop(w);
-		return;
+	} else {
+		/* give the last reply 5 s to leave, then close regardless */
+		uv_timer_start(&s->timer, on_timer, 5000, 0);
+		if (uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->tcp, on_shutdown) != 0)
+			on_shutdown(&s->shutdown_req, 0);
 	}
-	/* give the last reply 5 s to leave, then close regardless */
-	uv_timer_start(&s->timer, on_timer, 5000, 0);
-	s->shutdown_req.data = s;
-	if (uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->tcp, on_shutdown) != 0)
-		on_shutdown(&s->shutdown_req, 0);
+	/* s is freed by its handles' close callbacks, on a later loop turn */
 	if (server_draining(s->worker) && s->worker->nsessions == 0)
 		server_stop(s->worker);
 }
