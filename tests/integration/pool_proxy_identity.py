@@ -56,29 +56,11 @@ class HeaderBackend(ThreadedServer):
             hdr = parse_v2(data)
             self.headers.append(hdr)
             c.sendall(b"220 header.backend ESMTP\r\n")
-            f = c.makefile("rb")
-            body = None
-            for line in f:
-                if body is not None:
-                    if line == b".\r\n":
-                        m = re.search(rb"Subject: (.*)\r\n", b"".join(body))
-                        self.messages.append((hdr, m.group(1).decode() if m else ""))
-                        body = None
-                        c.sendall(b"250 2.0.0 Ok: queued\r\n")
-                    else:
-                        body.append(line)
-                    continue
-                verb = line[:4].upper()
-                if verb == b"EHLO":
-                    c.sendall(b"250-header.backend\r\n250 PIPELINING\r\n")
-                elif verb == b"DATA":
-                    body = []
-                    c.sendall(b"354 go\r\n")
-                elif verb == b"QUIT":
-                    c.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    c.sendall(b"250 2.0.0 Ok\r\n")
+
+            def message(lines):
+                m = re.search(rb"Subject: (.*)\r\n", b"".join(lines))
+                self.messages.append((hdr, m.group(1).decode() if m else ""))
+            smtp_dialogue(c, "header.backend", message)
         except OSError:
             pass
 

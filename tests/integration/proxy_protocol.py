@@ -374,25 +374,7 @@ class HeaderBackend(ThreadedServer):
                 data += c.recv(16 + n - len(data))
             self.headers.append(data)
             c.sendall(b"220 header.backend ESMTP\r\n")
-            f = c.makefile("rb")
-            in_data = False
-            for line in f:
-                if in_data:
-                    if line == b".\r\n":
-                        in_data = False
-                        c.sendall(b"250 2.0.0 Ok: queued\r\n")
-                    continue
-                verb = line[:4].upper()
-                if verb == b"EHLO":
-                    c.sendall(b"250-header.backend\r\n250 PIPELINING\r\n")
-                elif verb == b"DATA":
-                    in_data = True
-                    c.sendall(b"354 go\r\n")
-                elif verb == b"QUIT":
-                    c.sendall(b"221 bye\r\n")
-                    return
-                else:
-                    c.sendall(b"250 2.0.0 Ok\r\n")
+            smtp_dialogue(c, "header.backend")
         except OSError:
             pass
 

@@ -74,28 +74,13 @@ class SlowDotBackend(ThreadedServer):
         self.accepted = 0
 
     def session(self, c):
-        f = c.makefile("rb")
         c.sendall(b"220 slow.example ESMTP\r\n")
-        in_data = False
-        for line in f:
-            if in_data:
-                if line == b".\r\n":
-                    in_data = False
-                    time.sleep(self.DOT_DELAY)
-                    self.accepted += 1
-                    c.sendall(b"250 2.0.0 Ok: queued as SLOW%d\r\n" % self.accepted)
-                continue
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                c.sendall(b"250-slow.example\r\n250 PIPELINING\r\n")
-            elif verb == b"DATA":
-                in_data = True
-                c.sendall(b"354 go\r\n")
-            elif verb == b"QUIT":
-                c.sendall(b"221 bye\r\n")
-                return
-            else:
-                c.sendall(b"250 2.0.0 Ok\r\n")
+        smtp_dialogue(c, "slow.example", self.message)
+
+    def message(self, lines):
+        time.sleep(self.DOT_DELAY)
+        self.accepted += 1
+        return b"250 2.0.0 Ok: queued as SLOW%d\r\n" % self.accepted
 
 
 with t.case("drain_time over while the backend has the final dot: the client gets its reply, not 421"):

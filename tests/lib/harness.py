@@ -1425,6 +1425,36 @@ def clauses(ar, method):
 
 # ------------------------------------------------ scripted peers
 
+def smtp_dialogue(c, name, on_message=None):
+    """The backend side of a minimal SMTP session on socket c, after its
+    220: EHLO gets PIPELINING, DATA 354 and then the content up to the
+    dot, QUIT 221 (and the end), anything else 250. At each dot
+    on_message(lines) may return the reply (bytes, CRLF-ended); the default
+    is 250. For fake backends that only differ in what they note."""
+    f = c.makefile("rb")
+    body = None
+    for line in f:
+        if body is not None:
+            if line == b".\r\n":
+                r = on_message(body) if on_message else None
+                body = None
+                c.sendall(r or b"250 2.0.0 Ok: queued\r\n")
+            else:
+                body.append(line)
+            continue
+        verb = line[:4].upper()
+        if verb == b"EHLO":
+            c.sendall(b"250-%s\r\n250 PIPELINING\r\n" % name.encode())
+        elif verb == b"DATA":
+            body = []
+            c.sendall(b"354 go\r\n")
+        elif verb == b"QUIT":
+            c.sendall(b"221 bye\r\n")
+            return
+        else:
+            c.sendall(b"250 2.0.0 Ok\r\n")
+
+
 class ThreadedServer:
     """A TCP listener on a free loopback port that runs session(conn) on a
     thread per connection; closed at the end of the test. Subclasses write
