@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import time
+from procs import stop_process
 
 
 def die(msg):
@@ -111,13 +112,7 @@ class Sink:
         return int(m[-1]) if m else 0
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def start_backstop(binary, workdir, ini_text, ports, sink):

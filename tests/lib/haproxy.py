@@ -12,6 +12,7 @@ writes, checked first with `haproxy -c`, stopped with the test.
 """
 import os
 import subprocess
+from procs import stop_process
 
 
 class HAProxy:
@@ -53,13 +54,7 @@ class HAProxy:
             return f.read().decode("utf-8", "replace")
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.out is not None:
             self.out.close()
             self.out = None

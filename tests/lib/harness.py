@@ -50,6 +50,7 @@ import tempfile
 import threading
 import time
 import traceback
+from procs import stop_process
 
 SKIP = 77
 ERROR = 99
@@ -921,13 +922,7 @@ class SmtpSink:
             raise RuntimeError("smtp-sink did not start: %r" % argv)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         if self.proc:
             self.errf.close()
         self.proc = None
