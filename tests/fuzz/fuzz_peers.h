@@ -44,6 +44,9 @@
 #include "proxy/worker.h"
 
 #define FP_MAX_CHUNKS 64
+/* how the oracle knows backstop's 250 to an end of data (its reply text) */
+#define FP_MARK "(backstop id "
+#define FP_MARK_LEN (sizeof FP_MARK - 1)
 
 /* what the fake backend says: scripted (chunks, fuzz_backend) or a
  * well-behaved responder with a few refusal modes (fuzz_session) */
@@ -64,6 +67,8 @@ struct fp_conn {
 	bool closed;
 	size_t next_chunk;
 	bool dot_seen;          /* a final dot arrived, nothing sent since */
+	char sent_tail[FP_MARK_LEN - 1];   /* the last bytes sent towards backstop */
+	size_t sent_tail_len;
 	struct fp_conn *next;
 #ifdef FP_CONN_EXTRA
 	FP_CONN_EXTRA
@@ -129,6 +134,38 @@ static void fp_written(uv_write_t *req, int status)
 	free(req);
 }
 
+/* fp_unmark - the oracle recognises backstop's 250 to an end of data by
+ * its FP_MARK text, which backstop also relays from the backend's replies
+ * to other commands: the backend may not forge it, not even split over
+ * two sends (one line arrives at backstop in pieces). So every FP_MARK in
+ * the stream this connection sends that ends inside buf loses its last
+ * byte (always in buf); the tail of the stream is kept for the next send. */
+static void fp_unmark(struct fp_conn *c, char *buf, size_t len)
+{
+	char joined[2 * FP_MARK_LEN];
+	size_t tail = c->sent_tail_len, head = len < FP_MARK_LEN - 1 ? len : FP_MARK_LEN - 1;
+
+	/* a mark that straddles the old tail and buf */
+	memcpy(joined, c->sent_tail, tail);
+	memcpy(joined + tail, buf, head);
+	for (size_t i = 0; i + FP_MARK_LEN <= tail + head; i++)
+		if (i + FP_MARK_LEN > tail && memcmp(joined + i, FP_MARK, FP_MARK_LEN) == 0)
+			buf[i + FP_MARK_LEN - 1 - tail] = '-';
+	/* marks wholly inside buf */
+	for (char *p = buf; (p = memmem(p, len - (size_t)(p - buf), FP_MARK, FP_MARK_LEN)) != NULL; )
+		p[FP_MARK_LEN - 1] = '-';
+	/* the new tail: the last FP_MARK_LEN - 1 bytes of tail + buf */
+	if (len >= FP_MARK_LEN - 1) {
+		memcpy(c->sent_tail, buf + len - (FP_MARK_LEN - 1), FP_MARK_LEN - 1);
+		c->sent_tail_len = FP_MARK_LEN - 1;
+	} else {
+		size_t keep = tail + len > FP_MARK_LEN - 1 ? FP_MARK_LEN - 1 - len : tail;
+		memmove(c->sent_tail, c->sent_tail + tail - keep, keep);
+		memcpy(c->sent_tail + keep, buf, len);
+		c->sent_tail_len = keep + len;
+	}
+}
+
 static void fp_send(struct fp_conn *c, const void *data, size_t len)
 {
 	uv_write_t *req;
@@ -149,11 +186,7 @@ static void fp_send(struct fp_conn *c, const void *data, size_t len)
 	if (req == NULL || b.base == NULL)
 		abort();
 	memcpy(b.base, data, len);
-	/* the oracle recognises backstop's 250 to an end of data by its
-	 * "(backstop id " text, which backstop also relays from the backend's
-	 * replies to other commands: the backend may not forge it */
-	for (char *p = b.base; (p = memmem(p, len - (size_t)(p - b.base), "(backstop id ", 13)) != NULL; )
-		p[9] = '-';
+	fp_unmark(c, b.base, len);
 	b.len = len;
 	req->data = b.base;
 	if (uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, fp_written) != 0) {
@@ -333,7 +366,7 @@ static unsigned fp_count_accepts(const char *rx, size_t len)
 		if ((i == 0 || rx[i - 1] == '\n') && memcmp(rx + i, "250 ", 4) == 0) {
 			const char *eol = memchr(rx + i, '\n', len - i);
 			size_t l = eol ? (size_t)(eol - (rx + i)) : len - i;
-			if (memmem(rx + i, l, "(backstop id ", 13) != NULL)
+			if (memmem(rx + i, l, FP_MARK, FP_MARK_LEN) != NULL)
 				n++;
 		}
 	}
