@@ -45,9 +45,13 @@
  *            first gets 452 4.5.3 (separate transaction), so tagged and
  *            untagged recipients never share one envelope.
  *
- * State: the keys, loaded by init() on every (re)load into one
- * process-wide table; a failed reload keeps the previous keys. Hooks are
- * synchronous (an HMAC is cheap) and keep no per-session state.
+ * State: the keys, loaded by init() on every (re)load into the loop's
+ * state (struct filter_loop: one copy per event loop, made on its thread);
+ * a failed reload keeps the previous keys. Every reader finds them through
+ * the loop's filter state (batv_keys_current(env->filters)), the hooks
+ * here as much as the bounce filter, which asks for batv_bounce_verdict()
+ * with its own environment. Hooks are synchronous (an HMAC is cheap) and
+ * keep no per-session state.
  * Secrets are never logged; addresses in logs, replies and headers go
  * through log_escape().
  */
@@ -56,6 +60,7 @@
 #include "filters/batv.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -64,10 +69,6 @@
 #include "filters/batv_tag.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
-
-/* The keys every hook uses; replaced as a whole by a successful init(). */
-static struct batv_keys batv_keys;
-static bool batv_have_keys;
 
 #define BATV_ESC_ADDR 300   /* an escaped address, for replies and logs */
 
@@ -236,11 +237,23 @@ static bool routed_elsewhere(const struct config *cfg, const char *rcpt)
 	return d != NULL && d[0] == '[' && !is_exempt(cfg, rcpt);
 }
 
+/* env_keys - the loop's keys; without any, a table of none (every tag is
+ * then of an unknown key). */
+static const struct batv_keys *env_keys(const struct filter_env *env)
+{
+	static const struct batv_keys none;
+	const struct batv_keys *k = batv_keys_current(env->filters);
+
+	return k != NULL ? k : &none;
+}
+
 /* classify - verify one bounce recipient; stripped gets the bare address. */
-static enum rcpt_class classify(const struct config *cfg, const char *rcpt,
+static enum rcpt_class classify(const struct filter_env *env, const char *rcpt,
     enum batv_status *st, char *stripped, size_t cap)
 {
-	*st = batv_check(&batv_keys, rcpt, batv_today(),
+	const struct config *cfg = env->cfg;
+
+	*st = batv_check(env_keys(env), rcpt, batv_today(),
 	    (unsigned)cfg->batv.validity_days, stripped, cap);
 	if (!domain_protected(cfg, rcpt))
 		return routed_elsewhere(cfg, rcpt) ? RCPT_ROUTED : RCPT_UNPROTECTED;
@@ -304,7 +317,7 @@ static enum filter_result inbound_rcpt(const struct filter_env *env,
 	if (!domain_protected(cfg, env->rcpt))
 		return is_bounce(env) && routed_elsewhere(cfg, env->rcpt) ?
 		    inbound_routed(env, v) : FILTER_CONTINUE;
-	c = classify(cfg, env->rcpt, &st, stripped, sizeof stripped);
+	c = classify(env, env->rcpt, &st, stripped, sizeof stripped);
 	/* a well-formed tag is stripped, whatever its status: the backend
 	 * knows local@domain, not the tagged form */
 	if (st != BATV_NO_TAG && st != BATV_MALFORMED)
@@ -379,7 +392,7 @@ static enum filter_result inbound_data(const struct filter_env *env,
 		return FILTER_CONTINUE;
 	for (size_t i = 0; i < env->nrcpts; i++) {
 		enum batv_status st;
-		enum rcpt_class c = classify(cfg, rcpts[i], &st, stripped, sizeof stripped);
+		enum rcpt_class c = classify(env, rcpts[i], &st, stripped, sizeof stripped);
 		if (c == RCPT_PASS) {
 			npass++;
 			continue;
@@ -443,9 +456,9 @@ enum filter_result batv_bounce_verdict(const struct filter_env *env,
 	return inbound_data(env, v, stage);
 }
 
-const struct batv_keys *batv_keys_current(void)
+const struct batv_keys *batv_keys_current(const struct filter_loop *filters)
 {
-	return batv_have_keys ? &batv_keys : NULL;
+	return filter_loop_state(filters, &filter_batv);
 }
 
 /* outbound_connect - only the internal MTAs may send through us. */
@@ -477,6 +490,7 @@ static enum filter_result outbound_mail(const struct filter_env *env,
     struct filter_verdict *v)
 {
 	const struct config *cfg = env->cfg;
+	const struct batv_keys *keys = batv_keys_current(env->filters);
 	unsigned key = (unsigned)cfg->batv.sign_key;
 	char e[BATV_ESC_ADDR], er[BATV_ESC_ADDR];
 
@@ -489,7 +503,7 @@ static enum filter_result outbound_mail(const struct filter_env *env,
 		    env->sid, esc(env->mail_from, e, sizeof e), esc(env->rcpt, er, sizeof er));
 		return FILTER_CONTINUE;
 	}
-	if (!batv_have_keys || key >= BATV_NKEYS || !batv_keys.present[key]) {
+	if (keys == NULL || key >= BATV_NKEYS || !keys->present[key]) {
 		/* relaying untagged would get the bounces refused later */
 		v->code = 451;
 		snprintf(v->esc, sizeof v->esc, "4.3.5");
@@ -498,7 +512,7 @@ static enum filter_result outbound_mail(const struct filter_env *env,
 		    env->sid, key);
 		return FILTER_TEMPFAIL;
 	}
-	if (batv_sign(&batv_keys, key, env->mail_from, batv_today(),
+	if (batv_sign(keys, key, env->mail_from, batv_today(),
 	    (unsigned)cfg->batv.validity_days, v->rewrite, sizeof v->rewrite) < 0) {
 		v->rewrite[0] = '\0';
 		log_warn("%s: batv: sender %s too long to tag; relayed untagged",
@@ -577,13 +591,14 @@ static bool batv_enabled(const struct config *cfg)
 	return cfg->batv.mode != BATV_MODE_OFF || cfg->outbound.listen.n > 0;
 }
 
-/* batv_init - (re)load the keys; on failure the old ones stay in force. */
+/* batv_init - (re)load the keys into the loop's state (a struct
+ * batv_keys, allocated at the first load); on failure the old ones stay
+ * in force, and so do they when keys_file is no longer set. */
 static int batv_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
     size_t errlen)
 {
 	(void)loop;
-	(void)loop_state;   /* no per-loop state (yet) */
-	struct batv_keys k;
+	struct batv_keys k, *held = *loop_state;
 	unsigned key = (unsigned)cfg->batv.sign_key;
 
 	if (cfg->batv.keys_file == NULL || cfg->batv.keys_file[0] == '\0')
@@ -596,17 +611,26 @@ static int batv_init(void **loop_state, struct uv_loop_s *loop, const struct con
 		OPENSSL_cleanse(&k, sizeof k);
 		return -1;
 	}
-	batv_keys = k;
-	batv_have_keys = true;
+	if (held == NULL && (held = malloc(sizeof *held)) == NULL) {
+		snprintf(err, errlen, "out of memory for the keys of %s", cfg->batv.keys_file);
+		OPENSSL_cleanse(&k, sizeof k);
+		return -1;
+	}
+	*held = k;
+	*loop_state = held;
 	OPENSSL_cleanse(&k, sizeof k);
 	return 0;
 }
 
 static void batv_shutdown(void **loop_state)
 {
-	(void)loop_state;   /* no per-loop state (yet) */
-	OPENSSL_cleanse(&batv_keys, sizeof batv_keys);
-	batv_have_keys = false;
+	struct batv_keys *held = *loop_state;
+
+	if (held == NULL)
+		return;
+	OPENSSL_cleanse(held, sizeof *held);
+	free(held);
+	*loop_state = NULL;
 }
 
 const struct filter_ops filter_batv = {

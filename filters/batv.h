@@ -34,9 +34,11 @@ enum filter_result batv_bounce_verdict(const struct filter_env *env,
  * ignored)? The matcher of [batv] exempt and bounce_senders. */
 bool batv_glob_ci(const char *pattern, const char *s);
 
-/* batv_keys_current - the keys the filter verifies with (the last keys file
- * loaded), or NULL when [batv] keys_file is not set. */
-const struct batv_keys *batv_keys_current(void);
+/* batv_keys_current - the keys the BATV filter of the loop whose filter
+ * state is filters (env->filters) verifies with (the last keys file
+ * loaded there), or NULL when [batv] keys_file is not set or filters is
+ * NULL. Loop thread only. */
+const struct batv_keys *batv_keys_current(const struct filter_loop *filters);
 
 /*
  * batv_cli - "batv sign ADDRESS" prints the tagged address (exit 0);

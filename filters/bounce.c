@@ -125,9 +125,9 @@ static char *esc(const char *s, char *out, size_t cap)
 }
 
 /* rcpt_bare - the recipient without its BATV tag (any status). */
-static void rcpt_bare(const char *rcpt, char *out, size_t cap)
+static void rcpt_bare(const struct filter_env *env, const char *rcpt, char *out, size_t cap)
 {
-	const struct batv_keys *keys = batv_keys_current();
+	const struct batv_keys *keys = batv_keys_current(env->filters);
 	static const struct batv_keys none;
 
 	batv_check(keys ? keys : &none, rcpt, batv_today(), 1, out, cap);
@@ -140,7 +140,7 @@ static bool any_rcpt_covered(const struct filter_env *env)
 	char bare[FILTER_ADDR_MAX];
 
 	for (size_t i = 0; rcpts != NULL && i < env->nrcpts; i++) {
-		rcpt_bare(rcpts[i], bare, sizeof bare);
+		rcpt_bare(env, rcpts[i], bare, sizeof bare);
 		if (bounce_domain_covered(env->cfg, bare))
 			return true;
 	}
@@ -263,7 +263,7 @@ static bool judged_bare(const struct filter_env *env, size_t i, bool all, char *
 
 	if (rcpts == NULL || i >= env->nrcpts)
 		return false;
-	rcpt_bare(rcpts[i], bare, cap);
+	rcpt_bare(env, rcpts[i], bare, cap);
 	return all || (bounce_domain_covered(env->cfg, bare) && !bounce_rcpt_exempt(env->cfg, bare));
 }
 
@@ -388,7 +388,7 @@ static bool check_relay(const struct filter_env *env, const struct bounce_origin
 static bool check_sent(const struct filter_env *env, const struct bounce_result *r, bool all,
     struct judgement *j)
 {
-	struct sentlog *log = outbound_sig_sentlog();
+	struct sentlog *log = outbound_sig_sentlog(env->filters);
 	const char *ids[2 + 8], *found = NULL;
 	char bare[FILTER_ADDR_MAX];
 	size_t n = 0, nrcpt = 0;
@@ -447,7 +447,7 @@ static bool check_sent(const struct filter_env *env, const struct bounce_result 
 static void judge(const struct filter_env *env, const struct bounce_result *r,
     struct judgement *j)
 {
-	const struct batv_keys *keys = batv_keys_current();
+	const struct batv_keys *keys = batv_keys_current(env->filters);
 	const struct bounce_original *o = &r->orig;
 
 	bool all;

@@ -29,6 +29,7 @@
 #include "filters/authres.h"
 
 struct config;
+struct filter_loop;
 struct ratelimit;
 struct uv_loop_s;
 
@@ -140,6 +141,10 @@ struct filter_env {
 	                              go to it; NULL: none (lookups fail) */
 	void *loop_state;          /* this filter's per-loop state (its init's
 	                              *loop_state; struct filter_loop) */
+	const struct filter_loop *filters; /* the whole loop's filter state:
+	                              another filter's, read through that
+	                              filter's accessor (batv_keys_current(),
+	                              outbound_sig_sentlog()); NULL: none */
 };
 
 /* Token for an asynchronous verdict. Copy it; it holds no pointer to the
@@ -226,6 +231,15 @@ int filters_init(struct filter_loop *fl, const struct config *cfg, char *err, si
 /* filters_shutdown - every filter's shutdown, in reverse table order, once
  * the event loop has ended (the sentlog's last flush). */
 void filters_shutdown(struct filter_loop *fl);
+
+/* filter_index - ops's index in filter_table (its slot in struct
+ * filter_loop), or filter_table_len when it is not in the table. */
+size_t filter_index(const struct filter_ops *ops);
+
+/* filter_loop_state - ops's per-loop state in fl (what its init made), or
+ * NULL when fl is NULL, ops is not in the table or has no state. The way
+ * one filter reads what another keeps for the loop. */
+void *filter_loop_state(const struct filter_loop *fl, const struct filter_ops *ops);
 
 
 /* filter_stage_name - "connect", "helo", "mail", ... */

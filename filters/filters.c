@@ -54,6 +54,22 @@ void filters_shutdown(struct filter_loop *fl)
 			filter_table[i]->shutdown(&fl->state[i]);
 }
 
+size_t filter_index(const struct filter_ops *ops)
+{
+	size_t i = 0;
+
+	while (i < filter_table_len && filter_table[i] != ops)
+		i++;
+	return i;
+}
+
+void *filter_loop_state(const struct filter_loop *fl, const struct filter_ops *ops)
+{
+	size_t i = filter_index(ops);
+
+	return fl != NULL && i < filter_table_len ? fl->state[i] : NULL;
+}
+
 const char *filter_stage_name(enum filter_stage stage)
 {
 	static const char *const names[FILTER_STAGE_COUNT] = {

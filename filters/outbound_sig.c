@@ -21,9 +21,11 @@
  * removes them on every listener, so nobody can hand us a signature to
  * relay, nor forge one to the inbound side at top level.
  *
- * State: the keys and the sentlog are process-wide and used from the loop
- * thread only (hooks, the flush timer, the after-work callback): one loop
- * today; the issue on worker loops moves them into struct worker. A
+ * State: the keys and the sentlog are the loop's (struct outsig_loop, the
+ * filter's slot in struct filter_loop), used from the loop thread only
+ * (hooks, the flush timer, the after-work callback); the bounce filter
+ * reads the sentlog through outbound_sig_sentlog(env->filters). [outbound]
+ * listen refuses [server] workers > 1 (main.c), so one loop has one. A
  * reload (init again) keeps the open sentlog when state_dir, remember,
  * sent_per_day and the key (from the lowest-numbered key of the keys file,
  * not sign_key's: a rotation keeps the log) are unchanged; otherwise the old one is
@@ -36,7 +38,9 @@
  * file, fsync, rename): no disk I/O on the loop. At shutdown, after the
  * loop has ended, the last flush is synchronous. A crash loses at most
  * one interval of ids: their bounces then count as unverified, not as
- * ours.
+ * ours. The state outlives shutdown while the timer closes or a worker's
+ * write is in flight (a flush job points to it): whichever of the two
+ * finishes last frees it (state_release).
  */
 #define _POSIX_C_SOURCE 200809L  /* strncasecmp */
 
@@ -70,8 +74,9 @@ struct outsig_txn {
 	char date[BSIG_DATE_MAX + 1];
 };
 
-/* Process-wide, loop thread only (see the top of the file). */
-static struct {
+/* The loop's (its filter_loop slot), loop thread only (see the top of the
+ * file). */
+struct outsig_loop {
 	struct batv_keys keys;
 	bool have_keys;
 	unsigned sign_key;
@@ -89,7 +94,9 @@ static struct {
 	char note[600];
 	bool flushing;                 /* a worker write is in flight */
 	long long overfull_day;        /* the day "overfull" was last logged */
-} outsig;
+	bool ended;                    /* shut down: freed once the timer is
+	                                  closed and no write is in flight */
+};
 
 static bool listener_outbound(const struct filter_env *env)
 {
@@ -101,15 +108,29 @@ unsigned outbound_sig_remember_days(const struct config *cfg)
 	return (unsigned)((cfg->sentlog.remember + DAY_MS - 1) / DAY_MS);
 }
 
-struct sentlog *outbound_sig_sentlog(void)
+struct sentlog *outbound_sig_sentlog(const struct filter_loop *filters)
 {
-	return outsig.log;
+	const struct outsig_loop *o = filter_loop_state(filters, &filter_outbound_sig);
+
+	return o != NULL ? o->log : NULL;
+}
+
+/* state_release - free o once shut down and nothing refers to it any
+ * more: the timer's close callback and a worker's write in flight both
+ * hold it. */
+static void state_release(struct outsig_loop *o)
+{
+	if (!o->ended || o->timer_on || o->flushing)
+		return;
+	OPENSSL_cleanse(o, sizeof *o);
+	free(o);
 }
 
 /* ---- flushing ---- */
 
 struct flush_job {
 	uv_work_t req;
+	struct outsig_loop *o;         /* kept alive while the job runs (flushing) */
 	struct sentlog_snapshot *snap;
 	unsigned generation;
 	int rc;
@@ -125,90 +146,103 @@ static void flush_work(uv_work_t *req)
 static void flush_done(uv_work_t *req, int status)
 {
 	struct flush_job *j = req->data;
+	struct outsig_loop *o = j->o;
 
-	outsig.flushing = false;
+	o->flushing = false;
 	if (status != 0 || j->rc != 0) {
 		log_error("sentlog: saving failed: %s; trying again in %llu s", status ?
-		    uv_strerror(status) : j->err, (unsigned long long)(outsig.interval / 1000));
-		if (outsig.log != NULL && j->generation == outsig.generation)
-			sentlog_mark_dirty(outsig.log);
+		    uv_strerror(status) : j->err, (unsigned long long)(o->interval / 1000));
+		if (o->log != NULL && j->generation == o->generation)
+			sentlog_mark_dirty(o->log);
 	} else {
 		log_debug("sentlog: saved (worker thread)");
 	}
 	sentlog_snapshot_free(j->snap);
 	free(j);
+	state_release(o);   /* shut down while the write ran */
 }
 
 static void flush_tick(uv_timer_t *t)
 {
+	struct outsig_loop *o = t->data;
 	struct flush_job *j;
 
-	if (outsig.note_pending) {
+	if (o->note_pending) {
 		/* logged from the loop: the daemon's log, not the terminal of -t
 		 * or of a "backstop batv" command, which also run init */
-		log_info("%s", outsig.note);
-		outsig.note_pending = false;
+		log_info("%s", o->note);
+		o->note_pending = false;
 	}
-	if (outsig.log == NULL || outsig.flushing || !sentlog_dirty(outsig.log))
+	if (o->log == NULL || o->flushing || !sentlog_dirty(o->log))
 		return;
-	if ((j = calloc(1, sizeof *j)) == NULL || (j->snap = sentlog_snapshot(outsig.log)) == NULL) {
+	if ((j = calloc(1, sizeof *j)) == NULL || (j->snap = sentlog_snapshot(o->log)) == NULL) {
 		free(j);
 		log_warn("sentlog: no memory for a snapshot; saving later");
 		return;
 	}
 	j->req.data = j;
-	j->generation = outsig.generation;
+	j->o = o;
+	j->generation = o->generation;
 	if (uv_queue_work(t->loop, &j->req, flush_work, flush_done) != 0) {
-		sentlog_mark_dirty(outsig.log);
+		sentlog_mark_dirty(o->log);
 		sentlog_snapshot_free(j->snap);
 		free(j);
 		return;
 	}
-	outsig.flushing = true;
+	o->flushing = true;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+	struct outsig_loop *o = h->data;
+
+	o->timer_on = false;
+	state_release(o);
 }
 
 /* timer_start - flushes every interval, and logs a new log's note at
  * once, from loop (the one init is given: init runs before the loop does,
  * and on reload, on it). Never keeps the loop alive: shutdown flushes by
  * itself. Without a loop (NULL) nothing is flushed until shutdown. */
-static void timer_start(uv_loop_t *loop)
+static void timer_start(struct outsig_loop *o, uv_loop_t *loop)
 {
 	const char *ms = getenv(SENTLOG_FLUSH_ENV);
 
-	outsig.interval = ms != NULL && atoi(ms) > 0 ? (uint64_t)atoi(ms) : SENTLOG_FLUSH_INTERVAL;
-	if (loop == NULL && !outsig.timer_on)
+	o->interval = ms != NULL && atoi(ms) > 0 ? (uint64_t)atoi(ms) : SENTLOG_FLUSH_INTERVAL;
+	if (loop == NULL && !o->timer_on)
 		return;
-	if (!outsig.timer_on) {
-		uv_timer_init(loop, &outsig.timer);
-		uv_unref((uv_handle_t *)&outsig.timer);
-		outsig.timer_on = true;
+	if (!o->timer_on) {
+		uv_timer_init(loop, &o->timer);
+		o->timer.data = o;
+		uv_unref((uv_handle_t *)&o->timer);
+		o->timer_on = true;
 	}
-	uv_timer_start(&outsig.timer, flush_tick, 0, outsig.interval);
+	uv_timer_start(&o->timer, flush_tick, 0, o->interval);
 }
 
 /* log_close_now - flush synchronously and close (reload, shutdown). */
-static void log_close_now(void)
+static void log_close_now(struct outsig_loop *o)
 {
 	char err[512];
 
-	if (outsig.log == NULL)
+	if (o->log == NULL)
 		return;
-	if (outsig.flushing) {
+	if (o->flushing) {
 		/* a reload while a worker writes: each write has a tmp file of
 		 * its own, but the worker's older copy could be renamed over a
 		 * newer one written here; the worker's copy is what is saved */
 		log_warn("sentlog: a save is under way; messages sent since it began are not saved");
-	} else if (sentlog_dirty(outsig.log)) {
-		if (sentlog_flush(outsig.log, err, sizeof err) < 0)
+	} else if (sentlog_dirty(o->log)) {
+		if (sentlog_flush(o->log, err, sizeof err) < 0)
 			log_error("sentlog: saving failed: %s", err);
 		else
-			log_info("sentlog: saved to %s/%s", outsig.state_dir, SENTLOG_FILE);
+			log_info("sentlog: saved to %s/%s", o->state_dir, SENTLOG_FILE);
 	}
-	sentlog_close(outsig.log);
-	outsig.log = NULL;
-	outsig.generation++;
-	free(outsig.state_dir);
-	outsig.state_dir = NULL;
+	sentlog_close(o->log);
+	o->log = NULL;
+	o->generation++;
+	free(o->state_dir);
+	o->state_dir = NULL;
 }
 
 /* ---- hooks ---- */
@@ -277,12 +311,16 @@ static enum filter_result outsig_eoh(const struct filter_env *env, struct filter
     const struct filter_async *async)
 {
 	struct outsig_txn *t = txn_get(env);
+	const struct outsig_loop *o = env->loop_state;
+	unsigned sign_key = (unsigned)env->cfg->batv.sign_key;
 	char value[BSIG_VALUE_MAX];
 
 	(void)async;
 	if (t == NULL || !listener_outbound(env))
 		return FILTER_CONTINUE;
-	if (!outsig.have_keys || bsig_make(&outsig.keys, outsig.sign_key, time(NULL),
+	if (o != NULL && o->have_keys)
+		sign_key = o->sign_key;
+	if (o == NULL || !o->have_keys || bsig_make(&o->keys, sign_key, time(NULL),
 	    t->message_id, t->date, env->null_sender ? "" : env->mail_from, value,
 	    sizeof value) < 0) {
 		/* as batv refuses to relay an untagged sender */
@@ -290,7 +328,7 @@ static enum filter_result outsig_eoh(const struct filter_env *env, struct filter
 		snprintf(v->esc, sizeof v->esc, "4.3.5");
 		snprintf(v->text, sizeof v->text, "signing key not available, try again later");
 		log_error("%s: outbound: cannot sign: [batv] sign_key %u is not loaded", env->sid,
-		    outsig.sign_key);
+		    sign_key);
 		return FILTER_TEMPFAIL;
 	}
 	snprintf(v->headers, sizeof v->headers, "%s: %s\r\n", BSIG_FIELD, value);
@@ -300,23 +338,24 @@ static enum filter_result outsig_eoh(const struct filter_env *env, struct filter
 static void outsig_txn_end(const struct filter_env *env, enum filter_outcome outcome)
 {
 	struct outsig_txn *t = txn_get(env);
+	struct outsig_loop *o = env->loop_state;
 	time_t now = time(NULL);
 	char id[BSIG_MSGID_MAX + 1], e[300];
 
 	if (t == NULL)
 		return;
-	if (outcome == FILTER_TXN_ACCEPTED && outsig.log != NULL && !env->null_sender &&
+	if (outcome == FILTER_TXN_ACCEPTED && o != NULL && o->log != NULL && !env->null_sender &&
 	    env->mail_from != NULL && bsig_canon_msgid(t->message_id, id, sizeof id) > 0) {
 		char sender[BSIG_SENDER_MAX + 1], e2[400];
 		bsig_canon_sender(env->mail_from, sender, sizeof sender);
-		sentlog_add(outsig.log, id, sender, now);
+		sentlog_add(o->log, id, sender, now);
 		log_debug("%s: sentlog: remembered %s from %s", env->sid,
 		    log_escape(id, strlen(id), e, sizeof e), log_escape(sender, strlen(sender), e2, sizeof e2));
-		uint64_t over = sentlog_overfull(outsig.log, now);
-		if (over > 0 && outsig.overfull_day != (long long)(now / 86400)) {
-			outsig.overfull_day = (long long)(now / 86400);
+		uint64_t over = sentlog_overfull(o->log, now);
+		if (over > 0 && o->overfull_day != (long long)(now / 86400)) {
+			o->overfull_day = (long long)(now / 86400);
 			log_warn("sentlog: more than [bounce] sent_per_day = %zu messages today: the false "
-			    "positive rate of the bounce check rises; raise sent_per_day", outsig.per_day);
+			    "positive rate of the bounce check rises; raise sent_per_day", o->per_day);
 		}
 	}
 	free(t);
@@ -335,17 +374,17 @@ static bool outsig_hold_listener(const struct config *cfg, const char *listener)
 
 /* open_log - (re)open the sentlog for cfg; keep the open one when nothing
  * it was made from changed. */
-static int open_log(uv_loop_t *loop, const struct config *cfg, const unsigned char key[BSIG_SENTLOG_KEY_BYTES],
-    char *err, size_t errlen)
+static int open_log(struct outsig_loop *o, uv_loop_t *loop, const struct config *cfg,
+    const unsigned char key[BSIG_SENTLOG_KEY_BYTES], char *err, size_t errlen)
 {
 	unsigned days = outbound_sig_remember_days(cfg);
 	size_t per_day = (size_t)cfg->sentlog.sent_per_day;
 	struct sentlog *l;
 	char why[512];
 
-	if (outsig.log != NULL && strcmp(outsig.state_dir, cfg->sentlog.state_dir) == 0 &&
-	    outsig.remember_days == days && outsig.per_day == per_day &&
-	    CRYPTO_memcmp(outsig.log_key, key, BSIG_SENTLOG_KEY_BYTES) == 0)
+	if (o->log != NULL && strcmp(o->state_dir, cfg->sentlog.state_dir) == 0 &&
+	    o->remember_days == days && o->per_day == per_day &&
+	    CRYPTO_memcmp(o->log_key, key, BSIG_SENTLOG_KEY_BYTES) == 0)
 		return 0;
 	l = sentlog_open(cfg->sentlog.state_dir, key, BSIG_SENTLOG_KEY_BYTES, days, per_day, why,
 	    sizeof why);
@@ -353,29 +392,29 @@ static int open_log(uv_loop_t *loop, const struct config *cfg, const unsigned ch
 		snprintf(err, errlen, "%s", why);
 		return -1;
 	}
-	log_close_now();
-	outsig.log = l;
-	if ((outsig.state_dir = strdup(cfg->sentlog.state_dir)) == NULL) {
+	log_close_now(o);
+	o->log = l;
+	if ((o->state_dir = strdup(cfg->sentlog.state_dir)) == NULL) {
 		sentlog_close(l);
-		outsig.log = NULL;
+		o->log = NULL;
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	outsig.remember_days = days;
-	outsig.per_day = per_day;
-	memcpy(outsig.log_key, key, BSIG_SENTLOG_KEY_BYTES);
-	snprintf(outsig.note, sizeof outsig.note, "sentlog: %u days of up to %zu messages a day, "
+	o->remember_days = days;
+	o->per_day = per_day;
+	memcpy(o->log_key, key, BSIG_SENTLOG_KEY_BYTES);
+	snprintf(o->note, sizeof o->note, "sentlog: %u days of up to %zu messages a day, "
 	    "%zu KB, %u hashes: %s", days, per_day, sentlog_memory(l) >> 10, sentlog_nhashes(l),
 	    sentlog_load_note(l));
-	outsig.note_pending = true;
-	timer_start(loop);
+	o->note_pending = true;
+	timer_start(o, loop);
 	return 0;
 }
 
 static int outsig_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
     size_t errlen)
 {
-	(void)loop_state;   /* no per-loop state (yet) */
+	struct outsig_loop *o = *loop_state;
 	struct batv_keys k;
 	unsigned char key[BSIG_SENTLOG_KEY_BYTES];
 	unsigned sign_key = (unsigned)cfg->batv.sign_key;
@@ -383,7 +422,8 @@ static int outsig_init(void **loop_state, struct uv_loop_s *loop, const struct c
 
 	if (!outsig_enabled(cfg)) {
 		/* a reload without [outbound] listen: save what was sent */
-		log_close_now();
+		if (o != NULL)
+			log_close_now(o);
 		return 0;
 	}
 	/* config_load() insists on keys_file with an [outbound] listener */
@@ -394,27 +434,39 @@ static int outsig_init(void **loop_state, struct uv_loop_s *loop, const struct c
 		OPENSSL_cleanse(&k, sizeof k);
 		return -1;
 	}
-	rc = open_log(loop, cfg, key, err, errlen);
+	if (o == NULL && (o = *loop_state = calloc(1, sizeof *o)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rc = -1;
+	} else {
+		rc = open_log(o, loop, cfg, key, err, errlen);
+	}
 	if (rc == 0) {
-		outsig.keys = k;
-		outsig.have_keys = true;
-		outsig.sign_key = sign_key;
+		o->keys = k;
+		o->have_keys = true;
+		o->sign_key = sign_key;
 	}
 	OPENSSL_cleanse(&k, sizeof k);
 	OPENSSL_cleanse(key, sizeof key);
 	return rc;
 }
 
+/* outsig_shutdown - the last flush (synchronous: the loop has ended),
+ * then the state goes: at once, or when the timer's close callback and a
+ * write still in flight are done (state_release). */
 static void outsig_shutdown(void **loop_state)
 {
-	(void)loop_state;   /* no per-loop state (yet) */
-	log_close_now();
-	if (outsig.timer_on) {
-		uv_close((uv_handle_t *)&outsig.timer, NULL);
-		outsig.timer_on = false;
-	}
-	OPENSSL_cleanse(&outsig.keys, sizeof outsig.keys);
-	outsig.have_keys = false;
+	struct outsig_loop *o = *loop_state;
+
+	if (o == NULL)
+		return;
+	*loop_state = NULL;
+	log_close_now(o);
+	OPENSSL_cleanse(&o->keys, sizeof o->keys);
+	o->have_keys = false;
+	o->ended = true;
+	if (o->timer_on)
+		uv_close((uv_handle_t *)&o->timer, timer_closed);
+	state_release(o);
 }
 
 const struct filter_ops filter_outbound_sig = {

@@ -17,11 +17,12 @@ struct config;
 extern const struct filter_ops filter_outbound_sig;
 
 /*
- * outbound_sig_sentlog - the process's sent-message log, for the bounce
- * check: NULL when no [outbound] listener is configured (nothing is ever
- * sent, nothing to remember) or it could not be opened. Loop thread only.
+ * outbound_sig_sentlog - the sent-message log of the loop whose filter
+ * state is filters (env->filters), for the bounce check: NULL when no
+ * [outbound] listener is configured (nothing is ever sent, nothing to
+ * remember), it could not be opened, or filters is NULL. Loop thread only.
  */
-struct sentlog *outbound_sig_sentlog(void);
+struct sentlog *outbound_sig_sentlog(const struct filter_loop *filters);
 
 /* outbound_sig_remember_days - [bounce] remember in whole days (rounded up). */
 unsigned outbound_sig_remember_days(const struct config *cfg);

@@ -45,6 +45,7 @@ void worker_init(struct worker *w, uv_loop_t *loop)
 	w->loop = loop;
 	w->backend.loop = loop;
 	w->filters.loop = loop;
+	spool_budget_init(&w->spool);
 	w->metrics = &w->own_metrics;
 }
 
@@ -74,7 +75,7 @@ static void metrics_gauges(void *arg, struct metrics_gauges *g)
 	g->connections = sessions_count(w);
 	g->backend_connections = backend_connections(&w->backend);
 	g->backend_pool_idle = w->backend_pool.n;
-	g->spool_bytes = spool_bytes_in_use();
+	g->spool_bytes = w->spool.in_use;
 	g->draining = w->draining;
 	g->dns = dns_counts(w->dns, g->dns_answers, &g->dns_inflight);
 	g->dns_cache = dns_cache_counts(w->dns, &g->dns_cache_hits, &g->dns_cache_misses);
@@ -451,7 +452,7 @@ void server_reload(struct worker *w)
 		log_error("reload: %s; the log stays where it was", ferr);
 	config_unref(w->current);
 	w->current = next;
-	spool_set_limit(w->current->spool.max_size);   /* [limits] spool_max, reloaded */
+	spool_budget_set_limit(&w->spool, w->current->spool.max_size);   /* [limits] spool_max, reloaded */
 	/* a kept connection was set up under the old settings (address, TLS,
 	 * XCLIENT, HELO): none is reused after a reload */
 	backend_pool_configure(&w->backend_pool, w->current);
@@ -485,7 +486,7 @@ int server_listen(struct worker *w, struct config *cfg)
 	uv_loop_t *loop = w->loop;
 
 	w->current = cfg;
-	spool_set_limit(w->current->spool.max_size);
+	spool_budget_set_limit(&w->spool, w->current->spool.max_size);
 	w->bound = config_ref(cfg);
 	backend_pool_configure(&w->backend_pool, cfg);
 	/* signals before the first "listening on": a SIGTERM that follows it

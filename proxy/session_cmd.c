@@ -926,10 +926,10 @@ static void cmd_data(struct session *s)
 		txn_refusal(s, "DATA");
 		return;
 	}
-	if (filters_hold(s) && !spool_has_room()) {
+	if (filters_hold(s) && !spool_budget_has_room(&s->worker->spool)) {
 		/* never a silent drop: the client keeps the message and retries */
 		log_warn("%s: spool full (%llu bytes in use, [limits] spool_max)", s->sid,
-		    (unsigned long long)spool_bytes_in_use());
+		    (unsigned long long)s->worker->spool.in_use);
 		s->reply_check = METRICS_CHECK_LIMITS;
 		session_reply(s, 452, "4.3.1", "Error: insufficient system resources, try again later");
 		txn_refusal(s, "DATA");

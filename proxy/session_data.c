@@ -164,7 +164,7 @@ void session_data_start(struct session *s)
 	t->hold = filters_hold(s);
 	t->feed_body = filters_body_wanted(s);
 	if (t->hold)
-		spool_open(&t->spool, s->cfg->spool.directory, (size_t)s->cfg->limits.data_buffer);
+		spool_open(&t->spool, &s->worker->spool, s->cfg->spool.directory, (size_t)s->cfg->limits.data_buffer);
 	smtp_wire_init(&t->wire, wire_emit, s);
 	smtp_fields_init(&t->fields, SESSION_HEADER_MAX, &t->wire, field_judge, s);
 	/* streaming: every authentication result is known now (SPF) */

@@ -70,6 +70,7 @@ static void build_env(struct session *s, struct filter_env *e, size_t index)
 	e->ratelimit = s->worker->ratelimit;
 	e->dns = s->worker->dns;
 	e->loop_state = index < FILTER_TABLE_MAX ? s->worker->filters.state[index] : NULL;
+	e->filters = &s->worker->filters;
 }
 
 static uint64_t filter_deadline_ms(const struct filter_ops *f, const struct config *cfg)

@@ -15,28 +15,26 @@
 #include "proxy/log.h"
 #include "proxy/spool.h"
 
-/* Process-wide accounting of spool files. With more than one loop (issue
- * "every core") this becomes an atomic; today one loop thread owns it. */
-static uint64_t spool_in_use, spool_limit = UINT64_MAX;
-
-void spool_set_limit(uint64_t max_bytes)
+void spool_budget_init(struct spool_budget *b)
 {
-	spool_limit = max_bytes;
+	b->in_use = 0;
+	b->limit = UINT64_MAX;
 }
 
-uint64_t spool_bytes_in_use(void)
+void spool_budget_set_limit(struct spool_budget *b, uint64_t max_bytes)
 {
-	return spool_in_use;
+	b->limit = max_bytes;
 }
 
-int spool_has_room(void)
+bool spool_budget_has_room(const struct spool_budget *b)
 {
-	return spool_in_use < spool_limit;
+	return b->in_use < b->limit;
 }
 
-void spool_open(struct spool *sp, const char *dir, size_t mem_max)
+void spool_open(struct spool *sp, struct spool_budget *budget, const char *dir, size_t mem_max)
 {
 	memset(sp, 0, sizeof *sp);
+	sp->budget = budget;
 	sp->dir = dir;
 	sp->mem_max = mem_max;
 }
@@ -105,15 +103,18 @@ int spool_write(struct spool *sp, const char *data, size_t len)
 		}
 		return 0;
 	}
-	if (spool_in_use + len > spool_limit) {
+	if (sp->budget == NULL || sp->dir == NULL) {
+		sp->error = EINVAL;   /* a zeroed spool: memory only */
+		return -1;
+	}
+	if (sp->budget->in_use + len > sp->budget->limit) {
 		sp->error = ENOSPC;
 		return -1;
 	}
 	if (!sp->file) {
-		if (sp->dir == NULL || (sp->fd = file_open(sp->dir)) < 0) {
-			sp->error = sp->dir ? errno : EINVAL;
-			log_warn("spool: cannot create a file in %s: %s", sp->dir ? sp->dir : "(none)",
-			    strerror(sp->error));
+		if ((sp->fd = file_open(sp->dir)) < 0) {
+			sp->error = errno;
+			log_warn("spool: cannot create a file in %s: %s", sp->dir, strerror(sp->error));
 			return -1;
 		}
 		sp->wbuf = malloc(SPOOL_WRITE_CHUNK);
@@ -138,7 +139,7 @@ int spool_write(struct spool *sp, const char *data, size_t len)
 		sp->wlen += len;
 	}
 	sp->file_bytes += len;
-	spool_in_use += len;
+	sp->budget->in_use += len;
 	return 0;
 }
 
@@ -189,6 +190,7 @@ void spool_close(struct spool *sp)
 	sp->wbuf = NULL;
 	sp->wlen = 0;
 	sp->file = false;
-	spool_in_use -= sp->file_bytes;
+	if (sp->budget != NULL)
+		sp->budget->in_use -= sp->file_bytes;
 	sp->file_bytes = 0;
 }

@@ -8,9 +8,11 @@
  * mode 0600. Nothing survives a crash by design: a message no one was told
  * 250 for is the client's to send again.
  *
- * The bytes on disk of every spool in the process are counted against one
- * limit (spool_max): a transaction that would go over it is told 452 at
- * DATA. Loop thread only (local disk I/O on the loop, like nginx's
+ * The bytes on disk of every spool of a loop are counted against its
+ * budget (struct spool_budget, in proxy's struct worker): [limits]
+ * spool_max is per worker process, so with [server] workers = N the disk
+ * bound is N x spool_max. A transaction that finds the budget spent is
+ * told 452 at DATA. Loop thread only (local disk I/O on the loop, like nginx's
  * temporary files: page-cached and bounded per write).
  */
 #ifndef SPOOL_H
@@ -22,7 +24,15 @@
 
 #include "proxy/buf.h"
 
+/* What the spool files of one loop may hold on disk, and hold now. */
+struct spool_budget {
+	uint64_t in_use;        /* bytes in the loop's spool files */
+	uint64_t limit;         /* [limits] spool_max */
+};
+
 struct spool {
+	struct spool_budget *budget;  /* the loop's, counted in; NULL only in a
+	                           zeroed spool, which never reaches a file */
 	struct buf mem;         /* the first mem_max bytes */
 	size_t mem_max;
 	bool file;              /* fd is open: the message outgrew memory
@@ -38,11 +48,21 @@ struct spool {
 	int error;              /* errno of the first failure, sticky */
 };
 
-/* spool_open - an empty spool; nothing is allocated until written. */
-void spool_open(struct spool *sp, const char *dir, size_t mem_max);
+/* spool_budget_init - an empty budget without a limit (until set). */
+void spool_budget_init(struct spool_budget *b);
+
+/* spool_budget_set_limit - [limits] spool_max, at start-up and reload. */
+void spool_budget_set_limit(struct spool_budget *b, uint64_t max_bytes);
+
+/* spool_budget_has_room - may a new transaction be held? (below the limit) */
+bool spool_budget_has_room(const struct spool_budget *b);
+
+/* spool_open - an empty spool whose file bytes count against budget
+ * (which must outlive it); nothing is allocated until written. */
+void spool_open(struct spool *sp, struct spool_budget *budget, const char *dir, size_t mem_max);
 
 /* spool_write - append; 0, or -1 (sp->error says why: ENOSPC also when
- * the process-wide limit is reached). */
+ * the budget's limit is reached). */
 int spool_write(struct spool *sp, const char *data, size_t len);
 
 /* spool_size - bytes held, memory and file. */
@@ -53,11 +73,5 @@ long spool_read(struct spool *sp, uint64_t offset, char *out, size_t len);
 
 /* spool_close - free memory, close (and so remove) the file. */
 void spool_close(struct spool *sp);
-
-/* The process-wide limit on bytes in spool files, and what is in use. */
-void spool_set_limit(uint64_t max_bytes);
-uint64_t spool_bytes_in_use(void);
-/* spool_has_room - may a new transaction be held? (below the limit) */
-int spool_has_room(void);
 
 #endif

@@ -24,6 +24,7 @@
 #include "proxy/backend.h"
 #include "proxy/backend_pool.h"
 #include "proxy/metrics.h"
+#include "proxy/spool.h"
 
 struct config;
 struct dns;
@@ -100,6 +101,10 @@ struct worker {
 	/* the filters' own per-loop state (filters/filter.h): made at
 	 * start-up, updated at reloads, freed at exit */
 	struct filter_loop filters;
+	/* the bytes this loop's held messages have on disk, against [limits]
+	 * spool_max (proxy/spool.h): per worker process, so with [server]
+	 * workers = N the disk bound is N x spool_max */
+	struct spool_budget spool;
 
 	/* the session registry (session.c): by id, and all of them */
 	struct session *sessions_by_id[WORKER_SESSION_BUCKETS];

@@ -26,8 +26,9 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 
-/* the filter's per-loop state (filters/filter.h: struct filter_loop) */
-static void *loop_state;
+/* the loop's filter state (filters/filter.h: struct filter_loop): the
+ * bounce filter reads the BATV filter's keys from it */
+static struct filter_loop filters;
 
 extern const struct filter_ops filter_bounce;
 extern const struct filter_ops filter_batv;
@@ -72,7 +73,7 @@ static void init(void)
 		cfg[i] = load(text);
 	}
 	/* the BATV filter holds the keys both filters verify with */
-	if (filter_batv.init(&loop_state, NULL, cfg[0], err, sizeof err) < 0)
+	if (filter_batv.init(&filters.state[filter_index(&filter_batv)], NULL, cfg[0], err, sizeof err) < 0)
 		abort();
 	unlink(keys);
 }
@@ -143,6 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	env.cfg = cfg[(sel >> 4) & 1];
 	env.txn_number = 1;
 	env.txn_state = &state;
+	env.filters = &filters;
 
 	/* header fields: a line, and the lines that fold into it */
 	p = msg;

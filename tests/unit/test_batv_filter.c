@@ -23,8 +23,10 @@
 #include "proxy/config.h"
 #include "tests/unit/check.h"
 
-/* the filter's per-loop state (filters/filter.h: struct filter_loop) */
-static void *loop_state;
+/* the loop's filter state (filters/filter.h: struct filter_loop): the
+ * hooks find the keys there (batv_keys_current) */
+static struct filter_loop filters;
+#define SLOT (&filters.state[filter_index(&filter_batv)])
 
 static struct config *cfg;
 static struct batv_keys keys;  /* the same secrets as the keys file */
@@ -94,10 +96,14 @@ static enum filter_result run(enum filter_stage stage, const struct filter_env *
     struct filter_verdict *v)
 {
 	struct filter_async a = {e->session_id, 1, NULL};
+	struct filter_env in_loop = *e;
+
+	in_loop.loop_state = *SLOT;
+	in_loop.filters = &filters;
 	memset(v, 0, sizeof *v);
 	if (filter_batv.hook[stage] == NULL)
 		return FILTER_CONTINUE;
-	return filter_batv.hook[stage](e, v, &a);
+	return filter_batv.hook[stage](&in_loop, v, &a);
 }
 
 /* rcpt - the RCPT hook for one recipient of the given sender. */
@@ -512,7 +518,7 @@ static void test_reload(void)
 
 	CHECK(filter_batv.enabled(cfg));
 	chmod(keys_path, 0644);
-	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), -1);
+	CHECK_INT(filter_batv.init(SLOT, NULL, cfg, err, sizeof err), -1);
 	CHECK(strstr(err, keys_path) == err);
 	CHECK(strstr(err, "mode 0644") != NULL);
 	CHECK(strstr(err, "secret") == NULL || strstr(err, "secrets") != NULL);
@@ -524,7 +530,7 @@ static void test_reload(void)
 
 	/* sign_key must be in the file when [outbound] listens */
 	cfg->batv.sign_key = 5;
-	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), -1);
+	CHECK_INT(filter_batv.init(SLOT, NULL, cfg, err, sizeof err), -1);
 	CHECK(strstr(err, "sign_key 5") != NULL);
 	cfg->batv.sign_key = 1;
 
@@ -537,7 +543,7 @@ static void test_reload(void)
 	free(cfg->batv.keys_file);
 	cfg->batv.keys_file = strdup(path2);
 	cfg->batv.sign_key = 2;
-	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), 0);
+	CHECK_INT(filter_batv.init(SLOT, NULL, cfg, err, sizeof err), 0);
 	set_mode(BATV_MODE_ENFORCE, BATV_REFUSE_RCPT);
 	CHECK_INT(rcpt("", tag("user@example.com", 1, 0), &v), FILTER_REJECT);
 	CHECK(strstr(v.text, "(unknown BATV key)") != NULL);
@@ -546,14 +552,14 @@ static void test_reload(void)
 	free(cfg->batv.keys_file);
 	cfg->batv.keys_file = strdup(keys_path);
 	cfg->batv.sign_key = 1;
-	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), 0);
+	CHECK_INT(filter_batv.init(SLOT, NULL, cfg, err, sizeof err), 0);
 
 	/* shutdown forgets the keys: signing then tempfails */
-	filter_batv.shutdown(&loop_state);
+	filter_batv.shutdown(SLOT);
 	e = env_out("alice@example.com", "bob@remote.org", NULL, 0, &sin_local);
 	CHECK_INT(run(FILTER_MAIL, &e, &v), FILTER_TEMPFAIL);
 	CHECK_INT(v.code, 451);
-	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), 0);
+	CHECK_INT(filter_batv.init(SLOT, NULL, cfg, err, sizeof err), 0);
 }
 
 /* cli - run batv_cli with stdout captured into out. */
@@ -641,7 +647,7 @@ int main(void)
 	cfg->batv.sign_key = 1;
 	cfg->batv.validity_days = 7;
 	set_mode(BATV_MODE_ENFORCE, BATV_REFUSE_DATA);
-	CHECK_INT(filter_batv.init(&loop_state, NULL, cfg, err, sizeof err), 0);
+	CHECK_INT(filter_batv.init(SLOT, NULL, cfg, err, sizeof err), 0);
 
 	test_rcpt_stage();
 	test_data_stage();
@@ -650,7 +656,7 @@ int main(void)
 	test_reload();
 	test_cli();
 
-	filter_batv.shutdown(&loop_state);
+	filter_batv.shutdown(SLOT);
 	unlink(keys_path);
 	config_unref(cfg);
 	return check_finish("test_batv_filter");

@@ -22,8 +22,10 @@
 #include "proxy/config.h"
 #include "tests/unit/check.h"
 
-/* the filter's per-loop state (filters/filter.h: struct filter_loop) */
-static void *loop_state;
+/* the loop's filter state (filters/filter.h: struct filter_loop); the
+ * filter's own slot in it is what its init and shutdown are given */
+static struct filter_loop filters;
+#define SLOT (&filters.state[filter_index(&filter_outbound_sig)])
 
 static struct config *cfg;
 static struct batv_keys keys;
@@ -44,6 +46,8 @@ static struct filter_env env_for(const char *listener, void **slot)
 	e.cfg = cfg;
 	e.txn_number = 1;
 	e.txn_state = slot;
+	e.loop_state = *SLOT;
+	e.filters = &filters;
 	return e;
 }
 
@@ -139,8 +143,8 @@ int main(void)
 	CHECK(filter_outbound_sig.hold_listener(cfg, "outbound"));
 	CHECK(!filter_outbound_sig.hold_listener(cfg, "inbound"));
 	CHECK(filter_outbound_sig.hold == NULL);
-	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
-	CHECK((l = outbound_sig_sentlog()) != NULL);
+	CHECK_INT(filter_outbound_sig.init(SLOT, NULL, cfg, err, sizeof err), 0);
+	CHECK((l = outbound_sig_sentlog(&filters)) != NULL);
 
 	one_message("outbound", plain, FILTER_TXN_ACCEPTED, added, sizeof added);
 	CHECK(strncmp(added, "X-Backstop-Sig: v=1; k=3; t=", 28) == 0);
@@ -175,16 +179,16 @@ int main(void)
 	CHECK(!sentlog_contains(l, "<inbound@x>", "user@test.example", time(NULL)));
 
 	/* shutdown saves; init loads; the CLI reads the file */
-	filter_outbound_sig.shutdown(&loop_state);
-	CHECK(outbound_sig_sentlog() == NULL);
+	filter_outbound_sig.shutdown(SLOT);
+	CHECK(outbound_sig_sentlog(&filters) == NULL);
 	{
 		char path[256];
 		struct stat st;
 		snprintf(path, sizeof path, "%s/%s", state_dir, SENTLOG_FILE);
 		CHECK_INT(stat(path, &st), 0);
 	}
-	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
-	CHECK(outbound_sig_sentlog() != NULL && sentlog_contains(outbound_sig_sentlog(),
+	CHECK_INT(filter_outbound_sig.init(SLOT, NULL, cfg, err, sizeof err), 0);
+	CHECK(outbound_sig_sentlog(&filters) != NULL && sentlog_contains(outbound_sig_sentlog(&filters),
 	    "<one@test.example>", "user@test.example", time(NULL)));
 	{
 		char *yes[] = {"sentlog", "contains", "<one@test.example>", "prvs=1111abcdef=user@test.example"};
@@ -198,43 +202,43 @@ int main(void)
 	}
 	/* key rotation (README: add key 4, sign_key = 4, reload): the log is
 	 * kept - its key comes from the lowest-numbered key, 0 */
-	l = outbound_sig_sentlog();
+	l = outbound_sig_sentlog(&filters);
 	if ((f = fopen(keys_path, "w")) == NULL)
 		return 99;
 	fputs("0 zero-secret\n3 three-secret\n4 four-secret\n", f);
 	fclose(f);
 	cfg->batv.sign_key = 4;
-	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
-	CHECK(outbound_sig_sentlog() == l);
-	CHECK(sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
+	CHECK_INT(filter_outbound_sig.init(SLOT, NULL, cfg, err, sizeof err), 0);
+	CHECK(outbound_sig_sentlog(&filters) == l);
+	CHECK(sentlog_contains(outbound_sig_sentlog(&filters), "<one@test.example>", "user@test.example",
 	    time(NULL)));
-	filter_outbound_sig.shutdown(&loop_state);
-	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
-	CHECK(strstr(sentlog_load_note(outbound_sig_sentlog()), "loaded") != NULL);
-	CHECK(sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
+	filter_outbound_sig.shutdown(SLOT);
+	CHECK_INT(filter_outbound_sig.init(SLOT, NULL, cfg, err, sizeof err), 0);
+	CHECK(strstr(sentlog_load_note(outbound_sig_sentlog(&filters)), "loaded") != NULL);
+	CHECK(sentlog_contains(outbound_sig_sentlog(&filters), "<one@test.example>", "user@test.example",
 	    time(NULL)));
 	/* removing the lowest key (the end of a rotation) starts afresh */
 	if ((f = fopen(keys_path, "w")) == NULL)
 		return 99;
 	fputs("3 three-secret\n4 four-secret\n", f);
 	fclose(f);
-	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
-	CHECK(!sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
+	CHECK_INT(filter_outbound_sig.init(SLOT, NULL, cfg, err, sizeof err), 0);
+	CHECK(!sentlog_contains(outbound_sig_sentlog(&filters), "<one@test.example>", "user@test.example",
 	    time(NULL)));
-	CHECK(strstr(sentlog_load_note(outbound_sig_sentlog()), "another key") != NULL);
+	CHECK(strstr(sentlog_load_note(outbound_sig_sentlog(&filters)), "another key") != NULL);
 	cfg->batv.sign_key = 3;
 	/* a reload with other settings starts afresh, after saving */
 	cfg->sentlog.sent_per_day = 2000;
-	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), 0);
-	CHECK(!sentlog_contains(outbound_sig_sentlog(), "<one@test.example>", "user@test.example",
+	CHECK_INT(filter_outbound_sig.init(SLOT, NULL, cfg, err, sizeof err), 0);
+	CHECK(!sentlog_contains(outbound_sig_sentlog(&filters), "<one@test.example>", "user@test.example",
 	    time(NULL)));
 	/* a key that is not in the file: init fails, the running log stays */
-	l = outbound_sig_sentlog();
+	l = outbound_sig_sentlog(&filters);
 	cfg->batv.sign_key = 5;
-	CHECK_INT(filter_outbound_sig.init(&loop_state, NULL, cfg, err, sizeof err), -1);
+	CHECK_INT(filter_outbound_sig.init(SLOT, NULL, cfg, err, sizeof err), -1);
 	CHECK(strstr(err, "sign_key 5") != NULL);
-	CHECK(outbound_sig_sentlog() == l);
-	filter_outbound_sig.shutdown(&loop_state);
+	CHECK(outbound_sig_sentlog(&filters) == l);
+	filter_outbound_sig.shutdown(SLOT);
 
 	{
 		char cmd[200];

@@ -2,13 +2,20 @@
  * test_spool - held messages: memory, then an anonymous file; what is
  * read back is what was written, at any offset and in any piece size, and
  * small appends (one line at a time, as the wire writer makes them) reach
- * the file in large writes rather than one write(2) each.
+ * the file in large writes rather than one write(2) each. The file bytes of
+ * a loop's spools count against its budget ([limits] spool_max): the
+ * write that would exceed it fails with ENOSPC, another loop's budget is
+ * not touched, and closing gives the bytes back.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
 #include "check.h"
 #include "proxy/spool.h"
+
+/* the loop's budget (proxy's struct worker holds it) */
+static struct spool_budget budget;
 
 static off_t file_size(const struct spool *sp)
 {
@@ -33,7 +40,7 @@ static void round_trip(const char *dir)
 	uint64_t w = 0;
 	int i = 0;
 
-	spool_open(&sp, dir, MEM);
+	spool_open(&sp, &budget, dir, MEM);
 	/* pieces of 1..300 bytes, and now and then one larger than any
 	 * write-behind buffer */
 	while (w < TOTAL) {
@@ -48,7 +55,7 @@ static void round_trip(const char *dir)
 	CHECK_INT(sp.error, 0);
 	CHECK((uint64_t)spool_size(&sp) == w);
 	CHECK(sp.file);
-	CHECK_INT(spool_bytes_in_use(), w - sp.mem.len);   /* file bytes only */
+	CHECK_INT(budget.in_use, w - sp.mem.len);   /* file bytes only */
 	/* sequential reads in odd sizes, as spool_pump reads */
 	uint64_t off = 0;
 	int bad = 0;
@@ -82,7 +89,7 @@ static void round_trip(const char *dir)
 	CHECK_INT(spool_read(&sp, w, out, 10), 1);
 	CHECK(out[0] == ref(w));
 	spool_close(&sp);
-	CHECK_INT(spool_bytes_in_use(), 0);
+	CHECK_INT(budget.in_use, 0);
 }
 
 /* The regression: 100 KB of 74-byte lines past data_buffer cost one
@@ -94,7 +101,7 @@ static void small_appends_coalesce(const char *dir)
 	static const char line[] = "the quick brown fox jumps over the lazy dog, line by line, seventy-two.";
 	struct spool sp;
 
-	spool_open(&sp, dir, 64);
+	spool_open(&sp, &budget, dir, 64);
 	char head[64];
 	memset(head, 'h', sizeof head);
 	CHECK_INT(spool_write(&sp, head, sizeof head), 0);   /* memory full */
@@ -110,13 +117,13 @@ static void small_appends_coalesce(const char *dir)
 	CHECK((uint64_t)spool_size(&sp) == 64 + held);
 	/* 3.7 KB in 100 appends: none of it written one append at a time */
 	CHECK_INT(file_size(&sp), 0);
-	CHECK((uint64_t)spool_bytes_in_use() == held);
+	CHECK((uint64_t)budget.in_use == held);
 	char out[200];
 	CHECK_INT(spool_read(&sp, 64, out, strlen(line) + 2), (long)(strlen(line) + 2));
 	CHECK_MEM(out, strlen(line), line);
 	CHECK((uint64_t)file_size(&sp) == held);   /* a read flushes */
 	spool_close(&sp);
-	CHECK_INT(spool_bytes_in_use(), 0);
+	CHECK_INT(budget.in_use, 0);
 }
 
 static void unusable_dir(void)
@@ -125,13 +132,52 @@ static void unusable_dir(void)
 	char big[200];
 
 	memset(big, 'x', sizeof big);
-	spool_open(&sp, "/nonexistent/spool/dir", 100);
+	spool_open(&sp, &budget, "/nonexistent/spool/dir", 100);
 	CHECK_INT(spool_write(&sp, big, 100), 0);    /* memory only */
 	CHECK_INT(spool_write(&sp, big, 100), -1);   /* needs the file */
 	CHECK(sp.error != 0);
 	CHECK_INT(spool_write(&sp, big, 1), -1);     /* sticky */
 	spool_close(&sp);
-	CHECK_INT(spool_bytes_in_use(), 0);
+	CHECK_INT(budget.in_use, 0);
+}
+
+/* budget_limit - two spools of one loop share its budget; a second loop's
+ * budget is its own. */
+static void budget_limit(const char *dir)
+{
+	struct spool_budget other;
+	struct spool a, b, c;
+	char big[5000];
+
+	memset(big, 'x', sizeof big);
+	spool_budget_init(&other);
+	spool_budget_set_limit(&budget, 8000);
+	CHECK(spool_budget_has_room(&budget));
+	spool_open(&a, &budget, dir, 0);
+	spool_open(&b, &budget, dir, 1000);
+	spool_open(&c, &other, dir, 0);
+	CHECK_INT(spool_write(&a, big, 5000), 0);
+	CHECK_INT(budget.in_use, 5000);
+	CHECK(spool_budget_has_room(&budget));
+	CHECK_INT(spool_write(&b, big, 1000), 0);    /* memory: not counted */
+	CHECK_INT(spool_write(&b, big, 3000), 0);    /* 8000 on disk: at the limit */
+	CHECK_INT(budget.in_use, 8000);
+	CHECK(!spool_budget_has_room(&budget));
+	CHECK_INT(spool_write(&b, big, 1), -1);      /* one byte over */
+	CHECK_INT(b.error, ENOSPC);
+	/* another loop's spool: its own budget, unlimited until set */
+	CHECK_INT(spool_write(&c, big, 5000), 0);
+	CHECK_INT(spool_write(&c, big, 5000), 0);
+	CHECK_INT(other.in_use, 10000);
+	CHECK_INT(budget.in_use, 8000);
+	spool_close(&b);
+	CHECK_INT(budget.in_use, 5000);
+	CHECK(spool_budget_has_room(&budget));
+	spool_close(&a);
+	spool_close(&c);
+	CHECK_INT(budget.in_use, 0);
+	CHECK_INT(other.in_use, 0);
+	spool_budget_set_limit(&budget, UINT64_MAX);
 }
 
 int main(void)
@@ -140,9 +186,11 @@ int main(void)
 
 	if (!mkdtemp(dir))
 		return check_error("test_spool", "mkdtemp failed");
+	spool_budget_init(&budget);
 	round_trip(dir);
 	small_appends_coalesce(dir);
 	unusable_dir();
+	budget_limit(dir);
 	rmdir(dir);
 	return check_finish("test_spool");
 }
