@@ -1,6 +1,9 @@
 /*
  * privs - dropping root after the listeners are bound (see privs.h).
  */
+#ifndef _GNU_SOURCE   /* setresuid/getresuid and friends: the fuzz build has no -D from configure */
+#define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
