@@ -6,7 +6,8 @@ session resets (the client must EHLO again); garbage, a stalled handshake
 and a dropped handshake do not disturb a concurrent session; version,
 cipher and client certificate subject reach the Received header and the
 summary log line; SIGHUP keeps the old context on a bad key and gives new
-sessions a new certificate while a session in flight goes on."""
+sessions a new certificate while a session in flight goes on; the first
+command after STARTTLS is due within greeting_timeout."""
 import os
 import re
 import shutil
@@ -302,6 +303,20 @@ with t.case("[tls] require = yes: 530 5.7.0 before STARTTLS"):
     t.check_reply("MAIL after STARTTLS: 250", c.cmd("MAIL FROM:<x@example.org>"), 250)
     c.cmd("QUIT")
     rq.stop()
+
+with t.case("the first command after STARTTLS is due within greeting_timeout"):
+    gt = t.backstop({"backend": {"address": pf.address},
+                     "limits": {"greeting_timeout": "1s", "command_timeout": "10s"},
+                     "tls": {"certificate": CERT, "key": KEY}})
+    c = gt.client()
+    c.ehlo()
+    starttls(c, ctx(False))
+    t0 = time.monotonic()
+    r = c.try_reply(5)
+    dt = time.monotonic() - t0
+    t.check_reply("idle after the handshake: 421 4.4.2", r, 421, "4.4.2")
+    t.check("after %.1fs: greeting_timeout (1 s), not command_timeout (10 s)" % dt, 0.8 <= dt <= 3.0, dt)
+    gt.stop()
 
 bs.stop()
 t.done()
