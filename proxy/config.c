@@ -84,6 +84,7 @@ static const struct cfg_key cfg_keys[] = {
 	{"server", "greet_pause", CFG_DURATION, "0s", O(server.greet_pause), 0, 60000, NULL},
 	{"server", "bare_newline", CFG_ENUM, "reject", O(server.bare_newline), 0, 0, newline_policies},
 	{"server", "drain_time", CFG_DURATION, "30s", O(server.drain_time), 0, DAY_MS, NULL},
+	{"server", "drain_reply_grace", CFG_DURATION, "10s", O(server.drain_reply_grace), 0, DAY_MS, NULL},
 	{"server", "user", CFG_STR, "", O(server.user), 0, 64, NULL},
 	{"server", "group", CFG_STR, "", O(server.group), 0, 64, NULL},
 	{"server", "proxy_protocol", CFG_BOOL, "off", O(server.proxy_protocol), 0, 0, NULL},

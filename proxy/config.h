@@ -72,6 +72,7 @@ struct config {
 		uint64_t greet_pause;     /* ms */
 		int bare_newline;         /* enum smtp_newline_policy */
 		uint64_t drain_time;      /* ms */
+		uint64_t drain_reply_grace; /* ms: after drain_time, for a final dot at the backend */
 		char *user;               /* run as this user after binding; "" = stay */
 		char *group;              /* and group; "" = the user's login group */
 		/* PROXY protocol (v1/v2) on the [server] listeners: the header

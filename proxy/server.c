@@ -286,11 +286,6 @@ static void listeners_close(struct worker *w)
 	w->listeners = NULL;
 }
 
-/* After drain_time, a session whose final dot is already at the backend
- * gets the backend's reply (or this long), not a 421 that its client
- * would answer by sending the message again. */
-#define DRAIN_EOD_GRACE_MS 10000
-
 static void on_drain_timer(uv_timer_t *t)
 {
 	struct worker *w = t->data;
@@ -303,12 +298,16 @@ static void on_drain_timer(uv_timer_t *t)
 		return;
 	}
 	log_info("drain time over: closing %u remaining session(s)", sessions_count(w));
+	/* a session whose final dot is already at the backend gets the
+	 * backend's reply (for up to drain_reply_grace), not a 421 that its
+	 * client would answer by sending the message again */
 	left = sessions_close_all(w, "shutdown", false);
 	if (left > 0) {
-		log_info("%u session(s) whose message is at the backend wait up to %ums for its reply",
-		    left, DRAIN_EOD_GRACE_MS);
+		uint64_t grace = w->current->server.drain_reply_grace;
+		log_info("%u session(s) whose message is at the backend wait up to %llums for its reply "
+		    "([server] drain_reply_grace)", left, (unsigned long long)grace);
 		w->drain_eod_grace = true;
-		uv_timer_start(&w->drain_timer, on_drain_timer, DRAIN_EOD_GRACE_MS, 0);
+		uv_timer_start(&w->drain_timer, on_drain_timer, grace, 0);
 		return;
 	}
 	server_stop(w);

@@ -112,6 +112,29 @@ with t.case("drain_time over while the backend has the final dot: the client get
     t.check("exits 0", rc == 0, rc)
     bs.check_sanitizers()
 
+with t.case("[server] drain_reply_grace bounds that wait"):
+    slow = SlowDotBackend()
+    bs = t.backstop({"backend": {"address": slow.address, "xclient": "off", "pool_size": "0"},
+                     "server": {"drain_time": "500ms", "drain_reply_grace": "500ms"}})
+    c = bs.client(timeout=10)
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@example.org>")
+    c.cmd("RCPT TO:<b@example.org>")
+    t.check_reply("DATA", c.cmd("DATA"), 354)
+    c.send(dot_stuff(make_message("slow dot, short grace")) + b".\r\n")
+    time.sleep(0.2)   # the dot is at the backend, which answers in 2 s
+    t0 = time.monotonic()
+    bs.signal(signal.SIGTERM)
+    r = c.try_reply(8)
+    dt = time.monotonic() - t0
+    t.check("421 when the grace is over, before the backend answered (%.1fs): %s" % (dt, r),
+            r is not None and r.code == 421 and 0.8 <= dt <= 1.8, (dt, r))
+    t.check("the log names the key", bs.wait_log(r"wait up to 500ms for its reply \(\[server\] drain_reply_grace\)"),
+            bs.log()[-2000:])
+    rc = bs.wait_exit(5)
+    t.check("exits 0", rc == 0, rc)
+    bs.check_sanitizers()
+
 with t.case("SIGTERM with no sessions exits at once"):
     bs = t.backstop({"backend": {"address": sink.address}, "server": {"drain_time": "10s"}})
     t0 = time.monotonic()
