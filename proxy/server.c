@@ -66,8 +66,9 @@ bool server_draining(struct worker *w)
 
 /* metrics_gauges - what a scrape reads besides the counters; /health is
  * 200 while listening, not draining, and the backend can take mail (the
- * latest probe did not fail, and its last [metrics] backend_failures
- * connections did not all fail before ready: metrics_backend_healthy). */
+ * latest probe did not fail nor find it relaying for backstop, and its
+ * last [metrics] backend_failures connections did not all fail before
+ * ready: metrics_backend_healthy). */
 static void metrics_gauges(void *arg, struct metrics_gauges *g)
 {
 	struct worker *w = arg;
@@ -82,6 +83,13 @@ static void metrics_gauges(void *arg, struct metrics_gauges *g)
 	if (w->draining) {
 		g->healthy = false;
 		snprintf(g->unhealthy, sizeof g->unhealthy, "draining: shutting down");
+	} else if (w->current->backend.relay_check && w->backend_known.relays_for_backstop) {
+		/* every client RCPT gets 451 (session_cmd.c): a pool member in
+		 * that state takes no mail, so the balancer should skip it */
+		g->healthy = false;
+		snprintf(g->unhealthy, sizeof g->unhealthy,
+		    "backend relays for backstop's own address: every RCPT gets 451 4.7.1 "
+		    "(see the backend probe's error in the log; [backend] identity, relay_check)");
 	} else {
 		g->healthy = metrics_backend_healthy(w->metrics, w->current->metrics.backend_failures,
 		    g->unhealthy, sizeof g->unhealthy);

@@ -26,8 +26,27 @@ def v2_header(src, sport, dst="127.0.0.1", dport=25):
 
 
 def start(pf, **backend):
-    return t.backstop({"backend": dict({"address": pf.address, "relay_check": "on"}, **backend),
-                       "server": {"proxy_protocol": "on", "proxy_trusted": "127.0.0.1"}})
+    bs = t.backstop({"backend": dict({"address": pf.address, "relay_check": "on"}, **backend),
+                     "server": {"proxy_protocol": "on", "proxy_trusted": "127.0.0.1"},
+                     "metrics": {"listen": "127.0.0.1:%d" % free_port()}})
+    bs.metrics_port = int(bs.sections["metrics"]["listen"].rsplit(":", 1)[1])
+    return bs
+
+
+def health(bs):
+    """(status, body) of GET /health"""
+    s = socket.create_connection(("127.0.0.1", bs.metrics_port), timeout=5)
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", head)
+    return (int(m.group(1)) if m else None), body.decode("utf-8", "replace")
 
 
 def client_rcpt(bs, rcpt):
@@ -61,6 +80,9 @@ with t.case("identity = xforward, backend relays for 127.0.0.0/8: ERROR, RCPT 45
     t.check("foreign RCPT refused 451 4.7.1", r.code == 451 and "4.7.1" in r.text, r)
     r = client_rcpt(bs, "user@test.example")
     t.check("local RCPT refused too (the state refuses all mail)", r.code == 451, r)
+    st, body = health(bs)
+    t.check("/health 503 naming the open relay (a balancer skips this member)",
+            st == 503 and "relays for backstop's own address" in body, (st, body))
     time.sleep(0.5)
     t.check("nothing queued at the backend", pf.queued_count() == 0, pf.queued_count())
     bs.stop()
@@ -122,6 +144,7 @@ with t.case("the backend fixed, then a reload: mail is accepted again"):
             bs.log()[-1500:])
     r = client_rcpt(bs, "user2@test.example")
     t.check("a local recipient is accepted again", r.code == 250, r)
+    t.check("/health 200 again", health(bs) == (200, "ok\n"), health(bs))
     bs.stop()
 
 t.done()
