@@ -817,8 +817,9 @@ class Postfix(LogFile):
             log("# postfix on port %d did not greet (attempt %d, rc %d): %s\n%s" % (
                 self.port, attempt + 1, r.returncode, r.stdout.decode(errors="replace"),
                 self.log()[-3000:]))
-            subprocess.run(["postfix", "-c", os.path.join(self.T, "conf"), "stop"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+            # `postfix stop` once hung here for over 30 s: what each of
+            # this instance's processes was doing, then SIGKILL them all
+            self._kill_all(diagnose=True)
             self.port = free_port()
             self.address = "%s:%d" % (self.host, self.port)
         else:
@@ -827,9 +828,43 @@ class Postfix(LogFile):
         wait_regex_in_file(self.logfile, r"disconnect from", 5)
         self.mark()
 
+    def _processes(self):
+        """pids of this instance's processes: the master and its children
+        carry MAIL_CONFIG=<this instance's conf> in their environment"""
+        want = ("MAIL_CONFIG=" + os.path.join(self.T, "conf")).encode()
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/environ" % d, "rb") as f:
+                    if want in f.read().split(b"\0"):
+                        pids.append(int(d))
+            except OSError:
+                pass
+        return pids
+
+    def _kill_all(self, diagnose=False):
+        """SIGKILL every process of this instance (logging, when diagnose,
+        the state and kernel wait channel of each first)"""
+        for pid in self._processes():
+            if diagnose:
+                try:
+                    with open("/proc/%d/stat" % pid) as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+                    with open("/proc/%d/wchan" % pid) as f:
+                        wchan = f.read().strip()
+                    with open("/proc/%d/cmdline" % pid, "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                    log("#   postfix process %d state %s wchan %s: %s" % (pid, state, wchan, cmd))
+                except OSError:
+                    pass
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def stop(self):
         """SIGTERM to the master (faster than `postfix stop`, which sleeps);
-        `postfix stop` and SIGKILL as fallbacks."""
+        SIGKILL to all of the instance's processes as the fallback."""
         if not self.running:
             return
         self.running = False
@@ -852,11 +887,8 @@ class Postfix(LogFile):
                 os.kill(pid, signal.SIGTERM)
             if poll(gone, 5):
                 return
-        subprocess.run(["postfix", "-c", os.path.join(self.T, "conf"), "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-        if pid is not None and not poll(gone, 5):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        log("# postfix master %s did not exit on SIGTERM within 5 s" % pid)
+        self._kill_all(diagnose=True)
 
 
     def queued_count(self):
