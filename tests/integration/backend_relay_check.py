@@ -35,18 +35,8 @@ def start(pf, **backend):
 
 def health(bs):
     """(status, body) of GET /health"""
-    s = socket.create_connection(("127.0.0.1", bs.metrics_port), timeout=5)
-    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    m = re.match(rb"HTTP/1\.1 (\d{3}) ", head)
-    return (int(m.group(1)) if m else None), body.decode("utf-8", "replace")
+    status, _, body = http_get(bs.metrics_port, "/health")
+    return status, body
 
 
 def client_rcpt(bs, rcpt):

@@ -53,21 +53,7 @@ def start(dns):
 
 
 def scrape():
-    s = socket.create_connection(("127.0.0.1", MPORT), timeout=5)
-    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    out = {}
-    for line in data.decode().partition("\r\n\r\n")[2].splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = int(float(value))
-    return out
+    return {name: int(value) for name, value in metrics_values(MPORT).items()}
 
 
 def dnsm(m):

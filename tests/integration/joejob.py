@@ -66,20 +66,7 @@ def instance(mode, metrics=False):
 
 def refusals(check):
     """backstop_refusals_total{check=CHECK,class="5xx"} of the enforce instance"""
-    s = socket.create_connection(("127.0.0.1", MPORT), timeout=5)
-    s.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    key = 'backstop_refusals_total{check="%s",class="5xx"} ' % check
-    for line in data.decode().splitlines():
-        if line.startswith(key):
-            return int(line[len(key):])
-    return 0
+    return int(metrics_values(MPORT).get('backstop_refusals_total{check="%s",class="5xx"}' % check, 0))
 
 
 enforce = instance("enforce", metrics=True)

@@ -33,27 +33,7 @@ MPORT = free_port()
 
 def http(path, method="GET", port=None, timeout=5.0, raw=None):
     """(status, headers text, body) of one request, or (None, '', error)."""
-    try:
-        s = socket.create_connection(("127.0.0.1", port or MPORT), timeout=timeout)
-    except OSError as e:
-        return None, "", str(e)
-    try:
-        s.sendall(raw if raw is not None else
-                  ("%s %s HTTP/1.1\r\nHost: x\r\n\r\n" % (method, path)).encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except OSError as e:
-        if not data:
-            return None, "", str(e)
-    finally:
-        s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    m = re.match(rb"HTTP/1\.1 (\d{3}) ", head)
-    return (int(m.group(1)) if m else None), head.decode("latin-1"), body.decode("utf-8", "replace")
+    return http_get(port or MPORT, path, method=method, raw=raw, timeout=timeout)
 
 
 def scrape(port=None):

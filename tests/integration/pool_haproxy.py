@@ -157,12 +157,7 @@ class PoolHAProxy(HAProxy):
             s.settimeout(2)
             s.connect(self.sock)
             s.sendall(b"show stat\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = recv_all(s)
             s.close()
         except OSError:
             return {}

@@ -1450,6 +1450,59 @@ def clauses(ar, method):
     return out
 
 
+# ------------------------------------------------ HTTP: /metrics and /health
+
+def recv_all(sock):
+    """Everything sock sends until it closes (an OSError after some bytes
+    ends the read; with none it is raised)."""
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except OSError:
+            if not data:
+                raise
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def http_get(port, path, method="GET", raw=None, timeout=5.0, host="127.0.0.1"):
+    """(status, head text, body text) of one HTTP/1.1 request to backstop's
+    [metrics] listener, or (None, "", the error) when it fails; raw: send
+    these bytes instead of a request."""
+    try:
+        s = socket.create_connection((host, port), timeout=timeout)
+    except OSError as e:
+        return None, "", str(e)
+    try:
+        s.sendall(raw if raw is not None else
+                  ("%s %s HTTP/1.1\r\nHost: x\r\n\r\n" % (method, path)).encode())
+        data = recv_all(s)
+    except OSError as e:
+        return None, "", str(e)
+    finally:
+        s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    m = re.match(rb"HTTP/1\.1 (\d{3}) ", head)
+    return (int(m.group(1)) if m else None), head.decode("latin-1"), body.decode("utf-8", "replace")
+
+
+def metrics_values(port):
+    """{series (name and labels, as printed): value} of GET /metrics"""
+    status, _, body = http_get(port, "/metrics")
+    if status != 200:
+        raise RuntimeError("GET /metrics: %s %s" % (status, body[:200]))
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
 # ------------------------------------------------ scripted peers
 
 def smtp_dialogue(c, name, on_message=None):
