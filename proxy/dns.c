@@ -44,9 +44,7 @@
  * lock held, so there is no lock-order cycle.
  */
 #ifndef _GNU_SOURCE
-#ifndef _GNU_SOURCE
 #define _GNU_SOURCE  /* clock_gettime, pthread_condattr_setclock, strdup under -std=c17 */
-#endif
 #endif
 #include <errno.h>
 #include <fcntl.h>
@@ -563,7 +561,7 @@ bool dns_cache_peek(struct dns *d, int type, const char *name, struct dns_answer
 void dns_cache_offer(struct dns *d, int type, const char *name, const struct dns_answer *a)
 {
 	if (d != NULL && d->inited && d->cache != NULL && name != NULL)
-		dns_cache_put(d->cache, type, name, a, dns_now_ms());
+		dns_cache_put_cold(d->cache, type, name, a, dns_now_ms());
 }
 
 /*

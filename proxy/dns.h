@@ -134,7 +134,8 @@ bool dns_cache_peek(struct dns *d, int type, const char *name, struct dns_answer
  * dns_cache_offer - loop thread: keep a copy of an answer that a worker
  * thread's blocking lookup got (dns_query_sync), under the same rules as
  * dns_query_async()'s answers, so that the next check finds it with
- * dns_cache_peek(). Nothing when the cache is off.
+ * dns_cache_peek(). Nothing when the cache is off. A name not kept yet
+ * goes in cold (dns_cache_put_cold): the sender chose it.
  */
 void dns_cache_offer(struct dns *d, int type, const char *name, const struct dns_answer *a);
 

@@ -223,8 +223,19 @@ bool dns_cache_get(struct dns_cache *c, int type, const char *name, uint64_t now
 	return true;
 }
 
-bool dns_cache_put(struct dns_cache *c, int type, const char *name, const struct dns_answer *a,
-    uint64_t now_ms)
+static void use_push_back(struct dns_cache *c, struct entry *e)
+{
+	e->older = NULL;
+	e->newer = c->oldest;
+	if (c->oldest)
+		c->oldest->older = e;
+	else
+		c->newest = e;
+	c->oldest = e;
+}
+
+static bool put(struct dns_cache *c, int type, const char *name, const struct dns_answer *a,
+    uint64_t now_ms, bool cold)
 {
 	unsigned char key[4 + DNS_CACHE_NAME_MAX];
 	size_t key_len;
@@ -243,8 +254,10 @@ bool dns_cache_put(struct dns_cache *c, int type, const char *name, const struct
 
 	hash = siphash24(&c->sip, key, key_len);
 	link = find_link(c, key, key_len, hash);
-	if (*link != NULL)
+	if (*link != NULL) {
+		cold = false;   /* the key was in use already: not a new name */
 		drop(c, link);
+	}
 	if ((e = calloc(1, sizeof *e + key_len)) == NULL)
 		return false;
 	if (!answer_copy(&e->answer, a)) {
@@ -262,7 +275,22 @@ bool dns_cache_put(struct dns_cache *c, int type, const char *name, const struct
 	link = &c->buckets[hash & c->mask];
 	e->hash_next = *link;
 	*link = e;
-	use_push_front(c, e);
+	if (cold)
+		use_push_back(c, e);
+	else
+		use_push_front(c, e);
 	c->n++;
 	return true;
+}
+
+bool dns_cache_put(struct dns_cache *c, int type, const char *name, const struct dns_answer *a,
+    uint64_t now_ms)
+{
+	return put(c, type, name, a, now_ms, false);
+}
+
+bool dns_cache_put_cold(struct dns_cache *c, int type, const char *name, const struct dns_answer *a,
+    uint64_t now_ms)
+{
+	return put(c, type, name, a, now_ms, true);
 }

@@ -241,11 +241,55 @@ static void test_hostile_names(void)
 	dns_cache_free(c);
 }
 
+/* answers put cold (a worker's SPF lookups, names the sender chose) evict
+ * each other, not the entries in use; one that is found again is in use */
+static void test_cold(void)
+{
+	struct dns_cache *c = dns_cache_new(4, 300000);
+	struct dns_answer hot = answer_a(1, 60), cold = answer_a(2, 60);
+
+	CHECK(dns_cache_put(c, DNS_T_TXT, "sel._domainkey.example.org", &hot, 0));
+	CHECK(dns_cache_put(c, DNS_T_TXT, "_dmarc.example.org", &hot, 0));
+	for (int i = 0; i < 100; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "i%d.spf.example.net", i);
+		CHECK(dns_cache_put_cold(c, DNS_T_TXT, name, &cold, (uint64_t)i));
+	}
+	CHECK_INT(dns_cache_entries(c), 4);
+	CHECK_INT(last_octet(c, DNS_T_TXT, "sel._domainkey.example.org", 100), 1);
+	CHECK_INT(last_octet(c, DNS_T_TXT, "_dmarc.example.org", 100), 1);
+	/* the newest cold one is there until the next cold one */
+	CHECK_INT(last_octet(c, DNS_T_TXT, "i99.spf.example.net", 100), 2);
+	/* ... and having been found, it is in use: the flood passes it by */
+	CHECK(dns_cache_put_cold(c, DNS_T_TXT, "x1.spf.example.net", &cold, 101));
+	CHECK(dns_cache_put_cold(c, DNS_T_TXT, "x2.spf.example.net", &cold, 102));
+	CHECK_INT(last_octet(c, DNS_T_TXT, "i99.spf.example.net", 103), 2);
+	CHECK_INT(last_octet(c, DNS_T_TXT, "x1.spf.example.net", 103), -1);
+	/* a key already kept is replaced where it is, not made cold */
+	CHECK(dns_cache_put_cold(c, DNS_T_TXT, "_dmarc.example.org", &cold, 104));
+	CHECK(dns_cache_put_cold(c, DNS_T_TXT, "x3.spf.example.net", &cold, 105));
+	CHECK(dns_cache_put_cold(c, DNS_T_TXT, "x4.spf.example.net", &cold, 106));
+	CHECK_INT(last_octet(c, DNS_T_TXT, "_dmarc.example.org", 107), 2);
+	CHECK_INT(last_octet(c, DNS_T_TXT, "sel._domainkey.example.org", 107), 1);
+	CHECK_INT(dns_cache_entries(c), 4);
+	/* the same flood put hot evicts what was in use */
+	for (int i = 0; i < 4; i++) {
+		char name[64];
+		snprintf(name, sizeof name, "h%d.spf.example.net", i);
+		CHECK(dns_cache_put(c, DNS_T_TXT, name, &cold, 200));
+	}
+	CHECK_INT(last_octet(c, DNS_T_TXT, "sel._domainkey.example.org", 201), -1);
+	dns_answer_free(&hot);
+	dns_answer_free(&cold);
+	dns_cache_free(c);
+}
+
 int main(void)
 {
 	test_ttl();
 	test_negative_and_failures();
 	test_bounds();
 	test_hostile_names();
+	test_cold();
 	return check_finish("test_dns_cache");
 }
