@@ -251,6 +251,44 @@ with t.case("BATV keys with [server] workers = 2: each worker reloads its own"):
                       550, "5.7.1")
     wb.stop()
 
+# ------------------------------------------------ a refused reload, sentlog
+
+with t.case("a refused reload keeps the sentlog (sent_per_day changed, [dmarc] psl_file missing)"):
+    write_keys("1 %s\n" % OLD)
+    sink2 = t.sink()
+    state2 = t.tmpdir("state2")
+    out2 = free_port()
+    rb = t.backstop({"backend": {"address": pf.address},
+                     "server": {"state_dir": state2},
+                     "batv": {"mode": "enforce", "domains": "test.example", "keys_file": KEYS,
+                              "sign_key": "1"},
+                     "bounce": {"mode": "enforce", "sent_per_day": "1000"},
+                     "outbound": {"listen": "127.0.0.1:%d" % out2, "relay": sink2.address}})
+    mid = "<kept.%d@test.example>" % random.randint(0, 1 << 30)
+    c = rb.client(timeout=10, port=out2)
+    c.ehlo()
+    rs = c.mail_transaction("user@test.example", ["victim@remote.example"],
+                            ("From: <user@test.example>\r\nTo: <victim@remote.example>\r\n"
+                             "Subject: hello\r\nMessage-ID: %s\r\n\r\nhi\r\n" % mid).encode())
+    t.check_reply("sent through [outbound]", rs[-1], 250)
+    c.cmd("QUIT")
+
+    def auto_reply():
+        c = rb.client(timeout=10)
+        c.ehlo()
+        rs = c.mail_transaction("victim@remote.example", ["user@test.example"], vacation(mid))
+        c.cmd("QUIT")
+        return rs[-1]
+    t.check_reply("an auto-reply to it: accepted (its id is in the sentlog)", auto_reply(), 250)
+    rb.sections["bounce"]["sent_per_day"] = "2000"
+    rb.sections["dmarc"] = {"mode": "annotate", "psl_file": os.path.join(state2, "missing.dat")}
+    rb.write_config()
+    t.check("the reload is refused", reload(rb, r"reload: dmarc: .*keeping the running configuration"),
+            rb.log(True))
+    t.check_reply("after the refused reload: the auto-reply is still accepted (sentlog kept)",
+                  auto_reply(), 250)
+    rb.stop()
+
 # ------------------------------------------------- sentlog flush at SIGTERM
 
 with t.case("sentlog: flushes in flight, a reload replacing the log, then SIGTERM"):
