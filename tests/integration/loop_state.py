@@ -235,6 +235,17 @@ with t.case("BATV keys: a reload rotating them, one losing the file, one breakin
                   verdict(kb, dsn_with_rpath(NEW)), 250)
     t.check_reply("keys file garbage: the old secret stays refused",
                   verdict(kb, dsn_with_rpath(OLD)), 550, "5.7.1")
+
+    # the operator withdraws the keys (a leaked secret): keys_file unset.
+    # The bounce check says tags cannot be evidence; they must not be
+    write_keys("1 %s\n" % NEW)
+    del kb.sections["batv"]["keys_file"]
+    kb.write_config()
+    t.check("keys_file unset: reloaded, and the log says tags are no evidence",
+            reload(kb, r"bounce: \[batv\] keys_file is not set") and
+            kb.wait_log(r"reload: configuration .* loaded"), kb.log(True))
+    t.check_reply("keys_file unset: the withdrawn secret's tag is no evidence any more",
+                  verdict(kb, dsn_with_rpath(NEW)), 550, "5.7.1")
     kb.stop()
 
 with t.case("BATV keys with [server] workers = 2: each worker reloads its own"):
