@@ -47,7 +47,8 @@
  *
  * State: the keys, loaded by init() on every (re)load into the loop's
  * state (struct filter_loop: one copy per event loop, made on its thread);
- * a failed reload keeps the previous keys. Every reader finds them through
+ * a failed reload keeps the previous keys, one without keys_file withdraws
+ * them. Every reader finds them through
  * the loop's filter state (batv_keys_current(env->filters)), the hooks
  * here as much as the bounce filter, which asks for batv_bounce_verdict()
  * with its own environment. Hooks are synchronous (an HMAC is cheap) and
@@ -591,9 +592,14 @@ static bool batv_enabled(const struct config *cfg)
 	return cfg->batv.mode != BATV_MODE_OFF || cfg->outbound.listen.n > 0;
 }
 
+static void batv_shutdown(void **loop_state);
+
 /* batv_init - (re)load the keys into the loop's state (a struct
  * batv_keys, allocated at the first load); on failure the old ones stay
- * in force, and so do they when keys_file is no longer set. */
+ * in force. A reload without keys_file withdraws them: an operator who
+ * unsets it (a leaked secret) is told by the bounce check that tags are
+ * no evidence any more, and they must not be. Every reader asks for the
+ * keys within one callback, so none holds them across the reload. */
 static int batv_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
     size_t errlen)
 {
@@ -601,8 +607,11 @@ static int batv_init(void **loop_state, struct uv_loop_s *loop, const struct con
 	struct batv_keys k, *held = *loop_state;
 	unsigned key = (unsigned)cfg->batv.sign_key;
 
-	if (cfg->batv.keys_file == NULL || cfg->batv.keys_file[0] == '\0')
-		return 0;   /* config_load() insists on it where it matters */
+	if (cfg->batv.keys_file == NULL || cfg->batv.keys_file[0] == '\0') {
+		/* config_load() insists on it where BATV or [outbound] runs */
+		batv_shutdown(loop_state);
+		return 0;
+	}
 	if (batv_keys_load(cfg->batv.keys_file, &k, err, errlen) < 0)
 		return -1;
 	if (cfg->outbound.listen.n > 0 && (key >= BATV_NKEYS || !k.present[key])) {

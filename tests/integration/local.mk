@@ -109,3 +109,6 @@ EXTRA_DIST += tests/integration/loop_globals.allow
 # [server] workers = 2 with sessions in DATA in each worker: SIGHUP, SIGTERM
 # within and past drain_time, SIGKILL of one worker (real Postfix)
 INTEGRATION_TESTS += tests/integration/workers_drain.py
+# review7 of issue 14: the loop's BATV keys, sentlog and spool budget across
+# reloads, refusals, timeouts, two workers and SIGTERM
+INTEGRATION_TESTS += tests/integration/loop_state.py

@@ -554,6 +554,17 @@ static void test_reload(void)
 	cfg->batv.sign_key = 1;
 	CHECK_INT(filter_batv.init(SLOT, NULL, cfg, err, sizeof err), 0);
 
+	/* a reload without keys_file withdraws the keys (a leaked secret):
+	 * the bounce check, which reads them, must not take its tags */
+	free(cfg->batv.keys_file);
+	cfg->batv.keys_file = strdup("");
+	CHECK_INT(filter_batv.init(SLOT, NULL, cfg, err, sizeof err), 0);
+	CHECK(batv_keys_current(&filters) == NULL);
+	free(cfg->batv.keys_file);
+	cfg->batv.keys_file = strdup(keys_path);
+	CHECK_INT(filter_batv.init(SLOT, NULL, cfg, err, sizeof err), 0);
+	CHECK(batv_keys_current(&filters) != NULL);
+
 	/* shutdown forgets the keys: signing then tempfails */
 	filter_batv.shutdown(SLOT);
 	e = env_out("alice@example.com", "bob@remote.org", NULL, 0, &sin_local);
