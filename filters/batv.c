@@ -600,25 +600,49 @@ static void batv_shutdown(void **loop_state);
  * unsets it (a leaked secret) is told by the bounce check that tags are
  * no evidence any more, and they must not be. Every reader asks for the
  * keys within one callback, so none holds them across the reload. */
+/* keys_read - the keys init would take under cfg, in *k (the caller
+ * cleanses it); 0 with *have false when cfg names no file */
+static int keys_read(const struct config *cfg, struct batv_keys *k, bool *have, char *err, size_t errlen)
+{
+	unsigned key = (unsigned)cfg->batv.sign_key;
+
+	*have = false;
+	if (cfg->batv.keys_file == NULL || cfg->batv.keys_file[0] == '\0')
+		return 0;   /* config_load() insists on it where BATV or [outbound] runs */
+	if (batv_keys_load(cfg->batv.keys_file, k, err, errlen) < 0)
+		return -1;
+	if (cfg->outbound.listen.n > 0 && (key >= BATV_NKEYS || !k->present[key])) {
+		snprintf(err, errlen, "%s: sign_key %u is not in the file", cfg->batv.keys_file, key);
+		OPENSSL_cleanse(k, sizeof *k);
+		return -1;
+	}
+	*have = true;
+	return 0;
+}
+
+static int batv_check_keys(const struct config *cfg, char *err, size_t errlen)
+{
+	struct batv_keys k;
+	bool have;
+	int rc = keys_read(cfg, &k, &have, err, errlen);
+
+	OPENSSL_cleanse(&k, sizeof k);
+	return rc;
+}
+
 static int batv_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
     size_t errlen)
 {
 	(void)loop;
 	struct batv_keys k, *held = *loop_state;
-	unsigned key = (unsigned)cfg->batv.sign_key;
+	bool have;
 
-	if (cfg->batv.keys_file == NULL || cfg->batv.keys_file[0] == '\0') {
-		/* config_load() insists on it where BATV or [outbound] runs */
+	if (keys_read(cfg, &k, &have, err, errlen) < 0)
+		return -1;
+	if (!have) {
+		/* no keys_file: the keys are withdrawn (a leaked secret) */
 		batv_shutdown(loop_state);
 		return 0;
-	}
-	if (batv_keys_load(cfg->batv.keys_file, &k, err, errlen) < 0)
-		return -1;
-	if (cfg->outbound.listen.n > 0 && (key >= BATV_NKEYS || !k.present[key])) {
-		snprintf(err, errlen, "%s: sign_key %u is not in the file",
-		    cfg->batv.keys_file, key);
-		OPENSSL_cleanse(&k, sizeof k);
-		return -1;
 	}
 	if (held == NULL && (held = malloc(sizeof *held)) == NULL) {
 		snprintf(err, errlen, "out of memory for the keys of %s", cfg->batv.keys_file);
@@ -646,6 +670,7 @@ const struct filter_ops filter_batv = {
 	.name = "batv",
 	.enabled = batv_enabled,
 	.init = batv_init,
+	.check = batv_check_keys,
 	.shutdown = batv_shutdown,
 	.hook = {
 		[FILTER_CONNECT] = batv_connect,

@@ -419,6 +419,15 @@ static int dmarc_init(void **loop_state, struct uv_loop_s *loop, const struct co
 	return 0;
 }
 
+static int dmarc_check(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *path = cfg->dmarc.psl_file[0] ? cfg->dmarc.psl_file : NULL;
+
+	if (!dmarc_enabled(cfg) || (psl_loaded && strcmp(psl_path_loaded, path ? path : "") == 0))
+		return 0;   /* as init: nothing to load */
+	return dmarc_org_check(path, err, errlen);
+}
+
 static void dmarc_shutdown(void **loop_state)
 {
 	free(*loop_state);
@@ -443,6 +452,7 @@ const struct filter_ops filter_dmarc = {
 	.name = "dmarc",
 	.enabled = dmarc_enabled,
 	.init = dmarc_init,
+	.check = dmarc_check,
 	.shutdown = dmarc_shutdown,
 	.hook = {[FILTER_EOH] = dmarc_eoh, [FILTER_EOD] = dmarc_eod},
 	.header = dmarc_header,

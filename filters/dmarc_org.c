@@ -115,39 +115,59 @@ static const struct {
 	{ "www.city.kawasaki.jp", "city.kawasaki.jp" }, /* exception !city.kawasaki.jp */
 };
 
-int dmarc_org_init(const char *path, char *err, size_t errlen)
+/* list_open - the list at path (or the built-in one), checked against
+ * org_known; *loaded is what the caller frees (NULL for the built-in) */
+static const psl_ctx_t *list_open(const char *path, psl_ctx_t **loaded, char *err, size_t errlen)
 {
 	const char *what = path ? path : "libpsl's built-in list";
+	const psl_ctx_t *psl;
 
-	dmarc_org_end();
+	*loaded = NULL;
 	if (path) {
-		org_loaded = psl_load_file(path);
-		if (org_loaded == NULL) {
+		if ((*loaded = psl_load_file(path)) == NULL) {
 			snprintf(err, errlen, "public suffix list %s cannot be loaded (missing or "
 			    "unreadable): install the Debian package publicsuffix or fix the path", path);
-			return -1;
+			return NULL;
 		}
-		org_psl = org_loaded;
-	} else {
-		org_psl = psl_builtin();
-		if (org_psl == NULL) {
-			snprintf(err, errlen, "libpsl has no built-in public suffix list: "
-			    "configure the file (Debian package publicsuffix, %s)", DMARC_PSL_DEBIAN);
-			return -1;
-		}
+		psl = *loaded;
+	} else if ((psl = psl_builtin()) == NULL) {
+		snprintf(err, errlen, "libpsl has no built-in public suffix list: "
+		    "configure the file (Debian package publicsuffix, %s)", DMARC_PSL_DEBIAN);
+		return NULL;
 	}
 	for (size_t k = 0; k < sizeof org_known / sizeof org_known[0]; k++) {
-		const char *got = psl_registrable_domain(org_psl, org_known[k].domain);
+		const char *got = psl_registrable_domain(psl, org_known[k].domain);
 		const char *want = org_known[k].org;
 		if ((got == NULL) != (want == NULL) || (got && strcmp(got, want) != 0)) {
 			snprintf(err, errlen, "public suffix list %s gives %s for the organizational "
 			    "domain of %s, expected %s: the list is incomplete or not a public suffix "
 			    "list (reinstall the Debian package publicsuffix)", what,
 			    got ? got : "none", org_known[k].domain, want ? want : "none");
-			dmarc_org_end();
-			return -1;
+			if (*loaded)
+				psl_free(*loaded);
+			*loaded = NULL;
+			return NULL;
 		}
 	}
+	return psl;
+}
+
+int dmarc_org_init(const char *path, char *err, size_t errlen)
+{
+	dmarc_org_end();
+	if ((org_psl = list_open(path, &org_loaded, err, errlen)) == NULL)
+		return -1;
+	return 0;
+}
+
+int dmarc_org_check(const char *path, char *err, size_t errlen)
+{
+	psl_ctx_t *loaded;
+
+	if (list_open(path, &loaded, err, errlen) == NULL)
+		return -1;
+	if (loaded)
+		psl_free(loaded);
 	return 0;
 }
 

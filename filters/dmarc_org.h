@@ -34,6 +34,10 @@
  */
 int dmarc_org_init(const char *path, char *err, size_t errlen);
 
+/* dmarc_org_check - would dmarc_org_init(path) succeed? Loads and checks
+ * the list, then frees it; the list in use is untouched. */
+int dmarc_org_check(const char *path, char *err, size_t errlen);
+
 /* dmarc_org_end - release the list; lookups fail afterwards. */
 void dmarc_org_end(void);
 

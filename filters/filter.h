@@ -168,6 +168,12 @@ struct filter_ops {
 	int (*init)(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
 	    size_t errlen);
 	void (*shutdown)(void **loop_state);
+	/* check: would init succeed under cfg? Reads what init would read
+	 * (files), applies nothing; 0, or -1 with the reason in err. Run for
+	 * every filter before a reload's first init, so that a reload refused
+	 * for one filter leaves every other filter's state as it was. May be
+	 * NULL (init cannot fail but for memory). */
+	int (*check)(const struct config *cfg, char *err, size_t errlen);
 	/* per stage; NULL = not interested */
 	enum filter_result (*hook[FILTER_STAGE_COUNT])(const struct filter_env *env,
 	    struct filter_verdict *v, const struct filter_async *async);
@@ -227,6 +233,10 @@ struct filter_loop {
 /* filters_init - (re)initialise every filter for cfg, in table order,
  * with fl's state; 0, or -1 with "filter: reason" in err. */
 int filters_init(struct filter_loop *fl, const struct config *cfg, char *err, size_t errlen);
+
+/* filters_check - every filter's check for cfg, in table order; 0, or -1
+ * with "filter: reason" in err. Changes nothing. */
+int filters_check(const struct config *cfg, char *err, size_t errlen);
 
 /* filters_shutdown - every filter's shutdown, in reverse table order, once
  * the event loop has ended (the sentlog's last flush). */

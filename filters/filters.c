@@ -47,6 +47,18 @@ int filters_init(struct filter_loop *fl, const struct config *cfg, char *err, si
 	return 0;
 }
 
+int filters_check(const struct config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < filter_table_len; i++) {
+		char why[512] = "";
+		if (filter_table[i]->check && filter_table[i]->check(cfg, why, sizeof why) < 0) {
+			snprintf(err, errlen, "%s: %s", filter_table[i]->name, why);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 void filters_shutdown(struct filter_loop *fl)
 {
 	for (size_t i = filter_table_len; i-- > 0;)

@@ -411,6 +411,26 @@ static int open_log(struct outsig_loop *o, uv_loop_t *loop, const struct config 
 	return 0;
 }
 
+/* outsig_check - the keys init would take (the sentlog's directory is
+ * init's to find out) */
+static int outsig_check(const struct config *cfg, char *err, size_t errlen)
+{
+	struct batv_keys k;
+	unsigned sign_key = (unsigned)cfg->batv.sign_key;
+	int rc = 0;
+
+	if (!outsig_enabled(cfg))
+		return 0;
+	if (batv_keys_load(cfg->batv.keys_file, &k, err, errlen) < 0)
+		return -1;
+	if (sign_key >= BATV_NKEYS || !k.present[sign_key]) {
+		snprintf(err, errlen, "%s: sign_key %u is not in the file", cfg->batv.keys_file, sign_key);
+		rc = -1;
+	}
+	OPENSSL_cleanse(&k, sizeof k);
+	return rc;
+}
+
 static int outsig_init(void **loop_state, struct uv_loop_s *loop, const struct config *cfg, char *err,
     size_t errlen)
 {
@@ -473,6 +493,7 @@ const struct filter_ops filter_outbound_sig = {
 	.name = "outbound_sig",
 	.enabled = outsig_enabled,
 	.init = outsig_init,
+	.check = outsig_check,
 	.shutdown = outsig_shutdown,
 	.hook = {
 		[FILTER_DATA] = outsig_data,

@@ -446,7 +446,18 @@ void server_reload(struct worker *w)
 		config_unref(next);
 		return;
 	}
+	/* every filter's files first: a reload refused for one filter must
+	 * not have applied another's (new BATV keys from the same path) */
+	if (filters_check(next, ferr, sizeof ferr) < 0) {
+		log_error("reload: %s; keeping the running configuration", ferr);
+		if (tls)
+			tls_server_unref(tls);
+		config_unref(next);
+		return;
+	}
 	if (filters_init(&w->filters, next, ferr, sizeof ferr) < 0) {
+		/* the check passed, so something changed since (or memory): the
+		 * running configuration again, as far as it can be */
 		log_error("reload: %s; keeping the running configuration", ferr);
 		filters_init(&w->filters, w->current, ferr, sizeof ferr);
 		if (tls)

@@ -262,6 +262,25 @@ with t.case("BATV keys with [server] workers = 2: each worker reloads its own"):
                       550, "5.7.1")
     wb.stop()
 
+with t.case("a reload refused for another filter applies none of it (keys rotated in place, psl_file missing)"):
+    write_keys("1 %s\n" % OLD)
+    ab = keyed_backstop()
+    t.check_reply("before: old secret accepted", verdict(ab, dsn_with_rpath(OLD)), 250)
+    write_keys("1 %s\n" % NEW)
+    ab.sections["dmarc"] = {"mode": "annotate", "psl_file": os.path.join(kdir, "missing.dat")}
+    ab.write_config()
+    t.check("the reload is refused, naming dmarc",
+            reload(ab, r"reload: dmarc: .*missing\.dat.*keeping the running configuration"), ab.log(True))
+    t.check("nothing says the new configuration was loaded",
+            not re.search(r"reload: configuration .* loaded", ab.log(True)), ab.log(True))
+    t.check_reply("the running keys stay: old secret still accepted", verdict(ab, dsn_with_rpath(OLD)), 250)
+    t.check_reply("the new file's secret is not in force", verdict(ab, dsn_with_rpath(NEW)), 550, "5.7.1")
+    del ab.sections["dmarc"]
+    ab.write_config()
+    t.check("fixed: the next reload takes the new keys", reload(ab), ab.log(True))
+    t.check_reply("then the new secret is accepted", verdict(ab, dsn_with_rpath(NEW)), 250)
+    ab.stop()
+
 # ------------------------------------------------ a refused reload, sentlog
 
 with t.case("a refused reload keeps the sentlog (sent_per_day changed, [dmarc] psl_file missing)"):

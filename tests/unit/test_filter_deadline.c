@@ -117,6 +117,14 @@ void filters_shutdown(struct filter_loop *fl)
 	(void)fl;
 }
 
+int filters_check(const struct config *cfg, char *err, size_t errlen)
+{
+	(void)cfg;
+	(void)err;
+	(void)errlen;
+	return 0;
+}
+
 const char *filter_stage_name(enum filter_stage stage)
 {
 	static const char *const names[FILTER_STAGE_COUNT] = {
