@@ -804,6 +804,33 @@ static void test_filter(const struct config *cfg)
 	CHECK_STR(got_verdict.auth.props, first.auth.props);
 	CHECK_STR(got_verdict.auth.result, first.auth.result);
 
+	/* the loop's budget: an evaluation from kept answers that needs more
+	 * than SPF_LOOP_MAX_ANSWERS of them, or more than SPF_LOOP_MAX_TEXT of
+	 * record text, goes to a worker although every answer is kept */
+	run_hook(cfg, "inbound", "198.51.100.2", "user@capb.example.org", 60, FILTER_ASYNC);
+	CHECK_STR(got_verdict.note, "spf=fail");
+	run_hook(cfg, "inbound", "198.51.100.2", "user@capc.example.org", 61, FILTER_ASYNC);
+	CHECK_STR(got_verdict.note, "spf=pass");
+	run_hook(cfg, "inbound", "198.51.100.2", "user@capc.example.org", 62, FILTER_CONTINUE);
+	CHECK_STR(got_verdict.note, "spf=pass");   /* 10 kept answers: on the loop */
+	run_hook(cfg, "inbound", "198.51.100.2", "user@capa.example.org", 63, FILTER_ASYNC);
+	CHECK_STR(got_verdict.note, "spf=pass");
+	/* all 19 of capa's answers are kept now (capb's, capc's and its own
+	 * record); still a worker's */
+	run_hook(cfg, "inbound", "198.51.100.2", "user@capa.example.org", 64, FILTER_ASYNC);
+	CHECK_STR(got_verdict.note, "spf=pass");
+	run_hook(cfg, "inbound", "198.51.100.2", "user@captext.example.org", 65, FILTER_ASYNC);
+	CHECK_STR(got_verdict.note, "spf=pass");
+	run_hook(cfg, "inbound", "198.51.100.2", "user@captext.example.org", 66, FILTER_ASYNC);
+	CHECK_STR(got_verdict.note, "spf=pass");
+	{
+		struct dns_answer kept;
+		bool hit = dns_cache_peek(dns, DNS_T_TXT, "big5.cap.example.org", &kept);
+		CHECK(hit);   /* kept: the budget, not a miss, sent it to a worker */
+		if (hit)
+			dns_answer_free(&kept);
+	}
+
 	/* a worker's answer goes to the loop's cache for what is left of its
 	 * TTL when the check ends, not for its whole TTL from then on:
 	 * shortttl's record (TTL 1 s) expired while the check waited 1 s for
