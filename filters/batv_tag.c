@@ -283,7 +283,7 @@ int batv_keys_load(const char *path, struct batv_keys *keys, char *err,
     size_t errlen)
 {
 	struct batv_keys k;
-	char *line = NULL, why[160];
+	char *line = NULL, why[160], iobuf[4096];
 	size_t linecap = 0;
 	ssize_t n;
 	const char *reason = NULL;
@@ -317,6 +317,9 @@ int batv_keys_load(const char *path, struct batv_keys *keys, char *err,
 		close(fd);
 		return keys_error(err, errlen, path, 0, "cannot read");
 	}
+	/* stdio's own buffer holds the secrets too: ours, to be cleansed
+	 * (fclose would free a malloc'd one as it is) */
+	setvbuf(fp, iobuf, _IOFBF, sizeof iobuf);
 	memset(&k, 0, sizeof k);
 	while ((n = getline(&line, &linecap, fp)) >= 0) {
 		lineno++;
@@ -336,6 +339,7 @@ int batv_keys_load(const char *path, struct batv_keys *keys, char *err,
 		reason = "read error";
 	}
 	fclose(fp);
+	OPENSSL_cleanse(iobuf, sizeof iobuf);
 	if (line != NULL)
 		OPENSSL_cleanse(line, linecap);
 	free(line);

@@ -411,11 +411,12 @@ static int open_log(struct outsig_loop *o, uv_loop_t *loop, const struct config 
 	return 0;
 }
 
-/* outsig_check - the keys init would take (the sentlog's directory is
- * init's to find out) */
+/* outsig_check - what init would refuse: the keys, the sentlog key
+ * derived from them and the sentlog's size (its file is not an error) */
 static int outsig_check(const struct config *cfg, char *err, size_t errlen)
 {
 	struct batv_keys k;
+	unsigned char key[BSIG_SENTLOG_KEY_BYTES];
 	unsigned sign_key = (unsigned)cfg->batv.sign_key;
 	int rc = 0;
 
@@ -423,11 +424,15 @@ static int outsig_check(const struct config *cfg, char *err, size_t errlen)
 		return 0;
 	if (batv_keys_load(cfg->batv.keys_file, &k, err, errlen) < 0)
 		return -1;
-	if (sign_key >= BATV_NKEYS || !k.present[sign_key]) {
+	if (sign_key >= BATV_NKEYS || !k.present[sign_key] || bsig_sentlog_key(&k, key) < 0) {
 		snprintf(err, errlen, "%s: sign_key %u is not in the file", cfg->batv.keys_file, sign_key);
 		rc = -1;
+	} else {
+		rc = sentlog_check(outbound_sig_remember_days(cfg), (size_t)cfg->sentlog.sent_per_day,
+		    err, errlen);
 	}
 	OPENSSL_cleanse(&k, sizeof k);
+	OPENSSL_cleanse(key, sizeof key);
 	return rc;
 }
 

@@ -143,6 +143,31 @@ static void note(struct sentlog *l, const char *fmt, ...)
 
 static int load_file(struct sentlog *l);
 
+int sentlog_check(unsigned remember_days, size_t expected_per_day, char *err, size_t errlen)
+{
+	uint64_t bits;
+	unsigned k;
+
+	if (remember_days < 1 || remember_days > SENTLOG_REMEMBER_MAX) {
+		snprintf(err, errlen, "sentlog: remember must be 1 to %d days", SENTLOG_REMEMBER_MAX);
+		return -1;
+	}
+	if (expected_per_day < 1 || expected_per_day > SENTLOG_PER_DAY_MAX) {
+		snprintf(err, errlen, "sentlog: sent_per_day must be 1 to %d", SENTLOG_PER_DAY_MAX);
+		return -1;
+	}
+	geometry(expected_per_day, remember_days + 1, &bits, &k);
+	if ((uint64_t)(remember_days + 1) * (bits / 8) > SENTLOG_MEMORY_MAX) {
+		snprintf(err, errlen, "sentlog: %u days of %zu messages need %llu MB of memory "
+		    "(over %llu MB): lower [bounce] remember or sent_per_day", remember_days,
+		    expected_per_day,
+		    (unsigned long long)((remember_days + 1) * (bits / 8) >> 20),
+		    (unsigned long long)(SENTLOG_MEMORY_MAX >> 20));
+		return -1;
+	}
+	return 0;
+}
+
 struct sentlog *sentlog_open(const char *state_dir, const unsigned char *key, size_t keylen,
     unsigned remember_days, size_t expected_per_day, char *err, size_t errlen)
 {
@@ -157,23 +182,9 @@ struct sentlog *sentlog_open(const char *state_dir, const unsigned char *key, si
 		snprintf(err, errlen, "sentlog: key shorter than %d bytes", KEY_MIN);
 		return NULL;
 	}
-	if (remember_days < 1 || remember_days > SENTLOG_REMEMBER_MAX) {
-		snprintf(err, errlen, "sentlog: remember must be 1 to %d days", SENTLOG_REMEMBER_MAX);
+	if (sentlog_check(remember_days, expected_per_day, err, errlen) < 0)
 		return NULL;
-	}
-	if (expected_per_day < 1 || expected_per_day > SENTLOG_PER_DAY_MAX) {
-		snprintf(err, errlen, "sentlog: sent_per_day must be 1 to %d", SENTLOG_PER_DAY_MAX);
-		return NULL;
-	}
 	geometry(expected_per_day, remember_days + 1, &bits, &k);
-	if ((uint64_t)(remember_days + 1) * (bits / 8) > SENTLOG_MEMORY_MAX) {
-		snprintf(err, errlen, "sentlog: %u days of %zu messages need %llu MB of memory "
-		    "(over %llu MB): lower [bounce] remember or sent_per_day", remember_days,
-		    expected_per_day,
-		    (unsigned long long)((remember_days + 1) * (bits / 8) >> 20),
-		    (unsigned long long)(SENTLOG_MEMORY_MAX >> 20));
-		return NULL;
-	}
 	if ((l = calloc(1, sizeof *l)) == NULL)
 		goto oom;
 	l->remember_days = remember_days;

@@ -82,6 +82,11 @@ struct sentlog_snapshot;
 struct sentlog *sentlog_open(const char *state_dir, const unsigned char *key, size_t keylen,
     unsigned remember_days, size_t expected_per_day, char *err, size_t errlen);
 
+/* sentlog_check - would sentlog_open take these parameters (ranges, the
+ * SENTLOG_MEMORY_MAX bound)? 0, or -1 with the reason in err; allocates
+ * nothing (a reload's check before any filter's state changes). */
+int sentlog_check(unsigned remember_days, size_t expected_per_day, char *err, size_t errlen);
+
 /* sentlog_add - remember that sender (the envelope sender as relayed: any
  * form bsig_canon_sender takes, BATV tag and case do not matter) sent
  * message_id (any form bsig_canon_msgid takes) on now's day. An empty id

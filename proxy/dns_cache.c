@@ -2,10 +2,15 @@
  * dns_cache - see dns_cache.h.
  *
  * A chained hash table (buckets: a power of two, at least max_entries, so
- * chains stay short) plus one doubly linked list in order of use, the most
- * recently used first: a hit moves its entry to the front, a full table
- * drops the entry at the back. Each entry is one allocation for the key
- * and the header, plus the deep copy of the answer.
+ * chains stay short) plus two doubly linked lists in order of use, the
+ * most recently used first: the entries in use (put hot, or found) and
+ * the cold ones (put cold, not found since). A hit moves its entry to the
+ * front of the first list. A full table drops the back of the cold list
+ * once the cold entries fill their share (a quarter), else the back of
+ * the first: a flood of cold names evicts at most a quarter of the
+ * entries in use, and one check's cold answers (a worker's SPF lookups,
+ * put together) do not evict each other. Each entry is one allocation for
+ * the key and the header, plus the deep copy of the answer.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +22,8 @@
 
 struct entry {
 	struct entry *hash_next;
-	struct entry *newer, *older;  /* use order */
+	struct entry *newer, *older;  /* use order, in its list */
+	bool cold;                    /* in the cold list */
 	uint64_t hash;
 	uint64_t expires_ms;
 	struct dns_answer answer;
@@ -31,7 +37,9 @@ struct dns_cache {
 	size_t mask;                  /* buckets - 1 */
 	size_t n, max_entries;
 	uint64_t max_ttl_ms;
-	struct entry *newest, *oldest;
+	struct entry *newest, *oldest;            /* in use */
+	struct entry *cold_newest, *cold_oldest;  /* put cold, not found since */
+	size_t cold_n, cold_max;
 };
 
 struct dns_cache *dns_cache_new(size_t max_entries, uint64_t max_ttl_ms)
@@ -52,6 +60,7 @@ struct dns_cache *dns_cache_new(size_t max_entries, uint64_t max_ttl_ms)
 	siphash_key_random(&c->sip, c);
 	c->mask = nb - 1;
 	c->max_entries = max_entries;
+	c->cold_max = max_entries / 4 ? max_entries / 4 : 1;
 	c->max_ttl_ms = max_ttl_ms;
 	return c;
 }
@@ -69,6 +78,10 @@ void dns_cache_free(struct dns_cache *c)
 	if (c == NULL)
 		return;
 	for (e = c->newest; e != NULL; e = next) {
+		next = e->older;
+		entry_free(e);
+	}
+	for (e = c->cold_newest; e != NULL; e = next) {
 		next = e->older;
 		entry_free(e);
 	}
@@ -122,26 +135,40 @@ static struct entry **find_link(struct dns_cache *c, const unsigned char *key, s
 
 static void use_unlink(struct dns_cache *c, struct entry *e)
 {
+	struct entry **newest = e->cold ? &c->cold_newest : &c->newest;
+	struct entry **oldest = e->cold ? &c->cold_oldest : &c->oldest;
+
 	if (e->newer)
 		e->newer->older = e->older;
 	else
-		c->newest = e->older;
+		*newest = e->older;
 	if (e->older)
 		e->older->newer = e->newer;
 	else
-		c->oldest = e->newer;
+		*oldest = e->newer;
 	e->newer = e->older = NULL;
+	if (e->cold)
+		c->cold_n--;
+	e->cold = false;
 }
 
-static void use_push_front(struct dns_cache *c, struct entry *e)
+/* use_push_front - e (in no list) to the front of the cold list or of
+ * the list in use */
+static void use_push_front(struct dns_cache *c, struct entry *e, bool cold)
 {
+	struct entry **newest = cold ? &c->cold_newest : &c->newest;
+	struct entry **oldest = cold ? &c->cold_oldest : &c->oldest;
+
+	e->cold = cold;
 	e->newer = NULL;
-	e->older = c->newest;
-	if (c->newest)
-		c->newest->newer = e;
+	e->older = *newest;
+	if (*newest)
+		(*newest)->newer = e;
 	else
-		c->oldest = e;
-	c->newest = e;
+		*oldest = e;
+	*newest = e;
+	if (cold)
+		c->cold_n++;
 }
 
 /* drop - take e (found through *link) out of the table and free it */
@@ -219,19 +246,8 @@ bool dns_cache_get(struct dns_cache *c, int type, const char *name, uint64_t now
 		return false;
 	out->ttl = (uint32_t)((e->expires_ms - now_ms) / 1000);
 	use_unlink(c, e);
-	use_push_front(c, e);
+	use_push_front(c, e, false);
 	return true;
-}
-
-static void use_push_back(struct dns_cache *c, struct entry *e)
-{
-	e->older = NULL;
-	e->newer = c->oldest;
-	if (c->oldest)
-		c->oldest->older = e;
-	else
-		c->newest = e;
-	c->oldest = e;
 }
 
 static bool put(struct dns_cache *c, int type, const char *name, const struct dns_answer *a,
@@ -265,7 +281,9 @@ static bool put(struct dns_cache *c, int type, const char *name, const struct dn
 		return false;
 	}
 	if (c->n >= c->max_entries) {
-		struct entry *old = c->oldest;
+		/* the cold entries' share full (or nothing else kept): the
+		 * oldest cold one, else the least recently used in use */
+		struct entry *old = c->cold_n >= c->cold_max || c->oldest == NULL ? c->cold_oldest : c->oldest;
 		drop(c, find_link(c, old->key, old->key_len, old->hash));
 	}
 	e->hash = hash;
@@ -275,10 +293,7 @@ static bool put(struct dns_cache *c, int type, const char *name, const struct dn
 	link = &c->buckets[hash & c->mask];
 	e->hash_next = *link;
 	*link = e;
-	if (cold)
-		use_push_back(c, e);
-	else
-		use_push_front(c, e);
+	use_push_front(c, e, cold);
 	c->n++;
 	return true;
 }

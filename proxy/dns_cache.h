@@ -54,11 +54,14 @@ bool dns_cache_get(struct dns_cache *c, int type, const char *name, uint64_t now
 bool dns_cache_put(struct dns_cache *c, int type, const char *name, const struct dns_answer *a,
     uint64_t now_ms);
 
-/* dns_cache_put_cold - the same, but a key not kept yet goes in as the
- * least recently used entry: the first to go when the cache is full,
- * until a dns_cache_get finds it. For answers a lookup outside the cache
- * got, whose names the sender chose (an SPF record's includes): a flood
- * of them evicts each other, not the keys and records in use. */
+/* dns_cache_put_cold - the same, but a key not kept yet goes in cold:
+ * cold entries take at most a quarter of max_entries (at least one) and
+ * are the first to go, oldest first, once they fill it, until a
+ * dns_cache_get finds one (then it is in use). For answers a lookup
+ * outside the cache got, whose names the sender chose (an SPF record's
+ * includes): a flood of them evicts each other, and at most a quarter of
+ * the keys and records in use; the answers one check put together stay
+ * for its next run. */
 bool dns_cache_put_cold(struct dns_cache *c, int type, const char *name, const struct dns_answer *a,
     uint64_t now_ms);
 

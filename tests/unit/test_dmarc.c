@@ -248,6 +248,26 @@ static void test_org_init_errors(void)
 	CHECK_INT(dmarc_org_domain("example.com", out), DMARC_ORG_NO_LIST);
 }
 
+/* dmarc_org_check (a reload's check): the same verdicts as init, the
+ * list in use untouched, every list it loads freed (ASan's leak check) */
+static void test_org_check(const char *good)
+{
+	char err[512], out[DMARC_DOMAIN_MAX + 1];
+	char path[] = "/tmp/test_dmarc_psl_XXXXXX";
+	int fd = mkstemp(path);
+
+	CHECK_INT(dmarc_org_check(good, err, sizeof err), 0);
+	CHECK(fd >= 0);
+	CHECK(write(fd, "com\nuk\nco.uk\njp\n", 16) == 16);   /* loads, answers wrongly */
+	close(fd);
+	CHECK_INT(dmarc_org_check(path, err, sizeof err), -1);
+	CHECK(strstr(err, "kawasaki.jp") != NULL);
+	unlink(path);
+	CHECK_INT(dmarc_org_check("/nonexistent/public_suffix_list.dat", err, sizeof err), -1);
+	CHECK_INT(dmarc_org_domain("mail.example.co.uk", out), DMARC_ORG_OK);
+	CHECK_STR(out, "example.co.uk");
+}
+
 struct org_case {
 	const char *in;
 	enum dmarc_org_status st;
@@ -594,6 +614,7 @@ int main(void)
 			check_failed++;
 			continue;
 		}
+		test_org_check(sources[k]);
 		test_org_domain();
 		test_aligned();
 		test_evaluate();

@@ -284,6 +284,99 @@ static void test_cold(void)
 	dns_cache_free(c);
 }
 
+/* one SPF check's answers (a worker offers them together, cold) into a
+ * full cache: the next check of the domain finds every one of them on
+ * the loop, or it goes to a worker again and again. Cold answers take at
+ * most a quarter of the cache: a flood of them evicts at most that many
+ * entries in use. */
+static void test_cold_batch(void)
+{
+	struct dns_cache *c = dns_cache_new(64, 300000);
+	struct dns_answer hot = answer_a(1, 60), cold = answer_a(2, 60);
+	char name[64];
+	int hot_left = 0;
+
+	for (int i = 0; i < 64; i++) {
+		snprintf(name, sizeof name, "k%d._domainkey.example.org", i);
+		CHECK(dns_cache_put(c, DNS_T_TXT, name, &hot, 0));
+	}
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof name, "inc%d.spf.example.net", i);
+		CHECK(dns_cache_put_cold(c, DNS_T_TXT, name, &cold, 1));
+	}
+	CHECK_INT(dns_cache_entries(c), 64);
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof name, "inc%d.spf.example.net", i);
+		CHECK_INT(last_octet(c, DNS_T_TXT, name, 2), 2);
+	}
+	/* a flood of cold names after that: they evict each other */
+	for (int i = 0; i < 1000; i++) {
+		snprintf(name, sizeof name, "f%d.spf.example.net", i);
+		CHECK(dns_cache_put_cold(c, DNS_T_TXT, name, &cold, 3));
+	}
+	CHECK_INT(dns_cache_entries(c), 64);
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof name, "inc%d.spf.example.net", i);
+		CHECK_INT(last_octet(c, DNS_T_TXT, name, 4), 2);   /* found: in use */
+	}
+	for (int i = 0; i < 64; i++) {
+		snprintf(name, sizeof name, "k%d._domainkey.example.org", i);
+		hot_left += last_octet(c, DNS_T_TXT, name, 4) == 1;
+	}
+	CHECK(hot_left >= 64 - 64 / 4 - 5);
+	/* the newest cold ones are still there */
+	CHECK_INT(last_octet(c, DNS_T_TXT, "f999.spf.example.net", 4), 2);
+	CHECK_INT(last_octet(c, DNS_T_TXT, "f990.spf.example.net", 4), 2);
+	dns_answer_free(&hot);
+	dns_answer_free(&cold);
+	dns_cache_free(c);
+}
+
+/* the use lists under every mix of cold and hot puts, hits, expiry and
+ * replacement in tiny caches (max_entries 1 to 3): the count stays right,
+ * every entry kept is found, and ASan sees every entry freed once */
+static void test_cold_small(void)
+{
+	struct dns_answer a = answer_a(3, 60), brief = answer_a(4, 1);
+
+	for (size_t max = 1; max <= 3; max++) {
+		struct dns_cache *c = dns_cache_new(max, 300000);
+		char name[32];
+		unsigned seed = 7;
+
+		/* one cold entry alone; replaced cold; found; replaced hot */
+		CHECK(dns_cache_put_cold(c, DNS_T_A, "a.example", &a, 0));
+		CHECK_INT(dns_cache_entries(c), 1);
+		CHECK(dns_cache_put_cold(c, DNS_T_A, "a.example", &a, 0));
+		CHECK_INT(dns_cache_entries(c), 1);
+		CHECK_INT(last_octet(c, DNS_T_A, "a.example", 1), 3);
+		CHECK(dns_cache_put(c, DNS_T_A, "a.example", &brief, 1));
+		CHECK_INT(last_octet(c, DNS_T_A, "a.example", 3000), -1);   /* expired, dropped */
+		CHECK_INT(dns_cache_entries(c), 0);
+		for (int i = 0; i < 2000; i++) {
+			seed = seed * 1103515245u + 12345u;
+			snprintf(name, sizeof name, "n%u.example", (seed >> 16) % 6);
+			switch ((seed >> 8) % 4) {
+			case 0: CHECK(dns_cache_put(c, DNS_T_A, name, (seed & 1) ? &a : &brief, (uint64_t)i)); break;
+			case 1: CHECK(dns_cache_put_cold(c, DNS_T_A, name, (seed & 1) ? &a : &brief, (uint64_t)i)); break;
+			default: (void)last_octet(c, DNS_T_A, name, (uint64_t)i * 600); break;
+			}
+			CHECK(dns_cache_entries(c) <= max);
+		}
+		/* the newest put is always kept, hot or cold */
+		CHECK(dns_cache_put_cold(c, DNS_T_A, "last.example", &a, 0));
+		CHECK_INT(last_octet(c, DNS_T_A, "last.example", 0), 3);
+		CHECK(dns_cache_put(c, DNS_T_A, "hot.example", &a, 0));
+		CHECK(dns_cache_put_cold(c, DNS_T_A, "cold.example", &a, 0));
+		CHECK_INT(last_octet(c, DNS_T_A, "cold.example", 0), 3);
+		if (max >= 2)   /* a cold put evicts the other cold one first */
+			CHECK_INT(last_octet(c, DNS_T_A, "hot.example", 0), 3);
+		dns_cache_free(c);
+	}
+	dns_answer_free(&a);
+	dns_answer_free(&brief);
+}
+
 int main(void)
 {
 	test_ttl();
@@ -291,5 +384,7 @@ int main(void)
 	test_bounds();
 	test_hostile_names();
 	test_cold();
+	test_cold_batch();
+	test_cold_small();
 	return check_finish("test_dns_cache");
 }

@@ -238,6 +238,20 @@ int main(void)
 	CHECK_INT(filter_outbound_sig.init(SLOT, NULL, cfg, err, sizeof err), -1);
 	CHECK(strstr(err, "sign_key 5") != NULL);
 	CHECK(outbound_sig_sentlog(&filters) == l);
+	CHECK_INT(filter_outbound_sig.check(cfg, err, sizeof err), -1);
+	/* check refuses what init would: a reload refused after BATV's init
+	 * took new keys from the same path would keep them (the rollback
+	 * reads that path again). A sentlog over its memory bound: */
+	cfg->batv.sign_key = 3;
+	CHECK_INT(filter_outbound_sig.check(cfg, err, sizeof err), 0);
+	cfg->sentlog.remember = 366ULL * 86400000;
+	cfg->sentlog.sent_per_day = 10000000;
+	CHECK_INT(filter_outbound_sig.init(SLOT, NULL, cfg, err, sizeof err), -1);
+	CHECK(strstr(err, "memory") != NULL);
+	CHECK(outbound_sig_sentlog(&filters) == l);
+	err[0] = '\0';
+	CHECK_INT(filter_outbound_sig.check(cfg, err, sizeof err), -1);
+	CHECK(strstr(err, "memory") != NULL);
 	filter_outbound_sig.shutdown(SLOT);
 
 	{
