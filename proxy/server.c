@@ -425,9 +425,16 @@ static void restart_needed(struct worker *w, const struct config *next)
 void server_reload(struct worker *w)
 {
 	char err[4096], ferr[512];
-	struct config *next = config_load(w->current->path, err, sizeof err);
+	struct config *next;
 	struct tls_server *tls = NULL;
 
+	if (w->draining) {
+		/* a reload would reopen the backend pool SIGTERM has emptied and
+		 * probe the backend: the sessions left finish as they are */
+		log_info("reload: ignored while shutting down (%u session(s) draining)", sessions_count(w));
+		return;
+	}
+	next = config_load(w->current->path, err, sizeof err);
 	if (next == NULL) {
 		log_error("reload: %s has errors, keeping the running configuration:\n%s", w->current->path, err);
 		return;

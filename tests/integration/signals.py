@@ -5,6 +5,7 @@ running sessions on the config they started with, and keeps the old config
 (logging why) when the new one is invalid."""
 import signal
 import socket
+import re
 import time
 from harness import *
 
@@ -39,6 +40,11 @@ with t.case("SIGTERM drains a session mid-transaction"):
     time.sleep(0.3)
     t.check("new connections refused while draining", not can_connect(bs))
     t.check("backstop still running while the session lasts", bs.running())
+    # a SIGHUP now would reopen the backend pool and probe the backend
+    bs.signal(signal.SIGHUP)
+    t.check("SIGHUP while draining: the reload is ignored, and says so",
+            bs.wait_log(r"reload: ignored while shutting down \(1 session\(s\) draining\)", 3)
+            and not re.search(r"reload: configuration .* loaded", bs.log()), bs.log()[-1500:])
     t.check_reply("DATA 354 during drain", c.cmd("DATA"), 354)
     c.send(dot_stuff(make_message("drained")) + b".\r\n")
     t.check_reply("message accepted during drain", c.reply(), 250)
