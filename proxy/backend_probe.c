@@ -128,8 +128,11 @@ static void relay_check_reply(struct probe *p)
 		    "backend %s answered MAIL FROM:<> with %d %s; cannot tell whether it relays for "
 		    "backstop's own address (%s)", p->address, p->reply.code, esc, p->check_as);
 	} else if (p->reply.code / 100 == 2) {
+		bool news = !p->quiet || !p->known->relays_for_backstop;
 		p->known->relays_for_backstop = true;
-		log_msg(LOG_LEVEL_ERROR, "backend probe: backend %s relays for backstop's own address (RCPT "
+		/* an error when found; a re-probe that finds it still so says
+		 * it at debug level, not every 10 s */
+		log_msg(news ? LOG_LEVEL_ERROR : LOG_LEVEL_DEBUG, "backend probe: backend %s relays for backstop's own address (RCPT "
 		    "to relay-check.invalid accepted: %d %s) while %s: any client could relay through "
 		    "backstop, so every RCPT gets 451 4.7.1. Fix: use identity = xclient or proxy, or "
 		    "remove backstop's address from the backend's mynetworks / relay permissions "

@@ -35,8 +35,10 @@ struct ipcount {
 };
 
 /* /health's re-probe: while the backend is unhealthy and no client brings
- * traffic that would tell, one probe every BACKEND_REPROBE_MS (each one
- * bounded by [backend] connect_timeout, never two at once) */
+ * traffic that would tell, or while the relay check finds it relaying for
+ * backstop (client traffic never tells: every RCPT is refused here), one
+ * probe every BACKEND_REPROBE_MS (each one bounded by [backend]
+ * connect_timeout, never two at once) */
 #define BACKEND_REPROBE_MS 10000
 
 void worker_init(struct worker *w, uv_loop_t *loop)
@@ -152,11 +154,16 @@ static void on_reprobe_timer(uv_timer_t *t)
 {
 	struct worker *w = t->data;
 
-	/* with backend connections open, their outcome will tell */
-	if (w->draining || w->probes_inflight > 0 || backend_connections(&w->backend) > 0 ||
-	    !metrics_backend_probe_useful(w->metrics, w->current->metrics.backend_failures))
+	bool relaying = w->current->backend.relay_check && w->backend_known.relays_for_backstop;
+
+	if (w->draining || w->probes_inflight > 0)
 		return;
-	log_debug("backend probe: the backend was unhealthy and has had no traffic; probing it again");
+	/* with backend connections open, their outcome will tell */
+	if (!relaying && (backend_connections(&w->backend) > 0 ||
+	    !metrics_backend_probe_useful(w->metrics, w->current->metrics.backend_failures)))
+		return;
+	log_debug("backend probe: the backend %s; probing it again",
+	    relaying ? "relayed for backstop's own address" : "was unhealthy and has had no traffic");
 	backend_probe_start(w, true);
 }
 

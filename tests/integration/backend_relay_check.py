@@ -7,7 +7,7 @@ most setups) would relay for any client. The start-up probe asks the
 backend, as backstop, for RCPT TO:<...@relay-check.invalid>: accepted means
 an ERROR naming the fix and 451 4.7.1 for every client RCPT. A client
 192.0.2.9 comes in through a PROXY header (no netns needed)."""
-import socket, struct
+import os, socket, struct, subprocess
 from harness import *
 
 t = Test("backend_relay_check", need=("postfix",))
@@ -135,6 +135,27 @@ with t.case("the backend fixed, then a reload: mail is accepted again"):
     r = client_rcpt(bs, "user2@test.example")
     t.check("a local recipient is accepted again", r.code == 250, r)
     t.check("/health 200 again", health(bs) == (200, "ok\n"), health(bs))
+    bs.stop()
+
+pf_fix = t.postfix(extra_main=RELAYING)
+with t.case("without a reload: the 10 s re-probe finds the backend fixed; /health 200, mail accepted"):
+    bs = start(pf_fix, identity="xforward")
+    t.check("open relay seen", bs.wait_log(OPEN_RELAY_RX % "identity = xforward", timeout=10), bs.log()[-1500:])
+    t.check("/health 503", health(bs)[0] == 503, health(bs))
+    time.sleep(11)   # one re-probe while it still relays
+    t.check("the error is logged once, not at each re-probe",
+            len(re.findall(r"error: backend probe: backend \S+ relays for backstop's own address", bs.log())) == 1, bs.log()[-3000:])
+    # the operator fixes the backend (no longer trusts backstop's address) and reloads Postfix only
+    pf_fix.extra_main = RELAYING + "mynetworks =\n"
+    pf_fix._write()
+    subprocess.run(["postfix", "-c", os.path.join(pf_fix.T, "conf"), "reload"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    t.check("a re-probe says the backend no longer relays",
+            bs.wait_log(r"relay check: backend \S+ no longer relays for backstop's own address", timeout=15),
+            bs.log()[-1500:])
+    t.check("/health 200 again without a reload", poll(lambda: health(bs) == (200, "ok\n"), 5), health(bs))
+    r = client_rcpt(bs, "user@test.example")
+    t.check("a local recipient is accepted", r.code == 250, r)
     bs.stop()
 
 t.done()
