@@ -89,21 +89,29 @@ class SlowDotBackend(ThreadedServer):
         return b"250 2.0.0 Ok: queued as SLOW%d\r\n" % self.accepted
 
 
-with t.case("drain_time over while the backend has the final dot: the client gets its reply, not 421"):
-    # a 421 while the backend queues the message makes the client send it
-    # again: a duplicate (invariant 1)
+def sigterm_with_dot_at_backend(server, subject):
+    """backstop (with these [server] keys) in front of a SlowDotBackend, a
+    message whose final dot the backend has (it answers in 2 s), then
+    SIGTERM: (backstop, client, backend, when the signal went)"""
     slow = SlowDotBackend()
     bs = t.backstop({"backend": {"address": slow.address, "xclient": "off", "pool_size": "0"},
-                     "server": {"drain_time": "500ms"}})
+                     "server": server})
     c = bs.client(timeout=10)
     c.ehlo()
     t.check_reply("MAIL", c.cmd("MAIL FROM:<a@example.org>"), 250)
     t.check_reply("RCPT", c.cmd("RCPT TO:<b@example.org>"), 250)
     t.check_reply("DATA", c.cmd("DATA"), 354)
-    c.send(dot_stuff(make_message("slow dot")) + b".\r\n")
-    time.sleep(0.2)   # the dot is at the backend, which answers in 2 s
+    c.send(dot_stuff(make_message(subject)) + b".\r\n")
+    time.sleep(0.2)   # the dot is at the backend
     t0 = time.monotonic()
     bs.signal(signal.SIGTERM)
+    return bs, c, slow, t0
+
+
+with t.case("drain_time over while the backend has the final dot: the client gets its reply, not 421"):
+    # a 421 while the backend queues the message makes the client send it
+    # again: a duplicate (invariant 1)
+    bs, c, slow, t0 = sigterm_with_dot_at_backend({"drain_time": "500ms"}, "slow dot")
     r = c.reply(timeout=8)
     dt = time.monotonic() - t0
     t.check_reply("the backend's 250 reaches the client after drain_time", r, 250, "2.0.0")
@@ -119,18 +127,8 @@ with t.case("drain_time over while the backend has the final dot: the client get
     bs.check_sanitizers()
 
 with t.case("[server] drain_reply_grace bounds that wait"):
-    slow = SlowDotBackend()
-    bs = t.backstop({"backend": {"address": slow.address, "xclient": "off", "pool_size": "0"},
-                     "server": {"drain_time": "500ms", "drain_reply_grace": "500ms"}})
-    c = bs.client(timeout=10)
-    c.ehlo()
-    c.cmd("MAIL FROM:<a@example.org>")
-    c.cmd("RCPT TO:<b@example.org>")
-    t.check_reply("DATA", c.cmd("DATA"), 354)
-    c.send(dot_stuff(make_message("slow dot, short grace")) + b".\r\n")
-    time.sleep(0.2)   # the dot is at the backend, which answers in 2 s
-    t0 = time.monotonic()
-    bs.signal(signal.SIGTERM)
+    bs, c, slow, t0 = sigterm_with_dot_at_backend({"drain_time": "500ms", "drain_reply_grace": "500ms"},
+                                                  "slow dot, short grace")
     r = c.try_reply(8)
     dt = time.monotonic() - t0
     t.check("421 when the grace is over, before the backend answered (%.1fs): %s" % (dt, r),
